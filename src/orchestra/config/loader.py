@@ -1,0 +1,155 @@
+"""Reading ``orchestra.yaml`` with environment overrides and located errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from orchestra.config.paths import find_config
+from orchestra.config.schema import OrchestraConfig
+from orchestra.errors import ConfigError
+
+ENV_PREFIX = "ORCHESTRA__"
+"""``ORCHESTRA__GATEWAY__PORT=9000`` overrides ``gateway.port``; ``__`` separates levels."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a configuration, with where it is and how to fix it."""
+
+    location: str
+    """``file:line`` where known, else the dotted path of the field."""
+    field: str
+    message: str
+    hint: str
+
+
+class ConfigInvalid(ConfigError):
+    """The configuration has one or more problems; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        first = problems[0]
+        super().__init__(first.message, hint=first.hint, location=first.location)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(
+            f"{p.location}: {p.field}: {p.message}\n  fix: {p.hint}" for p in self.problems
+        )
+
+
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path in a YAML document to its 1-based line number."""
+    index: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        index[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*path, str(key.value))
+                index[child] = key.start_mark.line + 1
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, str(i)))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
+        if not keys:
+            continue
+        target = data
+        for key in keys[:-1]:
+            nxt = target.get(key)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                target[key] = nxt
+            target = nxt
+        target[keys[-1]] = yaml.safe_load(raw) if raw else raw
+    return data
+
+
+_HINTS = {
+    "extra_forbidden": "remove this key or check its spelling against docs/configuration.md",
+    "missing": "add this required field",
+    "literal_error": "use one of the allowed values listed in the message",
+}
+
+
+def _problems_from(
+    error: ValidationError, source: str, lines: dict[tuple[str, ...], int]
+) -> list[ConfigProblem]:
+    problems = []
+    for item in error.errors():
+        path = tuple(str(p) for p in item["loc"])
+        line = None
+        for depth in range(len(path), -1, -1):
+            line = lines.get(path[:depth])
+            if line is not None:
+                break
+        location = f"{source}:{line}" if line else source
+        hint = _HINTS.get(item["type"], "correct the value; see docs/configuration.md")
+        problems.append(ConfigProblem(location, ".".join(path), item["msg"], hint))
+    return problems
+
+
+def parse_config(
+    text: str, *, source: str = "orchestra.yaml", environ: Mapping[str, str] | None = None
+) -> OrchestraConfig:
+    """Validate YAML text (plus environment overrides) into an :class:`OrchestraConfig`."""
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ConfigInvalid(
+            [ConfigProblem(where, "", f"not valid YAML: {exc}", "fix the YAML syntax")]
+        ) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigInvalid(
+            [ConfigProblem(source, "", "the top level must be a mapping", "start with keys")]
+        )
+    data = _apply_env(data, os.environ if environ is None else environ)
+    try:
+        return OrchestraConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigInvalid(_problems_from(exc, source, _line_index(text))) from exc
+
+
+def load_config(
+    path: Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> OrchestraConfig:
+    """Load the configuration at ``path`` or the nearest ``orchestra.yaml``.
+
+    With no file anywhere, the built-in defaults apply (a solo developer, no providers).
+    """
+    path = path or find_config()
+    if path is None:
+        return parse_config("", source="<defaults>", environ=environ)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read configuration file {path}: {exc.strerror}",
+            hint="check the path, or run `orchestra init` to write a starter file",
+        ) from exc
+    return parse_config(text, source=str(path), environ=environ)

@@ -1,0 +1,74 @@
+"""Configuration of upstream providers, models and tiers.
+
+Tiers (``opus``, ``sonnet``, ``haiku``) are abstract: which model serves a tier is set
+here, per organisation and optionally per team.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TierName = Literal["opus", "sonnet", "haiku"]
+TIERS: tuple[TierName, ...] = ("opus", "sonnet", "haiku")
+
+
+class StrictModel(BaseModel):
+    """Base for configuration sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(StrictModel):
+    """An upstream that serves models."""
+
+    kind: Literal["anthropic", "openai"]
+    """Wire format the upstream speaks: Anthropic Messages or OpenAI Chat Completions."""
+    base_url: str
+    """Root URL, e.g. ``https://api.anthropic.com`` or ``http://127.0.0.1:11434/v1``."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the credential (never the credential)."""
+    api_key_secret: str | None = None
+    """Name of an entry in the encrypted secrets file holding the credential."""
+    timeout_s: float = Field(default=600.0, gt=0)
+    """Overall timeout of one upstream call."""
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class ModelPrice(StrictModel):
+    """Prices in US dollars per million tokens."""
+
+    input: float = Field(default=0.0, ge=0)
+    output: float = Field(default=0.0, ge=0)
+    cache_write: float = Field(default=0.0, ge=0)
+    cache_read: float = Field(default=0.0, ge=0)
+
+
+class ModelConfig(StrictModel):
+    """A concrete model offered by a provider."""
+
+    provider: str
+    """Key of an entry under ``providers``."""
+    upstream_name: str | None = None
+    """Model id sent upstream; defaults to the model's own key."""
+    aliases: list[str] = Field(default_factory=list)
+    """Other names clients may request this model by."""
+    price: ModelPrice | None = None
+    """Overrides the price table; ``None`` means look the model up in the price table."""
+
+
+class TierConfig(StrictModel):
+    """Which model serves a tier, and where to go when it cannot."""
+
+    model: str
+    """Key of an entry under ``models``."""
+    fallbacks: list[str] = Field(default_factory=list)
+    """Models tried in order when the primary is overloaded, failing or timing out."""
+
+
+class TeamOverride(StrictModel):
+    """Settings a team (squad) may override."""
+
+    tiers: dict[str, TierConfig] = {}
+    """Tier -> model mapping for this team only."""

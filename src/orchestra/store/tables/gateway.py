@@ -1,0 +1,3 @@
+"""Tables owned by the gateway domain."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables owned by the org domain."""
+
+from __future__ import annotations

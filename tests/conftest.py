@@ -1,0 +1,73 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from orchestra.store import Database, normalise_url, open_database
+
+POSTGRES_ENV = "ORCHESTRA_TEST_DATABASE_URL"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads or writes the developer's real state folder or configuration."""
+    home = tmp_path_factory.mktemp("orchestra-home")
+    monkeypatch.setenv("ORCHESTRA_HOME", str(home))
+    for name in list(os.environ):
+        if name.startswith("ORCHESTRA__") or name in {"ORCHESTRA_CONFIG", "ORCHESTRA_DATABASE_URL"}:
+            monkeypatch.delenv(name, raising=False)
+
+
+@contextmanager
+def scratch_postgres_database(url: str) -> Iterator[str]:
+    """Create a throw-away database next to ``url`` and yield its URL; drop it afterwards.
+
+    Each test gets its own database, so tests (and developers) running at the same time
+    never see each other's rows.
+    """
+    admin = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    name = f"orchestra_t_{uuid.uuid4().hex[:16]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(normalise_url(url)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, and PostgreSQL where configured.
+
+    The PostgreSQL case is skipped, with the reason shown, only when
+    ``ORCHESTRA_TEST_DATABASE_URL`` is unset; CI sets it, so there it always runs.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'orchestra.db'}"
+        return
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set; PostgreSQL backend not tested here")
+    with scratch_postgres_database(url) as scratch:
+        yield scratch
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """An open, migrated database on each backend."""
+    db = open_database(database_url)
+    yield db
+    db.dispose()
