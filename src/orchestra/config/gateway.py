@@ -2,8 +2,56 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from orchestra.config.models import StrictModel
+
+
+class RetrySettings(StrictModel):
+    """Retries of one upstream model before moving on to the next in the fallback chain."""
+
+    max_attempts: int = Field(default=2, ge=1, le=10)
+    """Attempts per model (1 = no retry)."""
+    base_delay_s: float = Field(default=0.5, ge=0)
+    """First backoff ceiling; doubles per attempt, full jitter picks a delay below it."""
+    max_delay_s: float = Field(default=8.0, ge=0)
+    """Ceiling of any backoff delay."""
+    max_retry_after_s: float = Field(default=30.0, ge=0)
+    """An upstream ``retry-after`` longer than this is not waited for: the chain moves on."""
+
+
+class CircuitSettings(StrictModel):
+    """Per-upstream circuit breaker (per process: each worker keeps its own)."""
+
+    failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive failures that open the circuit."""
+    reset_after_s: float = Field(default=30.0, gt=0)
+    """How long an open circuit refuses calls before one trial call (half-open)."""
 
 
 class GatewaySection(StrictModel):
     """Gateway settings: listen address, keys, limits, budgets, pricing, audit."""
+
+    host: str = "127.0.0.1"
+    """Address ``orchestra gateway`` / ``orchestra serve`` listen on."""
+    port: int = Field(default=8484, ge=0, le=65535)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Larger request bodies are refused with 413."""
+    key_cache_ttl_s: float = Field(default=5.0, ge=0)
+    """How long an authenticated key is trusted without asking the database again; a
+    revoked key stops working within this time (0 = check every request)."""
+    first_byte_timeout_s: float = Field(default=120.0, gt=0)
+    """Time allowed between sending a request upstream and its response headers."""
+    aliases: dict[str, str] = Field(default_factory=dict)
+    """Extra names clients may request: alias -> tier (``opus``...) or model key."""
+    allow_costlier_fallback: bool = False
+    """Allow a fallback to a model priced above the requested one (never silently: the
+    served model is always in ``x-orchestra-served-model`` and the ledger)."""
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    circuit: CircuitSettings = Field(default_factory=CircuitSettings)
+    price_file: str | None = None
+    """YAML/JSON price table overriding the built-in prices; re-read when it changes."""
+    stream_journal_interval_s: float = Field(default=1.0, gt=0)
+    """How often the usage seen so far in a stream is journaled (crash reconciliation)."""
+    large_input_bytes: int = Field(default=256 * 1024, gt=0)
+    """Bodies above this size are token-estimated on a worker thread, off the event loop."""

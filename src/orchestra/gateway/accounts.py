@@ -1,0 +1,272 @@
+"""What the request path needs from accounting, as one small interface.
+
+The gateway talks to keys, limits, budgets, prices and the ledger only through
+:class:`Accountant`. :class:`orchestra.gateway.store_accountant.StoreAccountant` implements
+it over :mod:`orchestra.accounting` (the database); :class:`MemoryAccountant` keeps
+everything in memory, for tests of the request path and for the benchmark's comparisons.
+Every method is synchronous and may block: the gateway calls them on worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from orchestra.gateway.errors import LimitRefused
+from orchestra.providers.usage import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated owner of a key."""
+
+    key_id: str
+    developer: str
+    team: str | None
+    admin: bool = False
+    allowed_models: frozenset[str] | None = None
+    """Names this key may request; ``None`` means every configured name."""
+    attribution: Any = None
+    """Accounting's attribution record (org units above the team), opaque here."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One upstream call made while serving a request."""
+
+    model: str
+    provider: str
+    status: int | None
+    """HTTP status, or ``None`` when no response came (timeout, connection error)."""
+    error: str | None
+    latency_ms: float
+
+
+@dataclass
+class CallRecord:
+    """Everything the ledger keeps about one model call."""
+
+    request_id: str
+    started_at: datetime
+    caller: Caller
+    client_format: str
+    requested_model: str
+    tier: str | None = None
+    agent: str | None = None
+    run_id: str | None = None
+    step: str | None = None
+    served_model: str | None = None
+    provider: str | None = None
+    stream: bool = False
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: Decimal = Decimal(0)
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    outcome: str = "pending"
+    """``ok``, ``upstream_error``, ``client_error``, ``client_disconnected``,
+    ``stream_failed``, ``refused``."""
+    status: int | None = None
+    error: str | None = None
+
+
+class Reservation(Protocol):
+    """An amount held against every applicable budget until settled or released."""
+
+
+class StreamJournal(Protocol):
+    """The durable record of a stream in progress (reconciled after a crash)."""
+
+    def progress(self, usage: Usage, cost_usd: Decimal) -> None:
+        """Journal the usage seen so far."""
+
+    def close(self, record: CallRecord) -> None:
+        """Replace the journal by the final ledger entry."""
+
+
+class Accountant(Protocol):
+    """Keys, limits, budgets, prices and the ledger, as the request path sees them."""
+
+    def authenticate(self, secret: str) -> Caller | None:
+        """The caller owning ``secret``; ``None`` when unknown, revoked or expired."""
+
+    def check_limits(self, caller: Caller, tokens: int) -> None:
+        """Count one request of ``tokens`` against the caller's rate limits; raises
+        :class:`LimitRefused` naming the limit."""
+
+    def cost(self, model: str, usage: Usage) -> Decimal:
+        """The price of ``usage`` on ``model`` in US dollars."""
+
+    def reserve(self, caller: Caller, run_id: str | None, model: str, usd: Decimal) -> Any:
+        """Hold ``usd`` on every applicable budget; raises :class:`LimitRefused` naming
+        the budget and when it resets."""
+
+    def settle(self, reservation: Any, usd: Decimal) -> None:
+        """Replace the hold by the real cost."""
+
+    def release(self, reservation: Any) -> None:
+        """Drop the hold (the call cost nothing)."""
+
+    def record(self, record: CallRecord) -> None:
+        """Append the ledger entry; durable when this returns."""
+
+    def open_stream(self, draft: CallRecord) -> StreamJournal:
+        """Start the durable journal of a streamed call."""
+
+    def reconcile_incomplete(self) -> int:
+        """Turn journals left by a crash into ledger entries; returns how many."""
+
+    def spend(self, developer: str | None) -> dict[str, Any]:
+        """Spend totals, of one developer or (``None``) of everyone."""
+
+    def headroom(self) -> list[tuple[str, Decimal]]:
+        """(budget name, dollars left) of each hard-capped budget, for ``/metrics``."""
+
+    def healthy(self) -> bool:
+        """Whether the database answers."""
+
+    def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
+        """Append a management action to the audit log."""
+
+
+@dataclass
+class _MemoryJournal:
+    owner: MemoryAccountant
+    draft: CallRecord
+    last: Usage = field(default_factory=Usage)
+
+    def progress(self, usage: Usage, cost_usd: Decimal) -> None:
+        self.last = usage
+
+    def close(self, record: CallRecord) -> None:
+        with self.owner.lock:
+            self.owner.open_streams.pop(self.draft.request_id, None)
+        self.owner.record(record)
+
+
+@dataclass
+class _MemoryReservation:
+    budgets: list[str]
+    usd: Decimal
+
+
+@dataclass
+class MemoryAccountant:
+    """In-memory keys, budgets and ledger: for tests and benchmarks, not for production
+    (nothing survives a restart)."""
+
+    keys: dict[str, Caller] = field(default_factory=dict)
+    budgets: dict[str, Decimal] = field(default_factory=dict)
+    """Budget name (``developer:alice``, ``team:payments``, ``run:ID``) -> cap in dollars."""
+    prices: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    """Model -> (input, output) dollars per million tokens; unknown models cost $0."""
+    rpm: dict[str, int] = field(default_factory=dict)
+    """Limit name (``key:ID``) -> requests allowed (in total: no window, for tests)."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    spent: dict[str, Decimal] = field(default_factory=dict)
+    held: dict[str, Decimal] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    entries: list[CallRecord] = field(default_factory=list)
+    open_streams: dict[str, CallRecord] = field(default_factory=dict)
+    audit_log: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_key(self, developer: str, team: str | None = None, *, admin: bool = False) -> str:
+        """Create a key and return its secret."""
+        secret = f"orc_test_{uuid.uuid4().hex}"
+        self.keys[secret] = Caller(uuid.uuid4().hex[:12], developer, team, admin)
+        return secret
+
+    def authenticate(self, secret: str) -> Caller | None:
+        return self.keys.get(secret)
+
+    def check_limits(self, caller: Caller, tokens: int) -> None:
+        name = f"key:{caller.key_id}"
+        with self.lock:
+            cap = self.rpm.get(name)
+            used = self.counts.get(name, 0)
+            if cap is not None and used >= cap:
+                raise LimitRefused(
+                    f"rate limit {name} reached ({cap} requests)",
+                    hint="wait and retry",
+                    retry_after_s=60,
+                    code="rate_limit_exceeded",
+                )
+            self.counts[name] = used + 1
+
+    def cost(self, model: str, usage: Usage) -> Decimal:
+        inp, out = self.prices.get(model, (Decimal(0), Decimal(0)))
+        tokens_in = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+        return (inp * tokens_in + out * usage.output_tokens) / Decimal(1_000_000)
+
+    def _applicable(self, caller: Caller, run_id: str | None) -> list[str]:
+        names = [f"developer:{caller.developer}", f"team:{caller.team}", "org"]
+        if run_id:
+            names.append(f"run:{run_id}")
+        return [n for n in names if n in self.budgets]
+
+    def reserve(
+        self, caller: Caller, run_id: str | None, model: str, usd: Decimal
+    ) -> _MemoryReservation:
+        names = self._applicable(caller, run_id) if usd > 0 else []
+        with self.lock:
+            for name in names:
+                used = self.spent.get(name, Decimal(0)) + self.held.get(name, Decimal(0))
+                if used + usd > self.budgets[name]:
+                    raise LimitRefused(
+                        f"budget {name} is exhausted (cap ${self.budgets[name]})",
+                        hint="ask an admin to raise the budget, or wait until it resets",
+                        retry_after_s=3600,
+                        code="budget_exceeded",
+                    )
+            for name in names:
+                self.held[name] = self.held.get(name, Decimal(0)) + usd
+        return _MemoryReservation(names, usd)
+
+    def settle(self, reservation: Any, usd: Decimal) -> None:
+        assert isinstance(reservation, _MemoryReservation)
+        with self.lock:
+            for name in reservation.budgets:
+                self.held[name] -= reservation.usd
+                self.spent[name] = self.spent.get(name, Decimal(0)) + usd
+            reservation.budgets = []
+
+    def release(self, reservation: Any) -> None:
+        self.settle(reservation, Decimal(0))
+
+    def record(self, record: CallRecord) -> None:
+        with self.lock:
+            self.entries.append(record)
+
+    def open_stream(self, draft: CallRecord) -> StreamJournal:
+        with self.lock:
+            self.open_streams[draft.request_id] = draft
+        return _MemoryJournal(self, draft)
+
+    def reconcile_incomplete(self) -> int:
+        return 0
+
+    def spend(self, developer: str | None) -> dict[str, Any]:
+        with self.lock:
+            rows = [e for e in self.entries if developer is None or e.caller.developer == developer]
+        total = sum((e.cost_usd for e in rows), Decimal(0))
+        return {"developer": developer, "calls": len(rows), "cost_usd": str(total)}
+
+    def headroom(self) -> list[tuple[str, Decimal]]:
+        with self.lock:
+            return [
+                (name, cap - self.spent.get(name, Decimal(0)) - self.held.get(name, Decimal(0)))
+                for name, cap in self.budgets.items()
+            ]
+
+    def healthy(self) -> bool:
+        return True
+
+    def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
+        with self.lock:
+            self.audit_log.append((caller.key_id, action, target, details))

@@ -1,0 +1,295 @@
+"""The gateway's ASGI application: endpoints, bodies, errors in the client's format.
+
+A plain ASGI callable with a dictionary router rather than a framework: the model-call
+path is the hot path, and every layer it skips is latency it does not add.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from orchestra.config.schema import OrchestraConfig
+from orchestra.errors import OrchestraError
+from orchestra.gateway.calls import ModelCallHandler, read_body
+from orchestra.gateway.errors import (
+    BadRequest,
+    Forbidden,
+    GatewayHTTPError,
+    NotFound,
+)
+from orchestra.gateway.formats import WireFormat, error_body, error_headers
+from orchestra.gateway.service import Gateway
+
+log = logging.getLogger("orchestra.gateway")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+StartupHook = Callable[[], Awaitable[None]]
+
+GATEWAY_PATHS = frozenset(
+    {
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/chat/completions",
+        "/v1/models",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/orchestra/spend",
+        "/v1/orchestra/admin/reload",
+    }
+)
+
+
+def headers_of(scope: Scope) -> dict[str, str]:
+    """Request headers, lower-cased names, latin-1 decoded (the last value wins)."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def client_format(path: str, headers: dict[str, str]) -> WireFormat:
+    """The wire format to answer in: by endpoint, else by the client's auth style."""
+    if path.startswith("/v1/chat/"):
+        return WireFormat.OPENAI
+    if path.startswith("/v1/messages"):
+        return WireFormat.ANTHROPIC
+    if "x-api-key" in headers or "anthropic-version" in headers:
+        return WireFormat.ANTHROPIC
+    return WireFormat.OPENAI
+
+
+async def send_json(
+    send: Send, status: int, payload: Any, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, fmt: WireFormat, error: GatewayHTTPError) -> None:
+    await send(
+        {"type": "http.response.start", "status": error.status, "headers": error_headers(error)}
+    )
+    await send({"type": "http.response.body", "body": error_body(fmt, error)})
+
+
+class GatewayApp:
+    """ASGI app serving the gateway endpoints; other paths go to ``fallback`` (if any)."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        fallback: ASGIApp | None = None,
+        config_loader: Callable[[], OrchestraConfig] | None = None,
+        startup_hooks: list[StartupHook] | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.fallback = fallback
+        self.config_loader = config_loader
+        self.startup_hooks: list[StartupHook] = startup_hooks if startup_hooks is not None else []
+        """Coroutines run at startup after ledger reconciliation (e.g. resuming runs)."""
+        self.calls = ModelCallHandler(gateway)
+        self._routes: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {
+            ("POST", "/v1/messages"): self._messages,
+            ("POST", "/v1/chat/completions"): self._chat,
+            ("POST", "/v1/messages/count_tokens"): self._count_tokens,
+            ("GET", "/v1/models"): self._models,
+            ("GET", "/healthz"): self._healthz,
+            ("GET", "/readyz"): self._readyz,
+            ("GET", "/metrics"): self._metrics,
+            ("GET", "/v1/orchestra/spend"): self._spend,
+            ("POST", "/v1/orchestra/admin/reload"): self._reload,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if kind != "http":
+            if self.fallback is not None:
+                await self.fallback(scope, receive, send)
+            return
+        path: str = scope["path"]
+        handler = self._routes.get((scope["method"], path))
+        if handler is None and path not in GATEWAY_PATHS and self.fallback is not None:
+            await self.fallback(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        headers = headers_of(scope)
+        fmt = client_format(path, headers)
+        try:
+            if handler is None:
+                if path in GATEWAY_PATHS:
+                    raise GatewayHTTPError(
+                        f"method {scope['method']} is not allowed on {path}",
+                        status=405,
+                        kind="invalid_request_error",
+                    )
+                raise NotFound(f"no endpoint at {path}", hint="see docs/gateway.md")
+            await handler(scope, receive, tracking_send)
+        except GatewayHTTPError as exc:
+            if not started:
+                await send_error(send, fmt, exc)
+        except OrchestraError as exc:
+            # Wire-format errors carry their own status (400 client's fault, 502 upstream's).
+            status = getattr(exc, "status", 500)
+            err = GatewayHTTPError(exc.message, hint=exc.hint, status=status)
+            err.kind = getattr(exc, "error_type", err.kind)
+            if not started:
+                await send_error(send, fmt, err)
+        except Exception:
+            log.exception("unexpected error serving %s", path)
+            if not started:
+                await send_error(
+                    send,
+                    fmt,
+                    GatewayHTTPError("internal gateway error", hint="see the gateway's log"),
+                )
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.gateway.startup()
+                    for hook in self.startup_hooks:
+                        await hook()
+                except Exception as exc:
+                    log.exception("gateway startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.gateway.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.calls.handle(scope, receive, send, WireFormat.ANTHROPIC)
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.calls.handle(scope, receive, send, WireFormat.OPENAI)
+
+    async def _count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.calls.count_tokens(scope, receive, send)
+
+    async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = await self.gateway.authenticate(headers_of(scope))
+        snapshot = self.gateway.snapshot
+        names = snapshot.routing.names(caller.team)
+        if caller.allowed_models is not None:
+            names = [n for n in names if n in caller.allowed_models]
+        created = int(snapshot.loaded_at.timestamp())
+        stamp = snapshot.loaded_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        # One shape both SDKs accept: Anthropic reads type/id/display_name/created_at,
+        # OpenAI reads object/id/created/owned_by; each ignores the other's fields.
+        data = [
+            {
+                "id": name,
+                "type": "model",
+                "object": "model",
+                "display_name": name,
+                "created_at": stamp,
+                "created": created,
+                "owned_by": "orchestra",
+            }
+            for name in names
+        ]
+        await send_json(
+            send,
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            },
+        )
+
+    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_json(send, 200, {"status": "ok"})
+
+    async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            db_ok = await self.gateway.blocking(self.gateway.accountant.healthy)
+        except Exception:
+            db_ok = False
+        ready = db_ok and self.gateway.started
+        await send_json(
+            send,
+            200 if ready else 503,
+            {
+                "status": "ready" if ready else "not ready",
+                "database": "ok" if db_ok else "unreachable",
+                "config_loaded_at": self.gateway.snapshot.loaded_at.isoformat(),
+                "started": self.gateway.started,
+            },
+        )
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            headroom = await self.gateway.blocking(self.gateway.accountant.headroom)
+        except Exception:
+            log.exception("budget headroom unavailable for /metrics")
+            headroom = []
+        text = self.gateway.metrics.render(self.gateway.circuits.breakers, headroom)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
+            }
+        )
+        await send({"type": "http.response.body", "body": text.encode()})
+
+    async def _spend(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = await self.gateway.authenticate(headers_of(scope))
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        wanted = query.get("developer", [None])[0]
+        everyone = query.get("all", ["0"])[0] in ("1", "true")
+        if caller.admin:
+            developer = None if (everyone or wanted is None) else wanted
+        else:
+            if everyone or (wanted is not None and wanted != caller.developer):
+                raise Forbidden(
+                    "only an admin key may see other developers' spend",
+                    hint="drop the developer/all parameters to see your own spend",
+                )
+            developer = caller.developer
+        result = await self.gateway.blocking(self.gateway.accountant.spend, developer)
+        await send_json(send, 200, result)
+
+    async def _reload(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = await self.gateway.authenticate(headers_of(scope))
+        self.gateway.require_admin(caller)
+        await read_body(receive, headers_of(scope), 1024 * 1024, require_json=False)
+        if self.config_loader is None:
+            raise BadRequest(
+                "this gateway was started without a configuration file to reload",
+                hint="start it with `orchestra gateway` in a folder with orchestra.yaml",
+            )
+        config = await self.gateway.blocking(self.config_loader)
+        self.gateway.reload(config)
+        await self.gateway.blocking(
+            self.gateway.accountant.audit, caller, "gateway.reload", "config", {}
+        )
+        await send_json(
+            send, 200, {"reloaded": True, "loaded_at": self.gateway.snapshot.loaded_at.isoformat()}
+        )

@@ -1,0 +1,571 @@
+"""One model call through the gateway, from request bytes to the ledger entry.
+
+auth -> parse -> route -> limits and budget reservation -> upstream (retries, fallbacks,
+circuit breakers) -> response or stream (translated if the upstream speaks the other
+format) -> settle the reservation and append the ledger entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from orchestra.gateway.accounts import Caller, CallRecord, StreamJournal
+from orchestra.gateway.errors import (
+    BadRequest,
+    GatewayHTTPError,
+    LimitRefused,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UpstreamFailed,
+    UpstreamTimeout,
+)
+from orchestra.gateway.formats import WireFormat, sse_error_event
+from orchestra.gateway.requests import (
+    ModelRequest,
+    parse_json_object,
+    parse_model_request,
+    upstream_body,
+)
+from orchestra.gateway.routing import Route, Target
+from orchestra.gateway.service import Gateway
+from orchestra.gateway.upstream import CallPlan, OpenedReply, UpstreamClientError, upstream_headers
+from orchestra.providers import anthropic as anthropic_wire
+from orchestra.providers import openai as openai_wire
+from orchestra.providers import translate
+from orchestra.providers.errors import WireFormatError
+from orchestra.providers.sse import SSEEvent, SSEParser, encode_event
+from orchestra.providers.tokens import estimate_input_tokens
+from orchestra.providers.usage import Usage
+
+log = logging.getLogger("orchestra.gateway")
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_PATHS = {WireFormat.ANTHROPIC: "/v1/messages", WireFormat.OPENAI: "/chat/completions"}
+
+
+async def read_body(
+    receive: Receive, headers: dict[str, str], limit: int, *, require_json: bool = True
+) -> bytes:
+    """The request body, refused with 415 (not JSON) or 413 (over ``limit`` bytes)."""
+    if require_json:
+        ctype = headers.get("content-type", "")
+        if "json" not in ctype.lower():
+            raise UnsupportedMediaType(
+                f"content type {ctype or '(none)'!r} is not supported",
+                hint="send the body as JSON with Content-Type: application/json",
+            )
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"request body of {declared} bytes exceeds the limit of {limit} bytes",
+            hint="send a smaller request (or raise gateway.max_body_bytes)",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest("the client disconnected while sending the body")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"request body exceeds the limit of {limit} bytes",
+                    hint="send a smaller request (or raise gateway.max_body_bytes)",
+                )
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _headers(scope: MutableMapping[str, Any]) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+@dataclass
+class _StreamState:
+    """What a stream has shown so far (shared with the disconnect watcher)."""
+
+    tracker: Any
+    events: int = 0
+    upstream_error: str | None = None
+    finished: bool = False
+
+
+class ModelCallHandler:
+    """Serves ``/v1/messages`` and ``/v1/chat/completions`` (and ``count_tokens``)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def _estimate(self, request: ModelRequest) -> int:
+        large = self.gateway.snapshot.config.gateway.large_input_bytes
+        if len(request.raw) > large:
+            return await self.gateway.blocking(
+                estimate_input_tokens, request.body, request.fmt.value
+            )
+        return estimate_input_tokens(request.body, request.fmt.value)
+
+    def _admit(
+        self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
+    ) -> Any:
+        """Rate limits, then the budget reservation (one trip to the worker threads)."""
+        accountant = self.gateway.accountant
+        accountant.check_limits(caller, tokens)
+        return accountant.reserve(caller, run_id, model, usd)
+
+    def _finish(self, reservation: Any, record: CallRecord) -> None:
+        """Settle the reservation and append the ledger entry, durably, before answering."""
+        accountant = self.gateway.accountant
+        try:
+            if record.cost_usd > 0 or record.outcome == "ok":
+                accountant.settle(reservation, record.cost_usd)
+            else:
+                accountant.release(reservation)
+        finally:
+            accountant.record(record)
+
+    async def handle(
+        self, scope: MutableMapping[str, Any], receive: Receive, send: Send, fmt: WireFormat
+    ) -> None:
+        gw = self.gateway
+        deps = gw.deps
+        t0 = deps.clock()
+        headers = _headers(scope)
+        snapshot = gw.snapshot
+        raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
+        caller = await gw.authenticate(headers)
+        request = parse_model_request(raw, fmt)
+        route = snapshot.routing.resolve(request.model, caller.team)
+        gw.check_allowed(caller, route)
+        record = CallRecord(
+            request_id=deps.new_id(),
+            started_at=deps.now(),
+            caller=caller,
+            client_format=fmt.value,
+            requested_model=request.model,
+            tier=route.tier,
+            agent=headers.get("x-orchestra-agent") or request.agent,
+            run_id=headers.get("x-orchestra-run"),
+            step=headers.get("x-orchestra-step"),
+            stream=request.stream,
+        )
+        input_tokens = await self._estimate(request)
+        usd = gw.reservation_usd(route, input_tokens, request.max_tokens)
+        try:
+            reservation = await gw.blocking(
+                self._admit,
+                caller,
+                record.run_id,
+                route.primary.model,
+                input_tokens + request.max_tokens,
+                usd,
+            )
+        except LimitRefused:
+            gw.metrics.request(fmt.value, 429, request.model, deps.clock() - t0)
+            raise
+        plan = CallPlan(
+            build=lambda target: self._build(request, target),
+            query=scope.get("query_string", b"").decode("latin-1"),
+            client_headers=headers,
+        )
+        try:
+            opened = await snapshot.caller.open(route, plan, record)
+        except BaseException as exc:
+            record.outcome = (
+                "client_error" if isinstance(exc, UpstreamClientError) else ("upstream_error")
+            )
+            record.status = getattr(exc, "status", None)
+            record.error = getattr(exc, "message", type(exc).__name__)
+            record.latency_ms = round((deps.clock() - t0) * 1000, 3)
+            await asyncio.shield(gw.blocking(self._finish, reservation, record))
+            gw.metrics.request(fmt.value, record.status or 500, request.model, deps.clock() - t0)
+            if isinstance(exc, UpstreamClientError):
+                await self._send_upstream_error(send, fmt, exc)
+                return
+            raise
+        record.served_model = opened.target.model
+        record.provider = opened.target.provider
+        ctype = opened.response.headers.get("content-type", "")
+        try:
+            if request.stream and "text/event-stream" in ctype:
+                await self._stream(
+                    scope,
+                    receive,
+                    send,
+                    request,
+                    route,
+                    opened,
+                    record,
+                    reservation,
+                    input_tokens,
+                    t0,
+                )
+            else:
+                await self._whole(send, request, route, opened, record, reservation, t0)
+        finally:
+            await opened.response.aclose()
+
+    def _build(self, request: ModelRequest, target: Target) -> tuple[str, bytes]:
+        """Path and body for ``target``: same format as-is, else translated."""
+        if target.kind is request.fmt:
+            return _PATHS[target.kind], upstream_body(request, target.upstream_name)
+        if request.fmt is WireFormat.ANTHROPIC:
+            body = translate.anthropic_to_openai_request(request.body)
+            if request.stream:
+                body["stream_options"] = {"include_usage": True}
+        else:
+            body = translate.openai_to_anthropic_request(request.body)
+        body["model"] = target.upstream_name
+        return _PATHS[target.kind], json.dumps(
+            body, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+
+    def _response_headers(
+        self, route: Route, target: Target, record: CallRecord, ctype: bytes
+    ) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"content-type", ctype),
+            (b"x-orchestra-request-id", record.request_id.encode()),
+            (b"x-orchestra-served-model", target.model.encode()),
+        ]
+        if route.tier:
+            headers.append((b"x-orchestra-tier", route.tier.encode()))
+        if target.model != route.primary.model:
+            headers.append((b"x-orchestra-fallback", b"1"))
+        return headers
+
+    async def _whole(
+        self,
+        send: Send,
+        request: ModelRequest,
+        route: Route,
+        opened: OpenedReply,
+        record: CallRecord,
+        reservation: Any,
+        t0: float,
+    ) -> None:
+        gw = self.gateway
+        deps = gw.deps
+        target = opened.target
+        try:
+            data = await opened.response.aread()
+        except httpx.HTTPError as exc:
+            record.outcome = "upstream_error"
+            record.error = f"reading the response failed: {type(exc).__name__}"
+            record.latency_ms = round((deps.clock() - t0) * 1000, 3)
+            await asyncio.shield(gw.blocking(self._finish, reservation, record))
+            raise UpstreamFailed(f"the upstream of {target.model!r} broke off its answer") from exc
+        usage = Usage()
+        out = data
+        try:
+            payload = json.loads(data)
+            if target.kind is WireFormat.ANTHROPIC:
+                usage = anthropic_wire.usage_from_message(payload)
+            else:
+                usage = openai_wire.usage_from_completion(payload) or Usage()
+            if target.kind is not request.fmt:
+                if request.fmt is WireFormat.ANTHROPIC:
+                    converted = translate.openai_to_anthropic_response(payload)
+                else:
+                    converted = translate.anthropic_to_openai_response(payload)
+                converted["model"] = request.model
+                out = json.dumps(converted, ensure_ascii=False, separators=(",", ":")).encode()
+        except (ValueError, WireFormatError) as exc:
+            record.error = f"unreadable upstream reply: {exc}"
+        record.usage = usage
+        record.cost_usd = gw.accountant.cost(target.model, usage)
+        record.outcome = "ok"
+        record.status = opened.response.status_code
+        elapsed = deps.clock() - t0
+        record.latency_ms = round(elapsed * 1000, 3)
+        record.ttft_ms = record.latency_ms
+        await asyncio.shield(gw.blocking(self._finish, reservation, record))
+        gw.metrics.request(request.fmt.value, record.status, request.model, elapsed)
+        gw.metrics.usage(target.model, usage, record.cost_usd)
+        headers = self._response_headers(route, target, record, b"application/json")
+        await send({"type": "http.response.start", "status": record.status, "headers": headers})
+        await send({"type": "http.response.body", "body": out})
+
+    async def _stream(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Receive,
+        send: Send,
+        request: ModelRequest,
+        route: Route,
+        opened: OpenedReply,
+        record: CallRecord,
+        reservation: Any,
+        input_tokens: int,
+        t0: float,
+    ) -> None:
+        gw = self.gateway
+        deps = gw.deps
+        target = opened.target
+        journal: StreamJournal = await gw.blocking(gw.accountant.open_stream, record)
+        if target.kind is WireFormat.ANTHROPIC:
+            state = _StreamState(anthropic_wire.StreamUsageTracker())
+        else:
+            state = _StreamState(openai_wire.StreamUsageTracker())
+        translator: Any = None
+        if target.kind is not request.fmt:
+            if request.fmt is WireFormat.ANTHROPIC:
+                translator = translate.OpenAIToAnthropicStream(
+                    model=request.model, input_tokens=input_tokens
+                )
+            else:
+                options = request.body.get("stream_options")
+                translator = translate.AnthropicToOpenAIStream(
+                    model=request.model,
+                    include_usage=isinstance(options, dict)
+                    and options.get("include_usage") is True,
+                )
+        headers = self._response_headers(route, target, record, b"text/event-stream")
+        headers.append((b"cache-control", b"no-cache"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        pump = asyncio.ensure_future(
+            self._pump(send, opened, state, translator, journal, record, input_tokens, t0)
+        )
+        watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        disconnected = False
+        try:
+            done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if pump not in done:
+                disconnected = True
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
+            else:
+                pump.result()
+        finally:
+            watcher.cancel()
+            if not pump.done():
+                pump.cancel()
+            tracker = state.tracker
+            if target.kind is WireFormat.OPENAI:
+                usage = tracker.usage_so_far(input_tokens)
+            else:
+                usage = tracker.usage_so_far()
+            complete = tracker.finished if target.kind is WireFormat.ANTHROPIC else tracker.done
+            record.usage = usage
+            record.cost_usd = gw.accountant.cost(target.model, usage)
+            if disconnected:
+                record.outcome = "client_disconnected"
+            elif state.upstream_error is not None or not complete:
+                record.outcome = "stream_failed"
+                record.error = state.upstream_error or "the upstream stream ended early"
+            else:
+                record.outcome = "ok"
+            record.status = 200
+            elapsed = deps.clock() - t0
+            record.latency_ms = round(elapsed * 1000, 3)
+            await asyncio.shield(gw.blocking(self._close_stream, journal, reservation, record))
+            gw.metrics.request(request.fmt.value, 200, request.model, elapsed)
+            gw.metrics.usage(target.model, usage, record.cost_usd)
+        if not disconnected:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _close_stream(self, journal: StreamJournal, reservation: Any, record: CallRecord) -> None:
+        accountant = self.gateway.accountant
+        try:
+            accountant.settle(reservation, record.cost_usd)
+        finally:
+            journal.close(record)
+
+    async def _pump(
+        self,
+        send: Send,
+        opened: OpenedReply,
+        state: _StreamState,
+        translator: Any,
+        journal: StreamJournal,
+        record: CallRecord,
+        input_tokens: int,
+        t0: float,
+    ) -> None:
+        gw = self.gateway
+        clock = gw.deps.clock
+        interval = gw.snapshot.config.gateway.stream_journal_interval_s
+        target = opened.target
+        parser = SSEParser()
+        tracker = state.tracker
+        last_journal = clock()
+        pending: asyncio.Future[None] | None = None
+        client_fmt = (
+            WireFormat.OPENAI if target.kind is WireFormat.ANTHROPIC else WireFormat.ANTHROPIC
+        )
+        if translator is None:
+            client_fmt = target.kind
+        try:
+            async for chunk in opened.response.aiter_raw():
+                events = parser.feed(chunk)
+                for event in events:
+                    # An event we cannot read still passes through untouched.
+                    with contextlib.suppress(WireFormatError):
+                        tracker.feed(event)
+                if record.ttft_ms is None:
+                    record.ttft_ms = round((clock() - t0) * 1000, 3)
+                out = chunk if translator is None else _encode(translator, events)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                now = clock()
+                if now - last_journal >= interval and (pending is None or pending.done()):
+                    last_journal = now
+                    usage = _usage_so_far(tracker, target.kind, input_tokens)
+                    cost = gw.accountant.cost(target.model, usage)
+                    pending = asyncio.ensure_future(gw.blocking(journal.progress, usage, cost))
+            tail = parser.finish()
+            for event in tail:
+                with contextlib.suppress(WireFormatError):
+                    tracker.feed(event)
+            if translator is not None:
+                out = _encode(translator, tail) + _encode_events(translator.finish(), client_fmt)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        except (httpx.HTTPError, WireFormatError) as exc:
+            timeout = isinstance(exc, httpx.TimeoutException)
+            state.upstream_error = f"upstream stream failed: {type(exc).__name__}"
+            error: GatewayHTTPError = (
+                UpstreamTimeout("the upstream stopped sending mid-stream")
+                if timeout
+                else UpstreamFailed("the upstream broke off the stream")
+            )
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": sse_error_event(client_fmt, error),
+                    "more_body": True,
+                }
+            )
+        finally:
+            if pending is not None and not pending.done():
+                await asyncio.shield(pending)
+
+    async def _send_upstream_error(
+        self, send: Send, fmt: WireFormat, exc: UpstreamClientError
+    ) -> None:
+        status, body = exc.status, exc.body
+        if exc.body_format is not fmt:
+            try:
+                parsed = json.loads(body) if body else {}
+            except ValueError:
+                parsed = {}
+            if fmt is WireFormat.OPENAI:
+                status, converted = translate.anthropic_error_to_openai(status, parsed)
+            else:
+                status, converted = translate.openai_error_to_anthropic(status, parsed)
+            body = json.dumps(converted).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def count_tokens(
+        self, scope: MutableMapping[str, Any], receive: Receive, send: Send
+    ) -> None:
+        """Forwarded to an Anthropic upstream; for OpenAI upstreams, the local estimate
+        (said so in ``x-orchestra-token-count: estimate``)."""
+        gw = self.gateway
+        headers = _headers(scope)
+        snapshot = gw.snapshot
+        raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
+        caller = await gw.authenticate(headers)
+        body = parse_json_object(raw)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest("'model' is required and must be a non-empty string")
+        route = snapshot.routing.resolve(model, caller.team)
+        gw.check_allowed(caller, route)
+        target = route.primary
+        if target.kind is WireFormat.ANTHROPIC:
+            request = ModelRequest(WireFormat.ANTHROPIC, raw, body, model, False, 1, None, False)
+            from orchestra.gateway.requests import _strip_system
+
+            request.mark_stripped = _strip_system(body, WireFormat.ANTHROPIC) is not None
+            out = upstream_body(request, target.upstream_name)
+            url = target.base_url + "/v1/messages/count_tokens"
+            query = scope.get("query_string", b"").decode("latin-1")
+            if query:
+                url += "?" + query
+            hdrs = upstream_headers(target, gw._credential(target), headers)
+            try:
+                response = await gw.client.post(
+                    url, content=out, headers=hdrs, timeout=target.connect_timeout_s + 30
+                )
+            except httpx.HTTPError as exc:
+                raise UpstreamFailed(
+                    f"could not count tokens at the upstream of {target.model!r}"
+                ) from exc
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"x-orchestra-token-count", b"upstream"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": response.content})
+            return
+        if not isinstance(body.get("messages"), list):
+            raise BadRequest("'messages' is required and must be a list")
+        tokens = estimate_input_tokens(body, "anthropic")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"x-orchestra-token-count", b"estimate"),
+                ],
+            }
+        )
+        await send(
+            {"type": "http.response.body", "body": json.dumps({"input_tokens": tokens}).encode()}
+        )
+
+
+def _usage_so_far(tracker: Any, kind: WireFormat, input_tokens: int) -> Usage:
+    if kind is WireFormat.OPENAI:
+        usage: Usage = tracker.usage_so_far(input_tokens)
+        return usage
+    result: Usage = tracker.usage_so_far()
+    return result
+
+
+def _encode(translator: Any, events: list[SSEEvent]) -> bytes:
+    out: list[SSEEvent] = []
+    for event in events:
+        out.extend(translator.feed(event))
+    return b"".join(encode_event(e.event, e.data) for e in out)
+
+
+def _encode_events(events: list[SSEEvent], fmt: WireFormat) -> bytes:
+    return b"".join(encode_event(e.event, e.data) for e in events)
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return

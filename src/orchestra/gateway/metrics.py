@@ -1,0 +1,138 @@
+"""Prometheus metrics of one gateway process, rendered in the text exposition format.
+
+Counters live in plain dictionaries: the event loop is single-threaded, so no locks.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from orchestra.gateway.resilience import CircuitBreaker, CircuitState
+from orchestra.providers.usage import Usage
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+    def esc(v: str) -> str:
+        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+    inner = ",".join(f'{k}="{esc(v)}"' for k, v in pairs)
+    return "{" + inner + "}" if inner else ""
+
+
+@dataclass
+class _Histogram:
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
+    total: float = 0.0
+    n: int = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+        self.total += seconds
+        self.n += 1
+
+
+@dataclass
+class GatewayMetrics:
+    """Requests, latency, tokens, cost and upstream errors of this process."""
+
+    requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(endpoint, status, model) -> count."""
+    latency: dict[str, _Histogram] = field(default_factory=dict)
+    tokens: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(model, kind) -> tokens."""
+    cost: dict[str, Decimal] = field(default_factory=dict)
+    upstream_errors: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(provider, status or error kind) -> count."""
+
+    def request(self, endpoint: str, status: int, model: str, seconds: float) -> None:
+        key = (endpoint, str(status), model)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        hist = self.latency.get(endpoint)
+        if hist is None:
+            hist = self.latency[endpoint] = _Histogram()
+        hist.observe(seconds)
+
+    def usage(self, model: str, usage: Usage, cost: Decimal) -> None:
+        for kind, value in (
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_tokens),
+            ("cache_write", usage.cache_write_tokens),
+        ):
+            if value:
+                self.tokens[(model, kind)] = self.tokens.get((model, kind), 0) + value
+        self.cost[model] = self.cost.get(model, Decimal(0)) + cost
+
+    def upstream_error(self, provider: str, what: str) -> None:
+        key = (provider, what)
+        self.upstream_errors[key] = self.upstream_errors.get(key, 0) + 1
+
+    def render(
+        self,
+        breakers: dict[str, CircuitBreaker],
+        headroom: Iterable[tuple[str, Decimal]],
+    ) -> str:
+        """The exposition text, including circuit states and budget headroom."""
+        out: list[str] = []
+        out += [
+            "# HELP orchestra_requests_total Requests answered.",
+            "# TYPE orchestra_requests_total counter",
+        ]
+        for (endpoint, status, model), n in sorted(self.requests.items()):
+            labels = _labels([("endpoint", endpoint), ("status", status), ("model", model)])
+            out.append(f"orchestra_requests_total{labels} {n}")
+        out += [
+            "# HELP orchestra_request_duration_seconds Time to answer a request.",
+            "# TYPE orchestra_request_duration_seconds histogram",
+        ]
+        for endpoint, hist in sorted(self.latency.items()):
+            cumulative = 0
+            for bound, count in zip((*LATENCY_BUCKETS_S, float("inf")), hist.counts, strict=True):
+                cumulative += count
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                labels = _labels([("endpoint", endpoint), ("le", le)])
+                out.append(f"orchestra_request_duration_seconds_bucket{labels} {cumulative}")
+            labels = _labels([("endpoint", endpoint)])
+            out.append(f"orchestra_request_duration_seconds_sum{labels} {hist.total:.6f}")
+            out.append(f"orchestra_request_duration_seconds_count{labels} {hist.n}")
+        out += [
+            "# HELP orchestra_tokens_total Tokens billed.",
+            "# TYPE orchestra_tokens_total counter",
+        ]
+        for (model, kind), n in sorted(self.tokens.items()):
+            out.append(f"orchestra_tokens_total{_labels([('model', model), ('kind', kind)])} {n}")
+        out += [
+            "# HELP orchestra_cost_usd_total Dollars spent.",
+            "# TYPE orchestra_cost_usd_total counter",
+        ]
+        for model, usd in sorted(self.cost.items()):
+            out.append(f"orchestra_cost_usd_total{_labels([('model', model)])} {usd}")
+        out += [
+            "# HELP orchestra_budget_headroom_usd Dollars left in each hard-capped budget.",
+            "# TYPE orchestra_budget_headroom_usd gauge",
+        ]
+        for name, usd in headroom:
+            out.append(f"orchestra_budget_headroom_usd{_labels([('budget', name)])} {usd}")
+        out += [
+            "# HELP orchestra_upstream_errors_total Failed upstream attempts.",
+            "# TYPE orchestra_upstream_errors_total counter",
+        ]
+        for (provider, what), n in sorted(self.upstream_errors.items()):
+            labels = _labels([("provider", provider), ("error", what)])
+            out.append(f"orchestra_upstream_errors_total{labels} {n}")
+        out += [
+            "# HELP orchestra_circuit_state Circuit breaker per upstream "
+            "(0 closed, 1 half-open, 2 open).",
+            "# TYPE orchestra_circuit_state gauge",
+        ]
+        codes = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+        for upstream, breaker in sorted(breakers.items()):
+            out.append(
+                f"orchestra_circuit_state{_labels([('upstream', upstream)])} {codes[breaker.state]}"
+            )
+        return "\n".join(out) + "\n"

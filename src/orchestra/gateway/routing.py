@@ -1,0 +1,172 @@
+"""From a requested model name to the chain of upstream models that may serve it.
+
+A :class:`RoutingSnapshot` is built once from the configuration and never changed; a
+reload builds a new one and swaps the reference, so requests in flight finish on the
+snapshot they started with.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from orchestra.config.models import TIERS
+from orchestra.config.schema import OrchestraConfig
+from orchestra.gateway.errors import UnknownModel
+from orchestra.gateway.formats import WireFormat
+
+_FAMILY_RE = re.compile(r"^claude-(?:[a-z0-9.-]*?-)?(opus|sonnet|haiku)(?:-|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One concrete model on one upstream."""
+
+    model: str
+    """Key of the model in the configuration (what the ledger records as served)."""
+    upstream_name: str
+    """Model id sent upstream."""
+    provider: str
+    kind: WireFormat
+    base_url: str
+    api_key_env: str | None
+    api_key_secret: str | None
+    timeout_s: float
+    connect_timeout_s: float
+
+    @property
+    def upstream_id(self) -> str:
+        """What the circuit breaker is keyed by: one breaker per provider."""
+        return self.provider
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The resolution of one requested model name."""
+
+    requested: str
+    tier: str | None
+    """``opus``/``sonnet``/``haiku`` (or another configured tier), ``None`` for a
+    concrete model requested by name."""
+    chain: tuple[Target, ...]
+    """Primary first, then the configured fallbacks in order."""
+
+    @property
+    def primary(self) -> Target:
+        return self.chain[0]
+
+
+def family_tier(name: str) -> str | None:
+    """The tier an Anthropic model family name belongs to, e.g. ``claude-3-5-haiku-latest``."""
+    match = _FAMILY_RE.match(name.lower())
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class RoutingSnapshot:
+    """Immutable routing tables built from one configuration."""
+
+    targets: dict[str, Target]
+    aliases: dict[str, str]
+    """Alias -> model key or tier name."""
+    tiers: dict[str, tuple[str, ...]]
+    """Tier -> (primary model, *fallbacks) from the organisation configuration."""
+    team_tiers: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: OrchestraConfig) -> RoutingSnapshot:
+        """Build the tables; raises :class:`orchestra.errors.ConfigError` on dangling names."""
+        from orchestra.errors import ConfigError
+
+        targets: dict[str, Target] = {}
+        aliases: dict[str, str] = {}
+        for key, model in config.models.items():
+            provider = config.providers.get(model.provider)
+            if provider is None:
+                raise ConfigError(
+                    f"model {key!r} names provider {model.provider!r}, which is not configured",
+                    hint=f"add providers.{model.provider} or fix models.{key}.provider",
+                    location=f"models.{key}.provider",
+                )
+            targets[key] = Target(
+                model=key,
+                upstream_name=model.upstream_name or key,
+                provider=model.provider,
+                kind=WireFormat(provider.kind),
+                base_url=provider.base_url.rstrip("/"),
+                api_key_env=provider.api_key_env,
+                api_key_secret=provider.api_key_secret,
+                timeout_s=provider.timeout_s,
+                connect_timeout_s=provider.connect_timeout_s,
+            )
+            for alias in model.aliases:
+                aliases[alias] = key
+
+        def chain_of(where: str, tier: str, model: str, fallbacks: list[str]) -> tuple[str, ...]:
+            names = (model, *fallbacks)
+            for name in names:
+                if name not in targets:
+                    raise ConfigError(
+                        f"tier {tier!r} names model {name!r}, which is not configured",
+                        hint=f"add models.{name} or fix {where}",
+                        location=where,
+                    )
+            return names
+
+        tiers = {
+            name: chain_of(f"tiers.{name}", name, tier.model, tier.fallbacks)
+            for name, tier in config.tiers.items()
+        }
+        team_tiers = {
+            team: {
+                name: chain_of(f"teams.{team}.tiers.{name}", name, tier.model, tier.fallbacks)
+                for name, tier in override.tiers.items()
+            }
+            for team, override in config.teams.items()
+        }
+        for alias, target in config.gateway.aliases.items():
+            aliases[alias] = target
+        return cls(targets=targets, aliases=aliases, tiers=tiers, team_tiers=team_tiers)
+
+    def _tier_chain(self, tier: str, team: str | None) -> tuple[str, ...] | None:
+        if team is not None:
+            chain = self.team_tiers.get(team, {}).get(tier)
+            if chain is not None:
+                return chain
+        return self.tiers.get(tier)
+
+    def resolve(self, requested: str, team: str | None = None) -> Route:
+        """Resolve ``requested`` for a caller in ``team``; raises :class:`UnknownModel`."""
+        name = requested
+        if name not in self.targets and name in self.aliases:
+            name = self.aliases[name]
+        if name in self.targets:
+            return Route(requested, None, (self.targets[name],))
+        tier = name if (name in self.tiers or name in TIERS) else family_tier(name)
+        if tier is not None:
+            chain = self._tier_chain(tier, team)
+            if chain is not None:
+                return Route(requested, tier, tuple(self.targets[m] for m in chain))
+        raise UnknownModel(
+            f"model {requested!r} is not available through this gateway",
+            hint=f"use one of: {', '.join(self.names(team)) or '(none configured)'}",
+            code="model_not_found",
+        )
+
+    def names(self, team: str | None = None) -> list[str]:
+        """Every name a caller in ``team`` may request: tiers, aliases, models."""
+        tiers = set(self.tiers) | set(self.team_tiers.get(team or "", {}))
+        return [*sorted(tiers), *sorted(self.aliases), *sorted(self.targets)]
+
+
+def upstream_credential(target: Target, secrets: dict[str, str] | None = None) -> str | None:
+    """The credential for ``target``'s provider: from its environment variable or the
+    decrypted secrets; never logged."""
+    if target.api_key_env:
+        value = os.environ.get(target.api_key_env)
+        if value:
+            return value
+    if target.api_key_secret and secrets:
+        return secrets.get(target.api_key_secret)
+    return None

@@ -1,0 +1,211 @@
+"""The gateway core: configuration snapshot, accounting off the event loop, one model call.
+
+:class:`Gateway` holds what lives for the whole process (HTTP client, circuit breakers,
+metrics, a thread pool for blocking accounting work) and an immutable :class:`Snapshot`
+of everything derived from the configuration, swapped atomically by :meth:`Gateway.reload`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import httpx
+
+from orchestra.config.schema import OrchestraConfig
+from orchestra.gateway.accounts import Accountant, Caller
+from orchestra.gateway.errors import Forbidden, GatewayHTTPError, Unauthenticated
+from orchestra.gateway.metrics import GatewayMetrics
+from orchestra.gateway.resilience import CircuitBoard, RetryPolicy, default_random
+from orchestra.gateway.routing import Route, RoutingSnapshot, Target, upstream_credential
+from orchestra.gateway.upstream import UpstreamCaller
+from orchestra.providers.usage import Usage
+
+log = logging.getLogger("orchestra.gateway")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything derived from one configuration; never mutated, only replaced."""
+
+    config: OrchestraConfig
+    routing: RoutingSnapshot
+    caller: UpstreamCaller
+    loaded_at: datetime
+
+
+@dataclass
+class _CachedKey:
+    caller: Caller | None
+    expires: float
+
+
+@dataclass
+class GatewayDeps:
+    """Injectable collaborators (tests pass fakes; production takes the defaults)."""
+
+    transport: httpx.AsyncBaseTransport | None = None
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rand: Callable[[], float] = default_random
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    new_id: Callable[[], str] = field(default=lambda: "req_" + uuid.uuid4().hex)
+    secrets: Mapping[str, str] | None = None
+    """Decrypted upstream credentials by name (``providers.X.api_key_secret``)."""
+
+
+class Gateway:
+    """One gateway process's state; the ASGI app in :mod:`orchestra.gateway.app` serves it."""
+
+    def __init__(
+        self,
+        config: OrchestraConfig,
+        accountant: Accountant,
+        deps: GatewayDeps | None = None,
+    ) -> None:
+        self.deps = deps or GatewayDeps()
+        self.accountant = accountant
+        self.metrics = GatewayMetrics()
+        self.circuits = CircuitBoard(config.gateway.circuit, self.deps.clock)
+        self.client = httpx.AsyncClient(
+            transport=self.deps.transport,
+            # Each upstream call sets its own timeouts; this is only the outer bound.
+            timeout=httpx.Timeout(600.0),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        )
+        # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
+        self._keys: dict[str, _CachedKey] = {}
+        self.started = False
+        self.snapshot = self._build(config)
+
+    def _build(self, config: OrchestraConfig) -> Snapshot:
+        routing = RoutingSnapshot.from_config(config)
+        caller = UpstreamCaller(
+            client=self.client,
+            circuits=self.circuits,
+            policy=RetryPolicy.from_settings(config.gateway.retry),
+            first_byte_timeout_s=config.gateway.first_byte_timeout_s,
+            allow_costlier_fallback=config.gateway.allow_costlier_fallback,
+            cost=self.accountant.cost,
+            credential=self._credential,
+            sleep=self.deps.sleep,
+            rand=self.deps.rand,
+            clock=self.deps.clock,
+            on_error=self.metrics.upstream_error,
+        )
+        return Snapshot(config, routing, caller, self.deps.now())
+
+    def reload(self, config: OrchestraConfig) -> None:
+        """Swap in a new configuration; requests in flight keep the snapshot they began with.
+
+        Raises :class:`orchestra.errors.ConfigError` (and keeps the old snapshot) when the
+        new configuration does not hold together.
+        """
+        self.circuits.settings = config.gateway.circuit
+        self.snapshot = self._build(config)
+        log.info("gateway configuration reloaded")
+
+    def _credential(self, target: Target) -> str | None:
+        secrets = dict(self.deps.secrets) if self.deps.secrets else None
+        return upstream_credential(target, secrets)
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking accounting work on the worker threads, off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, fn, *args)
+
+    async def startup(self) -> int:
+        """Reconcile streams a crash left open; returns how many were reconciled."""
+        count = await self.blocking(self.accountant.reconcile_incomplete)
+        if count:
+            log.warning("reconciled %d streamed calls cut off by a previous crash", count)
+        self.started = True
+        return count
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        self.executor.shutdown(wait=True)
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Caller:
+        """The caller behind ``x-api-key`` or ``Authorization: Bearer``; 401 otherwise."""
+        secret = headers.get("x-api-key")
+        if not secret:
+            auth = headers.get("authorization", "")
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() == "bearer":
+                secret = value.strip()
+        if not secret:
+            raise Unauthenticated(
+                "no API key: send it in the x-api-key header or as Authorization: Bearer",
+                hint="create one with `orchestra keys create --developer NAME --team TEAM`",
+                code="missing_api_key",
+            )
+        now = self.deps.clock()
+        cached = self._keys.get(secret)
+        if cached is None or cached.expires <= now:
+            found = await self.blocking(self.accountant.authenticate, secret)
+            ttl = self.snapshot.config.gateway.key_cache_ttl_s
+            cached = _CachedKey(found, now + ttl)
+            if ttl > 0:
+                if len(self._keys) > 10_000:
+                    self._keys.clear()
+                self._keys[secret] = cached
+        if cached.caller is None:
+            raise Unauthenticated(
+                "the API key is invalid, revoked or expired",
+                hint="ask an admin for a new key (`orchestra keys create`)",
+                code="invalid_api_key",
+            )
+        return cached.caller
+
+    @staticmethod
+    def require_admin(caller: Caller) -> None:
+        if not caller.admin:
+            raise Forbidden(
+                "this endpoint needs an admin key",
+                hint="use a key created with `orchestra keys create --admin`",
+            )
+
+    @staticmethod
+    def check_allowed(caller: Caller, route: Route) -> None:
+        """403 when the key is restricted to some names and this is not one of them."""
+        allowed = caller.allowed_models
+        if allowed is None:
+            return
+        names = {route.requested, route.primary.model}
+        if route.tier:
+            names.add(route.tier)
+        if not names & allowed:
+            raise Forbidden(
+                f"this key may not use model {route.requested!r}",
+                hint=f"use one of: {', '.join(sorted(allowed))}",
+            )
+
+    def reservation_usd(self, route: Route, input_tokens: int, max_tokens: int) -> Decimal:
+        """The most the call could cost on any model that may serve it."""
+        usage = Usage(input_tokens=input_tokens, output_tokens=max_tokens)
+        chain = route.chain
+        if not self.snapshot.config.gateway.allow_costlier_fallback:
+            chain = chain[:1] + tuple(
+                t for t in chain[1:] if not _costlier(self.accountant.cost, t.model, chain[0].model)
+            )
+        return max(self.accountant.cost(t.model, usage) for t in chain)
+
+
+def _costlier(cost: Callable[[str, Usage], Decimal], a: str, b: str) -> bool:
+    from orchestra.gateway.upstream import costlier
+
+    return costlier(cost, a, b)
+
+
+__all__ = ["Gateway", "GatewayDeps", "GatewayHTTPError", "Snapshot"]

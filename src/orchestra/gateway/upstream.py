@@ -1,0 +1,249 @@
+"""Calling one upstream model: retries, fallbacks, circuit breakers and timeouts.
+
+:func:`open_upstream` walks a route's chain and returns the first upstream response whose
+status says it will be served (2xx), or raises the error to answer the client with. The
+response is still open: the caller streams or reads its body. Once the client has seen a
+byte, there is no fallback any more; that is the caller's concern.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from orchestra.gateway.accounts import Attempt, CallRecord
+from orchestra.gateway.errors import (
+    CircuitOpen,
+    GatewayHTTPError,
+    LimitRefused,
+    Overloaded,
+    UpstreamFailed,
+    UpstreamTimeout,
+)
+from orchestra.gateway.formats import WireFormat
+from orchestra.gateway.resilience import (
+    RETRYABLE_STATUSES,
+    CircuitBoard,
+    RetryPolicy,
+    default_random,
+    parse_retry_after,
+)
+from orchestra.gateway.routing import Route, Target
+from orchestra.providers.usage import Usage
+
+ANTHROPIC_VERSION = "2023-06-01"
+_FORWARDED_ANTHROPIC = ("anthropic-version", "anthropic-beta")
+
+
+class UpstreamClientError(GatewayHTTPError):
+    """The upstream refused the request as the client's fault (4xx other than 408/429):
+    no retry, no fallback; the body is passed back."""
+
+    def __init__(self, status: int, body: bytes, kind: WireFormat, message: str) -> None:
+        super().__init__(message, status=status, kind="invalid_request_error")
+        self.body = body
+        self.body_format = kind
+
+
+@dataclass
+class OpenedReply:
+    """An upstream response (status < 400) not yet read."""
+
+    target: Target
+    response: httpx.Response
+    started: float
+    """Monotonic time the successful attempt was sent."""
+
+
+@dataclass
+class CallPlan:
+    """What to send to each target of the chain: body bytes and upstream path per target."""
+
+    build: Callable[[Target], tuple[str, bytes]]
+    """Target -> (path under the provider's base URL, body bytes)."""
+    query: str
+    """Query string to forward (Anthropic upstreams only)."""
+    client_headers: dict[str, str]
+
+
+def upstream_headers(
+    target: Target, credential: str | None, client_headers: dict[str, str]
+) -> dict[str, str]:
+    """Headers sent upstream: content type, the provider's credential, Anthropic version and
+    beta flags. The client's own key never leaves the gateway."""
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if target.kind is WireFormat.ANTHROPIC:
+        for name in _FORWARDED_ANTHROPIC:
+            value = client_headers.get(name)
+            if value:
+                headers[name] = value
+        headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        if credential:
+            headers["x-api-key"] = credential
+    elif credential:
+        headers["authorization"] = f"Bearer {credential}"
+    return headers
+
+
+def _price_rates(cost: Callable[[str, Usage], Decimal], model: str) -> tuple[Decimal, Decimal]:
+    return (
+        cost(model, Usage(input_tokens=1_000_000)),
+        cost(model, Usage(output_tokens=1_000_000)),
+    )
+
+
+def costlier(cost: Callable[[str, Usage], Decimal], candidate: str, requested: str) -> bool:
+    """Whether ``candidate`` charges more per input or output token than ``requested``."""
+    cin, cout = _price_rates(cost, candidate)
+    rin, rout = _price_rates(cost, requested)
+    return cin > rin or cout > rout
+
+
+@dataclass
+class UpstreamCaller:
+    """Sends requests along a chain with retries, fallbacks and circuit breakers."""
+
+    client: httpx.AsyncClient
+    circuits: CircuitBoard
+    policy: RetryPolicy
+    first_byte_timeout_s: float
+    allow_costlier_fallback: bool
+    cost: Callable[[str, Usage], Decimal]
+    credential: Callable[[Target], str | None]
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rand: Callable[[], float] = default_random
+    clock: Callable[[], float] = time.monotonic
+    on_error: Callable[[str, str], None] | None = None
+
+    async def open(self, route: Route, plan: CallPlan, record: CallRecord) -> OpenedReply:
+        """The first upstream response that will be served; attempts go to ``record``."""
+        last: GatewayHTTPError | None = None
+        primary = route.primary
+        for index, target in enumerate(route.chain):
+            if (
+                index > 0
+                and not self.allow_costlier_fallback
+                and costlier(self.cost, target.model, primary.model)
+            ):
+                record.attempts.append(
+                    Attempt(target.model, target.provider, None, "fallback refused: costlier", 0)
+                )
+                continue
+            breaker = self.circuits.get(target.upstream_id)
+            attempt = 0
+            while True:
+                attempt += 1
+                if not breaker.allow():
+                    record.attempts.append(
+                        Attempt(target.model, target.provider, None, "circuit open", 0)
+                    )
+                    last = last or CircuitOpen(
+                        f"upstream {target.provider!r} is failing; its circuit breaker is open",
+                        hint="retry later; the gateway tries it again after a pause",
+                        retry_after_s=self.circuits.settings.reset_after_s,
+                    )
+                    break
+                started = self.clock()
+                path, body = plan.build(target)
+                error, retry_after = await self._attempt(target, path, body, plan, record, started)
+                if isinstance(error, OpenedReply):
+                    breaker.success()
+                    return error
+                if isinstance(error, UpstreamClientError):
+                    breaker.success()
+                    raise error
+                if not isinstance(error, LimitRefused):
+                    # An upstream rate limit says nothing about the upstream's health.
+                    breaker.failure()
+                last = error
+                delay = self.policy.delay(attempt, retry_after, self.rand)
+                if delay is None:
+                    break
+                await self.sleep(delay)
+        raise last or UpstreamFailed(
+            "no model of the chain could serve this request",
+            hint="check the tier's fallbacks and gateway.allow_costlier_fallback",
+        )
+
+    async def _attempt(
+        self,
+        target: Target,
+        path: str,
+        body: bytes,
+        plan: CallPlan,
+        record: CallRecord,
+        started: float,
+    ) -> tuple[Any, float | None]:
+        url = target.base_url + path
+        if plan.query and target.kind is WireFormat.ANTHROPIC:
+            url = f"{url}?{plan.query}"
+        headers = upstream_headers(target, self.credential(target), plan.client_headers)
+        timeout = httpx.Timeout(
+            connect=target.connect_timeout_s,
+            read=min(self.first_byte_timeout_s, target.timeout_s),
+            write=target.timeout_s,
+            pool=target.connect_timeout_s,
+        )
+        request = self.client.build_request(
+            "POST", url, content=body, headers=headers, timeout=timeout
+        )
+        try:
+            async with asyncio.timeout(min(self.first_byte_timeout_s, target.timeout_s)):
+                response = await self.client.send(request, stream=True)
+        except (TimeoutError, httpx.TimeoutException):
+            self._failed(target, record, None, "timeout", started)
+            return UpstreamTimeout(
+                f"model {target.model!r} did not answer in time",
+                hint="retry; a smaller request or a faster tier may help",
+            ), None
+        except httpx.HTTPError as exc:
+            self._failed(target, record, None, f"connection error: {type(exc).__name__}", started)
+            return UpstreamFailed(
+                f"could not reach the upstream of model {target.model!r}",
+                hint="check the provider's base_url and that it is running",
+            ), None
+        status = response.status_code
+        if status < 400:
+            record.attempts.append(
+                Attempt(target.model, target.provider, status, None, self._ms(started))
+            )
+            return OpenedReply(target, response, started), None
+        try:
+            data = await response.aread()
+        except httpx.HTTPError:
+            data = b""
+        finally:
+            await response.aclose()
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        self._failed(target, record, status, f"HTTP {status}", started)
+        message = f"upstream of model {target.model!r} answered HTTP {status}"
+        if status == 529:
+            return Overloaded(message, hint="retry later", retry_after_s=retry_after), retry_after
+        if status == 429:
+            return LimitRefused(
+                message + " (upstream rate limit)",
+                hint="retry later",
+                retry_after_s=retry_after,
+                code="rate_limit_exceeded",
+            ), retry_after
+        if status in RETRYABLE_STATUSES or status >= 500:
+            return UpstreamFailed(message, status=status if status >= 500 else 502), retry_after
+        return UpstreamClientError(status, data, target.kind, message), None
+
+    def _failed(
+        self, target: Target, record: CallRecord, status: int | None, what: str, started: float
+    ) -> None:
+        record.attempts.append(
+            Attempt(target.model, target.provider, status, what, self._ms(started))
+        )
+        if self.on_error is not None:
+            self.on_error(target.provider, str(status) if status is not None else what)
+
+    def _ms(self, started: float) -> float:
+        return round((self.clock() - started) * 1000, 3)
