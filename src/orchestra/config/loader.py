@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -28,6 +28,13 @@ class ConfigProblem:
     field: str
     message: str
     hint: str
+    severity: Literal["error", "warning"] = "error"
+    """Warnings are shown but do not make ``orchestra config check`` fail."""
+
+    def render(self) -> str:
+        """``location: field: message`` and the fix on the next line."""
+        where = f"{self.location}: {self.field}: " if self.field else f"{self.location}: "
+        return f"{where}{self.message}\n  fix: {self.hint}"
 
 
 class ConfigInvalid(ConfigError):
@@ -39,13 +46,15 @@ class ConfigInvalid(ConfigError):
         self.problems = problems
 
     def __str__(self) -> str:
-        return "\n".join(
-            f"{p.location}: {p.field}: {p.message}\n  fix: {p.hint}" for p in self.problems
-        )
+        return "\n".join(p.render() for p in self.problems)
 
 
-def _line_index(text: str) -> dict[tuple[str, ...], int]:
-    """Map each key path in a YAML document to its 1-based line number."""
+def yaml_line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path in a YAML document to its 1-based line number.
+
+    Sequence items are keyed by their index as a string, so ``("units", "2", "parent")``
+    is the ``parent`` key of the third unit.
+    """
     index: dict[tuple[str, ...], int] = {}
     try:
         root = yaml.compose(text)
@@ -68,8 +77,11 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
     return index
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    for name, raw in environ.items():
+def _apply_env(
+    data: dict[str, Any], environ: Mapping[str, str], applied: dict[tuple[str, ...], str]
+) -> dict[str, Any]:
+    """Apply ``ORCHESTRA__A__B`` overrides; record each key path's variable in ``applied``."""
+    for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
         keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
@@ -82,7 +94,12 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, An
                 nxt = {}
                 target[key] = nxt
             target = nxt
-        target[keys[-1]] = yaml.safe_load(raw) if raw else raw
+        try:
+            target[keys[-1]] = yaml.safe_load(raw) if raw else raw
+        except yaml.YAMLError:
+            # A value that is not valid YAML is taken literally (e.g. ``a: b`` in a URL).
+            target[keys[-1]] = raw
+        applied[tuple(keys)] = name
     return data
 
 
@@ -93,18 +110,41 @@ _HINTS = {
 }
 
 
+def env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """Key paths set by ``ORCHESTRA__...`` variables, mapped to the variable's name."""
+    applied: dict[tuple[str, ...], str] = {}
+    _apply_env({}, environ, applied)
+    return applied
+
+
+def locate(
+    path: tuple[str, ...],
+    source: str,
+    lines: Mapping[tuple[str, ...], int],
+    env: Mapping[tuple[str, ...], str] | None = None,
+) -> str:
+    """``file:line`` of the deepest known key on ``path``, or the environment variable
+    that set it."""
+    for depth in range(len(path), 0, -1):
+        if env and path[:depth] in env:
+            return f"environment variable {env[path[:depth]]}"
+    for depth in range(len(path), -1, -1):
+        line = lines.get(path[:depth])
+        if line is not None and (depth > 0 or not path):
+            return f"{source}:{line}"
+    return source
+
+
 def _problems_from(
-    error: ValidationError, source: str, lines: dict[tuple[str, ...], int]
+    error: ValidationError,
+    source: str,
+    lines: dict[tuple[str, ...], int],
+    env: dict[tuple[str, ...], str],
 ) -> list[ConfigProblem]:
     problems = []
     for item in error.errors():
         path = tuple(str(p) for p in item["loc"])
-        line = None
-        for depth in range(len(path), -1, -1):
-            line = lines.get(path[:depth])
-            if line is not None:
-                break
-        location = f"{source}:{line}" if line else source
+        location = locate(path, source, lines, env)
         hint = _HINTS.get(item["type"], "correct the value; see docs/configuration.md")
         problems.append(ConfigProblem(location, ".".join(path), item["msg"], hint))
     return problems
@@ -119,8 +159,19 @@ def parse_config(
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
+        # Only the parser's short description: str(exc) quotes the offending line, which
+        # may hold a credential someone pasted into the file.
+        problem = getattr(exc, "problem", None) or "syntax error"
+        column = f" (column {mark.column + 1})" if mark is not None else ""
         raise ConfigInvalid(
-            [ConfigProblem(where, "", f"not valid YAML: {exc}", "fix the YAML syntax")]
+            [
+                ConfigProblem(
+                    where,
+                    "",
+                    f"not valid YAML: {problem}{column}",
+                    "fix the YAML syntax (indentation, a missing ':' or an unclosed quote)",
+                )
+            ]
         ) from exc
     if data is None:
         data = {}
@@ -128,11 +179,12 @@ def parse_config(
         raise ConfigInvalid(
             [ConfigProblem(source, "", "the top level must be a mapping", "start with keys")]
         )
-    data = _apply_env(data, os.environ if environ is None else environ)
+    applied: dict[tuple[str, ...], str] = {}
+    data = _apply_env(data, os.environ if environ is None else environ, applied)
     try:
         return OrchestraConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigInvalid(_problems_from(exc, source, _line_index(text))) from exc
+        raise ConfigInvalid(_problems_from(exc, source, yaml_line_index(text), applied)) from exc
 
 
 def load_config(

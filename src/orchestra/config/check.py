@@ -1,0 +1,279 @@
+"""``orchestra config check``: every problem in a configuration, located, with its fix.
+
+Schema problems come from Pydantic (see :mod:`.loader`). Once the schema holds, this
+module checks what a schema cannot: that names refer to things that exist (tiers to
+models, models to providers, team overrides to units, parents to units), that the
+organisation tree has no cycles, and that credentials are reachable. Messages name
+environment variables, never their values.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestra.config.loader import (
+    ConfigInvalid,
+    ConfigProblem,
+    env_overrides,
+    locate,
+    parse_config,
+    yaml_line_index,
+)
+from orchestra.config.models import TIERS, TierConfig
+from orchestra.config.paths import find_config
+from orchestra.config.schema import OrchestraConfig
+from orchestra.errors import ConfigError
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class CheckReport:
+    """The outcome of checking one configuration."""
+
+    source: str
+    """The file checked, or ``<defaults>`` when there is none."""
+    problems: list[ConfigProblem] = field(default_factory=list)
+    config: OrchestraConfig | None = None
+    """The parsed configuration, when the schema holds."""
+
+    @property
+    def errors(self) -> list[ConfigProblem]:
+        """Problems that make the configuration unusable."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[ConfigProblem]:
+        """Problems worth fixing that do not stop Orchestra."""
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """No errors (warnings allowed)."""
+        return not self.errors
+
+
+class _Locator:
+    def __init__(self, source: str, text: str, environ: Mapping[str, str]) -> None:
+        self.source = source
+        self.lines = yaml_line_index(text)
+        self.env = env_overrides(environ)
+        self.problems: list[ConfigProblem] = []
+
+    def add(self, path: tuple[str, ...], message: str, hint: str, *, warning: bool = False) -> None:
+        self.problems.append(
+            ConfigProblem(
+                locate(path, self.source, self.lines, self.env),
+                ".".join(path),
+                message,
+                hint,
+                "warning" if warning else "error",
+            )
+        )
+
+
+def check_config_text(
+    text: str,
+    *,
+    source: str = "orchestra.yaml",
+    environ: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> CheckReport:
+    """Check YAML text: schema first, then every cross-reference.
+
+    ``base_dir`` is the folder relative roster paths are resolved against (default:
+    the working folder).
+    """
+    env = os.environ if environ is None else environ
+    report = CheckReport(source=source)
+    try:
+        config = parse_config(text, source=source, environ=env)
+    except ConfigInvalid as exc:
+        report.problems = list(exc.problems)
+        return report
+    report.config = config
+    at = _Locator(source, text, env)
+    _check_models(config, at)
+    _check_providers(config, env, at)
+    _check_organisation(config, at)
+    _check_roster(config, base_dir, at)
+    report.problems = at.problems
+    return report
+
+
+def check_config_file(
+    path: Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> CheckReport:
+    """Check the file at ``path``, or the nearest ``orchestra.yaml``, or the defaults."""
+    path = path or find_config()
+    if path is None:
+        report = check_config_text("", source="<defaults>", environ=environ)
+        report.problems.insert(
+            0,
+            ConfigProblem(
+                "<defaults>",
+                "",
+                "no orchestra.yaml found here or in any parent folder; checked the defaults",
+                "run `orchestra init` to write a starter file",
+                "warning",
+            ),
+        )
+        return report
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read configuration file {path}: {exc}",
+            hint="check the path, or run `orchestra init` to write a starter file",
+        ) from exc
+    return check_config_text(text, source=str(path), environ=environ, base_dir=path.parent)
+
+
+def _check_tier_map(
+    tiers: Mapping[str, TierConfig],
+    prefix: tuple[str, ...],
+    config: OrchestraConfig,
+    at: _Locator,
+) -> None:
+    known = sorted(config.models)
+    listing = ", ".join(known) if known else "none are defined"
+    for tier, entry in tiers.items():
+        if tier not in TIERS:
+            at.add(
+                (*prefix, tier),
+                f"unknown tier {tier!r}",
+                f"tiers are {', '.join(TIERS)}; rename or remove this entry",
+            )
+        if entry.model not in config.models:
+            at.add(
+                (*prefix, tier, "model"),
+                f"tier {tier!r} maps to unknown model {entry.model!r}",
+                f"add {entry.model!r} under `models:` or use a defined model ({listing})",
+            )
+        for i, fallback in enumerate(entry.fallbacks):
+            if fallback not in config.models:
+                at.add(
+                    (*prefix, tier, "fallbacks", str(i)),
+                    f"fallback {fallback!r} of tier {tier!r} is not a defined model",
+                    f"add {fallback!r} under `models:` or use a defined model ({listing})",
+                )
+            elif fallback == entry.model:
+                at.add(
+                    (*prefix, tier, "fallbacks", str(i)),
+                    f"tier {tier!r} lists its own model {fallback!r} as a fallback",
+                    "remove it: a fallback must be a different model",
+                    warning=True,
+                )
+
+
+def _check_models(config: OrchestraConfig, at: _Locator) -> None:
+    providers = sorted(config.providers)
+    listing = ", ".join(providers) if providers else "none are defined"
+    for name, model in config.models.items():
+        if model.provider not in config.providers:
+            at.add(
+                ("models", name, "provider"),
+                f"model {name!r} names missing provider {model.provider!r}",
+                f"add {model.provider!r} under `providers:` or use a defined one ({listing})",
+            )
+    _check_tier_map(config.tiers, ("tiers",), config, at)
+    units = {u.name: u.kind for u in config.organisation.units}
+    teams = sorted(n for n, k in units.items() if k != "guild")
+    for team, override in config.teams.items():
+        if units.get(team) in (None, "guild"):
+            at.add(
+                ("teams", team),
+                f"team override for unknown team {team!r}",
+                "use the name of a squad (or tribe/division) under organisation.units"
+                + (f": {', '.join(teams)}" if teams else "; none are defined"),
+            )
+        _check_tier_map(override.tiers, ("teams", team, "tiers"), config, at)
+
+
+def _check_providers(config: OrchestraConfig, environ: Mapping[str, str], at: _Locator) -> None:
+    for name, provider in config.providers.items():
+        env_name = provider.api_key_env
+        if env_name is not None and not _ENV_NAME.match(env_name):
+            # Do not echo the value: people paste the key itself here.
+            at.add(
+                ("providers", name, "api_key_env"),
+                "api_key_env must be the NAME of an environment variable (it looks like "
+                "something else, perhaps the key itself; the value is not shown)",
+                "set api_key_env: ANTHROPIC_API_KEY (for example) and export the key in "
+                "that variable; if a key was pasted here, rotate it",
+            )
+        elif env_name is not None and not environ.get(env_name):
+            at.add(
+                ("providers", name, "api_key_env"),
+                f"environment variable {env_name} is not set; provider {name!r} will "
+                "be refused upstream",
+                f"export {env_name}=... in the environment that runs Orchestra",
+                warning=True,
+            )
+        elif env_name is None and provider.api_key_secret is None and provider.kind == "anthropic":
+            at.add(
+                ("providers", name),
+                f"provider {name!r} has no credential configured",
+                "add `api_key_env: ANTHROPIC_API_KEY` (or api_key_secret)",
+                warning=True,
+            )
+
+
+def _check_organisation(config: OrchestraConfig, at: _Locator) -> None:
+    # Imported here: the org package builds on config, not the other way round.
+    from orchestra.org.stages import assess_stage
+    from orchestra.org.tree import org_problems
+
+    for problem in org_problems(config.organisation):
+        at.add(problem.path, problem.message, problem.hint)
+    for warning in assess_stage(config).warnings:
+        path = ("organisation", "stage") if config.organisation.stage else ("organisation",)
+        at.add(path, warning, "see docs/organisation.md for the stages", warning=True)
+
+
+def _check_roster(config: OrchestraConfig, base_dir: Path | None, at: _Locator) -> None:
+    from orchestra.roster.roster import BUILTIN_AGENTS_DIR, read_directory
+
+    base = base_dir or Path.cwd()
+    folders = [BUILTIN_AGENTS_DIR]
+    for i, folder in enumerate(config.roster.directories):
+        resolved = folder if folder.is_absolute() else base / folder
+        if not resolved.is_dir():
+            at.add(
+                ("roster", "directories", str(i)),
+                f"agent folder {resolved} does not exist",
+                "create it, correct the path (relative to orchestra.yaml), or remove it",
+            )
+        else:
+            folders.append(resolved)
+    import_dir = config.roster.import_dir
+    import_dir = import_dir if import_dir.is_absolute() else base / import_dir
+    if import_dir.is_dir():
+        folders.append(import_dir)
+    names: set[str] = set()
+    categories: set[str] = set()
+    for folder in folders:
+        agents, _ = read_directory(folder)
+        names.update(a.name for a in agents)
+        categories.update(a.category for a in agents)
+    overrides = config.roster.tier_overrides
+    for agent in overrides.agents:
+        if agent not in names:
+            at.add(
+                ("roster", "tier_overrides", "agents", agent),
+                f"tier override for unknown agent {agent!r}",
+                "use a name from `orchestra agents list`",
+                warning=True,
+            )
+    for category in overrides.categories:
+        if category not in categories:
+            at.add(
+                ("roster", "tier_overrides", "categories", category),
+                f"tier override for unknown category {category!r}",
+                "known categories: " + ", ".join(sorted(categories)),
+                warning=True,
+            )
