@@ -1,0 +1,158 @@
+"""Server-sent events: an incremental parser and an encoder.
+
+Both wire formats stream over SSE (Anthropic with named events, OpenAI with bare ``data:``
+lines ending in ``data: [DONE]``). The parser follows the WHATWG event-stream rules: lines
+end in ``\\r\\n``, ``\\n`` or ``\\r``; a blank line dispatches the event; ``data`` lines are
+joined with ``\\n``; lines starting with ``:`` are comments; unknown fields are ignored. It
+accepts bytes in chunks split anywhere (even inside a UTF-8 character or a ``\\r\\n``) and
+returns each event exactly once, with its name and data untouched, so a gateway can observe a
+stream and still pass every event through as it came.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from orchestra.providers.errors import WireFormatError
+
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "SSEEvent", "SSEParser", "encode_event"]
+
+DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+"""A line longer than this without a terminator is treated as a broken stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One dispatched server-sent event."""
+
+    event: str | None
+    """The ``event:`` field, or ``None`` when the stream did not name it (OpenAI)."""
+    data: str
+    """The ``data:`` lines joined by ``\\n``, exactly as sent."""
+    id: str | None = None
+    retry: int | None = None
+
+    def json(self) -> Any:
+        """``data`` decoded as JSON; raises :class:`WireFormatError` if it is not JSON."""
+        try:
+            return json.loads(self.data)
+        except ValueError as exc:
+            raise WireFormatError(
+                f"server-sent event {self.event or 'message'!r} carries data that is not JSON",
+                hint="the stream is corrupt or not in the expected wire format",
+                status=502,
+                error_type="api_error",
+            ) from exc
+
+
+class SSEParser:
+    """Incremental event-stream parser: ``feed(chunk)`` returns the events completed by it."""
+
+    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self._buffer = bytearray()
+        self._max_line = max_line_bytes
+        # A chunk may end between the \r and \n of one terminator; remember to skip the \n.
+        self._skip_lf = False
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._id: str | None = None
+        self._last_id: str | None = None
+        self._retry: int | None = None
+        self._first_line = True
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Consume ``chunk`` and return the events it completed, in order."""
+        if not chunk:
+            return []
+        events: list[SSEEvent] = []
+        buf = self._buffer
+        start = len(buf)
+        buf += chunk
+        pos = 0
+        if self._skip_lf and buf[:1] == b"\n":
+            pos = 1
+        self._skip_lf = False
+        scan = max(pos, start)
+        n = len(buf)
+        while True:
+            cr = buf.find(b"\r", scan)
+            lf = buf.find(b"\n", scan)
+            if cr < 0 and lf < 0:
+                break
+            if cr < 0 or (0 <= lf < cr):
+                end, nxt = lf, lf + 1
+            elif cr + 1 < n:
+                end, nxt = cr, cr + 2 if buf[cr + 1] == 0x0A else cr + 1
+            else:
+                end, nxt = cr, cr + 1
+                self._skip_lf = True
+            self._line(bytes(buf[pos:end]), events)
+            pos = scan = nxt
+        del buf[:pos]
+        if len(buf) > self._max_line:
+            raise WireFormatError(
+                f"server-sent event line longer than {self._max_line} bytes",
+                hint="the upstream stream is corrupt or not an event stream",
+                status=502,
+                error_type="api_error",
+            )
+        return events
+
+    def finish(self) -> list[SSEEvent]:
+        """Signal the end of the stream; returns the last event if it lacked its blank line.
+
+        The standard discards such an event; being lenient costs nothing when observing a
+        stream and keeps usage from a final event that a sloppy server did not terminate.
+        """
+        events: list[SSEEvent] = []
+        if self._buffer:
+            self._line(bytes(self._buffer), events)
+            self._buffer.clear()
+        self._line(b"", events)
+        self._skip_lf = False
+        return events
+
+    def _line(self, raw: bytes, events: list[SSEEvent]) -> None:
+        if self._first_line:
+            self._first_line = False
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+        if not raw:
+            if self._data:
+                events.append(SSEEvent(self._event, "\n".join(self._data), self._id, self._retry))
+            self._event = None
+            self._data = []
+            self._retry = None
+            self._id = self._last_id
+            return
+        if raw[:1] == b":":
+            return
+        line = raw.decode("utf-8", errors="replace")
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\x00" not in value:
+                self._id = self._last_id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
+
+
+def encode_event(event: str | None, data: str | Any, *, id: str | None = None) -> bytes:
+    """Encode one event; ``data`` that is not a string is serialised as compact JSON."""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    parts: list[str] = []
+    if event is not None:
+        parts.append(f"event: {event}\n")
+    if id is not None:
+        parts.append(f"id: {id}\n")
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        parts.append(f"data: {line}\n")
+    parts.append("\n")
+    return "".join(parts).encode("utf-8")

@@ -1,0 +1,41 @@
+"""Test doubles shipped with Orchestra: the fake model upstream (see ``docs/testing.md``).
+
+``FakeUpstream`` is a real HTTP server that speaks Anthropic Messages and OpenAI Chat
+Completions, streaming and not, scripted with :class:`Reply`, :class:`Fault`,
+:class:`Timeout` and :class:`DropMidStream` steps.
+"""
+
+from orchestra.testing.server import DEFAULT_MODELS, DEFAULT_TEXT, FakeUpstream, Responder
+from orchestra.testing.steps import (
+    DropMidStream,
+    Fault,
+    InjectedEvent,
+    Match,
+    RecordedRequest,
+    Reply,
+    ScriptError,
+    Step,
+    Timeout,
+    ToolCall,
+    load_script,
+    parse_script,
+)
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "DEFAULT_TEXT",
+    "DropMidStream",
+    "FakeUpstream",
+    "Fault",
+    "InjectedEvent",
+    "Match",
+    "RecordedRequest",
+    "Reply",
+    "Responder",
+    "ScriptError",
+    "Step",
+    "Timeout",
+    "ToolCall",
+    "load_script",
+    "parse_script",
+]

@@ -1,0 +1,605 @@
+"""The fake upstream: a real HTTP server speaking Anthropic Messages and OpenAI Chat Completions.
+
+It is a raw ASGI application (no framework: the gateway benchmark needs the upstream to be
+cheap) served by uvicorn with httptools, either on a background thread (:meth:`FakeUpstream.start`)
+or in the foreground (:meth:`FakeUpstream.serve_forever`, used by
+``python -m orchestra.testing.upstream``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from types import TracebackType
+from typing import Any
+
+from orchestra.providers import anthropic as anthropic_wire
+from orchestra.providers import openai as openai_wire
+from orchestra.providers.tokens import estimate_input_tokens, estimate_text_tokens
+from orchestra.providers.usage import Usage
+from orchestra.testing.render import (
+    IdSource,
+    anthropic_events,
+    anthropic_message,
+    openai_chunks,
+    openai_completion,
+)
+from orchestra.testing.steps import (
+    DropMidStream,
+    Fault,
+    Match,
+    RecordedRequest,
+    Reply,
+    ScriptError,
+    Step,
+    Timeout,
+    parse_script,
+)
+
+__all__ = ["DEFAULT_MODELS", "DEFAULT_TEXT", "FakeUpstream", "Responder"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Responder = Callable[[RecordedRequest], Step | None]
+
+DEFAULT_TEXT = "Hello from the Orchestra fake upstream."
+DEFAULT_MODELS: tuple[str, ...] = (
+    "claude-opus-4-5",
+    "claude-sonnet-4-6",
+    "claude-haiku-4-5",
+    "gpt-4o-mini",
+    "llama3.1:8b",
+)
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+]
+
+
+class FakeUpstream:
+    """A scriptable Anthropic/OpenAI upstream for tests, benchmarks and the offline demo.
+
+    Thread-safe: scripts may be queued and requests read from any thread while the server
+    runs on its own. With no script it answers every request with a deterministic default
+    reply whose usage is computed from the request size (see ``docs/testing.md``).
+    """
+
+    def __init__(
+        self,
+        *,
+        models: Iterable[str] = DEFAULT_MODELS,
+        api_key: str | None = None,
+        max_recorded: int | None = None,
+        default_text: str = DEFAULT_TEXT,
+        clock: Callable[[], float] = time.time,
+        ids: IdSource | None = None,
+    ) -> None:
+        """``api_key``: when set, requests without it (``x-api-key`` or ``Authorization:
+        Bearer``) get a 401. ``max_recorded``: keep only the latest N requests (benchmarks)."""
+        self.models = tuple(models)
+        self.api_key = api_key
+        self.default_text = default_text
+        self.responder: Responder | None = None
+        """Full control: called for every request; return a step, or ``None`` for the
+        script/default."""
+        self._clock = clock
+        self._ids = ids or IdSource()
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[Step, Match | None]] = deque()
+        self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self.base_url = ""
+        """``http://127.0.0.1:PORT`` once started."""
+
+    # --- scripting --------------------------------------------------------------------------
+
+    def script(self, *steps: Step, match: Match | None = None) -> None:
+        """Queue steps (FIFO). With ``match``, they answer only matching requests; requests
+        that no queued step matches get the default reply."""
+        for step in steps:
+            _check_step(step)
+        with self._lock:
+            self._queue.extend((step, match) for step in steps)
+
+    def script_entries(self, entries: Iterable[tuple[Step, Match | None]]) -> None:
+        """Queue ``(step, match)`` pairs, e.g. from :func:`load_script`."""
+        pairs = list(entries)
+        for step, _ in pairs:
+            _check_step(step)
+        with self._lock:
+            self._queue.extend(pairs)
+
+    def clear(self) -> None:
+        """Drop queued steps, recorded requests and the responder."""
+        with self._lock:
+            self._queue.clear()
+            self._requests.clear()
+            self.responder = None
+
+    @property
+    def pending(self) -> int:
+        """Queued steps not yet used."""
+        with self._lock:
+            return len(self._queue)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Requests received so far, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def _take(self, request: RecordedRequest, generation: bool) -> Step | None:
+        with self._lock:
+            for position, (step, match) in enumerate(self._queue):
+                if _matches(match, request, generation):
+                    del self._queue[position]
+                    return step
+        return None
+
+    # --- running ----------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, host: str = "127.0.0.1", port: int = 0, **options: Any) -> FakeUpstream:
+        """Start a server on a background thread (port 0: a free port); use as a context
+        manager or call :meth:`stop`."""
+        upstream = cls(**options)
+        upstream._start_thread(host, port)
+        return upstream
+
+    @classmethod
+    def serve_forever(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        on_ready: Callable[[FakeUpstream], None] | None = None,
+        **options: Any,
+    ) -> None:
+        """Serve in the foreground until SIGINT/SIGTERM (for running as its own process)."""
+        upstream = cls(**options)
+        sock = upstream._bind(host, port)
+        server = upstream._make_server()
+        loop = _new_loop()
+
+        async def main() -> None:
+            upstream._stop = asyncio.Event()
+            upstream._loop = asyncio.get_running_loop()
+            serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+            await _wait_started(server, serving)
+            if on_ready is not None and server.started:
+                on_ready(upstream)
+            await serving
+            upstream._stop.set()
+
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+            sock.close()
+
+    def _bind(self, host: str, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+        bound = sock.getsockname()
+        shown = f"[{host}]" if family == socket.AF_INET6 else host
+        self.base_url = f"http://{shown}:{bound[1]}"
+        self._socket = sock
+        return sock
+
+    def _make_server(self) -> Any:
+        import uvicorn
+
+        config = uvicorn.Config(
+            self,
+            http="httptools",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            backlog=2048,
+        )
+        self._server = uvicorn.Server(config)
+        return self._server
+
+    def _start_thread(self, host: str, port: int) -> None:
+        sock = self._bind(host, port)
+        server = self._make_server()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = _new_loop()
+            self._loop = loop
+
+            async def main() -> None:
+                self._stop = asyncio.Event()
+                serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+                await _wait_started(server, serving)
+                ready.set()
+                await serving
+
+            try:
+                loop.run_until_complete(main())
+            except BaseException as exc:  # reported to the starting thread
+                failure.append(exc)
+            finally:
+                ready.set()
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure or not server.started:
+            self.stop()
+            raise RuntimeError(f"the fake upstream did not start: {failure[:1]}")
+
+    def stop(self) -> None:
+        """Stop the background server; requests left hanging by :class:`Timeout` end."""
+        server, loop, thread = self._server, self._loop, self._thread
+        if server is not None:
+            server.should_exit = True
+        if loop is not None and self._stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._stop.set)
+        if thread is not None:
+            thread.join(10)
+        if self._socket is not None:
+            self._socket.close()
+        self._thread = None
+
+    def __enter__(self) -> FakeUpstream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- ASGI -------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point (also usable in-process, e.g. with ``httpx.ASGITransport``)."""
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY_BYTES:
+                await _send_json(send, 413, anthropic_wire.error_body(413, "body too large"))
+                return
+            if not message.get("more_body"):
+                break
+        if path.startswith("/_fake/"):
+            await self._control(method, path, bytes(body), send)
+            return
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        parsed: Any = None
+        bad_json = False
+        if body:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                bad_json = True
+        request = RecordedRequest(
+            method,
+            path,
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            parsed,
+            bytes(body),
+        )
+        with self._lock:
+            self._requests.append(request)
+        openai = path.endswith("/chat/completions") or (
+            path.endswith("/models")
+            and "anthropic-version" not in headers
+            and "x-api-key" not in headers
+        )
+        if self.api_key is not None and not self._authorised(headers):
+            await self._error(send, openai, Fault(401, message="invalid x-api-key"))
+            return
+        if path in ("/v1/models", "/models") and method == "GET":
+            await self._models(send)
+            return
+        if method != "POST" or path not in _GENERATION_PATHS | _COUNT_PATHS:
+            await self._error(send, openai, Fault(404, message=f"no route for {method} {path}"))
+            return
+        if bad_json or not isinstance(parsed, dict):
+            await self._error(
+                send, openai, Fault(400, message="the request body is not a JSON object")
+            )
+            return
+        generation = path in _GENERATION_PATHS
+        step: Step | None = None
+        responder = self.responder
+        if responder is not None:
+            step = responder(request)
+        if step is None:
+            step = self._take(request, generation)
+        if step is None:
+            step = Reply(text=self.default_text)
+        if not generation:
+            await self._count_tokens(send, parsed, step)
+            return
+        await self._answer(send, receive, request, parsed, step, openai)
+
+    def _authorised(self, headers: dict[str, str]) -> bool:
+        given = headers.get("x-api-key")
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            given = given or auth[7:].strip()
+        return given == self.api_key
+
+    async def _answer(
+        self,
+        send: Send,
+        receive: Receive,
+        request: RecordedRequest,
+        body: dict[str, Any],
+        step: Step,
+        openai: bool,
+    ) -> None:
+        if isinstance(step, Timeout):
+            await self._hang(receive)
+            return
+        if isinstance(step, Fault):
+            if step.delay_s:
+                await asyncio.sleep(step.delay_s)
+            await self._error(send, openai, step)
+            return
+        drop_after: int | None = None
+        if isinstance(step, DropMidStream):
+            drop_after = step.after_events
+            reply = step.reply or Reply(text=self.default_text)
+        else:
+            reply = step
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        model = body.get("model")
+        model = model if isinstance(model, str) else "unknown"
+        usage = reply.usage or self._usage_for(body, reply)
+        headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()
+        ]
+        if request.stream:
+            if openai:
+                options = body.get("stream_options")
+                include = isinstance(options, dict) and options.get("include_usage") is True
+                created = int(self._clock())
+                events = openai_chunks(reply, model, usage, self._ids, created, include)
+            else:
+                events = anthropic_events(reply, model, usage, self._ids)
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + headers}
+            )
+            for position, event in enumerate(events):
+                if drop_after is not None and position >= drop_after:
+                    return  # returning mid-body makes the server close the connection
+                if position and reply.chunk_delay_s:
+                    await asyncio.sleep(reply.chunk_delay_s)
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        if openai:
+            payload = openai_completion(reply, model, usage, self._ids, int(self._clock()))
+        else:
+            payload = anthropic_message(reply, model, usage, self._ids)
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        if drop_after is not None:
+            length = [(b"content-length", str(len(data)).encode())]
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": _JSON_HEADERS + length}
+            )
+            await send(
+                {"type": "http.response.body", "body": data[: len(data) // 2], "more_body": True}
+            )
+            return
+        await _send_bytes(send, 200, data, _JSON_HEADERS + headers)
+
+    def _usage_for(self, body: dict[str, Any], reply: Reply) -> Usage:
+        output = estimate_text_tokens(reply.text) + estimate_text_tokens(reply.thinking or "")
+        for call in reply.tool_calls:
+            output += estimate_text_tokens(call.name) + estimate_text_tokens(json.dumps(call.input))
+        return Usage(input_tokens=estimate_input_tokens(body), output_tokens=max(1, output))
+
+    async def _count_tokens(self, send: Send, body: dict[str, Any], step: Step) -> None:
+        if isinstance(step, Fault):
+            await self._error(send, False, step)
+            return
+        tokens = estimate_input_tokens(body, "anthropic")
+        if isinstance(step, Reply) and step.usage is not None:
+            tokens = step.usage.input_tokens
+        await _send_json(send, 200, {"input_tokens": tokens})
+
+    async def _models(self, send: Send) -> None:
+        # One body both SDKs accept: OpenAI's list fields plus Anthropic's pagination fields.
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "type": "model",
+                "created": 1_700_000_000,
+                "created_at": "2025-01-01T00:00:00Z",
+                "display_name": name,
+                "owned_by": "orchestra-fake",
+            }
+            for name in self.models
+        ]
+        await _send_json(
+            send,
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            },
+        )
+
+    async def _error(self, send: Send, openai: bool, fault: Fault) -> None:
+        headers = list(_JSON_HEADERS)
+        if fault.retry_after is not None:
+            value = fault.retry_after
+            text = str(int(value)) if float(value).is_integer() else str(value)
+            headers.append((b"retry-after", text.encode()))
+        if fault.body is not None:
+            raw = fault.body if isinstance(fault.body, str) else json.dumps(fault.body)
+            await _send_bytes(send, fault.status, raw.encode(), headers)
+            return
+        message = fault.message or _DEFAULT_MESSAGES.get(fault.status, f"fake error {fault.status}")
+        if openai:
+            payload = openai_wire.error_body(fault.status, message, error_type=fault.error_type)
+        else:
+            payload = anthropic_wire.error_body(
+                fault.status,
+                message,
+                error_type=fault.error_type,
+                request_id=self._ids.next("req_fake_"),
+            )
+        await _send_bytes(send, fault.status, json.dumps(payload).encode(), headers)
+
+    async def _hang(self, receive: Receive) -> None:
+        stop = self._stop_event()
+        disconnect = asyncio.ensure_future(_wait_disconnect(receive))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({disconnect, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            disconnect.cancel()
+            stopping.cancel()
+
+    def _stop_event(self) -> asyncio.Event:
+        if self._stop is None:
+            self._stop = asyncio.Event()
+        return self._stop
+
+    async def _control(self, method: str, path: str, body: bytes, send: Send) -> None:
+        """``/_fake/*``: script and inspect a fake running as its own process."""
+        if path == "/_fake/script" and method == "POST":
+            try:
+                pairs = parse_script(json.loads(body or b"[]"))
+            except (ValueError, ScriptError) as exc:
+                await _send_json(send, 400, {"error": str(exc)})
+                return
+            self.script_entries(pairs)
+            await _send_json(send, 200, {"queued": len(pairs)})
+        elif path == "/_fake/requests" and method == "GET":
+            recorded = [
+                {
+                    "method": r.method,
+                    "path": r.path,
+                    "query": r.query,
+                    "headers": r.headers,
+                    "json": r.json,
+                }
+                for r in self.requests
+            ]
+            await _send_json(send, 200, recorded)
+        elif path == "/_fake/reset" and method == "POST":
+            self.clear()
+            await _send_json(send, 200, {"reset": True})
+        elif path == "/_fake/health":
+            await _send_json(send, 200, {"ok": True, "pending": self.pending})
+        else:
+            await _send_json(send, 404, {"error": f"no control route {method} {path}"})
+
+
+_GENERATION_PATHS = frozenset({"/v1/messages", "/v1/chat/completions", "/chat/completions"})
+_COUNT_PATHS = frozenset({"/v1/messages/count_tokens"})
+_DEFAULT_MESSAGES = {
+    400: "Invalid request.",
+    401: "invalid x-api-key",
+    403: "Your API key does not have permission to use the specified resource.",
+    404: "The requested resource could not be found.",
+    413: "Request exceeds the maximum allowed number of bytes.",
+    429: "Number of request tokens has exceeded your per-minute rate limit.",
+    500: "An unexpected error has occurred internal to the fake upstream.",
+    529: "Overloaded",
+}
+
+
+def _check_step(step: object) -> None:
+    if not isinstance(step, Reply | Fault | Timeout | DropMidStream):
+        raise ScriptError(
+            f"not a fake upstream step: {step!r}",
+            hint="use Reply, Fault, Timeout or DropMidStream",
+        )
+
+
+def _matches(match: Match | None, request: RecordedRequest, generation: bool) -> bool:
+    if match is None:
+        # Unrouted steps answer model calls only, so a count_tokens or models call made by a
+        # client does not eat a step scripted for the next generation.
+        return generation
+    if match.path is not None and match.path != request.path:
+        return False
+    if match.path is None and not generation:
+        return False
+    if match.model is not None and match.model != request.model:
+        return False
+    if match.stream is not None and match.stream != request.stream:
+        return False
+    return match.system_contains is None or match.system_contains in request.system_text
+
+
+async def _wait_started(server: Any, serving: asyncio.Future[None]) -> None:
+    # uvicorn exposes readiness only as a flag, so poll it briefly.
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_bytes(
+    send: Send, status: int, data: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _send_json(send: Send, status: int, payload: Any) -> None:
+    await _send_bytes(send, status, json.dumps(payload).encode(), list(_JSON_HEADERS))
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
