@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from orchestra.config.models import StrictModel
@@ -29,6 +31,41 @@ class CircuitSettings(StrictModel):
     """How long an open circuit refuses calls before one trial call (half-open)."""
 
 
+class BudgetConfig(StrictModel):
+    """A dollar budget (``gateway.budgets``; managed by ``orchestra.accounting``)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    scope: Literal["developer", "team", "org", "run"]
+    """``team`` matches a squad, tribe or division by name; ``org`` subject ``*`` = every call."""
+    subject: str = Field(min_length=1)
+    cap_usd: float = Field(ge=0)
+    period: Literal["day", "week", "month", "none"] = "month"
+    """UTC calendar periods; ``none`` for run budgets."""
+    soft_pct: int | None = Field(default=80, ge=1, le=100)
+    """Alert (log + webhook) once per period at this percentage of the cap."""
+
+
+class RateLimitConfig(StrictModel):
+    """Per-minute limits; unset = unlimited."""
+
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+
+
+class LimitsConfig(StrictModel):
+    """Rate limits per key, developer and team (``gateway.limits``)."""
+
+    key: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    developer: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    team: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    developers: dict[str, RateLimitConfig] = Field(default_factory=dict)
+    """Overrides by developer name."""
+    teams: dict[str, RateLimitConfig] = Field(default_factory=dict)
+    """Overrides by team (squad) name."""
+    shared: bool | None = None
+    """Count in the database (shared by all workers); default: yes on PostgreSQL, no on SQLite."""
+
+
 class GatewaySection(StrictModel):
     """Gateway settings: listen address, keys, limits, budgets, pricing, audit."""
 
@@ -51,6 +88,13 @@ class GatewaySection(StrictModel):
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
     price_file: str | None = None
     """YAML/JSON price table overriding the built-in prices; re-read when it changes."""
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    """Dollar budgets, synchronised into the database at startup (audited)."""
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    budget_webhook: str | None = None
+    """URL that receives a JSON POST when a budget crosses its soft threshold."""
+    reservation_ttl_s: float = Field(default=900.0, gt=0)
+    """Budget reservations older than this are reclaimed (their call died)."""
     stream_journal_interval_s: float = Field(default=1.0, gt=0)
     """How often the usage seen so far in a stream is journaled (crash reconciliation)."""
     large_input_bytes: int = Field(default=256 * 1024, gt=0)

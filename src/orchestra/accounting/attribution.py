@@ -1,0 +1,51 @@
+"""Who a model call is charged to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Everything a ledger entry and a budget lookup need to know about the caller.
+
+    The organisation levels come from the key's team, resolved through the organisation
+    tree; ``agent``, ``run_id`` and ``step`` come from the request (headers or the roster
+    mark in the system prompt).
+    """
+
+    org: str | None = None
+    division: str | None = None
+    tribe: str | None = None
+    squad: str | None = None
+    developer: str | None = None
+    key_id: str | None = None
+    agent: str | None = None
+    run_id: str | None = None
+    step: str | None = None
+
+    def for_call(
+        self, *, agent: str | None = None, run_id: str | None = None, step: str | None = None
+    ) -> Attribution:
+        """This attribution with the request's agent, run and step filled in."""
+        return replace(
+            self,
+            agent=agent if agent is not None else self.agent,
+            run_id=run_id if run_id is not None else self.run_id,
+            step=step if step is not None else self.step,
+        )
+
+    @property
+    def teams(self) -> tuple[str, ...]:
+        """The team units this call belongs to, innermost first (squad, tribe, division)."""
+        return tuple(t for t in (self.squad, self.tribe, self.division) if t)
+
+
+@dataclass(frozen=True, slots=True)
+class OrgPath:
+    """The organisation units above a team (any may be unknown)."""
+
+    org: str | None = None
+    division: str | None = None
+    tribe: str | None = None
+    squad: str | None = None

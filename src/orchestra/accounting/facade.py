@@ -1,0 +1,101 @@
+"""All accounting components over one database, built from ``orchestra.yaml``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from orchestra.accounting.alerts import BudgetAlerts
+from orchestra.accounting.audit import AuditLog
+from orchestra.accounting.budgets import BudgetBook, specs_from_config
+from orchestra.accounting.keys import KeyStore, OrgResolver
+from orchestra.accounting.ledger import Ledger, LedgerEntry
+from orchestra.accounting.limits import RateLimit, RateLimiter, RateLimitPolicy
+from orchestra.accounting.pricing import PriceTable
+from orchestra.accounting.store import AccountingStore, Clock, utcnow
+from orchestra.config.gateway import LimitsConfig, RateLimitConfig
+from orchestra.config.schema import OrchestraConfig
+from orchestra.store import Database
+
+
+def _limit(c: RateLimitConfig) -> RateLimit:
+    return RateLimit(rpm=c.rpm, tpm=c.tpm)
+
+
+def policy_from_config(limits: LimitsConfig) -> RateLimitPolicy:
+    """The rate-limit policy described by ``gateway.limits``."""
+    return RateLimitPolicy(
+        key=_limit(limits.key),
+        developer=_limit(limits.developer),
+        team=_limit(limits.team),
+        developers={k: _limit(v) for k, v in limits.developers.items()},
+        teams={k: _limit(v) for k, v in limits.teams.items()},
+    )
+
+
+class Accounting:
+    """Keys, prices, budgets, limits, ledger and audit sharing one writer and database.
+
+    ``start()`` at process start: syncs ``gateway.budgets`` into the database, reconciles
+    streams left unfinished by a crashed process and reclaims stale reservations.
+    """
+
+    def __init__(
+        self,
+        db: Database | AccountingStore,
+        config: OrchestraConfig | None = None,
+        *,
+        clock: Clock = utcnow,
+        webhook_transport: httpx.BaseTransport | None = None,
+        org_resolver: OrgResolver | None = None,
+        journal_dir: Path | None = None,
+        pepper: bytes | None = None,
+    ) -> None:
+        self.config = config or OrchestraConfig()
+        gw = self.config.gateway
+        self.store = AccountingStore.of(db)
+        self.audit = AuditLog(self.store, clock=clock)
+        self.prices = PriceTable.load(
+            gw.price_file, models=self.config.models, providers=self.config.providers
+        )
+        self.alerts = BudgetAlerts(gw.budget_webhook, transport=webhook_transport)
+        self.budgets = BudgetBook(
+            self.store,
+            audit=self.audit,
+            alerts=self.alerts,
+            clock=clock,
+            reservation_ttl=timedelta(seconds=gw.reservation_ttl_s),
+        )
+        self.keys = KeyStore(
+            self.store,
+            audit=self.audit,
+            org_resolver=org_resolver,
+            clock=clock,
+            cache_ttl_s=gw.key_cache_ttl_s,
+            pepper=pepper,
+        )
+        self.limits = RateLimiter.for_database(
+            policy_from_config(gw.limits), self.store, shared=gw.limits.shared
+        )
+        self.ledger = Ledger(
+            self.store,
+            prices=self.prices,
+            budgets=self.budgets,
+            journal_dir=journal_dir,
+            clock=clock,
+        )
+
+    def start(self) -> list[LedgerEntry]:
+        """Sync configured budgets, reconcile crashed streams, expire stale holds."""
+        self.budgets.sync(specs_from_config(self.config.gateway.budgets))
+        reconciled = self.ledger.reconcile_incomplete()
+        self.budgets.expire_stale()
+        return reconciled
+
+    def close(self) -> None:
+        """Flush pending writes and stop background threads (the database stays open)."""
+        self.ledger.close()
+        self.store.close()
+        self.alerts.close()

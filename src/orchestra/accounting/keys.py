@@ -1,0 +1,316 @@
+"""Virtual API keys: created and shown once, stored as a keyed hash, revoked, rotated.
+
+Why HMAC-SHA256 with a server-side pepper and not a password hash (bcrypt, argon2)? The
+secrets are 256 random bits, not human passwords: no dictionary or brute-force attack is
+feasible against them, so a deliberately slow hash would buy no security and would cost
+milliseconds on every request. The pepper (a server secret kept outside the database)
+means a stolen database alone does not even let an attacker test candidate keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets as _secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from orchestra.accounting.attribution import Attribution, OrgPath
+from orchestra.accounting.audit import AuditLog
+from orchestra.accounting.errors import InvalidKey, KeyNotFound
+from orchestra.accounting.orgpath import OrgTableResolver
+from orchestra.accounting.store import AccountingStore, Clock, as_utc, utcnow
+from orchestra.config.paths import orchestra_home
+from orchestra.store import Database
+from orchestra.store.tables.gateway import GatewayKey
+
+KEY_PREFIX = "orc_"
+DISPLAY_PREFIX_LEN = 12
+PEPPER_ENV = "ORCHESTRA_KEY_PEPPER"
+PEPPER_FILE = "key-pepper"
+
+OrgResolver = Callable[[str, str | None], OrgPath]
+"""Maps ``(developer, team)`` to the organisation units the developer's calls belong to."""
+
+
+def load_pepper(home: Path | None = None) -> bytes:
+    """The hashing pepper: ``$ORCHESTRA_KEY_PEPPER``, else ``<home>/key-pepper`` (0600).
+
+    The file is created on first use. Every gateway worker that shares a database must
+    share the pepper (same home folder, or the environment variable).
+    """
+    env = os.environ.get(PEPPER_ENV)
+    if env:
+        return env.encode()
+    path = (home or orchestra_home()) / PEPPER_FILE
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = _secrets.token_hex(32).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race; use its pepper
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A stored key, without its secret."""
+
+    id: str
+    prefix: str
+    """The first characters of the secret, for display (``orc_AbCdEfGh``)."""
+    developer: str
+    team: str | None
+    admin: bool
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    """Set when the key was rotated: it keeps working until then."""
+    replaced_by: str | None = None
+    org: OrgPath = field(default_factory=OrgPath)
+    """Organisation units above ``team``, resolved when the key is authenticated."""
+
+    def status(self, now: datetime) -> str:
+        """``active``, ``rotating`` (old key in its grace period), ``expired`` or ``revoked``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None:
+            return "rotating" if now < self.expires_at else "expired"
+        return "active"
+
+    def usable(self, now: datetime) -> bool:
+        return self.status(now) in ("active", "rotating")
+
+    def attribution(self) -> Attribution:
+        """The attribution of calls made with this key (agent/run/step added per call)."""
+        return Attribution(
+            org=self.org.org,
+            division=self.org.division,
+            tribe=self.org.tribe,
+            squad=self.org.squad if self.org.squad is not None else self.team,
+            developer=self.developer,
+            key_id=self.id,
+        )
+
+
+def _record(row: GatewayKey) -> KeyRecord:
+    return KeyRecord(
+        id=row.id,
+        prefix=row.prefix,
+        developer=row.developer,
+        team=row.team,
+        admin=row.admin,
+        name=row.name,
+        created_at=as_utc(row.created_at),
+        revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
+        expires_at=as_utc(row.expires_at) if row.expires_at else None,
+        replaced_by=row.replaced_by,
+    )
+
+
+class KeyStore:
+    """Create, authenticate, list, revoke and rotate virtual keys; management is audited.
+
+    ``authenticate`` is on every request's path: successful lookups are cached in memory
+    for ``cache_ttl_s`` (5 s by default). A revocation made in this process takes effect
+    at once; one made by another process (the CLI, another worker) within the TTL.
+    """
+
+    def __init__(
+        self,
+        db: Database | AccountingStore,
+        *,
+        pepper: bytes | None = None,
+        audit: AuditLog | None = None,
+        org_resolver: OrgResolver | None = None,
+        clock: Clock = utcnow,
+        cache_ttl_s: float = 5.0,
+    ) -> None:
+        self._store = AccountingStore.of(db)
+        self._pepper = pepper if pepper is not None else load_pepper()
+        self._audit = audit if audit is not None else AuditLog(self._store, clock=clock)
+        self._resolve = org_resolver or OrgTableResolver(self._store.db)
+        self._clock = clock
+        self._ttl = cache_ttl_s
+        self._cache: dict[str, tuple[float, KeyRecord]] = {}
+        self._lock = threading.Lock()
+
+    def hash(self, secret: str) -> str:
+        """The keyed hash stored for ``secret``."""
+        return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
+
+    def _with_org(self, record: KeyRecord) -> KeyRecord:
+        return replace(record, org=self._resolve(record.developer, record.team))
+
+    def _insert(
+        self, developer: str, team: str | None, admin: bool, name: str | None
+    ) -> tuple[str, GatewayKey]:
+        secret = KEY_PREFIX + _secrets.token_urlsafe(32)
+        row = GatewayKey(
+            id="key_" + uuid.uuid4().hex[:16],
+            prefix=secret[:DISPLAY_PREFIX_LEN],
+            secret_hash=self.hash(secret),
+            developer=developer,
+            team=team,
+            admin=admin,
+            name=name,
+            created_at=self._clock(),
+        )
+        return secret, row
+
+    def create(
+        self,
+        developer: str,
+        team: str | None = None,
+        admin: bool = False,
+        name: str | None = None,
+        *,
+        actor: str = "system",
+    ) -> tuple[str, KeyRecord]:
+        """Create a key; returns ``(secret, record)``. The secret is never stored or shown again."""
+        developer = developer.strip()
+        if not developer:
+            raise InvalidKey("a key needs a developer", hint="pass --developer NAME")
+        secret, row = self._insert(developer, team, admin, name)
+        with self._store.db.session() as session:
+            session.add(row)
+        record = _record(row)
+        self._audit.append(
+            actor,
+            "key.create",
+            record.id,
+            {
+                "developer": developer,
+                "team": team,
+                "admin": admin,
+                "name": name,
+                "prefix": record.prefix,
+            },
+        )
+        return secret, self._with_org(record)
+
+    def authenticate(self, secret: str) -> KeyRecord | None:
+        """The usable key for ``secret``, or ``None`` (unknown, revoked, grace period over)."""
+        if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+            return None
+        digest = self.hash(secret)
+        now_mono = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now_mono:
+            record = cached[1]
+        else:
+            with self._store.db.session() as session:
+                row = session.scalars(
+                    select(GatewayKey).where(GatewayKey.secret_hash == digest)
+                ).first()
+                if row is None:
+                    return None
+                record = self._with_org(_record(row))
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = (now_mono + self._ttl, record)
+        return record if record.usable(self._clock()) else None
+
+    def require(self, secret: str | None) -> KeyRecord:
+        """Like :meth:`authenticate`, raising :class:`InvalidKey` instead of returning ``None``."""
+        if not secret:
+            raise InvalidKey(
+                "no API key was sent", hint="send it as x-api-key or Authorization: Bearer"
+            )
+        record = self.authenticate(secret)
+        if record is None:
+            raise InvalidKey(
+                "the API key is not valid (unknown, revoked or past its rotation grace period)",
+                hint="create a new one with `orchestra keys create`",
+            )
+        return record
+
+    def get(self, key_id: str) -> KeyRecord:
+        """The key ``key_id``; raises :class:`KeyNotFound`."""
+        with self._store.db.session() as session:
+            row = session.get(GatewayKey, key_id)
+            if row is None:
+                raise KeyNotFound(f"no key with id {key_id!r}", hint="see `orchestra keys list`")
+            return self._with_org(_record(row))
+
+    def list(self, *, include_revoked: bool = True) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        with self._store.db.session() as session:
+            query = select(GatewayKey).order_by(GatewayKey.created_at, GatewayKey.id)
+            if not include_revoked:
+                query = query.where(GatewayKey.revoked_at.is_(None))
+            return [self._with_org(_record(r)) for r in session.scalars(query)]
+
+    def _forget(self, key_id: str) -> None:
+        with self._lock:
+            for digest, (_, rec) in list(self._cache.items()):
+                if rec.id == key_id:
+                    del self._cache[digest]
+
+    def revoke(self, key_id: str, *, actor: str = "system") -> KeyRecord:
+        """Revoke a key at once (also an old key still in its rotation grace period)."""
+        now = self._clock()
+        with self._store.db.session() as session:
+            row = session.get(GatewayKey, key_id)
+            if row is None:
+                raise KeyNotFound(f"no key with id {key_id!r}", hint="see `orchestra keys list`")
+            if row.revoked_at is None:
+                session.execute(
+                    update(GatewayKey).where(GatewayKey.id == key_id).values(revoked_at=now)
+                )
+                row.revoked_at = now
+            record = _record(row)
+        self._forget(key_id)
+        self._audit.append(actor, "key.revoke", key_id, {"developer": record.developer})
+        return record
+
+    def rotate(
+        self, key_id: str, grace: timedelta = timedelta(hours=1), *, actor: str = "system"
+    ) -> tuple[str, KeyRecord]:
+        """Issue a new key with the same owner; the old one works until ``now + grace``."""
+        if grace < timedelta(0):
+            raise InvalidKey(
+                "the grace period cannot be negative", hint="use e.g. --grace 1h or 0s"
+            )
+        now = self._clock()
+        with self._store.db.session() as session:
+            old = session.get(GatewayKey, key_id)
+            if old is None:
+                raise KeyNotFound(f"no key with id {key_id!r}", hint="see `orchestra keys list`")
+            if not _record(old).usable(now):
+                raise InvalidKey(
+                    f"key {key_id} is {_record(old).status(now)} and cannot be rotated",
+                    hint="create a new key with `orchestra keys create`",
+                )
+            secret, row = self._insert(old.developer, old.team, old.admin, old.name)
+            session.add(row)
+            expires = now + grace
+            if old.expires_at is not None and as_utc(old.expires_at) < expires:
+                expires = as_utc(old.expires_at)
+            old.expires_at = expires
+            old.replaced_by = row.id
+            record = _record(row)
+        self._forget(key_id)
+        self._audit.append(
+            actor,
+            "key.rotate",
+            key_id,
+            {"new_key": record.id, "grace_s": int(grace.total_seconds()), "prefix": record.prefix},
+        )
+        return secret, self._with_org(record)

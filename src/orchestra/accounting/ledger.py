@@ -1,0 +1,510 @@
+"""The ledger: one append-only entry per model call, durable before ``append`` returns.
+
+**Durability.** ``append`` returns once the entry's transaction has committed (SQLite in
+WAL mode, or PostgreSQL): a SIGKILL of the process afterwards cannot lose it. Concurrent
+appends share a transaction (group commit, see :mod:`orchestra.accounting.store`), and an
+entry can settle its budget reservation in that same transaction, so spend and ledger
+never disagree.
+
+**Streams.** ``open_stream`` writes the draft entry to a small append-only journal file
+(``<home>/ledger-journal/<database>/<pid>-<id>.jsonl``) before the upstream call and
+appends one line whenever the usage seen so far changes; each line is one ``write`` to a
+file opened with ``O_APPEND``, so it survives a SIGKILL of the process (not a power cut:
+there is no fsync per line). The live process holds an exclusive ``flock`` on its journal.
+``reconcile_incomplete`` (run at startup) takes every journal whose lock is free (its
+owner died), turns each unfinished stream into an entry with outcome ``reconciled``, the
+usage seen so far and its cost, settles its reservation, and deletes the journal.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import threading
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Connection, insert, select
+
+from orchestra.accounting.attribution import Attribution
+from orchestra.accounting.budgets import BudgetBook, Hold, Reservation, _Plan
+from orchestra.accounting.errors import UnknownPrice
+from orchestra.accounting.money import from_nano, to_nano
+from orchestra.accounting.pricing import PriceTable
+from orchestra.accounting.store import AccountingStore, Clock, as_utc, utcnow
+from orchestra.config.paths import orchestra_home
+from orchestra.providers.usage import Usage
+from orchestra.store import Database
+from orchestra.store.tables.gateway import GatewayLedgerEntry
+
+log = logging.getLogger("orchestra.accounting.ledger")
+
+Outcome = Literal[
+    "ok", "error", "client_disconnected", "budget_refused", "rate_limited", "reconciled"
+]
+OUTCOMES: tuple[str, ...] = (
+    "ok",
+    "error",
+    "client_disconnected",
+    "budget_refused",
+    "rate_limited",
+    "reconciled",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One model call."""
+
+    attribution: Attribution
+    requested_model: str | None = None
+    served_model: str | None = None
+    provider: str | None = None
+    tier: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: Decimal | None = None
+    """``None``: the ledger computes it from the price table for ``served_model``."""
+    outcome: str = "ok"
+    """One of :data:`OUTCOMES`."""
+    error_type: str | None = None
+    """For ``error``: what failed (e.g. ``upstream_529``, ``timeout``, ``invalid_request``)."""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    """Time to first token of a streamed reply."""
+    retries: int = 0
+    fallback_path: tuple[str, ...] = ()
+    """Every attempt in order, e.g. ``("claude-opus-4-5:529", "claude-sonnet-4-5:ok")``."""
+    stream: bool = False
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["usage"] = [
+            self.usage.input_tokens,
+            self.usage.output_tokens,
+            self.usage.cache_read_tokens,
+            self.usage.cache_write_tokens,
+        ]
+        data["cost_usd"] = str(self.cost_usd) if self.cost_usd is not None else None
+        data["started_at"] = self.started_at.isoformat() if self.started_at else None
+        data["ended_at"] = self.ended_at.isoformat() if self.ended_at else None
+        data["fallback_path"] = list(self.fallback_path)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LedgerEntry:
+        return cls(
+            attribution=Attribution(**data["attribution"]),
+            requested_model=data.get("requested_model"),
+            served_model=data.get("served_model"),
+            provider=data.get("provider"),
+            tier=data.get("tier"),
+            usage=Usage(*data.get("usage", [0, 0, 0, 0])),
+            cost_usd=Decimal(data["cost_usd"]) if data.get("cost_usd") is not None else None,
+            outcome=data.get("outcome", "ok"),
+            error_type=data.get("error_type"),
+            started_at=datetime.fromisoformat(data["started_at"])
+            if data.get("started_at")
+            else None,
+            ended_at=datetime.fromisoformat(data["ended_at"]) if data.get("ended_at") else None,
+            latency_ms=data.get("latency_ms"),
+            ttft_ms=data.get("ttft_ms"),
+            retries=data.get("retries", 0),
+            fallback_path=tuple(data.get("fallback_path", ())),
+            stream=data.get("stream", False),
+            id=data["id"],
+        )
+
+
+def _row(e: LedgerEntry) -> dict[str, Any]:
+    a = e.attribution
+    assert e.started_at is not None and e.ended_at is not None and e.cost_usd is not None
+    return {
+        "id": e.id,
+        "started_at": e.started_at,
+        "ended_at": e.ended_at,
+        "org": a.org,
+        "division": a.division,
+        "tribe": a.tribe,
+        "squad": a.squad,
+        "developer": a.developer,
+        "key_id": a.key_id,
+        "agent": a.agent,
+        "run_id": a.run_id,
+        "step": a.step,
+        "tier": e.tier,
+        "requested_model": e.requested_model,
+        "served_model": e.served_model,
+        "provider": e.provider,
+        "input_tokens": e.usage.input_tokens,
+        "output_tokens": e.usage.output_tokens,
+        "cache_read_tokens": e.usage.cache_read_tokens,
+        "cache_write_tokens": e.usage.cache_write_tokens,
+        "cost_nano": to_nano(e.cost_usd),
+        "latency_ms": e.latency_ms,
+        "ttft_ms": e.ttft_ms,
+        "retries": e.retries,
+        "fallback_path": " > ".join(e.fallback_path),
+        "outcome": e.outcome,
+        "error_type": e.error_type,
+        "stream": e.stream,
+    }
+
+
+def entry_from_row(r: Any) -> LedgerEntry:
+    """A :class:`LedgerEntry` from a ``gateway_ledger`` row."""
+    return LedgerEntry(
+        attribution=Attribution(
+            r.org, r.division, r.tribe, r.squad, r.developer, r.key_id, r.agent, r.run_id, r.step
+        ),
+        requested_model=r.requested_model,
+        served_model=r.served_model,
+        provider=r.provider,
+        tier=r.tier,
+        usage=Usage(r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens),
+        cost_usd=from_nano(r.cost_nano),
+        outcome=r.outcome,
+        error_type=r.error_type,
+        started_at=as_utc(r.started_at),
+        ended_at=as_utc(r.ended_at),
+        latency_ms=r.latency_ms,
+        ttft_ms=r.ttft_ms,
+        retries=r.retries,
+        fallback_path=tuple(p for p in r.fallback_path.split(" > ") if p),
+        stream=r.stream,
+        id=r.id,
+    )
+
+
+def _reservation_json(r: Reservation | None) -> dict[str, Any] | None:
+    if r is None or r.empty:
+        return None
+    return {
+        "id": r.id,
+        "estimate": str(r.estimate_usd),
+        "holds": [[h.window_id, h.budget_name, h.amount_nano] for h in r.holds],
+    }
+
+
+def _reservation_from(data: dict[str, Any] | None) -> Reservation | None:
+    if not data:
+        return None
+    return Reservation(
+        data["id"],
+        Decimal(data["estimate"]),
+        tuple(Hold(int(w), str(n), int(a)) for w, n, a in data["holds"]),
+    )
+
+
+class _Journal:
+    """This process's append-only stream journal (opened on first use, flock-held)."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._lock = threading.Lock()
+        self.open_streams = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+        with self._lock:
+            os.write(self._fd, line)
+
+    def closed_one(self) -> None:
+        with self._lock:
+            self.open_streams -= 1
+            # Nothing unfinished is left in the file: start it afresh so it stays small.
+            if self.open_streams == 0 and os.fstat(self._fd).st_size > 1_000_000:
+                os.ftruncate(self._fd, 0)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                unfinished = self.open_streams
+                os.close(self._fd)
+                self._fd = -1
+                if unfinished == 0:
+                    self.path.unlink(missing_ok=True)
+
+
+class StreamRecord:
+    """A streamed call in progress: journaled so a crash loses nothing."""
+
+    def __init__(self, ledger: Ledger, draft: LedgerEntry, reservation: Reservation | None) -> None:
+        self.ledger = ledger
+        self.draft = draft
+        self.reservation = reservation
+        self.usage = draft.usage
+        self.ttft_ms: float | None = None
+        self.finished = False
+
+    @property
+    def id(self) -> str:
+        return self.draft.id
+
+    def progress(self, usage: Usage) -> None:
+        """Record the usage seen so far (cheap: one small journal write, only if it changed)."""
+        if usage == self.usage or self.finished:
+            return
+        self.usage = usage
+        self.ledger._journal_write(
+            {
+                "op": "usage",
+                "id": self.id,
+                "t": self.ledger._clock().isoformat(),
+                "u": [
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.cache_read_tokens,
+                    usage.cache_write_tokens,
+                ],
+            }
+        )
+
+    def first_token(self) -> None:
+        """Mark the first token; sets ``ttft_ms`` once."""
+        if self.ttft_ms is None and self.draft.started_at is not None:
+            self.ttft_ms = (self.ledger._clock() - self.draft.started_at).total_seconds() * 1000
+
+    def _final(self, changes: dict[str, Any]) -> LedgerEntry:
+        changes.setdefault("usage", self.usage)
+        changes.setdefault("ttft_ms", self.ttft_ms)
+        return replace(self.draft, **changes)
+
+    def finish(self, **changes: Any) -> LedgerEntry:
+        """Append the final entry (fields of :class:`LedgerEntry` to change, e.g. ``usage``,
+        ``outcome``, ``served_model``) and settle the reservation; durable on return."""
+        if self.finished:
+            raise RuntimeError("this stream record is already finished")
+        entry = self.ledger.append(self._final(changes), reservation=self.reservation)
+        self._done()
+        return entry
+
+    async def afinish(self, **changes: Any) -> LedgerEntry:
+        """:meth:`finish` without blocking the event loop."""
+        if self.finished:
+            raise RuntimeError("this stream record is already finished")
+        entry = await self.ledger.aappend(self._final(changes), reservation=self.reservation)
+        self._done()
+        return entry
+
+    def _done(self) -> None:
+        self.finished = True
+        self.ledger._journal_write({"op": "done", "id": self.id})
+        if self.ledger._journal is not None:
+            self.ledger._journal.closed_one()
+
+
+class Ledger:
+    """Append entries durably, journal streams, reconcile after a crash, read entries back."""
+
+    def __init__(
+        self,
+        db: Database | AccountingStore,
+        *,
+        prices: PriceTable | None = None,
+        budgets: BudgetBook | None = None,
+        journal_dir: Path | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._store = AccountingStore.of(db)
+        self._prices = prices
+        self._budgets = budgets
+        self._clock = clock
+        url = self._store.db.engine.url.render_as_string(hide_password=True)
+        digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+        self.journal_dir = (journal_dir or orchestra_home() / "ledger-journal") / digest
+        self._journal: _Journal | None = None
+        self._journal_lock = threading.Lock()
+
+    # -- writing -------------------------------------------------------------------
+
+    def _complete(self, entry: LedgerEntry) -> LedgerEntry:
+        now = self._clock()
+        started = entry.started_at or now
+        ended = entry.ended_at or now
+        cost = entry.cost_usd
+        if cost is None:
+            cost = Decimal(0)
+            model = entry.served_model or entry.requested_model
+            if self._prices is not None and model:
+                try:
+                    cost = self._prices.cost(model, entry.usage)
+                except UnknownPrice:
+                    log.warning(
+                        "no price for model %s: ledger entry %s recorded at $0", model, entry.id
+                    )
+        latency = entry.latency_ms
+        if latency is None:
+            latency = (ended - started).total_seconds() * 1000
+        if entry.outcome not in OUTCOMES:
+            raise ValueError(f"unknown ledger outcome {entry.outcome!r}; use one of {OUTCOMES}")
+        return replace(entry, started_at=started, ended_at=ended, cost_usd=cost, latency_ms=latency)
+
+    def _job(self, entry: LedgerEntry, reservation: Reservation | None) -> Any:
+        settle = (
+            self._budgets.settle_job(reservation, entry.cost_usd)
+            if self._budgets is not None and reservation is not None and not reservation.empty
+            else None
+        )
+        row = _row(entry)
+
+        def job(conn: Connection) -> _Plan | None:
+            conn.execute(insert(GatewayLedgerEntry), [row])
+            return settle(conn) if settle is not None else None
+
+        return job
+
+    def append(self, entry: LedgerEntry, *, reservation: Reservation | None = None) -> LedgerEntry:
+        """Store ``entry`` (and settle ``reservation`` to its cost); returns after commit."""
+        entry = self._complete(entry)
+        plan = self._store.committer.run(self._job(entry, reservation))
+        if plan is not None and self._budgets is not None:
+            self._budgets._after(plan)
+        return entry
+
+    async def aappend(
+        self, entry: LedgerEntry, *, reservation: Reservation | None = None
+    ) -> LedgerEntry:
+        """:meth:`append` without blocking the event loop."""
+        entry = self._complete(entry)
+        plan = await self._store.committer.arun(self._job(entry, reservation))
+        if plan is not None and self._budgets is not None:
+            self._budgets._after(plan)
+        return entry
+
+    # -- streams -------------------------------------------------------------------
+
+    def _journal_write(self, record: dict[str, Any]) -> None:
+        with self._journal_lock:
+            if self._journal is None:
+                self._journal = _Journal(self.journal_dir)
+        self._journal.write(record)
+
+    def open_stream(
+        self, draft: LedgerEntry, *, reservation: Reservation | None = None
+    ) -> StreamRecord:
+        """Journal ``draft`` before the upstream call; finish the returned record at the end."""
+        draft = replace(draft, started_at=draft.started_at or self._clock(), stream=True)
+        self._journal_write(
+            {
+                "op": "open",
+                "id": draft.id,
+                "entry": draft.to_json(),
+                "reservation": _reservation_json(reservation),
+            }
+        )
+        assert self._journal is not None
+        with self._journal_lock:
+            self._journal.open_streams += 1
+        return StreamRecord(self, draft, reservation)
+
+    def reconcile_incomplete(self) -> list[LedgerEntry]:
+        """Turn unfinished streams of dead processes into ``reconciled`` entries."""
+        if not self.journal_dir.is_dir():
+            return []
+        own = self._journal.path if self._journal is not None else None
+        out: list[LedgerEntry] = []
+        for path in sorted(self.journal_dir.glob("*.jsonl")):
+            if path == own:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its process is alive and owns its streams
+                out.extend(self._reconcile_file(path))
+                path.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        return out
+
+    def _reconcile_file(self, path: Path) -> list[LedgerEntry]:
+        drafts: dict[str, tuple[LedgerEntry, Reservation | None]] = {}
+        progress: dict[str, tuple[Usage, datetime | None]] = {}
+        for line in path.read_bytes().splitlines():
+            try:
+                rec = json.loads(line)
+                op, sid = rec["op"], rec["id"]
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by the crash
+            if op == "open":
+                drafts[sid] = (
+                    LedgerEntry.from_json(rec["entry"]),
+                    _reservation_from(rec.get("reservation")),
+                )
+            elif op == "usage":
+                progress[sid] = (
+                    Usage(*rec["u"]),
+                    datetime.fromisoformat(rec["t"]) if rec.get("t") else None,
+                )
+            elif op == "done":
+                drafts.pop(sid, None)
+        if not drafts:
+            return []
+        with self._store.db.session() as session:
+            existing = set(
+                session.scalars(
+                    select(GatewayLedgerEntry.id).where(GatewayLedgerEntry.id.in_(list(drafts)))
+                )
+            )
+        out = []
+        for sid, (draft, reservation) in drafts.items():
+            if sid in existing:  # appended, but the crash came before the "done" line
+                continue
+            usage, last = progress.get(sid, (draft.usage, None))
+            entry = replace(
+                draft,
+                usage=usage,
+                outcome="reconciled",
+                ended_at=last or draft.started_at,
+                cost_usd=None,
+                error_type="gateway_crash",
+            )
+            out.append(self.append(entry, reservation=reservation))
+            log.warning("reconciled unfinished stream %s from %s", sid, path.name)
+        return out
+
+    # -- reading -------------------------------------------------------------------
+
+    def entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerEntry]:
+        """Entries by start time (oldest first), optionally within ``[since, until)``."""
+        query = select(GatewayLedgerEntry).order_by(
+            GatewayLedgerEntry.started_at, GatewayLedgerEntry.id
+        )
+        if since is not None:
+            query = query.where(GatewayLedgerEntry.started_at >= since)
+        if until is not None:
+            query = query.where(GatewayLedgerEntry.started_at < until)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._store.db.session() as session:
+            return [entry_from_row(r) for r in session.scalars(query)]
+
+    def close(self) -> None:
+        """Release this process's journal (deleted when no stream is unfinished)."""
+        with self._journal_lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None

@@ -1,0 +1,175 @@
+"""Database plumbing shared by the accounting components.
+
+Two things matter on the hot path:
+
+* **Atomic writes across processes.** On SQLite every write transaction starts with
+  ``BEGIN IMMEDIATE``, so it takes the database's write lock up front; a read-then-write
+  transaction can therefore never fail half-way with a lock upgrade error, and the budget
+  check-and-reserve is serialised with every other process on the same file. On PostgreSQL
+  the conditional ``UPDATE`` statements lock the rows they touch.
+* **Group commit.** :class:`GroupCommitter` runs write jobs on one writer thread and commits
+  every job that queued up while the previous transaction was committing in one
+  transaction. A caller gets its result only after that commit, so durability is exactly
+  that of one transaction per call, at a fraction of the cost when calls are concurrent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, event
+
+from orchestra.errors import OrchestraError
+from orchestra.store import Database, make_engine
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+log = logging.getLogger("orchestra.accounting")
+
+
+def utcnow() -> datetime:
+    """The default clock: an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes read back from SQLite are UTC; make them aware."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _write_engine(db: Database) -> Engine:
+    if db.engine.dialect.name != "sqlite":
+        return db.engine
+    engine = make_engine(db.engine.url.render_as_string(hide_password=False))
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite otherwise opens deferred transactions itself; we emit BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@dataclass
+class _Job:
+    fn: Callable[[Connection], Any]
+    future: Future[Any] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class GroupCommitter:
+    """One writer thread; concurrent jobs share a transaction; results after commit.
+
+    A job that raises an :class:`OrchestraError` (a domain refusal such as a budget
+    exceeded) must leave the transaction as it found it; its error goes to its caller and
+    the batch goes on. Any other exception rolls the batch back and each of its jobs is
+    retried alone, so one bad job cannot fail its neighbours.
+    """
+
+    def __init__(self, engine: Engine, *, max_batch: int = 512, name: str = "accounting") -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"{name}-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[Connection], T]) -> Future[T]:
+        """Queue ``fn``; the future resolves once its transaction has committed."""
+        if self._closed:
+            raise RuntimeError("the accounting writer is closed")
+        job = _Job(fn)
+        self._queue.put(job)
+        return job.future
+
+    def run(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a (shared) write transaction and wait for its commit."""
+        return self.submit(fn).result()
+
+    async def arun(self, fn: Callable[[Connection], T]) -> T:
+        """Like :meth:`run`, without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def close(self) -> None:
+        """Finish queued jobs and stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch: list[_Job] = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Job]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with self._engine.begin() as conn:
+                for job in batch:
+                    try:
+                        outcomes.append((True, job.fn(conn)))
+                    except OrchestraError as exc:
+                        outcomes.append((False, exc))
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            log.warning("accounting batch of %d failed; retrying its jobs one by one", len(batch))
+            for job in batch:
+                self._commit([job])
+            return
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+
+class AccountingStore:
+    """The database, its write engine and the group committer, shared by the components."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.write_engine = _write_engine(db)
+        self.committer = GroupCommitter(self.write_engine)
+        self.dialect = db.engine.dialect.name
+
+    @classmethod
+    def of(cls, source: Database | AccountingStore) -> AccountingStore:
+        """``source`` itself, or a new store over the database ``source``."""
+        return source if isinstance(source, AccountingStore) else cls(source)
+
+    def close(self) -> None:
+        """Stop the writer and release the write engine (not the shared database)."""
+        self.committer.close()
+        if self.write_engine is not self.db.engine:
+            self.write_engine.dispose()
