@@ -2,8 +2,55 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from orchestra.config.models import StrictModel
+
+DEFAULT_ALLOWED_COMMANDS: tuple[str, ...] = ("python", "pytest", "ruff", "git", "ls", "cat")
+
+
+class RepositoryEngineSettings(StrictModel):
+    """Per-repository overrides, keyed by the repository folder's name."""
+
+    test_command: list[str] | None = None
+    """Command that runs the repository's tests, e.g. ``["go", "test", "./..."]``."""
+    allowed_commands: list[str] | None = None
 
 
 class EngineSection(StrictModel):
     """Pipeline engine settings: concurrency, workspace limits, test command."""
+
+    gateway_url: str | None = None
+    """Base URL of the gateway agents call; ``None`` means the in-process gateway core."""
+    gateway_key_env: str = "ORCHESTRA_GATEWAY_KEY"
+    """Environment variable holding the gateway key the engine uses (never the key)."""
+    model_override: str | None = None
+    """Request this model for every agent instead of the agent's tier (e.g. a local model)."""
+    max_concurrent_agents: int | None = Field(default=None, ge=1)
+    """Upper bound on agents running at once; ``None`` takes the organisation stage's."""
+    test_command: list[str] = Field(
+        default_factory=lambda: ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    )
+    """How the repository's tests run (pytest by default); the engine appends test paths."""
+    allowed_commands: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_COMMANDS))
+    """Executables agents may start through ``run_command``."""
+    repositories: dict[str, RepositoryEngineSettings] = Field(default_factory=dict)
+    command_timeout_s: float = Field(default=120.0, gt=0)
+    """Wall-clock limit of one command or test run; the whole process group is killed after."""
+    command_memory_mb: int = Field(default=2048, ge=64)
+    """Address-space limit (RLIMIT_AS) of commands the engine starts."""
+    isolate_network: bool = True
+    """Run commands without network (``unshare -rn``) where the platform allows it."""
+    max_turns: int = Field(default=24, ge=1)
+    """Model turns one agent may take in one step before it is stopped."""
+    red_attempts: int = Field(default=3, ge=1)
+    """How many times the test writer may try to produce tests that fail for the right reason."""
+    green_iterations: int = Field(default=3, ge=1)
+    """Implementation rounds (with failing output fed back) before the run fails."""
+    fix_rounds: int = Field(default=1, ge=0)
+    """Rounds of fixes for blocking review findings."""
+    run_budget_usd: float | None = Field(default=5.0, ge=0)
+    """Per-run budget enforced by the gateway; ``None`` for no run budget."""
+    max_output_tokens: int = Field(default=4096, ge=1)
+    loop_repeats: int = Field(default=3, ge=2)
+    """Stop an agent that repeats the same tool call with the same result this many times."""

@@ -1,0 +1,66 @@
+"""Assembling an :class:`EngineRuntime` from configuration (for the CLI, demo and tests)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from orchestra.config.schema import OrchestraConfig
+from orchestra.engine.agents import AgentSource, RosterAgents
+from orchestra.engine.artifacts import ArtifactStore
+from orchestra.engine.model import ModelClient
+from orchestra.engine.runs import RunStore
+from orchestra.engine.runtime import (
+    BudgetSetup,
+    EngineRuntime,
+    EngineServices,
+    default_system_database_url,
+)
+from orchestra.store import Database
+
+
+def max_concurrent_agents(config: OrchestraConfig) -> int:
+    """``engine.max_concurrent_agents`` or the organisation stage's limit."""
+    if config.engine.max_concurrent_agents is not None:
+        return config.engine.max_concurrent_agents
+    from orchestra.org.stages import current_stage
+
+    return int(current_stage(config).max_concurrent_agents)
+
+
+def build_runtime(
+    *,
+    config: OrchestraConfig,
+    database: Database,
+    database_url: str,
+    home: Path,
+    client: ModelClient,
+    agents: AgentSource | None = None,
+    budget_setup: BudgetSetup | None = None,
+    cost_source: Any | None = None,
+    knowledge: Any | None = None,
+    system_database_url: str | None = None,
+) -> EngineRuntime:
+    """An engine runtime (not yet launched) with this process's executor and queue."""
+    executor = f"orchestra-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    services = EngineServices(
+        config=config,
+        database=database,
+        home=home,
+        client=client,
+        agents=agents or RosterAgents.load(),
+        runs=RunStore(database),
+        artifacts=ArtifactStore(home, database),
+        queue_name=f"agents-{executor}",
+        budget_setup=budget_setup,
+        knowledge=knowledge,
+        cost_source=cost_source,
+    )
+    return EngineRuntime(
+        services=services,
+        system_database_url=system_database_url or default_system_database_url(database_url, home),
+        max_concurrent_agents=max_concurrent_agents(config),
+        executor_id=executor,
+    )

@@ -1,0 +1,196 @@
+"""How the agent loop reaches a model: Anthropic Messages through the gateway.
+
+:class:`HttpModelClient` posts to a gateway (or any Anthropic-compatible server) over
+HTTP; :class:`InProcessModelClient` sends the same requests into the gateway's ASGI app
+in this process (same core, no HTTP hop). Both attach the run/step/agent attribution
+headers the gateway records in its ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import httpx
+
+from orchestra.errors import EngineError
+from orchestra.providers.usage import Usage
+
+ANTHROPIC_VERSION = "2023-06-01"
+T = TypeVar("T")
+
+
+class ModelCallFailed(EngineError):
+    """The gateway or model could not answer; the message carries its status and error."""
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint or "check `orchestra gateway` logs and the upstream")
+        self.status = status
+
+
+class BudgetExhausted(ModelCallFailed):
+    """The gateway refused the call because a budget (the run's or another) is spent."""
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Who a model call is for; sent as ``x-orchestra-*`` headers."""
+
+    run_id: str
+    step: str
+    agent: str
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-orchestra-run": self.run_id,
+            "x-orchestra-step": self.step,
+            "x-orchestra-agent": self.agent,
+        }
+
+
+@dataclass(frozen=True)
+class ModelResponse:
+    """The parts of an Anthropic Messages response the loop uses."""
+
+    content: list[dict[str, Any]]
+    stop_reason: str | None
+    usage: Usage
+    model: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ModelResponse:
+        usage = body.get("usage") or {}
+        return cls(
+            content=list(body.get("content") or []),
+            stop_reason=body.get("stop_reason"),
+            usage=Usage(
+                input_tokens=int(usage.get("input_tokens") or 0),
+                output_tokens=int(usage.get("output_tokens") or 0),
+                cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
+                cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
+            ),
+            model=str(body.get("model") or ""),
+            raw=body,
+        )
+
+
+class ModelClient(Protocol):
+    """Anything that can answer an Anthropic Messages request."""
+
+    def create(self, request: dict[str, Any], attribution: Attribution) -> ModelResponse:
+        """Send ``request`` (a Messages body) and return the parsed response."""
+        ...
+
+
+def _raise_for(response: httpx.Response) -> None:
+    try:
+        body = response.json()
+        error = body.get("error") or {}
+        message = str(error.get("message") or body)
+        kind = str(error.get("type") or "")
+    except ValueError:
+        message, kind = response.text[:500], ""
+    text = f"model call failed with HTTP {response.status_code}: {message}"
+    if response.status_code in {402, 429} and "budget" in f"{kind} {message}".lower():
+        raise BudgetExhausted(
+            text,
+            status=response.status_code,
+            hint="raise the run's budget (engine.run_budget_usd or --budget) and resume",
+        )
+    raise ModelCallFailed(text, status=response.status_code)
+
+
+RETRYABLE = {408, 500, 502, 503, 504, 529}
+
+
+class HttpModelClient:
+    """Anthropic Messages over HTTP to ``base_url`` (the gateway), with the engine's key."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 600.0,
+        transport: httpx.BaseTransport | None = None,
+        retries: int = 2,
+    ) -> None:
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
+            transport=transport,
+        )
+        self._api_key = api_key
+        self._retries = retries
+
+    def create(self, request: dict[str, Any], attribution: Attribution) -> ModelResponse:
+        headers = {
+            "x-api-key": self._api_key,
+            "anthropic-version": ANTHROPIC_VERSION,
+            **attribution.headers(),
+        }
+        for attempt in range(self._retries + 1):
+            try:
+                response = self._client.post("/v1/messages", json=request, headers=headers)
+            except httpx.TransportError as exc:
+                if attempt < self._retries:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise ModelCallFailed(
+                    f"cannot reach the gateway at {self._client.base_url}: {exc}",
+                    hint="start it with `orchestra serve` or set engine.gateway_url",
+                ) from exc
+            if response.status_code in RETRYABLE and attempt < self._retries:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            if response.status_code >= 400:
+                _raise_for(response)
+            return ModelResponse.from_body(response.json())
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class InProcessModelClient:
+    """Anthropic Messages into an ASGI app (the gateway core) without an HTTP hop.
+
+    The ASGI app is async; the engine's workflows are threads. One private event loop in
+    a background thread serves every call, so the app's async state stays on one loop.
+    """
+
+    def __init__(self, app: Any, api_key: str) -> None:
+        self._api_key = api_key
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._client = self._call(self._make_client(app))
+
+    async def _make_client(self, app: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway", timeout=600.0
+        )
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def create(self, request: dict[str, Any], attribution: Attribution) -> ModelResponse:
+        headers = {
+            "x-api-key": self._api_key,
+            "anthropic-version": ANTHROPIC_VERSION,
+            **attribution.headers(),
+        }
+        response = self._call(self._client.post("/v1/messages", json=request, headers=headers))
+        if response.status_code >= 400:
+            _raise_for(response)
+        return ModelResponse.from_body(response.json())
+
+    def close(self) -> None:
+        self._call(self._client.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)

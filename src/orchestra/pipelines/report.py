@@ -1,0 +1,294 @@
+"""Run reports (Markdown and JSON), static analysis and changed-line coverage."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from orchestra.pipelines.gates import is_pytest, is_test_path
+from orchestra.providers.usage import Usage
+from orchestra.tools.sandbox import run_command
+from orchestra.tools.toolbox import Toolbox
+from orchestra.tools.workspace import Workspace, git
+
+if TYPE_CHECKING:
+    from orchestra.engine.runtime import EngineServices
+
+
+def run_bandit(toolbox: Toolbox, paths: list[str]) -> dict[str, Any]:
+    """Run bandit on ``paths`` (changed Python files) and return its findings."""
+    if not paths:
+        return {"ran": False, "reason": "no changed Python files", "findings": []}
+    result = run_command(
+        [sys.executable, "-m", "bandit", "-f", "json", "-q", *paths],
+        cwd=toolbox.workspace.root,
+        home=toolbox.home,
+        limits=toolbox.limits,
+    )
+    try:
+        data = json.loads(result.stdout or "{}")
+    except json.JSONDecodeError:
+        return {"ran": False, "reason": result.combined(2000), "findings": []}
+    findings = [
+        {
+            "severity": item.get("issue_severity", "").lower(),
+            "confidence": item.get("issue_confidence", "").lower(),
+            "file": item.get("filename"),
+            "line": item.get("line_number"),
+            "test": item.get("test_id"),
+            "finding": item.get("issue_text"),
+        }
+        for item in data.get("results", [])
+    ]
+    return {"ran": True, "files": paths, "findings": findings}
+
+
+_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
+
+
+def changed_lines(workspace: Workspace) -> dict[str, set[int]]:
+    """Lines added or changed since the base commit, per non-test Python file."""
+    diff = git(workspace.root, "diff", "-U0", workspace.base_commit, "HEAD", "--", "*.py")
+    out: dict[str, set[int]] = {}
+    current: str | None = None
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            path = line[4:].removeprefix("b/")
+            current = None if path == "/dev/null" or is_test_path(path) else path
+            continue
+        match = _HUNK.match(line)
+        if match and current:
+            start, count = int(match.group(1)), int(match.group(2) or 1)
+            out.setdefault(current, set()).update(range(start, start + count))
+    return out
+
+
+def changed_line_coverage(toolbox: Toolbox, workspace: Workspace) -> dict[str, Any]:
+    """Run the tests under coverage.py and measure the changed lines they execute."""
+    if not is_pytest(toolbox.test_command):
+        return {"status": "not measured (coverage needs a pytest test command)"}
+    data_file = toolbox.home / ".coverage"
+    env = {"COVERAGE_FILE": str(data_file)}
+    pytest_args = [a for a in toolbox.test_command if a not in {"python", "-m", "pytest"}]
+    run = run_command(
+        [sys.executable, "-m", "coverage", "run", "-m", "pytest", *pytest_args],
+        cwd=workspace.root,
+        home=toolbox.home,
+        limits=toolbox.limits,
+        env_extra=env,
+    )
+    out = toolbox.home / "coverage.json"
+    report = run_command(
+        [sys.executable, "-m", "coverage", "json", "-o", str(out), "-q"],
+        cwd=workspace.root,
+        home=toolbox.home,
+        limits=toolbox.limits,
+        env_extra=env,
+    )
+    if not out.is_file():
+        return {"status": "not measured", "detail": (run.combined(2000) + report.combined(2000))}
+    data = json.loads(out.read_text())
+    files = data.get("files", {})
+    per_file: dict[str, Any] = {}
+    total = covered = 0
+    for path, lines in changed_lines(workspace).items():
+        info = files.get(path)
+        if info is None:
+            continue
+        executable = set(info.get("executed_lines", [])) | set(info.get("missing_lines", []))
+        relevant = lines & executable
+        hit = relevant & set(info.get("executed_lines", []))
+        per_file[path] = {
+            "changed_executable": len(relevant),
+            "covered": len(hit),
+            "missing": sorted(relevant - hit),
+        }
+        total += len(relevant)
+        covered += len(hit)
+    return {
+        "status": "measured",
+        "tool": "coverage.py",
+        "changed_executable_lines": total,
+        "covered_lines": covered,
+        "percent": round(100.0 * covered / total, 1) if total else None,
+        "files": per_file,
+    }
+
+
+def _costs(svc: EngineServices, run_id: str, steps: list[Any]) -> tuple[dict[str, float], str]:
+    """Cost per step: the gateway ledger when reachable, else the price table, else none."""
+    if svc.cost_source is not None:
+        try:
+            costs = svc.cost_source.costs_for_run(run_id)
+            if costs:
+                return {str(k): float(v) for k, v in costs.items()}, "gateway ledger"
+        except Exception as exc:  # the ledger is optional for the report
+            return {}, f"unknown (ledger query failed: {exc})"
+    try:
+        from orchestra.accounting import PriceTable  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return {}, "unknown (no ledger and no price table available)"
+    table = PriceTable.load(None)
+    out: dict[str, float] = {}
+    for step in steps:
+        usage = Usage(
+            step.input_tokens, step.output_tokens, step.cache_read_tokens, step.cache_write_tokens
+        )
+        try:
+            out[step.id] = float(table.cost(step.model or "", usage))
+        except Exception:  # noqa: S112 - an unpriced model is unknown, not $0
+            continue
+    return out, "computed from usage with the price table"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def build_report(
+    svc: EngineServices,
+    run_id: str,
+    status: str,
+    reason: str | None,
+    record: dict[str, Any],
+    phases: dict[str, dict[str, float]],
+) -> str:
+    """Write ``report.json`` and ``report.md`` for the run; returns the Markdown path."""
+    run = svc.runs.get(run_id)
+    steps = svc.runs.steps(run_id)
+    costs, cost_source = _costs(svc, run_id, steps)
+    agents = [
+        {
+            "step": s.id,
+            "phase": s.phase,
+            "agent": s.agent,
+            "status": s.status,
+            "model": s.model,
+            "model_calls": s.model_calls,
+            "input_tokens": s.input_tokens,
+            "output_tokens": s.output_tokens,
+            "cache_read_tokens": s.cache_read_tokens,
+            "cache_write_tokens": s.cache_write_tokens,
+            "cost_usd": costs.get(s.id),
+            "started_at": _iso(s.started_at),
+            "finished_at": _iso(s.finished_at),
+        }
+        for s in steps
+    ]
+    tokens_by_phase: dict[str, dict[str, int]] = {}
+    for a in agents:
+        bucket = tokens_by_phase.setdefault(str(a["phase"]), {"input": 0, "output": 0, "calls": 0})
+        bucket["input"] += int(a["input_tokens"] or 0) + int(a["cache_read_tokens"] or 0)
+        bucket["output"] += int(a["output_tokens"] or 0)
+        bucket["calls"] += int(a["model_calls"] or 0)
+    phase_rows = {
+        name: {
+            "start": span.get("start"),
+            "end": span.get("end"),
+            "duration_s": round(span["end"] - span["start"], 3)
+            if "end" in span and "start" in span
+            else None,
+        }
+        for name, span in phases.items()
+    }
+    total_cost = sum(v for v in costs.values()) if costs else None
+    data = {
+        "run_id": run.id,
+        "task": run.task,
+        "status": status,
+        "failure_reason": reason,
+        "repository": run.repo_path,
+        "branch": run.branch,
+        "base_commit": run.base_commit,
+        "commits": record.get("commits", []),
+        "phases": phase_rows,
+        "agents": agents,
+        "tokens_by_phase": tokens_by_phase,
+        "cost_usd": total_cost,
+        "cost_source": cost_source,
+        "tests": {
+            "red": record.get("red", {}).get("counts"),
+            "red_rejections": record.get("red_rejections", []),
+            "green": {k: record["green"][k] for k in ("passed", "failed", "error", "iterations")}
+            if "green" in record
+            else None,
+        },
+        "coverage": record.get("coverage"),
+        "security": record.get("bandit"),
+        "review": record.get("review"),
+        "blocking_findings": record.get("blocking", []),
+        "fixes": record.get("fixes"),
+        "plan": record.get("plan"),
+        "warnings": record.get("warnings", []),
+    }
+    svc.artifacts.put_json(run_id, "report.json", data, "report")
+    svc.artifacts.put_text(run_id, "report.md", render_markdown(data), "report")
+    return str(svc.artifacts.run_dir(run_id) / "report.md")
+
+
+def _money(value: Any) -> str:
+    return "unknown" if value is None else f"${float(value):.4f}"
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    """The human-readable run report."""
+    lines = [
+        f"# Run {data['run_id']}: {data['status']}",
+        "",
+        f"**Task:** {data['task']}",
+        f"**Branch:** `{data['branch']}` (from `{(data['base_commit'] or '')[:10]}`)",
+    ]
+    if data["failure_reason"]:
+        lines.append(f"**Failed:** {data['failure_reason']}")
+    lines += ["", "## Phases", "| phase | duration (s) |", "| --- | --- |"]
+    for name, span in data["phases"].items():
+        lines.append(
+            f"| {name} | {span['duration_s'] if span['duration_s'] is not None else '-'} |"
+        )
+    lines += [
+        "",
+        f"## Agents (cost: {data['cost_source']})",
+        "| step | agent | calls | input tok | output tok | cost | status |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for a in data["agents"]:
+        lines.append(
+            f"| {a['step']} | {a['agent']} | {a['model_calls']} | "
+            f"{a['input_tokens'] + a['cache_read_tokens']} | {a['output_tokens']} | "
+            f"{_money(a['cost_usd'])} | {a['status']} |"
+        )
+    lines += ["", f"**Total cost:** {_money(data['cost_usd'])}", "", "## Tokens by phase"]
+    for phase, t in data["tokens_by_phase"].items():
+        lines.append(f"- {phase}: {t['input']} in, {t['output']} out, {t['calls']} calls")
+    tests = data["tests"]
+    lines += ["", "## Tests", f"- red: {tests['red']}", f"- green: {tests['green']}"]
+    for rejection in tests["red_rejections"]:
+        lines.append(f"- red gate rejected an attempt: {rejection}")
+    cov = data["coverage"] or {}
+    lines += ["", "## Coverage of changed lines"]
+    if cov.get("status") == "measured":
+        lines.append(
+            f"{cov['covered_lines']}/{cov['changed_executable_lines']} changed executable "
+            f"lines covered ({cov['percent']}%), measured with coverage.py"
+        )
+    else:
+        lines.append(str(cov.get("status", "not measured")))
+    sec = data["security"] or {}
+    lines += ["", "## Security", f"bandit: {len(sec.get('findings', []))} finding(s)"]
+    for f in sec.get("findings", []):
+        lines.append(f"- {f['severity']} {f['file']}:{f['line']} {f['test']}: {f['finding']}")
+    lines += ["", "## Review"]
+    for review in (data["review"] or {}).values():
+        lines.append(
+            f"- {review['agent']}: {review['verdict'] or review['status']} — {review['summary']}"
+        )
+        for f in review["findings"]:
+            mark = "BLOCKING " if f.get("blocking") else ""
+            lines.append(f"  - {mark}{f.get('severity')}: {f.get('finding')}")
+    if data["fixes"]:
+        lines.append(f"- fixes: {data['fixes']}")
+    lines += ["", "## Commits"] + [f"- `{c['sha'][:10]}` {c['message']}" for c in data["commits"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,25 @@
+"""Agent tools: the workspace (a git worktree per run), sandboxed commands, the toolbox."""
+
+from orchestra.tools.sandbox import (
+    CommandLimits,
+    CommandResult,
+    network_isolation_available,
+    run_command,
+)
+from orchestra.tools.toolbox import TOOL_SPECS, Toolbox, ToolResult, ToolSpec, WritePolicy
+from orchestra.tools.workspace import Workspace, WorkspaceError, git
+
+__all__ = [
+    "TOOL_SPECS",
+    "CommandLimits",
+    "CommandResult",
+    "ToolResult",
+    "ToolSpec",
+    "Toolbox",
+    "Workspace",
+    "WorkspaceError",
+    "WritePolicy",
+    "git",
+    "network_isolation_available",
+    "run_command",
+]

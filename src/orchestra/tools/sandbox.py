@@ -1,0 +1,165 @@
+"""Running commands for agents and gates: timeout, memory limit, no network, clean env.
+
+What is enforced, exactly (see ``docs/engine.md``):
+
+* the working directory is the run's worktree;
+* a wall-clock timeout, after which the whole process group gets SIGKILL;
+* ``RLIMIT_AS`` (address space) set in the child before ``exec``;
+* an environment rebuilt from scratch: ``PATH``, ``HOME`` (a folder inside the run),
+  locale and a few Python settings — never the parent's credentials;
+* no network when ``unshare -rn`` works on this machine (an empty network namespace
+  entered as an unprivileged user); where it does not, commands run with the network and
+  :func:`network_isolation_available` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+OUTPUT_LIMIT = 200_000
+"""Characters of output kept per stream; the rest is cut (and said to be cut)."""
+
+
+@dataclass(frozen=True)
+class CommandLimits:
+    """Limits applied to one command."""
+
+    timeout_s: float = 120.0
+    memory_mb: int = 2048
+    isolate_network: bool = True
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command did."""
+
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool
+    network_isolated: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def combined(self, limit: int = 12_000) -> str:
+        """Stdout then stderr, keeping the end (where test summaries are) when too long."""
+        text = self.stdout + ("\n" + self.stderr if self.stderr.strip() else "")
+        if self.timed_out:
+            text += "\n[orchestra: command timed out and its process group was killed]"
+        if len(text) > limit:
+            text = "[... output cut ...]\n" + text[-limit:]
+        return text
+
+
+@functools.cache
+def network_isolation_available() -> bool:
+    """Whether ``unshare -rn`` can create an empty network namespace here."""
+    unshare = shutil.which("unshare")
+    if unshare is None or not sys.platform.startswith("linux"):
+        return False
+    try:
+        probe = subprocess.run(
+            [unshare, "-rn", "true"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def scrubbed_environment(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment: nothing inherited that could carry a credential."""
+    python_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join([python_bin, "/usr/local/bin", "/usr/bin", "/bin"])
+    env = {
+        "PATH": path,
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONUNBUFFERED": "1",
+        "GIT_TERMINAL_PROMPT": "0",
+        "NO_COLOR": "1",
+    }
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _limit_memory(memory_mb: int) -> None:
+    """Runs in the child between fork and exec."""
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _cut(text: str) -> str:
+    if len(text) <= OUTPUT_LIMIT:
+        return text
+    return text[:OUTPUT_LIMIT] + "\n[... output cut ...]"
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    home: Path,
+    limits: CommandLimits,
+    env_extra: dict[str, str] | None = None,
+) -> CommandResult:
+    """Run ``argv`` in ``cwd`` under ``limits`` and return its output and exit code."""
+    isolated = limits.isolate_network and network_isolation_available()
+    full = list(argv)
+    if isolated:
+        full = ["unshare", "-rn", "--", *full]
+    home.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            full,
+            cwd=cwd,
+            env=scrubbed_environment(home, env_extra),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            preexec_fn=functools.partial(_limit_memory, limits.memory_mb),
+        )
+    except FileNotFoundError:
+        return CommandResult(
+            tuple(argv), 127, "", f"command not found: {argv[0]}", 0.0, False, isolated
+        )
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=limits.timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+    return CommandResult(
+        argv=tuple(argv),
+        exit_code=proc.returncode if not timed_out else -signal.SIGKILL,
+        stdout=_cut(out),
+        stderr=_cut(err),
+        duration_s=time.perf_counter() - started,
+        timed_out=timed_out,
+        network_isolated=isolated,
+    )
