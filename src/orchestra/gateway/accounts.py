@@ -86,7 +86,7 @@ class StreamJournal(Protocol):
         """Journal the usage seen so far."""
 
     def close(self, record: CallRecord) -> None:
-        """Replace the journal by the final ledger entry."""
+        """Append the final ledger entry, settle the reservation, drop the journal."""
 
 
 class Accountant(Protocol):
@@ -106,17 +106,12 @@ class Accountant(Protocol):
         """Hold ``usd`` on every applicable budget; raises :class:`LimitRefused` naming
         the budget and when it resets."""
 
-    def settle(self, reservation: Any, usd: Decimal) -> None:
-        """Replace the hold by the real cost."""
+    def finish(self, reservation: Any, record: CallRecord) -> None:
+        """Append the ledger entry and settle ``reservation`` to ``record.cost_usd`` (to $0
+        when the call failed); durable when this returns."""
 
-    def release(self, reservation: Any) -> None:
-        """Drop the hold (the call cost nothing)."""
-
-    def record(self, record: CallRecord) -> None:
-        """Append the ledger entry; durable when this returns."""
-
-    def open_stream(self, draft: CallRecord) -> StreamJournal:
-        """Start the durable journal of a streamed call."""
+    def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
+        """Start the durable journal of a streamed call (its close settles ``reservation``)."""
 
     def reconcile_incomplete(self) -> int:
         """Turn journals left by a crash into ledger entries; returns how many."""
@@ -138,6 +133,7 @@ class Accountant(Protocol):
 class _MemoryJournal:
     owner: MemoryAccountant
     draft: CallRecord
+    reservation: Any
     last: Usage = field(default_factory=Usage)
 
     def progress(self, usage: Usage, cost_usd: Decimal) -> None:
@@ -146,7 +142,7 @@ class _MemoryJournal:
     def close(self, record: CallRecord) -> None:
         with self.owner.lock:
             self.owner.open_streams.pop(self.draft.request_id, None)
-        self.owner.record(record)
+        self.owner.finish(self.reservation, record)
 
 
 @dataclass
@@ -228,25 +224,19 @@ class MemoryAccountant:
                 self.held[name] = self.held.get(name, Decimal(0)) + usd
         return _MemoryReservation(names, usd)
 
-    def settle(self, reservation: Any, usd: Decimal) -> None:
+    def finish(self, reservation: Any, record: CallRecord) -> None:
         assert isinstance(reservation, _MemoryReservation)
         with self.lock:
             for name in reservation.budgets:
                 self.held[name] -= reservation.usd
-                self.spent[name] = self.spent.get(name, Decimal(0)) + usd
+                self.spent[name] = self.spent.get(name, Decimal(0)) + record.cost_usd
             reservation.budgets = []
-
-    def release(self, reservation: Any) -> None:
-        self.settle(reservation, Decimal(0))
-
-    def record(self, record: CallRecord) -> None:
-        with self.lock:
             self.entries.append(record)
 
-    def open_stream(self, draft: CallRecord) -> StreamJournal:
+    def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
         with self.lock:
             self.open_streams[draft.request_id] = draft
-        return _MemoryJournal(self, draft)
+        return _MemoryJournal(self, draft, reservation)
 
     def reconcile_incomplete(self) -> int:
         return 0

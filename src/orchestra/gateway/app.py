@@ -90,12 +90,17 @@ class GatewayApp:
         fallback: ASGIApp | None = None,
         config_loader: Callable[[], OrchestraConfig] | None = None,
         startup_hooks: list[StartupHook] | None = None,
+        shutdown_hooks: list[StartupHook] | None = None,
     ) -> None:
         self.gateway = gateway
         self.fallback = fallback
         self.config_loader = config_loader
         self.startup_hooks: list[StartupHook] = startup_hooks if startup_hooks is not None else []
         """Coroutines run at startup after ledger reconciliation (e.g. resuming runs)."""
+        self.shutdown_hooks: list[StartupHook] = (
+            shutdown_hooks if shutdown_hooks is not None else []
+        )
+        """Coroutines run at shutdown after the gateway closed its connections."""
         self.calls = ModelCallHandler(gateway)
         self._routes: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {
             ("POST", "/v1/messages"): self._messages,
@@ -177,6 +182,8 @@ class GatewayApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.gateway.aclose()
+                for hook in self.shutdown_hooks:
+                    await hook()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

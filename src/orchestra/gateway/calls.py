@@ -130,14 +130,7 @@ class ModelCallHandler:
 
     def _finish(self, reservation: Any, record: CallRecord) -> None:
         """Settle the reservation and append the ledger entry, durably, before answering."""
-        accountant = self.gateway.accountant
-        try:
-            if record.cost_usd > 0 or record.outcome == "ok":
-                accountant.settle(reservation, record.cost_usd)
-            else:
-                accountant.release(reservation)
-        finally:
-            accountant.record(record)
+        self.gateway.accountant.finish(reservation, record)
 
     async def handle(
         self, scope: MutableMapping[str, Any], receive: Receive, send: Send, fmt: WireFormat
@@ -317,7 +310,7 @@ class ModelCallHandler:
         gw = self.gateway
         deps = gw.deps
         target = opened.target
-        journal: StreamJournal = await gw.blocking(gw.accountant.open_stream, record)
+        journal: StreamJournal = await gw.blocking(gw.accountant.open_stream, record, reservation)
         if target.kind is WireFormat.ANTHROPIC:
             state = _StreamState(anthropic_wire.StreamUsageTracker())
         else:
@@ -374,18 +367,11 @@ class ModelCallHandler:
             record.status = 200
             elapsed = deps.clock() - t0
             record.latency_ms = round(elapsed * 1000, 3)
-            await asyncio.shield(gw.blocking(self._close_stream, journal, reservation, record))
+            await asyncio.shield(gw.blocking(journal.close, record))
             gw.metrics.request(request.fmt.value, 200, request.model, elapsed)
             gw.metrics.usage(target.model, usage, record.cost_usd)
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    def _close_stream(self, journal: StreamJournal, reservation: Any, record: CallRecord) -> None:
-        accountant = self.gateway.accountant
-        try:
-            accountant.settle(reservation, record.cost_usd)
-        finally:
-            journal.close(record)
 
     async def _pump(
         self,

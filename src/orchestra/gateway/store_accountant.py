@@ -1,0 +1,173 @@
+"""The gateway's :class:`~orchestra.gateway.accounts.Accountant` over the database
+(:mod:`orchestra.accounting`): keys, rate limits, budgets, prices, ledger, audit."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+
+from orchestra.accounting import (
+    Accounting,
+    Attribution,
+    BudgetExceeded,
+    LedgerEntry,
+    RateLimited,
+    StreamRecord,
+    UnknownPrice,
+    spend_report,
+)
+from orchestra.gateway.accounts import Caller, CallRecord, StreamJournal
+from orchestra.gateway.errors import LimitRefused
+from orchestra.providers.usage import Usage
+
+log = logging.getLogger("orchestra.gateway")
+
+_OUTCOMES = {"ok": "ok", "client_disconnected": "client_disconnected"}
+
+
+def ledger_entry(record: CallRecord) -> LedgerEntry:
+    """The ledger's view of a call record (attribution completed with agent, run, step)."""
+    base = record.caller.attribution
+    if not isinstance(base, Attribution):
+        base = Attribution(developer=record.caller.developer, squad=record.caller.team)
+    attribution = base.for_call(agent=record.agent, run_id=record.run_id, step=record.step)
+    outcome = _OUTCOMES.get(record.outcome, "error")
+    error_type = None
+    if outcome == "error":
+        error_type = (
+            record.outcome if record.status is None else f"{record.outcome}_{record.status}"
+        )
+    path = tuple(
+        f"{a.model}:{a.status if a.status is not None else a.error}"
+        if a.error or (a.status or 0) >= 400
+        else f"{a.model}:ok"
+        for a in record.attempts
+    )
+    return LedgerEntry(
+        attribution=attribution,
+        requested_model=record.requested_model,
+        served_model=record.served_model,
+        provider=record.provider,
+        tier=record.tier,
+        usage=record.usage,
+        cost_usd=record.cost_usd,
+        outcome=outcome,
+        error_type=error_type,
+        started_at=record.started_at,
+        latency_ms=record.latency_ms,
+        ttft_ms=record.ttft_ms,
+        retries=max(0, len(record.attempts) - 1),
+        fallback_path=path,
+        stream=record.stream,
+        id=record.request_id,
+    )
+
+
+@dataclass
+class _Journal:
+    stream: StreamRecord
+
+    def progress(self, usage: Usage, cost_usd: Decimal) -> None:
+        self.stream.progress(usage)
+
+    def close(self, record: CallRecord) -> None:
+        entry = ledger_entry(record)
+        self.stream.finish(
+            usage=entry.usage,
+            cost_usd=entry.cost_usd,
+            outcome=entry.outcome,
+            error_type=entry.error_type,
+            served_model=entry.served_model,
+            provider=entry.provider,
+            latency_ms=entry.latency_ms,
+            ttft_ms=entry.ttft_ms,
+            retries=entry.retries,
+            fallback_path=entry.fallback_path,
+        )
+
+
+class StoreAccountant:
+    """Accounting backed by the database: what ``orchestra gateway`` runs with."""
+
+    def __init__(self, accounting: Accounting) -> None:
+        self.accounting = accounting
+
+    def authenticate(self, secret: str) -> Caller | None:
+        record = self.accounting.keys.authenticate(secret)
+        if record is None:
+            return None
+        return Caller(
+            key_id=record.id,
+            developer=record.developer,
+            team=record.team,
+            admin=record.admin,
+            attribution=record.attribution(),
+        )
+
+    def check_limits(self, caller: Caller, tokens: int) -> None:
+        try:
+            self.accounting.limits.check_and_count(caller.attribution, tokens)
+        except RateLimited as exc:
+            raise LimitRefused(
+                exc.message,
+                hint=exc.hint,
+                retry_after_s=exc.retry_after_s,
+                code="rate_limit_exceeded",
+            ) from exc
+
+    def cost(self, model: str, usage: Usage) -> Decimal:
+        try:
+            return self.accounting.prices.cost(model, usage)
+        except UnknownPrice:
+            log.warning("no price for model %s: counted as $0", model)
+            return Decimal(0)
+
+    def reserve(self, caller: Caller, run_id: str | None, model: str, usd: Decimal) -> Any:
+        if usd <= 0:
+            return None  # $0 calls are never blocked by a dollar budget
+        attribution = caller.attribution
+        if not isinstance(attribution, Attribution):
+            attribution = Attribution(developer=caller.developer, squad=caller.team)
+        try:
+            return self.accounting.budgets.reserve(attribution.for_call(run_id=run_id), model, usd)
+        except BudgetExceeded as exc:
+            raise LimitRefused(
+                exc.message,
+                hint=exc.hint,
+                retry_after_s=getattr(exc, "retry_after_s", None),
+                code="budget_exceeded",
+            ) from exc
+
+    def finish(self, reservation: Any, record: CallRecord) -> None:
+        self.accounting.ledger.append(ledger_entry(record), reservation=reservation)
+
+    def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
+        stream = self.accounting.ledger.open_stream(ledger_entry(draft), reservation=reservation)
+        return _Journal(stream)
+
+    def reconcile_incomplete(self) -> int:
+        return len(self.accounting.start())
+
+    def spend(self, developer: str | None) -> dict[str, Any]:
+        report = spend_report(self.accounting.store, by="model", developer=developer)
+        result = report.to_json()
+        result["developer"] = developer
+        return result
+
+    def headroom(self) -> list[tuple[str, Decimal]]:
+        return [(s.spec.name, s.remaining_usd) for s in self.accounting.budgets.status()]
+
+    def healthy(self) -> bool:
+        try:
+            with self.accounting.store.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
+        self.accounting.audit.append(f"key:{caller.key_id}", action, target, details)

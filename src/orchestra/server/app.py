@@ -1,0 +1,166 @@
+"""Composing the ASGI application that ``orchestra gateway`` and ``orchestra serve`` run.
+
+Other parts add REST routes through ``build_app(extra_routes=[...])`` and work to do at
+startup (e.g. resuming runs) through ``startup_hooks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from orchestra.config import default_database_url, load_config
+from orchestra.config.schema import OrchestraConfig
+from orchestra.gateway import Accountant, Gateway, GatewayApp, GatewayDeps, StartupHook
+
+log = logging.getLogger("orchestra.server")
+
+OPTIONS_ENV = "ORCHESTRA_SERVE_OPTIONS"
+"""How ``orchestra serve --workers N`` passes its options to each worker process."""
+
+
+@dataclass
+class ServeOptions:
+    """What to serve: the gateway alone or with the REST API, from which config and DB."""
+
+    include_api: bool = True
+    config_path: str | None = None
+    database_url: str | None = None
+    install_sighup: bool = True
+    """Reload the configuration on SIGHUP (main thread only)."""
+
+    def to_env(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_env(cls) -> ServeOptions:
+        raw = os.environ.get(OPTIONS_ENV)
+        return cls(**json.loads(raw)) if raw else cls()
+
+
+@dataclass
+class OpenedGateway:
+    """A gateway over the database, and what must be closed with it."""
+
+    gateway: Gateway
+    close_hooks: list[StartupHook] = field(default_factory=list)
+
+
+def open_gateway(
+    config: OrchestraConfig, database_url: str | None = None, deps: GatewayDeps | None = None
+) -> OpenedGateway:
+    """A :class:`Gateway` over the database at ``database_url`` (default: the state folder)."""
+    from orchestra.accounting import Accounting
+    from orchestra.gateway.store_accountant import StoreAccountant
+    from orchestra.store import open_database
+
+    database = open_database(database_url or default_database_url())
+    accounting = Accounting(database, config)
+    gateway = Gateway(config, StoreAccountant(accounting), deps)
+
+    async def close() -> None:
+        await asyncio.to_thread(accounting.close)
+        database.dispose()
+
+    return OpenedGateway(gateway, [close])
+
+
+async def _api_root(request: Request) -> JSONResponse:
+    from orchestra import __version__
+
+    return JSONResponse({"name": "orchestra", "version": __version__})
+
+
+def build_app(
+    config: OrchestraConfig,
+    *,
+    database_url: str | None = None,
+    accountant: Accountant | None = None,
+    deps: GatewayDeps | None = None,
+    include_api: bool = True,
+    extra_routes: Sequence[BaseRoute] = (),
+    startup_hooks: Sequence[StartupHook] = (),
+    config_path: Path | None = None,
+    install_sighup: bool = False,
+) -> GatewayApp:
+    """The combined application. ``accountant`` replaces the database-backed one (tests).
+
+    ``extra_routes`` are Starlette routes served next to the gateway (the REST API);
+    ``startup_hooks`` run after the ledger is reconciled, in order.
+    """
+    close_hooks: list[StartupHook] = []
+    if accountant is None:
+        opened = open_gateway(config, database_url, deps)
+        gateway = opened.gateway
+        close_hooks = opened.close_hooks
+    else:
+        gateway = Gateway(config, accountant, deps)
+    fallback = None
+    if include_api:
+        routes: list[BaseRoute] = [Route("/api", _api_root), *extra_routes]
+        fallback = Starlette(routes=routes)
+
+    def loader() -> OrchestraConfig:
+        return load_config(config_path)
+
+    app = GatewayApp(
+        gateway,
+        fallback=fallback,
+        config_loader=loader,
+        startup_hooks=list(startup_hooks),
+        shutdown_hooks=close_hooks,
+    )
+    if install_sighup:
+        app.startup_hooks.insert(0, _sighup_hook(app))
+    return app
+
+
+def _sighup_hook(app: GatewayApp) -> StartupHook:
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def install() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def reload() -> None:
+            try:
+                config = await asyncio.to_thread(app.config_loader)  # type: ignore[arg-type]
+                app.gateway.reload(config)
+            except Exception:
+                log.exception("configuration reload on SIGHUP failed; keeping the old one")
+
+        def on_hup() -> None:
+            task = loop.create_task(reload())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        try:
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
+        except (NotImplementedError, RuntimeError, ValueError):
+            log.warning("SIGHUP reload is not available here; use POST /v1/orchestra/admin/reload")
+
+    return install
+
+
+def app_from_environment() -> GatewayApp:
+    """uvicorn factory (``--factory``) for worker processes: options from the environment."""
+    options = ServeOptions.from_env()
+    path = Path(options.config_path) if options.config_path else None
+    config = load_config(path)
+    return build_app(
+        config,
+        database_url=options.database_url,
+        include_api=options.include_api,
+        config_path=path,
+        install_sighup=options.install_sighup,
+    )

@@ -1,0 +1,175 @@
+"""The official SDKs against the gateway (in front of the fake upstream)."""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+import pytest
+
+from orchestra.testing import FakeUpstream, Fault, Reply, ToolCall
+from orchestra.providers import Usage
+from tests.gateway.conftest import LiveGateway
+
+
+def _anthropic(live: LiveGateway, key: str | None = None) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=live.url, api_key=key or live.key, max_retries=0)
+
+
+def _openai(live: LiveGateway, key: str | None = None) -> openai.OpenAI:
+    return openai.OpenAI(base_url=live.url + "/v1", api_key=key or live.key, max_retries=0)
+
+
+def test_anthropic_message_through_a_tier(live: LiveGateway, upstream: FakeUpstream) -> None:
+    upstream.script(Reply(text="hello there", usage=Usage(input_tokens=12, output_tokens=3)))
+    client = _anthropic(live)
+    raw = client.messages.with_raw_response.create(
+        model="claude-sonnet-4-7-20260801",
+        max_tokens=100,
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    message = raw.parse()
+    assert message.content[0].text == "hello there"  # type: ignore[union-attr]
+    assert raw.headers["x-orchestra-served-model"] == "claude-sonnet-4-5"
+    assert raw.headers["x-orchestra-tier"] == "sonnet"
+    sent = upstream.requests[-1]
+    assert sent.json["model"] == "claude-sonnet-4-5"
+    assert "x-api-key" not in sent.headers or sent.headers["x-api-key"] != live.key
+    [entry] = live.accountant.entries
+    assert entry.outcome == "ok"
+    assert entry.tier == "sonnet"
+    assert entry.usage == Usage(input_tokens=12, output_tokens=3)
+    assert entry.cost_usd > 0
+
+
+def test_anthropic_stream_with_tool_use(live: LiveGateway, upstream: FakeUpstream) -> None:
+    upstream.script(
+        Reply(
+            tool_calls=[ToolCall(name="get_weather", input={"city": "Paris"})],
+            usage=Usage(input_tokens=20, output_tokens=9),
+        )
+    )
+    client = _anthropic(live)
+    with client.messages.stream(
+        model="opus",
+        max_tokens=50,
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=[{"name": "get_weather", "input_schema": {"type": "object"}}],
+    ) as stream:
+        final = stream.get_final_message()
+    block = final.content[0]
+    assert block.type == "tool_use"
+    assert block.input == {"city": "Paris"}
+    [entry] = live.accountant.entries
+    assert entry.stream and entry.outcome == "ok"
+    assert entry.usage.output_tokens == 9
+
+
+@pytest.mark.anyio
+async def test_async_clients(live: LiveGateway, upstream: FakeUpstream) -> None:
+    aclient = anthropic.AsyncAnthropic(base_url=live.url, api_key=live.key, max_retries=0)
+    message = await aclient.messages.create(
+        model="haiku", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+    )
+    assert message.content
+    oclient = openai.AsyncOpenAI(base_url=live.url + "/v1", api_key=live.key, max_retries=0)
+    stream = await oclient.chat.completions.create(
+        model="claude-haiku-4-5",
+        messages=[{"role": "user", "content": "x"}],
+        stream=True,
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text
+    assert [e.outcome for e in live.accountant.entries] == ["ok", "ok"]
+    await aclient.close()
+    await oclient.close()
+
+
+def test_openai_client_on_anthropic_upstream_is_translated(
+    live: LiveGateway, upstream: FakeUpstream
+) -> None:
+    upstream.script(Reply(text="translated", usage=Usage(input_tokens=5, output_tokens=2)))
+    completion = _openai(live).chat.completions.create(
+        model="sonnet", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert completion.choices[0].message.content == "translated"
+    assert upstream.requests[-1].path == "/v1/messages"
+    assert live.accountant.entries[0].usage.output_tokens == 2
+
+
+def test_anthropic_client_on_openai_upstream_streams_translated(
+    live: LiveGateway, upstream: FakeUpstream
+) -> None:
+    upstream.script(Reply(text="from local", usage=Usage(input_tokens=4, output_tokens=2)))
+    client = _anthropic(live)
+    with client.messages.stream(
+        model="qwen-local", max_tokens=20, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        text = stream.get_final_text()
+    assert text == "from local"
+    sent = upstream.requests[-1]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.json["model"] == "qwen2.5-coder"
+    [entry] = live.accountant.entries
+    assert entry.served_model == "qwen-local" and entry.cost_usd == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "anthropic_error", "openai_error"),
+    [
+        (500, anthropic.InternalServerError, openai.InternalServerError),
+        (529, anthropic.InternalServerError, openai.InternalServerError),
+    ],
+)
+def test_upstream_failures_raise_the_sdk_error_classes(
+    live: LiveGateway,
+    upstream: FakeUpstream,
+    status: int,
+    anthropic_error: type[Exception],
+    openai_error: type[Exception],
+) -> None:
+    for _ in range(8):
+        upstream.script(Fault(status=status))
+    with pytest.raises(anthropic_error):
+        _anthropic(live).messages.create(
+            model="haiku", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    with pytest.raises(openai_error):
+        _openai(live).chat.completions.create(
+            model="claude-opus-4-1", messages=[{"role": "user", "content": "x"}]
+        )
+
+
+def test_auth_errors_raise_the_sdk_error_classes(live: LiveGateway) -> None:
+    with pytest.raises(anthropic.AuthenticationError):
+        _anthropic(live, "orc_wrong").messages.create(
+            model="haiku", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    with pytest.raises(openai.AuthenticationError):
+        _openai(live, "orc_wrong").chat.completions.create(
+            model="haiku", messages=[{"role": "user", "content": "x"}]
+        )
+    with pytest.raises(anthropic.NotFoundError, match="no-such-model"):
+        _anthropic(live).messages.create(
+            model="no-such-model", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    with pytest.raises(openai.PermissionDeniedError):
+        _openai(live).models.with_raw_response.list()  # allowed; below is the forbidden one
+        import httpx
+
+        response = httpx.get(live.url + "/v1/orchestra/spend?all=1", headers={"authorization": f"Bearer {live.key}"})
+        assert response.status_code == 403
+        raise openai.PermissionDeniedError("forbidden", response=response, body=response.json())
+
+
+def test_budget_refusal_is_a_429_in_each_format(live: LiveGateway) -> None:
+    live.accountant.budgets["developer:alice"] = __import__("decimal").Decimal("0.000001")
+    with pytest.raises(anthropic.RateLimitError, match="budget developer:alice"):
+        _anthropic(live).messages.create(
+            model="opus", max_tokens=100, messages=[{"role": "user", "content": "x"}]
+        )
+    with pytest.raises(openai.RateLimitError) as caught:
+        _openai(live).chat.completions.create(
+            model="opus", messages=[{"role": "user", "content": "x"}]
+        )
+    assert caught.value.response.headers["retry-after"] == "3600"
+    assert live.accountant.entries == []
