@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from orchestra.providers.errors import upstream_fault
@@ -134,7 +134,6 @@ class StreamUsageTracker:
     error: dict[str, Any] | None = None
     chunks: int = 0
     streamed_chars: int = 0
-    _extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def feed(self, event: SSEEvent) -> None:
         """Account for one event of the stream."""
