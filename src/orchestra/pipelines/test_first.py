@@ -455,7 +455,9 @@ class TestFirstPipeline:
         if "write_file" not in self.svc.agents.get(QA).tools:
             # The roster gives the QA lead read-only tools (least privilege); its edge-case
             # brief then goes to the test writer, who may write tests.
-            tasks[-1] = replace(tasks[-1], agent=TEST_WRITER)
+            tasks[-1] = replace(
+                tasks[-1], agent=TEST_WRITER, model=self.task("qa", "review", TEST_WRITER, "").model
+            )
         outcomes = self.agents(tasks)
         self.record["review"] = {
             o.step_id: {

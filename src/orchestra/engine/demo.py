@@ -1,0 +1,143 @@
+"""The main job offline: a sample repository taken to a green, reviewed branch.
+
+The model is scripted (:mod:`orchestra.testing.scripted` on a real
+:class:`~orchestra.testing.FakeUpstream`); everything else is real: the gateway routes,
+budgets and records every call over HTTP, the engine enforces its gates on real test
+runs, git holds the result.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestra.config.loader import parse_config
+from orchestra.config.schema import OrchestraConfig
+from orchestra.engine.factory import build_runtime
+from orchestra.engine.gateway_link import LocalGateway, local_gateway
+from orchestra.engine.model import HttpModelClient
+from orchestra.engine.runtime import EngineRuntime
+from orchestra.store import Database, open_database
+from orchestra.testing import FakeUpstream
+from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
+
+# Dollars per million tokens the demo prices its scripted tiers at, so the report's costs
+# are computed (usage x price) the way they are for a real provider.
+DEMO_PRICES = {
+    "opus": (15.0, 75.0),
+    "sonnet": (3.0, 15.0),
+    "haiku": (0.8, 4.0),
+}
+
+
+def scripted_config(upstream_url: str, extra_yaml: str = "") -> OrchestraConfig:
+    """A configuration whose tiers are served by the scripted upstream."""
+    lines = [
+        "providers:",
+        "  scripted:",
+        "    kind: anthropic",
+        f"    base_url: {upstream_url}",
+        "models:",
+    ]
+    for tier, (price_in, price_out) in DEMO_PRICES.items():
+        lines += [
+            f"  scripted-{tier}:",
+            "    provider: scripted",
+            f"    price: {{input: {price_in}, output: {price_out}}}",
+        ]
+    lines.append("tiers:")
+    lines += [f"  {tier}: {{model: scripted-{tier}}}" for tier in DEMO_PRICES]
+    return parse_config("\n".join(lines) + "\n" + extra_yaml, source="<scripted demo>")
+
+
+@dataclass
+class ScriptedStack:
+    """A scripted upstream, the gateway in front of it, and an engine runtime using it."""
+
+    upstream: FakeUpstream
+    gateway: LocalGateway
+    runtime: EngineRuntime
+    database: Database
+    config: OrchestraConfig
+
+
+@contextmanager
+def scripted_stack(
+    home: Path,
+    *,
+    scenario: str = "happy",
+    extra_yaml: str = "",
+    database_url: str | None = None,
+    latency_s: float = 0.0,
+    review_latency_s: float = 0.0,
+    agents: Any | None = None,
+) -> Iterator[ScriptedStack]:
+    """Start everything the offline pipeline needs; stop it all afterwards."""
+    url = database_url or f"sqlite:///{home / 'orchestra.db'}"
+    database = open_database(url)
+    upstream = FakeUpstream.start()
+    try:
+        upstream.responder = ScriptedModel(
+            scenario, latency_s=latency_s, review_latency_s=review_latency_s
+        )
+        config = scripted_config(upstream.base_url, extra_yaml)
+        with local_gateway(config, database) as gateway:
+            client = HttpModelClient(gateway.base_url, gateway.api_key)
+            runtime = build_runtime(
+                config=config,
+                database=database,
+                database_url=url,
+                home=home,
+                client=client,
+                agents=agents,
+                budget_setup=gateway.define_run_budget,
+                cost_source=gateway,
+            )
+            runtime.launch()
+            try:
+                yield ScriptedStack(upstream, gateway, runtime, database, config)
+            finally:
+                runtime.shutdown()
+                client.close()
+    finally:
+        upstream.stop()
+        database.dispose()
+
+
+def run_demo(
+    folder: Path, *, say: Callable[[str], None] = print, fresh: bool = True
+) -> dict[str, Any]:
+    """Create the sample repository under ``folder`` and run the pipeline on it."""
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    repo = create_sample_repository(folder / "sample-repo")
+    home = folder / "home"
+    say("The model is SCRIPTED: orchestra.testing.scripted plays each agent's role with real")
+    say("tool calls on a sample repository; the gates, tests, git and gateway are real.")
+    say(f"Sample repository: {repo}")
+    with scripted_stack(home) as stack:
+        say(f"Gateway (scripted upstream behind it): {stack.gateway.base_url}")
+        started = time.monotonic()
+        run_id = stack.runtime.start_run(SAMPLE_TASK, repo)
+        say(f"Run {run_id}: {SAMPLE_TASK}")
+        row = stack.runtime.wait(run_id, timeout_s=600)
+        elapsed = time.monotonic() - started
+        calls = len(stack.upstream.requests)
+    return {
+        "run_id": run_id,
+        "status": row.status,
+        "reason": row.failure_reason,
+        "report": row.report_path,
+        "branch": row.branch,
+        "repo": str(repo),
+        "worktree": row.worktree_path,
+        "seconds": round(elapsed, 1),
+        "model_calls": calls,
+        "home": str(home),
+    }

@@ -1,0 +1,105 @@
+"""Running the gateway next to the engine: for the offline demo, tests and one-process use.
+
+:class:`LocalGateway` starts the real gateway (``orchestra.gateway`` over
+``orchestra.accounting``) on a loopback port in a background thread, creates the engine's
+key, defines per-run budgets and reads the ledger's cost per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from orchestra.config.schema import OrchestraConfig
+from orchestra.errors import EngineError
+from orchestra.store import Database
+
+
+@dataclass
+class LocalGateway:
+    """A running gateway: its URL, the engine's key, budgets and costs."""
+
+    base_url: str
+    api_key: str
+    accounting: Any
+
+    def define_run_budget(self, run_id: str, usd: float) -> None:
+        """A budget scoped to ``run_id`` (the gateway refuses calls beyond it)."""
+        from orchestra.accounting.budgets import BudgetSpec
+
+        self.accounting.budgets.define(
+            BudgetSpec(
+                name=f"run:{run_id}",
+                scope="run",
+                subject=run_id,
+                cap_usd=Decimal(str(usd)),
+                period="none",
+                soft_pct=None,
+            ),
+            actor="engine",
+        )
+
+    def costs_for_run(self, run_id: str) -> dict[str, float]:
+        """Dollars per step of ``run_id``, from the ledger entries the gateway wrote."""
+        flush = getattr(self.accounting.ledger, "flush", None)
+        if callable(flush):
+            flush()
+        out: dict[str, float] = {}
+        for entry in self.accounting.ledger.entries():
+            if entry.attribution.run_id != run_id or entry.cost_usd is None:
+                continue
+            step = entry.attribution.step or "?"
+            out[step] = out.get(step, 0.0) + float(entry.cost_usd)
+        return out
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def local_gateway(config: OrchestraConfig, database: Database) -> Iterator[LocalGateway]:
+    """Serve the gateway over HTTP on a free loopback port until the block ends."""
+    import uvicorn
+
+    from orchestra.accounting.facade import Accounting
+    from orchestra.gateway import Gateway, GatewayApp
+    from orchestra.gateway.store_accountant import StoreAccountant
+
+    accounting = Accounting(database, config)
+    accounting.start()
+    secret, _record = accounting.keys.create("orchestra-engine", name="engine")
+    app = GatewayApp(Gateway(config, StoreAccountant(accounting)))
+    sock = _free_socket()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    )
+
+    def serve() -> None:
+        asyncio.run(server.serve(sockets=[sock]))
+
+    thread = threading.Thread(target=serve, name="orchestra-gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise EngineError("the local gateway did not start", hint="see the log above")
+        time.sleep(0.02)
+    try:
+        yield LocalGateway(f"http://127.0.0.1:{port}", secret, accounting)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        accounting.close()
