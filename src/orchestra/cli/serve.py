@@ -1,0 +1,121 @@
+"""CLI: ``orchestra gateway`` (the gateway alone) and ``orchestra serve`` (gateway + REST API).
+
+Thin: parse options, hand them to :mod:`orchestra.server` through uvicorn's app factory so
+that ``--workers N`` starts N identical processes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestra.cli.output import error_console
+from orchestra.config import find_config, load_config
+from orchestra.errors import OrchestraError
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="orchestra.yaml to use (default: the nearest)")
+]
+HostOption = Annotated[str | None, typer.Option("--host", help="address to listen on")]
+PortOption = Annotated[int | None, typer.Option("--port", help="port to listen on")]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="database URL (default: $ORCHESTRA_DATABASE_URL or a SQLite file in the state folder)",
+    ),
+]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=64,
+        help="worker processes; budgets and ledger are shared through the database, "
+        "circuit breakers and metrics are per process",
+    ),
+]
+
+
+def _run(
+    *,
+    include_api: bool,
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    database_url: str | None,
+    workers: int,
+) -> None:
+    import uvicorn
+
+    from orchestra.server import ServeOptions
+    from orchestra.server.app import OPTIONS_ENV
+
+    path = config_path or find_config()
+    try:
+        config = load_config(path)  # fail fast, before any worker starts
+    except OrchestraError as exc:
+        error_console().print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    options = ServeOptions(
+        include_api=include_api,
+        config_path=str(path) if path else None,
+        database_url=database_url,
+        install_sighup=True,
+    )
+    os.environ[OPTIONS_ENV] = options.to_env()
+    uvicorn.run(
+        "orchestra.server.app:app_from_environment",
+        factory=True,
+        host=host or config.gateway.host,
+        port=config.gateway.port if port is None else port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+        lifespan="on",
+    )
+
+
+def gateway(
+    config: ConfigOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    database_url: DatabaseOption = None,
+    workers: WorkersOption = 1,
+) -> None:
+    """Run the model gateway alone (Anthropic and OpenAI endpoints, /metrics, /readyz)."""
+    _run(
+        include_api=False,
+        config_path=config,
+        host=host,
+        port=port,
+        database_url=database_url,
+        workers=workers,
+    )
+
+
+def serve(
+    config: ConfigOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    database_url: DatabaseOption = None,
+    workers: WorkersOption = 1,
+) -> None:
+    """Run everything in one app: the gateway and the REST API."""
+    _run(
+        include_api=True,
+        config_path=config,
+        host=host,
+        port=port,
+        database_url=database_url,
+        workers=workers,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``gateway`` and ``serve`` to the root application."""
+    app.command("gateway")(gateway)
+    app.command("serve")(serve)
