@@ -254,13 +254,15 @@ def _check_roster(config: OrchestraConfig, base_dir: Path | None, at: _Locator) 
     import_dir = import_dir if import_dir.is_absolute() else base / import_dir
     if import_dir.is_dir():
         folders.append(import_dir)
+    overrides = config.roster.tier_overrides
+    if not overrides.agents and not overrides.categories:
+        return  # nothing refers to agents; spare reading every agent file
     names: set[str] = set()
     categories: set[str] = set()
     for folder in folders:
         agents, _ = read_directory(folder)
         names.update(a.name for a in agents)
         categories.update(a.category for a in agents)
-    overrides = config.roster.tier_overrides
     for agent in overrides.agents:
         if agent not in names:
             at.add(
