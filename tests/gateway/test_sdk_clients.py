@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import anthropic
 import openai
 import pytest
 
-from orchestra.testing import FakeUpstream, Fault, Reply, ToolCall
+from orchestra.gateway import Caller
 from orchestra.providers import Usage
+from orchestra.testing import FakeUpstream, Fault, Reply, ToolCall
 from tests.gateway.conftest import LiveGateway
 
 
@@ -152,17 +155,27 @@ def test_auth_errors_raise_the_sdk_error_classes(live: LiveGateway) -> None:
         _anthropic(live).messages.create(
             model="no-such-model", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
+    restricted = "orc_test_restricted"
+    live.accountant.keys[restricted] = Caller(
+        "k-restricted", "carol", "payments", allowed_models=frozenset({"haiku"})
+    )
+    with pytest.raises(anthropic.PermissionDeniedError):
+        _anthropic(live, restricted).messages.create(
+            model="opus", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
     with pytest.raises(openai.PermissionDeniedError):
-        _openai(live).models.with_raw_response.list()  # allowed; below is the forbidden one
-        import httpx
-
-        response = httpx.get(live.url + "/v1/orchestra/spend?all=1", headers={"authorization": f"Bearer {live.key}"})
-        assert response.status_code == 403
-        raise openai.PermissionDeniedError("forbidden", response=response, body=response.json())
+        _openai(live, restricted).chat.completions.create(
+            model="opus", messages=[{"role": "user", "content": "x"}]
+        )
+    assert (
+        _openai(live, restricted)
+        .chat.completions.create(model="haiku", messages=[{"role": "user", "content": "x"}])
+        .choices
+    )
 
 
 def test_budget_refusal_is_a_429_in_each_format(live: LiveGateway) -> None:
-    live.accountant.budgets["developer:alice"] = __import__("decimal").Decimal("0.000001")
+    live.accountant.budgets["developer:alice"] = Decimal("0.000001")
     with pytest.raises(anthropic.RateLimitError, match="budget developer:alice"):
         _anthropic(live).messages.create(
             model="opus", max_tokens=100, messages=[{"role": "user", "content": "x"}]
