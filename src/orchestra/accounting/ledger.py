@@ -338,7 +338,7 @@ class Ledger:
         if cost is None:
             cost = Decimal(0)
             model = entry.served_model or entry.requested_model
-            if self._prices is not None and model:
+            if self._prices is not None and model and entry.usage.total_tokens:
                 try:
                     cost = self._prices.cost(model, entry.usage)
                 except UnknownPrice:

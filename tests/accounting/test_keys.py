@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from orchestra.accounting import Accounting, InvalidKey, KeyNotFound, KeyStore
+from orchestra.store import Database
+from orchestra.store.tables.gateway import GatewayKey
+
+from .conftest import FakeClock
+
+
+def test_created_key_is_shown_once_and_stored_only_as_a_keyed_hash(
+    accounting: Accounting, database: Database
+) -> None:
+    secret, record = accounting.keys.create("alice", "payments", name="laptop", actor="cli:root")
+    assert secret.startswith("orc_") and len(secret) >= 40  # 256 random bits, url-safe base64
+    assert record.prefix == secret[:12] and record.developer == "alice"
+    with database.session() as session:
+        row = session.scalars(select(GatewayKey)).one()
+        stored = [str(v) for v in vars(row).values()]
+    assert not any(secret in v for v in stored)
+    assert row.secret_hash != secret and len(row.secret_hash) == 64
+    other = KeyStore(database, pepper=b"another pepper")
+    assert other.authenticate(secret) is None  # the hash depends on the server-side pepper
+    found = accounting.keys.authenticate(secret)
+    assert found is not None and found.id == record.id
+    assert found.attribution().developer == "alice" and found.attribution().squad == "payments"
+    assert found.attribution().key_id == record.id
+
+
+def test_unknown_malformed_and_missing_keys_are_refused(accounting: Accounting) -> None:
+    assert accounting.keys.authenticate("orc_nope") is None
+    assert accounting.keys.authenticate("sk-ant-something") is None
+    assert accounting.keys.authenticate("orc_" + "x" * 5000) is None
+    with pytest.raises(InvalidKey) as err:
+        accounting.keys.require(None)
+    assert err.value.status == 401 and err.value.hint
+    with pytest.raises(InvalidKey):
+        accounting.keys.require("orc_nope")
+    with pytest.raises(InvalidKey):
+        accounting.keys.create("  ")
+
+
+def test_revoke_takes_effect_at_once_in_this_process(accounting: Accounting) -> None:
+    secret, record = accounting.keys.create("alice", "payments")
+    assert accounting.keys.authenticate(secret) is not None  # now cached
+    accounting.keys.revoke(record.id)
+    assert accounting.keys.authenticate(secret) is None
+    with pytest.raises(KeyNotFound):
+        accounting.keys.revoke("key_missing")
+
+
+def test_rotation_keeps_the_old_key_for_the_grace_period(
+    accounting: Accounting, clock: FakeClock
+) -> None:
+    old_secret, old = accounting.keys.create("alice", "payments", admin=True)
+    new_secret, new = accounting.keys.rotate(old.id, timedelta(hours=1))
+    assert new.id != old.id and new.admin and new.developer == "alice" and new_secret != old_secret
+    clock.advance(minutes=59)
+    assert accounting.keys.authenticate(old_secret) is not None
+    assert accounting.keys.get(old.id).status(clock()) == "rotating"
+    clock.advance(minutes=2)
+    assert accounting.keys.authenticate(old_secret) is None
+    assert accounting.keys.authenticate(new_secret) is not None
+    assert accounting.keys.get(old.id).replaced_by == new.id
+    with pytest.raises(InvalidKey, match="expired"):
+        accounting.keys.rotate(old.id)
+
+
+def test_key_management_is_audited(accounting: Accounting) -> None:
+    _, record = accounting.keys.create("alice", "payments", actor="cli:ops")
+    accounting.keys.rotate(record.id, timedelta(0), actor="cli:ops")
+    accounting.keys.revoke(record.id, actor="key:admin")
+    actions = [(e.action, e.target, e.actor) for e in reversed(accounting.audit.list())]
+    assert actions == [
+        ("key.create", record.id, "cli:ops"),
+        ("key.rotate", record.id, "cli:ops"),
+        ("key.revoke", record.id, "key:admin"),
+    ]
+    assert accounting.audit.verify().ok
+
+
+def test_attribution_resolves_the_org_units_above_the_team(
+    database: Database, tmp_path: object
+) -> None:
+    with database.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO org_organisation (id, name, stage) VALUES (1, 'acme', NULL)")
+        )
+        for pos, (name, kind, parent) in enumerate(
+            [
+                ("platform", "division", None),
+                ("money", "tribe", "platform"),
+                ("payments", "squad", "money"),
+            ]
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO org_units (name, kind, parent, description, position) "
+                    "VALUES (:n, :k, :p, '', :pos)"
+                ),
+                {"n": name, "k": kind, "p": parent, "pos": pos},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO org_developers (name, role, unit, email, position) "
+                "VALUES ('bob', 'developer', 'payments', NULL, 0)"
+            )
+        )
+    keys = KeyStore(database, pepper=b"p")
+    secret, _ = keys.create("alice", "payments")
+    a = keys.require(secret).attribution()
+    assert (a.org, a.division, a.tribe, a.squad) == ("acme", "platform", "money", "payments")
+    bob_secret, _ = keys.create("bob")  # no team given: the developer's unit from the org tree
+    b = keys.require(bob_secret).attribution()
+    assert (b.org, b.tribe, b.squad) == ("acme", "money", "payments")
+    lone_secret, _ = keys.create("carol", "unknown-squad")
+    c = keys.require(lone_secret).attribution()
+    assert (c.org, c.division, c.squad) == ("acme", None, "unknown-squad")
+    keys._store.close()

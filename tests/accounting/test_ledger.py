@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from orchestra.accounting import Accounting, Attribution, BudgetSpec, Ledger, LedgerEntry
+from orchestra.providers import Usage
+from orchestra.store import Database, open_database
+
+from .conftest import FakeClock
+
+ALICE = Attribution(
+    org="acme",
+    squad="payments",
+    developer="alice",
+    key_id="key_a",
+    agent="tester",
+    run_id="run-7",
+    step="red",
+)
+
+
+def test_append_is_readable_back_with_computed_cost_and_all_fields(accounting: Accounting) -> None:
+    entry = LedgerEntry(
+        ALICE,
+        requested_model="sonnet",
+        served_model="claude-sonnet-4-5",
+        provider="anthropic",
+        tier="sonnet",
+        usage=Usage(
+            input_tokens=1000, output_tokens=500, cache_read_tokens=2000, cache_write_tokens=100
+        ),
+        ttft_ms=12.5,
+        retries=1,
+        fallback_path=("claude-opus-4-5:529", "claude-sonnet-4-5:ok"),
+        stream=False,
+    )
+    stored = accounting.ledger.append(entry)
+    # 1000*3 + 500*15 + 2000*0.30 + 100*3.75 per million
+    assert stored.cost_usd == Decimal("0.011475")
+    (back,) = accounting.ledger.entries()
+    assert back.id == entry.id and back.attribution == ALICE
+    assert back.usage == entry.usage and back.cost_usd == Decimal("0.011475")
+    assert back.fallback_path == entry.fallback_path and back.retries == 1 and back.ttft_ms == 12.5
+    assert back.outcome == "ok" and back.tier == "sonnet" and back.provider == "anthropic"
+
+
+def test_append_settles_the_reservation_in_the_same_transaction(accounting: Accounting) -> None:
+    accounting.budgets.define(BudgetSpec("dev", "developer", "alice", Decimal(1)))
+    r = accounting.budgets.reserve(ALICE, "claude-haiku-4-5", Decimal("0.5"))
+    stored = accounting.ledger.append(
+        LedgerEntry(ALICE, "haiku", "claude-haiku-4-5", usage=Usage(10_000, 10_000)), reservation=r
+    )
+    (status,) = accounting.budgets.status()
+    assert status.reserved_usd == 0 and status.spent_usd == stored.cost_usd == Decimal("0.06")
+
+
+def test_refusals_and_errors_are_recorded_with_their_outcome(
+    accounting: Accounting, clock: FakeClock
+) -> None:
+    accounting.ledger.append(
+        LedgerEntry(ALICE, "opus", outcome="budget_refused", error_type="budget:dev")
+    )
+    clock.advance(seconds=1)
+    accounting.ledger.append(
+        LedgerEntry(ALICE, "opus", "claude-opus-4-5", outcome="error", error_type="upstream_500")
+    )
+    assert [e.outcome for e in accounting.ledger.entries()] == ["budget_refused", "error"]
+    with pytest.raises(ValueError, match="unknown ledger outcome"):
+        accounting.ledger.append(LedgerEntry(ALICE, outcome="fine"))
+
+
+def test_async_appends_are_group_committed_and_all_durable(accounting: Accounting) -> None:
+    async def many() -> None:
+        await asyncio.gather(
+            *(
+                accounting.ledger.aappend(
+                    LedgerEntry(ALICE, "m", "claude-haiku-4-5", usage=Usage(i, i))
+                )
+                for i in range(200)
+            )
+        )
+
+    asyncio.run(many())
+    entries = accounting.ledger.entries()
+    assert len(entries) == 200 and len({e.id for e in entries}) == 200
+
+
+def test_stream_finish_appends_once_and_journals_progress(accounting: Accounting) -> None:
+    record = accounting.ledger.open_stream(LedgerEntry(ALICE, "sonnet", "claude-sonnet-4-5"))
+    record.first_token()
+    record.progress(Usage(100, 1))
+    record.progress(Usage(100, 50))
+    entry = record.finish(usage=Usage(100, 80))
+    assert entry.stream and entry.usage == Usage(100, 80) and entry.ttft_ms is not None
+    with pytest.raises(RuntimeError):
+        record.finish()
+    assert [e.id for e in accounting.ledger.entries()] == [entry.id]
+    assert accounting.ledger.reconcile_incomplete() == []  # nothing unfinished
+
+
+def test_a_live_processes_journal_is_never_reconciled(database: Database, tmp_path: Path) -> None:
+    first = Ledger(database, journal_dir=tmp_path)
+    second = Ledger(database, journal_dir=tmp_path)
+    record = first.open_stream(LedgerEntry(ALICE, "m", "claude-haiku-4-5"))
+    record.progress(Usage(5, 5))
+    assert second.reconcile_incomplete() == []  # first still holds its journal lock
+    record.finish()
+    assert len(first.entries()) == 1
+    first.close()
+    second.close()
+
+
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from decimal import Decimal
+    from pathlib import Path
+    from orchestra.accounting import Accounting, Attribution, LedgerEntry
+    from orchestra.providers import Usage
+    from orchestra.store import open_database
+
+    acc = Accounting(open_database(sys.argv[1]), journal_dir=Path(sys.argv[2]), pepper=b"p")
+    who = Attribution(developer="alice", squad="payments", agent="implementer")
+    done = acc.ledger.append(LedgerEntry(who, "haiku", "claude-haiku-4-5", usage=Usage(1000, 100)))
+    r = acc.budgets.reserve(who, "claude-sonnet-4-5", Decimal("0.50"))
+    draft = LedgerEntry(who, "sonnet", "claude-sonnet-4-5", provider="anthropic")
+    stream = acc.ledger.open_stream(draft, reservation=r)
+    stream.first_token()
+    for n in range(1, 41):
+        stream.progress(Usage(input_tokens=2000, output_tokens=n * 25))
+    print(done.id, stream.id, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_sigkill_mid_stream_is_reconciled_on_restart(tmp_path: Path, clock: FakeClock) -> None:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    journal = tmp_path / "journal"
+    db = open_database(url)
+    setup = Accounting(db, journal_dir=journal, pepper=b"p")
+    setup.budgets.define(BudgetSpec("dev", "developer", "alice", Decimal(5), "month"))
+    setup.close()
+
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, url, str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    completed_id, stream_id = child.stdout.split()
+
+    acc = Accounting(db, journal_dir=journal, pepper=b"p")
+    try:
+        (status,) = acc.budgets.status()
+        assert status.reserved_usd == Decimal("0.5")  # the dead stream's hold is still there
+        reconciled = acc.start()
+        assert [e.id for e in reconciled] == [stream_id]
+        entries = {e.id: e for e in acc.ledger.entries()}
+        assert set(entries) == {completed_id, stream_id}  # the completed call survived the kill
+        crashed = entries[stream_id]
+        assert crashed.outcome == "reconciled" and crashed.stream
+        assert crashed.usage == Usage(
+            input_tokens=2000, output_tokens=1000
+        )  # the last progress seen
+        assert crashed.cost_usd == Decimal("0.021")  # 2000 * $3 + 1000 * $15 per million
+        assert crashed.attribution.agent == "implementer"
+        (status,) = acc.budgets.status()
+        assert status.reserved_usd == 0
+        assert status.spent_usd == crashed.cost_usd  # settled to what was streamed
+        assert acc.start() == []  # reconciling twice adds nothing
+        assert list(journal.rglob("*.jsonl")) == []
+    finally:
+        acc.close()
+        db.dispose()
