@@ -13,6 +13,7 @@ from orchestra.config import OrchestraConfig, find_config, load_config
 from orchestra.errors import OrchestraError
 from orchestra.roster import (
     BUILTIN_AGENTS_DIR,
+    SIMILARITY_THRESHOLD,
     AgentDefinition,
     Roster,
     RosterInvalid,
@@ -51,8 +52,8 @@ def _print_problem(problem: RosterProblem, out: Any) -> None:
     out.print(
         f"[{colour}]{problem.severity}[/] {problem.location}: {field}{problem.message}",
         highlight=False,
-        markup=True,
         soft_wrap=True,
+        markup=True,
     )
     out.print(f"  fix: {problem.hint}", highlight=False, markup=False, soft_wrap=True)
 
@@ -161,13 +162,19 @@ def validate_agents(
         Path | None, typer.Argument(help="Folder of agent files (default: the built-in roster).")
     ] = None,
     json_out: JsonOption = False,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Similarity (Jaccard, word 3-shingles) that counts as a copy."
+        ),
+    ] = SIMILARITY_THRESHOLD,
 ) -> None:
     """Validate agent files: schema, names, tools, tiers, sections, length, near-duplicates."""
     reference: list[AgentDefinition] = []
     if directory is not None and directory.resolve() != BUILTIN_AGENTS_DIR.resolve():
         # A team's folder must not clash with, or copy, the built-in agents.
         reference, _ = read_directory(BUILTIN_AGENTS_DIR)
-    report = validate_directory(directory, reference=reference)
+    report = validate_directory(directory, reference=reference, threshold=threshold)
     if json_out:
         print_json(
             {
@@ -196,6 +203,7 @@ def validate_agents(
             out.print(
                 f"most similar prompts: {pair.first} / {pair.second} ({pair.score:.3f})",
                 highlight=False,
+                soft_wrap=True,
             )
         verdict = "[green]valid[/]" if report.ok else "[red]invalid[/]"
         out.print(f"{verdict}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
@@ -227,6 +235,7 @@ def export_agents(
         f"exported {len(roster)} agents to {dest}: {len(result.written)} written, "
         f"{len(result.unchanged)} unchanged, {len(result.removed)} removed",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -250,6 +259,7 @@ def import_agents_cmd(
         f"imported into {target}: {len(result.added)} added, {len(result.replaced)} replaced, "
         f"{len(result.unchanged)} unchanged",
         highlight=False,
+        soft_wrap=True,
     )
 
 

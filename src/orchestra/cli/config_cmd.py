@@ -69,6 +69,7 @@ def check(
             f"{report.source}: {verdict} — {len(report.errors)} error(s), "
             f"{len(report.warnings)} warning(s)",
             highlight=False,
+            soft_wrap=True,
         )
     if not report.ok:
         raise typer.Exit(1)

@@ -86,6 +86,7 @@ def sync(
         f"organisation {tree.name!r} synced: {len(result.added)} added, "
         f"{len(result.updated)} updated, {len(result.removed)} removed",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -158,6 +159,7 @@ def stage(
     out.print(
         f"stage: [bold]{current.name}[/] ({how}; {assessment.headcount} developer(s))",
         highlight=False,
+        soft_wrap=True,
     )
     out.print(f"topology: {current.topology} — {current.description}", highlight=False)
     out.print(
@@ -165,6 +167,7 @@ def stage(
         f"= {current.agent_allocation(assessment.headcount)} now "
         f"(cap {current.max_concurrent_agents} concurrent)",
         highlight=False,
+        soft_wrap=True,
     )
     for warning in assessment.warnings:
         out.print(f"[yellow]warning[/] {warning}", highlight=False)
