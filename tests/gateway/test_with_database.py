@@ -1,0 +1,184 @@
+"""The gateway over the real accounting (keys, budgets, limits, ledger) on SQLite and
+PostgreSQL: budgets under concurrency, ledger entries, disconnects, revocation, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from orchestra.accounting import Accounting
+from orchestra.gateway import GatewayApp
+from orchestra.providers import Usage
+from orchestra.server import build_app
+from orchestra.testing import FakeUpstream, Reply
+from tests.gateway.helpers import ServerThread, gateway_config
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+CALL_USAGE = Usage(input_tokens=10, output_tokens=100)
+CALL_COST = Decimal(10 * 1 + 100 * 5) / Decimal(1_000_000)  # claude-haiku-4-5: $1 / $5 per Mtok
+
+
+@dataclass
+class DbGateway:
+    app: GatewayApp
+    server: ServerThread
+    accounting: Accounting
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+    def key(self, developer: str, team: str = "payments", admin: bool = False) -> str:
+        secret, _ = self.accounting.keys.create(developer, team, admin=admin)
+        return secret
+
+
+def _start(database_url: str, upstream: FakeUpstream, **gateway: Any) -> DbGateway:
+    config = gateway_config(upstream.base_url, **gateway)
+    app = build_app(config, database_url=database_url, include_api=False)
+    accounting = app.gateway.accountant.accounting  # type: ignore[attr-defined]
+    return DbGateway(app, ServerThread(app).start(), accounting)
+
+
+@pytest.fixture
+def db_gateway(database_url: str, upstream: FakeUpstream) -> Iterator[DbGateway]:
+    gw = _start(
+        database_url,
+        upstream,
+        budgets=[
+            {
+                "name": "alice-daily",
+                "scope": "developer",
+                "subject": "alice",
+                "cap_usd": float(CALL_COST * 10),
+                "period": "day",
+            }
+        ],
+    )
+    try:
+        yield gw
+    finally:
+        gw.server.stop()
+
+
+@pytest.mark.slow
+def test_concurrent_requests_cannot_overspend_the_budget(
+    db_gateway: DbGateway, upstream: FakeUpstream
+) -> None:
+    upstream.responder = lambda request: Reply(text="ok", usage=CALL_USAGE, delay_s=0.01)
+    key = db_gateway.key("alice")
+
+    async def one(i: int, client: httpx.AsyncClient) -> httpx.Response:
+        if i % 2:
+            return await client.post(
+                "/v1/messages",
+                json={"model": "haiku", "max_tokens": 100, "messages": MESSAGES},
+                headers={"x-api-key": key},
+            )
+        return await client.post(
+            "/v1/chat/completions",
+            json={"model": "haiku", "max_tokens": 100, "messages": MESSAGES},
+            headers={"authorization": f"Bearer {key}"},
+        )
+
+    async def run() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(base_url=db_gateway.url, timeout=60, limits=limits) as c:
+            return await asyncio.gather(*(one(i, c) for i in range(100)))
+
+    responses = asyncio.run(run())
+    served = [r for r in responses if r.status_code == 200]
+    refused = [(i, r) for i, r in enumerate(responses) if r.status_code != 200]
+    assert 1 <= len(served) <= 10
+    assert len(served) + len(refused) == 100
+    for i, response in refused:
+        assert response.status_code == 429
+        assert "alice-daily" in response.text
+        assert int(response.headers["retry-after"]) > 0
+        body = response.json()
+        if i % 2:
+            assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+        else:
+            assert body["error"]["type"] == "rate_limit_error" and "type" not in body
+    entries = db_gateway.accounting.ledger.entries()
+    assert len([e for e in entries if e.outcome == "ok"]) == len(served)
+    spent = sum((e.cost_usd or Decimal(0) for e in entries), Decimal(0))
+    assert spent == CALL_COST * len(served)
+    [status] = db_gateway.accounting.budgets.status("alice-daily")
+    assert status.spent_usd == spent <= status.spec.cap_usd
+    assert status.reserved_usd == 0  # every reservation settled
+
+
+def test_ledger_entry_has_attribution_and_path(db_gateway: DbGateway, upstream: FakeUpstream) -> None:
+    key = db_gateway.key("bob", "platform")
+    upstream.script(Reply(text="hi", usage=Usage(5, 7, cache_read_tokens=3, cache_write_tokens=2)))
+    response = httpx.post(
+        f"{db_gateway.url}/v1/messages",
+        json={"model": "claude-sonnet-4-7-20260801", "max_tokens": 20, "messages": MESSAGES},
+        headers={"x-api-key": key, "x-orchestra-agent": "reviewer", "x-orchestra-run": "r1"},
+    )
+    assert response.status_code == 200
+    [entry] = db_gateway.accounting.ledger.entries()
+    assert entry.attribution.developer == "bob"
+    assert entry.attribution.squad == "platform"
+    assert (entry.attribution.agent, entry.attribution.run_id) == ("reviewer", "r1")
+    assert (entry.tier, entry.requested_model, entry.served_model) == (
+        "sonnet",
+        "claude-sonnet-4-7-20260801",
+        "claude-sonnet-4-5",
+    )
+    assert entry.usage == Usage(5, 7, cache_read_tokens=3, cache_write_tokens=2)
+    # sonnet per Mtok: input $3, output $15, cache write $3.75, cache read $0.30
+    expected = (5 * Decimal(3) + 7 * Decimal(15) + 2 * Decimal("3.75") + 3 * Decimal("0.30")) / 10**6
+    assert entry.cost_usd == expected
+    assert entry.fallback_path == ("claude-sonnet-4-5:ok",)
+
+
+def test_client_disconnect_mid_stream_is_recorded(
+    db_gateway: DbGateway, upstream: FakeUpstream
+) -> None:
+    key = db_gateway.key("carol")
+    upstream.script(Reply(text="word " * 200, chunk_delay_s=0.02, chunk_chars=5))
+    with httpx.stream(
+        "POST",
+        f"{db_gateway.url}/v1/messages",
+        json={"model": "haiku", "max_tokens": 500, "messages": MESSAGES, "stream": True},
+        headers={"x-api-key": key},
+    ) as response:
+        for _ in response.iter_raw():
+            break
+    deadline = time.monotonic() + 10
+    while not db_gateway.accounting.ledger.entries() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [entry] = db_gateway.accounting.ledger.entries()
+    assert entry.outcome == "client_disconnected"
+    assert entry.stream
+    assert entry.usage.input_tokens > 0
+
+
+def test_revoked_key_and_rate_limit(database_url: str, upstream: FakeUpstream) -> None:
+    gw = _start(database_url, upstream, limits={"key": {"rpm": 2}})
+    try:
+        key = gw.key("dave")
+        body = {"model": "haiku", "max_tokens": 5, "messages": MESSAGES}
+        headers = {"x-api-key": key}
+        codes = [httpx.post(f"{gw.url}/v1/messages", json=body, headers=headers) for _ in range(3)]
+        assert [c.status_code for c in codes] == [200, 200, 429]
+        assert "rate limit" in codes[2].json()["error"]["message"]
+        assert int(codes[2].headers["retry-after"]) >= 1
+        other = gw.key("erin")
+        [record] = [k for k in gw.accounting.keys.list() if k.developer == "erin"]
+        gw.accounting.keys.revoke(record.id)
+        time.sleep(0.01)
+        revoked = httpx.post(f"{gw.url}/v1/messages", json=body, headers={"x-api-key": other})
+        assert revoked.status_code == 401
+        assert revoked.json()["error"]["type"] == "authentication_error"
+    finally:
+        gw.server.stop()
