@@ -116,7 +116,9 @@ def test_concurrent_requests_cannot_overspend_the_budget(
     assert status.reserved_usd == 0  # every reservation settled
 
 
-def test_ledger_entry_has_attribution_and_path(db_gateway: DbGateway, upstream: FakeUpstream) -> None:
+def test_ledger_entry_has_attribution_and_path(
+    db_gateway: DbGateway, upstream: FakeUpstream
+) -> None:
     key = db_gateway.key("bob", "platform")
     upstream.script(Reply(text="hi", usage=Usage(5, 7, cache_read_tokens=3, cache_write_tokens=2)))
     response = httpx.post(
@@ -136,7 +138,8 @@ def test_ledger_entry_has_attribution_and_path(db_gateway: DbGateway, upstream: 
     )
     assert entry.usage == Usage(5, 7, cache_read_tokens=3, cache_write_tokens=2)
     # sonnet per Mtok: input $3, output $15, cache write $3.75, cache read $0.30
-    expected = (5 * Decimal(3) + 7 * Decimal(15) + 2 * Decimal("3.75") + 3 * Decimal("0.30")) / 10**6
+    per_mtok = 5 * Decimal(3) + 7 * Decimal(15) + 2 * Decimal("3.75") + 3 * Decimal("0.30")
+    expected = per_mtok / 10**6
     assert entry.cost_usd == expected
     assert entry.fallback_path == ("claude-sonnet-4-5:ok",)
 
