@@ -31,8 +31,7 @@ $(VENV)/.test: $(VENV)/.base
 	@touch $@
 
 run: $(VENV)/.base ## Run the main job offline on the embedded default (SQLite, local files)
-	$(BIN)/orchestra agents list
-	$(BIN)/orchestra org stage
+	$(BIN)/orchestra demo
 
 lint: $(VENV)/.test ## Lint and format check (ruff)
 	$(BIN)/ruff check src tests bench

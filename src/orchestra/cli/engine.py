@@ -1,9 +1,359 @@
-"""CLI: orchestra run, runs, status, resume, cancel, report."""
+"""CLI: orchestra run, runs, status, resume, cancel, report, demo."""
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from orchestra.cli.output import console, error_console, print_json
+from orchestra.errors import OrchestraError
+
+RUN_HELP = "Pipeline runs: take a task to a tested, reviewed branch."
+
+
+def _fail(exc: OrchestraError) -> typer.Exit:
+    error_console().print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+def _database() -> tuple[Any, str, Path]:
+    from orchestra.config.paths import default_database_url, orchestra_home
+    from orchestra.store import open_database
+
+    url = default_database_url()
+    return open_database(url), url, orchestra_home()
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "task": row.task,
+        "status": row.status,
+        "phase": row.phase,
+        "branch": row.branch,
+        "repo": row.repo_path,
+        "failure_reason": row.failure_reason,
+        "report": row.report_path,
+        "created_at": row.created_at,
+        "finished_at": row.finished_at,
+    }
+
+
+def _view(runs: Any, run_id: str, costs: dict[str, float] | None) -> Group:
+    row = runs.get(run_id)
+    steps = runs.steps(run_id)
+    table = Table(title=f"{row.id} — phase: {row.phase}", expand=False)
+    for column in ("step", "agent", "status", "calls", "tokens in", "tokens out", "cost"):
+        table.add_column(column)
+    total_in = total_out = 0
+    for step in steps:
+        tokens_in = step.input_tokens + step.cache_read_tokens
+        total_in += tokens_in
+        total_out += step.output_tokens
+        cost = (costs or {}).get(step.id)
+        table.add_row(
+            step.id,
+            step.agent,
+            step.status,
+            str(step.model_calls),
+            str(tokens_in),
+            str(step.output_tokens),
+            "-" if cost is None else f"${cost:.4f}",
+        )
+    running = sum(1 for s in steps if s.status == "running")
+    dollars = "unknown" if costs is None else f"${sum(costs.values()):.4f}"
+    summary = Text(
+        f"agents working now: {running}   tokens so far: {total_in} in / {total_out} out   "
+        f"spent: {dollars}   run status: {row.status}"
+    )
+    return Group(table, summary)
+
+
+def _watch(runtime: Any, run_id: str, cost_source: Any | None) -> Any:
+    """Live view until the run ends; returns its final row."""
+    runs = runtime.services.runs
+    out = console()
+
+    def costs() -> dict[str, float] | None:
+        if cost_source is None:
+            return None
+        try:
+            return dict(cost_source.costs_for_run(run_id))
+        except Exception:  # the view must not kill the run
+            return None
+
+    with Live(_view(runs, run_id, costs()), console=out, refresh_per_second=4) as live:
+        while True:
+            row = runs.get(run_id)
+            live.update(_view(runs, run_id, costs()))
+            if row.status not in {"running", "queued"}:
+                break
+            time.sleep(0.5)
+    return runtime.wait(run_id)
+
+
+def _summary(row: Any) -> None:
+    out = console()
+    colour = "green" if row.status == "succeeded" else "red"
+    out.print(f"[{colour}]run {row.id}: {row.status}[/{colour}]")
+    if row.failure_reason:
+        out.print(f"reason: {row.failure_reason}")
+    out.print(f"branch: {row.branch} (worktree {row.worktree_path})")
+    if row.report_path:
+        out.print(f"report: {row.report_path}")
+        report = Path(row.report_path).with_suffix(".json")
+        if report.is_file():
+            data = json.loads(report.read_text())
+            cov = data.get("coverage") or {}
+            out.print(
+                f"tests red {data['tests']['red']} -> green {data['tests']['green']}; "
+                f"changed-line coverage {cov.get('percent', 'n/a')}%; "
+                f"cost {data['cost_usd'] if data['cost_usd'] is not None else 'unknown'} "
+                f"({data['cost_source']})"
+            )
+
+
+@contextmanager
+def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
+    """An engine runtime on the configured gateway (or one started in this process)."""
+    from orchestra.config.loader import load_config
+    from orchestra.engine.factory import build_runtime
+    from orchestra.engine.gateway_link import local_gateway
+    from orchestra.engine.model import HttpModelClient
+    from orchestra.errors import EngineError
+
+    config = load_config()
+    database, url, home = _database()
+    url_to_use = gateway_url or config.engine.gateway_url
+    try:
+        if url_to_use:
+            key = os.environ.get(config.engine.gateway_key_env)
+            if not key:
+                raise EngineError(
+                    f"no gateway key in ${config.engine.gateway_key_env}",
+                    hint="create one with `orchestra keys create` and export it",
+                )
+            client = HttpModelClient(url_to_use, key)
+            runtime = build_runtime(
+                config=config, database=database, database_url=url, home=home, client=client
+            )
+            with runtime:
+                yield runtime, None
+            return
+        if not config.tiers:
+            raise EngineError(
+                "no model is configured",
+                hint="add a provider, models and tiers to orchestra.yaml (see docs/quickstart.md)"
+                ", or try the offline demo: orchestra demo",
+            )
+        with local_gateway(config, database) as gateway:
+            client = HttpModelClient(gateway.base_url, gateway.api_key)
+            runtime = build_runtime(
+                config=config,
+                database=database,
+                database_url=url,
+                home=home,
+                client=client,
+                budget_setup=gateway.define_run_budget,
+                cost_source=gateway,
+            )
+            with runtime:
+                yield runtime, gateway
+    finally:
+        database.dispose()
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root application."""
+
+    @app.command("run")
+    def run_cmd(
+        task: Annotated[str, typer.Argument(help="What to build or fix.")],
+        repo: Annotated[Path, typer.Option(help="The git repository to work on.")] = Path("."),
+        budget: Annotated[
+            float | None, typer.Option(help="Dollar budget of this run (gateway-enforced).")
+        ] = None,
+        gateway: Annotated[
+            str | None, typer.Option(help="Gateway URL (default: engine.gateway_url or local).")
+        ] = None,
+    ) -> None:
+        """Take TASK to a tested, reviewed branch with the test-first pipeline."""
+        try:
+            with _runtime(gateway) as (runtime, local):
+                run_id = runtime.start_run(task, repo, budget_usd=budget)
+                row = _watch(runtime, run_id, local)
+        except OrchestraError as exc:
+            raise _fail(exc) from exc
+        _summary(row)
+        if row.status != "succeeded":
+            raise typer.Exit(2)
+
+    @app.command("runs")
+    def runs_cmd(
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """List recent runs."""
+        from orchestra.engine.runs import RunStore
+
+        database, _url, _home = _database()
+        rows = RunStore(database).list_runs()
+        database.dispose()
+        if as_json:
+            print_json([_row_dict(r) for r in rows])
+            return
+        table = Table(title="runs")
+        for column in ("id", "status", "phase", "task"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(r.id, r.status, r.phase or "", r.task[:60])
+        console().print(table)
+
+    @app.command("status")
+    def status_cmd(
+        run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix works).")],
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Show a run's phase and steps."""
+        from orchestra.engine.runs import RunStore
+
+        database, _url, _home = _database()
+        try:
+            runs = RunStore(database)
+            row = runs.get(run_id)
+            if as_json:
+                steps = [
+                    {
+                        "id": s.id,
+                        "agent": s.agent,
+                        "status": s.status,
+                        "input_tokens": s.input_tokens,
+                        "output_tokens": s.output_tokens,
+                        "started_at": s.started_at,
+                        "finished_at": s.finished_at,
+                    }
+                    for s in runs.steps(row.id)
+                ]
+                print_json({**_row_dict(row), "steps": steps})
+            else:
+                console().print(_view(runs, row.id, None))
+        except OrchestraError as exc:
+            raise _fail(exc) from exc
+        finally:
+            database.dispose()
+
+    @app.command("report")
+    def report_cmd(
+        run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix works).")],
+        as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
+    ) -> None:
+        """Print a finished run's report."""
+        from orchestra.engine.runs import RunStore
+        from orchestra.errors import EngineError
+
+        database, _url, _home = _database()
+        try:
+            row = RunStore(database).get(run_id)
+            if not row.report_path:
+                raise EngineError(
+                    f"run {row.id} has no report yet ({row.status})",
+                    hint="wait for it to finish, or `orchestra resume` it",
+                )
+            path = Path(row.report_path)
+            text = path.with_suffix(".json" if as_json else ".md").read_text(encoding="utf-8")
+            print(text)
+        except OrchestraError as exc:
+            raise _fail(exc) from exc
+        finally:
+            database.dispose()
+
+    @app.command("resume")
+    def resume_cmd(
+        run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix works).")],
+        gateway: Annotated[str | None, typer.Option(help="Gateway URL.")] = None,
+    ) -> None:
+        """Continue a run whose process stopped; completed steps are not repeated."""
+        try:
+            with _runtime(gateway) as (runtime, local):
+                row = runtime.services.runs.get(run_id)
+                runtime.resume(row.id)
+                row = _watch(runtime, row.id, local)
+        except OrchestraError as exc:
+            raise _fail(exc) from exc
+        _summary(row)
+
+    @app.command("cancel")
+    def cancel_cmd(
+        run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix works).")],
+    ) -> None:
+        """Cancel a run: its workflow and agents stop at their next step."""
+        from dbos import DBOSClient
+
+        from orchestra.engine.runs import FINAL_STATUSES, RunStore
+        from orchestra.engine.runtime import default_system_database_url
+        from orchestra.errors import EngineError
+
+        database, url, home = _database()
+        try:
+            runs = RunStore(database)
+            row = runs.get(run_id)
+            if row.status in FINAL_STATUSES:
+                raise EngineError(f"run {row.id} already ended ({row.status})")
+            client = DBOSClient(system_database_url=default_system_database_url(url, home))
+            try:
+                for wf in client.list_workflows(workflow_id_prefix=row.id):
+                    if wf.status in {"PENDING", "ENQUEUED"}:
+                        client.cancel_workflow(wf.workflow_id)
+            finally:
+                client.destroy()
+            runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
+            console().print(f"run {row.id} cancelled; its branch {row.branch} keeps what was done")
+        except OrchestraError as exc:
+            raise _fail(exc) from exc
+        finally:
+            database.dispose()
+
+    @app.command("demo")
+    def demo_cmd(
+        folder: Annotated[
+            Path, typer.Option(help="Where the sample repository and state go.")
+        ] = Path(".orchestra/demo"),
+    ) -> None:
+        """The main job offline: a scripted model takes a sample repo to a reviewed branch."""
+        from orchestra.engine.demo import run_demo
+
+        out = console()
+        try:
+            result = run_demo(folder.resolve(), say=out.print)
+        except OrchestraError as exc:
+            raise _fail(exc) from exc
+        report = Path(result["report"]) if result["report"] else None
+        if report and report.is_file():
+            out.print(report.read_text(encoding="utf-8"))
+        colour = "green" if result["status"] == "succeeded" else "red"
+        out.print(
+            f"[{colour}]run {result['run_id']}: {result['status']}[/{colour}] in "
+            f"{result['seconds']}s, {result['model_calls']} scripted model calls through the "
+            "gateway"
+        )
+        out.print(f"branch {result['branch']} in {result['repo']} (git log {result['branch']})")
+        out.print(f"report: {result['report']}")
+        out.print(
+            "\nThe model above was scripted. To use a real one, configure a provider and tiers "
+            "in orchestra.yaml: an Anthropic key (providers.anthropic: {kind: anthropic, "
+            "base_url: https://api.anthropic.com, api_key_env: ANTHROPIC_API_KEY}) or a local "
+            "OpenAI-compatible server such as Ollama (kind: openai, base_url: "
+            'http://127.0.0.1:11434/v1), then: orchestra run "your task" --repo PATH'
+        )
+        if result["status"] != "succeeded":
+            raise typer.Exit(2)

@@ -59,7 +59,8 @@ def scripted_config(upstream_url: str, extra_yaml: str = "") -> OrchestraConfig:
 class ScriptedStack:
     """A scripted upstream, the gateway in front of it, and an engine runtime using it."""
 
-    upstream: FakeUpstream
+    upstream: FakeUpstream | None
+    """The scripted upstream this stack started (``None`` when given a URL)."""
     gateway: LocalGateway
     runtime: EngineRuntime
     database: Database
@@ -76,16 +77,23 @@ def scripted_stack(
     latency_s: float = 0.0,
     review_latency_s: float = 0.0,
     agents: Any | None = None,
+    upstream_url: str | None = None,
 ) -> Iterator[ScriptedStack]:
-    """Start everything the offline pipeline needs; stop it all afterwards."""
+    """Start everything the offline pipeline needs; stop it all afterwards.
+
+    With ``upstream_url``, that (already scripted) upstream is used instead of a new one.
+    """
     url = database_url or f"sqlite:///{home / 'orchestra.db'}"
     database = open_database(url)
-    upstream = FakeUpstream.start()
-    try:
+    upstream: FakeUpstream | None = None
+    if upstream_url is None:
+        upstream = FakeUpstream.start()
         upstream.responder = ScriptedModel(
             scenario, latency_s=latency_s, review_latency_s=review_latency_s
         )
-        config = scripted_config(upstream.base_url, extra_yaml)
+        upstream_url = upstream.base_url
+    try:
+        config = scripted_config(upstream_url, extra_yaml)
         with local_gateway(config, database) as gateway:
             client = HttpModelClient(gateway.base_url, gateway.api_key)
             runtime = build_runtime(
@@ -105,7 +113,8 @@ def scripted_stack(
                 runtime.shutdown()
                 client.close()
     finally:
-        upstream.stop()
+        if upstream is not None:
+            upstream.stop()
         database.dispose()
 
 
@@ -128,7 +137,7 @@ def run_demo(
         say(f"Run {run_id}: {SAMPLE_TASK}")
         row = stack.runtime.wait(run_id, timeout_s=600)
         elapsed = time.monotonic() - started
-        calls = len(stack.upstream.requests)
+        calls = len(stack.upstream.requests) if stack.upstream else 0
     return {
         "run_id": run_id,
         "status": row.status,
