@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from orchestra.cli.output import console, error_console, print_json
@@ -40,9 +41,8 @@ def _fail(exc: OrchestraError) -> typer.Exit:
             _print_problem(problem, err)
         err.print(f"[bold red]{len(exc.problems)} problem(s)[/]; nothing was changed.")
     else:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
-        if exc.hint:
-            err.print(f"[bold]fix:[/] {exc.hint}", highlight=False)
+        # str(exc) lists every problem of a ConfigInvalid, and the fix.
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -50,7 +50,8 @@ def _print_problem(problem: RosterProblem, out: Any) -> None:
     colour = "red" if problem.severity == "error" else "yellow"
     field = f"{problem.field}: " if problem.field else ""
     out.print(
-        f"[{colour}]{problem.severity}[/] {problem.location}: {field}{problem.message}",
+        f"[{colour}]{problem.severity}[/] {escape(problem.location)}: {escape(field)}"
+        f"{escape(problem.message)}",
         highlight=False,
         soft_wrap=True,
         markup=True,
@@ -138,7 +139,7 @@ def show_agent(
         print_json({**_agent_dict(agent, config), "prompt": agent.prompt})
         return
     out = console()
-    out.print(f"[bold]{agent.name}[/] — {agent.category}", highlight=False)
+    out.print(f"[bold]{agent.name}[/] — {escape(agent.category)}", highlight=False)
     out.print(agent.description, highlight=False, markup=False)
     tier = effective_tier(agent, config)
     overridden = f" (file says {agent.tier})" if tier != agent.tier else ""
@@ -223,7 +224,9 @@ def export_agents(
 ) -> None:
     """Export the roster as Claude Code sub-agents (model = tier after overrides)."""
     if format != "claude-code":
-        error_console().print(f"[red]error:[/] unknown format {format!r}", highlight=False)
+        error_console().print(
+            f"[red]error:[/] unknown format {escape(repr(format))}", highlight=False
+        )
         error_console().print("fix: use --format claude-code")
         raise typer.Exit(2)
     try:

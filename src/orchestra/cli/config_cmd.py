@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from orchestra.cli.output import console, error_console, print_json
 from orchestra.config.check import check_config_file
@@ -14,7 +15,9 @@ from orchestra.errors import OrchestraError
 
 
 def _fail(exc: OrchestraError) -> typer.Exit:
-    error_console().print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    error_console().print(
+        f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+    )
     return typer.Exit(2)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.tree import Tree
 
 from orchestra.cli.output import console, error_console, print_json
@@ -41,14 +42,14 @@ def _fail(exc: OrchestraError) -> typer.Exit:
     if isinstance(exc, OrgInvalid):
         for problem in exc.problems:
             err.print(
-                f"[red]error[/] {'.'.join(problem.path)}: {problem.message}",
+                f"[red]error[/] {escape('.'.join(problem.path))}: {escape(problem.message)}",
                 highlight=False,
                 soft_wrap=True,
             )
             err.print(f"  fix: {problem.hint}", highlight=False, markup=False, soft_wrap=True)
         err.print("nothing was written; `orchestra config check` shows file:line locations")
     else:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -99,7 +100,7 @@ def _add_units(node: Tree, tree: OrgTree, parent: str | None) -> None:
 
 def _unit_label(unit: OrgUnit) -> str:
     label = f"[bold]{unit.name}[/] [dim]{unit.kind}[/]"
-    return f"{label} — {unit.description}" if unit.description else label
+    return f"{label} — {escape(unit.description)}" if unit.description else label
 
 
 def show(
@@ -126,7 +127,7 @@ def show(
     _add_units(root, tree, None)
     for guild in tree.guilds:
         members = ", ".join(d.name for d in tree.guild_members(guild.name)) or "no members"
-        root.add(f"[bold]{guild.name}[/] [dim]guild[/]: {members}")
+        root.add(f"[bold]{guild.name}[/] [dim]guild[/]: {escape(members)}")
     console().print(root)
 
 
@@ -170,7 +171,7 @@ def stage(
         soft_wrap=True,
     )
     for warning in assessment.warnings:
-        out.print(f"[yellow]warning[/] {warning}", highlight=False)
+        out.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
     if assessment.next is None:
         out.print("this is the last stage")
     else:

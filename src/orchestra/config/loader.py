@@ -107,6 +107,8 @@ _HINTS = {
     "extra_forbidden": "remove this key or check its spelling against docs/configuration.md",
     "missing": "add this required field",
     "literal_error": "use one of the allowed values listed in the message",
+    "string_pattern_mismatch": "use lowercase letters, digits, '.', '_' and '-' only "
+    "(such names are used as ids)",
 }
 
 
