@@ -145,3 +145,19 @@ def test_check_file_and_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(ConfigError) as caught:
         check_config_file(tmp_path / "absent.yaml")
     assert "cannot read configuration file" in caught.value.message
+
+
+def test_a_schema_error_does_not_hide_cross_reference_errors_elsewhere() -> None:
+    text = (
+        "providers:\n  a: {kind: grpc, base_url: x}\n"  # schema error in providers
+        "organisation:\n  units:\n"
+        "    - {name: a, kind: tribe, parent: b}\n"
+        "    - {name: b, kind: tribe, parent: a}\n"
+    )
+    report = check_config_text(text, source="c.yaml", environ={})
+    found = {(p.location, p.field) for p in report.problems}
+    assert found == {
+        ("c.yaml:2", "providers.a.kind"),
+        ("c.yaml:5", "organisation.units.0.parent"),
+    }
+    assert report.config is None and not report.ok

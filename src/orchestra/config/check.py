@@ -15,12 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from orchestra.config.loader import (
     ConfigInvalid,
     ConfigProblem,
     env_overrides,
     locate,
     parse_config,
+    read_config_data,
     yaml_line_index,
 )
 from orchestra.config.models import TIERS, TierConfig
@@ -91,18 +94,48 @@ def check_config_text(
     env = os.environ if environ is None else environ
     report = CheckReport(source=source)
     try:
-        config = parse_config(text, source=source, environ=env)
+        data, _ = read_config_data(text, source=source, environ=env)
     except ConfigInvalid as exc:
         report.problems = list(exc.problems)
         return report
-    report.config = config
+    try:
+        config = parse_config(text, source=source, environ=env)
+        usable = set(OrchestraConfig.model_fields)
+    except ConfigInvalid as exc:
+        report.problems = list(exc.problems)
+        # Keep checking the sections that are valid on their own, so that one typo does
+        # not hide every cross-reference problem elsewhere.
+        config, usable = _valid_sections(data)
+    else:
+        report.config = config
     at = _Locator(source, text, env)
-    _check_models(config, at)
-    _check_providers(config, env, at)
-    _check_organisation(config, at)
-    _check_roster(config, base_dir, at)
-    report.problems = at.problems
+    if {"providers", "models", "tiers", "teams", "organisation"} <= usable:
+        _check_models(config, at)
+    if "providers" in usable:
+        _check_providers(config, env, at)
+    if "organisation" in usable:
+        _check_organisation(config, at)
+    if "roster" in usable:
+        _check_roster(config, base_dir, at)
+    report.problems.extend(at.problems)
     return report
+
+
+def _valid_sections(data: Mapping[str, object]) -> tuple[OrchestraConfig, set[str]]:
+    """A configuration of the sections that validate alone, and the names of the sections
+    that can be relied on (valid or absent, hence defaulted)."""
+    usable = set(OrchestraConfig.model_fields)
+    kept: dict[str, object] = {}
+    for name, value in data.items():
+        if name not in usable:
+            continue
+        try:
+            OrchestraConfig.model_validate({name: value})
+        except ValidationError:
+            usable.discard(name)
+        else:
+            kept[name] = value
+    return OrchestraConfig.model_validate(kept), usable
 
 
 def check_config_file(

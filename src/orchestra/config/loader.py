@@ -152,10 +152,11 @@ def _problems_from(
     return problems
 
 
-def parse_config(
+def read_config_data(
     text: str, *, source: str = "orchestra.yaml", environ: Mapping[str, str] | None = None
-) -> OrchestraConfig:
-    """Validate YAML text (plus environment overrides) into an :class:`OrchestraConfig`."""
+) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The raw YAML mapping with environment overrides applied, and which key paths the
+    environment set. Raises :class:`ConfigInvalid` for YAML that does not parse."""
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
@@ -183,6 +184,14 @@ def parse_config(
         )
     applied: dict[tuple[str, ...], str] = {}
     data = _apply_env(data, os.environ if environ is None else environ, applied)
+    return data, applied
+
+
+def parse_config(
+    text: str, *, source: str = "orchestra.yaml", environ: Mapping[str, str] | None = None
+) -> OrchestraConfig:
+    """Validate YAML text (plus environment overrides) into an :class:`OrchestraConfig`."""
+    data, applied = read_config_data(text, source=source, environ=environ)
     try:
         return OrchestraConfig.model_validate(data)
     except ValidationError as exc:
