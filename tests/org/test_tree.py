@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orchestra.config import parse_config
+from orchestra.config.org import OrganisationSection, UnitConfig
 from orchestra.org import OrgInvalid, build_org_tree, org_problems
 
 ORG = """\
@@ -87,3 +90,33 @@ def test_a_long_cycle_is_reported_once() -> None:
         "the parent links form a cycle: u0 -> u1 -> u2 -> u3 -> u0"
     ]
     assert problems[0].path == ("organisation", "units", "0", "parent")
+
+
+@given(st.lists(st.integers(min_value=-1, max_value=7), min_size=1, max_size=8))
+def test_cycles_are_reported_exactly_when_the_parent_links_loop(parents: list[int]) -> None:
+    """Unit i's parent is unit parents[i] (-1: none); all tribes, so any link is allowed."""
+    n = len(parents)
+    links = {i: (p if 0 <= p < n else None) for i, p in enumerate(parents)}
+    units = [
+        UnitConfig(name=f"u{i}", kind="tribe", parent=None if p is None else f"u{p}")
+        for i, p in links.items()
+    ]
+    section = OrganisationSection(units=units)
+    reported = [
+        p for p in org_problems(section) if "cycle" in p.message or "own parent" in p.message
+    ]
+
+    # Independent count of distinct cycles: walk from each node, collect loop node-sets.
+    loops: set[frozenset[int]] = set()
+    for start in links:
+        seen: list[int] = []
+        node: int | None = start
+        while node is not None and node not in seen:
+            seen.append(node)
+            node = links[node]
+        if node is not None:
+            loops.add(frozenset(seen[seen.index(node) :]))
+    assert len(reported) == len(loops)
+    if loops:
+        with pytest.raises(OrgInvalid):
+            build_org_tree(section)

@@ -91,3 +91,15 @@ def test_unknown_escalation_targets_are_warnings(tmp_path: Path) -> None:
     assert report.ok
     targets = sorted(p.message.split("'")[1] for p in report.warnings)
     assert targets == ["security-auditor", "tech-lead"]
+
+
+def test_similarity_ignores_the_shared_headings_and_is_symmetric() -> None:
+    from orchestra.roster.validate import jaccard, shingles
+
+    a, b = prompt_for("one"), prompt_for("two")
+    assert jaccard(shingles(a), shingles(a)) == 1.0
+    assert jaccard(shingles(a), shingles(b)) == jaccard(shingles(b), shingles(a))
+    # Only the headings in common: no shared shingle at all.
+    headings_only = "\n".join(f"## {s}\nx{i} y{i} z{i}" for i, s in enumerate("ABCDE"))
+    assert not any("role" in sh or "never" in sh for sh in shingles(a))
+    assert jaccard(shingles(a), shingles(headings_only)) == 0.0
