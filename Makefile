@@ -41,7 +41,7 @@ typecheck: $(VENV)/.test ## Type check (mypy --strict on src/)
 	$(BIN)/mypy
 
 unit: $(VENV)/.test ## Run the test suite only
-	PATH="$(CURDIR)/$(NODE_PREFIX)/bin:$$PATH" $(BIN)/pytest
+	PATH="$(CURDIR)/$(NODE_PREFIX)/node_modules/.bin:$$PATH" $(BIN)/pytest
 
 test: lint typecheck unit ## Lint, type check and the whole test suite
 
