@@ -47,6 +47,9 @@ class SSEEvent:
             ) from exc
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 class SSEParser:
     """Incremental event-stream parser: ``feed(chunk)`` returns the events completed by it."""
 
@@ -146,13 +149,11 @@ class SSEParser:
 
 def encode_event(event: str | None, data: str | Any, *, id: str | None = None) -> bytes:
     """Encode one event; ``data`` that is not a string is serialised as compact JSON."""
-    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-    parts: list[str] = []
-    if event is not None:
-        parts.append(f"event: {event}\n")
+    text = data if isinstance(data, str) else _ENCODER.encode(data)
+    head = "" if event is None else f"event: {event}\n"
     if id is not None:
-        parts.append(f"id: {id}\n")
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        parts.append(f"data: {line}\n")
-    parts.append("\n")
-    return "".join(parts).encode("utf-8")
+        head += f"id: {id}\n"
+    if "\n" not in text and "\r" not in text:  # the common case: one data line
+        return f"{head}data: {text}\n\n".encode()
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return (head + "".join(f"data: {line}\n" for line in lines) + "\n").encode()

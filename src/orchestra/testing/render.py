@@ -32,8 +32,15 @@ class IdSource:
         return f"{prefix}{next(self._counter):06d}"
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # One shared encoder: json.dumps with arguments builds a new one per call.
+    return _ENCODER.encode(value)
+
+
+dumps = _dumps
 
 
 def _chunks(text: str, size: int) -> list[str]:

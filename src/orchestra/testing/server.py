@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import re
 import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +30,7 @@ from orchestra.testing.render import (
     IdSource,
     anthropic_events,
     anthropic_message,
+    dumps,
     openai_chunks,
     openai_completion,
 )
@@ -103,6 +107,10 @@ class FakeUpstream:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
+        # Default replies are a pure function of the request body (and the second, for
+        # OpenAI's "created"), so benchmarks hitting the fake with one body reuse the encoded
+        # reply and only swap in a fresh id.
+        self._canned: dict[tuple[str, bytes], _Canned] = {}
         self.base_url = ""
         """``http://127.0.0.1:PORT`` once started."""
 
@@ -144,6 +152,8 @@ class FakeUpstream:
             return list(self._requests)
 
     def _take(self, request: RecordedRequest, generation: bool) -> Step | None:
+        if not self._queue:  # len() of a deque is atomic; skip the lock on the hot path
+            return None
         with self._lock:
             for position, (step, match) in enumerate(self._queue):
                 if _matches(match, request, generation):
@@ -332,7 +342,7 @@ class FakeUpstream:
         if path in ("/v1/models", "/models") and method == "GET":
             await self._models(send)
             return
-        if method != "POST" or path not in _GENERATION_PATHS | _COUNT_PATHS:
+        if method != "POST" or path not in _ROUTED_PATHS:
             await self._error(send, openai, Fault(404, message=f"no route for {method} {path}"))
             return
         if bad_json or not isinstance(parsed, dict):
@@ -348,7 +358,12 @@ class FakeUpstream:
         if step is None:
             step = self._take(request, generation)
         if step is None:
+            if generation and await self._send_canned(send, path, request.body):
+                return
             step = Reply(text=self.default_text)
+            if generation:
+                await self._answer(send, receive, request, parsed, step, openai, canned=path)
+                return
         if not generation:
             await self._count_tokens(send, parsed, step)
             return
@@ -369,6 +384,7 @@ class FakeUpstream:
         body: dict[str, Any],
         step: Step,
         openai: bool,
+        canned: str | None = None,
     ) -> None:
         if isinstance(step, Timeout):
             await self._hang(receive)
@@ -392,17 +408,28 @@ class FakeUpstream:
         headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()
         ]
+        created = int(self._clock())
         if request.stream:
             if openai:
                 options = body.get("stream_options")
                 include = isinstance(options, dict) and options.get("include_usage") is True
-                created = int(self._clock())
                 events = openai_chunks(reply, model, usage, self._ids, created, include)
             else:
                 events = anthropic_events(reply, model, usage, self._ids)
-            await send(
-                {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + headers}
-            )
+            start = {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": _SSE_HEADERS + headers,
+            }
+            if drop_after is None and not reply.chunk_delay_s:
+                # Nothing to pace: one write for the whole stream (still chunked, still SSE).
+                data = b"".join(events)
+                if canned is not None:
+                    self._remember(canned, request.body, created, True, data, events[0])
+                await send(start)
+                await send({"type": "http.response.body", "body": data})
+                return
+            await send(start)
             for position, event in enumerate(events):
                 if drop_after is not None and position >= drop_after:
                     return  # returning mid-body makes the server close the connection
@@ -412,10 +439,10 @@ class FakeUpstream:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         if openai:
-            payload = openai_completion(reply, model, usage, self._ids, int(self._clock()))
+            payload = openai_completion(reply, model, usage, self._ids, created)
         else:
             payload = anthropic_message(reply, model, usage, self._ids)
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        data = dumps(payload).encode()
         if drop_after is not None:
             length = [(b"content-length", str(len(data)).encode())]
             await send(
@@ -425,10 +452,35 @@ class FakeUpstream:
                 {"type": "http.response.body", "body": data[: len(data) // 2], "more_body": True}
             )
             return
+        if canned is not None:
+            self._remember(canned, request.body, created, False, data, data)
         await _send_bytes(send, 200, data, _JSON_HEADERS + headers)
 
+    def _remember(
+        self, path: str, body: bytes, created: int, stream: bool, data: bytes, head: bytes
+    ) -> None:
+        match = _ID.search(head)
+        if match is None:
+            return
+        if len(self._canned) >= _CANNED_MAX:
+            self._canned.clear()
+        self._canned[(path, body)] = _Canned(created, stream, data, match.group(1).decode())
+
+    async def _send_canned(self, send: Send, path: str, body: bytes) -> bool:
+        canned = self._canned.get((path, body))
+        if canned is None or canned.created != int(self._clock()):
+            return False
+        old = canned.reply_id
+        prefix = old.rstrip("0123456789")
+        data = canned.data.replace(
+            b'"' + old.encode() + b'"', b'"' + self._ids.next(prefix).encode() + b'"'
+        )
+        headers = _SSE_HEADERS if canned.stream else _JSON_HEADERS
+        await _send_bytes(send, 200, data, headers)
+        return True
+
     def _usage_for(self, body: dict[str, Any], reply: Reply) -> Usage:
-        output = estimate_text_tokens(reply.text) + estimate_text_tokens(reply.thinking or "")
+        output = _text_tokens(reply.text) + estimate_text_tokens(reply.thinking or "")
         for call in reply.tool_calls:
             output += estimate_text_tokens(call.name) + estimate_text_tokens(json.dumps(call.input))
         return Usage(input_tokens=estimate_input_tokens(body), output_tokens=max(1, output))
@@ -536,6 +588,26 @@ class FakeUpstream:
             await _send_json(send, 404, {"error": f"no control route {method} {path}"})
 
 
+@dataclass(frozen=True, slots=True)
+class _Canned:
+    created: int
+    stream: bool
+    data: bytes
+    reply_id: str
+
+
+_CANNED_MAX = 256
+_ID = re.compile(rb'"id":"((?:msg_fake_|chatcmpl-fake)[0-9]+)"')
+
+
+@functools.lru_cache(maxsize=64)
+def _text_tokens(text: str) -> int:
+    return estimate_text_tokens(text)
+
+
+_ROUTED_PATHS = frozenset(
+    {"/v1/messages", "/v1/chat/completions", "/chat/completions", "/v1/messages/count_tokens"}
+)
 _GENERATION_PATHS = frozenset({"/v1/messages", "/v1/chat/completions", "/chat/completions"})
 _COUNT_PATHS = frozenset({"/v1/messages/count_tokens"})
 _DEFAULT_MESSAGES = {

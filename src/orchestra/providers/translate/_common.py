@@ -127,6 +127,9 @@ def parse_arguments(raw: Any, what: str, *, upstream: bool) -> dict[str, Any]:
     return value
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
-    """Compact JSON, as both APIs send it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, as both APIs send it (one shared encoder: cheaper than json.dumps)."""
+    return _ENCODER.encode(value)
