@@ -27,6 +27,7 @@ from orchestra.testing import (
     RecordedRequest,
     Reply,
     ScriptError,
+    StreamError,
     Timeout,
     parse_script,
 )
@@ -262,3 +263,30 @@ def test_runs_as_its_own_process(tmp_path: Path) -> None:
         assert process.wait(10) in (0, -signal.SIGTERM)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_stream_error_inside_a_200_stream(upstream: FakeUpstream) -> None:
+    upstream.script(StreamError(after_events=2), StreamError(after_events=1, status=500))
+    response = post(upstream, stream=True)
+    assert response.status_code == 200
+    events = SSEParser().feed(response.content)
+    assert [e.event for e in events] == ["message_start", "content_block_start", "error"]
+    assert events[-1].json()["error"]["type"] == "overloaded_error"
+    openai_body = {"model": "gpt-4o-mini", "messages": [], "stream": True}
+    chunks = SSEParser().feed(
+        httpx.post(upstream.base_url + "/v1/chat/completions", json=openai_body).content
+    )
+    assert chunks[-1].json()["error"]["type"] == "server_error"
+    upstream.script(StreamError())
+    assert post(upstream).status_code == 529  # not streaming: a plain error response
+
+
+def test_sdk_raises_on_an_in_stream_error(upstream: FakeUpstream) -> None:
+    upstream.script(StreamError(after_events=3))
+    with (
+        anthropic.Anthropic(base_url=upstream.base_url, api_key="k", max_retries=0) as client,
+        pytest.raises(anthropic.APIStatusError) as caught,
+        client.messages.stream(**BODY) as stream,  # type: ignore[arg-type]
+    ):
+        stream.get_final_message()
+    assert "Overloaded" in str(caught.value)

@@ -2,7 +2,7 @@
 
 ``FakeUpstream`` is a real HTTP server that speaks Anthropic Messages and OpenAI Chat
 Completions, streaming and not, scripted with :class:`Reply`, :class:`Fault`,
-:class:`Timeout` and :class:`DropMidStream` steps.
+:class:`Timeout`, :class:`DropMidStream` and :class:`StreamError` steps.
 """
 
 from orchestra.testing.server import DEFAULT_MODELS, DEFAULT_TEXT, FakeUpstream, Responder
@@ -15,6 +15,7 @@ from orchestra.testing.steps import (
     Reply,
     ScriptError,
     Step,
+    StreamError,
     Timeout,
     ToolCall,
     load_script,
@@ -34,6 +35,7 @@ __all__ = [
     "Responder",
     "ScriptError",
     "Step",
+    "StreamError",
     "Timeout",
     "ToolCall",
     "load_script",

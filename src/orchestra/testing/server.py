@@ -24,6 +24,7 @@ from typing import Any
 
 from orchestra.providers import anthropic as anthropic_wire
 from orchestra.providers import openai as openai_wire
+from orchestra.providers.sse import encode_event
 from orchestra.providers.tokens import estimate_input_tokens, estimate_text_tokens
 from orchestra.providers.usage import Usage
 from orchestra.testing.render import (
@@ -42,6 +43,7 @@ from orchestra.testing.steps import (
     Reply,
     ScriptError,
     Step,
+    StreamError,
     Timeout,
     parse_script,
 )
@@ -394,10 +396,17 @@ class FakeUpstream:
                 await asyncio.sleep(step.delay_s)
             await self._error(send, openai, step)
             return
+        if isinstance(step, StreamError) and not request.stream:
+            await self._error(send, openai, Fault(step.status, message=step.message))
+            return
         drop_after: int | None = None
-        if isinstance(step, DropMidStream):
-            drop_after = step.after_events
+        error_after: int | None = None
+        if isinstance(step, DropMidStream | StreamError):
             reply = step.reply or Reply(text=self.default_text)
+            if isinstance(step, DropMidStream):
+                drop_after = step.after_events
+            else:
+                error_after = step.after_events
         else:
             reply = step
         if reply.delay_s:
@@ -416,6 +425,8 @@ class FakeUpstream:
                 events = openai_chunks(reply, model, usage, self._ids, created, include)
             else:
                 events = anthropic_events(reply, model, usage, self._ids)
+            if isinstance(step, StreamError) and error_after is not None:
+                events = [*events[:error_after], self._stream_error(step, openai)]
             start = {
                 "type": "http.response.start",
                 "status": 200,
@@ -455,6 +466,13 @@ class FakeUpstream:
         if canned is not None:
             self._remember(canned, request.body, created, False, data, data)
         await _send_bytes(send, 200, data, _JSON_HEADERS + headers)
+
+    def _stream_error(self, step: StreamError, openai: bool) -> bytes:
+        message = step.message or _DEFAULT_MESSAGES.get(step.status, f"fake error {step.status}")
+        if openai:
+            return encode_event(None, dumps(openai_wire.error_body(step.status, message)))
+        body = anthropic_wire.error_body(step.status, message)
+        return encode_event("error", dumps(body))
 
     def _remember(
         self, path: str, body: bytes, created: int, stream: bool, data: bytes, head: bytes
@@ -623,10 +641,10 @@ _DEFAULT_MESSAGES = {
 
 
 def _check_step(step: object) -> None:
-    if not isinstance(step, Reply | Fault | Timeout | DropMidStream):
+    if not isinstance(step, Reply | Fault | Timeout | DropMidStream | StreamError):
         raise ScriptError(
             f"not a fake upstream step: {step!r}",
-            hint="use Reply, Fault, Timeout or DropMidStream",
+            hint="use Reply, Fault, Timeout, DropMidStream or StreamError",
         )
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "Reply",
     "ScriptError",
     "Step",
+    "StreamError",
     "Timeout",
     "ToolCall",
     "load_script",
@@ -115,7 +116,21 @@ class DropMidStream:
     reply: Reply | None = None
 
 
-Step = Reply | Fault | Timeout | DropMidStream
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """Start streaming ``reply``, then after ``after_events`` events send an error *inside*
+    the stream (Anthropic ``event: error``; OpenAI ``data: {"error": ...}``) and end it, as
+    the real APIs do when they fail after answering 200. A non-streaming request gets the
+    plain error response instead."""
+
+    after_events: int = 3
+    status: int = 529
+    """Selects the error type (529: ``overloaded_error``)."""
+    message: str | None = None
+    reply: Reply | None = None
+
+
+Step = Reply | Fault | Timeout | DropMidStream | StreamError
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +257,13 @@ class _DropIn(_Strict):
     reply: _ReplyIn | None = None
 
 
+class _StreamErrorIn(_Strict):
+    after_events: int = Field(default=3, ge=0)
+    status: int = Field(default=529, ge=400, le=599)
+    message: str | None = None
+    reply: _ReplyIn | None = None
+
+
 class _MatchIn(_Strict):
     model: str | None = None
     system_contains: str | None = None
@@ -254,6 +276,7 @@ class _EntryIn(_Strict):
     fault: _FaultIn | None = None
     timeout: dict[str, Any] | None = None
     drop: _DropIn | None = None
+    stream_error: _StreamErrorIn | None = None
     match: _MatchIn | None = None
     times: int = Field(default=1, ge=1, le=100_000)
     """Queue the step this many times."""
@@ -270,6 +293,10 @@ class _EntryIn(_Strict):
         elif self.drop is not None:
             reply = self.drop.reply.build() if self.drop.reply else None
             step = DropMidStream(self.drop.after_events, reply)
+        elif self.stream_error is not None:
+            spec = self.stream_error
+            reply = spec.reply.build() if spec.reply else None
+            step = StreamError(spec.after_events, spec.status, spec.message, reply)
         else:
             step = Timeout()
         match = Match(**self.match.model_dump()) if self.match else None
@@ -280,7 +307,7 @@ _ENTRIES = TypeAdapter(list[_EntryIn])
 
 
 def parse_script(data: Any) -> list[tuple[Step, Match | None]]:
-    """Steps from decoded JSON: a list of ``{"reply"|"fault"|"timeout"|"drop": {...},
+    """Steps from decoded JSON: a list of ``{"reply"|"fault"|"timeout"|"drop"|"stream_error": {...},
     "match": {...}?, "times": n?}`` objects."""
     try:
         entries = _ENTRIES.validate_python(data)
