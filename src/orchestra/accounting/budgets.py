@@ -21,20 +21,20 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, select, update
 
 from orchestra.accounting.alerts import BudgetAlert, BudgetAlerts
 from orchestra.accounting.attribution import Attribution
 from orchestra.accounting.audit import AuditLog
 from orchestra.accounting.errors import BudgetExceeded, BudgetNotFound, InvalidBudget
 from orchestra.accounting.money import fmt_usd, from_nano, to_nano
-from orchestra.accounting.store import AccountingStore, Clock, as_utc, utcnow
+from orchestra.accounting.store import AccountingStore, Clock, Statement, as_utc, db_time, utcnow
 from orchestra.store import Database
 
 if TYPE_CHECKING:
@@ -50,6 +50,35 @@ Period = Literal["day", "week", "month", "none"]
 SCOPES: tuple[str, ...] = get_args(Scope)
 PERIODS: tuple[str, ...] = get_args(Period)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}$")
+
+
+# The hot path uses fixed SQL text: no statement building or cache-key work per call.
+_RESERVE = Statement(
+    "UPDATE gateway_budget_windows SET reserved_nano = reserved_nano + :amt "
+    "WHERE id = :id AND spent_nano + reserved_nano + :amt <= cap_nano "
+    "RETURNING spent_nano, reserved_nano, alerted, period_start"
+)
+_UNRESERVE = Statement(
+    "UPDATE gateway_budget_windows SET reserved_nano = reserved_nano - :amt WHERE id = :id"
+)
+_STATE = Statement(
+    "SELECT spent_nano, reserved_nano, cap_nano FROM gateway_budget_windows WHERE id = :id"
+)
+_HOLD = Statement(
+    "INSERT INTO gateway_reservation_holds (reservation_id, window_id, amount_nano, expires_at) "
+    "VALUES (:rid, :wid, :amt, :exp)"
+)
+_DROP = Statement(
+    "DELETE FROM gateway_reservation_holds WHERE reservation_id = :rid AND window_id = :wid"
+)
+_SETTLE = Statement(
+    "UPDATE gateway_budget_windows SET reserved_nano = reserved_nano - :back, "
+    "spent_nano = spent_nano + :actual WHERE id = :id "
+    "RETURNING spent_nano, reserved_nano, alerted, period_start"
+)
+_MARK = Statement(
+    "UPDATE gateway_budget_windows SET alerted = :yes WHERE id = :id AND alerted = :no"
+)
 
 
 def period_bounds(period: str, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -460,32 +489,18 @@ class BudgetBook:
                 start, end = period_bounds(row.spec.period, now)
                 targets.append((self._window(conn, row, _period_key(start)), row, end))
             targets.sort(key=lambda t: t[0])  # one lock order everywhere: no deadlocks
-            done: builtins.list[int] = []
+            done: builtins.list[tuple[int, _Row]] = []
+            states: builtins.list[tuple[int, _Row, Any]] = []
             for window_id, row, end in targets:
-                hit = conn.execute(
-                    update(GatewayBudgetWindow)
-                    .where(
-                        GatewayBudgetWindow.id == window_id,
-                        GatewayBudgetWindow.spent_nano + GatewayBudgetWindow.reserved_nano + amount
-                        <= GatewayBudgetWindow.cap_nano,
-                    )
-                    .values(reserved_nano=GatewayBudgetWindow.reserved_nano + amount)
-                ).rowcount
-                if hit != 1:
-                    for undo in done:
-                        conn.execute(
-                            update(GatewayBudgetWindow)
-                            .where(GatewayBudgetWindow.id == undo)
-                            .values(reserved_nano=GatewayBudgetWindow.reserved_nano - amount)
-                        )
-                    state = conn.execute(
-                        select(
-                            GatewayBudgetWindow.spent_nano,
-                            GatewayBudgetWindow.reserved_nano,
-                            GatewayBudgetWindow.cap_nano,
-                        ).where(GatewayBudgetWindow.id == window_id)
-                    ).first()
-                    spent, reserved, cap = state if state is not None else (0, 0, 0)
+                got = _RESERVE.run(conn, {"amt": amount, "id": window_id}).fetchone()
+                if got is None:
+                    state = _STATE.run(conn, {"id": window_id}).fetchone()
+                    if state is None:  # the budget was removed meanwhile: it no longer applies
+                        self._windows.clear()
+                        continue
+                    for undo, _ in done:
+                        _UNRESERVE.run(conn, {"amt": amount, "id": undo})
+                    spent, reserved, cap = state
                     raise BudgetExceeded(
                         row.spec.name,
                         cap_usd=fmt_usd(from_nano(cap)),
@@ -495,22 +510,22 @@ class BudgetBook:
                         resets_at=end,
                         now=now,
                     )
-                done.append(window_id)
-            holds = tuple(Hold(w, r.spec.name, amount) for w, r, _ in targets)
-            conn.execute(
-                insert(GatewayReservationHold),
-                [
+                done.append((window_id, row))
+                states.append((window_id, row, got))
+            holds = tuple(Hold(w, r.spec.name, amount) for w, r in done)
+            for h in holds:
+                _HOLD.run(
+                    conn,
                     {
-                        "reservation_id": res_id,
-                        "window_id": h.window_id,
-                        "amount_nano": amount,
-                        "expires_at": expires,
-                    }
-                    for h in holds
-                ],
-            )
+                        "rid": res_id,
+                        "wid": h.window_id,
+                        "amt": amount,
+                        "exp": db_time(conn, expires),
+                    },
+                )
             plan = _Plan()
-            self._check_alerts(conn, [(w, r) for w, r, _ in targets], now, plan)
+            for window_id, row, got in states:
+                self._maybe_alert(conn, window_id, row, got, now, plan)
             return Reservation(res_id, Decimal(estimate_usd), holds, now, expires), plan
 
         return job
@@ -590,70 +605,53 @@ class BudgetBook:
         now = self._clock()
 
         def job(conn: Connection) -> _Plan:
-            for h in holds:
-                give_back = (
-                    h.amount_nano if self._drop_hold(conn, reservation.id, h.window_id) else 0
-                )
-                if give_back or actual:
-                    conn.execute(
-                        update(GatewayBudgetWindow)
-                        .where(GatewayBudgetWindow.id == h.window_id)
-                        .values(
-                            reserved_nano=GatewayBudgetWindow.reserved_nano - give_back,
-                            spent_nano=GatewayBudgetWindow.spent_nano + actual,
-                        )
-                    )
             plan = _Plan()
-            if actual:
-                index = {r.spec.name: r for group in self._budgets.values() for r in group}
-                pairs = [
-                    (h.window_id, index[names[h.window_id]])
-                    for h in holds
-                    if names[h.window_id] in index
-                ]
-                self._check_alerts(conn, pairs, now, plan)
+            index: dict[str, _Row] | None = None
+            for h in holds:
+                dropped = _DROP.run(conn, {"rid": reservation.id, "wid": h.window_id}).rowcount
+                # Whoever deletes the hold (settle, release or expiry) gives the amount back,
+                # so a hold is never returned twice.
+                back = h.amount_nano if dropped == 1 else 0
+                if not (back or actual):
+                    continue
+                got = _SETTLE.run(
+                    conn, {"back": back, "actual": actual, "id": h.window_id}
+                ).fetchone()
+                if got is None or not actual:
+                    continue
+                if index is None:
+                    index = {r.spec.name: r for group in self._budgets.values() for r in group}
+                row = index.get(names[h.window_id])
+                if row is not None:
+                    self._maybe_alert(conn, h.window_id, row, got, now, plan)
             return plan
 
         return job
 
-    def _check_alerts(
-        self, conn: Connection, pairs: Sequence[tuple[int, _Row]], now: datetime, plan: _Plan
+    def _maybe_alert(
+        self, conn: Connection, window_id: int, row: _Row, state: Any, now: datetime, plan: _Plan
     ) -> None:
-        for window_id, row in pairs:
-            pct = row.spec.soft_pct
-            if pct is None:
-                continue
-            threshold = to_nano(row.spec.cap_usd) * pct // 100
-            state = conn.execute(
-                select(
-                    GatewayBudgetWindow.spent_nano,
-                    GatewayBudgetWindow.reserved_nano,
-                    GatewayBudgetWindow.period_start,
-                    GatewayBudgetWindow.alerted,
-                ).where(GatewayBudgetWindow.id == window_id)
-            ).first()
-            if state is None or state[3] or state[0] + state[1] < threshold:
-                continue
-            # The conditional update makes "once per budget and period" hold across processes.
-            won = conn.execute(
-                update(GatewayBudgetWindow)
-                .where(GatewayBudgetWindow.id == window_id, GatewayBudgetWindow.alerted.is_(False))
-                .values(alerted=True)
-            ).rowcount
-            if won == 1:
-                plan.alerts.append(
-                    BudgetAlert(
-                        budget=row.spec.name,
-                        scope=row.spec.scope,
-                        subject=row.spec.subject,
-                        period_start=state[2],
-                        threshold_pct=pct,
-                        cap_usd=str(row.spec.cap_usd),
-                        spent_usd=str(from_nano(state[0])),
-                        reserved_usd=str(from_nano(state[1])),
-                        at=now,
-                    )
-                )
+        """Alert if ``state`` (spent, reserved, alerted, period start) crossed the soft line."""
+        pct = row.spec.soft_pct
+        spent, reserved, alerted, period_start = state
+        if pct is None or alerted or spent + reserved < to_nano(row.spec.cap_usd) * pct // 100:
+            return
+        # The conditional update makes "once per budget and period" hold across processes.
+        if _MARK.run(conn, {"id": window_id, "yes": True, "no": False}).rowcount != 1:
+            return
+        plan.alerts.append(
+            BudgetAlert(
+                budget=row.spec.name,
+                scope=row.spec.scope,
+                subject=row.spec.subject,
+                period_start=str(period_start),
+                threshold_pct=pct,
+                cap_usd=str(row.spec.cap_usd),
+                spent_usd=str(from_nano(spent)),
+                reserved_usd=str(from_nano(reserved)),
+                at=now,
+            )
+        )
 
     def _after(self, plan: _Plan) -> None:
         for alert in plan.alerts:

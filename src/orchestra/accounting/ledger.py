@@ -31,14 +31,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from orchestra.accounting.attribution import Attribution
 from orchestra.accounting.budgets import BudgetBook, Hold, Reservation, _Plan
 from orchestra.accounting.errors import UnknownPrice
 from orchestra.accounting.money import from_nano, to_nano
 from orchestra.accounting.pricing import PriceTable
-from orchestra.accounting.store import AccountingStore, Clock, as_utc, utcnow
+from orchestra.accounting.store import AccountingStore, Clock, Statement, as_utc, db_time, utcnow
 from orchestra.config.paths import orchestra_home
 from orchestra.providers.usage import Usage
 from orchestra.store import Database
@@ -123,6 +123,43 @@ class LedgerEntry:
             stream=data.get("stream", False),
             id=data["id"],
         )
+
+
+_COLUMNS = (
+    "id",
+    "started_at",
+    "ended_at",
+    "org",
+    "division",
+    "tribe",
+    "squad",
+    "developer",
+    "key_id",
+    "agent",
+    "run_id",
+    "step",
+    "tier",
+    "requested_model",
+    "served_model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_nano",
+    "latency_ms",
+    "ttft_ms",
+    "retries",
+    "fallback_path",
+    "outcome",
+    "error_type",
+    "stream",
+)
+# Fixed SQL text on the hot path: no statement building or cache-key work per entry.
+_INSERT = Statement(
+    f"INSERT INTO gateway_ledger ({', '.join(_COLUMNS)}) "  # noqa: S608 (constant names)
+    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+)
 
 
 def _row(e: LedgerEntry) -> dict[str, Any]:
@@ -361,7 +398,14 @@ class Ledger:
         row = _row(entry)
 
         def job(conn: Connection) -> _Plan | None:
-            conn.execute(insert(GatewayLedgerEntry), [row])
+            _INSERT.run(
+                conn,
+                {
+                    **row,
+                    "started_at": db_time(conn, row["started_at"]),
+                    "ended_at": db_time(conn, row["ended_at"]),
+                },
+            )
             return settle(conn) if settle is not None else None
 
         return job

@@ -1,0 +1,1 @@
+"""Micro-benchmark of the accounting hot path."""
