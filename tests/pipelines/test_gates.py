@@ -1,0 +1,153 @@
+"""The red gate judged on real pytest runs: failing for the right reason only."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestra.pipelines.gates import judge_red, run_tests, syntax_errors
+from orchestra.pipelines.plan import Plan, parse_plan
+from orchestra.tools import CommandLimits, Toolbox, Workspace
+
+pytestmark = pytest.mark.slow  # each case runs pytest twice in a subprocess
+
+PLAN = Plan.model_validate(
+    {
+        "approach": "x",
+        "parts": [{"name": "core", "files": ["shop/prices.py"], "description": ""}],
+        "tests": [],
+        "acceptance_criteria": [],
+    }
+)
+
+
+@pytest.fixture
+def toolbox(tmp_path: Path) -> Toolbox:
+    repo = tmp_path / "repo"
+    (repo / "shop").mkdir(parents=True)
+    (repo / "shop" / "__init__.py").write_text("")
+    (repo / "shop" / "cart.py").write_text("def total(xs):\n    return sum(xs)\n")
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_cart.py").write_text(
+        "from shop.cart import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "i"]):
+        subprocess.run(argv, cwd=repo, check=True, env=env)
+    ws = Workspace.create(repo, tmp_path / "wt", "orchestra/gate")
+    return Toolbox(
+        ws,
+        tmp_path / "h",
+        ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [],
+        CommandLimits(timeout_s=60),
+    )
+
+
+def _judge(toolbox: Toolbox, tmp_path: Path, test_source: str) -> tuple[bool, str]:
+    path = "tests/test_new.py"
+    (toolbox.workspace.root / path).write_text(test_source)
+    errors = syntax_errors(toolbox.workspace.root, [path])
+    if errors:
+        from orchestra.pipelines.gates import TestRun
+        from orchestra.tools.sandbox import CommandResult
+
+        empty = TestRun(CommandResult((), 1, "", "", 0.0, False, False))
+        verdict = judge_red([path], errors, None, empty, set(), True)
+        return verdict.accepted, verdict.reason
+    existing = run_tests(toolbox, [], tmp_path / "e.xml", [path])
+    new = run_tests(toolbox, [path], tmp_path / "n.xml")
+    verdict = judge_red([path], errors, existing, new, PLAN.module_names(), True)
+    return verdict.accepted, verdict.reason
+
+
+def test_tests_failing_on_missing_behaviour_are_accepted(toolbox: Toolbox, tmp_path: Path) -> None:
+    accepted, reason = _judge(
+        toolbox,
+        tmp_path,
+        "from shop.prices import discount\n\n\ndef test_discount():\n"
+        "    assert discount(100, 10) == 90\n",
+    )
+    assert accepted, reason
+
+
+def test_assertion_failures_are_accepted(toolbox: Toolbox, tmp_path: Path) -> None:
+    accepted, reason = _judge(
+        toolbox,
+        tmp_path,
+        "from shop.cart import total\n\n\ndef test_total_of_nothing_is_none():\n"
+        "    assert total([]) is None\n",
+    )
+    assert accepted, reason
+
+
+def test_syntax_errors_are_rejected(toolbox: Toolbox, tmp_path: Path) -> None:
+    accepted, reason = _judge(toolbox, tmp_path, "def test_x(:\n    pass\n")
+    assert not accepted and "do not compile" in reason
+
+
+def test_importing_something_that_will_never_exist_is_rejected(
+    toolbox: Toolbox, tmp_path: Path
+) -> None:
+    accepted, reason = _judge(
+        toolbox, tmp_path, "import hypothesis_extras_nope\n\n\ndef test_x():\n    assert 1\n"
+    )
+    assert not accepted and "other than the missing behaviour" in reason
+
+
+def test_tests_that_already_pass_are_rejected(toolbox: Toolbox, tmp_path: Path) -> None:
+    accepted, reason = _judge(
+        toolbox,
+        tmp_path,
+        "from shop.cart import total\n\n\ndef test_total():\n    assert total([2]) == 2\n",
+    )
+    assert not accepted and "already pass" in reason
+
+
+def test_partly_passing_tests_are_rejected_by_name(toolbox: Toolbox, tmp_path: Path) -> None:
+    accepted, reason = _judge(
+        toolbox,
+        tmp_path,
+        "from shop.cart import total\n\n\ndef test_ok():\n    assert total([2]) == 2\n\n\n"
+        "def test_new():\n    assert total([]) is None\n",
+    )
+    assert not accepted and "::test_ok" in reason and "::test_new" not in reason
+
+
+def test_breaking_existing_tests_is_rejected(toolbox: Toolbox, tmp_path: Path) -> None:
+    (toolbox.workspace.root / "tests" / "conftest.py").write_text("raise RuntimeError('boom')\n")
+    accepted, reason = _judge(toolbox, tmp_path, "def test_new():\n    assert False\n")
+    assert not accepted and "existing tests fail" in reason
+
+
+def test_plans_must_give_each_file_one_owner() -> None:
+    plan, problem = parse_plan(
+        {
+            "approach": "x",
+            "parts": [
+                {"name": "a", "files": ["m.py"], "description": ""},
+                {"name": "b", "files": ["m.py"], "description": ""},
+            ],
+            "tests": [],
+            "acceptance_criteria": [],
+        }
+    )
+    assert plan is None and "m.py is in parts" in problem
+    plan, problem = parse_plan(
+        {
+            "approach": "x",
+            "parts": [{"name": "a", "files": ["../m.py"]}],
+            "tests": [],
+            "acceptance_criteria": [],
+        }
+    )
+    assert plan is None and "relative" in problem
