@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from orchestra.accounting import (
     Accounting,
+    AccountingStore,
     Attribution,
     BudgetAlerts,
     BudgetBook,
@@ -231,6 +232,39 @@ def test_concurrent_reservations_never_overspend(accounting: Accounting, threads
     assert len(granted) == 10 and len(refused) == threads - 10
     (status,) = book.status()
     assert status.spent_usd == D("1.00") and status.reserved_usd == 0
+
+
+def test_separate_writers_on_one_database_never_overspend(database: Database) -> None:
+    """Four independent stores (own writer thread and connection each, as four gateway
+    workers would have) share one budget: the database's atomic check decides."""
+    books = [BudgetBook(AccountingStore(database)) for _ in range(4)]
+    books[0].define(BudgetSpec("shared", "developer", "alice", D("1.00"), "month"))
+    granted: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(80)
+
+    def call(book: BudgetBook) -> None:
+        barrier.wait()
+        try:
+            r = book.reserve(ALICE, "m", D("0.05"))
+        except BudgetExceeded:
+            return
+        with lock:
+            granted.append(1)
+        book.settle(r, D("0.05"))
+
+    workers = [threading.Thread(target=call, args=(books[i % 4],)) for i in range(80)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    try:
+        assert len(granted) == 20
+        (status,) = books[0].status()
+        assert status.spent_usd == D("1.00") and status.reserved_usd == 0
+    finally:
+        for book in books:
+            book._store.close()
 
 
 @pytest.mark.slow

@@ -385,9 +385,20 @@ class Ledger:
         latency = entry.latency_ms
         if latency is None:
             latency = (ended - started).total_seconds() * 1000
-        if entry.outcome not in OUTCOMES:
-            raise ValueError(f"unknown ledger outcome {entry.outcome!r}; use one of {OUTCOMES}")
-        return replace(entry, started_at=started, ended_at=ended, cost_usd=cost, latency_ms=latency)
+        outcome, error_type = entry.outcome, entry.error_type
+        if outcome not in OUTCOMES:
+            # Never lose an entry over a label: keep it as an error and say what it was.
+            log.warning("unknown ledger outcome %r recorded as error", outcome)
+            outcome, error_type = "error", error_type or outcome
+        return replace(
+            entry,
+            started_at=started,
+            ended_at=ended,
+            cost_usd=cost,
+            latency_ms=latency,
+            outcome=outcome,
+            error_type=error_type,
+        )
 
     def _job(self, entry: LedgerEntry, reservation: Reservation | None) -> Any:
         settle = (
