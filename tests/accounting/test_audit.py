@@ -73,3 +73,28 @@ def test_a_rehashed_edit_still_breaks_the_link(database: Database) -> None:
         )
     result = log.verify()
     assert not result.ok and result.first_bad_index == 3
+
+
+def test_concurrent_appends_from_separate_writers_keep_one_chain(database: Database) -> None:
+    import threading
+
+    from orchestra.accounting import AccountingStore
+
+    stores = [AccountingStore(database) for _ in range(3)]
+    logs = [AuditLog(store) for store in stores]
+
+    def write(i: int) -> None:
+        for n in range(10):
+            logs[i].append(f"worker:{i}", "budget.set", f"b{n}", {"n": n})
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        result = logs[0].verify()
+        assert result.ok and result.checked == 30
+    finally:
+        for store in stores:
+            store.close()

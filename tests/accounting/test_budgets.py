@@ -396,3 +396,24 @@ def test_reservations_expire_at_ttl(accounting: Accounting) -> None:
     r = accounting.budgets.reserve(ALICE, "m", D("0.5"))
     assert r.expires_at is not None and r.created_at is not None
     assert r.expires_at - r.created_at == timedelta(seconds=900)
+
+
+def test_async_twins_reserve_settle_release(accounting: Accounting) -> None:
+    import asyncio
+
+    book = accounting.budgets
+    book.define(BudgetSpec("dev", "developer", "alice", D(1), "month"))
+
+    async def scenario() -> None:
+        results = await asyncio.gather(
+            *(book.areserve(ALICE, "m", D("0.3")) for _ in range(5)), return_exceptions=True
+        )
+        granted = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, BudgetExceeded)]
+        assert len(granted) == 3 and len(refused) == 2
+        await book.asettle(granted[0], D("0.1"))  # type: ignore[arg-type]
+        await book.arelease(granted[1])  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
+    (status,) = book.status()
+    assert status.spent_usd == D("0.1") and status.reserved_usd == D("0.3")

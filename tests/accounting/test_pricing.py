@@ -87,6 +87,14 @@ def test_json_price_file_and_bad_files(tmp_path: Path) -> None:
     good = tmp_path / "p.json"
     good.write_text('{"local-llama": {"input": 0, "output": 0}}')
     assert PriceTable.load(good).is_free("local-llama")
+    live = tmp_path / "live.yaml"
+    live.write_text("models:\n  m: {input: 1}\n")
+    table = PriceTable.load(live, check_interval_s=0)
+    live.write_text("models:\n  m: {input: oops}\n")
+    os.utime(live, ns=(5, 5))
+    assert not table.reload_if_changed()  # a broken edit never takes the prices away
+    assert table.last_error is not None and "oops" in str(table.last_error)
+    assert table.cost("m", Usage(10**6)) == 1
     bad = tmp_path / "bad.yaml"
     bad.write_text("models:\n  m: {input: -1}\n")
     with pytest.raises(ConfigError, match="non-negative"):

@@ -16,6 +16,7 @@ refused. No key, admin or not, skips this check: there is no bypass parameter.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import re
 import threading
@@ -423,6 +424,8 @@ class BudgetBook:
         self, attribution: Attribution, model: str, estimate_usd: Decimal
     ) -> Reservation:
         """:meth:`reserve` without blocking the event loop."""
+        if time.monotonic() - self._loaded_at >= self._refresh_s:
+            await asyncio.to_thread(self._load)  # the periodic re-read of definitions
         job = self._reserve_job(attribution, estimate_usd)
         if job is None:
             return Reservation(id="res_free", estimate_usd=Decimal(estimate_usd))

@@ -543,8 +543,11 @@ class Ledger:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
+        run_id: str | None = None,
+        developer: str | None = None,
     ) -> list[LedgerEntry]:
-        """Entries by start time (oldest first), optionally within ``[since, until)``."""
+        """Entries by start time (oldest first), optionally within ``[since, until)``, of one
+        run or one developer."""
         query = select(GatewayLedgerEntry).order_by(
             GatewayLedgerEntry.started_at, GatewayLedgerEntry.id
         )
@@ -552,6 +555,10 @@ class Ledger:
             query = query.where(GatewayLedgerEntry.started_at >= since)
         if until is not None:
             query = query.where(GatewayLedgerEntry.started_at < until)
+        if run_id is not None:
+            query = query.where(GatewayLedgerEntry.run_id == run_id)
+        if developer is not None:
+            query = query.where(GatewayLedgerEntry.developer == developer)
         if limit is not None:
             query = query.limit(limit)
         with self._store.db.session() as session:

@@ -15,6 +15,7 @@ rather than guessing zero and letting the call past every dollar budget.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ from orchestra.errors import ConfigError
 from orchestra.providers.usage import Usage
 
 MILLION = Decimal(1_000_000)
+log = logging.getLogger("orchestra.accounting.pricing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,8 @@ class PriceTable:
         self._stamp: tuple[int, int] | None = None
         self._next_check = 0.0
         self._cache: dict[str, Price | None] = {}
+        self.last_error: ConfigError | None = None
+        """Why the last change of the price file was not applied (``None``: it was)."""
         if path is not None:
             self._load_file()
 
@@ -216,10 +220,11 @@ class PriceTable:
         self._cache = {}
 
     def reload_if_changed(self) -> bool:
-        """Re-read the price file if its modification time or size changed.
+        """Re-read the price file if its modification time or size changed; cheap enough
+        to call on every request. Returns whether new prices are in force.
 
-        A file that became invalid keeps the previous prices (and raises, so the caller
-        can log it); a deleted file keeps them too.
+        A file that became invalid (or was deleted) leaves the previous prices in force;
+        the problem is logged once per change and kept in :attr:`last_error`.
         """
         if self._path is None:
             return False
@@ -234,7 +239,14 @@ class PriceTable:
                 return False
             if (st.st_mtime_ns, st.st_size) == self._stamp:
                 return False
-            self._load_file()
+            try:
+                self._load_file()
+            except ConfigError as exc:
+                self._stamp = (st.st_mtime_ns, st.st_size)  # report each bad version once
+                self.last_error = exc
+                log.error("price file not reloaded, previous prices stay in force: %s", exc)
+                return False
+            self.last_error = None
             return True
 
     def price(self, model: str) -> Price:
