@@ -625,3 +625,65 @@ def test_random_streams_raise_only_translation_errors(events: list[tuple[str | N
             translator.finish()
         except WireFormatError as exc:
             assert exc.status == 502
+
+
+@st.composite
+def openai_conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """OpenAI histories in the canonical shape (alternating, tool replies after calls)."""
+    messages: list[dict[str, Any]] = []
+    if draw(st.booleans()):
+        messages.append({"role": "system", "content": draw(words)})
+    for turn in range(draw(st.integers(1, 6))):
+        if turn % 2 == 0:
+            messages.append({"role": "user", "content": draw(words)})
+            continue
+        calls = [
+            {
+                "id": f"call_{turn}_{i}",
+                "type": "function",
+                "function": {
+                    "name": draw(st.from_regex(r"[a-z_]{1,8}", fullmatch=True)),
+                    "arguments": json.dumps(
+                        draw(json_objects), separators=(",", ":"), ensure_ascii=False
+                    ),
+                },
+            }
+            for i in range(draw(st.integers(0, 2)))
+        ]
+        assistant: dict[str, Any] = {
+            "role": "assistant",
+            "content": draw(words) if not calls or draw(st.booleans()) else None,
+        }
+        if calls:
+            assistant["tool_calls"] = calls
+        messages.append(assistant)
+        messages.extend(
+            {"role": "tool", "tool_call_id": call["id"], "content": draw(words)} for call in calls
+        )
+    return messages
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    openai_conversations(),
+    st.integers(1, 10_000),
+    st.none() | st.floats(0, 1),
+    st.lists(words, min_size=1, max_size=2) | st.none(),
+    st.booleans(),
+)
+def test_openai_request_round_trip(
+    messages: list[dict[str, Any]],
+    max_tokens: int,
+    temperature: float | None,
+    stop: list[str] | None,
+    stream: bool,
+) -> None:
+    body: dict[str, Any] = {"model": "llama3.1:8b", "messages": messages, "max_tokens": max_tokens}
+    if temperature is not None:
+        body["temperature"] = temperature
+    if stop:
+        body["stop"] = stop
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    assert anthropic_to_openai_request(openai_to_anthropic_request(body)) == body

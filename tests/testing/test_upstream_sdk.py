@@ -307,3 +307,16 @@ def test_required_api_key() -> None:
             assert good.messages.create(model=MODEL, max_tokens=5, messages=HELLO).content
         with openai.OpenAI(base_url=up.base_url + "/v1", api_key="right", max_retries=0) as bearer:
             assert bearer.chat.completions.create(model=GPT, messages=HELLO).choices
+
+
+def test_async_context_manager_and_injected_clock() -> None:
+    async def run() -> tuple[int, str | None]:
+        async with FakeUpstream.start(clock=lambda: 1_700_000_123.0) as up:
+            up.script(Reply(text="clocked"))
+            async with openai.AsyncOpenAI(
+                base_url=up.base_url + "/v1", api_key="k", max_retries=0
+            ) as client:
+                completion = await client.chat.completions.create(model=GPT, messages=HELLO)
+        return completion.created, completion.choices[0].message.content
+
+    assert asyncio.run(run()) == (1_700_000_123, "clocked")

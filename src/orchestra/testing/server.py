@@ -166,10 +166,29 @@ class FakeUpstream:
     # --- running ----------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, host: str = "127.0.0.1", port: int = 0, **options: Any) -> FakeUpstream:
+    def start(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        models: Iterable[str] = DEFAULT_MODELS,
+        api_key: str | None = None,
+        max_recorded: int | None = None,
+        default_text: str = DEFAULT_TEXT,
+        clock: Callable[[], float] = time.time,
+        ids: IdSource | None = None,
+    ) -> FakeUpstream:
         """Start a server on a background thread (port 0: a free port); use as a context
-        manager or call :meth:`stop`."""
-        upstream = cls(**options)
+        manager (``with`` or ``async with``) or call :meth:`stop`. Options as for the
+        constructor."""
+        upstream = cls(
+            models=models,
+            api_key=api_key,
+            max_recorded=max_recorded,
+            default_text=default_text,
+            clock=clock,
+            ids=ids,
+        )
         upstream._start_thread(host, port)
         return upstream
 
@@ -288,6 +307,18 @@ class FakeUpstream:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    async def __aenter__(self) -> FakeUpstream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Joining the server thread takes a moment; do it off the caller's event loop.
+        await asyncio.to_thread(self.stop)
 
     # --- ASGI -------------------------------------------------------------------------------
 
