@@ -182,3 +182,27 @@ def test_sigkill_mid_stream_is_reconciled_on_restart(tmp_path: Path, clock: Fake
     finally:
         acc.close()
         db.dispose()
+
+
+def test_journal_stays_small_and_unfinished_streams_survive_close(
+    database: Database, tmp_path: Path
+) -> None:
+    ledger = Ledger(database, journal_dir=tmp_path)
+    ledger.open_stream(LedgerEntry(ALICE, "m", "claude-haiku-4-5")).finish()
+    journal = ledger._journal
+    assert journal is not None
+    journal.max_bytes = 100
+    b = ledger.open_stream(LedgerEntry(ALICE, "m", "claude-haiku-4-5"))
+    c = ledger.open_stream(LedgerEntry(ALICE, "m", "claude-haiku-4-5"))
+    b.finish()
+    assert journal.path.stat().st_size > 100  # c is still open: nothing may be dropped
+    c.finish()
+    assert journal.path.stat().st_size == 0  # nothing unfinished left: started afresh
+    d = ledger.open_stream(LedgerEntry(ALICE, "m", "claude-haiku-4-5"))
+    d.progress(Usage(7, 3))
+    ledger.close()  # shutting down with a stream in flight keeps its journal
+    other = Ledger(database, journal_dir=tmp_path)
+    (reconciled,) = other.reconcile_incomplete()
+    assert reconciled.id == d.id and reconciled.usage == Usage(7, 3)
+    assert len(other.entries()) == 4
+    other.close()

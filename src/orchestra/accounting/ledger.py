@@ -252,18 +252,21 @@ class _Journal:
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._lock = threading.Lock()
         self.open_streams = 0
+        self.max_bytes = 1_000_000
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any], *, opens: bool = False, closes: bool = False) -> None:
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
         with self._lock:
+            # Counting under the same lock as the write means a truncation can never drop
+            # the line of a stream that is opening at the same moment.
+            if opens:
+                self.open_streams += 1
             os.write(self._fd, line)
-
-    def closed_one(self) -> None:
-        with self._lock:
-            self.open_streams -= 1
-            # Nothing unfinished is left in the file: start it afresh so it stays small.
-            if self.open_streams == 0 and os.fstat(self._fd).st_size > 1_000_000:
-                os.ftruncate(self._fd, 0)
+            if closes:
+                self.open_streams = max(0, self.open_streams - 1)
+                # Nothing unfinished is left in the file: start it afresh so it stays small.
+                if self.open_streams == 0 and os.fstat(self._fd).st_size > self.max_bytes:
+                    os.ftruncate(self._fd, 0)
 
     def close(self) -> None:
         with self._lock:
@@ -338,9 +341,7 @@ class StreamRecord:
 
     def _done(self) -> None:
         self.finished = True
-        self.ledger._journal_write({"op": "done", "id": self.id})
-        if self.ledger._journal is not None:
-            self.ledger._journal.closed_one()
+        self.ledger._journal_write({"op": "done", "id": self.id}, closes=True)
 
 
 class Ledger:
@@ -441,11 +442,14 @@ class Ledger:
 
     # -- streams -------------------------------------------------------------------
 
-    def _journal_write(self, record: dict[str, Any]) -> None:
+    def _journal_write(
+        self, record: dict[str, Any], *, opens: bool = False, closes: bool = False
+    ) -> None:
         with self._journal_lock:
             if self._journal is None:
                 self._journal = _Journal(self.journal_dir)
-        self._journal.write(record)
+            journal = self._journal
+        journal.write(record, opens=opens, closes=closes)
 
     def open_stream(
         self, draft: LedgerEntry, *, reservation: Reservation | None = None
@@ -458,11 +462,9 @@ class Ledger:
                 "id": draft.id,
                 "entry": draft.to_json(),
                 "reservation": _reservation_json(reservation),
-            }
+            },
+            opens=True,
         )
-        assert self._journal is not None
-        with self._journal_lock:
-            self._journal.open_streams += 1
         return StreamRecord(self, draft, reservation)
 
     def reconcile_incomplete(self) -> list[LedgerEntry]:
