@@ -203,6 +203,47 @@ def test_openai_specifics_to_anthropic() -> None:
     assert openai_to_anthropic_request({"model": "m", "messages": []})["max_tokens"] == 4096
 
 
+def test_claude_code_shaped_request_translates() -> None:
+    """Claude Code sends system blocks with cache_control, a system message mid-conversation,
+    adaptive thinking and beta fields; the OpenAI side gets what it can use."""
+    body = {
+        "model": "claude-opus-4-5",
+        "max_tokens": 64000,
+        "stream": True,
+        "thinking": {"type": "adaptive"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "high"},
+        "metadata": {"user_id": '{"session_id":"s"}'},
+        "system": [
+            {"type": "text", "text": "You are a CLI."},
+            {"type": "text", "text": "Be careful.", "cache_control": {"type": "ephemeral"}},
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+            },
+            {"role": "system", "content": "Available agent types: reviewer"},
+        ],
+        "tools": [
+            {"name": "Read", "description": "Read a file", "input_schema": {"type": "object"}}
+        ],
+    }
+    out = anthropic_to_openai_request(body)
+    assert [m["role"] for m in out["messages"]] == ["system", "user", "system"]
+    assert out["messages"][0]["content"] == "You are a CLI.\n\nBe careful."
+    assert out["messages"][2]["content"] == "Available agent types: reviewer"
+    assert set(out) == {
+        "model",
+        "messages",
+        "max_tokens",
+        "tools",
+        "stream",
+        "stream_options",
+        "user",
+    }
+
+
 def test_tool_result_errors_and_images() -> None:
     body = {
         "model": "m",
@@ -252,7 +293,7 @@ def test_tool_result_errors_and_images() -> None:
             },
             "server tool",
         ),
-        ({"model": "m", "messages": [{"role": "system", "content": "x"}]}, "role"),
+        ({"model": "m", "messages": [{"role": "tool", "content": "x"}]}, "role"),
         ({"model": 3, "messages": []}, "model"),
         ({"model": "m", "messages": "nope"}, "messages"),
     ],

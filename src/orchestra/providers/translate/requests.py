@@ -52,8 +52,12 @@ def anthropic_to_openai_request(body: Mapping[str, Any]) -> dict[str, Any]:
             messages.extend(_user_to_openai(message.get("content"), position))
         elif role == "assistant":
             messages.append(_assistant_to_openai(message.get("content"), position))
+        elif role == "system":
+            # Mid-conversation system messages (a Claude Code beta) keep their place.
+            text = _system_text(message.get("content"))
+            messages.append({"role": "system", "content": text})
         else:
-            raise bad_request(f"messages[{position}].role must be 'user' or 'assistant'")
+            raise bad_request(f"messages[{position}].role must be 'user', 'assistant' or 'system'")
     out["messages"] = messages
     if body.get("max_tokens") is not None:
         out["max_tokens"] = _positive_int(body["max_tokens"], "'max_tokens'")
