@@ -485,16 +485,25 @@ class Ledger:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # its process is alive and owns its streams
-                out.extend(self._reconcile_file(path))
+                try:
+                    same = os.stat(path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    continue  # another process reconciled and removed it meanwhile
+                out.extend(self._reconcile_file(path, fd))
                 path.unlink(missing_ok=True)
             finally:
                 os.close(fd)
         return out
 
-    def _reconcile_file(self, path: Path) -> list[LedgerEntry]:
+    def _reconcile_file(self, path: Path, fd: int) -> list[LedgerEntry]:
         drafts: dict[str, tuple[LedgerEntry, Reservation | None]] = {}
         progress: dict[str, tuple[Usage, datetime | None]] = {}
-        for line in path.read_bytes().splitlines():
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        for line in b"".join(chunks).splitlines():
             try:
                 rec = json.loads(line)
                 op, sid = rec["op"], rec["id"]
