@@ -133,3 +133,10 @@ json_values = st.recursive(
 @given(st.dictionaries(st.sampled_from(["system", "messages", "tools", "model"]), json_values))
 def test_any_json_shape_gives_a_non_negative_estimate(body: dict[str, object]) -> None:
     assert estimate_input_tokens(body) >= 0
+
+
+def test_deeply_nested_request_does_not_overflow_the_stack() -> None:
+    nested: object = "leaf text"
+    for _ in range(20_000):
+        nested = [nested]
+    assert estimate_input_tokens(request(nested)) > 0

@@ -728,3 +728,22 @@ def test_openai_request_round_trip(
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     assert anthropic_to_openai_request(openai_to_anthropic_request(body)) == body
+
+
+def test_deeply_nested_input_is_a_clear_error_not_a_crash() -> None:
+    nested: Any = {}
+    for _ in range(5000):
+        nested = {"a": nested}
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t", "name": "f", "input": nested}],
+            }
+        ],
+    }
+    with pytest.raises(TranslationError) as caught:
+        anthropic_to_openai_request(body)
+    assert caught.value.status == 400

@@ -51,6 +51,7 @@ _PUNCT_TABLE = str.maketrans("", "", string.punctuation)
 _WS_TABLE = str.maketrans("", "", string.whitespace)
 
 Format = Literal["anthropic", "openai"]
+_STRUCTURAL_KEYS = frozenset({"type", "cache_control", "id", "tool_use_id", "signature"})
 
 
 def estimate_text_tokens(text: str) -> int:
@@ -133,23 +134,24 @@ class _Counter:
         self.tokens = 0
 
     def walk(self, value: Any) -> None:
-        if isinstance(value, str):
-            self.tokens += estimate_text_tokens(value)
-        elif isinstance(value, Mapping):
-            if self._image(value):
-                return
-            for key, item in value.items():
-                # Structural keys cost a token or so; their values carry the content.
-                if key in ("type", "cache_control", "id", "tool_use_id", "signature"):
+        # Iterative, not recursive: a hostile body nested thousands deep must not overflow
+        # the interpreter stack.
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                self.tokens += estimate_text_tokens(item)
+            elif isinstance(item, Mapping):
+                if self._image(item):
                     continue
-                self.walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                self.walk(item)
-        elif isinstance(value, bool) or value is None:
-            return
-        elif isinstance(value, int | float):
-            self.tokens += 1
+                for key, child in item.items():
+                    # Structural keys cost a token or so; their values carry the content.
+                    if key not in _STRUCTURAL_KEYS:
+                        stack.append(child)
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, int | float) and not isinstance(item, bool):
+                self.tokens += 1
 
     def _image(self, block: Mapping[str, Any]) -> bool:
         kind = block.get("type")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from orchestra.errors import OrchestraError
 from orchestra.providers import anthropic as anthropic_wire
 from orchestra.providers import openai as openai_wire
 from orchestra.providers.sse import encode_event
@@ -281,7 +282,10 @@ class FakeUpstream:
         ready.wait(10)
         if failure or not server.started:
             self.stop()
-            raise RuntimeError(f"the fake upstream did not start: {failure[:1]}")
+            raise OrchestraError(
+                f"the fake upstream did not start on {self.base_url}: {failure[:1]}",
+                hint="check that the host is a local address and the port is free",
+            )
 
     def stop(self) -> None:
         """Stop the background server; requests left hanging by :class:`Timeout` end."""

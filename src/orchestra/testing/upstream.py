@@ -50,7 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, object] = {"api_key": args.api_key, "max_recorded": args.max_recorded}
     if args.text is not None:
         options["default_text"] = args.text
-    FakeUpstream.serve_forever(args.host, args.port, on_ready=ready, **options)
+    try:
+        FakeUpstream.serve_forever(args.host, args.port, on_ready=ready, **options)
+    except OSError as exc:
+        print(
+            f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        print("  fix: pick a free port (--port 0 picks one for you)", file=sys.stderr)
+        return 2
     return 0
 
 

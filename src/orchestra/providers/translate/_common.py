@@ -72,7 +72,14 @@ def guarded(what: str, *, upstream: bool) -> Callable[[Callable[P, R]], Callable
                 return fn(*args, **kwargs)
             except WireFormatError:
                 raise
-            except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+            except (
+                KeyError,
+                TypeError,
+                AttributeError,
+                ValueError,
+                IndexError,
+                RecursionError,  # e.g. a tool input nested thousands deep, when re-encoded
+            ) as exc:
                 message = f"malformed {what}: {type(exc).__name__}: {exc}"
                 raise (bad_reply(message) if upstream else bad_request(message)) from exc
 
