@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import httpx
 import httpx2
 import pytest
 
+from orchestra.providers import Usage
 from orchestra.providers.sse import SSEParser
 from orchestra.testing import (
     DropMidStream,
@@ -149,8 +151,13 @@ def test_count_tokens_does_not_consume_generation_steps(upstream: FakeUpstream) 
     counted = post(upstream, "/v1/messages/count_tokens")
     assert counted.status_code == 200 and counted.json()["input_tokens"] > 0
     assert post(upstream).status_code == 529
-    upstream.script(Fault(500), match=Match(path="/v1/messages/count_tokens"))
+    count_path = Match(path="/v1/messages/count_tokens")
+    upstream.script(Fault(500), Timeout(), match=count_path)
     assert post(upstream, "/v1/messages/count_tokens").status_code == 500
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(upstream.base_url + "/v1/messages/count_tokens", json=BODY, timeout=0.2)
+    upstream.script(Reply(usage=Usage(input_tokens=4242)), match=count_path)
+    assert post(upstream, "/v1/messages/count_tokens").json() == {"input_tokens": 4242}
 
 
 def test_responder_has_full_control(upstream: FakeUpstream) -> None:
@@ -253,8 +260,13 @@ def test_runs_as_its_own_process(tmp_path: Path) -> None:
         queued = httpx.post(base + "/_fake/script", json=[{"fault": {"status": 529}}], timeout=5)
         assert queued.json() == {"queued": 1}
         assert httpx.post(base + "/v1/messages", json=BODY, timeout=5).status_code == 529
+        httpx.post(base + "/v1/messages", json=BODY, headers={"x-api-key": "sk-secret"})
         recorded = httpx.get(base + "/_fake/requests", timeout=5).json()
-        assert [r["path"] for r in recorded] == ["/v1/messages", "/v1/messages"]
+        assert [r["path"] for r in recorded] == ["/v1/messages"] * 3
+        # Credentials never leave the process; a fingerprint lets a test compare them.
+        digest = hashlib.sha256(b"sk-secret").hexdigest()[:12]
+        assert recorded[-1]["headers"]["x-api-key"] == f"redacted sha256:{digest}"
+        assert "sk-secret" not in json.dumps(recorded)
         rejected = httpx.post(base + "/_fake/script", json=[{"nope": 1}], timeout=5)
         assert rejected.status_code == 400
     finally:

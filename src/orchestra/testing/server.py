@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
 import re
 import socket
@@ -401,7 +402,7 @@ class FakeUpstream:
             if generation:
                 await self._answer(send, receive, request, parsed, step, openai, canned=path)
                 return
-        if not generation:
+        if not generation and isinstance(step, Reply):
             await self._count_tokens(send, parsed, step)
             return
         await self._answer(send, receive, request, parsed, step, openai)
@@ -538,12 +539,9 @@ class FakeUpstream:
             output += estimate_text_tokens(call.name) + estimate_text_tokens(json.dumps(call.input))
         return Usage(input_tokens=estimate_input_tokens(body), output_tokens=max(1, output))
 
-    async def _count_tokens(self, send: Send, body: dict[str, Any], step: Step) -> None:
-        if isinstance(step, Fault):
-            await self._error(send, False, step)
-            return
+    async def _count_tokens(self, send: Send, body: dict[str, Any], step: Reply) -> None:
         tokens = estimate_input_tokens(body, "anthropic")
-        if isinstance(step, Reply) and step.usage is not None:
+        if step.usage is not None:
             tokens = step.usage.input_tokens
         await _send_json(send, 200, {"input_tokens": tokens})
 
@@ -626,7 +624,7 @@ class FakeUpstream:
                     "method": r.method,
                     "path": r.path,
                     "query": r.query,
-                    "headers": r.headers,
+                    "headers": _redacted(r.headers),
                     "json": r.json,
                 }
                 for r in self.requests
@@ -673,6 +671,22 @@ _DEFAULT_MESSAGES = {
     500: "An unexpected error has occurred internal to the fake upstream.",
     529: "Overloaded",
 }
+
+
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization", "cookie"})
+
+
+def _redacted(headers: dict[str, str]) -> dict[str, str]:
+    """Headers fit to leave the process: credentials replaced by a fingerprint that tests can
+    compare (``sha256:`` and the first 12 hex digits of the value's digest)."""
+    return {
+        name: (
+            f"redacted sha256:{hashlib.sha256(value.encode()).hexdigest()[:12]}"
+            if name in _CREDENTIAL_HEADERS
+            else value
+        )
+        for name, value in headers.items()
+    }
 
 
 def _check_step(step: object) -> None:
