@@ -283,7 +283,20 @@ def register(app: typer.Typer) -> None:
         gateway: Annotated[str | None, typer.Option(help="Gateway URL.")] = None,
     ) -> None:
         """Continue a run whose process stopped; completed steps are not repeated."""
+        from orchestra.engine.runs import FINAL_STATUSES, RunStore
+        from orchestra.errors import EngineError
+
         try:
+            database, _url, _home = _database()
+            try:
+                row = RunStore(database).get(run_id)
+            finally:
+                database.dispose()
+            if row.status in FINAL_STATUSES:
+                raise EngineError(
+                    f"run {row.id} already ended ({row.status})",
+                    hint="start a new run with `orchestra run`",
+                )
             with _runtime(gateway) as (runtime, local):
                 row = runtime.services.runs.get(run_id)
                 runtime.resume(row.id)

@@ -11,6 +11,7 @@ whose process died is continued explicitly with :meth:`EngineRuntime.resume`.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -213,6 +214,12 @@ class EngineRuntime:
             "notification_listener_polling_interval_sec": 0.05,
         }
         _BINDING.services = self.services
+        # DBOS binds its console handler to the stderr of its first launch; drop it so this
+        # launch logs to the current stderr (a second run in one process, the CLI runner).
+        dbos_log = logging.getLogger("dbos")
+        for handler in list(dbos_log.handlers):
+            if handler.name == "__dbos_console_log_handler__":
+                dbos_log.removeHandler(handler)
         try:
             DBOS(config=config)
             DBOS.launch()

@@ -1,0 +1,81 @@
+"""The engine's commands through the Typer runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestra.cli.app import app
+
+runner = CliRunner()
+
+
+def _text(output: str) -> str:
+    """Output with Rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+@pytest.mark.slow
+def test_demo_then_runs_status_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "demo"
+    monkeypatch.setenv("ORCHESTRA_HOME", str(folder / "home"))
+    result = runner.invoke(app, ["demo", "--folder", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "The model is SCRIPTED" in result.output
+    assert "ANTHROPIC_API_KEY" in result.output and "Ollama" in result.output
+    assert "succeeded" in result.output
+
+    listed = runner.invoke(app, ["runs", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [run] = json.loads(listed.output)
+    assert run["status"] == "succeeded"
+
+    status = runner.invoke(app, ["status", run["id"][:12], "--json"])
+    assert status.exit_code == 0, status.output
+    steps = json.loads(status.output)["steps"]
+    assert {s["agent"] for s in steps} >= {"chief-architect", "test-writer", "python-developer"}
+
+    report = runner.invoke(app, ["report", run["id"], "--json"])
+    assert report.exit_code == 0
+    data = json.loads(report.output)
+    assert data["status"] == "succeeded"
+    assert data["cost_source"] == "gateway ledger"
+    markdown = runner.invoke(app, ["report", run["id"]])
+    assert markdown.output.startswith(f"# Run {run['id']}: succeeded")
+
+    again = runner.invoke(app, ["resume", run["id"]])
+    assert again.exit_code == 1 and "already ended" in _text(again.output)
+
+
+def test_unknown_run_says_how_to_find_runs(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["status", "run-nope"])
+    assert result.exit_code == 1
+    assert "no run 'run-nope'" in _text(result.output)
+    assert "orchestra runs" in _text(result.output)
+
+
+def test_run_without_a_model_explains_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", "add a thing", "--repo", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no model is configured" in _text(result.output)
+    assert "orchestra demo" in _text(result.output)
+
+
+def test_run_refuses_a_folder_that_is_not_a_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "orchestra.yaml").write_text(
+        "providers: {p: {kind: anthropic, base_url: 'http://127.0.0.1:9'}}\n"
+        "models: {m: {provider: p}}\ntiers: {haiku: {model: m}, sonnet: {model: m}, "
+        "opus: {model: m}}\n"
+    )
+    result = runner.invoke(app, ["run", "add a thing", "--repo", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "is not a git repository" in _text(result.output)
