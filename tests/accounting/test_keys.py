@@ -71,8 +71,8 @@ def test_rotation_keeps_the_old_key_for_the_grace_period(
 
 
 def test_key_management_is_audited(accounting: Accounting) -> None:
-    _, record = accounting.keys.create("alice", "payments", actor="cli:ops")
-    accounting.keys.rotate(record.id, timedelta(0), actor="cli:ops")
+    secret, record = accounting.keys.create("alice", "payments", actor="cli:ops")
+    new_secret, _ = accounting.keys.rotate(record.id, timedelta(0), actor="cli:ops")
     accounting.keys.revoke(record.id, actor="key:admin")
     actions = [(e.action, e.target, e.actor) for e in reversed(accounting.audit.list())]
     assert actions == [
@@ -81,6 +81,8 @@ def test_key_management_is_audited(accounting: Accounting) -> None:
         ("key.revoke", record.id, "key:admin"),
     ]
     assert accounting.audit.verify().ok
+    text_of_log = repr(accounting.audit.list())
+    assert secret not in text_of_log and new_secret not in text_of_log  # ids and prefixes only
 
 
 def test_attribution_resolves_the_org_units_above_the_team(
