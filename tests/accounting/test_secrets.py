@@ -42,3 +42,36 @@ def test_wrong_key_or_loose_permissions_fail_without_showing_the_secret(
     (tmp_path / "secret.key").chmod(0o644)
     with pytest.raises(SecretError, match="chmod 600"):
         SecretBox.from_home(tmp_path)
+
+
+def test_cli_stores_lists_and_removes_without_ever_printing_the_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from orchestra.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ORCHESTRA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ORCHESTRA_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    runner = CliRunner()
+    stored = runner.invoke(app, ["secrets", "set", "anthropic"], input="sk-ant-api03-topsecret\n")
+    assert stored.exit_code == 0, stored.output
+    assert "topsecret" not in stored.output
+    listed = runner.invoke(app, ["secrets", "list", "--json"])
+    assert json.loads(listed.stdout) == ["anthropic"]
+    store = SecretStore(SecretBox.from_home(tmp_path / "home"), tmp_path / "home" / "secrets.json")
+    creds = store.as_mapping()
+    assert creds["anthropic"] == "sk-ant-api03-topsecret" and "topsecret" not in repr(creds)
+    with pytest.raises(KeyError):
+        creds["openai"]
+    audit = runner.invoke(app, ["audit", "list", "--json"])
+    assert [e["action"] for e in json.loads(audit.stdout)] == ["secret.set"]
+    assert "topsecret" not in audit.stdout
+    assert runner.invoke(app, ["secrets", "set", "bad name"], input="x\n").exit_code == 2
+    assert runner.invoke(app, ["secrets", "set", "empty"], input="\n").exit_code == 2
+    assert runner.invoke(app, ["secrets", "remove", "anthropic"]).exit_code == 0
+    missing = runner.invoke(app, ["secrets", "remove", "anthropic"])
+    assert missing.exit_code == 2 and "secrets list" in missing.output

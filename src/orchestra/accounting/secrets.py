@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -121,3 +122,29 @@ class SecretStore:
 
     def names(self) -> list[str]:
         return sorted(self._read())
+
+    def as_mapping(self) -> Mapping[str, str]:
+        """A read-only mapping name -> credential that decrypts on access (for the gateway)."""
+        return _DecryptingMapping(self)
+
+
+class _DecryptingMapping(Mapping[str, str]):
+    def __init__(self, store: SecretStore) -> None:
+        self._store = store
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            return self._store.get(name)
+        except SecretError as exc:
+            if name not in self._store.names():
+                raise KeyError(name) from exc
+            raise
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store.names())
+
+    def __len__(self) -> int:
+        return len(self._store.names())
+
+    def __repr__(self) -> str:
+        return f"<secrets {self._store.names()!r} (values hidden)>"

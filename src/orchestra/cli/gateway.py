@@ -1,4 +1,4 @@
-"""CLI: orchestra keys, budgets, spend, audit (accounting of the model gateway).
+"""CLI: orchestra keys, budgets, spend, audit, secrets (accounting of the model gateway).
 
 Thin: parse, call :mod:`orchestra.accounting`, present. The commands that run the gateway
 itself (``orchestra gateway``, ``orchestra serve``) live in :mod:`orchestra.cli.serve`.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,7 +19,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from orchestra.accounting import Accounting, BudgetSpec, KeyRecord, spend_report
+from orchestra.accounting import (
+    Accounting,
+    BudgetSpec,
+    KeyRecord,
+    SecretBox,
+    SecretStore,
+    spend_report,
+)
 from orchestra.accounting.money import fmt_usd
 from orchestra.accounting.spend import SPEND_BY
 from orchestra.accounting.store import utcnow
@@ -41,11 +49,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 
 keys_app = typer.Typer(help="Virtual API keys for the gateway.", no_args_is_help=True)
 budgets_app = typer.Typer(help="Dollar budgets (hard caps with soft alerts).", no_args_is_help=True)
+secrets_app = typer.Typer(help="Upstream credentials, encrypted at rest.", no_args_is_help=True)
 audit_app = typer.Typer(
     help="The hash-chained audit log of management actions.", no_args_is_help=True
 )
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
 
 def _actor() -> str:
@@ -413,9 +423,59 @@ def audit_verify(
         raise typer.Exit(1)
 
 
+@secrets_app.command("set")
+def secrets_set(
+    name: Annotated[str, typer.Argument(help="Name providers refer to (api_key_secret).")],
+    config_path: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Store an upstream credential encrypted; the value is read from stdin or a hidden prompt
+    (never from the command line, where other users could see it)."""
+    if not _SECRET_NAME.match(name):
+        raise _usage_error(f"invalid secret name {name!r}", "use letters, digits, - and _")
+    value = sys.stdin.readline().strip() if not sys.stdin.isatty() else getpass.getpass("value: ")
+    if not value:
+        raise _usage_error(
+            "no value given", "pipe it in: `printenv KEY | orchestra secrets set NAME`"
+        )
+    with _accounting(config_path, database) as acc:
+        SecretStore(SecretBox.from_home()).set(name, value)
+        acc.audit.append(_actor(), "secret.set", name, {})
+    console().print(f"Stored secret {name} (encrypted).", markup=False)
+
+
+@secrets_app.command("list")
+def secrets_list(as_json: JsonOption = False) -> None:
+    """Names of the stored credentials (never their values)."""
+    try:
+        names = SecretStore(SecretBox.from_home()).names()
+    except OrchestraError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        print_json(names)
+    else:
+        for n in names:
+            console().print(n, markup=False)
+
+
+@secrets_app.command("remove")
+def secrets_remove(
+    name: Annotated[str, typer.Argument(help="Secret name.")],
+    config_path: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Delete a stored credential (audited)."""
+    with _accounting(config_path, database) as acc:
+        if not SecretStore(SecretBox.from_home()).delete(name):
+            raise _usage_error(f"no stored secret named {name!r}", "see `orchestra secrets list`")
+        acc.audit.append(_actor(), "secret.remove", name, {})
+    console().print(f"Removed secret {name}.", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root application."""
     app.add_typer(keys_app, name="keys")
     app.add_typer(budgets_app, name="budgets")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(secrets_app, name="secrets")
     app.command("spend")(spend)
