@@ -747,3 +747,62 @@ def test_deeply_nested_input_is_a_clear_error_not_a_crash() -> None:
     with pytest.raises(TranslationError) as caught:
         anthropic_to_openai_request(body)
     assert caught.value.status == 400
+
+
+def test_tool_calls_without_index_are_told_apart_by_id() -> None:
+    """Some OpenAI-compatible servers send whole tool calls without an index."""
+    translator = OpenAIToAnthropicStream(model="m")
+    chunks = [
+        {
+            "id": "c",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "id": "call_a",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": '{"x":1}'},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+        {
+            "id": "c",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "id": "call_b",
+                                "type": "function",
+                                "function": {"name": "g", "arguments": "{"},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+        {
+            "id": "c",
+            "choices": [
+                {"index": 0, "delta": {"tool_calls": [{"function": {"arguments": '"y":2}'}}]}}
+            ],
+        },
+        {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    events = [e for c in chunks for e in translator.feed(SSEEvent(None, json.dumps(c)))]
+    events += translator.feed(SSEEvent(None, "[DONE]"))
+    starts = [e.json()["content_block"] for e in events if e.event == "content_block_start"]
+    assert [(b["id"], b["name"]) for b in starts] == [("call_a", "f"), ("call_b", "g")]
+    deltas = [e.json() for e in events if e.event == "content_block_delta"]
+    assert [(d["index"], d["delta"]["partial_json"]) for d in deltas] == [
+        (0, '{"x":1}'),
+        (1, "{"),
+        (1, '"y":2}'),
+    ]
+    assert events[-2].json()["delta"]["stop_reason"] == "tool_use"

@@ -61,8 +61,8 @@ class OpenAIToAnthropicStream:
         self._started = False
         self._index = -1  # index of the open Anthropic content block, -1 when none is open
         self._open_kind: str | None = None
-        self._tools: dict[int, int] = {}  # OpenAI tool_call index -> Anthropic block index
-        self._open_tool: int | None = None
+        self._tools: dict[Any, int] = {}  # OpenAI tool call key -> Anthropic block index
+        self._open_tool: Any = None
         self._streamed_chars = 0
         self._blocks = 0
 
@@ -202,10 +202,22 @@ class OpenAIToAnthropicStream:
                     out.extend(self._tool_delta(call, position))
         return out
 
+    def _tool_key(self, call: Mapping[str, Any], position: int) -> Any:
+        """Which tool call a delta belongs to: its ``index``; failing that (some local servers
+        omit it), its ``id``; failing both, the call being streamed."""
+        index = call.get("index")
+        if isinstance(index, int) and not isinstance(index, bool):
+            return index
+        call_id = call.get("id")
+        if isinstance(call_id, str) and call_id:
+            return ("id", call_id)
+        if self._open_tool is not None:
+            return self._open_tool
+        return ("position", position)
+
     def _tool_delta(self, call: Mapping[str, Any], position: int) -> list[SSEEvent]:
         out: list[SSEEvent] = []
-        key = call.get("index")
-        key = key if isinstance(key, int) and not isinstance(key, bool) else position
+        key = self._tool_key(call, position)
         function = call.get("function")
         function = function if isinstance(function, Mapping) else {}
         if key not in self._tools:
@@ -213,7 +225,9 @@ class OpenAIToAnthropicStream:
             call_id = call.get("id")
             block = {
                 "type": "tool_use",
-                "id": call_id if isinstance(call_id, str) and call_id else f"toolu_{key}",
+                "id": call_id
+                if isinstance(call_id, str) and call_id
+                else f"toolu_{len(self._tools)}",
                 "name": name if isinstance(name, str) else "",
                 "input": {},
             }
