@@ -88,7 +88,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
     ("stripe_key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), 0),
     ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"), 0),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"), 0),
-    ("url_password", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@'\"]+:([^\s/@'\"]+)@"), 1),
+    ("url_password", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@'\"]*:([^\s/@'\"]+)@"), 1),
     ("bearer_token", re.compile(r"(?i)\bBearer\s+([A-Za-z0-9_\-.=+/]{20,})"), 1),
 ]
 
@@ -158,8 +158,12 @@ def _assignment_value_is_secret(name: str, op: str, value: str, quoted: bool) ->
         return True
     if op == "=" and _ENV_STYLE.match(name):  # KEY=value in .env files and shells
         return "." not in value or any(c.isdigit() for c in value)
-    # Unquoted code/YAML value: only when it cannot be an identifier or a type.
-    return not value.replace("_", "a").replace(".", "a").isalpha() and not value.isidentifier()
+    # Unquoted code/YAML value: could be a variable or a type (``password: str``), so only
+    # when it mixes letters and digits or holds symbols no identifier has.
+    has_digit = any(c.isdigit() for c in value)
+    has_alpha = any(c.isalpha() for c in value)
+    symbols = any(not (c.isalnum() or c in "_.") for c in value)
+    return (has_digit and has_alpha) or symbols
 
 
 def _opaque_token_is_secret(token: str, before: str, threshold: float) -> bool:

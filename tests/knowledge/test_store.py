@@ -1,0 +1,252 @@
+"""The store: add, filtered search in three modes, delete by source, prune, model changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from orchestra.config.knowledge import KnowledgeSection, SecretsConfig
+from orchestra.errors import KnowledgeError
+from orchestra.knowledge import Hit, KnowledgeStore, Source
+from orchestra.knowledge.embeddings import LocalEmbedder, ProviderEmbedder
+
+from .conftest import EmbeddingServer
+
+ENTRIES = [
+    (
+        "We decided to keep the knowledge store in LanceDB, embedded on local disk.",
+        "decision",
+        "shop",
+    ),
+    (
+        "Convention: every error message ends with a hint telling the user how to fix it.",
+        "convention",
+        "shop",
+    ),
+    (
+        "The payment webhook retried forever because the idempotency key was regenerated.",
+        "bug",
+        "shop",
+    ),
+    ("GET /v1/orders returns at most 100 orders per page; use the cursor for more.", "api", "shop"),
+    ("We decided the mobile app caches product images for seven days.", "decision", "mobile"),
+]
+
+
+def fill(store: KnowledgeStore) -> dict[str, str]:
+    return {text: store.add(text, kind, project) for text, kind, project in ENTRIES}
+
+
+def texts(hits: list[Hit]) -> list[str]:
+    return [h.entry.text for h in hits]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
+def test_search_finds_the_right_entry_in_every_mode(store: KnowledgeStore, mode: str) -> None:
+    ids = fill(store)
+    hits = store.search("which database holds the knowledge store", mode=mode, k=3)  # type: ignore[arg-type]
+    assert hits[0].entry.id == ids[ENTRIES[0][0]]
+    assert hits[0].entry.kind == "decision"
+
+
+def test_filters_run_inside_the_query(store: KnowledgeStore) -> None:
+    fill(store)
+    # k=1 with a filter: a post-filter would return nothing when the best global match is
+    # filtered out; a prefilter still returns the best match inside the filter.
+    hits = store.search("we decided", project="mobile", k=1)
+    assert texts(hits) == [ENTRIES[4][0]]
+    hits = store.search("how many orders per page", kind="decision", k=1, mode="vector")
+    assert hits and all(h.entry.kind == "decision" for h in hits)
+    assert store.search("orders", project="mobile", mode="text") == []
+
+
+def test_filters_by_team_and_tags(store: KnowledgeStore) -> None:
+    store.add(
+        "Deploys happen on Tuesdays after the standup.",
+        "convention",
+        "shop",
+        team="ops",
+        tags=["deploy"],
+    )
+    store.add("Deploys of the mobile app go through the store review.", "note", "shop", team="apps")
+    assert [h.entry.team for h in store.search("deploys", team="ops")] == ["ops"]
+    assert [h.entry.tags for h in store.search("deploys", tags=["deploy"])] == [("deploy",)]
+
+
+def test_entry_round_trip_and_dedupe(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    store = KnowledgeStore.open(tmp_path / "kb", embedder=embedder, clock=lambda: now)
+    source = Source(file="src/app.py", start_line=3, end_line=9, run="run-1", agent="architect")
+    first = store.add(
+        "Use the repository pattern for data access.",
+        "pattern",
+        "shop",
+        team="core",
+        source=source,
+        tags=["arch"],
+    )
+    again = store.add(
+        "Use the repository pattern for data access.", "pattern", "shop", source=source
+    )
+    assert again == first
+    entry = store.get(first)
+    assert entry is not None
+    assert (entry.kind, entry.project, entry.team, entry.tags) == (
+        "pattern",
+        "shop",
+        "core",
+        ("arch",),
+    )
+    assert entry.source == Source("src/app.py", 3, 9, "run-1", "architect", None, "manual")
+    assert entry.created_at == now
+    assert len(entry.content_hash) == 64
+    assert store.stats().total == 1
+
+
+def test_secrets_are_redacted_before_storage(store: KnowledgeStore) -> None:
+    key = "sk-ant-api03-" + "Xq7RmT2pLk9WvB4nZs8DfH3jGc6Ya1Ue5Io0PxQw"
+    entry_id = store.add(f"The staging key is {key}; rotate it monthly.", "note", "shop")
+    entry = store.get(entry_id)
+    assert entry is not None
+    assert key not in entry.text and "[REDACTED:anthropic_key]" in entry.text
+    assert entry.redactions == ("anthropic_key",)
+    # Nothing about the key is searchable either.
+    assert store.search("Xq7RmT2pLk9WvB4nZs8DfH3jGc6Ya1Ue5Io0PxQw", mode="text") == []
+
+
+def test_refusal_policy(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    config = KnowledgeSection(secrets=SecretsConfig(action="refuse"))
+    store = KnowledgeStore.open(tmp_path / "kb", config, embedder=embedder)
+    with pytest.raises(KnowledgeError, match="refused"):
+        store.add("db at postgres://app:pa55word@db/app", "note", "shop")
+    assert store.stats().total == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "gossip"}, "unknown kind"),
+        ({"project": "bad'project"}, "invalid project"),
+        ({"text": "   "}, "empty"),
+        ({"text": "x" * 100_001}, "limit"),
+    ],
+)
+def test_bad_input_is_a_clear_error(
+    store: KnowledgeStore, kwargs: dict[str, str], message: str
+) -> None:
+    args = {"text": "a fact", "kind": "note", "project": "shop", **kwargs}
+    with pytest.raises(KnowledgeError, match=message) as info:
+        store.add(**args)  # type: ignore[arg-type]
+    assert info.value.hint
+
+
+def test_quotes_in_filters_cannot_break_the_query(store: KnowledgeStore) -> None:
+    fill(store)
+    # Values are SQL-quoted: an injection attempt is just a project nobody has.
+    assert store.search("we decided", project="shop' OR '1'='1") == []
+    assert store.delete_by_source(file="x' OR '1'='1") == 0
+    assert store.stats().total == 5
+    # Query text goes to the FTS engine as plain words, never parsed as syntax.
+    assert store.search('x" OR 1=1 -- (', mode="text") == []
+
+
+def test_delete_by_source(store: KnowledgeStore) -> None:
+    store.add(
+        "Plan: split the checkout service.",
+        "decision",
+        "shop",
+        source=Source(run="run-7", agent="architect"),
+    )
+    store.add(
+        "Review: missing tests for refunds.",
+        "note",
+        "shop",
+        source=Source(run="run-7", agent="reviewer"),
+    )
+    store.add("Unrelated fact about caching.", "note", "shop", source=Source(run="run-8"))
+    assert store.delete_by_source(run="run-7", agent="reviewer") == 1
+    assert store.delete_by_source(run="run-7") == 1
+    assert store.stats().total == 1
+    with pytest.raises(KnowledgeError):
+        store.delete_by_source()
+
+
+def test_prune_by_kind_and_age(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
+    store = KnowledgeStore.open(tmp_path / "kb", embedder=embedder, clock=lambda: clock[0])
+    store.add("An old note about the build cache.", "note", "shop")
+    store.add("An old decision to use PostgreSQL in production.", "decision", "shop")
+    clock[0] += timedelta(days=100)
+    store.add("A fresh note about flaky tests.", "note", "shop")
+    result = store.prune(retention_days={"note": 90})
+    assert result.removed == {"note": 1}
+    remaining = {h.entry.text for h in store.search("note decision", k=10, mode="vector")}
+    assert remaining == {
+        "An old decision to use PostgreSQL in production.",
+        "A fresh note about flaky tests.",
+    }
+    # Default retention comes from configuration (note: 90 days).
+    clock[0] += timedelta(days=91)
+    assert store.prune().removed["note"] == 1
+
+
+def test_stats(store: KnowledgeStore) -> None:
+    fill(store)
+    stats = store.stats()
+    assert stats.total == 5
+    assert stats.by_project == {"shop": 4, "mobile": 1}
+    assert stats.by_kind["decision"] == 2
+    assert (stats.embedding_model, stats.dimension) == (
+        "local:sentence-transformers/all-MiniLM-L6-v2",
+        384,
+    )
+
+
+def test_change_of_embedding_model_is_detected_and_reembed_fixes_it(
+    tmp_path: Path, embedder: LocalEmbedder, embedding_server: EmbeddingServer
+) -> None:
+    location = tmp_path / "kb"
+    fill(KnowledgeStore.open(location, embedder=embedder))
+    provider = ProviderEmbedder(base_url=embedding_server.base_url, model="fake-embed")
+    switched = KnowledgeStore.open(location, embedder=provider)
+    with pytest.raises(KnowledgeError) as info:
+        switched.search("knowledge store database", mode="vector")
+    assert "all-MiniLM-L6-v2" in info.value.message and "fake-embed" in info.value.message
+    assert info.value.hint and "orchestra kb reembed" in info.value.hint
+    with pytest.raises(KnowledgeError):
+        switched.add("A new fact must not mix vectors.", "note", "shop")
+    # BM25 needs no vectors and keeps working.
+    assert switched.search("LanceDB", mode="text")
+    assert switched.reembed() == 5
+    assert switched.recorded_model() == (provider.name, 16)
+    hits = switched.search("LanceDB embedded local disk", mode="vector", k=1)
+    assert hits[0].entry.text == ENTRIES[0][0]
+    assert switched.stats().total == 5
+    # And the old model is now the mismatch.
+    with pytest.raises(KnowledgeError, match="reembed"):
+        KnowledgeStore.open(location, embedder=embedder).search("x", mode="hybrid")
+
+
+def test_uri_and_directory_open_the_same_store(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    folder = tmp_path / "kb"
+    entry_id = KnowledgeStore.open(folder, embedder=embedder).add("Shared fact.", "note", "shop")
+    via_uri = KnowledgeStore.open(f"file://{folder}", embedder=embedder)
+    assert via_uri.get(entry_id) is not None
+    assert via_uri.search("shared fact", k=1)[0].entry.id == entry_id
+
+
+def test_default_location_is_under_orchestra_home(embedder: LocalEmbedder) -> None:
+    import os
+
+    store = KnowledgeStore.open(embedder=embedder)
+    assert store.location == str(Path(os.environ["ORCHESTRA_HOME"]) / "knowledge")
+
+
+def test_empty_store_search_and_stats(store: KnowledgeStore) -> None:
+    assert store.search("anything", mode="text") == []
+    assert store.search("anything") == []
+    assert store.stats().total == 0
+    with pytest.raises(KnowledgeError):
+        store.search("   ")
