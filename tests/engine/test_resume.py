@@ -62,7 +62,8 @@ def test_sigkill_mid_run_then_resume_repeats_no_completed_model_call(
 
         with scripted_stack(home, upstream_url=upstream.base_url, agents=pipeline_agents) as stack:
             assert stack.runtime.services.runs.get(run_id).status == "running"
-            stack.runtime.resume(run_id)
+            # What `orchestra serve` does at startup: resume runs whose worker is gone.
+            assert stack.runtime.resume_orphaned() == [run_id]
             row = stack.runtime.wait(run_id, timeout_s=300)
         requests = upstream.requests
 

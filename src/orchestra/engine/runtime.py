@@ -336,6 +336,21 @@ class EngineRuntime:
                 DBOS.resume_workflow(wf.workflow_id, queue_name=self.services.queue_name)
         DBOS.resume_workflow(row.id)
 
+    def resume_orphaned(self) -> list[str]:
+        """Resume every running run whose worker process on this host is gone.
+
+        What ``orchestra serve`` calls at startup, so a restart continues runs.
+        """
+        resumed = []
+        for row in self.services.runs.list_runs(limit=1000):
+            if row.status not in ACTIVE_STATUSES or row.worker_host != socket.gethostname():
+                continue
+            if row.worker_pid and (row.worker_pid == os.getpid() or _pid_alive(row.worker_pid)):
+                continue
+            self.resume(row.id)
+            resumed.append(row.id)
+        return resumed
+
     def cancel(self, run_id: str) -> None:
         """Stop a run: its workflow and agents stop at their next step."""
         row = self.services.runs.get(run_id)
