@@ -169,7 +169,7 @@ def ingest(
     """Index a repository: code by function/class, docs by heading; incremental."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from orchestra.knowledge.ingest import ingest as run_ingest
+    from orchestra.knowledge.ingest import ingest_repository
 
     try:
         kb = _open(store)
@@ -188,7 +188,7 @@ def ingest(
             def progress(done: int, total: int, current: str) -> None:
                 bar.update(task, completed=done, total=total, description=escape(current[-60:]))
 
-            report = run_ingest(kb, path, project=project, team=team, progress=progress)
+            report = ingest_repository(kb, path, project=project, team=team, progress=progress)
     except OrchestraError as exc:
         raise _fail(exc) from exc
     data = {k: v for k, v in report.__dict__.items() if k != "skipped_paths"}

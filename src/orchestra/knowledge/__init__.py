@@ -30,7 +30,7 @@ if TYPE_CHECKING:
         embedder_from_config,
     )
     from orchestra.knowledge.hooks import claude_code_hooks
-    from orchestra.knowledge.ingest import IngestReport, ingest
+    from orchestra.knowledge.ingest import IngestReport, ingest_repository
     from orchestra.knowledge.models import (
         KINDS,
         Entry,
@@ -54,7 +54,7 @@ _EXPORTS = {
     "embedder_from_config": "orchestra.knowledge.embeddings",
     "claude_code_hooks": "orchestra.knowledge.hooks",
     "IngestReport": "orchestra.knowledge.ingest",
-    "ingest": "orchestra.knowledge.ingest",
+    "ingest_repository": "orchestra.knowledge.ingest",
     "KINDS": "orchestra.knowledge.models",
     "Entry": "orchestra.knowledge.models",
     "EntryId": "orchestra.knowledge.models",
@@ -95,7 +95,7 @@ __all__ = [
     "embed_async",
     "embedder_from_config",
     "find_secrets",
-    "ingest",
+    "ingest_repository",
     "scrub",
 ]
 

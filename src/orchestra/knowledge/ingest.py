@@ -62,7 +62,7 @@ def _is_binary(data: bytes) -> bool:
     return False
 
 
-def ingest(
+def ingest_repository(
     store: KnowledgeStore,
     root: Path,
     *,
