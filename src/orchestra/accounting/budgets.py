@@ -69,9 +69,6 @@ _HOLD = Statement(
     "INSERT INTO gateway_reservation_holds (reservation_id, window_id, amount_nano, expires_at) "
     "VALUES (:rid, :wid, :amt, :exp)"
 )
-_DROP = Statement(
-    "DELETE FROM gateway_reservation_holds WHERE reservation_id = :rid AND window_id = :wid"
-)
 _SETTLE = Statement(
     "UPDATE gateway_budget_windows SET reserved_nano = reserved_nano - :back, "
     "spent_nano = spent_nano + :actual WHERE id = :id "
@@ -484,6 +481,8 @@ class BudgetBook:
         else:
             expire_due = False
 
+        committer = self._store.committer
+
         def job(conn: Connection) -> tuple[Reservation, _Plan]:
             if expire_due:
                 self._expire_in(conn, now)
@@ -516,16 +515,15 @@ class BudgetBook:
                 done.append((window_id, row))
                 states.append((window_id, row, got))
             holds = tuple(Hold(w, r.spec.name, amount) for w, r in done)
-            for h in holds:
-                _HOLD.run(
-                    conn,
-                    {
-                        "rid": res_id,
-                        "wid": h.window_id,
-                        "amt": amount,
-                        "exp": db_time(conn, expires),
-                    },
-                )
+            # The window rows already carry the amount; the hold rows (for expiry) of the
+            # whole batch go in with one multi-row INSERT just before the commit.
+            batch = committer.batch
+            pending = batch.state.setdefault("holds", [])
+            exp = db_time(conn, expires)
+            pending.extend(
+                {"rid": res_id, "wid": h.window_id, "amt": amount, "exp": exp} for h in holds
+            )
+            batch.at_end("holds", lambda c: _HOLD.run_many(c, pending))
             plan = _Plan()
             for window_id, row, got in states:
                 self._maybe_alert(conn, window_id, row, got, now, plan)
@@ -601,35 +599,67 @@ class BudgetBook:
         """The database work of settling (``actual_usd``) or releasing (``None``) a reservation.
 
         Exposed so the ledger can settle in the same transaction as it appends the entry.
+        The settlements of one batch are applied together at its end: one ``DELETE`` of
+        their holds and one ``UPDATE`` per budget window touched, whatever their number.
         """
         actual = to_nano(actual_usd) if actual_usd is not None else 0
-        holds = sorted(reservation.holds, key=lambda h: h.window_id)
-        names = {h.window_id: h.budget_name for h in holds}
-        now = self._clock()
+        committer = self._store.committer
 
         def job(conn: Connection) -> _Plan:
             plan = _Plan()
-            index: dict[str, _Row] | None = None
-            for h in holds:
-                dropped = _DROP.run(conn, {"rid": reservation.id, "wid": h.window_id}).rowcount
-                # Whoever deletes the hold (settle, release or expiry) gives the amount back,
-                # so a hold is never returned twice.
-                back = h.amount_nano if dropped == 1 else 0
-                if not (back or actual):
-                    continue
-                got = _SETTLE.run(
-                    conn, {"back": back, "actual": actual, "id": h.window_id}
-                ).fetchone()
-                if got is None or not actual:
-                    continue
-                if index is None:
-                    index = {r.spec.name: r for group in self._budgets.values() for r in group}
-                row = index.get(names[h.window_id])
-                if row is not None:
-                    self._maybe_alert(conn, h.window_id, row, got, now, plan)
+            batch = committer.batch
+            pending = batch.state.setdefault("settlements", [])
+            pending.append((reservation, actual, plan))
+            batch.at_end("settlements", lambda c: self._settle_all(c, pending))
             return plan
 
         return job
+
+    def _settle_all(
+        self, conn: Connection, pending: builtins.list[tuple[Reservation, int, _Plan]]
+    ) -> None:
+        now = self._clock()
+        ids = sorted({r.id for r, _, _ in pending})
+        # Whoever deletes a hold (settle, release or expiry) gives its amount back, so a
+        # hold is never returned twice.
+        dropped: set[tuple[str, int]] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join(f":r{i}" for i in range(len(chunk)))
+            drop = Statement(
+                "DELETE FROM gateway_reservation_holds "  # noqa: S608 (placeholders only)
+                f"WHERE reservation_id IN ({marks}) RETURNING reservation_id, window_id"
+            )
+            cursor = drop.run(conn, {f"r{i}": rid for i, rid in enumerate(chunk)})
+            dropped.update((str(r), int(w)) for r, w in cursor.fetchall())
+        deltas: dict[int, builtins.list[int]] = {}
+        first_plan: dict[int, _Plan] = {}
+        names: dict[int, str] = {}
+        for reservation, actual, plan in pending:
+            for h in reservation.holds:
+                d = deltas.setdefault(h.window_id, [0, 0])
+                if (reservation.id, h.window_id) in dropped:
+                    d[0] += h.amount_nano
+                    dropped.discard((reservation.id, h.window_id))
+                d[1] += actual
+                if actual:
+                    first_plan.setdefault(h.window_id, plan)
+                names[h.window_id] = h.budget_name
+        index: dict[str, _Row] | None = None
+        for window_id in sorted(deltas):  # one lock order everywhere: no deadlocks
+            back, actual_sum = deltas[window_id]
+            if not (back or actual_sum):
+                continue
+            got = _SETTLE.run(
+                conn, {"back": back, "actual": actual_sum, "id": window_id}
+            ).fetchone()
+            if got is None or window_id not in first_plan:
+                continue
+            if index is None:
+                index = {r.spec.name: r for group in self._budgets.values() for r in group}
+            row = index.get(names[window_id])
+            if row is not None:
+                self._maybe_alert(conn, window_id, row, got, now, first_plan[window_id])
 
     def _maybe_alert(
         self, conn: Connection, window_id: int, row: _Row, state: Any, now: datetime, plan: _Plan

@@ -408,16 +408,16 @@ class Ledger:
             else None
         )
         row = _row(entry)
+        committer = self._store.committer
 
         def job(conn: Connection) -> _Plan | None:
-            _INSERT.run(
-                conn,
-                {
-                    **row,
-                    "started_at": db_time(conn, row["started_at"]),
-                    "ended_at": db_time(conn, row["ended_at"]),
-                },
-            )
+            row["started_at"] = db_time(conn, row["started_at"])
+            row["ended_at"] = db_time(conn, row["ended_at"])
+            # Rows of the whole batch go in with one multi-row INSERT just before the commit.
+            batch = committer.batch
+            rows = batch.state.setdefault("ledger_rows", [])
+            rows.append(row)
+            batch.at_end("ledger_rows", lambda c: _INSERT.run_many(c, rows))
             return settle(conn) if settle is not None else None
 
         return job

@@ -63,6 +63,27 @@ def _write_engine(db: Database) -> Engine:
     return engine
 
 
+class Batch:
+    """Work that the jobs of one write batch defer to its end, done once for all of them
+    just before the commit (e.g. one multi-row ``INSERT`` instead of one per job).
+
+    Only valid on the writer thread while the batch runs (:attr:`GroupCommitter.batch`).
+    """
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+        """Per-batch collections, by the key of the deferring component."""
+        self._finals: dict[str, Callable[[Connection], None]] = {}
+
+    def at_end(self, key: str, final: Callable[[Connection], None]) -> None:
+        """Run ``final(conn)`` once at the end of the batch (first registration wins)."""
+        self._finals.setdefault(key, final)
+
+    def finish(self, conn: Connection) -> None:
+        for final in self._finals.values():
+            final(conn)
+
+
 @dataclass
 class _Job:
     fn: Callable[[Connection], Any]
@@ -86,6 +107,7 @@ class GroupCommitter:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
+        self._batch: Batch | None = None
         self._thread = threading.Thread(target=self._run, name=f"{name}-writer", daemon=True)
         self._thread.start()
 
@@ -131,15 +153,27 @@ class GroupCommitter:
                 batch.append(item)
             self._commit(batch)
 
+    @property
+    def batch(self) -> Batch:
+        """The batch being run (call only from a job, i.e. on the writer thread)."""
+        if self._batch is None:
+            raise RuntimeError("no accounting batch is running on this thread")
+        return self._batch
+
     def _commit(self, batch: list[_Job]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with self._engine.begin() as conn:
-                for job in batch:
-                    try:
-                        outcomes.append((True, job.fn(conn)))
-                    except OrchestraError as exc:
-                        outcomes.append((False, exc))
+                self._batch = Batch()
+                try:
+                    for job in batch:
+                        try:
+                            outcomes.append((True, job.fn(conn)))
+                        except OrchestraError as exc:
+                            outcomes.append((False, exc))
+                    self._batch.finish(conn)
+                finally:
+                    self._batch = None
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)
@@ -197,6 +231,13 @@ class Statement:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         cursor.execute(self.sqlite if conn.dialect.name == "sqlite" else self.pyformat, params)
         return cursor
+
+    def run_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Execute once per parameter set, in one driver call."""
+        if not rows:
+            return
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(self.sqlite if conn.dialect.name == "sqlite" else self.pyformat, rows)
 
 
 def db_time(conn: Connection, value: datetime) -> Any:
