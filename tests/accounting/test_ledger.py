@@ -206,3 +206,22 @@ def test_journal_stays_small_and_unfinished_streams_survive_close(
     assert reconciled.id == d.id and reconciled.usage == Usage(7, 3)
     assert len(other.entries()) == 4
     other.close()
+
+
+def test_a_failing_batch_is_retried_entry_by_entry(accounting: Accounting) -> None:
+    """A duplicate id fails its batch; every other entry of the batch is still stored."""
+    first = accounting.ledger.append(LedgerEntry(ALICE, "m", "claude-haiku-4-5"))
+
+    async def burst() -> list[object]:
+        entries = [
+            LedgerEntry(ALICE, "m", "claude-haiku-4-5", usage=Usage(i, i)) for i in range(20)
+        ]
+        entries.insert(7, LedgerEntry(ALICE, "m", "claude-haiku-4-5", id=first.id))
+        return await asyncio.gather(
+            *(accounting.ledger.aappend(e) for e in entries), return_exceptions=True
+        )
+
+    results = asyncio.run(burst())
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 1
+    assert len(accounting.ledger.entries()) == 21

@@ -411,12 +411,16 @@ class Ledger:
         committer = self._store.committer
 
         def job(conn: Connection) -> _Plan | None:
-            row["started_at"] = db_time(conn, row["started_at"])
-            row["ended_at"] = db_time(conn, row["ended_at"])
+            # A new dict each run: a failed batch runs its jobs again, one by one.
+            stored = {
+                **row,
+                "started_at": db_time(conn, row["started_at"]),
+                "ended_at": db_time(conn, row["ended_at"]),
+            }
             # Rows of the whole batch go in with one multi-row INSERT just before the commit.
             batch = committer.batch
             rows = batch.state.setdefault("ledger_rows", [])
-            rows.append(row)
+            rows.append(stored)
             batch.at_end("ledger_rows", lambda c: _INSERT.run_many(c, rows))
             return settle(conn) if settle is not None else None
 
