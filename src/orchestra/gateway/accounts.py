@@ -85,7 +85,7 @@ class StreamJournal(Protocol):
     def progress(self, usage: Usage, cost_usd: Decimal) -> None:
         """Journal the usage seen so far."""
 
-    def close(self, record: CallRecord) -> None:
+    async def close(self, record: CallRecord) -> None:
         """Append the final ledger entry, settle the reservation, drop the journal."""
 
 
@@ -95,20 +95,20 @@ class Accountant(Protocol):
     def authenticate(self, secret: str) -> Caller | None:
         """The caller owning ``secret``; ``None`` when unknown, revoked or expired."""
 
-    def check_limits(self, caller: Caller, tokens: int) -> None:
-        """Count one request of ``tokens`` against the caller's rate limits; raises
-        :class:`LimitRefused` naming the limit."""
-
     def cost(self, model: str, usage: Usage) -> Decimal:
         """The price of ``usage`` on ``model`` in US dollars."""
 
-    def reserve(self, caller: Caller, run_id: str | None, model: str, usd: Decimal) -> Any:
-        """Hold ``usd`` on every applicable budget; raises :class:`LimitRefused` naming
-        the budget and when it resets."""
+    async def admit(
+        self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
+    ) -> Any:
+        """Count the request against the caller's rate limits (``tokens`` estimated), then
+        hold ``usd`` on every applicable budget; returns the reservation. Raises
+        :class:`LimitRefused` naming the limit or budget (and when it resets). Never blocks
+        the event loop."""
 
-    def finish(self, reservation: Any, record: CallRecord) -> None:
+    async def finish(self, reservation: Any, record: CallRecord) -> None:
         """Append the ledger entry and settle ``reservation`` to ``record.cost_usd`` (to $0
-        when the call failed); durable when this returns."""
+        when the call failed); durable when this returns. Never blocks the event loop."""
 
     def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
         """Start the durable journal of a streamed call (its close settles ``reservation``)."""
@@ -139,10 +139,10 @@ class _MemoryJournal:
     def progress(self, usage: Usage, cost_usd: Decimal) -> None:
         self.last = usage
 
-    def close(self, record: CallRecord) -> None:
+    async def close(self, record: CallRecord) -> None:
         with self.owner.lock:
             self.owner.open_streams.pop(self.draft.request_id, None)
-        self.owner.finish(self.reservation, record)
+        await self.owner.finish(self.reservation, record)
 
 
 @dataclass
@@ -224,7 +224,13 @@ class MemoryAccountant:
                 self.held[name] = self.held.get(name, Decimal(0)) + usd
         return _MemoryReservation(names, usd)
 
-    def finish(self, reservation: Any, record: CallRecord) -> None:
+    async def admit(
+        self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
+    ) -> _MemoryReservation:
+        self.check_limits(caller, tokens)
+        return self.reserve(caller, run_id, model, usd)
+
+    async def finish(self, reservation: Any, record: CallRecord) -> None:
         assert isinstance(reservation, _MemoryReservation)
         with self.lock:
             for name in reservation.budgets:

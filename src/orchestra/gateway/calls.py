@@ -13,12 +13,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-import httpx
+import aiohttp
 
-from orchestra.gateway.accounts import Caller, CallRecord, StreamJournal
+from orchestra.gateway.accounts import CallRecord, StreamJournal
 from orchestra.gateway.errors import (
     BadRequest,
     GatewayHTTPError,
@@ -120,18 +119,6 @@ class ModelCallHandler:
             )
         return estimate_input_tokens(request.body, request.fmt.value)
 
-    def _admit(
-        self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
-    ) -> Any:
-        """Rate limits, then the budget reservation (one trip to the worker threads)."""
-        accountant = self.gateway.accountant
-        accountant.check_limits(caller, tokens)
-        return accountant.reserve(caller, run_id, model, usd)
-
-    def _finish(self, reservation: Any, record: CallRecord) -> None:
-        """Settle the reservation and append the ledger entry, durably, before answering."""
-        self.gateway.accountant.finish(reservation, record)
-
     async def handle(
         self, scope: MutableMapping[str, Any], receive: Receive, send: Send, fmt: WireFormat
     ) -> None:
@@ -160,8 +147,7 @@ class ModelCallHandler:
         input_tokens = await self._estimate(request)
         usd = gw.reservation_usd(route, input_tokens, request.max_tokens)
         try:
-            reservation = await gw.blocking(
-                self._admit,
+            reservation = await gw.accountant.admit(
                 caller,
                 record.run_id,
                 route.primary.model,
@@ -185,7 +171,7 @@ class ModelCallHandler:
             record.status = getattr(exc, "status", None)
             record.error = getattr(exc, "message", type(exc).__name__)
             record.latency_ms = round((deps.clock() - t0) * 1000, 3)
-            await asyncio.shield(gw.blocking(self._finish, reservation, record))
+            await asyncio.shield(gw.accountant.finish(reservation, record))
             gw.metrics.request(fmt.value, record.status or 500, request.model, deps.clock() - t0)
             if isinstance(exc, UpstreamClientError):
                 await self._send_upstream_error(send, fmt, exc)
@@ -211,7 +197,11 @@ class ModelCallHandler:
             else:
                 await self._whole(send, request, route, opened, record, reservation, t0)
         finally:
-            await opened.response.aclose()
+            response = opened.response
+            if response.content.at_eof():
+                response.release()  # fully read: the connection goes back to the pool
+            else:
+                response.close()  # abandoned mid-body: stop the upstream
 
     def _build(self, request: ModelRequest, target: Target) -> tuple[str, bytes]:
         """Path and body for ``target``: same format as-is, else translated."""
@@ -256,12 +246,12 @@ class ModelCallHandler:
         deps = gw.deps
         target = opened.target
         try:
-            data = await opened.response.aread()
-        except httpx.HTTPError as exc:
+            data = await opened.response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             record.outcome = "upstream_error"
             record.error = f"reading the response failed: {type(exc).__name__}"
             record.latency_ms = round((deps.clock() - t0) * 1000, 3)
-            await asyncio.shield(gw.blocking(self._finish, reservation, record))
+            await asyncio.shield(gw.accountant.finish(reservation, record))
             raise UpstreamFailed(f"the upstream of {target.model!r} broke off its answer") from exc
         usage = Usage()
         out = data
@@ -283,11 +273,11 @@ class ModelCallHandler:
         record.usage = usage
         record.cost_usd = gw.accountant.cost(target.model, usage)
         record.outcome = "ok"
-        record.status = opened.response.status_code
+        record.status = opened.response.status
         elapsed = deps.clock() - t0
         record.latency_ms = round(elapsed * 1000, 3)
         record.ttft_ms = record.latency_ms
-        await asyncio.shield(gw.blocking(self._finish, reservation, record))
+        await asyncio.shield(gw.accountant.finish(reservation, record))
         gw.metrics.request(request.fmt.value, record.status, request.model, elapsed)
         gw.metrics.usage(target.model, usage, record.cost_usd)
         headers = self._response_headers(route, target, record, b"application/json")
@@ -367,7 +357,7 @@ class ModelCallHandler:
             record.status = 200
             elapsed = deps.clock() - t0
             record.latency_ms = round(elapsed * 1000, 3)
-            await asyncio.shield(gw.blocking(journal.close, record))
+            await asyncio.shield(journal.close(record))
             gw.metrics.request(request.fmt.value, 200, request.model, elapsed)
             gw.metrics.usage(target.model, usage, record.cost_usd)
         if not disconnected:
@@ -398,7 +388,7 @@ class ModelCallHandler:
         if translator is None:
             client_fmt = target.kind
         try:
-            async for chunk in opened.response.aiter_raw():
+            async for chunk in opened.response.content.iter_any():
                 events = parser.feed(chunk)
                 for event in events:
                     # An event we cannot read still passes through untouched.
@@ -423,9 +413,19 @@ class ModelCallHandler:
                 out = _encode(translator, tail) + _encode_events(translator.finish(), client_fmt)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-        except (httpx.HTTPError, WireFormatError) as exc:
-            timeout = isinstance(exc, httpx.TimeoutException)
+        except (aiohttp.ClientError, TimeoutError, WireFormatError) as exc:
+            timeout = isinstance(exc, TimeoutError)
             state.upstream_error = f"upstream stream failed: {type(exc).__name__}"
+            leftover = _unread(opened.response.content)
+            if leftover:
+                # Events that arrived with the failure: account for them and pass them on.
+                events = parser.feed(leftover)
+                for event in events:
+                    with contextlib.suppress(WireFormatError):
+                        tracker.feed(event)
+                out = leftover if translator is None else _encode(translator, events)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
             error: GatewayHTTPError = (
                 UpstreamTimeout("the upstream stopped sending mid-stream")
                 if timeout
@@ -494,24 +494,28 @@ class ModelCallHandler:
                 url += "?" + query
             hdrs = upstream_headers(target, gw._credential(target), headers)
             try:
-                response = await gw.client.post(
-                    url, content=out, headers=hdrs, timeout=target.connect_timeout_s + 30
-                )
-            except httpx.HTTPError as exc:
+                async with gw.session().post(
+                    url,
+                    data=out,
+                    headers=hdrs,
+                    timeout=aiohttp.ClientTimeout(total=target.connect_timeout_s + 30),
+                ) as response:
+                    status, data = response.status, await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise UpstreamFailed(
                     f"could not count tokens at the upstream of {target.model!r}"
                 ) from exc
             await send(
                 {
                     "type": "http.response.start",
-                    "status": response.status_code,
+                    "status": status,
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"x-orchestra-token-count", b"upstream"),
                     ],
                 }
             )
-            await send({"type": "http.response.body", "body": response.content})
+            await send({"type": "http.response.body", "body": data})
             return
         if not isinstance(body.get("messages"), list):
             raise BadRequest("'messages' is required and must be a list")
@@ -548,6 +552,16 @@ def _encode(translator: Any, events: list[SSEEvent]) -> bytes:
 
 def _encode_events(events: list[SSEEvent], fmt: WireFormat) -> bytes:
     return b"".join(encode_event(e.event, e.data) for e in events)
+
+
+def _unread(content: aiohttp.StreamReader) -> bytes:
+    """Bytes aiohttp received but will not hand out: once a stream has failed its readers
+    raise before returning what is still buffered."""
+    buffer = getattr(content, "_buffer", None)
+    try:
+        return b"".join(buffer) if buffer else b""
+    except TypeError:
+        return b""
 
 
 async def _wait_disconnect(receive: Receive) -> None:

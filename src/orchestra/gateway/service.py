@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway.accounts import Accountant, Caller
@@ -53,7 +54,8 @@ class _CachedKey:
 class GatewayDeps:
     """Injectable collaborators (tests pass fakes; production takes the defaults)."""
 
-    transport: httpx.AsyncBaseTransport | None = None
+    connector: Callable[[], aiohttp.BaseConnector] | None = None
+    """Builds the HTTP connector of the upstream session (default: pooled TCP)."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rand: Callable[[], float] = default_random
     clock: Callable[[], float] = time.monotonic
@@ -76,12 +78,7 @@ class Gateway:
         self.accountant = accountant
         self.metrics = GatewayMetrics()
         self.circuits = CircuitBoard(config.gateway.circuit, self.deps.clock)
-        self.client = httpx.AsyncClient(
-            transport=self.deps.transport,
-            # Each upstream call sets its own timeouts; this is only the outer bound.
-            timeout=httpx.Timeout(600.0),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-        )
+        self._session: aiohttp.ClientSession | None = None
         # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
         self._keys: dict[str, _CachedKey] = {}
@@ -91,7 +88,7 @@ class Gateway:
     def _build(self, config: OrchestraConfig) -> Snapshot:
         routing = RoutingSnapshot.from_config(config)
         caller = UpstreamCaller(
-            client=self.client,
+            session=self.session,
             circuits=self.circuits,
             policy=RetryPolicy.from_settings(config.gateway.retry),
             first_byte_timeout_s=config.gateway.first_byte_timeout_s,
@@ -115,6 +112,28 @@ class Gateway:
         self.snapshot = self._build(config)
         log.info("gateway configuration reloaded")
 
+    def session(self) -> aiohttp.ClientSession:
+        """The upstream HTTP session, created on first use inside the running loop."""
+        if self._session is None or self._session.closed:
+            connector = (
+                self.deps.connector()
+                if self.deps.connector is not None
+                else aiohttp.TCPConnector(limit=1000, ttl_dns_cache=300)
+            )
+            # Honour HTTP(S)_PROXY only when one is set: aiohttp's proxy lookup costs two
+            # thread hops per request.
+            proxied = any(
+                os.environ.get(name)
+                for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                trust_env=proxied,
+                timeout=aiohttp.ClientTimeout(total=None),
+                auto_decompress=True,
+            )
+        return self._session
+
     def _credential(self, target: Target) -> str | None:
         secrets = dict(self.deps.secrets) if self.deps.secrets else None
         return upstream_credential(target, secrets)
@@ -133,7 +152,8 @@ class Gateway:
         return count
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
         self.executor.shutdown(wait=True)
 
     async def authenticate(self, headers: Mapping[str, str]) -> Caller:

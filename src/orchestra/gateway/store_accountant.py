@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -74,9 +75,9 @@ class _Journal:
     def progress(self, usage: Usage, cost_usd: Decimal) -> None:
         self.stream.progress(usage)
 
-    def close(self, record: CallRecord) -> None:
+    async def close(self, record: CallRecord) -> None:
         entry = ledger_entry(record)
-        self.stream.finish(
+        await self.stream.afinish(
             usage=entry.usage,
             cost_usd=entry.cost_usd,
             outcome=entry.outcome,
@@ -95,6 +96,10 @@ class StoreAccountant:
 
     def __init__(self, accounting: Accounting) -> None:
         self.accounting = accounting
+        shared = accounting.config.gateway.limits.shared
+        # Rate-limit counters live in memory on SQLite (cheap: on the loop) and in the
+        # database on PostgreSQL (shared by workers: on a thread).
+        self._limits_in_db = shared if shared is not None else accounting.store.dialect != "sqlite"
 
     def authenticate(self, secret: str) -> Caller | None:
         record = self.accounting.keys.authenticate(secret)
@@ -126,14 +131,22 @@ class StoreAccountant:
             log.warning("no price for model %s: counted as $0", model)
             return Decimal(0)
 
-    def reserve(self, caller: Caller, run_id: str | None, model: str, usd: Decimal) -> Any:
+    async def admit(
+        self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
+    ) -> Any:
+        if self._limits_in_db:
+            await asyncio.to_thread(self.check_limits, caller, tokens)
+        else:
+            self.check_limits(caller, tokens)
         if usd <= 0:
             return None  # $0 calls are never blocked by a dollar budget
         attribution = caller.attribution
         if not isinstance(attribution, Attribution):
             attribution = Attribution(developer=caller.developer, squad=caller.team)
         try:
-            return self.accounting.budgets.reserve(attribution.for_call(run_id=run_id), model, usd)
+            return await self.accounting.budgets.areserve(
+                attribution.for_call(run_id=run_id), model, usd
+            )
         except BudgetExceeded as exc:
             raise LimitRefused(
                 exc.message,
@@ -142,8 +155,8 @@ class StoreAccountant:
                 code="budget_exceeded",
             ) from exc
 
-    def finish(self, reservation: Any, record: CallRecord) -> None:
-        self.accounting.ledger.append(ledger_entry(record), reservation=reservation)
+    async def finish(self, reservation: Any, record: CallRecord) -> None:
+        await self.accounting.ledger.aappend(ledger_entry(record), reservation=reservation)
 
     def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
         stream = self.accounting.ledger.open_stream(ledger_entry(draft), reservation=reservation)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
+import aiohttp
 
 from orchestra.gateway.accounts import Attempt, CallRecord
 from orchestra.gateway.errors import (
@@ -56,7 +56,7 @@ class OpenedReply:
     """An upstream response (status < 400) not yet read."""
 
     target: Target
-    response: httpx.Response
+    response: aiohttp.ClientResponse
     started: float
     """Monotonic time the successful attempt was sent."""
 
@@ -109,7 +109,8 @@ def costlier(cost: Callable[[str, Usage], Decimal], candidate: str, requested: s
 class UpstreamCaller:
     """Sends requests along a chain with retries, fallbacks and circuit breakers."""
 
-    client: httpx.AsyncClient
+    session: Callable[[], aiohttp.ClientSession]
+    """The process's HTTP session (created lazily inside the event loop)."""
     circuits: CircuitBoard
     policy: RetryPolicy
     first_byte_timeout_s: float
@@ -184,42 +185,40 @@ class UpstreamCaller:
         if plan.query and target.kind is WireFormat.ANTHROPIC:
             url = f"{url}?{plan.query}"
         headers = upstream_headers(target, self.credential(target), plan.client_headers)
-        timeout = httpx.Timeout(
-            connect=target.connect_timeout_s,
-            read=min(self.first_byte_timeout_s, target.timeout_s),
-            write=target.timeout_s,
-            pool=target.connect_timeout_s,
-        )
-        request = self.client.build_request(
-            "POST", url, content=body, headers=headers, timeout=timeout
+        first_byte = min(self.first_byte_timeout_s, target.timeout_s)
+        # sock_read bounds the wait for headers and any gap between body chunks.
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=target.connect_timeout_s, sock_read=first_byte
         )
         try:
-            async with asyncio.timeout(min(self.first_byte_timeout_s, target.timeout_s)):
-                response = await self.client.send(request, stream=True)
-        except (TimeoutError, httpx.TimeoutException):
+            async with asyncio.timeout(first_byte):
+                response = await self.session().post(
+                    url, data=body, headers=headers, timeout=timeout
+                )
+        except TimeoutError:
             self._failed(target, record, None, "timeout", started)
             return UpstreamTimeout(
                 f"model {target.model!r} did not answer in time",
                 hint="retry; a smaller request or a faster tier may help",
             ), None
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             self._failed(target, record, None, f"connection error: {type(exc).__name__}", started)
             return UpstreamFailed(
                 f"could not reach the upstream of model {target.model!r}",
                 hint="check the provider's base_url and that it is running",
             ), None
-        status = response.status_code
+        status = response.status
         if status < 400:
             record.attempts.append(
                 Attempt(target.model, target.provider, status, None, self._ms(started))
             )
             return OpenedReply(target, response, started), None
         try:
-            data = await response.aread()
-        except httpx.HTTPError:
+            data = await response.read()
+        except (aiohttp.ClientError, TimeoutError):
             data = b""
         finally:
-            await response.aclose()
+            response.release()
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         self._failed(target, record, status, f"HTTP {status}", started)
         message = f"upstream of model {target.model!r} answered HTTP {status}"

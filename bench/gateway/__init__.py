@@ -1,0 +1,1 @@
+"""Gateway benchmark: direct vs a bare proxy vs Orchestra vs LiteLLM (see run.py)."""
