@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestra.accounting import Accounting
+from orchestra.accounting import Accounting, LedgerEntry
 from orchestra.gateway import GatewayApp
 from orchestra.providers import Usage
 from orchestra.server import build_app
@@ -38,6 +38,17 @@ class DbGateway:
     def key(self, developer: str, team: str = "payments", admin: bool = False) -> str:
         secret, _ = self.accounting.keys.create(developer, team, admin=admin)
         return secret
+
+
+def entries(gw: DbGateway, count: int) -> list[LedgerEntry]:
+    """The ledger once it holds ``count`` entries: a served call is journaled before the
+    answer and committed to the database right after it."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = gw.accounting.ledger.entries()
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
 
 
 def _start(database_url: str, upstream: FakeUpstream, **gateway: Any) -> DbGateway:
@@ -107,9 +118,9 @@ def test_concurrent_requests_cannot_overspend_the_budget(
             assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
         else:
             assert body["error"]["type"] == "rate_limit_error" and "type" not in body
-    entries = db_gateway.accounting.ledger.entries()
-    assert len([e for e in entries if e.outcome == "ok"]) == len(served)
-    spent = sum((e.cost_usd or Decimal(0) for e in entries), Decimal(0))
+    recorded = entries(db_gateway, len(served))
+    assert len([e for e in recorded if e.outcome == "ok"]) == len(served)
+    spent = sum((e.cost_usd or Decimal(0) for e in recorded), Decimal(0))
     assert spent == CALL_COST * len(served)
     [status] = db_gateway.accounting.budgets.status("alice-daily")
     assert status.spent_usd == spent <= status.spec.cap_usd
@@ -127,7 +138,7 @@ def test_ledger_entry_has_attribution_and_path(
         headers={"x-api-key": key, "x-orchestra-agent": "reviewer", "x-orchestra-run": "r1"},
     )
     assert response.status_code == 200
-    [entry] = db_gateway.accounting.ledger.entries()
+    [entry] = entries(db_gateway, 1)
     assert entry.attribution.developer == "bob"
     assert entry.attribution.squad == "platform"
     assert (entry.attribution.agent, entry.attribution.run_id) == ("reviewer", "r1")
@@ -157,10 +168,7 @@ def test_client_disconnect_mid_stream_is_recorded(
     ) as response:
         for _ in response.iter_raw():
             break
-    deadline = time.monotonic() + 10
-    while not db_gateway.accounting.ledger.entries() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    [entry] = db_gateway.accounting.ledger.entries()
+    [entry] = entries(db_gateway, 1)
     assert entry.outcome == "client_disconnected"
     assert entry.stream
     assert entry.usage.input_tokens > 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -109,6 +109,13 @@ class Accountant(Protocol):
     async def finish(self, reservation: Any, record: CallRecord) -> None:
         """Append the ledger entry and settle ``reservation`` to ``record.cost_usd`` (to $0
         when the call failed); durable when this returns. Never blocks the event loop."""
+
+    def defer_finish(
+        self, reservation: Any, record: CallRecord
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Make the finished call durable now without a database round trip (a journal line
+        that crash reconciliation turns into an entry) and return the commit to run after
+        answering; ``None`` when not supported (the gateway then awaits :meth:`finish`)."""
 
     def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
         """Start the durable journal of a streamed call (its close settles ``reservation``)."""
@@ -238,6 +245,11 @@ class MemoryAccountant:
                 self.spent[name] = self.spent.get(name, Decimal(0)) + record.cost_usd
             reservation.budgets = []
             self.entries.append(record)
+
+    def defer_finish(
+        self, reservation: Any, record: CallRecord
+    ) -> Callable[[], Awaitable[None]] | None:
+        return None  # nothing to make durable: finish before answering
 
     def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
         with self.lock:

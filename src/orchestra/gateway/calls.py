@@ -277,12 +277,18 @@ class ModelCallHandler:
         elapsed = deps.clock() - t0
         record.latency_ms = round(elapsed * 1000, 3)
         record.ttft_ms = record.latency_ms
-        await asyncio.shield(gw.accountant.finish(reservation, record))
+        commit = gw.accountant.defer_finish(reservation, record)
+        if commit is None:
+            await asyncio.shield(gw.accountant.finish(reservation, record))
         gw.metrics.request(request.fmt.value, record.status, request.model, elapsed)
         gw.metrics.usage(target.model, usage, record.cost_usd)
         headers = self._response_headers(route, target, record, b"application/json")
-        await send({"type": "http.response.start", "status": record.status, "headers": headers})
-        await send({"type": "http.response.body", "body": out})
+        try:
+            await send({"type": "http.response.start", "status": record.status, "headers": headers})
+            await send({"type": "http.response.body", "body": out})
+        finally:
+            if commit is not None:
+                gw.in_background(commit())
 
     async def _stream(
         self,

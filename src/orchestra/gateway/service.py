@@ -8,6 +8,7 @@ of everything derived from the configuration, swapped atomically by :meth:`Gatew
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -50,6 +51,18 @@ class _CachedKey:
     expires: float
 
 
+class RequestIds:
+    """Unique request ids without a system call per request: a random 64-bit prefix drawn
+    once per process, then a counter (``os.urandom`` per id showed up in profiles)."""
+
+    def __init__(self) -> None:
+        self._prefix = "req_" + uuid.uuid4().hex[:16]
+        self._next = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._next):012x}"
+
+
 @dataclass
 class GatewayDeps:
     """Injectable collaborators (tests pass fakes; production takes the defaults)."""
@@ -60,7 +73,8 @@ class GatewayDeps:
     rand: Callable[[], float] = default_random
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    new_id: Callable[[], str] = field(default=lambda: "req_" + uuid.uuid4().hex)
+    new_id: Callable[[], str] = field(default_factory=lambda: RequestIds())
+    """Request ids (also the ledger entry ids)."""
     secrets: Mapping[str, str] | None = None
     """Decrypted upstream credentials by name (``providers.X.api_key_secret``)."""
 
@@ -82,6 +96,7 @@ class Gateway:
         # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
         self._keys: dict[str, _CachedKey] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.started = False
         self.snapshot = self._build(config)
 
@@ -151,7 +166,26 @@ class Gateway:
         self.started = True
         return count
 
+    def in_background(self, work: Awaitable[None]) -> None:
+        """Run ``work`` after the answer was sent; awaited by :meth:`aclose`."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("background accounting work failed (the journal keeps the entry)")
+
+        task = asyncio.ensure_future(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the background work started so far (ledger commits)."""
+        while self._background:
+            await asyncio.gather(*list(self._background))
+
     async def aclose(self) -> None:
+        await self.drain()
         if self._session is not None:
             await self._session.close()
         self.executor.shutdown(wait=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -71,12 +72,14 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
 @dataclass
 class _Journal:
     stream: StreamRecord
+    final: LedgerEntry | None = None
+    """The finished entry when already built (deferred commits)."""
 
     def progress(self, usage: Usage, cost_usd: Decimal) -> None:
         self.stream.progress(usage)
 
     async def close(self, record: CallRecord) -> None:
-        entry = ledger_entry(record)
+        entry = self.final or ledger_entry(record)
         await self.stream.afinish(
             usage=entry.usage,
             cost_usd=entry.cost_usd,
@@ -88,6 +91,7 @@ class _Journal:
             ttft_ms=entry.ttft_ms,
             retries=entry.retries,
             fallback_path=entry.fallback_path,
+            stream=entry.stream,
         )
 
 
@@ -157,6 +161,21 @@ class StoreAccountant:
 
     async def finish(self, reservation: Any, record: CallRecord) -> None:
         await self.accounting.ledger.aappend(ledger_entry(record), reservation=reservation)
+
+    def defer_finish(
+        self, reservation: Any, record: CallRecord
+    ) -> Callable[[], Awaitable[None]] | None:
+        # One journal line (an O_APPEND write, survives SIGKILL) makes the entry durable;
+        # the database commit, which settles the reservation too, runs after the answer.
+        entry = ledger_entry(record)
+        journal = _Journal(
+            self.accounting.ledger.open_stream(entry, reservation=reservation), final=entry
+        )
+
+        async def commit() -> None:
+            await journal.close(record)
+
+        return commit
 
     def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
         stream = self.accounting.ledger.open_stream(ledger_entry(draft), reservation=reservation)
