@@ -46,6 +46,16 @@ def test_demo_then_runs_status_and_report(tmp_path: Path, monkeypatch: pytest.Mo
     markdown = runner.invoke(app, ["report", run["id"]])
     assert markdown.output.startswith(f"# Run {run['id']}: succeeded")
 
+    # The plan and the blocking review finding went to the knowledge store, attributed.
+    from orchestra.knowledge import KnowledgeStore
+
+    knowledge = KnowledgeStore.open(folder / "home" / "knowledge")
+    hits = knowledge.search("low stock report plan", project="sample-repo", k=5)
+    kinds = {(h.entry.kind, h.entry.source.agent) for h in hits}
+    assert ("decision", "chief-architect") in kinds
+    assert ("bug", "code-reviewer") in kinds
+    assert all(h.entry.source.run == run["id"] for h in hits)
+
     again = runner.invoke(app, ["resume", run["id"]])
     assert again.exit_code == 1 and "already ended" in _text(again.output)
 

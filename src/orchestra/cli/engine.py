@@ -128,6 +128,7 @@ def _summary(row: Any) -> None:
 def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
     """An engine runtime on the configured gateway (or one started in this process)."""
     from orchestra.config.loader import load_config
+    from orchestra.engine.demo import open_knowledge
     from orchestra.engine.factory import build_runtime
     from orchestra.engine.gateway_link import local_gateway
     from orchestra.engine.model import HttpModelClient
@@ -159,6 +160,7 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
             )
         with local_gateway(config, database) as gateway:
             client = HttpModelClient(gateway.base_url, gateway.api_key)
+            knowledge = open_knowledge(None, error_console().print)
             runtime = build_runtime(
                 config=config,
                 database=database,
@@ -167,6 +169,7 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
                 client=client,
                 budget_setup=gateway.define_run_budget,
                 cost_source=gateway,
+                knowledge=knowledge,
             )
             with runtime:
                 yield runtime, gateway

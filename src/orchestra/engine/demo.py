@@ -78,6 +78,7 @@ def scripted_stack(
     review_latency_s: float = 0.0,
     agents: Any | None = None,
     upstream_url: str | None = None,
+    knowledge: Any | None = None,
 ) -> Iterator[ScriptedStack]:
     """Start everything the offline pipeline needs; stop it all afterwards.
 
@@ -105,6 +106,7 @@ def scripted_stack(
                 agents=agents,
                 budget_setup=gateway.define_run_budget,
                 cost_source=gateway,
+                knowledge=knowledge,
             )
             runtime.launch()
             try:
@@ -116,6 +118,17 @@ def scripted_stack(
         if upstream is not None:
             upstream.stop()
         database.dispose()
+
+
+def open_knowledge(location: Path | None, say: Callable[[str], None]) -> Any | None:
+    """The knowledge store for plans and findings; the run goes on without it if it fails."""
+    try:
+        from orchestra.knowledge import KnowledgeStore
+
+        return KnowledgeStore.open(location)
+    except Exception as exc:  # optional: a broken store must not stop the pipeline
+        say(f"knowledge store unavailable ({exc}); continuing without it")
+        return None
 
 
 def run_demo(
@@ -130,7 +143,8 @@ def run_demo(
     say("The model is SCRIPTED: orchestra.testing.scripted plays each agent's role with real")
     say("tool calls on a sample repository; the gates, tests, git and gateway are real.")
     say(f"Sample repository: {repo}")
-    with scripted_stack(home) as stack:
+    knowledge = open_knowledge(home / "knowledge", say)
+    with scripted_stack(home, knowledge=knowledge) as stack:
         say(f"Gateway (scripted upstream behind it): {stack.gateway.base_url}")
         started = time.monotonic()
         run_id = stack.runtime.start_run(SAMPLE_TASK, repo)

@@ -100,6 +100,13 @@ class EngineServices:
         )
 
 
+def engine_source(run_id: str, agent: str | None = None) -> Any:
+    """Where an entry the engine stores came from (``orchestra.knowledge.Source``)."""
+    from orchestra.knowledge.models import Source
+
+    return Source(run=run_id, agent=agent, origin="engine")
+
+
 def _knowledge_tools(knowledge: Any, run: RunRow) -> tuple[Any, Any]:
     project = Path(run.repo_path).name
 
@@ -108,7 +115,7 @@ def _knowledge_tools(knowledge: Any, run: RunRow) -> tuple[Any, Any]:
         return [f"[{hit.entry.kind}] {hit.entry.text}" for hit in hits]
 
     def store(text: str, kind: str) -> str:
-        return str(knowledge.add(text, kind=kind, project=project, tags=[f"run:{run.id}"]))
+        return str(knowledge.add(text, kind=kind, project=project, source=engine_source(run.id)))
 
     return search, store
 

@@ -16,7 +16,13 @@ from typing import Any
 from dbos import DBOS
 
 from orchestra.engine.agent import AgentOutcome, AgentTask
-from orchestra.engine.runtime import EngineServices, checkpoint, run_agents, services
+from orchestra.engine.runtime import (
+    EngineServices,
+    checkpoint,
+    engine_source,
+    run_agents,
+    services,
+)
 from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan, parse_plan
 from orchestra.pipelines.report import build_report, changed_line_coverage, run_bandit
@@ -199,20 +205,24 @@ class TestFirstPipeline:
             raise RunFailed(f"plan gate: no valid plan after 2 attempts ({feedback})")
         self.svc.artifacts.put_json(self.run_id, "plan.json", plan.model_dump(), "plan")
         self.svc.artifacts.put_text(self.run_id, "plan.md", plan.markdown(), "plan")
-        self.store_knowledge("plan", f"Plan for '{self.run.task}':\n{plan.markdown()}", "decision")
+        self.store_knowledge(
+            "plan", f"Plan for '{self.run.task}':\n{plan.markdown()}", "decision", ARCHITECT
+        )
         self.record["plan"] = plan.model_dump()
         self.record["summaries"] = [f"plan ({outcome.agent}): {outcome.summary[:300]}"]
         self.clock.mark("plan", "end")
         return plan
 
-    def store_knowledge(self, name: str, text: str, kind: str) -> None:
+    def store_knowledge(self, name: str, text: str, kind: str, agent: str | None = None) -> None:
+        """Keep ``text`` in the knowledge store, when the engine has one (as a step)."""
         if self.svc.knowledge is None:
             return
         knowledge = self.svc.knowledge
         project = Path(self.run.repo_path).name
 
         def go() -> str:
-            return str(knowledge.add(text, kind=kind, project=project, tags=[f"run:{self.run_id}"]))
+            source = engine_source(self.run_id, agent)
+            return str(knowledge.add(text, kind=kind, project=project, source=source))
 
         try:
             checkpoint(f"knowledge:{name}", go)
@@ -476,6 +486,7 @@ class TestFirstPipeline:
                         f"finding-{outcome.step_id}-{finding.get('line', 0)}",
                         f"Review finding ({outcome.agent}): {finding.get('finding', '')}",
                         "bug",
+                        outcome.agent,
                     )
         # Docs and QA's tests are committed as they were written.
         changed = checkpoint("changed:after-review", lambda: self.workspace().uncommitted_files())
