@@ -162,19 +162,48 @@ class InProcessModelClient:
 
     The ASGI app is async; the engine's workflows are threads. One private event loop in
     a background thread serves every call, so the app's async state stays on one loop.
+    The app's lifespan (startup, shutdown) runs on that loop too.
     """
 
     def __init__(self, app: Any, api_key: str) -> None:
+        self._app = app
         self._api_key = api_key
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._client = self._call(self._make_client(app))
-
-    async def _make_client(self, app: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gateway", timeout=600.0
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="orchestra-inprocess-gateway", daemon=True
         )
+        self._thread.start()
+        self._lifespan_inbox: asyncio.Queue[dict[str, Any]] | None = None
+        self._lifespan_task: asyncio.Task[None] | None = None
+        self._client = self._call(self._start())
+
+    async def _start(self) -> httpx.AsyncClient:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        started = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            return await inbox.get()
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"].startswith("lifespan.startup"):
+                started.set()
+
+        await inbox.put({"type": "lifespan.startup"})
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self._lifespan_task = asyncio.create_task(self._app(scope, receive, send))
+        waiter = asyncio.create_task(started.wait())
+        await asyncio.wait({waiter, self._lifespan_task}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        self._lifespan_inbox = inbox
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self._app), base_url="http://gateway", timeout=600.0
+        )
+
+    async def _stop(self) -> None:
+        await self._client.aclose()
+        if self._lifespan_inbox is not None and self._lifespan_task is not None:
+            await self._lifespan_inbox.put({"type": "lifespan.shutdown"})
+            await asyncio.wait({self._lifespan_task}, timeout=10)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -191,6 +220,8 @@ class InProcessModelClient:
         return ModelResponse.from_body(response.json())
 
     def close(self) -> None:
-        self._call(self._client.aclose())
+        """Shut the app's lifespan down and stop the private loop."""
+        self._call(self._stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        self._loop.close()

@@ -1,0 +1,78 @@
+"""Both model clients through the real gateway: attribution reaches the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestra.accounting.facade import Accounting
+from orchestra.engine.demo import scripted_config
+from orchestra.engine.gateway_link import local_gateway
+from orchestra.engine.model import (
+    Attribution,
+    BudgetExhausted,
+    HttpModelClient,
+    InProcessModelClient,
+)
+from orchestra.gateway import Gateway, GatewayApp
+from orchestra.gateway.store_accountant import StoreAccountant
+from orchestra.store import Database, open_database
+from orchestra.testing import FakeUpstream, Reply
+
+REQUEST = {"model": "haiku", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = open_database(f"sqlite:///{tmp_path / 'o.db'}")
+    yield db
+    db.dispose()
+
+
+def _entries(accounting: Any, run_id: str) -> list[Any]:
+    return [e for e in accounting.ledger.entries() if e.attribution.run_id == run_id]
+
+
+def test_in_process_client_goes_through_the_gateway_core(database: Database) -> None:
+    with FakeUpstream.start() as up:
+        up.script(Reply(text="hello"))
+        config = scripted_config(up.base_url)
+        accounting = Accounting(database, config)
+        accounting.start()
+        secret, _ = accounting.keys.create("engine", name="engine")
+        client = InProcessModelClient(
+            GatewayApp(Gateway(config, StoreAccountant(accounting))), secret
+        )
+        try:
+            reply = client.create(REQUEST, Attribution("run-a", "plan-1", "chief-architect"))
+        finally:
+            client.close()
+        entries = _entries(accounting, "run-a")
+        accounting.close()
+    assert reply.content == [{"type": "text", "text": "hello"}]
+    assert reply.model == "scripted-haiku"
+    assert reply.usage.input_tokens > 0
+    assert [(e.attribution.step, e.attribution.agent) for e in entries] == [
+        ("plan-1", "chief-architect")
+    ]
+
+
+def test_http_client_gets_a_budget_refusal_from_the_gateway(database: Database) -> None:
+    with FakeUpstream.start() as up:
+        config = scripted_config(up.base_url)
+        with local_gateway(config, database) as gateway:
+            gateway.define_run_budget("run-b", 0.0001)
+            client = HttpModelClient(gateway.base_url, gateway.api_key)
+            try:
+                with pytest.raises(BudgetExhausted, match="run:run-b"):
+                    client.create({**REQUEST, "max_tokens": 4096}, Attribution("run-b", "s", "a"))
+                ok = client.create(REQUEST, Attribution("run-c", "s", "a"))
+            finally:
+                client.close()
+            costs = gateway.costs_for_run("run-c")
+    assert ok.content
+    assert len(up.requests) == 1  # the refused call never reached the upstream
+    assert list(costs) == ["s"] and costs["s"] > 0
