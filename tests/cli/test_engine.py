@@ -89,3 +89,29 @@ def test_run_refuses_a_folder_that_is_not_a_repository(
     result = runner.invoke(app, ["run", "add a thing", "--repo", str(tmp_path)])
     assert result.exit_code == 1
     assert "is not a git repository" in _text(result.output)
+
+
+@pytest.mark.slow
+def test_run_with_a_configured_model_shows_progress_and_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestra.testing import FakeUpstream
+    from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
+
+    repo = create_sample_repository(tmp_path / "repo")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    with FakeUpstream.start() as up:
+        up.responder = ScriptedModel("happy")
+        (tmp_path / "orchestra.yaml").write_text(
+            f"providers: {{up: {{kind: anthropic, base_url: '{up.base_url}'}}}}\n"
+            "models: {m: {provider: up, price: {input: 1.0, output: 2.0}}}\n"
+            "tiers: {haiku: {model: m}, sonnet: {model: m}, opus: {model: m}}\n"
+        )
+        result = runner.invoke(app, ["run", SAMPLE_TASK, "--repo", str(repo), "--budget", "2"])
+    text = _text(result.output)
+    assert result.exit_code == 0, result.output
+    assert "review-security" in text and "agents working now" in text
+    assert "succeeded" in text and "report:" in text
+    assert "changed-line coverage 100.0%" in text
+    assert "(gateway ledger)" in text

@@ -103,6 +103,10 @@ def _watch(runtime: Any, run_id: str, cost_source: Any | None) -> Any:
     return runtime.wait(run_id)
 
 
+def _dollars(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
 def _summary(row: Any) -> None:
     out = console()
     colour = "green" if row.status == "succeeded" else "red"
@@ -119,7 +123,7 @@ def _summary(row: Any) -> None:
             out.print(
                 f"tests red {data['tests']['red']} -> green {data['tests']['green']}; "
                 f"changed-line coverage {cov.get('percent', 'n/a')}%; "
-                f"cost {data['cost_usd'] if data['cost_usd'] is not None else 'unknown'} "
+                f"cost {_dollars(data['cost_usd'])} "
                 f"({data['cost_source']})"
             )
 
@@ -149,8 +153,11 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
             runtime = build_runtime(
                 config=config, database=database, database_url=url, home=home, client=client
             )
-            with runtime:
-                yield runtime, None
+            try:
+                with runtime:
+                    yield runtime, None
+            finally:
+                client.close()
             return
         if not config.tiers:
             raise EngineError(
@@ -171,8 +178,11 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
                 cost_source=gateway,
                 knowledge=knowledge,
             )
-            with runtime:
-                yield runtime, gateway
+            try:
+                with runtime:
+                    yield runtime, gateway
+            finally:
+                client.close()
     finally:
         database.dispose()
 
