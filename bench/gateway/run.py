@@ -124,6 +124,8 @@ def start(
 
 @dataclass
 class Measure:
+    requests: int = 0
+    """Answers received (probe, warm-up and measurements): each is a ledger entry for (c)."""
     rps: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
@@ -157,6 +159,7 @@ def wrk(
         assert match, out
         return float(match.group(1)) * _UNITS[match.group(2)]
 
+    total = re.search(r"(\d+) requests in", out)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
     return {
@@ -164,6 +167,7 @@ def wrk(
         "p50": pct("50"),
         "p99": pct("99"),
         "non2xx": float(bad.group(1)) if bad else 0.0,
+        "requests": float(total.group(1)) if total else 0.0,
         "socket_errors": 1.0 if socket_errors else 0.0,
     }
 
@@ -174,7 +178,7 @@ def measure(
     check = httpx.post(server.url + path, json=body, headers=headers, timeout=30)
     if check.status_code != 200:
         return Measure(errors=[f"probe answered {check.status_code}: {check.text[:300]}"])
-    wrk(server.url + path, body, headers, 10, work)  # warm-up (short runs are noisy anyway)
+    warm = wrk(server.url + path, body, headers, 10, work)  # warm-up
     result = Measure()
     heavy = wrk(server.url + path, body, headers, 50, work)
     result.rps = heavy["rps"]
@@ -185,6 +189,8 @@ def measure(
     if light["non2xx"]:
         result.errors.append(f"{int(light['non2xx'])} non-2xx answers at 1 client")
     result.rss_mb = server.rss_mb()
+    # wrk counts completed answers; with keep-alive nothing else reaches the server.
+    result.requests = 1 + int(warm["requests"] + heavy["requests"] + light["requests"])
     return result
 
 
@@ -282,6 +288,39 @@ def run_all(work: Path, upstream_kind: str) -> tuple[dict[str, Measure], str]:
         print("(c) Orchestra gateway (auth, routing, limits, budget, ledger on SQLite)", flush=True)
         results["orchestra"] = run_orchestra(work, upstream.url, servers)
 
+        port = free_port()
+        memory = start(
+            "orchestra-mem",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "bench.gateway.memory_gateway:create",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            {**env, "BENCH_UPSTREAM": upstream.url, "PYTHONPATH": str(REPO)},
+            f"http://127.0.0.1:{port}",
+            "/healthz",
+            work,
+        )
+        servers.append(memory)
+        print("(c') diagnostic: Orchestra's request path with accounting in memory", flush=True)
+        from bench.gateway.memory_gateway import BENCH_KEY
+
+        results["orch-memory"] = measure(
+            memory,
+            "/v1/messages",
+            {**BODY, "model": "haiku"},
+            {"anthropic-version": "2023-06-01", "x-api-key": BENCH_KEY},
+            work,
+        )
+        memory.stop()
+
         if os.environ.get("BENCH_SKIP_LITELLM"):
             print("(d) LiteLLM skipped (BENCH_SKIP_LITELLM is set)")
         else:
@@ -360,7 +399,9 @@ def run_orchestra(work: Path, upstream_url: str, servers: list[Server]) -> Measu
     entries = len(accounting.ledger.entries())
     accounting.close()
     database.dispose()
-    print(f"    ledger entries written: {entries}", flush=True)
+    print(f"    answers received: {result.requests}, ledger entries: {entries}", flush=True)
+    if entries < result.requests:
+        result.errors.append(f"{result.requests - entries} answers without a ledger entry")
     return result
 
 
@@ -437,8 +478,10 @@ def report(results: dict[str, Measure], upstream: str) -> dict[str, object]:
         a, b = getattr(m, attr), getattr(direct, attr)
         return a - b if a is not None and b is not None else None
 
+    memory = results.get("orch-memory", Measure())
     summary = {
         "orchestra_vs_floor_throughput": _ratio(orch.rps, floor.rps),
+        "orchestra_memory_vs_floor_throughput": _ratio(memory.rps, floor.rps),
         "orchestra_vs_litellm_throughput": _ratio(orch.rps, lite.rps),
         "floor_vs_direct_throughput": _ratio(floor.rps, direct.rps),
         "added_p50_ms": {k: added(m, "p50_ms") for k, m in results.items() if k != "direct"},
@@ -451,10 +494,14 @@ def report(results: dict[str, Measure], upstream: str) -> dict[str, object]:
     )
     print(f"Orchestra throughput vs floor:   {vs_floor} (target >= 0.5x)")
     print(f"Orchestra throughput vs LiteLLM: {vs_litellm} (target >= 30x)")
-    for name in ("floor", "orchestra", "litellm"):
+    print(
+        "diagnostic, request path with accounting in memory vs floor: "
+        f"{summary['orchestra_memory_vs_floor_throughput']}"
+    )
+    for name in ("floor", "orchestra", "orch-memory", "litellm"):
         p50, p99 = summary["added_p50_ms"].get(name), summary["added_p99_ms"].get(name)  # type: ignore[union-attr]
         if p50 is not None:
-            print(f"added latency at 1 client, {name:<9}: p50 {p50:+.3f} ms, p99 {p99:+.3f} ms")
+            print(f"added latency at 1 client, {name:<11}: p50 {p50:+.3f} ms, p99 {p99:+.3f} ms")
     return summary
 
 

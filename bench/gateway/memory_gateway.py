@@ -1,0 +1,37 @@
+"""Diagnostic target: Orchestra's gateway with its accounting kept in memory.
+
+Not a configuration anyone should run (nothing is durable): it separates the cost of the
+request path itself (auth, routing, estimate, upstream call, usage parsing) from the cost of
+the database-backed accounting measured by target (c). Run by ``run.py`` as
+``uvicorn --factory bench.gateway.memory_gateway:create``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from orchestra.config import parse_config
+from orchestra.gateway import Caller, Gateway, GatewayApp, MemoryAccountant
+
+BENCH_KEY = "orc_bench_memory"
+
+
+def create() -> GatewayApp:
+    """The app, pointed at ``$BENCH_UPSTREAM``."""
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "providers": {
+                    "anthropic": {"kind": "anthropic", "base_url": os.environ["BENCH_UPSTREAM"]}
+                },
+                "models": {"claude-haiku-4-5": {"provider": "anthropic"}},
+                "tiers": {"haiku": {"model": "claude-haiku-4-5"}},
+            }
+        ),
+        environ={},
+    )
+    accountant = MemoryAccountant()
+    accountant.keys[BENCH_KEY] = Caller("bench", "bench", "bench-team")
+    return GatewayApp(Gateway(config, accountant))
