@@ -9,26 +9,34 @@ or in the foreground (:meth:`FakeUpstream.serve_forever`, used by
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import json
 import re
-import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from orchestra.errors import OrchestraError
 from orchestra.providers import anthropic as anthropic_wire
 from orchestra.providers import openai as openai_wire
 from orchestra.providers.sse import encode_event
 from orchestra.providers.tokens import estimate_input_tokens, estimate_text_tokens
 from orchestra.providers.usage import Usage
+from orchestra.testing.asgi import (
+    JSON_HEADERS,
+    SSE_HEADERS,
+    BackgroundServer,
+    Receive,
+    Scope,
+    Send,
+    send_bytes,
+    send_json,
+    wait_disconnect,
+)
 from orchestra.testing.render import (
     IdSource,
     anthropic_events,
@@ -52,10 +60,6 @@ from orchestra.testing.steps import (
 
 __all__ = ["DEFAULT_MODELS", "DEFAULT_TEXT", "FakeUpstream", "Responder"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 Responder = Callable[[RecordedRequest], Step | None]
 
 DEFAULT_TEXT = "Hello from the Orchestra fake upstream."
@@ -67,12 +71,6 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "llama3.1:8b",
 )
 MAX_BODY_BYTES = 32 * 1024 * 1024
-
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-]
 
 
 class FakeUpstream:
@@ -107,10 +105,7 @@ class FakeUpstream:
         self._queue: deque[tuple[Step, Match | None]] = deque()
         self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
         self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._runner: BackgroundServer | None = None
         # Default replies are a pure function of the request body (and the second, for
         # OpenAI's "created"), so benchmarks hitting the fake with one body reuse the encoded
         # reply and only swap in a fresh id.
@@ -191,7 +186,10 @@ class FakeUpstream:
             clock=clock,
             ids=ids,
         )
-        upstream._start_thread(host, port)
+        runner = BackgroundServer(upstream, host, port)
+        upstream._runner = runner
+        upstream.base_url = runner.base_url
+        runner.start_thread("fake-upstream")
         return upstream
 
     @classmethod
@@ -205,102 +203,21 @@ class FakeUpstream:
     ) -> None:
         """Serve in the foreground until SIGINT/SIGTERM (for running as its own process)."""
         upstream = cls(**options)
-        sock = upstream._bind(host, port)
-        server = upstream._make_server()
-        loop = _new_loop()
-
-        async def main() -> None:
-            upstream._stop = asyncio.Event()
-            upstream._loop = asyncio.get_running_loop()
-            serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-            await _wait_started(server, serving)
-            if on_ready is not None and server.started:
-                on_ready(upstream)
-            await serving
-            upstream._stop.set()
-
-        try:
-            loop.run_until_complete(main())
-        finally:
-            loop.close()
-            sock.close()
-
-    def _bind(self, host: str, port: int) -> socket.socket:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-        sock.setblocking(False)
-        bound = sock.getsockname()
-        shown = f"[{host}]" if family == socket.AF_INET6 else host
-        self.base_url = f"http://{shown}:{bound[1]}"
-        self._socket = sock
-        return sock
-
-    def _make_server(self) -> Any:
-        import uvicorn
-
-        config = uvicorn.Config(
-            self,
-            http="httptools",
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=2,
-            backlog=2048,
-        )
-        self._server = uvicorn.Server(config)
-        return self._server
-
-    def _start_thread(self, host: str, port: int) -> None:
-        sock = self._bind(host, port)
-        server = self._make_server()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = _new_loop()
-            self._loop = loop
-
-            async def main() -> None:
-                self._stop = asyncio.Event()
-                serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-                await _wait_started(server, serving)
-                ready.set()
-                await serving
-
-            try:
-                loop.run_until_complete(main())
-            except BaseException as exc:  # reported to the starting thread
-                failure.append(exc)
-            finally:
-                ready.set()
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if failure or not server.started:
-            self.stop()
-            raise OrchestraError(
-                f"the fake upstream did not start on {self.base_url}: {failure[:1]}",
-                hint="check that the host is a local address and the port is free",
-            )
+        runner = BackgroundServer(upstream, host, port)
+        upstream._runner = runner
+        upstream.base_url = runner.base_url
+        runner.run_forever(None if on_ready is None else lambda: on_ready(upstream))
 
     def stop(self) -> None:
         """Stop the background server; requests left hanging by :class:`Timeout` end."""
-        server, loop, thread = self._server, self._loop, self._thread
-        if server is not None:
-            server.should_exit = True
-        if loop is not None and self._stop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._stop.set)
-        if thread is not None:
-            thread.join(10)
-        if self._socket is not None:
-            self._socket.close()
-        self._thread = None
+        runner = self._runner
+        if runner is None:
+            return
+        stop = self._stop
+        if stop is not None:
+            runner.call_soon(stop.set)
+        runner.stop()
+        self._runner = None
 
     def __enter__(self) -> FakeUpstream:
         return self
@@ -340,7 +257,7 @@ class FakeUpstream:
                 return
             body += message.get("body", b"")
             if len(body) > MAX_BODY_BYTES:
-                await _send_json(send, 413, anthropic_wire.error_body(413, "body too large"))
+                await send_json(send, 413, anthropic_wire.error_body(413, "body too large"))
                 return
             if not message.get("more_body"):
                 break
@@ -466,7 +383,7 @@ class FakeUpstream:
             start = {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": _SSE_HEADERS + headers,
+                "headers": SSE_HEADERS + headers,
             }
             if drop_after is None and not reply.chunk_delay_s:
                 # Nothing to pace: one write for the whole stream (still chunked, still SSE).
@@ -493,7 +410,7 @@ class FakeUpstream:
         if drop_after is not None:
             length = [(b"content-length", str(len(data)).encode())]
             await send(
-                {"type": "http.response.start", "status": 200, "headers": _JSON_HEADERS + length}
+                {"type": "http.response.start", "status": 200, "headers": JSON_HEADERS + length}
             )
             await send(
                 {"type": "http.response.body", "body": data[: len(data) // 2], "more_body": True}
@@ -501,7 +418,7 @@ class FakeUpstream:
             return
         if canned is not None:
             self._remember(canned, request.body, created, False, data, data)
-        await _send_bytes(send, 200, data, _JSON_HEADERS + headers)
+        await send_bytes(send, 200, data, JSON_HEADERS + headers)
 
     def _stream_error(self, step: StreamError, openai: bool) -> bytes:
         message = step.message or _DEFAULT_MESSAGES.get(step.status, f"fake error {step.status}")
@@ -529,8 +446,8 @@ class FakeUpstream:
         data = canned.data.replace(
             b'"' + old.encode() + b'"', b'"' + self._ids.next(prefix).encode() + b'"'
         )
-        headers = _SSE_HEADERS if canned.stream else _JSON_HEADERS
-        await _send_bytes(send, 200, data, headers)
+        headers = SSE_HEADERS if canned.stream else JSON_HEADERS
+        await send_bytes(send, 200, data, headers)
         return True
 
     def _usage_for(self, body: dict[str, Any], reply: Reply) -> Usage:
@@ -543,7 +460,7 @@ class FakeUpstream:
         tokens = estimate_input_tokens(body, "anthropic")
         if step.usage is not None:
             tokens = step.usage.input_tokens
-        await _send_json(send, 200, {"input_tokens": tokens})
+        await send_json(send, 200, {"input_tokens": tokens})
 
     async def _models(self, send: Send) -> None:
         # One body both SDKs accept: OpenAI's list fields plus Anthropic's pagination fields.
@@ -559,7 +476,7 @@ class FakeUpstream:
             }
             for name in self.models
         ]
-        await _send_json(
+        await send_json(
             send,
             200,
             {
@@ -572,14 +489,14 @@ class FakeUpstream:
         )
 
     async def _error(self, send: Send, openai: bool, fault: Fault) -> None:
-        headers = list(_JSON_HEADERS)
+        headers = list(JSON_HEADERS)
         if fault.retry_after is not None:
             value = fault.retry_after
             text = str(int(value)) if float(value).is_integer() else str(value)
             headers.append((b"retry-after", text.encode()))
         if fault.body is not None:
             raw = fault.body if isinstance(fault.body, str) else json.dumps(fault.body)
-            await _send_bytes(send, fault.status, raw.encode(), headers)
+            await send_bytes(send, fault.status, raw.encode(), headers)
             return
         message = fault.message or _DEFAULT_MESSAGES.get(fault.status, f"fake error {fault.status}")
         if openai:
@@ -591,11 +508,11 @@ class FakeUpstream:
                 error_type=fault.error_type,
                 request_id=self._ids.next("req_fake_"),
             )
-        await _send_bytes(send, fault.status, json.dumps(payload).encode(), headers)
+        await send_bytes(send, fault.status, json.dumps(payload).encode(), headers)
 
     async def _hang(self, receive: Receive) -> None:
         stop = self._stop_event()
-        disconnect = asyncio.ensure_future(_wait_disconnect(receive))
+        disconnect = asyncio.ensure_future(wait_disconnect(receive))
         stopping = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({disconnect, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -614,10 +531,10 @@ class FakeUpstream:
             try:
                 pairs = parse_script(json.loads(body or b"[]"))
             except (ValueError, ScriptError) as exc:
-                await _send_json(send, 400, {"error": str(exc)})
+                await send_json(send, 400, {"error": str(exc)})
                 return
             self.script_entries(pairs)
-            await _send_json(send, 200, {"queued": len(pairs)})
+            await send_json(send, 200, {"queued": len(pairs)})
         elif path == "/_fake/requests" and method == "GET":
             recorded = [
                 {
@@ -629,14 +546,14 @@ class FakeUpstream:
                 }
                 for r in self.requests
             ]
-            await _send_json(send, 200, recorded)
+            await send_json(send, 200, recorded)
         elif path == "/_fake/reset" and method == "POST":
             self.clear()
-            await _send_json(send, 200, {"reset": True})
+            await send_json(send, 200, {"reset": True})
         elif path == "/_fake/health":
-            await _send_json(send, 200, {"ok": True, "pending": self.pending})
+            await send_json(send, 200, {"ok": True, "pending": self.pending})
         else:
-            await _send_json(send, 404, {"error": f"no control route {method} {path}"})
+            await send_json(send, 404, {"error": f"no control route {method} {path}"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -711,34 +628,3 @@ def _matches(match: Match | None, request: RecordedRequest, generation: bool) ->
     if match.stream is not None and match.stream != request.stream:
         return False
     return match.system_contains is None or match.system_contains in request.system_text
-
-
-async def _wait_started(server: Any, serving: asyncio.Future[None]) -> None:
-    # uvicorn exposes readiness only as a flag, so poll it briefly.
-    while not server.started and not serving.done():  # noqa: ASYNC110
-        await asyncio.sleep(0.005)
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _send_bytes(
-    send: Send, status: int, data: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
-
-
-async def _send_json(send: Send, status: int, payload: Any) -> None:
-    await _send_bytes(send, status, json.dumps(payload).encode(), list(_JSON_HEADERS))
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
