@@ -24,6 +24,8 @@ class EmbeddingConfig(StrictModel):
     dimension: int | None = Field(default=None, gt=0)
     """Vector size the provider returns; discovered from the first call when unset."""
     batch_size: int = Field(default=32, gt=0, le=1024)
+    blas_threads: int | None = Field(default=1, gt=0)
+    """BLAS threads for the local model; 1 measured fastest on shared CPUs, null = BLAS default."""
     timeout_s: float = Field(default=60.0, gt=0)
 
 

@@ -49,9 +49,16 @@ class LocalEmbedder:
     prune, the SessionStart hook) do not pay for them.
     """
 
-    def __init__(self, batch_size: int = 32, *, encoder: MiniLMEncoder | None = None) -> None:
+    def __init__(
+        self,
+        batch_size: int = 32,
+        *,
+        encoder: MiniLMEncoder | None = None,
+        blas_threads: int | None = 1,
+    ) -> None:
         self._encoder = encoder
         self._batch_size = batch_size
+        self._blas_threads = blas_threads
         self._lock = threading.Lock()
 
     @property
@@ -68,7 +75,7 @@ class LocalEmbedder:
         """The loaded model (loaded now if needed)."""
         with self._lock:
             if self._encoder is None:
-                self._encoder = MiniLMEncoder()
+                self._encoder = MiniLMEncoder(blas_threads=self._blas_threads)
             return self._encoder
 
     def embed(self, texts: Sequence[str]) -> Vectors:
@@ -168,7 +175,7 @@ def embedder_from_config(
 ) -> Embedder:
     """Build the embedder ``knowledge.embedding`` describes."""
     if config.provider == "local":
-        return LocalEmbedder(batch_size=config.batch_size)
+        return LocalEmbedder(batch_size=config.batch_size, blas_threads=config.blas_threads)
     if not config.base_url or not config.model:
         raise KnowledgeError(
             "provider embeddings need knowledge.embedding.base_url and knowledge.embedding.model",

@@ -18,7 +18,7 @@ from orchestra.config.knowledge import KnowledgeSection
 from orchestra.config.paths import orchestra_home
 from orchestra.errors import KnowledgeError
 from orchestra.knowledge import _schema as sch
-from orchestra.knowledge.embeddings import Embedder, embedder_from_config
+from orchestra.knowledge.embeddings import Embedder, Vectors, embedder_from_config
 from orchestra.knowledge.fusion import reciprocal_rank_fusion
 from orchestra.knowledge.models import (
     KINDS,
@@ -245,10 +245,23 @@ class KnowledgeStore:
         item = NewEntry(text, kind, project, team, source or Source(), tuple(tags), title)
         return self.add_many([item])[0]
 
-    def add_many(self, items: Sequence[NewEntry]) -> list[EntryId]:
-        """Store several entries with one batched embedding call; ids in input order."""
+    def add_many(
+        self, items: Sequence[NewEntry], *, vectors: Vectors | None = None
+    ) -> list[EntryId]:
+        """Store several entries with one batched embedding call; ids in input order.
+
+        ``vectors`` (one row per item, from the store's embedding model applied to
+        ``title + "\\n" + text``) skips the embedding step, for imports and benchmarks;
+        an item whose text a redaction changed is embedded again all the same.
+        """
         if not items:
             return []
+        if vectors is not None and vectors.shape != (len(items), self.embedder.dimension):
+            raise KnowledgeError(
+                f"vectors have shape {vectors.shape}, expected "
+                f"({len(items)}, {self.embedder.dimension})",
+                hint="pass one vector per item from the store's embedding model",
+            )
         prepared: list[tuple[NewEntry, str, str, tuple[str, ...]]] = []
         for item in items:
             self._validate(item)
@@ -278,7 +291,8 @@ class KnowledgeStore:
         to_embed: list[str] = []
         batch_seen: dict[_DedupeKey, EntryId] = {}
         now = self._clock()
-        for entry, digest, _, kinds in prepared:
+        given: list[Any] = []
+        for position, (entry, digest, _, kinds) in enumerate(prepared):
             key = (entry.project, entry.kind, digest, entry.source.file or "")
             if key in existing:
                 ids.append(existing[key])
@@ -291,9 +305,14 @@ class KnowledgeStore:
             ids.append(entry_id)
             new_rows.append(self._row(entry_id, entry, digest, kinds, now))
             to_embed.append(sch.embedding_text(entry.title, entry.text))
+            given.append(vectors[position] if vectors is not None and not kinds else None)
         if new_rows:
-            vectors = self.embedder.embed(to_embed)
-            for row, vector in zip(new_rows, vectors, strict=True):
+            missing = [i for i, v in enumerate(given) if v is None]
+            if missing:
+                computed = self.embedder.embed([to_embed[i] for i in missing])
+                for i, vector in zip(missing, computed, strict=True):
+                    given[i] = vector
+            for row, vector in zip(new_rows, given, strict=True):
                 row["vector"] = vector.tolist()
             table.add(pa.Table.from_pylist(new_rows, schema=table.schema))
         return ids
@@ -558,6 +577,27 @@ class KnowledgeStore:
         table = self._entries(for_vectors=False)
         if table is not None:
             table.optimize()
+
+    def create_vector_index(self, *, min_rows: int = 50_000) -> bool:
+        """Build an approximate (IVF-HNSW, scalar-quantised) vector index for large stores.
+
+        Below ``min_rows`` an exact scan is fast enough and exact, so nothing is built;
+        returns whether an index was built. Filters still run inside the query.
+        """
+        table = self._entries(for_vectors=False)
+        if table is None:
+            return False
+        rows = int(table.count_rows())
+        if rows < min_rows:
+            return False
+        table.create_index(
+            metric="cosine",
+            vector_column_name="vector",
+            index_type="IVF_HNSW_SQ",
+            num_partitions=max(1, rows // 20_000),
+            replace=True,
+        )
+        return True
 
     def reembed(self, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Re-compute every vector with the configured model; returns entries converted.

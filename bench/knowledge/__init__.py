@@ -1,0 +1,1 @@
+"""Knowledge store benchmark: embedding and ingest rate, query latency, retrieval quality."""

@@ -1,0 +1,282 @@
+"""Knowledge store benchmark (``python -m bench.knowledge.run``; part of ``make bench``).
+
+Measures, on this machine:
+
+1. embedding speed of the numpy MiniLM runtime (code chunks/s, short sentences/s), and the
+   same texts through sentence-transformers + torch when ``ORCHESTRA_BENCH_TORCH_PYTHON``
+   names an interpreter that has them (the ratio is printed; torch is never a dependency);
+2. ingest rate (chunks/s, chunking + embedding + writing) on click's source;
+3. recall@5, recall@10 and MRR of vector, BM25 and hybrid search on the labelled click set;
+4. query latency p50/p99 at 10,000 and 100,000 entries, filtered and unfiltered.
+
+The large stores are formed from real text with real embeddings: a *base set* of
+docstring paragraphs from the packages installed in this environment is embedded for real
+by the packaged model; the 10,000 and 100,000-entry stores hold that base set repeated
+under distinct project namespaces (``p000``, ``p001``, ...), each copy keeping its real
+text and real vector. Repetition keeps the per-row search work identical to distinct data
+for exact search and BM25; it is stated with every number it affects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from orchestra.knowledge import KnowledgeStore, NewEntry, ingest_repository
+from orchestra.knowledge.chunking import chunk_file
+from orchestra.knowledge.embeddings import LocalEmbedder
+from orchestra.knowledge.evaluation import evaluate, load_queries
+from orchestra.knowledge.minilm import MiniLMEncoder, model_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+QUERIES = ROOT / "tests" / "knowledge" / "data" / "click_queries.json"
+TARGET_P50_MS = 20.0
+SHORT = "We decided to keep refunds in their own service so payments stay small."
+
+
+def site_packages() -> Path:
+    spec = importlib.util.find_spec("click")
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin).parents[1]
+
+
+def click_texts() -> list[str]:
+    package = site_packages() / "click"
+    modules = json.loads(QUERIES.read_text())["modules"]
+    chunks = [c for m in modules for c in chunk_file(m, (package / m).read_text())]
+    return [f"{c.title}\n{c.text}" for c in chunks]
+
+
+def docstring_corpus(limit: int) -> list[tuple[str, str]]:
+    """``(qualified name, first docstring paragraph)`` from installed packages, deduplicated."""
+    seen: set[str] = set()
+    found: list[tuple[str, str]] = []
+    packages = [
+        "sqlalchemy",
+        "pydantic",
+        "rich",
+        "httpx",
+        "click",
+        "typer",
+        "alembic",
+        "pyarrow",
+        "starlette",
+        "yaml",
+        "hypothesis",
+        "numpy",
+        "uvicorn",
+        "anyio",
+    ]
+    base = site_packages()
+    for name in packages:
+        for path in sorted((base / name).rglob("*.py")):
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"))
+            except (SyntaxError, UnicodeDecodeError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    continue
+                doc = ast.get_docstring(node)
+                if not doc:
+                    continue
+                para = " ".join(doc.strip().split("\n\n")[0].split())
+                if 40 <= len(para) <= 600 and para not in seen:
+                    seen.add(para)
+                    rel = path.relative_to(base).as_posix()
+                    found.append((f"{rel}::{node.name}", para))
+                    if len(found) >= limit:
+                        return found
+    return found
+
+
+def rate(encoder: MiniLMEncoder, texts: list[str]) -> float:
+    started = time.perf_counter()
+    encoder.encode(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+TORCH_SCRIPT = """
+import json, sys, time
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer(sys.argv[1], device="cpu")
+data = json.load(sys.stdin)
+out = {}
+for name, texts in data.items():
+    model.encode(texts[:4])
+    t = time.perf_counter(); model.encode(texts, batch_size=32)
+    out[name] = len(texts) / (time.perf_counter() - t)
+print(json.dumps(out))
+"""
+
+
+def torch_rates(python: str, texts: dict[str, list[str]]) -> dict[str, float] | None:
+    try:
+        done = subprocess.run(
+            [python, "-c", TORCH_SCRIPT, str(model_dir())],
+            input=json.dumps(texts),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=True,
+        )
+        result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        print(f"  torch reference unavailable: {type(exc).__name__}")
+        return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def latency(
+    store: KnowledgeStore, queries: list[str], mode: str, project: str | None
+) -> tuple[float, float]:
+    samples = []
+    for q in queries:
+        started = time.perf_counter()
+        store.search(q, project=project, k=10, mode=mode)  # type: ignore[arg-type]
+        samples.append((time.perf_counter() - started) * 1000)
+    return percentile(samples, 50), percentile(samples, 99)
+
+
+def build_store(
+    folder: Path,
+    embedder: LocalEmbedder,
+    base: list[tuple[str, str]],
+    vectors: np.ndarray,
+    total: int,
+) -> KnowledgeStore:
+    store = KnowledgeStore.open(folder, embedder=embedder)
+    copies = -(-total // len(base))
+    written = 0
+    for copy in range(copies):
+        take = min(len(base), total - written)
+        items = [
+            NewEntry(text=text, kind="api", project=f"p{copy:03d}", title=title)
+            for title, text in base[:take]
+        ]
+        store.add_many(items, vectors=vectors[:take])
+        written += take
+    store.optimize()
+    return store
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=int, default=5000, help="real embeddings in the base set")
+    parser.add_argument("--queries", type=int, default=100, help="queries per latency sample")
+    parser.add_argument("--skip-100k", action="store_true", help="only the 10,000-entry store")
+    args = parser.parse_args(argv)
+
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    encoder = MiniLMEncoder()
+    embedder = LocalEmbedder(encoder=encoder)
+    work = Path(tempfile.mkdtemp(prefix="orchestra-bench-kb-"))
+    try:
+        # 1. embedding speed ------------------------------------------------------------
+        code = click_texts()
+        short = [SHORT] * 256
+        encoder.encode(code[:4])
+        numpy_rates = {"code": rate(encoder, code), "short": rate(encoder, short)}
+        print(
+            f"embedding (numpy): {numpy_rates['code']:.1f} code chunks/s "
+            f"({len(code)} chunks), {numpy_rates['short']:.1f} short sentences/s"
+        )
+        torch_python = os.environ.get("ORCHESTRA_BENCH_TORCH_PYTHON")
+        if torch_python:
+            ref = torch_rates(torch_python, {"code": code, "short": short})
+            if ref:
+                print(
+                    f"embedding (torch):  {ref['code']:.1f} code chunks/s, "
+                    f"{ref['short']:.1f} short sentences/s"
+                )
+                print(
+                    f"  ratio numpy/torch: code {numpy_rates['code'] / ref['code']:.2f}, "
+                    f"short {numpy_rates['short'] / ref['short']:.2f}"
+                )
+
+        # 2. ingest rate and 3. retrieval quality ------------------------------------------
+        repo = work / "click"
+        repo.mkdir()
+        for module in json.loads(QUERIES.read_text())["modules"]:
+            shutil.copy(site_packages() / "click" / module, repo / module)
+        store = KnowledgeStore.open(work / "click-kb", embedder=embedder)
+        report = ingest_repository(store, repo, project="click")
+        print(
+            f"ingest: {report.chunks_added} chunks from {report.files_indexed} files in "
+            f"{report.seconds:.1f}s = {report.chunks_per_second:.1f} chunks/s"
+        )
+        labelled = load_queries(QUERIES)
+        metrics = {
+            m: evaluate(store, labelled, m, project="click") for m in ("vector", "text", "hybrid")
+        }  # type: ignore[misc]
+        for m in metrics.values():
+            print(
+                f"  {m.mode:>6}: recall@5 {m.recall_at_5:.3f}  recall@10 {m.recall_at_10:.3f}  "
+                f"MRR {m.mrr:.3f}  ({m.queries} queries)"
+            )
+        hybrid = metrics["hybrid"].recall_at_10
+        for single in ("vector", "text"):
+            other = metrics[single].recall_at_10
+            print(f"  hybrid recall@10 / {single} recall@10 = {hybrid / other:.3f}")
+
+        # 4. latency at 10k and 100k ----------------------------------------------------------
+        started = time.perf_counter()
+        base = docstring_corpus(args.base)
+        vectors = embedder.embed([f"{t}\n{x}" for t, x in base])
+        seconds = time.perf_counter() - started
+        print(
+            f"base set: {len(base)} docstring paragraphs embedded for real in {seconds:.1f}s "
+            f"({len(base) / seconds:.1f}/s)"
+        )
+        query_texts = [q.query for q in labelled]
+        query_texts = (query_texts * (args.queries // len(query_texts) + 1))[: args.queries]
+        qstart = time.perf_counter()
+        for q in query_texts:
+            embedder.embed([q])
+        embed_ms = (time.perf_counter() - qstart) * 1000 / len(query_texts)
+        print(f"query embedding alone: {embed_ms:.1f} ms mean")
+        sizes = [10_000] if args.skip_100k else [10_000, 100_000]
+        for total in sizes:
+            t0 = time.perf_counter()
+            big = build_store(work / f"kb-{total}", embedder, base, vectors, total)
+            print(
+                f"{total:,} entries ({-(-total // len(base))} copies of the base set under "
+                f"distinct projects), loaded in {time.perf_counter() - t0:.1f}s"
+            )
+            variants = [("exact", False)]
+            if total >= 50_000:
+                variants.append(("IVF-HNSW index", True))
+            for label, indexed in variants:
+                if indexed:
+                    t1 = time.perf_counter()
+                    big.create_vector_index(min_rows=0)
+                    print(f"  built vector index in {time.perf_counter() - t1:.1f}s")
+                for mode in ("vector", "text", "hybrid"):
+                    for project in (None, "p001"):
+                        p50, p99 = latency(big, query_texts, mode, project)
+                        scope = "project filter" if project else "no filter"
+                        print(
+                            f"  {label:>14} {mode:>6} {scope:>14}: p50 {p50:6.1f} ms  "
+                            f"p99 {p99:6.1f} ms  p50/target {p50 / TARGET_P50_MS:.2f}"
+                        )
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
