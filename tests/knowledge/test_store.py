@@ -250,3 +250,26 @@ def test_empty_store_search_and_stats(store: KnowledgeStore) -> None:
     assert store.stats().total == 0
     with pytest.raises(KnowledgeError):
         store.search("   ")
+
+
+def test_async_api_runs_in_worker_threads(store: KnowledgeStore) -> None:
+    import asyncio
+    import threading
+
+    main_thread = threading.get_ident()
+    seen: list[int] = []
+    original = store.embedder.embed
+
+    def spy(texts: list[str]):  # type: ignore[no-untyped-def]
+        seen.append(threading.get_ident())
+        return original(texts)
+
+    store.embedder.embed = spy  # type: ignore[method-assign]
+
+    async def main() -> list[Hit]:
+        await store.aadd("Architect plan: split billing into its own service.", "decision", "shop")
+        return await store.asearch("billing service plan", project="shop")
+
+    hits = asyncio.run(main())
+    assert hits[0].entry.text.startswith("Architect plan")
+    assert seen and main_thread not in seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import uuid
@@ -448,6 +449,39 @@ class KnowledgeStore:
             [[r["id"] for r in vector_rows], [r["id"] for r in text_rows]]
         )
         return [Hit(sch.entry_from_row(by_id[i]), score) for i, score in fused[:k]]
+
+    async def asearch(
+        self,
+        query: str,
+        project: str | None = None,
+        kind: str | None = None,
+        k: int = 10,
+        mode: SearchMode = "hybrid",
+        *,
+        team: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> list[Hit]:
+        """:meth:`search` in a worker thread, for async callers (embedding is CPU-bound)."""
+        return await asyncio.to_thread(
+            self.search, query, project, kind, k, mode, team=team, tags=tags
+        )
+
+    async def aadd(
+        self,
+        text: str,
+        kind: str,
+        project: str,
+        team: str | None = None,
+        source: Source | None = None,
+        tags: Sequence[str] = (),
+        title: str = "",
+    ) -> EntryId:
+        """:meth:`add` in a worker thread, for async callers."""
+        return await asyncio.to_thread(self.add, text, kind, project, team, source, tags, title)
+
+    async def aadd_many(self, items: Sequence[NewEntry]) -> list[EntryId]:
+        """:meth:`add_many` in a worker thread, for async callers."""
+        return await asyncio.to_thread(self.add_many, items)
 
     def get(self, entry_id: str) -> Entry | None:
         """The entry with this id, or None."""
