@@ -110,3 +110,36 @@ def test_non_json_data_is_a_wire_error_when_decoded() -> None:
 def test_event_without_data_is_not_dispatched_and_bom_is_skipped() -> None:
     events = parse_whole(b"\xef\xbb\xbfevent: lonely\n\nevent: x\ndata: 1\n\n")
     assert events == [SSEEvent("x", "1")]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(event_names, payloads), min_size=1, max_size=6),
+    st.lists(st.sampled_from(["\n", "\r\n", "\r"]), min_size=1, max_size=6),
+    st.lists(st.integers(min_value=1, max_value=40), max_size=30),
+)
+def test_any_line_terminators_and_split_give_the_same_events(
+    events: list[tuple[str | None, str]], terminators: list[str], sizes: list[int]
+) -> None:
+    """Mixed CR, LF and CRLF terminators (the slow path) under any chunking."""
+    lines: list[str] = []
+    for name, data in events:
+        if name is not None:
+            lines.append(f"event: {name}")
+        lines.extend(f"data: {line}" for line in data.replace("\r", "").split("\n"))
+        lines.append("")
+    chosen = [terminators[i % len(terminators)] for i in range(len(lines))]
+    for i in range(len(lines) - 1):
+        # A lone CR followed by an empty line ending in LF would read as one CRLF.
+        if chosen[i] == "\r" and not lines[i + 1] and chosen[i + 1] == "\n":
+            chosen[i] = "\r\n"
+    text = "".join(line + end for line, end in zip(lines, chosen, strict=True)).encode()
+    expected = [(name, data.replace("\r", "")) for name, data in events]
+    parser = SSEParser()
+    parsed: list[SSEEvent] = []
+    position = 0
+    for size in sizes:
+        parsed += parser.feed(text[position : position + size])
+        position += size
+    parsed += parser.feed(text[position:]) + parser.finish()
+    assert [(e.event, e.data) for e in parsed] == expected
