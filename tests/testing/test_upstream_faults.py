@@ -121,11 +121,14 @@ def test_delays_are_applied(upstream: FakeUpstream) -> None:
 
 def test_fault_retry_after_and_custom_body(upstream: FakeUpstream) -> None:
     upstream.script(
-        Fault(429, retry_after=0.5), Fault(503, body={"weird": True}), Fault(500, body="plain")
+        Fault(429, retry_after=0.5, headers={"x-should-retry": "false"}),
+        Fault(503, body={"weird": True}),
+        Fault(500, body="plain"),
     )
     first = post(upstream)
     assert first.status_code == 429
     assert first.headers["retry-after"] == "0.5"
+    assert first.headers["x-should-retry"] == "false"
     assert first.json()["error"]["type"] == "rate_limit_error"
     second = post(upstream)
     assert (second.status_code, second.json()) == (503, {"weird": True})

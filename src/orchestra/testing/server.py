@@ -494,6 +494,10 @@ class FakeUpstream:
             value = fault.retry_after
             text = str(int(value)) if float(value).is_integer() else str(value)
             headers.append((b"retry-after", text.encode()))
+        headers.extend(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in fault.headers.items()
+        )
         if fault.body is not None:
             raw = fault.body if isinstance(fault.body, str) else json.dumps(fault.body)
             await send_bytes(send, fault.status, raw.encode(), headers)

@@ -100,6 +100,8 @@ class Fault:
     error_type: str | None = None
     """Overrides the error type derived from ``status``."""
     delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra response headers, e.g. ``{"x-should-retry": "false"}``, which the SDKs honour."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +252,7 @@ class _FaultIn(_Strict):
     message: str | None = None
     error_type: str | None = None
     delay_s: float = Field(default=0.0, ge=0)
+    headers: dict[str, str] = {}
 
 
 class _DropIn(_Strict):
