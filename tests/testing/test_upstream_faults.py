@@ -305,3 +305,15 @@ def test_sdk_raises_on_an_in_stream_error(upstream: FakeUpstream) -> None:
     ):
         stream.get_final_message()
     assert "Overloaded" in str(caught.value)
+
+
+def test_oversized_body_gets_413_in_the_paths_format() -> None:
+    with FakeUpstream.start() as up:
+        big = b"x" * (32 * 1024 * 1024 + 10)
+        anthropic_reply = httpx.post(up.base_url + "/v1/messages", content=big, timeout=30)
+        assert anthropic_reply.status_code == 413
+        assert anthropic_reply.json()["error"]["type"] == "request_too_large"
+        openai_reply = httpx.post(up.base_url + "/v1/chat/completions", content=big, timeout=30)
+        assert openai_reply.status_code == 413
+        assert "message" in openai_reply.json()["error"]
+        assert up.requests == []  # not recorded: never held in memory

@@ -250,42 +250,20 @@ class FakeUpstream:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > MAX_BODY_BYTES:
-                await send_json(send, 413, anthropic_wire.error_body(413, "body too large"))
-                return
-            if not message.get("more_body"):
-                break
-        if path.startswith("/_fake/"):
-            await self._control(method, path, bytes(body), send)
+        received = await _read_body(receive)
+        if received is None:
+            return  # the client went away
+        body, size = received
+        if size > MAX_BODY_BYTES:
+            too_large = Fault(413, message=f"the body exceeds {MAX_BODY_BYTES} bytes")
+            await self._error(send, path.endswith("/chat/completions"), too_large)
             return
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        parsed: Any = None
-        bad_json = False
-        if body:
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                bad_json = True
-        request = RecordedRequest(
-            method,
-            path,
-            scope.get("query_string", b"").decode("latin-1"),
-            headers,
-            parsed,
-            bytes(body),
-        )
-        with self._lock:
-            self._requests.append(request)
+        if path.startswith("/_fake/"):
+            await self._control(method, path, body, send)
+            return
+        request, bad_json = self._record(scope, body)
+        headers = request.headers
+        parsed = request.json
         openai = path.endswith("/chat/completions") or (
             path.endswith("/models")
             and "anthropic-version" not in headers
@@ -310,6 +288,8 @@ class FakeUpstream:
         responder = self.responder
         if responder is not None:
             step = responder(request)
+            if step is not None:
+                _check_step(step)
         if step is None:
             step = self._take(request, generation)
         if step is None:
@@ -323,6 +303,27 @@ class FakeUpstream:
             await self._count_tokens(send, parsed, step)
             return
         await self._answer(send, receive, request, parsed, step, openai)
+
+    def _record(self, scope: Scope, body: bytes) -> tuple[RecordedRequest, bool]:
+        """The request as recorded (headers merged, body decoded), and whether the body was
+        present but not JSON."""
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        parsed: Any = None
+        bad_json = False
+        if body:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                bad_json = True
+        query = scope.get("query_string", b"").decode("latin-1")
+        request = RecordedRequest(scope["method"], scope["path"], query, headers, parsed, body)
+        with self._lock:
+            self._requests.append(request)
+        return request, bad_json
 
     def _authorised(self, headers: dict[str, str]) -> bool:
         given = headers.get("x-api-key")
@@ -608,6 +609,23 @@ def _redacted(headers: dict[str, str]) -> dict[str, str]:
         )
         for name, value in headers.items()
     }
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, int] | None:
+    """The request body and its full size, or ``None`` if the client disconnected. Past the
+    size limit the rest is read and dropped, so an oversized body is never held in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= MAX_BODY_BYTES:
+            chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks), size
 
 
 def _check_step(step: object) -> None:
