@@ -3,20 +3,16 @@ translators (a minimal translating proxy written for this test, in front of the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from orchestra.providers.sse import SSEParser, encode_event
 from orchestra.providers.translate import (
@@ -26,6 +22,7 @@ from orchestra.providers.translate import (
     openai_to_anthropic_response,
 )
 from orchestra.testing import FakeUpstream, Reply, ToolCall
+from orchestra.testing.asgi import BackgroundServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,22 +101,12 @@ async def _send_json(send: Any, status: int, payload: Any) -> None:
 
 @pytest.fixture
 def proxy_url(upstream: FakeUpstream) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        TranslatingProxy(upstream.base_url), lifespan="off", log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
-    thread.start()
+    server = BackgroundServer(TranslatingProxy(upstream.base_url))
+    server.start_thread("translating-proxy")
     try:
-        while not server.started and thread.is_alive():
-            threading.Event().wait(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield server.base_url
     finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+        server.stop()
 
 
 @pytest.fixture
