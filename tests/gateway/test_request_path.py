@@ -301,7 +301,9 @@ def test_health_ready_metrics(live: LiveGateway) -> None:
     ready = httpx.get(f"{live.url}/readyz")
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
     _post(live, {"model": "haiku", "max_tokens": 5, "messages": MESSAGES})
+    httpx.post(f"{live.url}/v1/messages", json={}, headers={"x-api-key": "orc_nope"})
     text = httpx.get(f"{live.url}/metrics").text
+    assert 'orchestra_requests_total{endpoint="anthropic",status="401",model=""} 1' in text
     assert 'orchestra_requests_total{endpoint="anthropic",status="200",model="haiku"} 1' in text
     assert "orchestra_request_duration_seconds_bucket" in text
     assert 'orchestra_tokens_total{model="claude-haiku-4-5",kind="input"}' in text

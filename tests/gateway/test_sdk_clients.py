@@ -142,6 +142,13 @@ def test_upstream_failures_raise_the_sdk_error_classes(
         )
 
 
+def test_models_list_with_both_sdks(live: LiveGateway) -> None:
+    anthropic_ids = {m.id for m in _anthropic(live).models.list()}
+    openai_ids = {m.id for m in _openai(live).models.list()}
+    assert anthropic_ids == openai_ids
+    assert {"opus", "sonnet", "haiku", "claude-haiku-4-5"} <= anthropic_ids
+
+
 def test_auth_errors_raise_the_sdk_error_classes(live: LiveGateway) -> None:
     with pytest.raises(anthropic.AuthenticationError):
         _anthropic(live, "orc_wrong").messages.create(

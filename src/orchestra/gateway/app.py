@@ -138,6 +138,7 @@ class GatewayApp:
 
         headers = headers_of(scope)
         fmt = client_format(path, headers)
+        t0 = self.gateway.deps.clock()
         try:
             if handler is None:
                 if path in GATEWAY_PATHS:
@@ -149,6 +150,9 @@ class GatewayApp:
                 raise NotFound(f"no endpoint at {path}", hint="see docs/gateway.md")
             await handler(scope, receive, tracking_send)
         except GatewayHTTPError as exc:
+            if not exc.counted:
+                elapsed = self.gateway.deps.clock() - t0
+                self.gateway.metrics.request(fmt.value, exc.status, "", elapsed)
             if not started:
                 await send_error(send, fmt, exc)
         except OrchestraError as exc:

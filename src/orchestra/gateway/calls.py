@@ -154,8 +154,9 @@ class ModelCallHandler:
                 input_tokens + request.max_tokens,
                 usd,
             )
-        except LimitRefused:
+        except LimitRefused as exc:
             gw.metrics.request(fmt.value, 429, request.model, deps.clock() - t0)
+            exc.counted = True
             raise
         plan = CallPlan(
             build=lambda target: self._build(request, target),
@@ -176,6 +177,8 @@ class ModelCallHandler:
             if isinstance(exc, UpstreamClientError):
                 await self._send_upstream_error(send, fmt, exc)
                 return
+            if isinstance(exc, GatewayHTTPError):
+                exc.counted = True
             raise
         record.served_model = opened.target.model
         record.provider = opened.target.provider
@@ -277,7 +280,11 @@ class ModelCallHandler:
         elapsed = deps.clock() - t0
         record.latency_ms = round(elapsed * 1000, 3)
         record.ttft_ms = record.latency_ms
-        commit = gw.accountant.defer_finish(reservation, record)
+        try:
+            commit = gw.accountant.defer_finish(reservation, record)
+        except Exception:
+            log.exception("journaling the call failed; committing it before answering")
+            commit = None
         if commit is None:
             await asyncio.shield(gw.accountant.finish(reservation, record))
         gw.metrics.request(request.fmt.value, record.status, request.model, elapsed)
@@ -306,7 +313,15 @@ class ModelCallHandler:
         gw = self.gateway
         deps = gw.deps
         target = opened.target
-        journal: StreamJournal = await gw.blocking(gw.accountant.open_stream, record, reservation)
+        try:
+            journal: StreamJournal = await gw.blocking(
+                gw.accountant.open_stream, record, reservation
+            )
+        except Exception:
+            record.outcome = "upstream_error"
+            record.error = "the stream could not be journaled"
+            await asyncio.shield(gw.accountant.finish(reservation, record))
+            raise
         if target.kind is WireFormat.ANTHROPIC:
             state = _StreamState(anthropic_wire.StreamUsageTracker())
         else:

@@ -35,6 +35,8 @@ class GatewayHTTPError(GatewayError):
         self.retry_after_s = retry_after_s
         self.code = code
         """OpenAI error ``code`` (``model_not_found``, ``rate_limit_exceeded`` ...)."""
+        self.counted = False
+        """Already counted in the request metrics (by the model-call path)."""
 
 
 class BadRequest(GatewayHTTPError):
