@@ -79,7 +79,6 @@ def db_gateway(database_url: str, upstream: FakeUpstream) -> Iterator[DbGateway]
         gw.server.stop()
 
 
-@pytest.mark.slow
 def test_concurrent_requests_cannot_overspend_the_budget(
     db_gateway: DbGateway, upstream: FakeUpstream
 ) -> None:
