@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -78,6 +79,12 @@ def test_install_merges_settings_and_keeps_the_key_private(tmp_path: Path) -> No
     assert settings["env"]["MY_VAR"] == "1"
     assert settings["env"]["ANTHROPIC_BASE_URL"] == "http://gw"
     assert settings["hooks"]["Stop"][0]["hooks"][0]["command"] == "mine"
+    hooks_module = importlib.util.find_spec("orchestra.knowledge.hooks")
+    if hooks_module is not None:  # the knowledge hooks are merged in, next to the user's
+        from orchestra.knowledge.hooks import claude_code_hooks
+
+        for event, entries in claude_code_hooks().items():
+            assert all(entry in settings["hooks"][event] for entry in entries)
     assert "orc_secret" not in (claude / "settings.json").read_text()
     local = claude / "settings.local.json"
     assert json.loads(local.read_text())["env"]["ANTHROPIC_API_KEY"] == "orc_secret"

@@ -152,6 +152,13 @@ def test_ledger_entry_has_attribution_and_path(
     expected = per_mtok / 10**6
     assert entry.cost_usd == expected
     assert entry.fallback_path == ("claude-sonnet-4-5:ok",)
+    spend = httpx.get(f"{db_gateway.url}/v1/orchestra/spend", headers={"x-api-key": key})
+    assert spend.status_code == 200
+    assert spend.json()["developer"] == "bob"
+    assert spend.json()["total_requests"] == 1
+    assert spend.json()["total_usd"] == str(expected)
+    metrics = httpx.get(f"{db_gateway.url}/metrics").text
+    assert 'orchestra_budget_headroom_usd{budget="alice-daily"}' in metrics
 
 
 def test_client_disconnect_mid_stream_is_recorded(
