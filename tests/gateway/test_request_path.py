@@ -4,6 +4,8 @@ circuit breakers, errors in the client's format."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from decimal import Decimal
 
 import httpx
@@ -339,3 +341,27 @@ def test_zero_cost_model_is_never_blocked_by_a_dollar_budget(live: LiveGateway) 
     refused = _post(live, {"model": "haiku", "max_tokens": 5, "messages": MESSAGES})
     assert refused.status_code == 429
     assert refused.json()["error"]["type"] == "rate_limit_error"
+
+
+def test_reload_does_not_drop_requests_in_flight(live: LiveGateway, upstream: FakeUpstream) -> None:
+    upstream.script(Reply(text="slow answer", delay_s=0.5))
+    result: list[httpx.Response] = []
+    slow = threading.Thread(
+        target=lambda: result.append(
+            _post(live, {"model": "haiku", "max_tokens": 5, "messages": MESSAGES})
+        )
+    )
+    slow.start()
+    deadline = time.monotonic() + 5
+    while not upstream.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Mid-flight: the haiku tier now goes elsewhere; the request already routed finishes.
+    live.app.config_loader = lambda: gateway_config(upstream.base_url, aliases={"x": "opus"})
+    reloaded = httpx.post(
+        f"{live.url}/v1/orchestra/admin/reload", headers={"x-api-key": live.admin_key}
+    )
+    assert reloaded.status_code == 200
+    slow.join(10)
+    assert result and result[0].status_code == 200
+    assert result[0].json()["content"][0]["text"] == "slow answer"
+    assert _post(live, {"model": "x", "max_tokens": 5, "messages": MESSAGES}).status_code == 200
