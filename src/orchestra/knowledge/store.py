@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +41,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/@ ]{0,199}$")
 _DedupeKey = tuple[str, str, str, str]
 """(project, kind, content hash, source file): the same text from the same place is one entry."""
 _CANDIDATES = 50
+_READ_CACHE_S = 1.0
 """Each retriever contributes at least this many candidates to hybrid fusion."""
 
 
@@ -111,6 +114,8 @@ class KnowledgeStore:
         self._embedder = embedder
         self._clock = clock
         self._id_factory = id_factory
+        self._read_cache: tuple[float, Any, tuple[str, int] | None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -176,6 +181,7 @@ class KnowledgeStore:
         return meta["embedding_model"], int(meta["dimension"])
 
     def _write_meta(self, model: str, dimension: int) -> None:
+        self._read_cache = None
         data = pa.Table.from_pylist(
             [
                 {"key": "embedding_model", "value": model},
@@ -206,6 +212,36 @@ class KnowledgeStore:
         self._ensure_fts(table)
         self._write_meta(embedder.name, embedder.dimension)
         return table
+
+    def _reader(self, *, for_vectors: bool) -> Any:
+        """The entries table for reading, cached for ``_READ_CACHE_S``.
+
+        Opening the table and re-reading the model record costs milliseconds per query;
+        a reader may see another process's writes up to that long late. Writes never use
+        this cache: they always re-check the recorded model, so vectors are never mixed.
+        """
+        now = time.monotonic()
+        cached = self._read_cache
+        if cached is not None and now - cached[0] < _READ_CACHE_S:
+            _, table, recorded = cached
+            if for_vectors and recorded is not None:
+                self._check_model(recorded)
+            if table is not None or not for_vectors:
+                return table
+        table = self._entries(for_vectors=for_vectors)
+        self._read_cache = (now, table, self.recorded_model()) if table is not None else None
+        return table
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-fts")
+        return self._executor
+
+    def close(self) -> None:
+        """Release the worker thread used by hybrid search (the store stays usable)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def _check_model(self, recorded: tuple[str, int]) -> None:
         name, dimension = recorded
@@ -316,6 +352,7 @@ class KnowledgeStore:
             for row, vector in zip(new_rows, given, strict=True):
                 row["vector"] = vector.tolist()
             table.add(pa.Table.from_pylist(new_rows, schema=table.schema))
+            self._read_cache = None
         return ids
 
     @staticmethod
@@ -422,24 +459,34 @@ class KnowledgeStore:
         if not query.strip():
             raise KnowledgeError("empty search query", hint="pass some words to search for")
         where = self._where(project, kind, team, tags)
-        table = self._entries(for_vectors=mode != "text")
+        table = self._reader(for_vectors=mode != "text")
         if table is None:
             return []
         columns = [*sch.ENTRY_COLUMNS]
         n = max(k * 4, _CANDIDATES) if mode == "hybrid" else k
+
+        def text_search() -> list[dict[str, Any]]:
+            q = table.search(query, query_type="fts", fts_columns="search_text")
+            if where:
+                q = q.where(where, prefilter=True)
+            rows: list[dict[str, Any]] = q.select([*columns, "_score"]).limit(n).to_list()
+            return rows
+
         vector_rows: list[dict[str, Any]] = []
         text_rows: list[dict[str, Any]] = []
+        # In hybrid mode BM25 runs in a worker while this thread embeds the query and
+        # searches vectors: the latency is the longer of the two, not their sum.
+        pending = self._pool().submit(text_search) if mode == "hybrid" else None
         if mode in ("hybrid", "vector"):
             vector = self.embedder.embed([query])[0]
             q = table.search(vector.tolist(), vector_column_name="vector").distance_type("cosine")
             if where:
                 q = q.where(where, prefilter=True)
             vector_rows = q.select([*columns, "_distance"]).limit(n).to_list()
-        if mode in ("hybrid", "text"):
-            q = table.search(query, query_type="fts", fts_columns="search_text")
-            if where:
-                q = q.where(where, prefilter=True)
-            text_rows = q.select([*columns, "_score"]).limit(n).to_list()
+        if pending is not None:
+            text_rows = pending.result()
+        elif mode == "text":
+            text_rows = text_search()
         if mode == "vector":
             return [Hit(sch.entry_from_row(r), 1.0 - float(r["_distance"])) for r in vector_rows]
         if mode == "text":
@@ -557,6 +604,7 @@ class KnowledgeStore:
         count = int(table.count_rows(where))
         if count:
             table.delete(where)
+            self._read_cache = None
         return count
 
     def prune(
@@ -611,6 +659,7 @@ class KnowledgeStore:
         table = self._entries(for_vectors=False)
         if table is not None:
             table.optimize()
+            self._read_cache = None
 
     def create_vector_index(self, *, min_rows: int = 50_000) -> bool:
         """Build an approximate (IVF-HNSW, scalar-quantised) vector index for large stores.
@@ -631,6 +680,7 @@ class KnowledgeStore:
             num_partitions=max(1, rows // 20_000),
             replace=True,
         )
+        self._read_cache = None
         return True
 
     def reembed(self, *, progress: Callable[[int, int], None] | None = None) -> int:
