@@ -50,7 +50,24 @@ def _row_dict(row: Any) -> dict[str, Any]:
     }
 
 
-def _view(runs: Any, run_id: str, costs: dict[str, float] | None) -> Group:
+def _test_status(home: Path | None, run_id: str) -> str:
+    if home is None:
+        return ""
+    latest = home / "runs" / run_id / "tests" / "latest.json"
+    try:
+        data = json.loads(latest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "   tests: not run yet"
+    verdict = "pass" if data.get("ok") else "FAIL"
+    return (
+        f"   tests ({data['name']}): {verdict} — {data.get('passed', 0)} passed, "
+        f"{data.get('failed', 0)} failed, {data.get('error', 0)} errors"
+    )
+
+
+def _view(
+    runs: Any, run_id: str, costs: dict[str, float] | None, home: Path | None = None
+) -> Group:
     row = runs.get(run_id)
     steps = runs.steps(run_id)
     table = Table(title=f"{row.id} — phase: {row.phase}", expand=False)
@@ -75,7 +92,7 @@ def _view(runs: Any, run_id: str, costs: dict[str, float] | None) -> Group:
     dollars = "unknown" if costs is None else f"${sum(costs.values()):.4f}"
     summary = Text(
         f"agents working now: {running}   tokens so far: {total_in} in / {total_out} out   "
-        f"spent: {dollars}   run status: {row.status}"
+        f"spent: {dollars}   run status: {row.status}" + _test_status(home, run_id)
     )
     return Group(table, summary)
 
@@ -93,10 +110,11 @@ def _watch(runtime: Any, run_id: str, cost_source: Any | None) -> Any:
         except Exception:  # the view must not kill the run
             return None
 
-    with Live(_view(runs, run_id, costs()), console=out, refresh_per_second=4) as live:
+    home = runtime.services.home
+    with Live(_view(runs, run_id, costs(), home), console=out, refresh_per_second=4) as live:
         while True:
             row = runs.get(run_id)
-            live.update(_view(runs, run_id, costs()))
+            live.update(_view(runs, run_id, costs(), home))
             if row.status not in {"running", "queued"}:
                 break
             time.sleep(0.5)
@@ -259,7 +277,7 @@ def register(app: typer.Typer) -> None:
                 ]
                 print_json({**_row_dict(row), "steps": steps})
             else:
-                console().print(_view(runs, row.id, None))
+                console().print(_view(runs, row.id, None, _home))
         except OrchestraError as exc:
             raise _fail(exc) from exc
         finally:
@@ -373,7 +391,7 @@ def register(app: typer.Typer) -> None:
             "gateway"
         )
         out.print(f"branch {result['branch']} in {result['repo']} (git log {result['branch']})")
-        out.print(f"report: {result['report']}")
+        out.print(f"report: {result['report']} (also: orchestra report {result['run_id']})")
         out.print(
             "\nThe model above was scripted. To use a real one, configure a provider and tiers "
             "in orchestra.yaml: an Anthropic key (providers.anthropic: {kind: anthropic, "

@@ -132,19 +132,31 @@ def open_knowledge(location: Path | None, say: Callable[[str], None]) -> Any | N
 
 
 def run_demo(
-    folder: Path, *, say: Callable[[str], None] = print, fresh: bool = True
+    folder: Path,
+    *,
+    home: Path | None = None,
+    say: Callable[[str], None] = print,
+    fresh: bool = True,
 ) -> dict[str, Any]:
-    """Create the sample repository under ``folder`` and run the pipeline on it."""
-    if fresh and folder.exists():
-        shutil.rmtree(folder)
+    """Create the sample repository under ``folder`` and run the pipeline on it.
+
+    The run is recorded in ``home`` (default: the state folder), so ``orchestra runs`` and
+    ``orchestra report`` show it afterwards.
+    """
+    from orchestra.config.paths import default_database_url, orchestra_home
+
+    repo = folder / "sample-repo"
+    if fresh and repo.exists():
+        shutil.rmtree(repo)
     folder.mkdir(parents=True, exist_ok=True)
-    repo = create_sample_repository(folder / "sample-repo")
-    home = folder / "home"
+    repo = create_sample_repository(repo)
+    database_url = None if home is not None else default_database_url()
+    home = home or orchestra_home()
     say("The model is SCRIPTED: orchestra.testing.scripted plays each agent's role with real")
     say("tool calls on a sample repository; the gates, tests, git and gateway are real.")
     say(f"Sample repository: {repo}")
     knowledge = open_knowledge(home / "knowledge", say)
-    with scripted_stack(home, knowledge=knowledge) as stack:
+    with scripted_stack(home, knowledge=knowledge, database_url=database_url) as stack:
         say(f"Gateway (scripted upstream behind it): {stack.gateway.base_url}")
         started = time.monotonic()
         run_id = stack.runtime.start_run(SAMPLE_TASK, repo)

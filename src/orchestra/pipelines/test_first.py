@@ -144,6 +144,9 @@ class TestFirstPipeline:
             log = self.svc.artifacts.put_text(
                 self.run_id, f"tests/{name}.log", run.result.combined(60_000), "test-log"
             )
+            self.svc.artifacts.put_json(
+                self.run_id, "tests/latest.json", {"name": name, **run.summary()}, "test-status"
+            )
             return {
                 **run.summary(),
                 "log": log,
