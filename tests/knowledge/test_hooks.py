@@ -134,7 +134,7 @@ def test_pre_compact_then_session_start(tmp_path: Path, embedder: LocalEmbedder)
     }
     done, seconds = run_hook("pre-compact", payload, project_dir)
     assert done.returncode == 0, done.stderr
-    assert "kept 4 facts" in done.stdout
+    assert "4 facts from the transcript saved to project shop" in done.stdout
     assert seconds < 30
 
     store = KnowledgeStore.open(Path(os.environ["ORCHESTRA_HOME"]) / "knowledge", embedder=embedder)

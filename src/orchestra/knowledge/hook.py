@@ -71,6 +71,7 @@ def pre_compact(data: dict[str, Any], stdout: TextIO) -> int:
     from orchestra.config.loader import load_config
     from orchestra.errors import KnowledgeError
     from orchestra.knowledge.models import Source
+    from orchestra.knowledge.secrets import scrub
     from orchestra.knowledge.store import KnowledgeStore, NewEntry
     from orchestra.knowledge.transcript import extract_facts, read_transcript
 
@@ -86,19 +87,21 @@ def pre_compact(data: dict[str, Any], stdout: TextIO) -> int:
     facts = extract_facts(read_transcript(path))
     store = KnowledgeStore.open(config=config)
     source = Source(session=session, agent="claude-code", origin="hook")
-    stored = refused = 0
+    kept: list[NewEntry] = []
+    refused = 0
     for fact in facts:
         try:
-            store.add_many(
-                [NewEntry(fact.text, fact.kind, project, source=source, tags=("claude-code",))]
-            )
-            stored += 1
+            scrub(fact.text, config.secrets)
         except KnowledgeError:
-            refused += 1  # refused by the secret policy; the message would name no secret
+            refused += 1  # refused by the secret policy (e.g. a private key); never echoed
+            continue
+        kept.append(NewEntry(fact.text, fact.kind, project, source=source, tags=("claude-code",)))
+    if kept:
+        store.add_many(kept)  # one embedding batch, one write; known facts are stored once
     trigger = data.get("trigger", "unknown")
     print(
-        f"orchestra: kept {stored} facts from the transcript for project {project} "
-        f"(trigger {trigger}, {refused} refused)",
+        f"orchestra: {len(kept)} facts from the transcript saved to project {project} "
+        f"(trigger {trigger}; {refused} refused for secrets; repeats are stored once)",
         file=stdout,
     )
     return EXIT_OK
