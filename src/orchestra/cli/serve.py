@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from orchestra.cli.output import error_console
-from orchestra.config import find_config, load_config
+from orchestra.config import default_database_url, find_config, load_config
 from orchestra.errors import OrchestraError
 
 ConfigOption = Annotated[
@@ -53,10 +53,13 @@ def _run(
 
     from orchestra.server import ServeOptions
     from orchestra.server.app import OPTIONS_ENV
+    from orchestra.store import open_database
 
     path = config_path or find_config()
     try:
         config = load_config(path)  # fail fast, before any worker starts
+        # Migrate once here: N workers migrating a fresh database at once would race.
+        open_database(database_url or default_database_url()).dispose()
     except OrchestraError as exc:
         error_console().print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from exc
