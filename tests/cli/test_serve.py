@@ -65,3 +65,23 @@ def test_serve_runs_gateway_and_api_and_reloads_on_sighup(
         stop(upstream)
         accounting.close()
         database.dispose()
+
+
+@pytest.mark.slow
+def test_two_workers_start_on_a_fresh_database(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    config = tmp_path / "orchestra.yaml"
+    config.write_text("gateway:\n  port: 0\n")
+    port = free_port()
+    database_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    server = start_gateway(config, database_url, home, port, extra=["--workers", "2"])
+    try:
+        deadline = time.monotonic() + 20
+        log = home / f"gateway-{port}.log"
+        while log.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert "Traceback" not in log.read_text()
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+    finally:
+        stop(server)

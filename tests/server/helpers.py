@@ -53,7 +53,12 @@ def write_config(folder: Path, upstream_url: str, **gateway: object) -> Path:
 
 
 def start_gateway(
-    config: Path, database_url: str, home: Path, port: int, command: str = "gateway"
+    config: Path,
+    database_url: str,
+    home: Path,
+    port: int,
+    command: str = "gateway",
+    extra: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ORCHESTRA_HOME": str(home)}
     log = home / f"gateway-{port}.log"
@@ -69,6 +74,7 @@ def start_gateway(
                 str(port),
                 "--database-url",
                 database_url,
+                *(extra or []),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
