@@ -3,13 +3,18 @@ circuit breakers, errors in the client's format."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from decimal import Decimal
 
 import httpx
+import pytest
+import yaml
 
+from orchestra.accounting import SecretBox, SecretStore
+from orchestra.config import parse_config
 from orchestra.gateway import GatewayDeps
 from orchestra.roster import agent_mark
 from orchestra.testing import DropMidStream, FakeUpstream, Fault, Reply, Timeout
@@ -365,3 +370,43 @@ def test_reload_does_not_drop_requests_in_flight(live: LiveGateway, upstream: Fa
     assert result and result[0].status_code == 200
     assert result[0].json()["content"][0]["text"] == "slow answer"
     assert _post(live, {"model": "x", "max_tokens": 5, "messages": MESSAGES}).status_code == 200
+
+
+@pytest.mark.parametrize("source", ["env", "secret"])
+def test_upstream_credential_from_env_or_encrypted_secret(
+    source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deps = GatewayDeps(sleep=lambda _s: asyncio.sleep(0), rand=lambda: 0.0)
+    provider: dict[str, object] = {"kind": "anthropic"}
+    if source == "env":
+        monkeypatch.setenv("TEST_UPSTREAM_KEY", "sk-upstream-1")
+        provider["api_key_env"] = "TEST_UPSTREAM_KEY"
+    else:
+        store = SecretStore(SecretBox.from_home())
+        store.set("anthropic-key", "sk-upstream-1")
+        provider["api_key_secret"] = "anthropic-key"
+        deps.secrets = store.as_mapping()
+    with FakeUpstream.start(api_key="sk-upstream-1") as upstream:
+        config = parse_config(
+            yaml.safe_dump(
+                {
+                    "providers": {"anthropic": {**provider, "base_url": upstream.base_url}},
+                    "models": {"claude-haiku-4-5": {"provider": "anthropic"}},
+                    "tiers": {"haiku": {"model": "claude-haiku-4-5"}},
+                }
+            ),
+            environ={},
+        )
+        accountant = memory_accountant()
+        key = accountant.add_key("alice", "payments")
+        server = ServerThread(make_app(config, accountant, deps)).start()
+        try:
+            response = httpx.post(
+                f"{server.base_url}/v1/messages",
+                json={"model": "haiku", "max_tokens": 5, "messages": MESSAGES},
+                headers={"x-api-key": key},
+            )
+        finally:
+            server.stop()
+        assert response.status_code == 200, response.text
+        assert upstream.requests[-1].headers["x-api-key"] == "sk-upstream-1"

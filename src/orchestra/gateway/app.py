@@ -297,7 +297,7 @@ class GatewayApp:
                 hint="start it with `orchestra gateway` in a folder with orchestra.yaml",
             )
         config = await self.gateway.blocking(self.config_loader)
-        self.gateway.reload(config)
+        await self.gateway.blocking(self.gateway.reload, config)
         await self.gateway.blocking(
             self.gateway.accountant.audit, caller, "gateway.reload", "config", {}
         )

@@ -7,15 +7,19 @@ snapshot they started with.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from orchestra.config.models import TIERS
 from orchestra.config.schema import OrchestraConfig
+from orchestra.errors import OrchestraError
 from orchestra.gateway.errors import UnknownModel
 from orchestra.gateway.formats import WireFormat
 
+log = logging.getLogger("orchestra.gateway")
 _FAMILY_RE = re.compile(r"^claude-(?:[a-z0-9.-]*?-)?(opus|sonnet|haiku)(?:-|$)")
 
 
@@ -160,13 +164,21 @@ class RoutingSnapshot:
         return [*sorted(tiers), *sorted(self.aliases), *sorted(self.targets)]
 
 
-def upstream_credential(target: Target, secrets: dict[str, str] | None = None) -> str | None:
+def upstream_credential(target: Target, secrets: Mapping[str, str] | None = None) -> str | None:
     """The credential for ``target``'s provider: from its environment variable or the
-    decrypted secrets; never logged."""
+    decrypted secrets; never logged. ``None`` when neither has it."""
     if target.api_key_env:
         value = os.environ.get(target.api_key_env)
         if value:
             return value
-    if target.api_key_secret and secrets:
-        return secrets.get(target.api_key_secret)
+    if target.api_key_secret and secrets is not None:
+        try:
+            return secrets.get(target.api_key_secret)
+        except OrchestraError as exc:  # a secret that cannot be decrypted
+            log.error(
+                "credential %r of provider %r cannot be read: %s",
+                target.api_key_secret,
+                target.provider,
+                exc.message,
+            )
     return None

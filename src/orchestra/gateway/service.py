@@ -43,6 +43,8 @@ class Snapshot:
     routing: RoutingSnapshot
     caller: UpstreamCaller
     loaded_at: datetime
+    credentials: dict[str, str | None] = field(default_factory=dict)
+    """Provider -> credential, resolved (and decrypted) once per snapshot, not per call."""
 
 
 @dataclass
@@ -115,10 +117,20 @@ class Gateway:
             clock=self.deps.clock,
             on_error=self.metrics.upstream_error,
         )
-        return Snapshot(config, routing, caller, self.deps.now())
+        credentials: dict[str, str | None] = {}
+        for target in routing.targets.values():
+            if target.provider not in credentials:
+                credentials[target.provider] = upstream_credential(target, self.deps.secrets)
+                if credentials[target.provider] is None and (
+                    target.api_key_env or target.api_key_secret
+                ):
+                    log.warning("no credential found for provider %r", target.provider)
+        return Snapshot(config, routing, caller, self.deps.now(), credentials)
 
     def reload(self, config: OrchestraConfig) -> None:
         """Swap in a new configuration; requests in flight keep the snapshot they began with.
+
+        Blocking (reads the secrets file): call it on a worker thread from async code.
 
         Raises :class:`orchestra.errors.ConfigError` (and keeps the old snapshot) when the
         new configuration does not hold together.
@@ -150,8 +162,7 @@ class Gateway:
         return self._session
 
     def _credential(self, target: Target) -> str | None:
-        secrets = dict(self.deps.secrets) if self.deps.secrets else None
-        return upstream_credential(target, secrets)
+        return self.snapshot.credentials.get(target.provider)
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking accounting work on the worker threads, off the event loop."""

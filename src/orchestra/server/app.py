@@ -67,6 +67,12 @@ def open_gateway(
 
     database = open_database(database_url or default_database_url())
     accounting = Accounting(database, config)
+    if deps is None:
+        deps = GatewayDeps()
+    if deps.secrets is None and any(p.api_key_secret for p in config.providers.values()):
+        from orchestra.accounting import SecretBox, SecretStore
+
+        deps.secrets = SecretStore(SecretBox.from_home()).as_mapping()
     gateway = Gateway(config, StoreAccountant(accounting), deps)
 
     async def close() -> None:
@@ -135,7 +141,7 @@ def _sighup_hook(app: GatewayApp) -> StartupHook:
         async def reload() -> None:
             try:
                 config = await asyncio.to_thread(app.config_loader)  # type: ignore[arg-type]
-                app.gateway.reload(config)
+                await asyncio.to_thread(app.gateway.reload, config)
             except Exception:
                 log.exception("configuration reload on SIGHUP failed; keeping the old one")
 
