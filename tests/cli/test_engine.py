@@ -116,3 +116,31 @@ def test_run_with_a_configured_model_shows_progress_and_the_report(
     assert "tests (fix-1): pass — 11 passed, 0 failed" in text
     assert "changed-line coverage 100.0%" in text
     assert "(gateway ledger)" in text
+
+
+@pytest.mark.slow
+def test_cancel_from_the_cli_stops_a_run_in_another_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from orchestra.engine.agents import RosterAgents
+    from orchestra.engine.demo import scripted_stack
+    from orchestra.testing.scripted import SAMPLE_TASK, create_sample_repository
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("ORCHESTRA_HOME", str(home))
+    repo = create_sample_repository(tmp_path / "repo")
+    with scripted_stack(home, latency_s=0.3, agents=RosterAgents.load()) as stack:
+        run_id = stack.runtime.start_run(SAMPLE_TASK, repo)
+        deadline = time.monotonic() + 60
+        while stack.runtime.services.runs.get(run_id).phase in {"queued", "plan"}:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        result = runner.invoke(app, ["cancel", run_id[:14]])
+        assert result.exit_code == 0, result.output
+        row = stack.runtime.wait(run_id, timeout_s=60)
+    assert row.status == "cancelled"
+    assert f"run {run_id} cancelled" in _text(result.output)
+    again = runner.invoke(app, ["cancel", run_id])
+    assert again.exit_code == 1 and "already ended" in _text(again.output)

@@ -41,7 +41,11 @@ class RunStore:
         with self.database.session() as session:
             row = session.get(RunRow, run_id)
             if row is None:
-                matches = list(session.scalars(select(RunRow).where(RunRow.id.like(f"{run_id}%"))))
+                matches = list(
+                    session.scalars(
+                        select(RunRow).where(RunRow.id.startswith(run_id, autoescape=True))
+                    )
+                )
                 if len(matches) == 1:
                     return matches[0]
                 raise RunNotFound(f"no run {run_id!r}", hint="list runs with `orchestra runs`")

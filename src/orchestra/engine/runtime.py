@@ -246,10 +246,11 @@ class EngineRuntime:
             _BINDING.services = None
             raise
 
-    def shutdown(self) -> None:
-        """Stop DBOS and unbind; workflows still running stay PENDING for a resume."""
+    def shutdown(self, wait_s: int = 5) -> None:
+        """Stop DBOS and unbind; workflows still running after ``wait_s`` seconds stay
+        PENDING for a resume (cancelled ones use the wait to reach their next step)."""
         try:
-            DBOS.destroy(destroy_registry=False)
+            DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=wait_s)
         finally:
             _BINDING.services = None
 
