@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -14,9 +15,30 @@ class WorkspaceError(EngineError):
     """A path or git operation the workspace refuses; the message says why."""
 
 
+GIT_LOCK_RETRIES = 8
+
+
 def git(repo: Path, *args: str, check: bool = True) -> str:
-    """Run git in ``repo`` and return stdout; raise :class:`WorkspaceError` on failure."""
-    proc = subprocess.run(
+    """Run git in ``repo`` and return stdout; raise :class:`WorkspaceError` on failure.
+
+    Worktrees of one repository share its refs; two runs committing at the same moment can
+    meet a ``.lock`` file, which is retried briefly rather than failing the run.
+    """
+    for attempt in range(GIT_LOCK_RETRIES):
+        proc = _git_once(repo, args)
+        if proc.returncode == 0 or ".lock" not in proc.stderr:
+            break
+        time.sleep(0.05 * (attempt + 1))
+    if check and proc.returncode != 0:
+        raise WorkspaceError(
+            f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip() or proc.stdout.strip()}",
+            hint="check that the folder is a git repository with at least one commit",
+        )
+    return proc.stdout
+
+
+def _git_once(repo: Path, args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         ["git", "-C", str(repo), *args],
         capture_output=True,
         text=True,
@@ -32,12 +54,6 @@ def git(repo: Path, *args: str, check: bool = True) -> str:
             "LC_ALL": "C.UTF-8",
         },
     )
-    if check and proc.returncode != 0:
-        raise WorkspaceError(
-            f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip() or proc.stdout.strip()}",
-            hint="check that the folder is a git repository with at least one commit",
-        )
-    return proc.stdout
 
 
 def sha256_file(path: Path) -> str:
