@@ -273,3 +273,34 @@ def test_async_api_runs_in_worker_threads(store: KnowledgeStore) -> None:
     hits = asyncio.run(main())
     assert hits[0].entry.text.startswith("Architect plan")
     assert seen and main_thread not in seen
+
+
+def test_vector_index_for_large_stores(tmp_path: Path, embedding_server: EmbeddingServer) -> None:
+    from orchestra.knowledge import NewEntry
+
+    provider = ProviderEmbedder(base_url=embedding_server.base_url, model="fake", batch_size=256)
+    store = KnowledgeStore.open(tmp_path / "kb", embedder=provider)
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "epsilon",
+        "zeta",
+        "eta",
+        "theta",
+        "iota",
+        "kappa",
+        "lambda",
+        "mu",
+    ]
+    items = [
+        NewEntry(f"{words[i % 12]} {words[(i * 7) % 12]} item {i}", "note", f"p{i % 3}")
+        for i in range(600)
+    ]
+    store.add_many(items)
+    assert store.create_vector_index() is False  # below VECTOR_INDEX_MIN_ROWS: exact scan
+    assert store.create_vector_index(min_rows=0) is True
+    hits = store.search("alpha beta item", project="p1", k=5, mode="vector")
+    assert len(hits) == 5 and all(h.entry.project == "p1" for h in hits)
+    assert store.search("item 301", project="p1", mode="hybrid", k=3)

@@ -42,6 +42,8 @@ _DedupeKey = tuple[str, str, str, str]
 """(project, kind, content hash, source file): the same text from the same place is one entry."""
 _CANDIDATES = 50
 _READ_CACHE_S = 1.0
+VECTOR_INDEX_MIN_ROWS = 50_000
+"""Below this many entries an exact vector scan is fast enough (and exact)."""
 """Each retriever contributes at least this many candidates to hybrid fusion."""
 
 
@@ -654,14 +656,20 @@ class KnowledgeStore:
             files_tracked=files,
         )
 
-    def optimize(self) -> None:
-        """Fold new rows into the indexes and compact small files (after bulk writes)."""
+    def optimize(self, *, vector_index: bool = True) -> None:
+        """Fold new rows into the indexes and compact small files (after bulk writes).
+
+        Builds the vector index once the store reaches ``VECTOR_INDEX_MIN_ROWS`` entries.
+        """
         table = self._entries(for_vectors=False)
         if table is not None:
             table.optimize()
             self._read_cache = None
+            has_vector_index = any("vector" in ix.columns for ix in table.list_indices())
+            if vector_index and not has_vector_index:
+                self.create_vector_index(min_rows=VECTOR_INDEX_MIN_ROWS)
 
-    def create_vector_index(self, *, min_rows: int = 50_000) -> bool:
+    def create_vector_index(self, *, min_rows: int = VECTOR_INDEX_MIN_ROWS) -> bool:
         """Build an approximate (IVF-HNSW, scalar-quantised) vector index for large stores.
 
         Below ``min_rows`` an exact scan is fast enough and exact, so nothing is built;
@@ -673,11 +681,11 @@ class KnowledgeStore:
         rows = int(table.count_rows())
         if rows < min_rows:
             return False
+        from lancedb.index import IvfHnswSq
+
         table.create_index(
-            metric="cosine",
-            vector_column_name="vector",
-            index_type="IVF_HNSW_SQ",
-            num_partitions=max(1, rows // 20_000),
+            "vector",
+            config=IvfHnswSq(distance_type="cosine", num_partitions=max(1, rows // 20_000)),
             replace=True,
         )
         self._read_cache = None
