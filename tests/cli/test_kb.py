@@ -21,14 +21,32 @@ def test_add_search_stats_forget(tmp_path: Path) -> None:
     store = str(tmp_path / "kb")
     key = "sk-ant-api03-" + "Xq7RmT2pLk9WvB4nZs8DfH3jGc6Ya1Ue5Io0PxQw"
     code, out, err = kb(
-        "add", f"We decided to ship invoices as PDF. Key {key}", "--kind", "decision",
-        "--project", "shop", "--file", "docs/adr/7.md", "--store", store, "--json",
-    )  # fmt: skip
+        "add",
+        f"We decided to ship invoices as PDF. Key {key}",
+        "--kind",
+        "decision",
+        "--project",
+        "shop",
+        "--file",
+        "docs/adr/7.md",
+        "--store",
+        store,
+        "--json",
+    )
     assert code == 0, err
     added = json.loads(out)
     assert added["redactions"] == ["anthropic_key"]
-    code, out, err = kb("add", "-", "--kind", "note", "--project", "shop", "--store", store,
-                        input="Invoices are numbered per calendar year.")  # fmt: skip
+    code, out, err = kb(
+        "add",
+        "-",
+        "--kind",
+        "note",
+        "--project",
+        "shop",
+        "--store",
+        store,
+        input="Invoices are numbered per calendar year.",
+    )
     assert code == 0, err
 
     code, out, err = kb(
