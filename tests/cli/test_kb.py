@@ -104,3 +104,12 @@ def test_errors_show_a_fix_and_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "private key" in err and "MIIBOg" not in out + err
     code, _, err = kb("ingest", str(tmp_path / "missing"), "--store", store)
     assert code == 2 and "not a folder" in err
+
+
+def test_hook_command_exit_codes(tmp_path: Path) -> None:
+    code, out, _ = kb("hook", "session-start", input=json.dumps({"cwd": str(tmp_path)}))
+    assert code == 0 and out == ""
+    code, _, err = kb("hook", "pre-compact", input="not json")
+    assert code == 1 and "not JSON" in err
+    code, _, err = kb("hook", "post-everything", input="{}")
+    assert code == 1 and "unknown event" in err

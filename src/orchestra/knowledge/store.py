@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import threading
 import time
 import uuid
 from collections import Counter
@@ -118,6 +119,7 @@ class KnowledgeStore:
         self._id_factory = id_factory
         self._read_cache: tuple[float, Any, tuple[str, int] | None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -235,15 +237,17 @@ class KnowledgeStore:
         return table
 
     def _pool(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-fts")
-        return self._executor
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kb-fts")
+            return self._executor
 
     def close(self) -> None:
         """Release the worker thread used by hybrid search (the store stays usable)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        with self._executor_lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
 
     def _check_model(self, recorded: tuple[str, int]) -> None:
         name, dimension = recorded
