@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from orchestra.cli.app import app
@@ -113,3 +114,24 @@ def test_hook_command_exit_codes(tmp_path: Path) -> None:
     assert code == 1 and "not JSON" in err
     code, _, err = kb("hook", "post-everything", input="{}")
     assert code == 1 and "unknown event" in err
+
+
+def test_model_change_then_reembed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.knowledge.conftest import EmbeddingServer
+
+    store = str(tmp_path / "kb")
+    code, _, err = kb("add", "Orders ship from the Leeds warehouse.", "--project", "shop",
+                      "--store", store)  # fmt: skip
+    assert code == 0, err
+    with EmbeddingServer() as server:
+        monkeypatch.setenv("ORCHESTRA__KNOWLEDGE__EMBEDDING__PROVIDER", "openai")
+        monkeypatch.setenv("ORCHESTRA__KNOWLEDGE__EMBEDDING__BASE_URL", server.base_url)
+        monkeypatch.setenv("ORCHESTRA__KNOWLEDGE__EMBEDDING__MODEL", "fake-embed")
+        code, _, err = kb("search", "warehouse", "--store", store)
+        assert code == 2 and "orchestra kb reembed" in err
+        code, out, err = kb("reembed", "--yes", "--store", store)
+        assert code == 0, err
+        assert "re-embedded 1 entries with openai:fake-embed" in out
+        code, out, err = kb("search", "leeds warehouse", "--store", store, "--json")
+        assert code == 0, err
+        assert json.loads(out)[0]["text"] == "Orders ship from the Leeds warehouse."

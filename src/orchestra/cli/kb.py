@@ -33,9 +33,11 @@ ProjectOption = Annotated[str | None, typer.Option("--project", "-p", help="Proj
 
 
 def _fail(exc: OrchestraError) -> typer.Exit:
-    error_console().print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+    error_console().print(
+        f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True
+    )
     if exc.hint:
-        error_console().print(f"[bold]fix:[/] {escape(exc.hint)}", highlight=False)
+        error_console().print(f"[bold]fix:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -103,11 +105,16 @@ def search(
             f"[bold]{rank}.[/] [cyan]{e.kind}[/] {escape(e.project)} "
             f"[dim]{hit.score:.4f} {e.id[:12]}[/]{escape(where)}",
             highlight=False,
+            soft_wrap=True,
         )
         if e.title:
-            out.print(f"   [bold]{escape(e.title)}[/]", highlight=False)
+            out.print(f"   [bold]{escape(e.title)}[/]", highlight=False, soft_wrap=True)
         snippet = " ".join(e.text.split())
-        out.print(f"   {escape(snippet[:300])}{'…' if len(snippet) > 300 else ''}", highlight=False)
+        out.print(
+            f"   {escape(snippet[:300])}{'…' if len(snippet) > 300 else ''}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @kb_app.command()
@@ -151,9 +158,9 @@ def add(
     if json_out:
         print_json({"id": entry_id, "redactions": redactions})
         return
-    console().print(f"stored {entry_id}", highlight=False)
+    console().print(f"stored {entry_id}", highlight=False, soft_wrap=True)
     if redactions:
-        console().print(f"redacted: {', '.join(redactions)}", highlight=False)
+        console().print(f"redacted: {', '.join(redactions)}", highlight=False, soft_wrap=True)
 
 
 @kb_app.command()
@@ -204,6 +211,7 @@ def ingest(
         f"{report.skipped_huge} huge, {report.skipped_unreadable} unreadable "
         f"in {report.seconds:.1f}s",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -220,9 +228,17 @@ def stats(store: StoreOption = None, json_out: JsonOption = False) -> None:
     from rich.table import Table
 
     out = console()
-    out.print(f"store: {escape(result.location)}", highlight=False)
-    out.print(f"model: {result.embedding_model} ({result.dimension} dimensions)", highlight=False)
-    out.print(f"entries: {result.total}; files tracked: {result.files_tracked}", highlight=False)
+    out.print(f"store: {escape(result.location)}", highlight=False, soft_wrap=True)
+    out.print(
+        f"model: {result.embedding_model} ({result.dimension} dimensions)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"entries: {result.total}; files tracked: {result.files_tracked}",
+        highlight=False,
+        soft_wrap=True,
+    )
     for title, counts in (("kind", result.by_kind), ("project", result.by_project)):
         table = Table(title=f"by {title}")
         table.add_column(title)
@@ -257,7 +273,7 @@ def prune(
         print_json({"removed": result.removed, "total": result.total})
         return
     detail = ", ".join(f"{k}: {n}" for k, n in result.removed.items() if n) or "nothing"
-    console().print(f"pruned {result.total} entries ({detail})", highlight=False)
+    console().print(f"pruned {result.total} entries ({detail})", highlight=False, soft_wrap=True)
 
 
 @kb_app.command()
@@ -284,7 +300,9 @@ def forget(
     if json_out:
         print_json({"removed": removed})
         return
-    console().print(f"forgot {removed} entries from {escape(source)}", highlight=False)
+    console().print(
+        f"forgot {removed} entries from {escape(source)}", highlight=False, soft_wrap=True
+    )
 
 
 @kb_app.command()
@@ -311,7 +329,7 @@ def reembed(
         )
     except OrchestraError as exc:
         raise _fail(exc) from exc
-    console().print(f"re-embedded {count} entries with {target}", highlight=False)
+    console().print(f"re-embedded {count} entries with {target}", highlight=False, soft_wrap=True)
 
 
 @kb_app.command()

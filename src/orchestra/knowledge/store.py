@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import re
 import threading
@@ -305,28 +306,15 @@ class KnowledgeStore:
                 f"({len(items)}, {self.embedder.dimension})",
                 hint="pass one vector per item from the store's embedding model",
             )
-        prepared: list[tuple[NewEntry, str, str, tuple[str, ...]]] = []
+        prepared: list[tuple[NewEntry, str, tuple[str, ...]]] = []
         for item in items:
             self._validate(item)
             scrubbed = scrub(item.text, self.config.secrets)
-            title = scrub(item.title, self.config.secrets).text
+            title = scrub(item.title, self.config.secrets)
             digest = hashlib.sha256(scrubbed.text.encode("utf-8")).hexdigest()
-            prepared.append(
-                (
-                    NewEntry(
-                        scrubbed.text,
-                        item.kind,
-                        item.project,
-                        item.team,
-                        item.source,
-                        item.tags,
-                        title,
-                    ),
-                    digest,
-                    "",
-                    scrubbed.kinds,
-                )
-            )
+            clean = dataclasses.replace(item, text=scrubbed.text, title=title.text)
+            kinds = tuple(dict.fromkeys((*scrubbed.kinds, *title.kinds)))
+            prepared.append((clean, digest, kinds))
         table = self._entries(for_vectors=True)
         existing = self._existing_hashes(table, [p[1] for p in prepared])
         ids: list[EntryId] = []
@@ -335,7 +323,7 @@ class KnowledgeStore:
         batch_seen: dict[_DedupeKey, EntryId] = {}
         now = self._clock()
         given: list[Any] = []
-        for position, (entry, digest, _, kinds) in enumerate(prepared):
+        for position, (entry, digest, kinds) in enumerate(prepared):
             key = (entry.project, entry.kind, digest, entry.source.file or "")
             if key in existing:
                 ids.append(existing[key])
