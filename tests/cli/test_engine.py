@@ -70,8 +70,11 @@ def test_unknown_run_says_how_to_find_runs(tmp_path: Path) -> None:
 def test_run_without_a_model_explains_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from orchestra.testing.scripted import create_sample_repository
+
+    repo = create_sample_repository(tmp_path / "repo")
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["run", "add a thing", "--repo", str(tmp_path)])
+    result = runner.invoke(app, ["run", "add a thing", "--repo", str(repo)])
     assert result.exit_code == 1
     assert "no model is configured" in _text(result.output)
     assert "orchestra demo" in _text(result.output)
@@ -83,7 +86,8 @@ def test_run_refuses_a_folder_that_is_not_a_repository(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "orchestra.yaml").write_text(
         "providers: {p: {kind: anthropic, base_url: 'http://127.0.0.1:9'}}\n"
-        "models: {m: {provider: p}}\ntiers: {haiku: {model: m}, sonnet: {model: m}, "
+        "models: {m: {provider: p, price: {input: 1, output: 2}}}\n"
+        "tiers: {haiku: {model: m}, sonnet: {model: m}, "
         "opus: {model: m}}\n"
     )
     result = runner.invoke(app, ["run", "add a thing", "--repo", str(tmp_path)])

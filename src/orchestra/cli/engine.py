@@ -220,7 +220,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Take TASK to a tested, reviewed branch with the test-first pipeline."""
+        from orchestra.engine.runtime import check_repository
+
         try:
+            check_repository(repo)
             with _runtime(gateway) as (runtime, local):
                 run_id = runtime.start_run(task, repo, budget_usd=budget)
                 row = _watch(runtime, run_id, local)

@@ -188,6 +188,17 @@ def run_agents(run_id: str, tasks: Sequence[AgentTask]) -> list[AgentOutcome]:
     ]
 
 
+def check_repository(repo: Path) -> Path:
+    """``repo`` resolved, or a refusal when it is not the root of a git repository."""
+    repo = repo.resolve()
+    if not (repo / ".git").exists():
+        raise EngineError(
+            f"{repo} is not a git repository",
+            hint="pass --repo the root of a git repository with at least one commit",
+        )
+    return repo
+
+
 def default_system_database_url(database_url: str, home: Path) -> str:
     """SQLite app database -> a SQLite DBOS file next to it; PostgreSQL -> the same server."""
     if database_url.startswith(("postgresql", "postgres")):
@@ -275,12 +286,7 @@ class EngineRuntime:
 
         if not task.strip():
             raise EngineError("the task is empty", hint='say what to build: orchestra run "..."')
-        repo = repo.resolve()
-        if not (repo / ".git").exists():
-            raise EngineError(
-                f"{repo} is not a git repository",
-                hint="pass --repo the root of a git repository with at least one commit",
-            )
+        repo = check_repository(repo)
         run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         budget = self.services.config.engine.run_budget_usd if budget_usd is None else budget_usd
         self.services.runs.create(
