@@ -9,6 +9,7 @@ the database-backed accounting measured by target (c). Run by ``run.py`` as
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 
 import yaml
 
@@ -32,6 +33,6 @@ def create() -> GatewayApp:
         ),
         environ={},
     )
-    accountant = MemoryAccountant()
+    accountant = MemoryAccountant(prices={"claude-haiku-4-5": (Decimal(1), Decimal(5))})
     accountant.keys[BENCH_KEY] = Caller("bench", "bench", "bench-team")
     return GatewayApp(Gateway(config, accountant))

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestra.accounting import Accounting, Attribution, BudgetSpec, Ledger, LedgerEntry
+from orchestra.accounting import (
+    Accounting,
+    Attribution,
+    BudgetSpec,
+    Ledger,
+    LedgerEntry,
+    StreamRecord,
+)
 from orchestra.providers import Usage
 from orchestra.store import Database, open_database
 
@@ -225,3 +232,73 @@ def test_a_failing_batch_is_retried_entry_by_entry(accounting: Accounting) -> No
     failures = [r for r in results if isinstance(r, BaseException)]
     assert len(failures) == 1
     assert len(accounting.ledger.entries()) == 21
+
+
+def test_journal_stays_bounded_under_sustained_overlapping_calls(
+    database: Database, tmp_path: Path
+) -> None:
+    """Under sustained load some stream is always open, so the journal is never empty;
+    it must still stay bounded (compaction), and a crash after many compactions still
+    reconciles exactly the unfinished calls with their last usage."""
+    ledger = Ledger(database, journal_dir=tmp_path, journal_max_bytes=20_000)
+    window: list[tuple[StreamRecord, Usage]] = []
+    finished, largest = 0, 0
+    for _ in range(400):
+        # Non-streamed calls journaled before their commit, interleaved with streams.
+        pending = ledger.open_pending(LedgerEntry(ALICE, "haiku", "claude-haiku-4-5"))
+        record = ledger.open_stream(LedgerEntry(ALICE, "sonnet", "claude-sonnet-4-5"))
+        window.append((record, Usage(100, 0)))
+        for i, (open_record, usage) in enumerate(window):
+            usage = Usage(usage.input_tokens, usage.output_tokens + 7)
+            open_record.progress(usage)
+            window[i] = (open_record, usage)
+        pending.finish()
+        finished += 1
+        if len(window) > 8:  # calls overlap: at least 8 streams are open at every moment
+            oldest, usage = window.pop(0)
+            oldest.finish(usage=usage)
+            finished += 1
+        largest = max(largest, ledger.journal_size)
+    journal = ledger._journal
+    assert journal is not None and journal.compactions > 0
+    assert journal.open_streams == len(window) == 8
+    # Bounded by the threshold plus what is unfinished, not by the hours of traffic.
+    assert largest <= 20_000 + 2 * 9 * 1_000
+    assert journal.path.stat().st_size == ledger.journal_size
+    unfinished = {r.id: u for r, u in window}
+    ledger.close()  # what a SIGKILL leaves behind: the journal with its open streams
+    other = Ledger(database, journal_dir=tmp_path)
+    reconciled = other.reconcile_incomplete()
+    assert {e.id: e.usage for e in reconciled} == unfinished
+    assert all(e.outcome == "reconciled" and e.stream for e in reconciled)
+    assert len(other.entries()) == finished + len(unfinished)
+    assert list(tmp_path.rglob("*.jsonl*")) == []
+    other.close()
+
+
+def test_a_pending_non_streamed_call_is_reconciled_as_not_streamed(
+    database: Database, tmp_path: Path
+) -> None:
+    ledger = Ledger(database, journal_dir=tmp_path)
+    call = LedgerEntry(ALICE, "haiku", "claude-haiku-4-5", usage=Usage(10, 20), stream=False)
+    streamed = ledger.open_stream(LedgerEntry(ALICE, "haiku", "claude-haiku-4-5"))
+    pending = ledger.open_pending(call)
+    ledger.close()  # killed before either was committed
+    other = Ledger(database, journal_dir=tmp_path)
+    found = {e.id: e for e in other.reconcile_incomplete()}
+    assert found[pending.id].stream is False
+    assert found[pending.id].usage == Usage(10, 20)
+    assert found[streamed.id].stream is True
+    other.close()
+
+
+def test_a_compaction_file_left_by_a_dead_process_is_removed(
+    database: Database, tmp_path: Path
+) -> None:
+    ledger = Ledger(database, journal_dir=tmp_path)
+    ledger.journal_dir.mkdir(parents=True)
+    leftover = ledger.journal_dir / "123-deadbeef.jsonl.compact"
+    leftover.write_text('{"op":"open"}\n')
+    assert ledger.reconcile_incomplete() == []
+    assert not leftover.exists()
+    ledger.close()

@@ -55,7 +55,8 @@ def memory_accountant() -> MemoryAccountant:
             "claude-opus-4-1": (Decimal(15), Decimal(75)),
             "claude-sonnet-4-5": (Decimal(3), Decimal(15)),
             "claude-haiku-4-5": (Decimal(1), Decimal(5)),
-        }
+        },
+        free_models=frozenset({"qwen-local"}),
     )
 
 

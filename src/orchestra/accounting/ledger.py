@@ -243,39 +243,118 @@ def _reservation_from(data: dict[str, Any] | None) -> Reservation | None:
 
 
 class _Journal:
-    """This process's append-only stream journal (opened on first use, flock-held)."""
+    """This process's append-only journal (opened on first use, flock-held), compacted as it
+    grows so its size is bounded by what is unfinished, not by how long the process runs.
 
-    def __init__(self, folder: Path) -> None:
+    The journal remembers, for every record not yet ``done``, its ``open`` line and its last
+    ``usage`` line. When the file has grown past ``max_bytes`` and is at least twice what is
+    still unfinished, it is *compacted*: those lines are written to a new, flock-held file
+    that atomically replaces the old one (``rename``). A SIGKILL at any moment leaves either
+    the old file or the new one under the journal's name, both complete; a leftover
+    ``.compact`` file (killed before the rename) is redundant and removed by reconciliation.
+    Compacting costs a write of the unfinished lines, at most once per ``max_bytes / 2``
+    written, so it is amortised to a constant per line.
+    """
+
+    def __init__(self, folder: Path, *, max_bytes: int = 1_000_000) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._lock = threading.Lock()
-        self.open_streams = 0
-        self.max_bytes = 1_000_000
+        self._live: dict[str, list[bytes]] = {}
+        """Unfinished record id -> its open line and (if any) its latest usage line."""
+        self._live_bytes = 0
+        self._size = 0
+        self.max_bytes = max_bytes
+        """Compaction starts once the file is over this size (and mostly finished records)."""
+        self.compactions = 0
 
-    def write(self, record: dict[str, Any], *, opens: bool = False, closes: bool = False) -> None:
+    @property
+    def open_streams(self) -> int:
+        """How many journaled records are not finished yet."""
+        return len(self._live)
+
+    @property
+    def size(self) -> int:
+        """The journal file's current size in bytes."""
+        return self._size
+
+    def write(self, op: str, sid: str, record: dict[str, Any]) -> None:
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
         with self._lock:
-            # Counting under the same lock as the write means a truncation can never drop
-            # the line of a stream that is opening at the same moment.
-            if opens:
-                self.open_streams += 1
-            os.write(self._fd, line)
-            if closes:
-                self.open_streams = max(0, self.open_streams - 1)
-                # Nothing unfinished is left in the file: start it afresh so it stays small.
-                if self.open_streams == 0 and os.fstat(self._fd).st_size > self.max_bytes:
-                    os.ftruncate(self._fd, 0)
+            if self._fd < 0:
+                raise RuntimeError("the ledger journal is closed")
+            # The bookkeeping and the write happen under one lock, so a compaction can
+            # never drop the line of a record that is opening at the same moment.
+            live = self._live.get(sid)
+            if op == "open":
+                self._live[sid] = [line]
+                self._live_bytes += len(line)
+            elif op == "usage" and live is not None:
+                if len(live) > 1:
+                    self._live_bytes -= len(live.pop())
+                live.append(line)
+                self._live_bytes += len(line)
+            elif op == "done" and live is not None:
+                del self._live[sid]
+                self._live_bytes -= sum(len(x) for x in live)
+            _write_all(self._fd, line)
+            self._size += len(line)
+            if self._size > self.max_bytes and self._size >= 2 * self._live_bytes:
+                try:
+                    self._compact()
+                except OSError as exc:
+                    # The line is written; the journal only stays larger until next time.
+                    log.warning("ledger journal not compacted: %s", exc)
+
+    def _compact(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".compact")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            data = b"".join(line for lines in self._live.values() for line in lines)
+            _write_all(fd, data)
+            os.rename(tmp, self.path)  # atomic: the name always holds a complete journal
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        old, self._fd = self._fd, fd
+        os.close(old)
+        self._size = len(data)
+        self.compactions += 1
 
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
-                unfinished = self.open_streams
+                unfinished = len(self._live)
                 os.close(self._fd)
                 self._fd = -1
                 if unfinished == 0:
                     self.path.unlink(missing_ok=True)
+
+
+def _remove_if_unlocked(path: Path) -> None:
+    """Delete a compaction file its (dead) process never renamed: the journal it was
+    meant to replace still holds every line it had."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # being written by a live process
+    finally:
+        os.close(fd)
+    path.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class StreamRecord:
@@ -299,6 +378,8 @@ class StreamRecord:
             return
         self.usage = usage
         self.ledger._journal_write(
+            "usage",
+            self.id,
             {
                 "op": "usage",
                 "id": self.id,
@@ -309,7 +390,7 @@ class StreamRecord:
                     usage.cache_read_tokens,
                     usage.cache_write_tokens,
                 ],
-            }
+            },
         )
 
     def first_token(self) -> None:
@@ -341,7 +422,7 @@ class StreamRecord:
 
     def _done(self) -> None:
         self.finished = True
-        self.ledger._journal_write({"op": "done", "id": self.id}, closes=True)
+        self.ledger._journal_write("done", self.id, {"op": "done", "id": self.id})
 
 
 class Ledger:
@@ -354,6 +435,7 @@ class Ledger:
         prices: PriceTable | None = None,
         budgets: BudgetBook | None = None,
         journal_dir: Path | None = None,
+        journal_max_bytes: int = 1_000_000,
         clock: Clock = utcnow,
     ) -> None:
         self._store = AccountingStore.of(db)
@@ -365,10 +447,12 @@ class Ledger:
         self.journal_dir = (journal_dir or orchestra_home() / "ledger-journal") / digest
         self._journal: _Journal | None = None
         self._journal_lock = threading.Lock()
+        self.journal_max_bytes = journal_max_bytes
+        """The journal is compacted once it outgrows this (see :class:`_Journal`)."""
 
     # -- writing -------------------------------------------------------------------
 
-    def _complete(self, entry: LedgerEntry) -> LedgerEntry:
+    def _complete(self, entry: LedgerEntry, reservation: Reservation | None = None) -> LedgerEntry:
         now = self._clock()
         started = entry.started_at or now
         ended = entry.ended_at or now
@@ -380,8 +464,14 @@ class Ledger:
                 try:
                     cost = self._prices.cost(model, entry.usage)
                 except UnknownPrice:
-                    log.warning(
-                        "no price for model %s: ledger entry %s recorded at $0", model, entry.id
+                    # Unknown is never free: charge what was reserved (the most the call
+                    # could cost when it was admitted) and say so.
+                    cost = reservation.estimate_usd if reservation is not None else Decimal(0)
+                    log.error(
+                        "no price for model %s: ledger entry %s charged its reservation $%s",
+                        model,
+                        entry.id,
+                        cost,
                     )
         latency = entry.latency_ms
         if latency is None:
@@ -428,7 +518,7 @@ class Ledger:
 
     def append(self, entry: LedgerEntry, *, reservation: Reservation | None = None) -> LedgerEntry:
         """Store ``entry`` (and settle ``reservation`` to its cost); returns after commit."""
-        entry = self._complete(entry)
+        entry = self._complete(entry, reservation)
         plan = self._store.committer.run(self._job(entry, reservation))
         if plan is not None and self._budgets is not None:
             self._budgets._after(plan)
@@ -438,7 +528,7 @@ class Ledger:
         self, entry: LedgerEntry, *, reservation: Reservation | None = None
     ) -> LedgerEntry:
         """:meth:`append` without blocking the event loop."""
-        entry = self._complete(entry)
+        entry = self._complete(entry, reservation)
         plan = await self._store.committer.arun(self._job(entry, reservation))
         if plan is not None and self._budgets is not None:
             self._budgets._after(plan)
@@ -446,28 +536,44 @@ class Ledger:
 
     # -- streams -------------------------------------------------------------------
 
-    def _journal_write(
-        self, record: dict[str, Any], *, opens: bool = False, closes: bool = False
-    ) -> None:
+    def _journal_write(self, op: str, sid: str, record: dict[str, Any]) -> None:
         with self._journal_lock:
             if self._journal is None:
-                self._journal = _Journal(self.journal_dir)
+                self._journal = _Journal(self.journal_dir, max_bytes=self.journal_max_bytes)
             journal = self._journal
-        journal.write(record, opens=opens, closes=closes)
+        journal.write(op, sid, record)
+
+    @property
+    def journal_size(self) -> int:
+        """Bytes in this process's journal file now (0 before its first use)."""
+        journal = self._journal
+        return journal.size if journal is not None else 0
 
     def open_stream(
         self, draft: LedgerEntry, *, reservation: Reservation | None = None
     ) -> StreamRecord:
         """Journal ``draft`` before the upstream call; finish the returned record at the end."""
-        draft = replace(draft, started_at=draft.started_at or self._clock(), stream=True)
+        return self._open(replace(draft, stream=True), reservation)
+
+    def open_pending(
+        self, entry: LedgerEntry, *, reservation: Reservation | None = None
+    ) -> StreamRecord:
+        """Journal a call that has finished but whose database commit comes later (e.g.
+        after the answer was sent): durable on return, and reconciled after a crash with
+        its own ``stream`` flag. Finish the returned record to commit it."""
+        return self._open(entry, reservation)
+
+    def _open(self, draft: LedgerEntry, reservation: Reservation | None) -> StreamRecord:
+        draft = replace(draft, started_at=draft.started_at or self._clock())
         self._journal_write(
+            "open",
+            draft.id,
             {
                 "op": "open",
                 "id": draft.id,
                 "entry": draft.to_json(),
                 "reservation": _reservation_json(reservation),
             },
-            opens=True,
         )
         return StreamRecord(self, draft, reservation)
 
@@ -477,6 +583,8 @@ class Ledger:
             return []
         own = self._journal.path if self._journal is not None else None
         out: list[LedgerEntry] = []
+        for leftover in self.journal_dir.glob("*.jsonl.compact"):
+            _remove_if_unlocked(leftover)
         for path in sorted(self.journal_dir.glob("*.jsonl")):
             if path == own:
                 continue

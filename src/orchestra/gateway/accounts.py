@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from orchestra.gateway.errors import LimitRefused
+from orchestra.gateway.errors import LimitRefused, UnpricedModel
 from orchestra.providers.usage import Usage
 
 
@@ -73,6 +73,8 @@ class CallRecord:
     ``stream_failed``, ``refused``."""
     status: int | None = None
     error: str | None = None
+    reserved_usd: Decimal = Decimal(0)
+    """What was held on the budgets before the call (charged if the price vanished)."""
 
 
 class Reservation(Protocol):
@@ -96,7 +98,12 @@ class Accountant(Protocol):
         """The caller owning ``secret``; ``None`` when unknown, revoked or expired."""
 
     def cost(self, model: str, usage: Usage) -> Decimal:
-        """The price of ``usage`` on ``model`` in US dollars."""
+        """The price of ``usage`` on ``model`` in US dollars; raises
+        :class:`~orchestra.gateway.errors.UnpricedModel` when the model has no price
+        (unknown is never free)."""
+
+    def price_known(self, model: str) -> bool:
+        """Whether ``model`` has a price (zero included, e.g. a local model)."""
 
     async def admit(
         self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
@@ -167,7 +174,9 @@ class MemoryAccountant:
     budgets: dict[str, Decimal] = field(default_factory=dict)
     """Budget name (``developer:alice``, ``team:payments``, ``run:ID``) -> cap in dollars."""
     prices: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
-    """Model -> (input, output) dollars per million tokens; unknown models cost $0."""
+    """Model -> (input, output) dollars per million tokens."""
+    free_models: frozenset[str] = frozenset()
+    """Models that cost nothing (local); any other model without a price is refused."""
     rpm: dict[str, int] = field(default_factory=dict)
     """Limit name (``key:ID``) -> requests allowed (in total: no window, for tests)."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -202,8 +211,16 @@ class MemoryAccountant:
                 )
             self.counts[name] = used + 1
 
+    def price_known(self, model: str) -> bool:
+        return model in self.prices or model in self.free_models
+
     def cost(self, model: str, usage: Usage) -> Decimal:
-        inp, out = self.prices.get(model, (Decimal(0), Decimal(0)))
+        found = self.prices.get(model)
+        if found is None:
+            if model in self.free_models:
+                return Decimal(0)
+            raise UnpricedModel(model)
+        inp, out = found
         tokens_in = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
         return (inp * tokens_in + out * usage.output_tokens) / Decimal(1_000_000)
 

@@ -145,7 +145,9 @@ class ModelCallHandler:
             stream=request.stream,
         )
         input_tokens = await self._estimate(request)
+        # Raises UnpricedModel (503) before any upstream call: unknown is never free.
         usd = gw.reservation_usd(route, input_tokens, request.max_tokens)
+        record.reserved_usd = usd
         try:
             reservation = await gw.accountant.admit(
                 caller,
@@ -274,7 +276,7 @@ class ModelCallHandler:
         except (ValueError, WireFormatError) as exc:
             record.error = f"unreadable upstream reply: {exc}"
         record.usage = usage
-        record.cost_usd = gw.accountant.cost(target.model, usage)
+        record.cost_usd = gw.cost_after_call(target.model, usage, record.reserved_usd)
         record.outcome = "ok"
         record.status = opened.response.status
         elapsed = deps.clock() - t0
@@ -367,7 +369,7 @@ class ModelCallHandler:
                 usage = tracker.usage_so_far()
             complete = tracker.finished if target.kind is WireFormat.ANTHROPIC else tracker.done
             record.usage = usage
-            record.cost_usd = gw.accountant.cost(target.model, usage)
+            record.cost_usd = gw.cost_after_call(target.model, usage, record.reserved_usd)
             if disconnected:
                 record.outcome = "client_disconnected"
             elif state.upstream_error is not None or not complete:
@@ -424,7 +426,7 @@ class ModelCallHandler:
                 if now - last_journal >= interval and (pending is None or pending.done()):
                     last_journal = now
                     usage = _usage_so_far(tracker, target.kind, input_tokens)
-                    cost = gw.accountant.cost(target.model, usage)
+                    cost = gw.cost_after_call(target.model, usage, record.reserved_usd)
                     pending = asyncio.ensure_future(gw.blocking(journal.progress, usage, cost))
             tail = parser.finish()
             for event in tail:

@@ -116,6 +116,26 @@ class UpstreamTimeout(GatewayHTTPError):
     kind = "timeout_error"
 
 
+class UnpricedModel(GatewayHTTPError):
+    """A model that may serve the call has no price, so no dollar budget could hold it.
+
+    Unknown is never free: the call is refused before it reaches the upstream.
+    """
+
+    status = 503
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"model {model!r} has no price, so its calls cannot be held against a budget",
+            hint=(
+                f"the operator must add `price:` to models.{model} in orchestra.yaml or an "
+                "entry to the price file (gateway.price_file), then reload"
+            ),
+            code="model_unpriced",
+        )
+        self.model = model
+
+
 class CircuitOpen(GatewayHTTPError):
     """Every upstream of the chain has an open circuit breaker."""
 

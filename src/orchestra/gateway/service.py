@@ -23,8 +23,15 @@ from typing import Any, TypeVar
 import aiohttp
 
 from orchestra.config.schema import OrchestraConfig
+from orchestra.errors import ConfigError
 from orchestra.gateway.accounts import Accountant, Caller
-from orchestra.gateway.errors import Forbidden, GatewayHTTPError, Unauthenticated
+from orchestra.gateway.errors import (
+    Forbidden,
+    GatewayHTTPError,
+    Unauthenticated,
+    UnpricedModel,
+)
+from orchestra.gateway.formats import WireFormat
 from orchestra.gateway.metrics import GatewayMetrics
 from orchestra.gateway.resilience import CircuitBoard, RetryPolicy, default_random
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, upstream_credential
@@ -104,6 +111,7 @@ class Gateway:
 
     def _build(self, config: OrchestraConfig) -> Snapshot:
         routing = RoutingSnapshot.from_config(config)
+        self._check_prices(routing)
         caller = UpstreamCaller(
             session=self.session,
             circuits=self.circuits,
@@ -126,6 +134,37 @@ class Gateway:
                 ):
                     log.warning("no credential found for provider %r", target.provider)
         return Snapshot(config, routing, caller, self.deps.now(), credentials)
+
+    def _check_prices(self, routing: RoutingSnapshot) -> None:
+        """Refuse a configuration in which an Anthropic-format model has no price: its
+        calls would otherwise cost "unknown" and no dollar budget could hold them. (A model
+        of an OpenAI-format provider without a price is a $0 local model.)"""
+        unpriced = sorted(
+            t.model
+            for t in routing.targets.values()
+            if t.kind is WireFormat.ANTHROPIC and not self.accountant.price_known(t.model)
+        )
+        if unpriced:
+            names = ", ".join(unpriced)
+            raise ConfigError(
+                f"no price is known for model(s) {names}, so dollar budgets could not hold "
+                "their calls",
+                hint=(
+                    f"add `price: {{input: ..., output: ..., cache_write: ..., cache_read: ...}}`"
+                    f" (dollars per million tokens) to models.{unpriced[0]} in orchestra.yaml, "
+                    "or an entry to the price file (gateway.price_file)"
+                ),
+            )
+
+    def cost_after_call(self, model: str, usage: Usage, record_reserved: Decimal) -> Decimal:
+        """The cost to record for a call that was served: its price, or (when the price
+        disappeared since admission, e.g. a price file edit) the amount reserved for it,
+        never $0 for unknown."""
+        try:
+            return self.accountant.cost(model, usage)
+        except UnpricedModel:
+            log.error("no price for model %s after the call: charged its reservation", model)
+            return record_reserved
 
     def reload(self, config: OrchestraConfig) -> None:
         """Swap in a new configuration; requests in flight keep the snapshot they began with.

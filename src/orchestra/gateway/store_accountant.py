@@ -23,7 +23,7 @@ from orchestra.accounting import (
     spend_report,
 )
 from orchestra.gateway.accounts import Caller, CallRecord, StreamJournal
-from orchestra.gateway.errors import LimitRefused
+from orchestra.gateway.errors import LimitRefused, UnpricedModel
 from orchestra.providers.usage import Usage
 
 log = logging.getLogger("orchestra.gateway")
@@ -131,9 +131,12 @@ class StoreAccountant:
     def cost(self, model: str, usage: Usage) -> Decimal:
         try:
             return self.accounting.prices.cost(model, usage)
-        except UnknownPrice:
-            log.warning("no price for model %s: counted as $0", model)
-            return Decimal(0)
+        except UnknownPrice as exc:
+            # Unknown is never free: $0 here would let the call past every dollar budget.
+            raise UnpricedModel(model) from exc
+
+    def price_known(self, model: str) -> bool:
+        return self.accounting.prices.knows(model)
 
     async def admit(
         self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
@@ -169,7 +172,7 @@ class StoreAccountant:
         # the database commit, which settles the reservation too, runs after the answer.
         entry = ledger_entry(record)
         journal = _Journal(
-            self.accounting.ledger.open_stream(entry, reservation=reservation), final=entry
+            self.accounting.ledger.open_pending(entry, reservation=reservation), final=entry
         )
 
         async def commit() -> None:

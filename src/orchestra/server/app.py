@@ -73,7 +73,14 @@ def open_gateway(
         from orchestra.accounting import SecretBox, SecretStore
 
         deps.secrets = SecretStore(SecretBox.from_home()).as_mapping()
-    gateway = Gateway(config, StoreAccountant(accounting), deps)
+    try:
+        gateway = Gateway(config, StoreAccountant(accounting), deps)
+    except BaseException:
+        # A configuration the gateway refuses (e.g. a model with no price) must not leave
+        # the accounting writer thread and the database connections behind.
+        accounting.close()
+        database.dispose()
+        raise
 
     async def close() -> None:
         await asyncio.to_thread(accounting.close)
