@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -302,3 +304,25 @@ def test_a_compaction_file_left_by_a_dead_process_is_removed(
     assert ledger.reconcile_incomplete() == []
     assert not leftover.exists()
     ledger.close()
+
+
+def test_an_entry_survives_its_journal_form_unchanged() -> None:
+    entry = LedgerEntry(
+        ALICE,
+        requested_model="opus",
+        served_model="claude-sonnet-4-5",
+        provider="anthropic",
+        tier="opus",
+        usage=Usage(1, 2, cache_read_tokens=3, cache_write_tokens=4),
+        cost_usd=Decimal("0.000123"),
+        outcome="error",
+        error_type="upstream_529",
+        started_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        ended_at=datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC),
+        latency_ms=12.5,
+        ttft_ms=3.25,
+        retries=1,
+        fallback_path=("claude-opus-4-1:529", "claude-sonnet-4-5:ok"),
+        stream=True,
+    )
+    assert LedgerEntry.from_json(json.loads(json.dumps(entry.to_json()))) == entry

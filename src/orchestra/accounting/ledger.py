@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -87,18 +87,39 @@ class LedgerEntry:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["usage"] = [
-            self.usage.input_tokens,
-            self.usage.output_tokens,
-            self.usage.cache_read_tokens,
-            self.usage.cache_write_tokens,
-        ]
-        data["cost_usd"] = str(self.cost_usd) if self.cost_usd is not None else None
-        data["started_at"] = self.started_at.isoformat() if self.started_at else None
-        data["ended_at"] = self.ended_at.isoformat() if self.ended_at else None
-        data["fallback_path"] = list(self.fallback_path)
-        return data
+        """A JSON-ready dict (the inverse of :meth:`from_json`)."""
+        # Written out rather than dataclasses.asdict(): asdict deep-copies every field and
+        # showed up as a few percent of the request path (one journal line per call).
+        a, u = self.attribution, self.usage
+        return {
+            "attribution": {
+                "org": a.org,
+                "division": a.division,
+                "tribe": a.tribe,
+                "squad": a.squad,
+                "developer": a.developer,
+                "key_id": a.key_id,
+                "agent": a.agent,
+                "run_id": a.run_id,
+                "step": a.step,
+            },
+            "requested_model": self.requested_model,
+            "served_model": self.served_model,
+            "provider": self.provider,
+            "tier": self.tier,
+            "usage": [u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens],
+            "cost_usd": str(self.cost_usd) if self.cost_usd is not None else None,
+            "outcome": self.outcome,
+            "error_type": self.error_type,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "latency_ms": self.latency_ms,
+            "ttft_ms": self.ttft_ms,
+            "retries": self.retries,
+            "fallback_path": list(self.fallback_path),
+            "stream": self.stream,
+            "id": self.id,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LedgerEntry:

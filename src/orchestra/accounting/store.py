@@ -16,13 +16,14 @@ Two things matter on the hot path:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -84,10 +85,25 @@ class Batch:
             final(conn)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     fn: Callable[[Connection], Any]
-    future: Future[Any] = field(default_factory=Future)
+    future: Future[Any] | None = None
+    """Where a blocking caller waits (``None`` for an async caller)."""
+    afuture: asyncio.Future[Any] | None = None
+    """Where an async caller waits, on its own event loop."""
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+def _deliver_async(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """On the event loop: hand each async caller of a batch its result."""
+    for future, ok, value in outcomes:
+        if future.done():  # the caller was cancelled meanwhile
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 _STOP = object()
@@ -115,17 +131,28 @@ class GroupCommitter:
         """Queue ``fn``; the future resolves once its transaction has committed."""
         if self._closed:
             raise RuntimeError("the accounting writer is closed")
-        job = _Job(fn)
-        self._queue.put(job)
-        return job.future
+        future: Future[T] = Future()
+        self._queue.put(_Job(fn, future))
+        return future
 
     def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a (shared) write transaction and wait for its commit."""
         return self.submit(fn).result()
 
     async def arun(self, fn: Callable[[Connection], T]) -> T:
-        """Like :meth:`run`, without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(fn))
+        """Like :meth:`run`, without blocking the event loop.
+
+        The caller waits on a plain asyncio future, and the writer wakes each event loop
+        once per batch (one ``call_soon_threadsafe`` for all of that loop's jobs): wrapping
+        a ``concurrent.futures.Future`` per call cost a lock, a condition and two thread
+        hops per job, a sixth of the request path's CPU in profiles under load.
+        """
+        if self._closed:
+            raise RuntimeError("the accounting writer is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, None, future, loop))
+        return await future
 
     def close(self) -> None:
         """Finish queued jobs and stop the writer thread."""
@@ -176,17 +203,31 @@ class GroupCommitter:
                     self._batch = None
         except Exception as exc:
             if len(batch) == 1:
-                batch[0].future.set_exception(exc)
+                self._deliver(batch, [(False, exc)])
                 return
             log.warning("accounting batch of %d failed; retrying its jobs one by one", len(batch))
             for job in batch:
                 self._commit([job])
             return
+        self._deliver(batch, outcomes)
+
+    @staticmethod
+    def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
-            if ok:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
+            if job.future is not None:
+                if job.future.cancelled():
+                    continue
+                if ok:
+                    job.future.set_result(value)
+                else:
+                    job.future.set_exception(value)
+            elif job.afuture is not None and job.loop is not None:
+                by_loop.setdefault(job.loop, []).append((job.afuture, ok, value))
+        for loop, ready in by_loop.items():
+            # A closed loop (RuntimeError) has nobody waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_deliver_async, ready)
 
 
 class AccountingStore:
