@@ -212,3 +212,30 @@ def test_project_is_the_git_root_name(tmp_path: Path) -> None:
     assert project_for(str(repo / "sub")) == "my-repo"
     assert project_for(str(tmp_path)) == tmp_path.name
     assert project_for(str(repo), "configured") == "configured"
+
+
+def test_session_start_puts_the_sessions_own_facts_first(
+    tmp_path: Path, embedder: LocalEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from orchestra.config.loader import load_config
+    from orchestra.knowledge import Source
+    from orchestra.knowledge.hook import run
+
+    store = KnowledgeStore.open(load_config().knowledge.path or None, embedder=embedder)
+    store.add("We decided the API is versioned in the URL path.", "decision", "shop")
+    store.add(
+        "Note: the staging database is reset every night.",
+        "note",
+        "shop",
+        source=Source(session="sess-9", origin="hook"),
+    )
+    monkeypatch.setenv("ORCHESTRA__KNOWLEDGE__HOOKS__SESSION_START_ENTRIES", "1")
+    monkeypatch.setenv("ORCHESTRA__KNOWLEDGE__HOOKS__PROJECT", "shop")
+    for session, expected in (("sess-9", "staging database"), ("other", "versioned")):
+        out = io.StringIO()
+        payload = json.dumps({"session_id": session, "source": "compact", "cwd": str(tmp_path)})
+        assert run("session-start", io.StringIO(payload), out, io.StringIO()) == 0
+        context = json.loads(out.getvalue())["hookSpecificOutput"]["additionalContext"]
+        assert expected in context

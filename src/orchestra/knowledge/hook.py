@@ -118,7 +118,14 @@ def session_start(data: dict[str, Any], stdout: TextIO) -> int:
     if limit == 0:
         return EXIT_OK
     store = KnowledgeStore.open(config=config)
-    entries = store.recent(project, CONTEXT_KINDS, limit=limit)
+    entries = store.recent(project, CONTEXT_KINDS, limit=limit * 4)
+    session = data.get("session_id")
+    if isinstance(session, str) and session:
+        # After a compaction (or a resume) the session's own facts matter most: they are
+        # what the summary may have squeezed out. The sort is stable, so kind priority and
+        # recency still order each group.
+        entries.sort(key=lambda e: e.source.session != session)
+    entries = entries[:limit]
     if not entries:
         return EXIT_OK
     lines = [f"Knowledge from earlier sessions of project {project} (orchestra kb):"]
