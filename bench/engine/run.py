@@ -243,9 +243,9 @@ def _critical_path(stack: Any, run_id: str) -> float:
     groups: dict[str, float] = {}
     for s in steps:
         key = (
-            s.id.rsplit("-", 1)[0]
+            s.step.rsplit("-", 1)[0]
             if s.phase in {"green", "fix"}
-            else ("review" if s.phase == "review" else s.id)
+            else ("review" if s.phase == "review" else s.step)
         )
         groups[key] = max(groups.get(key, 0.0), (s.finished_at - s.started_at).total_seconds())
     engine_steps = 0.0

@@ -122,7 +122,7 @@ def test_implementation_that_never_passes_fails_within_its_bounds(
         steps = stack.runtime.services.runs.steps(run_id)
     assert row.status == "failed"
     assert row.failure_reason == "green gate: tests still failing after 2 implementation rounds"
-    green = sorted(s.id for s in steps if s.phase == "green")
+    green = sorted(s.step for s in steps if s.phase == "green")
     assert green == ["green-1-report", "green-1-stock", "green-2-report", "green-2-stock"]
     report = report_of(row)
     assert report["status"] == "failed"
@@ -141,7 +141,7 @@ def test_budget_exhausted_mid_run_stops_cleanly(
     ) as stack:
         run_id = stack.runtime.start_run(SAMPLE_TASK, repo, budget_usd=0.14)
         row = stack.runtime.wait(run_id, timeout_s=300)
-        steps = {s.id: s for s in stack.runtime.services.runs.steps(run_id)}
+        steps = {s.step: s for s in stack.runtime.services.runs.steps(run_id)}
         spent = stack.gateway.costs_for_run(run_id)
     assert row.status == "failed"
     assert "budget" in (row.failure_reason or ""), row.failure_reason
@@ -159,7 +159,12 @@ def test_two_runs_at_once_on_the_same_repository_are_isolated(
         first = stack.runtime.start_run(SAMPLE_TASK, repo)
         second = stack.runtime.start_run(SAMPLE_TASK, repo)
         rows = [stack.runtime.wait(r, timeout_s=400) for r in (first, second)]
+        step_sets = [stack.runtime.services.runs.steps(r) for r in (first, second)]
     assert [r.status for r in rows] == ["succeeded", "succeeded"]
+    # Each run has its own ten step rows (step names repeat across runs, rows do not).
+    assert [len(steps) for steps in step_sets] == [10, 10]
+    assert {s.run_id for s in step_sets[0]} == {first}
+    assert all(s.status == "finished" for steps in step_sets for s in steps)
     assert rows[0].branch != rows[1].branch
     assert rows[0].worktree_path != rows[1].worktree_path
     for row in rows:

@@ -78,9 +78,9 @@ def _view(
         tokens_in = step.input_tokens + step.cache_read_tokens
         total_in += tokens_in
         total_out += step.output_tokens
-        cost = (costs or {}).get(step.id)
+        cost = (costs or {}).get(step.step)
         table.add_row(
-            step.id,
+            step.step,
             step.agent,
             step.status,
             str(step.model_calls),
@@ -268,7 +268,7 @@ def register(app: typer.Typer) -> None:
             if as_json:
                 steps = [
                     {
-                        "id": s.id,
+                        "id": s.step,
                         "agent": s.agent,
                         "status": s.status,
                         "input_tokens": s.input_tokens,

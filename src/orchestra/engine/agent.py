@@ -150,7 +150,8 @@ class AgentRunner:
                 break
             calls += 1
             usage = usage + Usage(**outcome["usage"])
-            self.runs.set_usage(task.step_id, usage, calls, outcome.get("model") or task.model)
+            model = outcome.get("model") or task.model
+            self.runs.set_usage(task.run_id, task.step_id, usage, calls, model)
             body = self.artifacts.get_json(task.run_id, outcome["ref"])
             content = list(body.get("content") or [])
             messages.append({"role": "assistant", "content": content})

@@ -19,6 +19,11 @@ ACTIVE_STATUSES = frozenset({"queued", "running"})
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
+def step_key(run_id: str, step_id: str) -> str:
+    """Primary key of a step row: step names repeat across runs (``plan-1``)."""
+    return f"{run_id}/{step_id}"
+
+
 class RunNotFound(EngineError):
     """No run has this id."""
 
@@ -69,11 +74,12 @@ class RunStore:
     def start_step(self, step_id: str, run_id: str, phase: str, agent: str) -> None:
         """Record that a step started (idempotent: a replayed step keeps its first start)."""
         with self.database.session() as session:
-            row = session.get(StepRow, step_id)
+            row = session.get(StepRow, step_key(run_id, step_id))
             if row is None:
                 session.add(
                     StepRow(
-                        id=step_id,
+                        id=step_key(run_id, step_id),
+                        step=step_id,
                         run_id=run_id,
                         phase=phase,
                         agent=agent,
@@ -87,10 +93,10 @@ class RunStore:
                     )
                 )
 
-    def set_usage(self, step_id: str, usage: Usage, calls: int, model: str) -> None:
+    def set_usage(self, run_id: str, step_id: str, usage: Usage, calls: int, model: str) -> None:
         """Set a step's totals so far (absolute values, so a replay cannot double count)."""
         with self.database.session() as session:
-            row = session.get(StepRow, step_id)
+            row = session.get(StepRow, step_key(run_id, step_id))
             if row is None:
                 return
             row.model_calls = calls
@@ -102,6 +108,7 @@ class RunStore:
 
     def finish_step(
         self,
+        run_id: str,
         step_id: str,
         *,
         status: str,
@@ -110,7 +117,7 @@ class RunStore:
         transcript_ref: str | None = None,
     ) -> None:
         with self.database.session() as session:
-            row = session.get(StepRow, step_id)
+            row = session.get(StepRow, step_key(run_id, step_id))
             if row is None:
                 return
             row.status = status

@@ -162,6 +162,7 @@ def agent_workflow(run_id: str, task_ref: str) -> dict[str, Any]:
     runner = AgentRunner(svc.client, svc.artifacts, svc.runs, checkpoint=checkpoint)
     outcome = runner.run(task, profile.prompt, list(profile.tools), svc.toolbox(run, policy))
     svc.runs.finish_step(
+        run_id,
         task.step_id,
         status=outcome.status,
         stop_reason=outcome.status,

@@ -138,7 +138,7 @@ def _costs(svc: EngineServices, run_id: str, steps: list[Any]) -> tuple[dict[str
             step.input_tokens, step.output_tokens, step.cache_read_tokens, step.cache_write_tokens
         )
         try:
-            out[step.id] = float(table.cost(step.model or "", usage))
+            out[step.step] = float(table.cost(step.model or "", usage))
         except Exception:  # noqa: S112 - an unpriced model is unknown, not $0
             continue
     return out, "computed from usage with the price table"
@@ -162,7 +162,7 @@ def build_report(
     costs, cost_source = _costs(svc, run_id, steps)
     agents = [
         {
-            "step": s.id,
+            "step": s.step,
             "phase": s.phase,
             "agent": s.agent,
             "status": s.status,
@@ -172,7 +172,7 @@ def build_report(
             "output_tokens": s.output_tokens,
             "cache_read_tokens": s.cache_read_tokens,
             "cache_write_tokens": s.cache_write_tokens,
-            "cost_usd": costs.get(s.id),
+            "cost_usd": costs.get(s.step),
             "started_at": _iso(s.started_at),
             "finished_at": _iso(s.finished_at),
         }

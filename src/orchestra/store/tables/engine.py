@@ -40,6 +40,9 @@ class StepRow(Base):
     __tablename__ = "engine_steps"
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    """``<run id>/<step>``."""
+    step: Mapped[str] = mapped_column(String(190))
+    """The step's name within its run (``plan-1``, ``green-2-core``); the ledger's step."""
     run_id: Mapped[str] = mapped_column(String(64), index=True)
     phase: Mapped[str] = mapped_column(String(32))
     agent: Mapped[str] = mapped_column(String(64))

@@ -41,6 +41,7 @@ def upgrade() -> None:
     op.create_table(
         "engine_steps",
         sa.Column("id", sa.String(255), primary_key=True),
+        sa.Column("step", sa.String(190), nullable=False),
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("phase", sa.String(32), nullable=False),
         sa.Column("agent", sa.String(64), nullable=False),
