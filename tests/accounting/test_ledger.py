@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,7 @@ from orchestra.accounting import (
     LedgerEntry,
     StreamRecord,
 )
+from orchestra.accounting.store import GroupCommitter
 from orchestra.providers import Usage
 from orchestra.store import Database, open_database
 
@@ -326,3 +329,31 @@ def test_an_entry_survives_its_journal_form_unchanged() -> None:
         stream=True,
     )
     assert LedgerEntry.from_json(json.loads(json.dumps(entry.to_json()))) == entry
+
+
+def test_a_deferred_commit_rides_along_with_the_next_batch(accounting: Accounting) -> None:
+    """Work already durable elsewhere (journaled entries) waits for the next transaction
+    instead of taking one of its own; it is never dropped, even at shutdown."""
+    committer = GroupCommitter(accounting.store.write_engine, defer_s=30)
+    seen: dict[str, int] = {}
+
+    def job(name: str) -> Callable[[Any], str]:
+        def run(_conn: Any) -> str:
+            seen[name] = id(committer.batch)
+            return name
+
+        return run
+
+    async def scenario() -> None:
+        deferred = asyncio.ensure_future(committer.arun(job("deferred"), deferred=True))
+        await asyncio.sleep(0.2)
+        assert not deferred.done()  # no transaction of its own
+        assert await committer.arun(job("reservation")) == "reservation"
+        assert await deferred == "deferred"
+        assert seen["deferred"] == seen["reservation"]  # one transaction for both
+        late = asyncio.ensure_future(committer.arun(job("late"), deferred=True))
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(committer.close)  # shutting down commits it
+        assert await late == "late"
+
+    asyncio.run(scenario())

@@ -381,8 +381,17 @@ def _write_all(fd: int, data: bytes) -> None:
 class StreamRecord:
     """A streamed call in progress: journaled so a crash loses nothing."""
 
-    def __init__(self, ledger: Ledger, draft: LedgerEntry, reservation: Reservation | None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        draft: LedgerEntry,
+        reservation: Reservation | None,
+        *,
+        pending: bool = False,
+    ) -> None:
         self.ledger = ledger
+        self.pending = pending
+        """A finished call journaled before its commit (:meth:`Ledger.open_pending`)."""
         self.draft = draft
         self.reservation = reservation
         self.usage = draft.usage
@@ -437,7 +446,11 @@ class StreamRecord:
         """:meth:`finish` without blocking the event loop."""
         if self.finished:
             raise RuntimeError("this stream record is already finished")
-        entry = await self.ledger.aappend(self._final(changes), reservation=self.reservation)
+        # A pending call's entry is already durable in the journal: its commit may ride
+        # along with the next batch (see GroupCommitter.arun).
+        entry = await self.ledger.aappend(
+            self._final(changes), reservation=self.reservation, deferred=self.pending
+        )
         self._done()
         return entry
 
@@ -546,11 +559,17 @@ class Ledger:
         return entry
 
     async def aappend(
-        self, entry: LedgerEntry, *, reservation: Reservation | None = None
+        self,
+        entry: LedgerEntry,
+        *,
+        reservation: Reservation | None = None,
+        deferred: bool = False,
     ) -> LedgerEntry:
-        """:meth:`append` without blocking the event loop."""
+        """:meth:`append` without blocking the event loop. ``deferred``: the entry is
+        durable elsewhere already (a journal), so its commit may wait for the next batch
+        (up to a few milliseconds)."""
         entry = self._complete(entry, reservation)
-        plan = await self._store.committer.arun(self._job(entry, reservation))
+        plan = await self._store.committer.arun(self._job(entry, reservation), deferred=deferred)
         if plan is not None and self._budgets is not None:
             self._budgets._after(plan)
         return entry
@@ -574,7 +593,7 @@ class Ledger:
         self, draft: LedgerEntry, *, reservation: Reservation | None = None
     ) -> StreamRecord:
         """Journal ``draft`` before the upstream call; finish the returned record at the end."""
-        return self._open(replace(draft, stream=True), reservation)
+        return self._open(replace(draft, stream=True), reservation, pending=False)
 
     def open_pending(
         self, entry: LedgerEntry, *, reservation: Reservation | None = None
@@ -582,9 +601,11 @@ class Ledger:
         """Journal a call that has finished but whose database commit comes later (e.g.
         after the answer was sent): durable on return, and reconciled after a crash with
         its own ``stream`` flag. Finish the returned record to commit it."""
-        return self._open(entry, reservation)
+        return self._open(entry, reservation, pending=True)
 
-    def _open(self, draft: LedgerEntry, reservation: Reservation | None) -> StreamRecord:
+    def _open(
+        self, draft: LedgerEntry, reservation: Reservation | None, *, pending: bool
+    ) -> StreamRecord:
         draft = replace(draft, started_at=draft.started_at or self._clock())
         self._journal_write(
             "open",
@@ -596,7 +617,7 @@ class Ledger:
                 "reservation": _reservation_json(reservation),
             },
         )
-        return StreamRecord(self, draft, reservation)
+        return StreamRecord(self, draft, reservation, pending=pending)
 
     def reconcile_incomplete(self) -> list[LedgerEntry]:
         """Turn unfinished streams of dead processes into ``reconciled`` entries."""

@@ -21,6 +21,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -93,6 +94,8 @@ class _Job:
     afuture: asyncio.Future[Any] | None = None
     """Where an async caller waits, on its own event loop."""
     loop: asyncio.AbstractEventLoop | None = None
+    deferred: bool = False
+    """May wait for the next batch (see :meth:`GroupCommitter.arun` ``deferred``)."""
 
 
 def _deliver_async(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -118,9 +121,19 @@ class GroupCommitter:
     retried alone, so one bad job cannot fail its neighbours.
     """
 
-    def __init__(self, engine: Engine, *, max_batch: int = 512, name: str = "accounting") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 512,
+        defer_s: float = 0.02,
+        name: str = "accounting",
+    ) -> None:
         self._engine = engine
         self._max_batch = max_batch
+        self._defer_s = defer_s
+        self._deferred: list[_Job] = []
+        self._deferred_since = 0.0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._batch: Batch | None = None
@@ -139,8 +152,15 @@ class GroupCommitter:
         """Run ``fn`` in a (shared) write transaction and wait for its commit."""
         return self.submit(fn).result()
 
-    async def arun(self, fn: Callable[[Connection], T]) -> T:
+    async def arun(self, fn: Callable[[Connection], T], *, deferred: bool = False) -> T:
         """Like :meth:`run`, without blocking the event loop.
+
+        A ``deferred`` job is for work already durable elsewhere (a ledger entry in the
+        journal): it rides along with the next batch that commits anyway (a reservation),
+        or is committed after at most ``defer_s`` with whatever else was deferred. One
+        transaction per call is what made a reservation queue behind the previous call's
+        ledger commit at low concurrency; this way the common case is one transaction
+        per reservation, with the previous calls' entries in it.
 
         The caller waits on a plain asyncio future, and the writer wakes each event loop
         once per batch (one ``call_soon_threadsafe`` for all of that loop's jobs): wrapping
@@ -151,7 +171,7 @@ class GroupCommitter:
             raise RuntimeError("the accounting writer is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, None, future, loop))
+        self._queue.put(_Job(fn, None, future, loop, deferred))
         return await future
 
     def close(self) -> None:
@@ -165,11 +185,28 @@ class GroupCommitter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            try:
+                if self._deferred:
+                    wait = self._deferred_since + self._defer_s - time.monotonic()
+                    first = self._queue.get(timeout=max(wait, 0.0))
+                else:
+                    first = self._queue.get()
+            except queue.Empty:
+                self._commit_deferred_with([])  # deferred work waited long enough
+                continue
             if first is _STOP:
-                return
-            batch: list[_Job] = [first]
-            while len(batch) < self._max_batch:
+                break
+            batch: list[_Job] = []
+            item: Any = first
+            while True:
+                if item.deferred:
+                    if not self._deferred:
+                        self._deferred_since = time.monotonic()
+                    self._deferred.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) + len(self._deferred) >= self._max_batch:
+                    break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -177,8 +214,16 @@ class GroupCommitter:
                 if item is _STOP:
                     stopping = True
                     break
-                batch.append(item)
-            self._commit(batch)
+            if batch or len(self._deferred) >= self._max_batch:
+                self._commit_deferred_with(batch)
+        if self._deferred:
+            self._commit_deferred_with([])
+
+    def _commit_deferred_with(self, batch: list[_Job]) -> None:
+        # Deferred jobs go first: a settlement frees its reservation before the new
+        # reservations of the same batch are checked against the cap.
+        jobs, self._deferred = [*self._deferred, *batch], []
+        self._commit(jobs)
 
     @property
     def batch(self) -> Batch:
