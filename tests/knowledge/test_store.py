@@ -304,3 +304,20 @@ def test_vector_index_for_large_stores(tmp_path: Path, embedding_server: Embeddi
     hits = store.search("alpha beta item", project="p1", k=5, mode="vector")
     assert len(hits) == 5 and all(h.entry.project == "p1" for h in hits)
     assert store.search("item 301", project="p1", mode="hybrid", k=3)
+
+
+def test_entries_without_a_model_record_are_never_mixed(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    import lancedb
+
+    store = KnowledgeStore.open(tmp_path / "kb", embedder=embedder)
+    store.add("An entry whose model record gets lost.", "note", "shop")
+    lancedb.connect(str(tmp_path / "kb")).drop_table("meta")  # a damaged store
+    damaged = KnowledgeStore.open(tmp_path / "kb", embedder=embedder)
+    with pytest.raises(KnowledgeError, match="no record") as info:
+        damaged.add("Another entry.", "note", "shop")
+    assert info.value.hint and "reembed" in info.value.hint
+    assert damaged.search("model record", mode="text")  # BM25 still works
+    assert damaged.reembed() == 1
+    assert damaged.search("model record lost", mode="vector", k=1)

@@ -196,16 +196,23 @@ class KnowledgeStore:
             schema=sch.META_SCHEMA,
         )
         if sch.META in self._tables():
-            self._db.open_table(sch.META).delete("true")
-            self._db.open_table(sch.META).add(data)
+            # One new table version: readers never see the record half-written.
+            self._db.create_table(sch.META, data=data, mode="overwrite")
         else:
             self._db.create_table(sch.META, data=data, exist_ok=True)
 
     def _entries(self, *, for_vectors: bool) -> Any:
         """The entries table, created on first use; checks the embedding model."""
         recorded = self.recorded_model()
-        if sch.ENTRIES in self._tables() and recorded is not None:
+        if sch.ENTRIES in self._tables():
             if for_vectors:
+                if recorded is None:
+                    raise KnowledgeError(
+                        f"the knowledge store at {self.location} has entries but no record "
+                        "of the embedding model that made them",
+                        hint="run `orchestra kb reembed` to re-embed them with the configured "
+                        "model",
+                    )
                 self._check_model(recorded)
             return self._db.open_table(sch.ENTRIES)
         if not for_vectors:
