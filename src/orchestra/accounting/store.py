@@ -134,6 +134,7 @@ class GroupCommitter:
         self._defer_s = defer_s
         self._deferred: list[_Job] = []
         self._deferred_since = 0.0
+        self._conn: Connection | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._batch: Batch | None = None
@@ -218,6 +219,20 @@ class GroupCommitter:
                 self._commit_deferred_with(batch)
         if self._deferred:
             self._commit_deferred_with([])
+        self._drop_connection()
+
+    def _connection(self) -> Connection:
+        # One connection for the writer's lifetime: checking one out of the pool and
+        # resetting it on return cost more than the reservation's own statements.
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _commit_deferred_with(self, batch: list[_Job]) -> None:
         # Deferred jobs go first: a settlement frees its reservation before the new
@@ -235,7 +250,8 @@ class GroupCommitter:
     def _commit(self, batch: list[_Job]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            with self._engine.begin() as conn:
+            conn = self._connection()
+            with conn.begin():
                 self._batch = Batch()
                 try:
                     for job in batch:
@@ -247,6 +263,8 @@ class GroupCommitter:
                 finally:
                     self._batch = None
         except Exception as exc:
+            # The connection may be what failed (a restarted server): start afresh.
+            self._drop_connection()
             if len(batch) == 1:
                 self._deliver(batch, [(False, exc)])
                 return
