@@ -94,6 +94,7 @@ def test_passwords_in_urls_are_redacted_and_the_rest_kept(url: str, password: st
         "DB_PASSWORD=correcthorse42",
         "password: s3cretValue",
         "'client_secret': 'abcDEF123456ghi'",
+        'if password == "hunter2x":',
     ],
 )
 def test_passwords_in_assignments_are_redacted(text: str) -> None:
@@ -117,6 +118,14 @@ def test_passwords_in_assignments_are_redacted(text: str) -> None:
         "def test_reciprocal_rank_fusion_breaks_ties_deterministically2(): ...",
         "see https://github.com/encode/httpx/blob/master/httpx/_client.py#L120",
         "password = [REDACTED:password]",
+        "secrets.py::<module>",
+        "tests/test_secrets.py::test_tokens_are_found (part 2)",
+        "secret_path: /etc/app/secret.key",
+        'MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"',
+        "ORCHESTRA__TIERS__HAIKU__MODEL=qwen2.5-coder",
+        '"SecretFinding": "orchestra.knowledge.secrets",',
+        "set `api_key_secret: anthropic`.",
+        "token = get_token(session)\ncommit 3f786850e387550fdab836ed7e6dc881de23001b",
     ],
 )
 def test_ordinary_text_is_left_alone(text: str) -> None:

@@ -102,8 +102,8 @@ _NOT_SECRET_NAME = re.compile(
     r"kind|field|pattern|regex|format|size|id|ids|expires?|ttl|usage|budget)(?:_|$)|tokens?_?(?:in|out)"
 )
 _ASSIGNMENT = re.compile(
-    r"(?P<name>\b[A-Za-z_][A-Za-z0-9_.\-]*)[\"']?[ \t]*(?P<op>:=|=>|=|:)[ \t]*"
-    r"(?:(?P<q>[\"'])(?P<quoted>[^\"'\n]*)(?P=q)|(?P<bare>[^\s\"'#,;)\]}]+))"
+    r"(?P<name>\b[A-Za-z_][A-Za-z0-9_.\-]*)[\"']?[ \t]*(?P<op>:=|=>|==|=|:(?!:))[ \t]*"
+    r"(?:(?P<q>[\"'])(?P<quoted>[^\"'\n]*)(?P=q)|(?P<bare>[^\s\"'`#,;)\]}]+))"
 )
 _PLACEHOLDER = re.compile(
     r"(?i)^(?:none|null|nil|true|false|undefined|\*+|x{3,}|\.{3}|<[^>]*>|\$\{?[A-Za-z_][\w.]*\}?|"
@@ -111,7 +111,11 @@ _PLACEHOLDER = re.compile(
     r"your[_\- ].*|my[_\- ].*|\[REDACTED:[a-z_]+\])$"
 )
 _ENV_STYLE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_OPAQUE = re.compile(rf"[{_OPAQUE_CHARS}]{{20,}}")
+# "=" only as base64 padding, so ``NAME=value`` is not read as one long token.
+_OPAQUE = re.compile(r"[A-Za-z0-9_\-+/]{20,}={0,2}")
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_SEGMENTS = re.compile(r"[-_/.]")
+_WORDLIKE = re.compile(r"^(?:[A-Z]?[a-z]+|[A-Z]+)+[0-9]{0,3}$|^[0-9]{1,4}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _REDACTED = re.compile(r"\[REDACTED:[a-z_]+\]")
@@ -150,10 +154,10 @@ def _assignment_value_is_secret(name: str, op: str, value: str, quoted: bool) ->
         return False
     if len(value) < 6 or _PLACEHOLDER.match(value) or _REDACTED.search(value):
         return False
-    if any(c in value for c in "{}()[] \t") or value.isdigit():
+    if any(c in value for c in "{}()[] \t") or value.isdigit() or value[0] in ":/<":
         return False
-    if _ENV_STYLE.match(value):  # the name of an environment variable, not its value
-        return False
+    if _ENV_STYLE.match(value) or _DOTTED.match(value):
+        return False  # an environment variable's name or a dotted module/attribute path
     if quoted:
         return True
     if op == "=" and _ENV_STYLE.match(name):  # KEY=value in .env files and shells
@@ -172,7 +176,13 @@ def _opaque_token_is_secret(token: str, before: str, threshold: float) -> bool:
     if _HEX.match(token):
         # Hex strings are usually content ids (commits, checksums); a secret only when
         # the surrounding text names it as one.
-        return len(token) >= 32 and bool(_SECRET_NAME.search(before[-40:]))
+        line = before.rsplit("\n", 1)[-1]
+        return len(token) >= 32 and bool(_SECRET_NAME.search(line[-40:]))
+    segments = [seg for seg in _SEGMENTS.split(token) if seg]
+    if len(segments) > 2 and all(len(seg) <= 12 and _WORDLIKE.match(seg) for seg in segments):
+        # Short words joined by separators: names and paths such as
+        # ``sentence-transformers/all-MiniLM-L6-v2``, not random keys.
+        return False
     has_digit = any(c.isdigit() for c in token)
     has_upper = any(c.isupper() for c in token)
     has_lower = any(c.islower() for c in token)
