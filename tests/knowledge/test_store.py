@@ -128,7 +128,8 @@ def test_refusal_policy(tmp_path: Path, embedder: LocalEmbedder) -> None:
     ("kwargs", "message"),
     [
         ({"kind": "gossip"}, "unknown kind"),
-        ({"project": "bad'project"}, "invalid project"),
+        ({"project": "bad\nproject"}, "invalid project"),
+        ({"project": ""}, "invalid project"),
         ({"text": "   "}, "empty"),
         ({"text": "x" * 100_001}, "limit"),
     ],
@@ -144,10 +145,12 @@ def test_bad_input_is_a_clear_error(
 
 def test_quotes_in_filters_cannot_break_the_query(store: KnowledgeStore) -> None:
     fill(store)
+    entry_id = store.add("Folder names may hold quotes.", "note", "O'Brien café")
+    assert [h.entry.id for h in store.search("folder names", project="O'Brien café")] == [entry_id]
     # Values are SQL-quoted: an injection attempt is just a project nobody has.
     assert store.search("we decided", project="shop' OR '1'='1") == []
     assert store.delete_by_source(file="x' OR '1'='1") == 0
-    assert store.stats().total == 5
+    assert store.stats().total == 6
     # Query text goes to the FTS engine as plain words, never parsed as syntax.
     assert store.search('x" OR 1=1 -- (', mode="text") == []
 

@@ -39,7 +39,9 @@ from orchestra.knowledge.models import (
 from orchestra.knowledge.secrets import scrub
 
 MAX_TEXT_CHARS = 100_000
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/@ ]{0,199}$")
+_NAME = re.compile(r"^[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]{0,199}$")
+"""Project, team and tag names: any printable text (folder names vary); values are always
+quoted in queries, so quotes are harmless."""
 _DedupeKey = tuple[str, str, str, str]
 """(project, kind, content hash, source file): the same text from the same place is one entry."""
 _CANDIDATES = 50
@@ -85,7 +87,7 @@ def _check_name(what: str, value: str) -> None:
     if not _NAME.match(value):
         raise KnowledgeError(
             f"invalid {what} name {value!r}",
-            hint=f"use 1-200 letters, digits, spaces or . _ - / @ for the {what}",
+            hint=f"use 1-200 printable characters, not starting with a space, for the {what}",
         )
 
 
