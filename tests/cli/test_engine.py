@@ -27,6 +27,7 @@ def test_demo_then_runs_status_and_report(tmp_path: Path, monkeypatch: pytest.Mo
     assert "The model is SCRIPTED" in result.output
     assert "ANTHROPIC_API_KEY" in result.output and "Ollama" in result.output
     assert "succeeded" in result.output
+    assert "agents working now" in _text(result.output)  # the live view ran
 
     listed = runner.invoke(app, ["runs", "--json"])
     assert listed.exit_code == 0, listed.output

@@ -381,7 +381,7 @@ def register(app: typer.Typer) -> None:
 
         out = console()
         try:
-            result = run_demo(folder.resolve(), say=out.print)
+            result = run_demo(folder.resolve(), say=out.print, watch=_watch)
         except OrchestraError as exc:
             raise _fail(exc) from exc
         report = Path(result["report"]) if result["report"] else None

@@ -137,11 +137,13 @@ def run_demo(
     home: Path | None = None,
     say: Callable[[str], None] = print,
     fresh: bool = True,
+    watch: Callable[[EngineRuntime, str, LocalGateway], Any] | None = None,
 ) -> dict[str, Any]:
     """Create the sample repository under ``folder`` and run the pipeline on it.
 
     The run is recorded in ``home`` (default: the state folder), so ``orchestra runs`` and
-    ``orchestra report`` show it afterwards.
+    ``orchestra report`` show it afterwards. ``watch(runtime, run_id, gateway)``, when
+    given, follows the run (the CLI's live view) and returns its final row.
     """
     from orchestra.config.paths import default_database_url, orchestra_home
 
@@ -161,7 +163,10 @@ def run_demo(
         started = time.monotonic()
         run_id = stack.runtime.start_run(SAMPLE_TASK, repo)
         say(f"Run {run_id}: {SAMPLE_TASK}")
-        row = stack.runtime.wait(run_id, timeout_s=600)
+        if watch is not None:
+            row = watch(stack.runtime, run_id, stack.gateway)
+        else:
+            row = stack.runtime.wait(run_id, timeout_s=600)
         elapsed = time.monotonic() - started
         calls = len(stack.upstream.requests) if stack.upstream else 0
     return {
