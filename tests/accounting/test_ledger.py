@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +19,7 @@ import pytest
 from orchestra.accounting import (
     Accounting,
     Attribution,
+    BudgetExceeded,
     BudgetSpec,
     Ledger,
     LedgerEntry,
@@ -357,3 +359,43 @@ def test_a_deferred_commit_rides_along_with_the_next_batch(accounting: Accountin
         assert await late == "late"
 
     asyncio.run(scenario())
+
+
+def test_an_inline_reservation_never_waits_for_another_writer(tmp_path: Path) -> None:
+    """On SQLite a reservation runs on the caller's thread when nothing else writes; when
+    another process holds the write lock it does not wait there but goes to the writer."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'inline.db'}"
+    db = open_database(url)
+    acc = Accounting(db, journal_dir=tmp_path / "j", pepper=b"p")
+    try:
+        acc.budgets.define(BudgetSpec("dev", "developer", "alice", Decimal(1), "month"))
+        committer = acc.store.committer
+        assert committer.try_inline(lambda conn: 7) == ("done", 7)
+        other = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process is writing
+        started = time.monotonic()
+        assert committer.try_inline(lambda conn: 7) == ("busy", None)
+        assert time.monotonic() - started < 1  # did not wait for the lock
+
+        async def reserve() -> Any:
+            return await acc.budgets.areserve(ALICE, "claude-haiku-4-5", Decimal("0.4"))
+
+        async def scenario() -> Any:
+            pending = asyncio.ensure_future(reserve())
+            await asyncio.sleep(0.2)
+            assert not pending.done()  # queued for the writer, which waits for the lock
+            other.execute("COMMIT")
+            return await pending
+
+        reservation = asyncio.run(scenario())
+        assert not reservation.empty
+        with pytest.raises(BudgetExceeded):  # inline refusals are refusals too
+            asyncio.run(reserve()) and asyncio.run(reserve())
+        (status,) = acc.budgets.status()
+        assert status.reserved_usd == Decimal("0.8")  # two granted, the third refused
+        other.close()
+    finally:
+        acc.close()
+        db.dispose()

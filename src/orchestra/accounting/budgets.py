@@ -426,7 +426,15 @@ class BudgetBook:
         job = self._reserve_job(attribution, estimate_usd)
         if job is None:
             return Reservation(id="res_free", estimate_usd=Decimal(estimate_usd))
-        reservation, plan = await self._store.committer.arun(job)
+        # On SQLite, when nothing else is writing, reserving right here (one short
+        # transaction that never waits for a lock) is cheaper than two thread hand-offs.
+        outcome, result = self._store.committer.try_inline(job)
+        if outcome == "done" and result is not None:
+            reservation, plan = result
+        else:
+            if outcome == "rolled_back":
+                self._windows.clear()  # window ids cached by the rolled-back transaction
+            reservation, plan = await self._store.committer.arun(job)
         self._after(plan)
         return reservation
 

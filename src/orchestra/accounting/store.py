@@ -48,7 +48,7 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _write_engine(db: Database) -> Engine:
+def _write_engine(db: Database, *, wait_for_lock: bool = True) -> Engine:
     if db.engine.dialect.name != "sqlite":
         return db.engine
     engine = make_engine(db.engine.url.render_as_string(hide_password=False))
@@ -57,6 +57,9 @@ def _write_engine(db: Database) -> Engine:
     def _no_implicit_transactions(dbapi_conn: Any, _record: Any) -> None:
         # pysqlite otherwise opens deferred transactions itself; we emit BEGIN IMMEDIATE.
         dbapi_conn.isolation_level = None
+        if not wait_for_lock:
+            # Inline transactions run on the caller's thread: never wait there for a lock.
+            dbapi_conn.execute("PRAGMA busy_timeout=0")
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(conn: Connection) -> None:
@@ -127,9 +130,15 @@ class GroupCommitter:
         *,
         max_batch: int = 512,
         defer_s: float = 0.02,
+        inline_engine: Engine | None = None,
         name: str = "accounting",
     ) -> None:
         self._engine = engine
+        self._inline_engine = inline_engine
+        self._inline_conn: Connection | None = None
+        self._writing = threading.Lock()
+        """Held while this process writes (a batch, or an inline job)."""
+        self._local = threading.local()
         self._max_batch = max_batch
         self._defer_s = defer_s
         self._deferred: list[_Job] = []
@@ -137,7 +146,6 @@ class GroupCommitter:
         self._conn: Connection | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
-        self._batch: Batch | None = None
         self._thread = threading.Thread(target=self._run, name=f"{name}-writer", daemon=True)
         self._thread.start()
 
@@ -182,6 +190,11 @@ class GroupCommitter:
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
+        with self._writing:
+            conn, self._inline_conn = self._inline_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _run(self) -> None:
         stopping = False
@@ -242,26 +255,71 @@ class GroupCommitter:
 
     @property
     def batch(self) -> Batch:
-        """The batch being run (call only from a job, i.e. on the writer thread)."""
-        if self._batch is None:
+        """The batch being run (call only from a job, i.e. while it runs)."""
+        batch: Batch | None = getattr(self._local, "batch", None)
+        if batch is None:
             raise RuntimeError("no accounting batch is running on this thread")
-        return self._batch
+        return batch
+
+    def try_inline(self, fn: Callable[[Connection], T]) -> tuple[str, T | None]:
+        """Run ``fn`` in its own transaction on the calling thread, at once, if nothing
+        else is writing: ``("done", result)``; ``("busy", None)`` when this process's
+        writer is busy or another process holds the database's write lock, and
+        ``("rolled_back", None)`` when ``fn`` started but the transaction failed (then
+        submit it, after dropping anything cached from the rolled-back transaction).
+
+        Only with an inline engine (SQLite, where a short transaction costs less than the
+        two thread hand-offs of the writer); the transaction never waits for a lock
+        (``busy_timeout=0``), so the caller is blocked only for its own statements. Domain
+        refusals (:class:`OrchestraError`) propagate; any other failure rolls back and
+        reports "not run", so the writer thread does the job instead.
+        """
+        if self._inline_engine is None or self._closed or not self._queue.empty():
+            return "busy", None
+        if not self._writing.acquire(blocking=False):
+            return "busy", None
+        started = False
+        try:
+            try:
+                if self._inline_conn is None:
+                    self._inline_conn = self._inline_engine.connect()
+                conn = self._inline_conn
+                with conn.begin():  # BEGIN IMMEDIATE: fails at once if another process writes
+                    self._local.batch = Batch()
+                    try:
+                        started = True
+                        result = fn(conn)
+                        self._local.batch.finish(conn)
+                    finally:
+                        self._local.batch = None
+            except OrchestraError:
+                raise
+            except Exception:
+                conn_, self._inline_conn = self._inline_conn, None
+                if conn_ is not None:
+                    with contextlib.suppress(Exception):
+                        conn_.close()
+                return ("rolled_back" if started else "busy"), None
+            return "done", result
+        finally:
+            self._writing.release()
 
     def _commit(self, batch: list[_Job]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            conn = self._connection()
-            with conn.begin():
-                self._batch = Batch()
-                try:
-                    for job in batch:
-                        try:
-                            outcomes.append((True, job.fn(conn)))
-                        except OrchestraError as exc:
-                            outcomes.append((False, exc))
-                    self._batch.finish(conn)
-                finally:
-                    self._batch = None
+            with self._writing:
+                conn = self._connection()
+                with conn.begin():
+                    self._local.batch = Batch()
+                    try:
+                        for job in batch:
+                            try:
+                                outcomes.append((True, job.fn(conn)))
+                            except OrchestraError as exc:
+                                outcomes.append((False, exc))
+                        self._local.batch.finish(conn)
+                    finally:
+                        self._local.batch = None
         except Exception as exc:
             # The connection may be what failed (a restarted server): start afresh.
             self._drop_connection()
@@ -299,7 +357,10 @@ class AccountingStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.write_engine = _write_engine(db)
-        self.committer = GroupCommitter(self.write_engine)
+        self.inline_engine = (
+            _write_engine(db, wait_for_lock=False) if db.engine.dialect.name == "sqlite" else None
+        )
+        self.committer = GroupCommitter(self.write_engine, inline_engine=self.inline_engine)
         self.dialect = db.engine.dialect.name
 
     @classmethod
@@ -312,6 +373,8 @@ class AccountingStore:
         self.committer.close()
         if self.write_engine is not self.db.engine:
             self.write_engine.dispose()
+        if self.inline_engine is not None:
+            self.inline_engine.dispose()
 
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
