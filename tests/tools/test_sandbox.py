@@ -71,3 +71,22 @@ def test_commands_have_no_network(tmp_path: Path) -> None:
     assert isolated.stdout.startswith("blocked")  # type: ignore[attr-defined]
     assert isolated.network_isolated  # type: ignore[attr-defined]
     assert open_net.stdout.startswith("connected")  # type: ignore[attr-defined]
+
+
+def test_a_missing_command_is_reported_as_not_found(tmp_path: Path) -> None:
+    result = run_command(
+        ["no-such-command-here"], cwd=tmp_path, home=tmp_path / "home", limits=CommandLimits()
+    )
+    assert result.exit_code == 127
+    assert "command not found: no-such-command-here" in result.stderr
+
+
+def test_commands_start_without_python_fork_hooks(tmp_path: Path) -> None:
+    """No preexec_fn: a fork hook registered in this process (as lancedb does) never runs."""
+    import os
+
+    calls: list[int] = []
+    os.register_at_fork(before=lambda: calls.append(1))
+    result = _run(tmp_path, "print('ok')", memory_mb=512)
+    assert result.stdout.strip() == "ok"  # type: ignore[attr-defined]
+    assert calls == []

@@ -4,7 +4,10 @@ What is enforced, exactly (see ``docs/engine.md``):
 
 * the working directory is the run's worktree;
 * a wall-clock timeout, after which the whole process group gets SIGKILL;
-* ``RLIMIT_AS`` (address space) set in the child before ``exec``;
+* ``RLIMIT_AS`` (address space) and no core dumps, applied by util-linux ``prlimit``
+  exec'ing the command (so ``subprocess`` spawns without a Python ``preexec_fn``: no
+  Python-level fork in a process where libraries such as lancedb hook ``fork``); where
+  ``prlimit`` is missing, set in the forked child before ``exec`` instead;
 * an environment rebuilt from scratch: ``PATH``, ``HOME`` (a folder inside the run),
   locale and a few Python settings — never the parent's credentials;
 * no network when ``unshare -rn`` works on this machine (an empty network namespace
@@ -101,8 +104,40 @@ def scrubbed_environment(home: Path, extra: dict[str, str] | None = None) -> dic
     return env
 
 
+@functools.cache
+def _prlimit() -> str | None:
+    """util-linux ``prlimit``, if it is installed and works here."""
+    path = shutil.which("prlimit")
+    if path is None or not sys.platform.startswith("linux"):
+        return None
+    try:
+        probe = subprocess.run(
+            [path, "--core=0", "--", "true"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return path if probe.returncode == 0 else None
+
+
+def limited_argv(argv: Sequence[str], limits: CommandLimits, isolated: bool) -> list[str]:
+    """``argv`` wrapped in the limit and namespace helpers that exec it.
+
+    ``prlimit`` sets the limits and execs the rest, which is why no ``preexec_fn`` is
+    needed (see :func:`run_command`). The limit applies to ``unshare`` and, through exec,
+    to the command itself.
+    """
+    full = list(argv)
+    if isolated:
+        full = ["unshare", "-rn", "--", *full]
+    prlimit = _prlimit()
+    if prlimit is not None:
+        limit = limits.memory_mb * 1024 * 1024
+        full = [prlimit, f"--as={limit}", "--core=0", "--", *full]
+    return full
+
+
 def _limit_memory(memory_mb: int) -> None:
-    """Runs in the child between fork and exec."""
+    """Runs in the child between fork and exec (only where ``prlimit`` is missing)."""
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -124,23 +159,31 @@ def run_command(
 ) -> CommandResult:
     """Run ``argv`` in ``cwd`` under ``limits`` and return its output and exit code."""
     isolated = limits.isolate_network and network_isolation_available()
-    full = list(argv)
-    if isolated:
-        full = ["unshare", "-rn", "--", *full]
+    env = scrubbed_environment(home, env_extra)
+    # The wrappers exec the command themselves, so a missing one would otherwise show up
+    # as their error message; look it up on the command's own PATH first.
+    if shutil.which(argv[0], path=env["PATH"]) is None and not (cwd / argv[0]).is_file():
+        return CommandResult(
+            tuple(argv), 127, "", f"command not found: {argv[0]}", 0.0, False, isolated
+        )
+    full = limited_argv(argv, limits, isolated)
+    # A preexec_fn makes subprocess fork through Python's at-fork hooks (lancedb warns
+    # there, once per command); with prlimit the child needs no Python code at all.
+    preexec = None if _prlimit() else functools.partial(_limit_memory, limits.memory_mb)
     home.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
         proc = subprocess.Popen(
             full,
             cwd=cwd,
-            env=scrubbed_environment(home, env_extra),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",
             start_new_session=True,
-            preexec_fn=functools.partial(_limit_memory, limits.memory_mb),
+            preexec_fn=preexec,
         )
     except FileNotFoundError:
         return CommandResult(
