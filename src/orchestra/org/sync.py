@@ -7,7 +7,9 @@ transaction, so an error leaves the previous state untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -66,42 +68,61 @@ def _sync_organisation(session: Session, tree: OrgTree, result: SyncResult) -> N
 
 
 def _sync_units(session: Session, tree: OrgTree, result: SyncResult) -> None:
-    existing = {r.name: r for r in session.scalars(select(OrgUnitRow))}
-    for position, unit in enumerate(tree.units):
-        values = {
-            "kind": unit.kind,
-            "parent": unit.parent,
-            "description": unit.description,
-            "position": position,
-        }
-        row = existing.pop(unit.name, None)
-        if row is None:
-            session.add(OrgUnitRow(name=unit.name, **values))
-            result.added.append(f"{unit.kind} {unit.name}")
-        elif any(getattr(row, k) != v for k, v in values.items()):
-            for key, value in values.items():
-                setattr(row, key, value)
-            result.updated.append(f"{unit.kind} {unit.name}")
-    for row in existing.values():
-        session.delete(row)
-        result.removed.append(f"{row.kind} {row.name}")
+    wanted = [
+        (
+            unit.name,
+            {
+                "kind": unit.kind,
+                "parent": unit.parent,
+                "description": unit.description,
+                "position": position,
+            },
+        )
+        for position, unit in enumerate(tree.units)
+    ]
+    _sync_named_rows(session, OrgUnitRow, wanted, lambda row: f"{row.kind} {row.name}", result)
 
 
 def _sync_developers(session: Session, tree: OrgTree, result: SyncResult) -> None:
-    existing = {r.name: r for r in session.scalars(select(OrgDeveloperRow))}
-    for position, dev in enumerate(tree.developers):
-        values = {"role": dev.role, "unit": dev.unit, "email": dev.email, "position": position}
-        row = existing.pop(dev.name, None)
+    wanted = [
+        (dev.name, {"role": dev.role, "unit": dev.unit, "email": dev.email, "position": position})
+        for position, dev in enumerate(tree.developers)
+    ]
+    _sync_named_rows(session, OrgDeveloperRow, wanted, lambda row: f"developer {row.name}", result)
+
+
+_NamedRow = TypeVar("_NamedRow", OrgUnitRow, OrgDeveloperRow)
+
+
+def _sync_named_rows(
+    session: Session,
+    table: type[_NamedRow],
+    wanted: Sequence[tuple[str, dict[str, Any]]],
+    label: Callable[[_NamedRow], str],
+    result: SyncResult,
+) -> None:
+    """Make ``table`` hold exactly the rows in ``wanted`` (name, column values).
+
+    A list, not a dict: a name given twice is inserted twice and fails the transaction,
+    rather than one of the two silently winning.
+
+    ``label`` names a row in the result; it is applied after an update, so a unit whose
+    kind changed is reported under its new kind, and a removed row under its stored one.
+    """
+    existing = {r.name: r for r in session.scalars(select(table))}
+    for name, values in wanted:
+        row = existing.pop(name, None)
         if row is None:
-            session.add(OrgDeveloperRow(name=dev.name, **values))
-            result.added.append(f"developer {dev.name}")
+            row = table(name=name, **values)
+            session.add(row)
+            result.added.append(label(row))
         elif any(getattr(row, k) != v for k, v in values.items()):
             for key, value in values.items():
                 setattr(row, key, value)
-            result.updated.append(f"developer {dev.name}")
+            result.updated.append(label(row))
     for row in existing.values():
         session.delete(row)
-        result.removed.append(f"developer {row.name}")
+        result.removed.append(label(row))
 
 
 def _sync_guild_members(session: Session, tree: OrgTree, result: SyncResult) -> None:
