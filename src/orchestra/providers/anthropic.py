@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestra.providers.errors import WireFormatError, upstream_fault
 from orchestra.providers.sse import SSEEvent
-from orchestra.providers.usage import Usage
+from orchestra.providers.usage import Usage, token_count
 
 __all__ = [
     "ERROR_TYPES",
@@ -62,15 +62,6 @@ def error_body(
     return body
 
 
-def _count(obj: Mapping[str, Any], key: str) -> int:
-    value = obj.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise upstream_fault(f"usage field {key!r} is not a non-negative integer: {value!r}")
-    return value
-
-
 def usage_from_usage_object(usage: Any) -> Usage:
     """Convert an Anthropic ``usage`` object; absent or ``null`` fields count as 0."""
     if usage is None:
@@ -78,10 +69,10 @@ def usage_from_usage_object(usage: Any) -> Usage:
     if not isinstance(usage, Mapping):
         raise upstream_fault(f"'usage' is not an object: {type(usage).__name__}")
     return Usage(
-        input_tokens=_count(usage, "input_tokens"),
-        output_tokens=_count(usage, "output_tokens"),
-        cache_read_tokens=_count(usage, "cache_read_input_tokens"),
-        cache_write_tokens=_count(usage, "cache_creation_input_tokens"),
+        input_tokens=token_count(usage, "input_tokens"),
+        output_tokens=token_count(usage, "output_tokens"),
+        cache_read_tokens=token_count(usage, "cache_read_input_tokens"),
+        cache_write_tokens=token_count(usage, "cache_creation_input_tokens"),
     )
 
 
@@ -191,7 +182,7 @@ def _merge(current: Usage, update: Mapping[str, Any]) -> Usage:
     """Apply a cumulative ``message_delta`` usage: present fields replace, absent ones stay."""
 
     def pick(key: str, old: int) -> int:
-        return _count(update, key) if update.get(key) is not None else old
+        return token_count(update, key) if update.get(key) is not None else old
 
     return Usage(
         input_tokens=pick("input_tokens", current.input_tokens),

@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestra.providers.errors import upstream_fault
 from orchestra.providers.sse import SSEEvent
-from orchestra.providers.usage import Usage
+from orchestra.providers.usage import Usage, token_count
 
 __all__ = [
     "DONE",
@@ -69,15 +69,6 @@ def error_body(
     }
 
 
-def _count(obj: Mapping[str, Any], key: str) -> int:
-    value = obj.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise upstream_fault(f"usage field {key!r} is not a non-negative integer: {value!r}")
-    return value
-
-
 def usage_from_usage_object(usage: Any) -> Usage | None:
     """Convert an OpenAI ``usage`` object; ``None`` when the reply carried none.
 
@@ -89,14 +80,14 @@ def usage_from_usage_object(usage: Any) -> Usage | None:
         return None
     if not isinstance(usage, Mapping):
         raise upstream_fault(f"'usage' is not an object: {type(usage).__name__}")
-    prompt = _count(usage, "prompt_tokens")
+    prompt = token_count(usage, "prompt_tokens")
     details = usage.get("prompt_tokens_details")
-    cached = _count(details, "cached_tokens") if isinstance(details, Mapping) else 0
+    cached = token_count(details, "cached_tokens") if isinstance(details, Mapping) else 0
     # Some OpenAI-compatible servers report cached > prompt; never go negative.
     cached = min(cached, prompt)
     return Usage(
         input_tokens=prompt - cached,
-        output_tokens=_count(usage, "completion_tokens"),
+        output_tokens=token_count(usage, "completion_tokens"),
         cache_read_tokens=cached,
     )
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from orchestra.providers.errors import upstream_fault
+
+__all__ = ["Usage", "token_count"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +34,24 @@ class Usage:
 
     @property
     def total_tokens(self) -> int:
+        """Every token of the call: input, output and cache reads and writes."""
         return (
             self.input_tokens
             + self.output_tokens
             + self.cache_read_tokens
             + self.cache_write_tokens
         )
+
+
+def token_count(usage: Mapping[str, Any], key: str) -> int:
+    """A token count from an upstream's ``usage`` object; absent or ``null`` is 0.
+
+    Anything but a non-negative integer is the upstream's fault (a 502), never a number
+    guessed into the ledger.
+    """
+    value = usage.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise upstream_fault(f"usage field {key!r} is not a non-negative integer: {value!r}")
+    return value
