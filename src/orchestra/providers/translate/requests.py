@@ -87,17 +87,26 @@ def anthropic_to_openai_request(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _system_text(system: Any) -> str:
-    if system is None:
+    return _joined_text(system, "system", "a text block", "\n\n", array="'system'")
+
+
+def _joined_text(
+    content: Any, where: str, kind: str, separator: str, *, array: str | None = None
+) -> str:
+    """A string, or the texts of a list of text blocks (Anthropic) or parts (OpenAI) joined
+    by ``separator``; any other block is refused, naming it at ``where[index]``."""
+    if content is None:
         return ""
-    if isinstance(system, str):
-        return system
-    parts = []
-    for position, block in enumerate(lst(system, "'system'")):
-        block = obj(block, f"system[{position}]")
+    if isinstance(content, str):
+        return content
+    texts = []
+    for index, block in enumerate(lst(content, array or where)):
+        at = f"{where}[{index}]"
+        block = obj(block, at)
         if block.get("type") != "text":
-            raise bad_request(f"system[{position}] must be a text block")
-        parts.append(text_of(block.get("text"), f"system[{position}].text"))
-    return "\n\n".join(parts)
+            raise bad_request(f"{at} must be {kind}")
+        texts.append(text_of(block.get("text"), f"{at}.text"))
+    return separator.join(texts)
 
 
 def _blocks(content: Any, where: str) -> list[Mapping[str, Any]]:
@@ -337,17 +346,7 @@ def _append(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]
 
 
 def _openai_text(content: Any, where: str) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    texts = []
-    for index, part in enumerate(lst(content, where)):
-        part = obj(part, f"{where}[{index}]")
-        if part.get("type") != "text":
-            raise bad_request(f"{where}[{index}] must be a text part here")
-        texts.append(text_of(part.get("text"), f"{where}[{index}].text"))
-    return "\n".join(texts)
+    return _joined_text(content, where, "a text part here", "\n")
 
 
 def _openai_user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
