@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,3 +122,13 @@ def entry_from_row(row: dict[str, Any]) -> Entry:
 def sql_string(value: str) -> str:
     """A SQL string literal for a LanceDB ``where`` clause (quotes doubled)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+IN_LIST_MAX = 200
+"""Values per ``IN (...)`` list, so one ``where`` clause stays a modest size."""
+
+
+def sql_in_lists(values: Sequence[str], size: int = IN_LIST_MAX) -> Iterator[str]:
+    """``values`` as quoted, comma-separated lists for ``IN (...)``, ``size`` at a time."""
+    for start in range(0, len(values), size):
+        yield ", ".join(sql_string(v) for v in values[start : start + size])
