@@ -5,7 +5,13 @@ Completions, streaming and not, scripted with :class:`Reply`, :class:`Fault`,
 :class:`Timeout`, :class:`DropMidStream` and :class:`StreamError` steps.
 """
 
-from orchestra.testing.server import DEFAULT_MODELS, DEFAULT_TEXT, FakeUpstream, Responder
+from orchestra.testing.server import (
+    DEFAULT_MODELS,
+    DEFAULT_TEXT,
+    FakeUpstream,
+    Responder,
+    UpstreamOptions,
+)
 from orchestra.testing.steps import (
     DropMidStream,
     Fault,
@@ -38,6 +44,7 @@ __all__ = [
     "StreamError",
     "Timeout",
     "ToolCall",
+    "UpstreamOptions",
     "load_script",
     "parse_script",
 ]

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from orchestra.providers import anthropic as anthropic_wire
 from orchestra.providers import openai as openai_wire
@@ -58,7 +58,7 @@ from orchestra.testing.steps import (
     parse_script,
 )
 
-__all__ = ["DEFAULT_MODELS", "DEFAULT_TEXT", "FakeUpstream", "Responder"]
+__all__ = ["DEFAULT_MODELS", "DEFAULT_TEXT", "FakeUpstream", "Responder", "UpstreamOptions"]
 
 Responder = Callable[[RecordedRequest], Step | None]
 
@@ -73,6 +73,24 @@ DEFAULT_MODELS: tuple[str, ...] = (
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
+class UpstreamOptions(TypedDict, total=False):
+    """Options of :class:`FakeUpstream`, its :meth:`~FakeUpstream.start` and
+    :meth:`~FakeUpstream.serve_forever`; every one may be left out."""
+
+    models: Iterable[str]
+    """Model ids ``/v1/models`` lists (default :data:`DEFAULT_MODELS`)."""
+    api_key: str | None
+    """When set, requests without it (``x-api-key`` or ``Authorization: Bearer``) get a 401."""
+    max_recorded: int | None
+    """Keep only the latest N requests (benchmarks); default: all."""
+    default_text: str
+    """Text of the reply to unscripted requests (default :data:`DEFAULT_TEXT`)."""
+    clock: Callable[[], float]
+    """Seconds since the epoch, for OpenAI's ``created`` (default :func:`time.time`)."""
+    ids: IdSource | None
+    """Source of reply ids (default: a fresh :class:`IdSource`)."""
+
+
 class FakeUpstream:
     """A scriptable Anthropic/OpenAI upstream for tests, benchmarks and the offline demo.
 
@@ -81,29 +99,20 @@ class FakeUpstream:
     reply whose usage is computed from the request size (see ``docs/testing.md``).
     """
 
-    def __init__(
-        self,
-        *,
-        models: Iterable[str] = DEFAULT_MODELS,
-        api_key: str | None = None,
-        max_recorded: int | None = None,
-        default_text: str = DEFAULT_TEXT,
-        clock: Callable[[], float] = time.time,
-        ids: IdSource | None = None,
-    ) -> None:
-        """``api_key``: when set, requests without it (``x-api-key`` or ``Authorization:
-        Bearer``) get a 401. ``max_recorded``: keep only the latest N requests (benchmarks)."""
-        self.models = tuple(models)
-        self.api_key = api_key
-        self.default_text = default_text
+    def __init__(self, **options: Unpack[UpstreamOptions]) -> None:
+        """A fake that is not serving yet (see :meth:`start`); options as in
+        :class:`UpstreamOptions`."""
+        self.models = tuple(options.get("models", DEFAULT_MODELS))
+        self.api_key = options.get("api_key")
+        self.default_text = options.get("default_text", DEFAULT_TEXT)
         self.responder: Responder | None = None
         """Full control: called for every request; return a step, or ``None`` for the
         script/default."""
-        self._clock = clock
-        self._ids = ids or IdSource()
+        self._clock = options.get("clock", time.time)
+        self._ids = options.get("ids") or IdSource()
         self._lock = threading.Lock()
         self._queue: deque[tuple[Step, Match | None]] = deque()
-        self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
+        self._requests: deque[RecordedRequest] = deque(maxlen=options.get("max_recorded"))
         self._stop: asyncio.Event | None = None
         self._runner: BackgroundServer | None = None
         # Default replies are a pure function of the request body (and the second, for
@@ -164,31 +173,12 @@ class FakeUpstream:
 
     @classmethod
     def start(
-        cls,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        models: Iterable[str] = DEFAULT_MODELS,
-        api_key: str | None = None,
-        max_recorded: int | None = None,
-        default_text: str = DEFAULT_TEXT,
-        clock: Callable[[], float] = time.time,
-        ids: IdSource | None = None,
+        cls, host: str = "127.0.0.1", port: int = 0, **options: Unpack[UpstreamOptions]
     ) -> FakeUpstream:
         """Start a server on a background thread (port 0: a free port); use as a context
         manager (``with`` or ``async with``) or call :meth:`stop`. Options as for the
         constructor."""
-        upstream = cls(
-            models=models,
-            api_key=api_key,
-            max_recorded=max_recorded,
-            default_text=default_text,
-            clock=clock,
-            ids=ids,
-        )
-        runner = BackgroundServer(upstream, host, port)
-        upstream._runner = runner
-        upstream.base_url = runner.base_url
+        upstream, runner = cls._bound(host, port, options)
         runner.start_thread("fake-upstream")
         return upstream
 
@@ -199,14 +189,23 @@ class FakeUpstream:
         port: int = 0,
         *,
         on_ready: Callable[[FakeUpstream], None] | None = None,
-        **options: Any,
+        **options: Unpack[UpstreamOptions],
     ) -> None:
         """Serve in the foreground until SIGINT/SIGTERM (for running as its own process)."""
+        upstream, runner = cls._bound(host, port, options)
+        runner.run_forever(None if on_ready is None else lambda: on_ready(upstream))
+
+    @classmethod
+    def _bound(
+        cls, host: str, port: int, options: UpstreamOptions
+    ) -> tuple[FakeUpstream, BackgroundServer]:
+        """A fake with its server bound to ``host:port`` (so ``base_url`` is known), not
+        yet serving."""
         upstream = cls(**options)
         runner = BackgroundServer(upstream, host, port)
         upstream._runner = runner
         upstream.base_url = runner.base_url
-        runner.run_forever(None if on_ready is None else lambda: on_ready(upstream))
+        return upstream, runner
 
     def stop(self) -> None:
         """Stop the background server; requests left hanging by :class:`Timeout` end."""

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from orchestra.testing.server import FakeUpstream
+from orchestra.testing.server import FakeUpstream, UpstreamOptions
 from orchestra.testing.steps import ScriptError, load_script
 
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         upstream.script_entries(steps)
         print(f"listening on {upstream.base_url}", flush=True)
 
-    options: dict[str, object] = {"api_key": args.api_key, "max_recorded": args.max_recorded}
+    options: UpstreamOptions = {"api_key": args.api_key, "max_recorded": args.max_recorded}
     if args.text is not None:
         options["default_text"] = args.text
     try:
