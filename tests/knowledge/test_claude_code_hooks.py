@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,19 +16,9 @@ import pytest
 from orchestra.knowledge import KnowledgeStore, claude_code_hooks
 from orchestra.knowledge.embeddings import LocalEmbedder
 from orchestra.testing import FakeUpstream, Reply
+from orchestra.testing.claude_code import find_claude_code, offline_env
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _claude_binary() -> str | None:
-    candidates = [
-        shutil.which("claude"),
-        str(REPO / ".venv" / "node" / "node_modules" / ".bin" / "claude"),
-    ]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-CLAUDE = _claude_binary()
+CLAUDE = find_claude_code()
 DECISION = "We decided to keep refunds in their own service so payments stay small."
 
 
@@ -51,18 +40,7 @@ def test_pre_compact_and_session_start_under_claude_code(
             Reply(text="<summary>We split refunds out of payments.</summary>"),
             Reply(text="Refunds live in their own service."),
         )
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "ORCHESTRA_HOME": os.environ["ORCHESTRA_HOME"],
-            "ANTHROPIC_BASE_URL": upstream.base_url,
-            "ANTHROPIC_API_KEY": "test-key",
-            "DISABLE_AUTOUPDATER": "1",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "HTTPS_PROXY": "http://127.0.0.1:9",
-            "HTTP_PROXY": "http://127.0.0.1:9",
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
+        env = offline_env(upstream.base_url, home, ORCHESTRA_HOME=os.environ["ORCHESTRA_HOME"])
 
         def claude(*args: str) -> dict[str, object]:
             done = subprocess.run(

@@ -4,8 +4,6 @@ translators (a minimal translating proxy written for this test, in front of the 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,19 +21,9 @@ from orchestra.providers.translate import (
 )
 from orchestra.testing import FakeUpstream, Reply, ToolCall
 from orchestra.testing.asgi import BackgroundServer
+from orchestra.testing.claude_code import find_claude_code, offline_env
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _claude_binary() -> str | None:
-    candidates = [
-        shutil.which("claude"),
-        str(REPO / ".venv" / "node" / "node_modules" / ".bin" / "claude"),
-    ]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-CLAUDE = _claude_binary()
+CLAUDE = find_claude_code()
 
 
 class TranslatingProxy:
@@ -133,17 +121,7 @@ def test_claude_code_tool_loop_on_an_openai_upstream(
         Reply(tool_calls=[ToolCall("Read", {"file_path": str(project / "notes.txt")})]),
         Reply(text="The notes say 42.", chunk_chars=4),
     )
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": proxy_url,
-        "ANTHROPIC_API_KEY": "test-key",
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "HTTPS_PROXY": "http://127.0.0.1:9",
-        "HTTP_PROXY": "http://127.0.0.1:9",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
+    env = offline_env(proxy_url, home)
     completed = subprocess.run(
         [
             CLAUDE,

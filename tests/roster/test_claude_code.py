@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,20 +10,9 @@ import pytest
 
 from orchestra.roster import export_claude_code, load_roster
 from orchestra.testing import FakeUpstream
+from orchestra.testing.claude_code import find_claude_code, offline_env
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _claude_binary() -> str | None:
-    candidates = [
-        shutil.which("claude"),
-        str(REPO / ".venv" / "node" / "bin" / "claude"),
-        str(REPO / ".venv" / "node" / "node_modules" / ".bin" / "claude"),
-    ]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-CLAUDE = _claude_binary()
+CLAUDE = find_claude_code()
 
 
 @pytest.mark.claude_code
@@ -42,18 +29,8 @@ def test_exported_builtin_agents_are_offered_by_claude_code(tmp_path: Path) -> N
     assert len(result.written) == len(roster) == 119
 
     with FakeUpstream.start() as upstream:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "ANTHROPIC_BASE_URL": upstream.base_url,
-            "ANTHROPIC_API_KEY": "test-key",
-            "DISABLE_AUTOUPDATER": "1",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            # Anything that is not the loopback upstream goes to a closed port: no network.
-            "HTTPS_PROXY": "http://127.0.0.1:9",
-            "HTTP_PROXY": "http://127.0.0.1:9",
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
+        # Anything that is not the loopback upstream goes to a closed port: no network.
+        env = offline_env(upstream.base_url, home)
         completed = subprocess.run(
             [CLAUDE, "-p", "hello", "--output-format", "json"],
             cwd=project,
