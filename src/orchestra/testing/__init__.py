@@ -5,6 +5,7 @@ Completions, streaming and not, scripted with :class:`Reply`, :class:`Fault`,
 :class:`Timeout`, :class:`DropMidStream` and :class:`StreamError` steps.
 """
 
+from orchestra.testing.claude_code import find_claude_code, offline_env
 from orchestra.testing.server import (
     DEFAULT_MODELS,
     DEFAULT_TEXT,
@@ -45,6 +46,8 @@ __all__ = [
     "Timeout",
     "ToolCall",
     "UpstreamOptions",
+    "find_claude_code",
     "load_script",
+    "offline_env",
     "parse_script",
 ]
