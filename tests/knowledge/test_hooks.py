@@ -187,6 +187,8 @@ def test_failures_never_block_claude_code(
     # 2 would block compaction; a broken knowledge hook must never do that.
     assert done.returncode == 1
     assert message in done.stderr
+    if event != "unknown-event":
+        assert "fix: " in done.stderr  # bad input says how to put it right
     assert done.stdout == ""
     assert seconds < 10  # rejected before LanceDB or the model load
 

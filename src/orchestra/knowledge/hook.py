@@ -21,6 +21,8 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from orchestra.errors import KnowledgeError
+
 EXIT_OK = 0
 EXIT_NON_BLOCKING = 1
 MAX_INPUT_BYTES = 1_000_000
@@ -29,8 +31,16 @@ CONTEXT_KINDS = ("decision", "convention", "bug", "pattern", "api", "note")
 """Kinds SessionStart shows, most important first (code and doc chunks are too long)."""
 
 
-class HookInputError(ValueError):
+class HookInputError(KnowledgeError):
     """The JSON Claude Code sent is missing or malformed."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            message,
+            hint=hint
+            or "this command is run by Claude Code as a hook, with the event's JSON on stdin; "
+            "regenerate the hooks block with orchestra.knowledge.claude_code_hooks()",
+        )
 
 
 def project_for(cwd: str | None, configured: str | None = None) -> str:
@@ -80,7 +90,11 @@ def pre_compact(data: dict[str, Any], stdout: TextIO) -> int:
         raise HookInputError("PreCompact input has no transcript_path")
     path = Path(transcript).expanduser()
     if not path.is_file():
-        raise HookInputError(f"transcript {path} does not exist")
+        raise HookInputError(
+            f"transcript {path} does not exist",
+            hint="Claude Code passes the transcript it is about to compact; a transcript "
+            "that is gone was moved or deleted, and there is nothing to store from it",
+        )
     config = load_config().knowledge
     project = project_for(data.get("cwd"), config.hooks.project)
     session = data.get("session_id") if isinstance(data.get("session_id"), str) else None
