@@ -26,7 +26,8 @@ class Chunk:
     """``code`` or ``doc``."""
 
 
-DOC_SUFFIXES = {".md", ".markdown", ".rst", ".txt", ".adoc"}
+DOC_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc"})
+"""File suffixes stored as ``doc`` entries; everything else ingested is ``code``."""
 
 
 def chunk_file(path: str, text: str, *, max_lines: int = 120) -> list[Chunk]:

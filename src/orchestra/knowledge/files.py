@@ -15,7 +15,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-ALWAYS_SKIPPED = {".git", ".hg", ".svn"}
+ALWAYS_SKIPPED = frozenset({".git", ".hg", ".svn"})
+"""Version-control folders, never ingested whatever ``.gitignore`` says."""
 
 
 @dataclass(frozen=True)

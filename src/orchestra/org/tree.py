@@ -7,13 +7,15 @@ unknown units) and builds an immutable :class:`OrgTree` from it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from orchestra.config.org import OrganisationSection
 from orchestra.errors import OrgError
 
-LEVEL = {"division": 3, "tribe": 2, "squad": 1}
+LEVEL: Mapping[str, int] = MappingProxyType({"division": 3, "tribe": 2, "squad": 1})
 """How high a kind sits: a unit's parent must sit at the same level or higher."""
 
 ROLES = ("admin", "lead", "developer", "viewer")

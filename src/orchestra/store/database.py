@@ -56,6 +56,7 @@ def make_engine(url: str) -> Engine:
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
+    """An Alembic configuration for our migrations that runs them on ``engine``."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = engine
@@ -88,6 +89,7 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        """Close the pooled connections (the database stays usable; new ones open on use)."""
         self.engine.dispose()
 
 

@@ -29,6 +29,7 @@ class IdSource:
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next(self, prefix: str) -> str:
+        """The next id with this prefix (the counter is shared by every prefix)."""
         return f"{prefix}{next(self._counter):06d}"
 
 

@@ -167,6 +167,7 @@ class RecordedRequest:
 
     @property
     def stream(self) -> bool:
+        """Whether the body asked for a streamed reply (``"stream": true``)."""
         return isinstance(self.json, dict) and self.json.get("stream") is True
 
     @property
