@@ -3,7 +3,6 @@ the other (the fake), and the translators in between (served through a mock tran
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -26,6 +25,8 @@ from orchestra.providers.translate import (
 from orchestra.providers.usage import Usage
 from orchestra.testing import DropMidStream, FakeUpstream, Fault, Reply, ToolCall
 
+from .conftest import stream_events
+
 CLAUDE = "claude-haiku-4-5"
 GPT = "gpt-4o-mini"
 USAGE = Usage(input_tokens=40, output_tokens=12, cache_read_tokens=8)
@@ -42,21 +43,6 @@ ANTHROPIC_BODY: dict[str, Any] = {
     "messages": [{"role": "user", "content": "read a.py and b"}],
     "tools": [{"name": "read_file", "input_schema": {"type": "object"}}],
 }
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream.start() as up:
-        yield up
-
-
-def upstream_events(up: FakeUpstream, path: str, body: dict[str, Any]) -> list[SSEEvent]:
-    parser = SSEParser()
-    events: list[SSEEvent] = []
-    with httpx.stream("POST", up.base_url + path, json=body, timeout=5) as response:
-        for chunk in response.iter_raw():
-            events += parser.feed(chunk)
-    return events + parser.finish()
 
 
 def serve(status: int, content: bytes, stream: bool) -> httpx2.MockTransport:
@@ -83,7 +69,7 @@ def test_anthropic_sdk_streams_a_translated_openai_upstream(upstream: FakeUpstre
     request = anthropic_to_openai_request({**ANTHROPIC_BODY, "stream": True})
     translator = OpenAIToAnthropicStream(model=CLAUDE, input_tokens=30)
     relayed = b""
-    for event in upstream_events(upstream, "/v1/chat/completions", request):
+    for event in stream_events(upstream, "/v1/chat/completions", request):
         relayed += b"".join(encode_event(e.event, e.data) for e in translator.feed(event))
     relayed += b"".join(encode_event(e.event, e.data) for e in translator.finish())
     with (
@@ -113,7 +99,7 @@ def test_openai_sdk_streams_a_translated_anthropic_upstream(upstream: FakeUpstre
     request = openai_to_anthropic_request(openai_body)
     translator = AnthropicToOpenAIStream(model=GPT, include_usage=True)
     relayed = b""
-    for event in upstream_events(upstream, "/v1/messages", request):
+    for event in stream_events(upstream, "/v1/messages", request):
         relayed += b"".join(encode_event(e.event, e.data) for e in translator.feed(event))
     relayed += b"".join(encode_event(e.event, e.data) for e in translator.finish())
     with gpt_client(serve(200, relayed, stream=True)) as client:

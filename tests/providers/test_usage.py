@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from hypothesis import given
@@ -15,27 +13,14 @@ from orchestra.providers import openai as openai_wire
 from orchestra.providers.sse import SSEEvent, SSEParser
 from orchestra.testing import DropMidStream, FakeUpstream, Reply
 
+from .conftest import stream_events
+
 USAGE = Usage(input_tokens=120, output_tokens=45, cache_read_tokens=300, cache_write_tokens=80)
 BODY = {
     "model": "claude-haiku-4-5",
     "max_tokens": 5,
     "messages": [{"role": "user", "content": "x"}],
 }
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream.start() as up:
-        yield up
-
-
-def stream_events(up: FakeUpstream, path: str, body: dict[str, object]) -> list[SSEEvent]:
-    parser = SSEParser()
-    events: list[SSEEvent] = []
-    with httpx.stream("POST", up.base_url + path, json=body, timeout=5) as response:
-        for chunk in response.iter_raw():
-            events += parser.feed(chunk)
-    return events + parser.finish()
 
 
 def test_anthropic_message_usage(upstream: FakeUpstream) -> None:

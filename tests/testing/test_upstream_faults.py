@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
@@ -36,17 +35,6 @@ from orchestra.testing import (
 
 MODEL = "claude-haiku-4-5"
 BODY = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream.start() as up:
-        yield up
-
-
-@pytest.fixture(autouse=True)
-def _clean(upstream: FakeUpstream) -> None:
-    upstream.clear()
 
 
 def post(up: FakeUpstream, path: str = "/v1/messages", **body: object) -> httpx.Response:

@@ -19,17 +19,6 @@ GPT = "gpt-4o-mini"
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream.start() as up:
-        yield up
-
-
-@pytest.fixture(autouse=True)
-def _clean(upstream: FakeUpstream) -> None:
-    upstream.clear()
-
-
 @pytest.fixture
 def claude(upstream: FakeUpstream) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(base_url=upstream.base_url, api_key="sk-test", max_retries=0) as c:
