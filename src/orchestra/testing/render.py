@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestra.providers.sse import encode_event
-from orchestra.providers.translate import to_anthropic_stop_reason, to_openai_finish_reason
+from orchestra.providers.translate import (
+    anthropic_usage_json,
+    to_anthropic_stop_reason,
+    to_openai_finish_reason,
+)
 from orchestra.providers.usage import Usage
 from orchestra.testing.steps import Reply, ToolCall
 
@@ -55,15 +59,6 @@ def _tool_ids(reply: Reply, ids: IdSource, prefix: str) -> list[tuple[ToolCall, 
 # --- Anthropic -----------------------------------------------------------------------------
 
 
-def _anthropic_usage(usage: Usage) -> dict[str, Any]:
-    return {
-        "input_tokens": usage.input_tokens,
-        "cache_creation_input_tokens": usage.cache_write_tokens,
-        "cache_read_input_tokens": usage.cache_read_tokens,
-        "output_tokens": usage.output_tokens,
-    }
-
-
 def _stop_reason(reply: Reply) -> str:
     if reply.stop_reason:
         return to_anthropic_stop_reason(reply.stop_reason)
@@ -89,14 +84,14 @@ def anthropic_message(reply: Reply, model: str, usage: Usage, ids: IdSource) -> 
         "content": content,
         "stop_reason": _stop_reason(reply),
         "stop_sequence": None,
-        "usage": _anthropic_usage(usage),
+        "usage": anthropic_usage_json(usage),
     }
 
 
 def anthropic_events(reply: Reply, model: str, usage: Usage, ids: IdSource) -> list[bytes]:
     """The encoded event stream of a Messages response, in the API's exact order."""
     events: list[tuple[str, dict[str, Any]]] = []
-    start_usage = _anthropic_usage(
+    start_usage = anthropic_usage_json(
         Usage(usage.input_tokens, 1, usage.cache_read_tokens, usage.cache_write_tokens)
     )
     events.append(
@@ -150,7 +145,7 @@ def anthropic_events(reply: Reply, model: str, usage: Usage, ids: IdSource) -> l
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": _stop_reason(reply), "stop_sequence": None},
-                "usage": _anthropic_usage(usage),
+                "usage": anthropic_usage_json(usage),
             },
         )
     )
