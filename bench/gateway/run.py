@@ -2,7 +2,7 @@
 and the LiteLLM proxy, all in front of the same upstream on loopback, in one run.
 
 (a) direct to the upstream; (b) the floor, a bare pass-through proxy on Orchestra's own
-stack (``floor.py``: uvicorn + httpx, no auth, no accounting); (c) Orchestra (``orchestra
+stack (``floor.py``: uvicorn + aiohttp, no auth, no accounting); (c) Orchestra (``orchestra
 gateway``: auth, tier routing, rate limits, a dollar budget reservation and a durable
 ledger entry per call on SQLite); (d) the LiteLLM proxy at a pinned version, installed
 into ``bench/.venv-litellm`` and run offline. One worker process each.
