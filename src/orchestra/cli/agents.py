@@ -23,9 +23,9 @@ from orchestra.roster import (
     export_claude_code,
     import_agents,
     load_roster,
+    read_directory,
     validate_directory,
 )
-from orchestra.roster.roster import read_directory
 
 ConfigOption = Annotated[
     Path | None,

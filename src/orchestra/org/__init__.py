@@ -7,6 +7,7 @@ from orchestra.org.stages import (
     assess_stage,
     current_stage,
     next_stage,
+    stage_changes,
     stage_for_headcount,
     stage_named,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "load_org",
     "next_stage",
     "org_problems",
+    "stage_changes",
     "stage_for_headcount",
     "stage_named",
     "sync_org",

@@ -5,7 +5,17 @@ extraction, stream trackers, error bodies), ``tokens`` (input token estimate), `
 (Anthropic <-> OpenAI), ``errors``.
 """
 
-from orchestra.providers.errors import TranslationError, WireFormatError
-from orchestra.providers.usage import Usage
+from orchestra.providers.errors import TranslationError, WireFormatError, upstream_fault
+from orchestra.providers.sse import SSEEvent, SSEParser, encode_event
+from orchestra.providers.usage import Usage, token_count
 
-__all__ = ["TranslationError", "Usage", "WireFormatError"]
+__all__ = [
+    "SSEEvent",
+    "SSEParser",
+    "TranslationError",
+    "Usage",
+    "WireFormatError",
+    "encode_event",
+    "token_count",
+    "upstream_fault",
+]

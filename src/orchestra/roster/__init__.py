@@ -23,6 +23,7 @@ from orchestra.roster.roster import (
     Roster,
     effective_tier,
     load_roster,
+    read_directory,
     roster_directories,
 )
 from orchestra.roster.tools import ALWAYS_ENGINE_TOOLS, CLAUDE_CODE_TOOLS, engine_tools
@@ -59,6 +60,7 @@ __all__ = [
     "load_roster",
     "parse_agent",
     "read_agent_file",
+    "read_directory",
     "render_claude_code",
     "roster_directories",
     "strip_agent_mark",

@@ -5,7 +5,9 @@ Completions, streaming and not, scripted with :class:`Reply`, :class:`Fault`,
 :class:`Timeout`, :class:`DropMidStream` and :class:`StreamError` steps.
 """
 
+from orchestra.testing.asgi import BackgroundServer
 from orchestra.testing.claude_code import find_claude_code, offline_env
+from orchestra.testing.render import IdSource
 from orchestra.testing.server import (
     DEFAULT_MODELS,
     DEFAULT_TEXT,
@@ -32,9 +34,11 @@ from orchestra.testing.steps import (
 __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_TEXT",
+    "BackgroundServer",
     "DropMidStream",
     "FakeUpstream",
     "Fault",
+    "IdSource",
     "InjectedEvent",
     "Match",
     "RecordedRequest",
