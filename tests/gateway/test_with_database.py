@@ -199,3 +199,63 @@ def test_revoked_key_and_rate_limit(database_url: str, upstream: FakeUpstream) -
         assert revoked.json()["error"]["type"] == "authentication_error"
     finally:
         gw.server.stop()
+
+
+def test_the_journal_stays_bounded_while_a_stream_is_always_open(
+    database_url: str, upstream: FakeUpstream
+) -> None:
+    """Sustained traffic with a stream open the whole time (as with Claude Code): the
+    journal, which used to be emptied only when no stream was open, stays small."""
+
+    def reply(request: Any) -> Reply:
+        if (request.json or {}).get("stream"):
+            return Reply(text="tick " * 400, chunk_delay_s=0.01, chunk_chars=5)
+        return Reply(text="ok", usage=CALL_USAGE)
+
+    upstream.responder = reply
+    gw = _start(database_url, upstream)
+    ledger = gw.accounting.ledger
+    ledger.journal_max_bytes = 8_000  # before the journal's first use
+    key = gw.key("alice")
+    body = {"model": "haiku", "max_tokens": 100, "messages": MESSAGES}
+    sizes: list[int] = []
+
+    async def run() -> int:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
+
+            async def long_stream() -> None:
+                streamed = {**body, "stream": True}
+                headers = {"x-api-key": key}
+                async with client.stream(
+                    "POST", "/v1/messages", json=streamed, headers=headers
+                ) as response:
+                    async for _ in response.aiter_raw():
+                        pass
+
+            streaming = asyncio.ensure_future(long_stream())
+            await asyncio.sleep(0.2)
+            calls = 0
+            for _ in range(12):  # 12 waves of 10 overlapping calls while the stream runs
+                answers = await asyncio.gather(
+                    *(
+                        client.post("/v1/messages", json=body, headers={"x-api-key": key})
+                        for _ in range(10)
+                    )
+                )
+                assert all(a.status_code == 200 for a in answers)
+                calls += len(answers)
+                sizes.append(ledger.journal_size)
+            assert not streaming.done()  # a stream was open the whole time
+            await streaming
+            return calls + 1
+
+    try:
+        calls = asyncio.run(run())
+        recorded = entries(gw, calls)
+        assert len(recorded) == calls
+        assert ledger._journal is not None and ledger._journal.compactions > 0
+    finally:
+        gw.server.stop()
+    # 121 journaled calls of ~1 kB each went through; the file never held much more than
+    # the threshold plus the calls in flight.
+    assert max(sizes) <= 8_000 + 2 * 12 * 1_500
