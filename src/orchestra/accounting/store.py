@@ -58,8 +58,11 @@ def _write_engine(db: Database, *, wait_for_lock: bool = True) -> Engine:
         # pysqlite otherwise opens deferred transactions itself; we emit BEGIN IMMEDIATE.
         dbapi_conn.isolation_level = None
         if not wait_for_lock:
-            # Inline transactions run on the caller's thread: never wait there for a lock.
+            # Inline transactions run on the caller's thread (the event loop): never wait
+            # there for a lock, and leave WAL checkpoints (an fsync) to the writer thread's
+            # connection, whose commits keep checkpointing as usual.
             dbapi_conn.execute("PRAGMA busy_timeout=0")
+            dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(conn: Connection) -> None:
