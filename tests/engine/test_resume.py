@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,12 +10,15 @@ from orchestra.engine.agents import RosterAgents
 from orchestra.engine.demo import scripted_stack
 from orchestra.testing import FakeUpstream
 from orchestra.testing.scripted import ScriptedModel, create_sample_repository
-from tests.engine.helpers import branch_log, call_keys, report_of
+from tests.engine.helpers import (
+    assert_no_completed_call_repeated,
+    branch_log,
+    kill_after_calls,
+    report_of,
+    start_worker,
+)
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
-HAPPY_PATH_CALLS = 25
-"""Model calls of an uninterrupted happy-path run (the scripted model's fixed script)."""
 
 
 @pytest.mark.parametrize("kill_after", [4, 11])
@@ -33,32 +31,8 @@ def test_sigkill_mid_run_then_resume_repeats_no_completed_model_call(
     run_id = f"run-crash-{kill_after}"
     with FakeUpstream.start() as upstream:
         upstream.responder = ScriptedModel("happy")
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.engine.worker",
-                str(home),
-                str(repo),
-                upstream.base_url,
-                run_id,
-                str(agents_dir),
-            ],
-            cwd=ROOT,
-            env={**os.environ, "ORCHESTRA_HOME": str(home)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 120
-        while len(upstream.requests) < kill_after:
-            assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
-            assert time.monotonic() < deadline, "the worker made too few model calls"
-            time.sleep(0.01)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-        if worker.stderr:
-            worker.stderr.close()
-        before = len(upstream.requests)
+        worker = start_worker(home, repo, upstream.base_url, run_id, agents_dir)
+        before = kill_after_calls(worker, lambda: len(upstream.requests), kill_after)
 
         with scripted_stack(home, upstream_url=upstream.base_url, agents=pipeline_agents) as stack:
             assert stack.runtime.services.runs.get(run_id).status == "running"
@@ -68,14 +42,7 @@ def test_sigkill_mid_run_then_resume_repeats_no_completed_model_call(
         requests = upstream.requests
 
     assert row.status == "succeeded", row.failure_reason
-    keys = call_keys(requests)
-    repeated = {k: n for k, n in keys.items() if n > 1}
-    # Only calls that were in flight when the worker died may be made again (at most the
-    # agents running at that moment); every completed call is replayed from its record.
-    assert len(repeated) <= 2, repeated
-    assert all(n == 2 for n in repeated.values())
-    assert len(keys) == HAPPY_PATH_CALLS
-    assert len(requests) == HAPPY_PATH_CALLS + len(repeated)
+    assert_no_completed_call_repeated(requests)
     assert before >= kill_after
     assert len(branch_log(repo, str(row.branch))) == 5
     assert report_of(row)["tests"]["green"]["failed"] == 0

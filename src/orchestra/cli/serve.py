@@ -1,14 +1,15 @@
 """CLI: ``orchestra gateway`` (the gateway alone) and ``orchestra serve`` (gateway + REST API).
 
 Thin: parse options, hand them to :mod:`orchestra.server` through uvicorn's app factory so
-that ``--workers N`` starts N identical processes.
+that ``--workers N`` starts N identical processes. ``orchestra serve`` with one worker also
+resumes runs whose process died (:mod:`orchestra.engine.serving`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,6 +39,22 @@ WorkersOption = Annotated[
         "circuit breakers and metrics are per process",
     ),
 ]
+
+
+SERVER_FACTORY = "orchestra.server.app:app_from_environment"
+RESUMING_FACTORY = "orchestra.cli.serve:app_resuming_runs"
+
+
+def app_resuming_runs() -> Any:
+    """uvicorn factory for ``orchestra serve``: the server app, resuming orphaned runs."""
+    from orchestra.config.paths import orchestra_home
+    from orchestra.engine.serving import hosting_engine
+    from orchestra.server.app import ServeOptions, app_from_environment
+
+    options = ServeOptions.from_env()
+    config = load_config(Path(options.config_path) if options.config_path else None)
+    database_url = options.database_url or default_database_url()
+    return hosting_engine(app_from_environment(), config, database_url, orchestra_home())
 
 
 def _run(
@@ -70,8 +87,16 @@ def _run(
         install_sighup=True,
     )
     os.environ[OPTIONS_ENV] = options.to_env()
+    # Several workers would each resume the same runs; only a single server process does.
+    resume_runs = include_api and workers == 1
+    if include_api and not resume_runs:
+        error_console().print(
+            "note: with --workers > 1, interrupted runs are not resumed automatically; "
+            "continue them with `orchestra resume RUN`",
+            highlight=False,
+        )
     uvicorn.run(
-        "orchestra.server.app:app_from_environment",
+        RESUMING_FACTORY if resume_runs else SERVER_FACTORY,
         factory=True,
         host=host or config.gateway.host,
         port=config.gateway.port if port is None else port,
@@ -107,7 +132,10 @@ def serve(
     database_url: DatabaseOption = None,
     workers: WorkersOption = 1,
 ) -> None:
-    """Run everything in one app: the gateway and the REST API."""
+    """Run everything in one app: the gateway and the REST API.
+
+    With one worker, runs whose process died (on this host) continue in the background.
+    """
     _run(
         include_api=True,
         config_path=config,

@@ -35,8 +35,8 @@ DEMO_PRICES = {
 }
 
 
-def scripted_config(upstream_url: str, extra_yaml: str = "") -> OrchestraConfig:
-    """A configuration whose tiers are served by the scripted upstream."""
+def scripted_config_yaml(upstream_url: str, extra_yaml: str = "") -> str:
+    """``orchestra.yaml`` text whose tiers are served by the scripted upstream."""
     lines = [
         "providers:",
         "  scripted:",
@@ -52,7 +52,12 @@ def scripted_config(upstream_url: str, extra_yaml: str = "") -> OrchestraConfig:
         ]
     lines.append("tiers:")
     lines += [f"  {tier}: {{model: scripted-{tier}}}" for tier in DEMO_PRICES]
-    return parse_config("\n".join(lines) + "\n" + extra_yaml, source="<scripted demo>")
+    return "\n".join(lines) + "\n" + extra_yaml
+
+
+def scripted_config(upstream_url: str, extra_yaml: str = "") -> OrchestraConfig:
+    """A configuration whose tiers are served by the scripted upstream."""
+    return parse_config(scripted_config_yaml(upstream_url, extra_yaml), source="<scripted demo>")
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 :class:`LocalGateway` starts the real gateway (``orchestra.gateway`` over
 ``orchestra.accounting``) on a loopback port in a background thread, creates the engine's
-key, defines per-run budgets and reads the ledger's cost per step.
+key, defines per-run budgets and reads the ledger's cost per step. :class:`RunAccounting`
+does the budget and cost part for any gateway in this process (``orchestra serve``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ from orchestra.store import Database
 
 
 @dataclass
-class LocalGateway:
-    """A running gateway: its URL, the engine's key, budgets and costs."""
+class RunAccounting:
+    """The engine's view of a gateway's accounting: per-run budgets and costs."""
 
-    base_url: str
-    api_key: str
     accounting: Any
+    """The gateway's ``orchestra.accounting.Accounting``."""
 
     def define_run_budget(self, run_id: str, usd: float) -> None:
         """A budget scoped to ``run_id`` (the gateway refuses calls beyond it)."""
@@ -59,6 +59,19 @@ class LocalGateway:
             out[step] = out.get(step, 0.0) + float(entry.cost_usd)
         return out
 
+    def create_engine_key(self) -> str:
+        """A new gateway key for the engine's model calls (its secret)."""
+        secret, _record = self.accounting.keys.create("orchestra-engine", name="engine")
+        return str(secret)
+
+
+@dataclass
+class LocalGateway(RunAccounting):
+    """A running gateway: its URL, the engine's key, budgets and costs."""
+
+    base_url: str = ""
+    api_key: str = ""
+
 
 def _free_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -78,7 +91,7 @@ def local_gateway(config: OrchestraConfig, database: Database) -> Iterator[Local
 
     accounting = Accounting(database, config)
     accounting.start()
-    secret, _record = accounting.keys.create("orchestra-engine", name="engine")
+    secret = RunAccounting(accounting).create_engine_key()
     app = GatewayApp(Gateway(config, StoreAccountant(accounting)))
     sock = _free_socket()
     port = sock.getsockname()[1]
@@ -97,7 +110,7 @@ def local_gateway(config: OrchestraConfig, database: Database) -> Iterator[Local
             raise EngineError("the local gateway did not start", hint="see the log above")
         time.sleep(0.02)
     try:
-        yield LocalGateway(f"http://127.0.0.1:{port}", secret, accounting)
+        yield LocalGateway(accounting, base_url=f"http://127.0.0.1:{port}", api_key=secret)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -160,22 +160,37 @@ class HttpModelClient:
 class InProcessModelClient:
     """Anthropic Messages into an ASGI app (the gateway core) without an HTTP hop.
 
-    The ASGI app is async; the engine's workflows are threads. One private event loop in
-    a background thread serves every call, so the app's async state stays on one loop.
-    The app's lifespan (startup, shutdown) runs on that loop too.
+    The ASGI app is async; the engine's workflows are threads. By default one private
+    event loop in a background thread serves every call, so the app's async state stays on
+    one loop, and the app's lifespan (startup, shutdown) runs on that loop too. With
+    ``loop``, calls go to that already running loop instead (the server's own, whose
+    lifespan the server runs): what ``orchestra serve`` uses for the runs it resumes.
     """
 
-    def __init__(self, app: Any, api_key: str) -> None:
+    def __init__(
+        self, app: Any, api_key: str, *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self._app = app
         self._api_key = api_key
+        self._own_loop = loop is None
+        self._lifespan_inbox: asyncio.Queue[dict[str, Any]] | None = None
+        self._lifespan_task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        if loop is not None:
+            self._loop = loop
+            self._client = self._new_client()
+            return
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="orchestra-inprocess-gateway", daemon=True
         )
         self._thread.start()
-        self._lifespan_inbox: asyncio.Queue[dict[str, Any]] | None = None
-        self._lifespan_task: asyncio.Task[None] | None = None
         self._client = self._call(self._start())
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self._app), base_url="http://gateway", timeout=600.0
+        )
 
     async def _start(self) -> httpx.AsyncClient:
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -195,9 +210,7 @@ class InProcessModelClient:
         await asyncio.wait({waiter, self._lifespan_task}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         self._lifespan_inbox = inbox
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self._app), base_url="http://gateway", timeout=600.0
-        )
+        return self._new_client()
 
     async def _stop(self) -> None:
         await self._client.aclose()
@@ -220,8 +233,13 @@ class InProcessModelClient:
         return ModelResponse.from_body(response.json())
 
     def close(self) -> None:
-        """Shut the app's lifespan down and stop the private loop."""
+        """Close the client (and, on a private loop, the app's lifespan and the loop).
+
+        Call it from a thread other than the loop's when the loop was given.
+        """
         self._call(self._stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+        if self._own_loop:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._loop.close()

@@ -6,7 +6,8 @@ binds the services workflows use, ``shutdown()`` releases them.
 
 Each process uses its own DBOS executor id and its own agent queue, so a second
 ``orchestra run`` never picks up (and double-executes) another process's work. A run
-whose process died is continued explicitly with :meth:`EngineRuntime.resume`.
+whose process died is continued explicitly with :meth:`EngineRuntime.resume`, or by a
+restarted ``orchestra serve`` (:mod:`orchestra.engine.serving`).
 """
 
 from __future__ import annotations
@@ -364,11 +365,7 @@ class EngineRuntime:
         What ``orchestra serve`` calls at startup, so a restart continues runs.
         """
         resumed = []
-        for row in self.services.runs.list_runs(limit=1000):
-            if row.status not in ACTIVE_STATUSES or row.worker_host != socket.gethostname():
-                continue
-            if row.worker_pid and (row.worker_pid == os.getpid() or _pid_alive(row.worker_pid)):
-                continue
+        for row in orphaned_runs(self.services.runs):
             self.resume(row.id)
             resumed.append(row.id)
         return resumed
@@ -382,6 +379,18 @@ class EngineRuntime:
             if wf.status in {"PENDING", "ENQUEUED"}:
                 DBOS.cancel_workflow(wf.workflow_id)
         self.services.runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
+
+
+def orphaned_runs(runs: RunStore) -> list[RunRow]:
+    """Active runs recorded by a worker process on this host that no longer exists."""
+    orphans = []
+    for row in runs.list_runs(limit=1000):
+        if row.status not in ACTIVE_STATUSES or row.worker_host != socket.gethostname():
+            continue
+        if row.worker_pid and (row.worker_pid == os.getpid() or _pid_alive(row.worker_pid)):
+            continue
+        orphans.append(row)
+    return orphans
 
 
 def _pid_alive(pid: int) -> bool:

@@ -222,13 +222,17 @@ class TestFirstPipeline:
         return plan
 
     def store_knowledge(self, name: str, text: str, kind: str, agent: str | None = None) -> None:
-        """Keep ``text`` in the knowledge store, when the engine has one (as a step)."""
-        if self.svc.knowledge is None:
-            return
+        """Keep ``text`` in the knowledge store, when the engine has one (as a step).
+
+        The step is recorded even without a store: a run resumed by a process that has
+        one (or lacks one) must replay the same sequence of steps.
+        """
         knowledge = self.svc.knowledge
         project = Path(self.run.repo_path).name
 
         def go() -> str:
+            if knowledge is None:
+                return ""
             source = engine_source(self.run_id, agent)
             return str(knowledge.add(text, kind=kind, project=project, source=source))
 
