@@ -44,27 +44,28 @@ def test_openai_stream_tool_calls_from_an_anthropic_upstream(
             usage=Usage(input_tokens=30, output_tokens=12),
         )
     )
-    client = openai.OpenAI(base_url=live.url + "/v1", api_key=live.key, max_retries=0)
-    stream = client.chat.completions.create(
-        model="haiku",
-        messages=[{"role": "user", "content": "find 42"}],
-        tools=[
-            {
-                "type": "function",
-                "function": {"name": "lookup", "parameters": {"type": "object"}},
-            }
-        ],
-        stream=True,
-        stream_options={"include_usage": True},
-    )
     name, arguments, usage = "", "", None
-    for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage
-        for choice in chunk.choices:
-            for call in choice.delta.tool_calls or []:
-                name += call.function.name or "" if call.function else ""
-                arguments += call.function.arguments or "" if call.function else ""
+    # Closed at the end: an SDK client left to the garbage collector leaks its sockets.
+    with openai.OpenAI(base_url=live.url + "/v1", api_key=live.key, max_retries=0) as client:
+        stream = client.chat.completions.create(
+            model="haiku",
+            messages=[{"role": "user", "content": "find 42"}],
+            tools=[
+                {
+                    "type": "function",
+                    "function": {"name": "lookup", "parameters": {"type": "object"}},
+                }
+            ],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        for chunk in stream:
+            if chunk.usage is not None:
+                usage = chunk.usage
+            for choice in chunk.choices:
+                for call in choice.delta.tool_calls or []:
+                    name += call.function.name or "" if call.function else ""
+                    arguments += call.function.arguments or "" if call.function else ""
     assert name == "lookup"
     assert json.loads(arguments) == {"id": 42, "tags": ["a", "b"]}
     assert usage is not None and usage.completion_tokens == 12
@@ -82,13 +83,15 @@ def test_anthropic_stream_tool_calls_from_an_openai_upstream(
             usage=Usage(input_tokens=9, output_tokens=4),
         )
     )
-    client = anthropic.Anthropic(base_url=live.url, api_key=live.key, max_retries=0)
-    with client.messages.stream(
-        model="qwen-local",
-        max_tokens=50,
-        messages=MESSAGES,
-        tools=[{"name": "run_tests", "input_schema": {"type": "object"}}],
-    ) as stream:
+    with (
+        anthropic.Anthropic(base_url=live.url, api_key=live.key, max_retries=0) as client,
+        client.messages.stream(
+            model="qwen-local",
+            max_tokens=50,
+            messages=MESSAGES,
+            tools=[{"name": "run_tests", "input_schema": {"type": "object"}}],
+        ) as stream,
+    ):
         final = stream.get_final_message()
     [block] = [b for b in final.content if b.type == "tool_use"]
     assert block.name == "run_tests" and block.input == {"path": "tests/"}
