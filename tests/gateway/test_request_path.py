@@ -233,6 +233,7 @@ def test_timeout_falls_back(upstream: FakeUpstream) -> None:
 def test_circuit_opens_and_is_exported(upstream: FakeUpstream) -> None:
     accountant = memory_accountant()
     key = accountant.add_key("alice", "payments")
+    admin = accountant.add_key("root", None, admin=True)
     config = gateway_config(
         upstream.base_url,
         retry={"max_attempts": 1},
@@ -253,7 +254,7 @@ def test_circuit_opens_and_is_exported(upstream: FakeUpstream) -> None:
             json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": MESSAGES},
             headers={"x-api-key": key},
         )
-        metrics = httpx.get(f"{server.base_url}/metrics").text
+        metrics = httpx.get(f"{server.base_url}/metrics", headers={"x-api-key": admin}).text
     finally:
         server.stop()
     assert refused.status_code == 503
@@ -309,7 +310,10 @@ def test_health_ready_metrics(live: LiveGateway) -> None:
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
     _post(live, {"model": "haiku", "max_tokens": 5, "messages": MESSAGES})
     httpx.post(f"{live.url}/v1/messages", json={}, headers={"x-api-key": "orc_nope"})
-    text = httpx.get(f"{live.url}/metrics").text
+    anonymous = httpx.get(f"{live.url}/metrics")
+    assert anonymous.status_code == 401
+    assert httpx.get(f"{live.url}/metrics", headers={"x-api-key": live.key}).status_code == 403
+    text = httpx.get(f"{live.url}/metrics", headers={"x-api-key": live.admin_key}).text
     assert 'orchestra_requests_total{endpoint="anthropic",status="401",model=""} 1' in text
     assert 'orchestra_requests_total{endpoint="anthropic",status="200",model="haiku"} 1' in text
     assert "orchestra_request_duration_seconds_bucket" in text
@@ -410,3 +414,15 @@ def test_upstream_credential_from_env_or_encrypted_secret(
             server.stop()
         assert response.status_code == 200, response.text
         assert upstream.requests[-1].headers["x-api-key"] == "sk-upstream-1"
+
+
+def test_metrics_can_be_made_public(upstream: FakeUpstream) -> None:
+    accountant = memory_accountant()
+    config = gateway_config(upstream.base_url, metrics_public=True)
+    server = ServerThread(make_app(config, accountant)).start()
+    try:
+        response = httpx.get(f"{server.base_url}/metrics")
+    finally:
+        server.stop()
+    assert response.status_code == 200
+    assert "# TYPE orchestra_requests_total counter" in response.text

@@ -157,7 +157,9 @@ def test_ledger_entry_has_attribution_and_path(
     assert spend.json()["developer"] == "bob"
     assert spend.json()["total_requests"] == 1
     assert spend.json()["total_usd"] == str(expected)
-    metrics = httpx.get(f"{db_gateway.url}/metrics").text
+    assert httpx.get(f"{db_gateway.url}/metrics", headers={"x-api-key": key}).status_code == 403
+    admin = db_gateway.key("root", admin=True)
+    metrics = httpx.get(f"{db_gateway.url}/metrics", headers={"x-api-key": admin}).text
     assert 'orchestra_budget_headroom_usd{budget="alice-daily"}' in metrics
 
 

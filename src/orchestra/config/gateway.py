@@ -73,6 +73,9 @@ class GatewaySection(StrictModel):
     """Address ``orchestra gateway`` / ``orchestra serve`` listen on."""
     port: int = Field(default=8484, ge=0, le=65535)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    metrics_public: bool = False
+    """Serve ``/metrics`` without a key. Off by default: the metrics name budgets and
+    models, so a scraper authenticates with an admin key (``Authorization: Bearer``)."""
     """Larger request bodies are refused with 413."""
     key_cache_ttl_s: float = Field(default=5.0, ge=0)
     """How long an authenticated key is trusted without asking the database again; a

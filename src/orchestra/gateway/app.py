@@ -255,6 +255,8 @@ class GatewayApp:
         )
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.gateway.snapshot.config.gateway.metrics_public:
+            self.gateway.require_admin(await self.gateway.authenticate(headers_of(scope)))
         try:
             headroom = await self.gateway.blocking(self.gateway.accountant.headroom)
         except Exception:
