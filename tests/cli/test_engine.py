@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,16 @@ from typer.testing import CliRunner
 from orchestra.cli.app import app
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def no_dbos_thread_outlives_its_test() -> Iterator[None]:
+    """Every engine a command started is stopped, with its threads, when the test ends."""
+    from orchestra.engine.runtime import dbos_threads
+
+    yield
+    left = [t.name for t in dbos_threads()]
+    assert not left, f"DBOS threads still running after the test: {left}"
 
 
 def _text(output: str) -> str:

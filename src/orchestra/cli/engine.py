@@ -35,6 +35,20 @@ def _database() -> tuple[Any, str, Path]:
     return open_database(url), url, orchestra_home()
 
 
+@contextmanager
+def _run_store() -> Iterator[tuple[Any, Path, str]]:
+    """The state folder's run store, its folder and database URL; errors become exits."""
+    from orchestra.engine.runs import RunStore
+
+    database, url, home = _database()
+    try:
+        yield RunStore(database), home, url
+    except OrchestraError as exc:
+        raise _fail(exc) from exc
+    finally:
+        database.dispose()
+
+
 def _row_dict(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -151,8 +165,7 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
     """An engine runtime on the configured gateway (or one started in this process)."""
     from orchestra.config.loader import load_config
     from orchestra.engine.demo import open_knowledge
-    from orchestra.engine.factory import build_runtime
-    from orchestra.engine.gateway_link import local_gateway
+    from orchestra.engine.factory import build_runtime, runtime_with_local_gateway
     from orchestra.engine.model import HttpModelClient
     from orchestra.errors import EngineError
 
@@ -183,24 +196,14 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
                 hint="add a provider, models and tiers to orchestra.yaml (see docs/quickstart.md)"
                 ", or try the offline demo: orchestra demo",
             )
-        with local_gateway(config, database) as gateway:
-            client = HttpModelClient(gateway.base_url, gateway.api_key)
-            knowledge = open_knowledge(None, error_console().print)
-            runtime = build_runtime(
-                config=config,
-                database=database,
-                database_url=url,
-                home=home,
-                client=client,
-                budget_setup=gateway.define_run_budget,
-                cost_source=gateway,
-                knowledge=knowledge,
-            )
-            try:
-                with runtime:
-                    yield runtime, gateway
-            finally:
-                client.close()
+        with runtime_with_local_gateway(
+            config=config,
+            database=database,
+            database_url=url,
+            home=home,
+            knowledge=open_knowledge(None, error_console().print),
+        ) as (runtime, gateway):
+            yield runtime, gateway
     finally:
         database.dispose()
 
@@ -238,11 +241,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """List recent runs."""
-        from orchestra.engine.runs import RunStore
-
-        database, _url, _home = _database()
-        rows = RunStore(database).list_runs()
-        database.dispose()
+        with _run_store() as (runs, _home, _url):
+            rows = runs.list_runs()
         if as_json:
             print_json([_row_dict(r) for r in rows])
             return
@@ -259,11 +259,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Show a run's phase and steps."""
-        from orchestra.engine.runs import RunStore
-
-        database, _url, _home = _database()
-        try:
-            runs = RunStore(database)
+        with _run_store() as (runs, home, _url):
             row = runs.get(run_id)
             if as_json:
                 steps = [
@@ -280,11 +276,7 @@ def register(app: typer.Typer) -> None:
                 ]
                 print_json({**_row_dict(row), "steps": steps})
             else:
-                console().print(_view(runs, row.id, None, _home))
-        except OrchestraError as exc:
-            raise _fail(exc) from exc
-        finally:
-            database.dispose()
+                console().print(_view(runs, row.id, None, home))
 
     @app.command("report")
     def report_cmd(
@@ -292,12 +284,10 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
     ) -> None:
         """Print a finished run's report."""
-        from orchestra.engine.runs import RunStore
         from orchestra.errors import EngineError
 
-        database, _url, _home = _database()
-        try:
-            row = RunStore(database).get(run_id)
+        with _run_store() as (runs, _home, _url):
+            row = runs.get(run_id)
             if not row.report_path:
                 raise EngineError(
                     f"run {row.id} has no report yet ({row.status})",
@@ -306,10 +296,6 @@ def register(app: typer.Typer) -> None:
             path = Path(row.report_path)
             text = path.with_suffix(".json" if as_json else ".md").read_text(encoding="utf-8")
             print(text)
-        except OrchestraError as exc:
-            raise _fail(exc) from exc
-        finally:
-            database.dispose()
 
     @app.command("resume")
     def resume_cmd(
@@ -317,20 +303,17 @@ def register(app: typer.Typer) -> None:
         gateway: Annotated[str | None, typer.Option(help="Gateway URL.")] = None,
     ) -> None:
         """Continue a run whose process stopped; completed steps are not repeated."""
-        from orchestra.engine.runs import FINAL_STATUSES, RunStore
+        from orchestra.engine.runs import FINAL_STATUSES
         from orchestra.errors import EngineError
 
-        try:
-            database, _url, _home = _database()
-            try:
-                row = RunStore(database).get(run_id)
-            finally:
-                database.dispose()
+        with _run_store() as (runs, _home, _url):
+            row = runs.get(run_id)
             if row.status in FINAL_STATUSES:
                 raise EngineError(
                     f"run {row.id} already ended ({row.status})",
                     hint="start a new run with `orchestra run`",
                 )
+        try:
             with _runtime(gateway) as (runtime, local):
                 row = runtime.services.runs.get(run_id)
                 runtime.resume(row.id)
@@ -346,13 +329,11 @@ def register(app: typer.Typer) -> None:
         """Cancel a run: its workflow and agents stop at their next step."""
         from dbos import DBOSClient
 
-        from orchestra.engine.runs import FINAL_STATUSES, RunStore
+        from orchestra.engine.runs import FINAL_STATUSES
         from orchestra.engine.runtime import default_system_database_url
         from orchestra.errors import EngineError
 
-        database, url, home = _database()
-        try:
-            runs = RunStore(database)
+        with _run_store() as (runs, home, url):
             row = runs.get(run_id)
             if row.status in FINAL_STATUSES:
                 raise EngineError(f"run {row.id} already ended ({row.status})")
@@ -365,10 +346,6 @@ def register(app: typer.Typer) -> None:
                 client.destroy()
             runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
             console().print(f"run {row.id} cancelled; its branch {row.branch} keeps what was done")
-        except OrchestraError as exc:
-            raise _fail(exc) from exc
-        finally:
-            database.dispose()
 
     @app.command("demo")
     def demo_cmd(

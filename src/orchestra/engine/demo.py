@@ -18,9 +18,8 @@ from typing import Any
 
 from orchestra.config.loader import parse_config
 from orchestra.config.schema import OrchestraConfig
-from orchestra.engine.factory import build_runtime
-from orchestra.engine.gateway_link import LocalGateway, local_gateway
-from orchestra.engine.model import HttpModelClient
+from orchestra.engine.factory import runtime_with_local_gateway
+from orchestra.engine.gateway_link import LocalGateway
 from orchestra.engine.runtime import EngineRuntime
 from orchestra.store import Database, open_database
 from orchestra.testing import FakeUpstream
@@ -100,25 +99,15 @@ def scripted_stack(
         upstream_url = upstream.base_url
     try:
         config = scripted_config(upstream_url, extra_yaml)
-        with local_gateway(config, database) as gateway:
-            client = HttpModelClient(gateway.base_url, gateway.api_key)
-            runtime = build_runtime(
-                config=config,
-                database=database,
-                database_url=url,
-                home=home,
-                client=client,
-                agents=agents,
-                budget_setup=gateway.define_run_budget,
-                cost_source=gateway,
-                knowledge=knowledge,
-            )
-            runtime.launch()
-            try:
-                yield ScriptedStack(upstream, gateway, runtime, database, config)
-            finally:
-                runtime.shutdown()
-                client.close()
+        with runtime_with_local_gateway(
+            config=config,
+            database=database,
+            database_url=url,
+            home=home,
+            agents=agents,
+            knowledge=knowledge,
+        ) as (runtime, gateway):
+            yield ScriptedStack(upstream, gateway, runtime, database, config)
     finally:
         if upstream is not None:
             upstream.stop()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from orchestra.config.schema import OrchestraConfig
 from orchestra.engine.agents import AgentSource, RosterAgents
 from orchestra.engine.artifacts import ArtifactStore
-from orchestra.engine.model import ModelClient
+from orchestra.engine.gateway_link import LocalGateway, local_gateway
+from orchestra.engine.model import HttpModelClient, ModelClient
 from orchestra.engine.runs import RunStore
 from orchestra.engine.runtime import (
     BudgetSetup,
@@ -64,3 +67,41 @@ def build_runtime(
         max_concurrent_agents=max_concurrent_agents(config),
         executor_id=executor,
     )
+
+
+@contextmanager
+def runtime_with_local_gateway(
+    *,
+    config: OrchestraConfig,
+    database: Database,
+    database_url: str,
+    home: Path,
+    agents: AgentSource | None = None,
+    knowledge: Any | None = None,
+) -> Iterator[tuple[EngineRuntime, LocalGateway]]:
+    """The gateway on loopback and a launched engine runtime calling it over HTTP.
+
+    Run budgets are defined in that gateway and report costs read from its ledger; all of
+    it is stopped when the block ends.
+    """
+    with local_gateway(config, database) as gateway:
+        client = HttpModelClient(gateway.base_url, gateway.api_key)
+        runtime = build_runtime(
+            config=config,
+            database=database,
+            database_url=database_url,
+            home=home,
+            client=client,
+            agents=agents,
+            budget_setup=gateway.define_run_budget,
+            cost_source=gateway,
+            knowledge=knowledge,
+        )
+        try:
+            runtime.launch()
+            try:
+                yield runtime, gateway
+            finally:
+                runtime.shutdown()
+        finally:
+            client.close()

@@ -12,9 +12,11 @@ restarted ``orchestra serve`` (:mod:`orchestra.engine.serving`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -257,6 +259,10 @@ class EngineRuntime:
             )
         except Exception:
             _BINDING.services = None
+            # A half-launched DBOS keeps its background threads polling the system
+            # database; stop them, or they outlive this runtime (and its folder).
+            with contextlib.suppress(Exception):
+                DBOS.destroy(destroy_registry=False)
             raise
 
     def shutdown(self, wait_s: int = 5) -> None:
@@ -264,6 +270,10 @@ class EngineRuntime:
         PENDING for a resume (cancelled ones use the wait to reach their next step)."""
         try:
             DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=wait_s)
+            # DBOS stops its executor without waiting for workflow threads still inside a
+            # step; left alone they reach DBOS (or the database) after it is gone and log
+            # tracebacks from a dead runtime. Their next step fails at once, so join them.
+            join_workflow_threads(timeout_s=wait_s + 30)
         finally:
             _BINDING.services = None
 
@@ -379,6 +389,52 @@ class EngineRuntime:
             if wf.status in {"PENDING", "ENQUEUED"}:
                 DBOS.cancel_workflow(wf.workflow_id)
         self.services.runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
+
+
+WORKFLOW_THREAD_PREFIX = "dbos-executor-"
+"""Name prefix of the threads DBOS runs workflows and steps in."""
+
+_DBOS_THREAD_MARKS = (
+    WORKFLOW_THREAD_PREFIX,
+    "dbos-background",
+    "queue-worker-",
+    "(_run_event_loop)",
+    "(run_notification_listener)",
+    "(queue_thread)",
+    "(dynamic_scheduler_loop)",
+)
+
+
+def dbos_threads() -> list[threading.Thread]:
+    """Threads DBOS started in this process that are still alive (workflow threads and
+    its background threads); none should remain once every runtime has shut down."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.is_alive() and any(mark in t.name for mark in _DBOS_THREAD_MARKS)
+    ]
+
+
+def workflow_threads() -> list[threading.Thread]:
+    """DBOS workflow threads alive in this process."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith(WORKFLOW_THREAD_PREFIX) and t.is_alive()
+    ]
+
+
+def join_workflow_threads(timeout_s: float) -> list[threading.Thread]:
+    """Wait up to ``timeout_s`` for DBOS workflow threads to end; returns those left."""
+    deadline = time.monotonic() + timeout_s
+    for thread in workflow_threads():
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    left = workflow_threads()
+    if left:
+        logging.getLogger("orchestra.engine").warning(
+            "%d workflow thread(s) still running after the engine stopped", len(left)
+        )
+    return left
 
 
 def orphaned_runs(runs: RunStore) -> list[RunRow]:

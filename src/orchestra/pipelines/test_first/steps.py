@@ -1,0 +1,222 @@
+"""The test-first pipeline's state and durable building blocks, shared by its phases."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestra.engine.agent import AgentOutcome, AgentTask
+from orchestra.engine.runtime import (
+    EngineServices,
+    checkpoint,
+    engine_source,
+    run_agents,
+)
+from orchestra.pipelines import gates
+from orchestra.pipelines.plan import Plan, PlanPart
+from orchestra.store.tables.engine import RunRow
+from orchestra.tools.toolbox import WritePolicy
+from orchestra.tools.workspace import Workspace, git
+
+ARCHITECT = "chief-architect"
+TEST_WRITER = "test-writer"
+SECURITY = "security-auditor"
+REVIEWER = "code-reviewer"
+DOCS = "readme-writer"
+QA = "qa-lead"
+MAX_FILE_CHARS = 12_000
+
+
+class RunFailed(Exception):
+    """A gate could not be met within its bounds; ends the run as failed."""
+
+
+@dataclass
+class PhaseClock:
+    """Durations of phases, recorded as steps so a replay keeps the original times."""
+
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def mark(self, phase: str, edge: str) -> None:
+        stamp = checkpoint(f"clock:{phase}:{edge}", time.time)
+        self.phases.setdefault(phase, {})[edge] = stamp
+
+
+@dataclass
+class PipelineSteps:
+    """One run of the pipeline inside its workflow: state and the durable building blocks
+    (agent tasks, prepared messages, test runs, commits) every phase uses."""
+
+    svc: EngineServices
+    run_id: str
+    clock: PhaseClock = field(default_factory=PhaseClock)
+    record: dict[str, Any] = field(default_factory=dict)
+
+    # -- helpers -----------------------------------------------------------------------
+    @property
+    def run(self) -> RunRow:
+        return self.svc.runs.get(self.run_id)
+
+    def workspace(self) -> Workspace:
+        return self.svc.workspace(self.run)
+
+    def toolbox(self, policy: WritePolicy | None = None) -> Any:
+        return self.svc.toolbox(self.run, policy or WritePolicy())
+
+    def phase(self, name: str) -> None:
+        self.svc.runs.update(self.run_id, phase=name)
+
+    def task(self, step_id: str, phase: str, agent: str, message: str, **kw: Any) -> AgentTask:
+        engine = self.svc.config.engine
+        model = engine.model_override or self.svc.agents.get(agent).tier
+        header = f"Phase: {phase}\nAgent: {agent}\nStep: {step_id}\n\n"
+        return AgentTask(
+            run_id=self.run_id,
+            step_id=step_id,
+            phase=phase,
+            agent=agent,
+            user_message=header + message,
+            model=model,
+            max_turns=engine.max_turns,
+            max_tokens=engine.max_output_tokens,
+            loop_repeats=engine.loop_repeats,
+            **kw,
+        )
+
+    def part_task(
+        self,
+        step_id: str,
+        phase: str,
+        agent: str,
+        part: PlanPart,
+        build: Callable[[], str],
+        protected: list[str],
+    ) -> AgentTask:
+        """An implementer's task confined to ``part``'s files (green and fix rounds)."""
+        return self.task(
+            step_id,
+            phase,
+            agent,
+            self.prepared(step_id, build),
+            allowed_writes=list(part.files),
+            protected=protected,
+            write_reason=f"Part {part.name!r} owns these files.",
+        )
+
+    def agents(self, tasks: list[AgentTask]) -> list[AgentOutcome]:
+        outcomes = run_agents(self.run_id, tasks)
+        for outcome in outcomes:
+            if outcome.status == "budget":
+                raise RunFailed(f"budget exhausted during {outcome.step_id}: {outcome.summary}")
+            if outcome.status == "model_error":
+                raise RunFailed(f"model call failed in {outcome.step_id}: {outcome.summary}")
+        return outcomes
+
+    def files_block(self, paths: list[str]) -> str:
+        root = self.workspace().root
+        parts = []
+        for rel in paths:
+            path = root / rel
+            if path.is_file():
+                text = path.read_text(encoding="utf-8", errors="replace")[:MAX_FILE_CHARS]
+                parts.append(f"### {rel}\n```\n{text}\n```")
+            else:
+                parts.append(f"### {rel}\n(does not exist yet)")
+        return "\n\n".join(parts)
+
+    def brief(self, plan: Plan | None = None, summaries: list[str] | None = None) -> str:
+        text = f"## Task\n{self.run.task}\n"
+        if plan is not None:
+            text += "\n# Plan\n" + plan.markdown() + "\n"
+        if summaries:
+            text += "\n## Earlier steps\n" + "\n".join(f"- {s}" for s in summaries) + "\n"
+        return text
+
+    def prepared(self, name: str, build: Any) -> str:
+        """Build a message inside a step, so a replay sees the text the first run saw."""
+        ref = f"messages/{name}.md"
+
+        def make() -> str:
+            return self.svc.artifacts.put_text(self.run_id, ref, build(), "message")
+
+        checkpoint(f"message:{name}", make)
+        return self.svc.artifacts.get_text(self.run_id, ref)
+
+    def test_run(
+        self, name: str, paths: list[str], ignore: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Run tests in a step; the log goes to the artefact store."""
+
+        def go() -> dict[str, Any]:
+            report = self.svc.artifacts.run_dir(self.run_id) / "home" / f"{name}.xml"
+            run = gates.run_tests(self.toolbox(), paths, report, ignore)
+            log = self.svc.artifacts.put_text(
+                self.run_id, f"tests/{name}.log", run.result.combined(60_000), "test-log"
+            )
+            self.svc.artifacts.put_json(
+                self.run_id, "tests/latest.json", {"name": name, **run.summary()}, "test-status"
+            )
+            return {
+                **run.summary(),
+                "log": log,
+                "cases": [[c.name, c.outcome, c.message[:2000]] for c in run.cases],
+            }
+
+        result: dict[str, Any] = checkpoint(f"tests:{name}", go)
+        return result
+
+    def commit(self, name: str, message: str, paths: list[str] | None) -> str | None:
+        def go() -> str | None:
+            ws = self.workspace()
+            sha = ws.commit(message, paths)
+            if sha is None and git(ws.root, "log", "-1", "--format=%s").strip() == message:
+                # Committed before a crash that came ahead of this step's checkpoint.
+                sha = git(ws.root, "rev-parse", "HEAD").strip()
+            return sha
+
+        sha: str | None = checkpoint(f"commit:{name}", go)
+        if sha:
+            self.record.setdefault("commits", []).append({"sha": sha, "message": message})
+        return sha
+
+    # -- phases ------------------------------------------------------------------------
+    def prepare(self) -> None:
+        run = self.run
+
+        def go() -> dict[str, str]:
+            ws = Workspace.create(
+                Path(run.repo_path), Path(str(run.worktree_path)), str(run.branch)
+            )
+            return {"root": str(ws.root), "base": ws.base_commit}
+
+        info = checkpoint("workspace", go)
+        self.svc.runs.update(self.run_id, worktree_path=info["root"], base_commit=info["base"])
+
+    def store_knowledge(self, name: str, text: str, kind: str, agent: str | None = None) -> None:
+        """Keep ``text`` in the knowledge store, when the engine has one (as a step).
+
+        The step is recorded even without a store: a run resumed by a process that has
+        one (or lacks one) must replay the same sequence of steps.
+        """
+        knowledge = self.svc.knowledge
+        project = Path(self.run.repo_path).name
+
+        def go() -> str:
+            if knowledge is None:
+                return ""
+            source = engine_source(self.run_id, agent)
+            return str(knowledge.add(text, kind=kind, project=project, source=source))
+
+        try:
+            checkpoint(f"knowledge:{name}", go)
+        except Exception as exc:  # the knowledge store refusing (e.g. a secret) is not fatal
+            self.record.setdefault("warnings", []).append(f"knowledge store: {exc}")
+
+
+def _empty_run() -> gates.TestRun:
+    from orchestra.tools.sandbox import CommandResult
+
+    return gates.TestRun(CommandResult((), 1, "", "", 0.0, False, False))
