@@ -84,38 +84,57 @@ def search_entries(
     table = tables.reader(for_vectors=mode != "text")
     if table is None:
         return []
-    columns = [*sch.ENTRY_COLUMNS]
     n = max(k * 4, CANDIDATES) if mode == "hybrid" else k
 
-    def text_search() -> list[dict[str, Any]]:
+    # Both retrievers return only row addresses and scores; the rows themselves are read
+    # once, for the final ``k`` (reading and converting every candidate's columns cost
+    # more than the searches). Addresses identify rows within one table version, and
+    # ``table`` is one version for the whole query (the reader never refreshes it in
+    # place), so they are safe to fuse and to read back.
+    def text_search() -> list[tuple[int, float]]:
         q = table.search(query, query_type="fts", fts_columns="search_text")
         if where:
             q = q.where(where, prefilter=True)
-        rows: list[dict[str, Any]] = q.select([*columns, "_score"]).limit(n).to_list()
-        return rows
+        found = q.select(["_score"]).with_row_id(True).limit(n).to_arrow()
+        return list(zip(found["_rowid"].to_pylist(), found["_score"].to_pylist(), strict=True))
 
-    vector_rows: list[dict[str, Any]] = []
-    text_rows: list[dict[str, Any]] = []
+    vector_hits: list[tuple[int, float]] = []
+    text_hits: list[tuple[int, float]] = []
     # In hybrid mode BM25 runs in a worker while this thread embeds the query and
     # searches vectors: the latency is the longer of the two, not their sum.
     pending = workers.executor().submit(text_search) if mode == "hybrid" else None
     if mode in ("hybrid", "vector"):
         vector = tables.embedder.embed([query])[0]
-        q = table.search(vector.tolist(), vector_column_name="vector").distance_type("cosine")
+        q = table.search(vector, vector_column_name="vector").distance_type("cosine")
         if where:
             q = q.where(where, prefilter=True)
-        vector_rows = q.select([*columns, "_distance"]).limit(n).to_list()
+        found = q.select(["_distance"]).with_row_id(True).limit(n).to_arrow()
+        distances = found["_distance"].to_pylist()
+        vector_hits = [
+            (r, 1.0 - d) for r, d in zip(found["_rowid"].to_pylist(), distances, strict=True)
+        ]
     if pending is not None:
-        text_rows = pending.result()
+        text_hits = pending.result()
     elif mode == "text":
-        text_rows = text_search()
+        text_hits = text_search()
+    chosen: list[tuple[int, float]]
     if mode == "vector":
-        return [Hit(sch.entry_from_row(r), 1.0 - float(r["_distance"])) for r in vector_rows]
-    if mode == "text":
-        return [Hit(sch.entry_from_row(r), float(r["_score"])) for r in text_rows]
-    by_id = {r["id"]: r for r in [*text_rows, *vector_rows]}
-    fused = reciprocal_rank_fusion([[r["id"] for r in vector_rows], [r["id"] for r in text_rows]])
-    return [Hit(sch.entry_from_row(by_id[i]), score) for i, score in fused[:k]]
+        chosen = vector_hits
+    elif mode == "text":
+        chosen = text_hits
+    else:
+        rankings = [[r for r, _ in vector_hits], [r for r, _ in text_hits]]
+        chosen = reciprocal_rank_fusion(rankings)[:k]
+    entries = _read_rows(table, [r for r, _ in chosen])
+    return [Hit(entries[r], score) for r, score in chosen if r in entries]
+
+
+def _read_rows(table: Any, row_ids: list[int]) -> dict[int, Entry]:
+    """The entries at these row addresses, keyed by address, in one read."""
+    if not row_ids:
+        return {}
+    rows = table.take_row_ids(row_ids).select(sch.ENTRY_COLUMNS).with_row_id().to_list()
+    return {int(row["_rowid"]): sch.entry_from_row(row) for row in rows}
 
 
 def get_entry(tables: EntryTables, entry_id: str) -> Entry | None:
