@@ -21,7 +21,9 @@ from tests.engine.helpers import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("kill_after", [4, 11])
+# An early kill (after 4 calls, in the red phase) is resumed by `orchestra serve` in
+# test_serve_resume.py with the same checks; here a kill during green/review.
+@pytest.mark.parametrize("kill_after", [11])
 def test_sigkill_mid_run_then_resume_repeats_no_completed_model_call(
     tmp_path: Path, pipeline_agents: RosterAgents, kill_after: int
 ) -> None:

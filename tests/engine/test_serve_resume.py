@@ -60,7 +60,7 @@ def test_restarted_serve_finishes_a_killed_run_without_repeating_calls(
         config = tmp_path / "orchestra.yaml"
         config.write_text(scripted_config_yaml(upstream.base_url))
         worker = start_worker(home, repo, upstream.base_url, run_id, tmp_path / "agents")
-        kill_after_calls(worker, lambda: len(upstream.requests), 6)
+        kill_after_calls(worker, lambda: len(upstream.requests), 4)
 
         database = open_database(f"sqlite:///{home / 'orchestra.db'}")
         runs = RunStore(database)
