@@ -105,7 +105,6 @@ class KnowledgeStore:
         self.location = location
         self.config = config
         self._tables = EntryTables(db, location, config.embedding, embedder)
-        self._workers = _search.SearchWorkers()
         self._clock = clock
         self._id_factory = id_factory
 
@@ -159,8 +158,11 @@ class KnowledgeStore:
         return self._tables.recorded_model()
 
     def close(self) -> None:
-        """Release the worker thread used by hybrid search (the store stays usable)."""
-        self._workers.close()
+        """Release resources held for searching; the store stays usable.
+
+        Hybrid search runs BM25 on LanceDB's own event-loop thread, so nothing is held
+        today; callers that close stores keep working if that changes.
+        """
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -220,7 +222,6 @@ class KnowledgeStore:
         """
         return _search.search_entries(
             self._tables,
-            self._workers,
             query,
             project=project,
             kind=kind,
