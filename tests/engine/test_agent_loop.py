@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from orchestra.engine import AgentRunner, AgentTask, ArtifactStore, HttpModelClient, RunStore
 from orchestra.store import Database, open_database
 from orchestra.testing import FakeUpstream, Fault, RecordedRequest, Reply, ToolCall
+from orchestra.testing.scripted import create_repository
 from orchestra.tools import CommandLimits, Toolbox, Workspace
 
 
@@ -23,19 +23,7 @@ def database(tmp_path: Path) -> Iterator[Database]:
 
 @pytest.fixture
 def toolbox(tmp_path: Path) -> Toolbox:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "a.txt").write_text("alpha\n")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "i"]):
-        subprocess.run(argv, cwd=repo, check=True, env=env)
+    repo = create_repository(tmp_path / "repo", {"a.txt": "alpha\n"})
     ws = Workspace.create(repo, tmp_path / "wt", "orchestra/loop")
     return Toolbox(ws, tmp_path / "h", ["true"], [], CommandLimits(timeout_s=5))
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from orchestra.pipelines.gates import judge_red, run_tests, syntax_errors
 from orchestra.pipelines.plan import Plan, parse_plan
+from orchestra.testing.scripted import create_repository
 from orchestra.tools import CommandLimits, Toolbox, Workspace
 
 pytestmark = pytest.mark.slow  # each case runs pytest twice in a subprocess
@@ -25,24 +25,17 @@ PLAN = Plan.model_validate(
 
 @pytest.fixture
 def toolbox(tmp_path: Path) -> Toolbox:
-    repo = tmp_path / "repo"
-    (repo / "shop").mkdir(parents=True)
-    (repo / "shop" / "__init__.py").write_text("")
-    (repo / "shop" / "cart.py").write_text("def total(xs):\n    return sum(xs)\n")
-    (repo / "tests").mkdir()
-    (repo / "tests" / "test_cart.py").write_text(
-        "from shop.cart import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n"
+    repo = create_repository(
+        tmp_path / "repo",
+        {
+            "shop/__init__.py": "",
+            "shop/cart.py": "def total(xs):\n    return sum(xs)\n",
+            "tests/test_cart.py": (
+                "from shop.cart import total\n\n\n"
+                "def test_total():\n    assert total([1, 2]) == 3\n"
+            ),
+        },
     )
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "i"]):
-        subprocess.run(argv, cwd=repo, check=True, env=env)
     ws = Workspace.create(repo, tmp_path / "wt", "orchestra/gate")
     return Toolbox(
         ws,

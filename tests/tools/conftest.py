@@ -1,38 +1,24 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from orchestra.testing.scripted import create_repository
 from orchestra.tools import CommandLimits, Toolbox, Workspace
 
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "app.py").write_text(
-        "def greet():\n    return 'hi'\n\n\ndef bye():\n    return 'bye'\n"
+    repo = create_repository(
+        tmp_path / "repo",
+        {
+            "app.py": "def greet():\n    return 'hi'\n\n\ndef bye():\n    return 'bye'\n",
+            "tests/test_app.py": (
+                "from app import greet\n\n\ndef test_greet():\n    assert greet() == 'hi'\n"
+            ),
+        },
     )
-    (repo / "tests").mkdir()
-    (repo / "tests" / "test_app.py").write_text(
-        "from app import greet\n\n\ndef test_greet():\n    assert greet() == 'hi'\n"
-    )
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    for argv in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-q", "-m", "init"],
-    ):
-        subprocess.run(argv, cwd=repo, check=True, env=env)
     return Workspace.create(repo, tmp_path / "wt", "orchestra/test")
 
 

@@ -218,11 +218,18 @@ def stock_source(*, wrong: bool = False, docstring: bool = False) -> str:
 
 def create_sample_repository(path: Path) -> Path:
     """Write the sample repository at ``path`` and commit it (path must not exist yet)."""
+    return create_repository(path, SAMPLE_FILES, "inventory: stock keeping")
+
+
+def create_repository(path: Path, files: dict[str, str], message: str = "initial") -> Path:
+    """A git repository at ``path`` (created; must not exist yet) whose branch ``main`` has
+    one commit holding ``files`` (relative path -> text). For tests and the demo."""
     path.mkdir(parents=True, exist_ok=False)
-    for rel, text in SAMPLE_FILES.items():
+    for rel, text in files.items():
         target = path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
+    # A fixed identity and no inherited settings: the commit works on any machine.
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(path),
@@ -234,7 +241,7 @@ def create_sample_repository(path: Path) -> Path:
     for argv in (
         ["git", "init", "-q", "-b", "main"],
         ["git", "add", "-A"],
-        ["git", "commit", "-q", "-m", "inventory: stock keeping"],
+        ["git", "commit", "-q", "-m", message],
     ):
         subprocess.run(argv, cwd=path, check=True, env=env, capture_output=True)
     return path
