@@ -9,38 +9,36 @@ import pytest
 from orchestra.config.loader import parse_config
 from orchestra.engine.agents import RosterAgents
 from orchestra.engine.factory import build_runtime
-from orchestra.engine.runtime import dbos_threads
-from orchestra.store import open_database
+from orchestra.engine.runtime import EngineRuntime, dbos_threads
+from orchestra.store import Database, open_database
+
+
+def _runtime(
+    tmp_path: Path, database: Database, agents: RosterAgents, system_url: str | None = None
+) -> EngineRuntime:
+    return build_runtime(
+        config=parse_config("{}", source="<test>"),
+        database=database,
+        database_url=f"sqlite:///{tmp_path / 'orchestra.db'}",
+        home=tmp_path,
+        client=object(),  # type: ignore[arg-type]  # no run is started: no model call
+        agents=agents,
+        system_database_url=system_url,
+    )
 
 
 def test_a_failed_launch_stops_dbos_and_unbinds(
     tmp_path: Path, pipeline_agents: RosterAgents
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'orchestra.db'}"
-    database = open_database(url)
+    database = open_database(f"sqlite:///{tmp_path / 'orchestra.db'}")
     try:
         unreachable = f"sqlite:///{tmp_path / 'missing-folder' / 'dbos.sqlite'}"
-        runtime = build_runtime(
-            config=parse_config("{}", source="<test>"),
-            database=database,
-            database_url=url,
-            home=tmp_path,
-            client=object(),  # type: ignore[arg-type]
-            agents=pipeline_agents,
-            system_database_url=unreachable,
-        )
+        runtime = _runtime(tmp_path, database, pipeline_agents, unreachable)
         with pytest.raises(Exception):  # noqa: B017 - whatever DBOS raises for the folder
             runtime.launch()
         assert dbos_threads() == []
-        ok = build_runtime(
-            config=parse_config("{}", source="<test>"),
-            database=database,
-            database_url=url,
-            home=tmp_path,
-            client=object(),  # type: ignore[arg-type]
-            agents=pipeline_agents,
-        )
-        with ok:  # the failed launch left no binding behind
+        # The failed launch left no binding behind: another runtime launches.
+        with _runtime(tmp_path, database, pipeline_agents):
             assert dbos_threads()
     finally:
         database.dispose()
