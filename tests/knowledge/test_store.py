@@ -331,6 +331,14 @@ def test_vector_index_for_large_stores(tmp_path: Path, embedding_server: Embeddi
     hits = store.search("alpha beta item", project="p1", k=5, mode="vector")
     assert len(hits) == 5 and all(h.entry.project == "p1" for h in hits)
     assert store.search("item 301", project="p1", mode="hybrid", k=3)
+    # The filter columns are indexed with the vectors; filters must still hold exactly,
+    # for rows written before and after the indexes.
+    store.add("alpha beta late arrival", "decision", "p1")
+    for mode in ("hybrid", "vector", "text"):
+        hits = store.search("alpha beta", project="p1", kind="decision", mode=mode, k=5)  # type: ignore[arg-type]
+        assert [h.entry.text for h in hits] == ["alpha beta late arrival"]
+        hits = store.search("alpha beta item", project="p2", kind="note", mode=mode, k=5)  # type: ignore[arg-type]
+        assert len(hits) == 5 and all(h.entry.project == "p2" for h in hits)
 
 
 def test_entries_without_a_model_record_are_never_mixed(
