@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import func, select
 
+from orchestra.accounting.budgets import period_bounds
 from orchestra.accounting.errors import AccountingError
 from orchestra.accounting.money import from_nano
 from orchestra.accounting.store import AccountingStore, as_utc, utcnow
@@ -86,20 +87,9 @@ def parse_period(text: str, now: datetime | None = None) -> tuple[datetime | Non
     """``today``, ``week`` (since Monday), ``month`` (since the 1st), ``all`` or
     ``YYYY-MM-DD..YYYY-MM-DD`` (both days included); UTC."""
     now = as_utc(now or utcnow())
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if text == "today":
-        return day, day + timedelta(days=1)
-    if text == "week":
-        start = day - timedelta(days=day.weekday())
-        return start, start + timedelta(days=7)
-    if text == "month":
-        start = day.replace(day=1)
-        end = (
-            start.replace(year=start.year + 1, month=1)
-            if start.month == 12
-            else start.replace(month=start.month + 1)
-        )
-        return start, end
+    if text in ("today", "week", "month"):
+        # The same calendar periods as budgets, so a spend report lines up with a budget.
+        return period_bounds("day" if text == "today" else text, now)
     if text == "all":
         return None, None
     m = _RANGE.match(text)
