@@ -23,6 +23,7 @@ from orchestra.gateway.errors import (
 )
 from orchestra.gateway.formats import WireFormat, error_body, error_headers
 from orchestra.gateway.service import Gateway
+from orchestra.providers.models import models_list_body
 
 log = logging.getLogger("orchestra.gateway")
 
@@ -206,33 +207,8 @@ class GatewayApp:
         names = snapshot.routing.names(caller.team)
         if caller.allowed_models is not None:
             names = [n for n in names if n in caller.allowed_models]
-        created = int(snapshot.loaded_at.timestamp())
-        stamp = snapshot.loaded_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        # One shape both SDKs accept: Anthropic reads type/id/display_name/created_at,
-        # OpenAI reads object/id/created/owned_by; each ignores the other's fields.
-        data = [
-            {
-                "id": name,
-                "type": "model",
-                "object": "model",
-                "display_name": name,
-                "created_at": stamp,
-                "created": created,
-                "owned_by": "orchestra",
-            }
-            for name in names
-        ]
-        await send_json(
-            send,
-            200,
-            {
-                "object": "list",
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            },
-        )
+        body = models_list_body(names, created=snapshot.loaded_at, owned_by="orchestra")
+        await send_json(send, 200, body)
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_json(send, 200, {"status": "ok"})

@@ -2,10 +2,11 @@
 
 Modules: ``sse`` (event-stream parser/encoder), ``anthropic`` and ``openai`` (usage
 extraction, stream trackers, error bodies), ``tokens`` (input token estimate), ``translate``
-(Anthropic <-> OpenAI), ``errors``.
+(Anthropic <-> OpenAI), ``models`` (the models-list body), ``errors``.
 """
 
 from orchestra.providers.errors import TranslationError, WireFormatError, upstream_fault
+from orchestra.providers.models import models_list_body
 from orchestra.providers.sse import SSEEvent, SSEParser, encode_event
 from orchestra.providers.usage import Usage, token_count
 
@@ -16,6 +17,7 @@ __all__ = [
     "Usage",
     "WireFormatError",
     "encode_event",
+    "models_list_body",
     "token_count",
     "upstream_fault",
 ]

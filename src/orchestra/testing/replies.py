@@ -14,10 +14,12 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestra.providers import anthropic as anthropic_wire
 from orchestra.providers import openai as openai_wire
+from orchestra.providers.models import models_list_body
 from orchestra.providers.sse import encode_event
 from orchestra.providers.tokens import estimate_input_tokens, estimate_text_tokens
 from orchestra.providers.usage import Usage
@@ -189,30 +191,8 @@ class ReplyWriter:
 
     async def models(self, send: Send, names: tuple[str, ...]) -> None:
         """Answer ``GET /v1/models`` listing ``names``."""
-        # One body both SDKs accept: OpenAI's list fields plus Anthropic's pagination fields.
-        data = [
-            {
-                "id": name,
-                "object": "model",
-                "type": "model",
-                "created": 1_700_000_000,
-                "created_at": "2025-01-01T00:00:00Z",
-                "display_name": name,
-                "owned_by": "orchestra-fake",
-            }
-            for name in names
-        ]
-        await send_json(
-            send,
-            200,
-            {
-                "object": "list",
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            },
-        )
+        body = models_list_body(names, created=FAKE_MODELS_CREATED, owned_by="orchestra-fake")
+        await send_json(send, 200, body)
 
     async def error(self, send: Send, openai: bool, fault: Fault) -> None:
         """Answer with ``fault``: its status, headers and body, or an error body in the
@@ -252,6 +232,8 @@ class _Canned:
 
 
 _CANNED_MAX = 256
+FAKE_MODELS_CREATED = datetime(2025, 1, 1, tzinfo=UTC)
+"""The creation time the fake reports for every model (fixed, so replies are stable)."""
 _ID = re.compile(rb'"id":"((?:msg_fake_|chatcmpl-fake)[0-9]+)"')
 
 
