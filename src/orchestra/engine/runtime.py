@@ -13,6 +13,7 @@ restarted ``orchestra serve`` (:mod:`orchestra.engine.serving`).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import socket
@@ -43,6 +44,39 @@ from orchestra.tools.workspace import Workspace
 POLL_S = 0.05
 """How often the engine polls DBOS for queue work and child results (seconds)."""
 
+CHILD_FALLBACK_S = 1.0
+"""How often a parent checks a child's status when no in-process notice arrives."""
+
+
+@dataclass
+class ChildSignals:
+    """In-process notices that agent child workflows returned.
+
+    A parent used to poll DBOS every 50 ms for each child's result for the whole length
+    of the agent step: with many runs waiting, those status queries were a large part of
+    the engine's CPU. Children run in this process's queue, so each one says when it
+    returns and the parent asks DBOS for the result only then (DBOS still records the
+    result as usual). A child this process never ran (a resume after a crash) is caught
+    by a status check every :data:`CHILD_FALLBACK_S`.
+    """
+
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _done: set[str] = field(default_factory=set)
+
+    def mark_done(self, workflow_id: str) -> None:
+        """Record that ``workflow_id`` returned (or raised) and wake its waiters."""
+        with self._cond:
+            self._done.add(workflow_id)
+            self._cond.notify_all()
+
+    def wait(self, workflow_id: str, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for ``workflow_id``'s notice; consumes it."""
+        with self._cond:
+            seen = self._cond.wait_for(lambda: workflow_id in self._done, timeout_s)
+            self._done.discard(workflow_id)
+            return seen
+
+
 BudgetSetup = Callable[[str, float], None]
 """(run id, dollars) -> creates the gateway budget scoped to the run."""
 
@@ -64,6 +98,8 @@ class EngineServices:
     """An ``orchestra.knowledge.KnowledgeStore`` when available."""
     cost_source: Any | None = None
     """Something with ``costs_for_run(run_id) -> dict[step, float]`` (the gateway ledger)."""
+    children: ChildSignals = field(default_factory=ChildSignals)
+    """Notices that agent child workflows returned (see :func:`run_agents`)."""
 
     def limits(self) -> CommandLimits:
         engine = self.config.engine
@@ -153,6 +189,17 @@ def checkpoint(name: str, fn: Callable[[], Any]) -> Any:
 def agent_workflow(run_id: str, task_ref: str) -> dict[str, Any]:
     """One agent step as a child workflow: its model calls and tool calls are DBOS steps."""
     svc = services()
+    try:
+        return _agent_step(svc, run_id, task_ref)
+    finally:
+        # DBOS writes the result just after this returns; the parent's get_result then
+        # polls at POLL_S for that short gap only.
+        workflow_id = DBOS.workflow_id
+        if workflow_id is not None:
+            svc.children.mark_done(workflow_id)
+
+
+def _agent_step(svc: EngineServices, run_id: str, task_ref: str) -> dict[str, Any]:
     task = AgentTask(**svc.artifacts.get_json(run_id, task_ref))
     run = svc.runs.get(run_id)
     svc.runs.start_step(task.step_id, run_id, task.phase, task.agent)
@@ -185,11 +232,32 @@ def run_agents(run_id: str, tasks: Sequence[AgentTask]) -> list[AgentOutcome]:
         )
         with SetWorkflowID(f"{run_id}:{task.step_id}"):
             handles.append(DBOS.enqueue_workflow(svc.queue_name, agent_workflow, run_id, ref))
-    # DBOS polls for a child's result once a second by default: most of a second lost per
-    # agent group on the critical path. Poll at the queue's interval instead.
-    return [
-        AgentOutcome.from_dict(handle.get_result(polling_interval_sec=POLL_S)) for handle in handles
-    ]
+    outcomes = []
+    for handle in handles:
+        _await_child(svc.children, handle.get_workflow_id())
+        # DBOS polls for a child's result once a second by default: most of a second lost
+        # per agent group on the critical path. The child has returned by now, so poll at
+        # the queue's interval for the moment until DBOS has written its result.
+        outcomes.append(AgentOutcome.from_dict(handle.get_result(polling_interval_sec=POLL_S)))
+    return outcomes
+
+
+def _await_child(children: ChildSignals, workflow_id: str) -> None:
+    """Block until child ``workflow_id`` has returned: its in-process notice, or else a
+    status check every :data:`CHILD_FALLBACK_S` (a child run before a restart)."""
+    while not _child_ended(workflow_id):
+        if children.wait(workflow_id, CHILD_FALLBACK_S):
+            return
+
+
+def _child_ended(workflow_id: str) -> bool:
+    # Inside a workflow DBOS records every status query as a step; a varying number of
+    # them would break replay. Run the check in an empty context: outside any workflow.
+    def status() -> str | None:
+        found = DBOS.get_workflow_status(workflow_id)
+        return None if found is None else found.status
+
+    return contextvars.Context().run(status) not in {"PENDING", "ENQUEUED", "DELAYED"}
 
 
 def check_repository(repo: Path) -> Path:
