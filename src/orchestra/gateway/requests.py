@@ -51,42 +51,37 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def _strip_mark_at(container: dict[str, Any], key: str) -> str | None:
+    """Strip the agent mark from ``container[key]`` — a string, or a list of text blocks
+    (the first block carrying a mark) — in place; return the agent or ``None``."""
+    value = container.get(key)
+    if isinstance(value, str):
+        agent, rest = strip_agent_mark(value)
+        if agent is not None:
+            container[key] = rest
+        return agent
+    if isinstance(value, list):
+        for block in value:
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                agent, rest = strip_agent_mark(block["text"])
+                if agent is not None:
+                    block["text"] = rest
+                    return agent
+    return None
+
+
 def _strip_system(body: dict[str, Any], fmt: WireFormat) -> str | None:
     """Find the agent mark in the system prompt, strip it in place, return the agent."""
     if fmt is WireFormat.ANTHROPIC:
-        system = body.get("system")
-        if isinstance(system, str):
-            agent, rest = strip_agent_mark(system)
-            if agent is not None:
-                body["system"] = rest
-            return agent
-        if isinstance(system, list):
-            for block in system:
-                if isinstance(block, dict) and isinstance(block.get("text"), str):
-                    agent, rest = strip_agent_mark(block["text"])
-                    if agent is not None:
-                        block["text"] = rest
-                        return agent
-        return None
+        return _strip_mark_at(body, "system")
     messages = body.get("messages")
     if not isinstance(messages, list):
         return None
     for message in messages:
-        if not isinstance(message, dict) or message.get("role") not in ("system", "developer"):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            agent, rest = strip_agent_mark(content)
+        if isinstance(message, dict) and message.get("role") in ("system", "developer"):
+            agent = _strip_mark_at(message, "content")
             if agent is not None:
-                message["content"] = rest
                 return agent
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    agent, rest = strip_agent_mark(part["text"])
-                    if agent is not None:
-                        part["text"] = rest
-                        return agent
     return None
 
 
