@@ -88,6 +88,28 @@ def test_agent_mark_is_stripped_and_recorded(live: LiveGateway, upstream: FakeUp
     assert upstream.requests[-1].body == upstream.requests[-2].body
 
 
+def test_agent_mark_in_an_openai_system_message_is_stripped_and_recorded(
+    live: LiveGateway, upstream: FakeUpstream
+) -> None:
+    body = {
+        "model": "haiku",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "system", "content": "base"},
+            {"role": "developer", "content": [{"type": "text", "text": agent_mark("go-reviewer")}]},
+            {"role": "user", "content": "hi"},
+        ],
+    }
+    response = httpx.post(
+        f"{live.url}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {live.key}"},
+    )
+    assert response.status_code == 200, response.text
+    assert b"orchestra-agent" not in upstream.requests[-1].body
+    assert live.accountant.entries[-1].agent == "go-reviewer"
+
+
 def test_engine_attribution_headers_are_recorded(live: LiveGateway) -> None:
     response = _post(
         live,
