@@ -1,7 +1,9 @@
 """The floor: a bare pass-through proxy on the same stack as Orchestra (uvicorn, aiohttp).
 
 No auth, no routing, no accounting: it forwards the body to ``$BENCH_UPSTREAM`` and returns
-the answer. Whatever Orchestra costs above this is the price of its features.
+the answer with its length (as any competent proxy would: no chunked framing for a body it
+already holds). Whatever Orchestra costs above this is the price of its features and of its
+own transport choices.
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ class Floor:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/json")],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

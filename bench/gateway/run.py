@@ -8,10 +8,14 @@ ledger entry per call on SQLite); (d) the LiteLLM proxy at a pinned version, ins
 into ``bench/.venv-litellm`` and run offline. One worker process each.
 
 Load comes from ``wrk`` (Debian package) with a Lua script for the POST body: 50
-connections for throughput, 1 connection for latency. The upstream is the fake upstream
-(``python -m orchestra.testing.upstream``) or, with ``BENCH_UPSTREAM=nginx`` or when the
-fake is measured to be the bottleneck and nginx is installed, a canned reply served by
-nginx. ``BENCH_SECONDS`` sets the length of each measurement (default 10).
+connections for throughput, 1 connection for latency. All targets run at once (idle when
+not loaded); throughput is measured in ``BENCH_ROUNDS`` rounds (default 3) in which every
+target is loaded in turn, so the floor and Orchestra are compared round by round under the
+machine's load of the moment, and the median of the per-round ratios is reported. The CPU
+time each server's processes used per answer is reported too: on a shared machine it moves
+far less than requests/s. The upstream is the fake upstream
+(``python -m orchestra.testing.upstream``) or, with ``BENCH_UPSTREAM=nginx``, a canned reply
+served by nginx. ``BENCH_SECONDS`` sets the length of each measurement (default 10).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +45,9 @@ LITELLM_VERSION = "1.77.7"
 LITELLM_VENV = REPO / "bench" / ".venv-litellm"
 RESULTS = REPO / "bench" / "results"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+"""Throughput rounds: in each, every target is loaded in turn, so neighbouring
+measurements of the floor and Orchestra share the machine's load of the moment."""
 BODY = {"max_tokens": 16, "messages": [{"role": "user", "content": "Say hello."}]}
 CANNED_REPLY = {
     "id": "msg_bench",
@@ -79,6 +87,17 @@ class Server:
             except OSError:
                 continue
         return total / 1024
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process and its children (threads included)."""
+        ticks = 0
+        for pid in _tree(self.proc.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -126,11 +145,38 @@ def start(
 class Measure:
     requests: int = 0
     """Answers received (probe, warm-up and measurements): each is a ledger entry for (c)."""
-    rps: float | None = None
+    rounds: list[float] = field(default_factory=list)
+    """Requests/s at 50 clients, one per round (targets take turns within a round)."""
+    cpu_rounds: list[float] = field(default_factory=list)
+    """CPU time of the server's processes per answer at 50 clients (us), one per round."""
     p50_ms: float | None = None
     p99_ms: float | None = None
     rss_mb: float | None = None
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float | None:
+        return statistics.median(self.rounds) if self.rounds else None
+
+    @property
+    def cpu_us(self) -> float | None:
+        return statistics.median(self.cpu_rounds) if self.cpu_rounds else None
+
+
+@dataclass
+class Target:
+    """A server under test and the request it is loaded with."""
+
+    name: str
+    server: Server
+    path: str
+    body: dict[str, object]
+    headers: dict[str, str]
+    result: Measure = field(default_factory=Measure)
+
+    @property
+    def url(self) -> str:
+        return self.server.url + self.path
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -172,26 +218,41 @@ def wrk(
     }
 
 
-def measure(
-    server: Server, path: str, body: dict[str, object], headers: dict[str, str], work: Path
-) -> Measure:
-    check = httpx.post(server.url + path, json=body, headers=headers, timeout=30)
+def prepare(target: Target, work: Path) -> bool:
+    """Probe with one request, then warm up; False (and the error recorded) if it failed."""
+    m = target.result
+    check = httpx.post(target.url, json=target.body, headers=target.headers, timeout=30)
     if check.status_code != 200:
-        return Measure(errors=[f"probe answered {check.status_code}: {check.text[:300]}"])
-    warm = wrk(server.url + path, body, headers, 10, work)  # warm-up
-    result = Measure()
-    heavy = wrk(server.url + path, body, headers, 50, work)
-    result.rps = heavy["rps"]
+        m.errors.append(f"probe answered {check.status_code}: {check.text[:300]}")
+        return False
+    warm = wrk(target.url, target.body, target.headers, 10, work)
+    m.requests += 1 + int(warm["requests"])
+    return True
+
+
+def throughput(target: Target, work: Path) -> None:
+    """One round at 50 clients: requests/s and the server's CPU time per answer."""
+    m = target.result
+    cpu_before = target.server.cpu_seconds()
+    heavy = wrk(target.url, target.body, target.headers, 50, work)
+    cpu = target.server.cpu_seconds() - cpu_before
+    m.rounds.append(heavy["rps"])
+    if heavy["requests"]:
+        m.cpu_rounds.append(cpu / heavy["requests"] * 1e6)
+    m.requests += int(heavy["requests"])
     if heavy["non2xx"]:
-        result.errors.append(f"{int(heavy['non2xx'])} non-2xx answers at 50 clients")
-    light = wrk(server.url + path, body, headers, 1, work)
-    result.p50_ms, result.p99_ms = light["p50"], light["p99"]
+        m.errors.append(f"{int(heavy['non2xx'])} non-2xx answers at 50 clients")
+
+
+def latency(target: Target, work: Path) -> None:
+    """Latency at 1 client (p50, p99), then the resident memory after all the load."""
+    m = target.result
+    light = wrk(target.url, target.body, target.headers, 1, work)
+    m.p50_ms, m.p99_ms = light["p50"], light["p99"]
+    m.requests += int(light["requests"])
     if light["non2xx"]:
-        result.errors.append(f"{int(light['non2xx'])} non-2xx answers at 1 client")
-    result.rss_mb = server.rss_mb()
-    # wrk counts completed answers; with keep-alive nothing else reaches the server.
-    result.requests = 1 + int(warm["requests"] + heavy["requests"] + light["requests"])
-    return result
+        m.errors.append(f"{int(light['non2xx'])} non-2xx answers at 1 client")
+    m.rss_mb = target.server.rss_mb()
 
 
 def ensure_litellm() -> Path | None:
@@ -250,89 +311,82 @@ fastcgi_temp_path {work}/fcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {wor
     return start("upstream (fake)", cmd, dict(os.environ), url, "/v1/models", work)
 
 
+def start_uvicorn(name: str, app: list[str], env: dict[str, str], ready: str, work: Path) -> Server:
+    """A bench ASGI app under uvicorn, as ``orchestra gateway`` runs it (one worker, uvloop
+    and httptools, no access log, no proxy-header rewriting)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", *app, "--port", str(port), "--no-access-log"]
+    cmd += ["--no-proxy-headers", "--log-level", "warning"]
+    env = {**env, "PYTHONPATH": str(REPO)}
+    return start(name, cmd, env, f"http://127.0.0.1:{port}", ready, work)
+
+
 def run_all(work: Path, upstream_kind: str) -> tuple[dict[str, Measure], str]:
-    env = dict(os.environ)
+    """Start every target, warm each up, then load them in turn for ``ROUNDS`` rounds."""
     upstream = start_upstream(work, upstream_kind)
-    results: dict[str, Measure] = {}
     servers: list[Server] = [upstream]
+    targets: list[Target] = []
     concrete = {**BODY, "model": "claude-haiku-4-5"}
     anthropic_headers = {"anthropic-version": "2023-06-01", "x-api-key": "bench"}
+    env = {**os.environ, "BENCH_UPSTREAM": upstream.url}
+    ledger: tuple[str, Path] | None = None
     try:
-        print(f"(a) direct to {upstream.name}", flush=True)
-        results["direct"] = measure(upstream, "/v1/messages", concrete, anthropic_headers, work)
-
-        port = free_port()
-        floor = start(
-            "floor",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.gateway.floor:app",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            {**env, "BENCH_UPSTREAM": upstream.url, "PYTHONPATH": str(REPO)},
-            f"http://127.0.0.1:{port}",
-            "/",
-            work,
-        )
+        targets.append(Target("direct", upstream, "/v1/messages", concrete, anthropic_headers))
+        print("(b) floor: bare pass-through proxy (uvicorn + aiohttp)", flush=True)
+        floor = start_uvicorn("floor", ["bench.gateway.floor:app"], env, "/", work)
         servers.append(floor)
-        print("(b) floor: bare pass-through proxy", flush=True)
-        results["floor"] = measure(floor, "/v1/messages", concrete, anthropic_headers, work)
-        floor.stop()
+        targets.append(Target("floor", floor, "/v1/messages", concrete, anthropic_headers))
 
         print("(c) Orchestra gateway (auth, routing, limits, budget, ledger on SQLite)", flush=True)
-        results["orchestra"] = run_orchestra(work, upstream.url, servers)
+        orchestra, key, ledger = start_orchestra(work, upstream.url)
+        servers.append(orchestra)
+        headers = {"anthropic-version": "2023-06-01", "x-api-key": key}
+        body = {**BODY, "model": "haiku"}
+        targets.append(Target("orchestra", orchestra, "/v1/messages", body, headers))
 
-        port = free_port()
-        memory = start(
-            "orchestra-mem",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "bench.gateway.memory_gateway:create",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            {**env, "BENCH_UPSTREAM": upstream.url, "PYTHONPATH": str(REPO)},
-            f"http://127.0.0.1:{port}",
-            "/healthz",
-            work,
-        )
-        servers.append(memory)
         print("(c') diagnostic: Orchestra's request path with accounting in memory", flush=True)
+        factory = ["--factory", "bench.gateway.memory_gateway:create"]
+        memory = start_uvicorn("orchestra-mem", factory, env, "/healthz", work)
+        servers.append(memory)
         from bench.gateway.memory_gateway import BENCH_KEY
 
-        results["orch-memory"] = measure(
-            memory,
-            "/v1/messages",
-            {**BODY, "model": "haiku"},
-            {"anthropic-version": "2023-06-01", "x-api-key": BENCH_KEY},
-            work,
-        )
-        memory.stop()
+        headers = {"anthropic-version": "2023-06-01", "x-api-key": BENCH_KEY}
+        targets.append(Target("orch-memory", memory, "/v1/messages", body, headers))
 
         if os.environ.get("BENCH_SKIP_LITELLM"):
             print("(d) LiteLLM skipped (BENCH_SKIP_LITELLM is set)")
         else:
             print(f"(d) LiteLLM proxy {LITELLM_VERSION}", flush=True)
-            results["litellm"] = run_litellm(work, upstream.url, servers)
+            litellm = start_litellm(work, upstream.url)
+            if isinstance(litellm, Server):
+                servers.append(litellm)
+                headers = {"anthropic-version": "2023-06-01"}
+                targets.append(Target("litellm", litellm, "/v1/messages", body, headers))
+            else:
+                failed = Target("litellm", upstream, "/v1/messages", body, {})
+                failed.result.errors.append(litellm)
+                targets.append(failed)
+
+        ready = [t for t in targets if not t.result.errors and prepare(t, work)]
+        for n in range(ROUNDS):
+            print(f"round {n + 1}/{ROUNDS} at 50 clients: {', '.join(t.name for t in ready)}")
+            for target in ready:
+                throughput(target, work)
+        print("latency at 1 client", flush=True)
+        for target in ready:
+            latency(target, work)
     finally:
         for server in servers:
             server.stop()
+    results = {t.name: t.result for t in targets}
+    if ledger is not None and "orchestra" in results:
+        check_ledger(results["orchestra"], *ledger)
     return results, upstream.name
 
 
-def run_orchestra(work: Path, upstream_url: str, servers: list[Server]) -> Measure:
+def start_orchestra(work: Path, upstream_url: str) -> tuple[Server, str, tuple[str, Path]]:
+    """``orchestra gateway`` on SQLite with a key, a budget and rate limits on the call path;
+    returns the server, its key and (database URL, config path) for the ledger check."""
     import yaml
 
     from orchestra.accounting import Accounting
@@ -387,13 +441,15 @@ def run_orchestra(work: Path, upstream_url: str, servers: list[Server]) -> Measu
         "/healthz",
         work,
     )
-    servers.append(orchestra)
-    body = {**BODY, "model": "haiku"}
-    result = measure(
-        orchestra, "/v1/messages", body, {"anthropic-version": "2023-06-01", "x-api-key": key}, work
-    )
-    orchestra.stop()
-    # Every served call must have its ledger entry: count them.
+    return orchestra, key, (database_url, config_path)
+
+
+def check_ledger(result: Measure, database_url: str, config_path: Path) -> None:
+    """Every answer Orchestra gave must have its ledger entry (the server has stopped)."""
+    from orchestra.accounting import Accounting
+    from orchestra.config import load_config
+    from orchestra.store import open_database
+
     database = open_database(database_url)
     accounting = Accounting(database, load_config(config_path))
     entries = len(accounting.ledger.entries())
@@ -402,13 +458,13 @@ def run_orchestra(work: Path, upstream_url: str, servers: list[Server]) -> Measu
     print(f"    answers received: {result.requests}, ledger entries: {entries}", flush=True)
     if entries < result.requests:
         result.errors.append(f"{result.requests - entries} answers without a ledger entry")
-    return result
 
 
-def run_litellm(work: Path, upstream_url: str, servers: list[Server]) -> Measure:
+def start_litellm(work: Path, upstream_url: str) -> Server | str:
+    """The LiteLLM proxy (installed on first use), or why it could not be started."""
     exe = ensure_litellm()
     if exe is None:
-        return Measure(errors=["LiteLLM could not be installed"])
+        return "LiteLLM could not be installed"
     config = work / "litellm.yaml"
     config.write_text(
         json.dumps(
@@ -435,7 +491,7 @@ def run_litellm(work: Path, upstream_url: str, servers: list[Server]) -> Measure
         "DISABLE_SCHEMA_UPDATE": "True",
     }
     try:
-        litellm = start(
+        return start(
             "litellm",
             [str(exe), "--config", str(config), "--port", str(port), "--num_workers", "1"],
             env,
@@ -445,32 +501,41 @@ def run_litellm(work: Path, upstream_url: str, servers: list[Server]) -> Measure
         )
     except RuntimeError as exc:
         print(f"LiteLLM could not be started: {exc}")
-        return Measure(errors=[f"LiteLLM could not be started: {str(exc)[:300]}"])
-    servers.append(litellm)
-    body = {**BODY, "model": "haiku"}
-    result = measure(litellm, "/v1/messages", body, {"anthropic-version": "2023-06-01"}, work)
-    litellm.stop()
-    return result
+        return f"LiteLLM could not be started: {str(exc)[:300]}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "n/a"
 
 
+def _paired(a: Measure, b: Measure) -> list[float]:
+    """Per-round ratios a/b of requests/s (the two were measured one after the other)."""
+    return [x / y for x, y in zip(a.rounds, b.rounds, strict=False) if y]
+
+
 def report(results: dict[str, Measure], upstream: str) -> dict[str, object]:
     direct, floor, orch, lite = (
         results.get(k, Measure()) for k in ("direct", "floor", "orchestra", "litellm")
     )
+    memory = results.get("orch-memory", Measure())
     print()
-    print(f"upstream: {upstream}; {SECONDS}s per measurement; load: wrk (50 and 1 connections)")
-    print(f"{'target':<12}{'req/s @50':>12}{'p50 ms @1':>12}{'p99 ms @1':>12}{'RSS MiB':>10}")
+    print(
+        f"upstream: {upstream}; {ROUNDS} rounds of {SECONDS}s at 50 clients, then {SECONDS}s "
+        "at 1 client; load: wrk"
+    )
+    print(
+        f"{'target':<12}{'req/s @50':>11}{'(min-max)':>15}{'CPU us/ans':>12}"
+        f"{'p50 ms @1':>11}{'p99 ms @1':>11}{'RSS MiB':>9}"
+    )
+
+    def fmt(v: float | None, spec: str) -> str:
+        return format(v, spec) if v is not None else "n/a"
+
     for name, m in results.items():
-
-        def fmt(v: float | None, spec: str) -> str:
-            return format(v, spec) if v is not None else "n/a"
-
-        cells = fmt(m.rps, "12.0f") + fmt(m.p50_ms, "12.3f") + fmt(m.p99_ms, "12.3f")
-        print(f"{name:<12}{cells}{fmt(m.rss_mb, '10.1f')}")
+        spread = f"{min(m.rounds):.0f}-{max(m.rounds):.0f}" if m.rounds else "n/a"
+        cells = fmt(m.rps, "11.0f") + f"{spread:>15}" + fmt(m.cpu_us, "12.1f")
+        cells += fmt(m.p50_ms, "11.3f") + fmt(m.p99_ms, "11.3f") + fmt(m.rss_mb, "9.1f")
+        print(f"{name:<12}{cells}")
         for error in m.errors:
             print(f"    {name}: {error}")
 
@@ -478,26 +543,40 @@ def report(results: dict[str, Measure], upstream: str) -> dict[str, object]:
         a, b = getattr(m, attr), getattr(direct, attr)
         return a - b if a is not None and b is not None else None
 
-    memory = results.get("orch-memory", Measure())
+    def paired(a: Measure, b: Measure) -> dict[str, object]:
+        rounds = _paired(a, b)
+        return {
+            "median": round(statistics.median(rounds), 3) if rounds else None,
+            "rounds": [round(r, 3) for r in rounds],
+        }
+
+    cpu_ratio = floor.cpu_us / orch.cpu_us if floor.cpu_us and orch.cpu_us else None
     summary = {
-        "orchestra_vs_floor_throughput": _ratio(orch.rps, floor.rps),
-        "orchestra_memory_vs_floor_throughput": _ratio(memory.rps, floor.rps),
-        "orchestra_vs_litellm_throughput": _ratio(orch.rps, lite.rps),
-        "floor_vs_direct_throughput": _ratio(floor.rps, direct.rps),
+        "orchestra_vs_floor_throughput": paired(orch, floor),
+        "orchestra_memory_vs_floor_throughput": paired(memory, floor),
+        "orchestra_vs_litellm_throughput": paired(orch, lite),
+        "floor_vs_direct_throughput": paired(floor, direct),
+        "floor_vs_orchestra_cpu_per_answer": round(cpu_ratio, 3) if cpu_ratio else None,
         "added_p50_ms": {k: added(m, "p50_ms") for k, m in results.items() if k != "direct"},
         "added_p99_ms": {k: added(m, "p99_ms") for k, m in results.items() if k != "direct"},
     }
     print()
-    vs_floor, vs_litellm = (
-        summary["orchestra_vs_floor_throughput"],
-        summary["orchestra_vs_litellm_throughput"],
-    )
-    print(f"Orchestra throughput vs floor:   {vs_floor} (target >= 0.5x)")
-    print(f"Orchestra throughput vs LiteLLM: {vs_litellm} (target >= 30x)")
-    print(
-        "diagnostic, request path with accounting in memory vs floor: "
-        f"{summary['orchestra_memory_vs_floor_throughput']}"
-    )
+
+    def line(label: str, key: str, target: str) -> None:
+        value = summary[key]
+        assert isinstance(value, dict)
+        rounds = ", ".join(f"{r:.2f}x" for r in value["rounds"])
+        median = f"{value['median']:.2f}x" if value["median"] is not None else "n/a"
+        print(f"{label}: {median} median of rounds ({rounds or 'n/a'}){target}")
+
+    line("Orchestra throughput vs floor  ", "orchestra_vs_floor_throughput", " (target >= 0.5x)")
+    line("Orchestra throughput vs LiteLLM", "orchestra_vs_litellm_throughput", " (target >= 30x)")
+    line("diagnostic, accounting in memory vs floor", "orchestra_memory_vs_floor_throughput", "")
+    if cpu_ratio:
+        print(
+            f"CPU per answer, floor / Orchestra: {cpu_ratio:.2f}x "
+            f"({floor.cpu_us:.0f} us / {orch.cpu_us:.0f} us; all of each server's threads)"
+        )
     for name in ("floor", "orchestra", "orch-memory", "litellm"):
         p50, p99 = summary["added_p50_ms"].get(name), summary["added_p99_ms"].get(name)  # type: ignore[union-attr]
         if p50 is not None:
@@ -525,8 +604,11 @@ def main() -> None:
                 "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
                 "upstream": upstream,
                 "seconds": SECONDS,
+                "rounds": ROUNDS,
                 "litellm_version": LITELLM_VERSION,
-                "results": {k: m.__dict__ for k, m in results.items()},
+                "results": {
+                    k: {**m.__dict__, "rps": m.rps, "cpu_us": m.cpu_us} for k, m in results.items()
+                },
                 "summary": summary,
             },
             indent=2,
