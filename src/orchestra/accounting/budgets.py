@@ -12,23 +12,36 @@ threads, processes and gateway workers sharing the database.
 
 **Free models** never touch a budget: a zero estimate reserves nothing and is never
 refused. No key, admin or not, skips this check: there is no bypass parameter.
+
+**Leases** (optional, :class:`LeasePolicy`) amortise that transaction. A process reserves
+a block of a window's headroom with the same conditional ``UPDATE`` (so the block counts
+as reserved in the database and the invariant above keeps holding across processes),
+recorded as a hold row like a reservation's, and grants per-call reservations from it in
+memory. Settling a leased call moves its estimate out of the lease's hold row and the
+window's reserved amount into spent; whoever removes an amount from a hold row gives it
+back, so an expired lease is never returned twice. Near the cap (headroom under
+``exact_below`` estimates) every call is reserved exactly, and a call is refused only when
+that exact reservation fails. Unused leases go back when idle, when too old, at period
+rollover, when their budget changes, and on :meth:`BudgetBook.close`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
-from sqlalchemy import Connection, and_, delete, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from orchestra.accounting.alerts import BudgetAlert, BudgetAlerts
 from orchestra.accounting.attribution import Attribution
@@ -51,6 +64,13 @@ Period = Literal["day", "week", "month", "none"]
 SCOPES: tuple[str, ...] = get_args(Scope)
 PERIODS: tuple[str, ...] = get_args(Period)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}$")
+log = logging.getLogger("orchestra.accounting")
+
+
+def _log_failure(future: Future[Any]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.warning("returning a budget lease failed (its hold expires at its TTL): %s", exc)
 
 
 # The hot path uses fixed SQL text: no statement building or cache-key work per call.
@@ -73,6 +93,19 @@ _SETTLE = Statement(
     "UPDATE gateway_budget_windows SET reserved_nano = reserved_nano - :back, "
     "spent_nano = spent_nano + :actual WHERE id = :id "
     "RETURNING spent_nano, reserved_nano, alerted, period_start"
+)
+_HOLD_DOWN = Statement(
+    "UPDATE gateway_reservation_holds SET amount_nano = amount_nano - :amt "
+    "WHERE reservation_id = :rid AND window_id = :wid AND amount_nano >= :amt "
+    "RETURNING amount_nano"
+)
+_HOLD_DROP = Statement(
+    "DELETE FROM gateway_reservation_holds WHERE reservation_id = :rid AND window_id = :wid "
+    "RETURNING amount_nano"
+)
+_HOLD_DROP_EMPTY = Statement(
+    "DELETE FROM gateway_reservation_holds "
+    "WHERE reservation_id = :rid AND window_id = :wid AND amount_nano = 0"
 )
 _MARK = Statement(
     "UPDATE gateway_budget_windows SET alerted = :yes WHERE id = :id AND alerted = :no"
@@ -151,12 +184,35 @@ class BudgetSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class LeasePolicy:
+    """How budget leases are sized and when they go back (see the module docstring)."""
+
+    calls: int = 64
+    """A lease covers at most this many estimates of the call that takes it."""
+    fraction: int = 8
+    """... and at most this fraction (1/n) of the window's headroom at that moment."""
+    exact_below: int = 32
+    """Headroom under this many estimates: reserve exactly in the database, no lease."""
+    max_usd: Decimal | None = None
+    """An absolute ceiling on one lease (none by default)."""
+    idle_s: float = 2.0
+    """A lease unused this long goes back."""
+    max_age_s: float = 10.0
+    """A lease grants nothing after this long (far under the reservation TTL)."""
+    sweep: bool = True
+    """Return idle leases from a timer thread (else only via :meth:`BudgetBook.return_idle`,
+    on top-ups and at close)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Hold:
     """The part of a reservation held on one budget window."""
 
     window_id: int
     budget_name: str
     amount_nano: int
+    lease: str | None = None
+    """The lease hold row this amount was granted from; ``None``: its own hold row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +229,33 @@ class Reservation:
     def empty(self) -> bool:
         """True when no budget applied (or the call is free): nothing to settle."""
         return not self.holds
+
+    def as_json(self) -> dict[str, Any]:
+        """A journal form: ``holds`` are ``[window, budget, amount]``, plus the lease id
+        for a leased hold (readers of the three-element form settle a leased hold without
+        touching its lease, whose row then gives the estimate back when it expires)."""
+        return {
+            "id": self.id,
+            "estimate": str(self.estimate_usd),
+            "holds": [
+                [h.window_id, h.budget_name, h.amount_nano]
+                if h.lease is None
+                else [h.window_id, h.budget_name, h.amount_nano, h.lease]
+                for h in self.holds
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reservation:
+        """The reservation :meth:`as_json` describes (the three-element form too)."""
+        return cls(
+            str(data["id"]),
+            Decimal(data["estimate"]),
+            tuple(
+                Hold(int(h[0]), str(h[1]), int(h[2]), str(h[3]) if len(h) > 3 else None)
+                for h in data["holds"]
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +283,32 @@ class _Row:
 @dataclass
 class _Plan:
     alerts: list[BudgetAlert] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Lease:
+    """A block of one budget window's headroom held by this process (in memory)."""
+
+    hold_id: str
+    window_id: int
+    budget_id: str
+    period: str
+    free: int
+    """Nano-dollars not yet granted to a call."""
+    taken_at: datetime
+    used_at: datetime
+
+
+@dataclass(slots=True)
+class _Need:
+    """A window a reservation job must reserve on in the database."""
+
+    row: _Row
+    period: str
+    end: datetime | None
+
+
+_ReserveJob = Callable[[Connection], tuple[Reservation, _Plan, list[_Lease]]]
 
 
 def _spec(row: GatewayBudget) -> BudgetSpec:
@@ -237,6 +346,7 @@ class BudgetBook:
         reservation_ttl: timedelta = timedelta(minutes=15),
         refresh_s: float = 2.0,
         expire_every_s: float = 30.0,
+        leases: LeasePolicy | None = None,
     ) -> None:
         self._store = AccountingStore.of(db)
         self._audit = audit if audit is not None else AuditLog(self._store, clock=clock)
@@ -250,6 +360,12 @@ class BudgetBook:
         self._budgets: dict[tuple[str, str], builtins.list[_Row]] = {}
         self._loaded_at = -1e18
         self._windows: dict[tuple[str, str], int] = {}
+        self._policy = leases
+        self._leases: dict[str, _Lease] = {}
+        """This process's live lease per budget id (under ``_lease_lock``)."""
+        self._lease_lock = threading.Lock()
+        self._sweeper: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # -- definitions ---------------------------------------------------------------
 
@@ -268,8 +384,14 @@ class BudgetBook:
             for row in rows:
                 index.setdefault((row.scope, row.subject), []).append(_Row(row.id, _spec(row)))
         with self._lock:
+            before = {r.id: r.spec for group in self._budgets.values() for r in group}
             self._budgets = index
             self._loaded_at = now
+        if self._leases:
+            after = {r.id: r.spec for group in index.values() for r in group}
+            changed = {bid for bid, spec in before.items() if after.get(bid) != spec}
+            if changed:  # a budget removed or redefined: its leases go back at once
+                self._return_leases(lambda lease: lease.budget_id in changed, wait=force)
         return index
 
     def define(self, spec: BudgetSpec, *, actor: str = "system", source: str = "api") -> None:
@@ -410,10 +532,16 @@ class BudgetBook:
 
         ``model`` is for messages only; a zero estimate (a free model) reserves nothing.
         """
-        job = self._reserve_job(attribution, estimate_usd)
-        if job is None:
-            return Reservation(id="res_free", estimate_usd=Decimal(estimate_usd))
-        reservation, plan = self._store.committer.run(job)
+        prepared = self._prepare(attribution, estimate_usd)
+        if isinstance(prepared, Reservation):
+            return prepared
+        job, granted, _ = prepared
+        try:
+            reservation, plan, taken = self._store.committer.run(job)
+        except BaseException:
+            self._ungrant(granted)
+            raise
+        self._install(taken)
         self._after(plan)
         return reservation
 
@@ -423,18 +551,25 @@ class BudgetBook:
         """:meth:`reserve` without blocking the event loop."""
         if time.monotonic() - self._loaded_at >= self._refresh_s:
             await asyncio.to_thread(self._load)  # the periodic re-read of definitions
-        job = self._reserve_job(attribution, estimate_usd)
-        if job is None:
-            return Reservation(id="res_free", estimate_usd=Decimal(estimate_usd))
-        # On SQLite, when nothing else is writing, reserving right here (one short
-        # transaction that never waits for a lock) is cheaper than two thread hand-offs.
-        outcome, result = self._store.committer.try_inline(job)
-        if outcome == "done" and result is not None:
-            reservation, plan = result
-        else:
-            if outcome == "rolled_back":
-                self._windows.clear()  # window ids cached by the rolled-back transaction
-            reservation, plan = await self._store.committer.arun(job)
+        prepared = self._prepare(attribution, estimate_usd)
+        if isinstance(prepared, Reservation):
+            return prepared
+        job, granted, queued = prepared
+        try:
+            # On SQLite, when nothing else is writing, reserving right here (one short
+            # transaction that never waits for a lock) is cheaper than two thread hand-offs.
+            # Not when a lease's remainder was queued to go back first.
+            outcome, result = ("busy", None) if queued else self._store.committer.try_inline(job)
+            if outcome == "done" and result is not None:
+                reservation, plan, taken = result
+            else:
+                if outcome == "rolled_back":
+                    self._windows.clear()  # window ids cached by the rolled-back transaction
+                reservation, plan, taken = await self._store.committer.arun(job)
+        except BaseException:
+            self._ungrant(granted)
+            raise
+        self._install(taken)
         self._after(plan)
         return reservation
 
@@ -469,47 +604,271 @@ class BudgetBook:
 
         return self._store.committer.run(job)
 
+    # -- leases --------------------------------------------------------------------
+
+    def return_idle(self, *, wait: bool = True) -> int:
+        """Give back the leases unused for ``idle_s``, too old, or of a past period;
+        returns how many. Runs by itself every ``idle_s / 2`` while leases are held."""
+        policy = self._policy
+        if policy is None or not self._leases:
+            return 0
+        now = self._clock()
+        idle = timedelta(seconds=policy.idle_s)
+        age = timedelta(seconds=policy.max_age_s)
+
+        def stale(lease: _Lease) -> bool:
+            if now - lease.used_at >= idle or now - lease.taken_at >= age:
+                return True
+            for group in self._budgets.values():
+                for row in group:
+                    if row.id == lease.budget_id:
+                        start, _ = period_bounds(row.spec.period, now)
+                        return _period_key(start) != lease.period
+            return True  # its budget is gone
+
+        return self._return_leases(stale, wait=wait)
+
+    def close(self) -> None:
+        """Give every unused lease back (blocking) and stop the lease timer; idempotent.
+
+        Call before closing the store. Reservations already granted stay valid: their
+        settlement moves their estimates out of the lease's hold row as usual."""
+        self._stopping.set()
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None and sweeper is not threading.current_thread():
+            sweeper.join(timeout=5)
+        self._return_leases(lambda lease: True, wait=True)
+
+    def _return_leases(self, which: Callable[[_Lease], bool], *, wait: bool = True) -> int:
+        with self._lease_lock:
+            gone = [lease for lease in self._leases.values() if which(lease)]
+            back = [self._detach(lease) for lease in gone]
+        if not back:
+            return 0
+        future = self._submit_back(back)
+        if wait and future is not None:
+            future.result()
+        return len(back)
+
+    def _detach(self, lease: _Lease) -> tuple[str, int, int]:
+        """Stop granting from ``lease`` (call under ``_lease_lock``); what to give back."""
+        del self._leases[lease.budget_id]
+        free, lease.free = lease.free, 0
+        return lease.hold_id, lease.window_id, free
+
+    def _submit_back(self, back: builtins.list[tuple[str, int, int]]) -> Future[None] | None:
+        """Queue the return of lease remainders ``(hold id, window id, amount)``."""
+
+        def job(conn: Connection) -> None:
+            for hold_id, window_id, free in sorted(back, key=lambda b: b[1]):
+                self._give_back(conn, hold_id, window_id, free)
+
+        try:
+            future = self._store.committer.submit(job)
+        except RuntimeError:  # the writer is closed: the holds expire at their TTL
+            log.warning("budget leases not returned: the accounting writer is closed")
+            return None
+        future.add_done_callback(_log_failure)
+        return future
+
+    @staticmethod
+    def _give_back(conn: Connection, hold_id: str, window_id: int, amount: int) -> None:
+        """Move ``amount`` out of a lease's hold row and off the window's reserved money,
+        if the row still holds it (an expired row was given back by whoever deleted it)."""
+        if amount <= 0:
+            _HOLD_DROP_EMPTY.run(conn, {"rid": hold_id, "wid": window_id})
+            return
+        got = _HOLD_DOWN.run(conn, {"amt": amount, "rid": hold_id, "wid": window_id}).fetchone()
+        if got is None:
+            return
+        _UNRESERVE.run(conn, {"amt": amount, "id": window_id})
+        if got[0] == 0:
+            _HOLD_DROP_EMPTY.run(conn, {"rid": hold_id, "wid": window_id})
+
+    def _install(self, taken: builtins.list[_Lease]) -> None:
+        """Make leases taken by a committed job grantable (one live lease per budget)."""
+        if not taken:
+            return
+        extra: builtins.list[_Lease] = []
+        with self._lease_lock:
+            for lease in taken:
+                if lease.budget_id in self._leases or self._stopping.is_set():
+                    extra.append(lease)  # a concurrent call took one too: keep the first
+                else:
+                    self._leases[lease.budget_id] = lease
+            policy = self._policy
+            if (
+                self._sweeper is None
+                and policy is not None
+                and policy.sweep
+                and not self._stopping.is_set()
+                and self._leases
+            ):
+                self._sweeper = threading.Thread(
+                    target=self._sweep, name="budget-leases", daemon=True
+                )
+                self._sweeper.start()
+        if extra:
+            self._submit_back([(lease.hold_id, lease.window_id, lease.free) for lease in extra])
+
+    def _ungrant(self, granted: builtins.list[tuple[_Lease, Hold]]) -> None:
+        """Undo in-memory grants of a reservation that failed on another budget."""
+        if not granted:
+            return
+        orphans: builtins.list[Hold] = []
+        with self._lease_lock:
+            for lease, hold in granted:
+                if self._leases.get(lease.budget_id) is lease:
+                    lease.free += hold.amount_nano
+                else:  # the lease went back meanwhile: release the amount from its row
+                    orphans.append(hold)
+        if orphans:
+            orphan = Reservation("res_undo", Decimal(0), tuple(orphans))
+            try:
+                self._store.committer.submit(self.settle_job(orphan, None)).add_done_callback(
+                    _log_failure
+                )
+            except RuntimeError:
+                log.warning("budget lease grant not returned: the accounting writer is closed")
+
+    def _sweep(self) -> None:
+        policy = self._policy
+        assert policy is not None
+        while not self._stopping.wait(max(policy.idle_s / 2, 0.05)):
+            try:
+                self.return_idle(wait=False)
+            except Exception:  # never let the timer die; the next pass retries
+                log.exception("returning idle budget leases failed")
+            with self._lease_lock:
+                if not self._leases:
+                    self._sweeper = None
+                    return
+
     # -- jobs run on the writer thread ---------------------------------------------
 
-    def _reserve_job(
+    def _prepare(
         self, attribution: Attribution, estimate_usd: Decimal
-    ) -> Callable[[Connection], tuple[Reservation, _Plan]] | None:
+    ) -> Reservation | tuple[_ReserveJob, builtins.list[tuple[_Lease, Hold]], bool]:
+        """The reservation itself when leases cover every budget (or none applies), else
+        the database job for the rest and the in-memory grants made so far."""
         amount = to_nano(estimate_usd)
         if amount <= 0:
-            return None
+            return Reservation(id="res_free", estimate_usd=Decimal(estimate_usd))
         rows = self._matching(attribution)
         if not rows:
-            return None
+            return Reservation(id="res_free", estimate_usd=Decimal(estimate_usd))
         now = self._clock()
         res_id = "res_" + uuid.uuid4().hex
+        expires = now + self._ttl
+        needs: builtins.list[_Need] = []
+        granted: builtins.list[tuple[_Lease, Hold]] = []
+        back: builtins.list[tuple[str, int, int]] = []
+        policy = self._policy
+        if policy is None:
+            for row in rows:
+                start, end = period_bounds(row.spec.period, now)
+                needs.append(_Need(row, _period_key(start), end))
+        else:
+            max_age = timedelta(seconds=policy.max_age_s)
+            with self._lease_lock:
+                for row in rows:
+                    start, end = period_bounds(row.spec.period, now)
+                    key = _period_key(start)
+                    lease = self._leases.get(row.id)
+                    if lease is not None:
+                        if (
+                            lease.free >= amount
+                            and lease.period == key
+                            and now - lease.taken_at < max_age
+                        ):
+                            lease.free -= amount
+                            lease.used_at = now
+                            hold = Hold(lease.window_id, row.spec.name, amount, lease.hold_id)
+                            granted.append((lease, hold))
+                            continue
+                        # Too small, too old or of a past period: its remainder goes
+                        # back in a job queued before this call's, so in the same batch
+                        # (committed even if this call is refused) and counted first.
+                        back.append(self._detach(lease))
+                    needs.append(_Need(row, key, end))
+            if not needs:
+                holds = tuple(hold for _, hold in granted)
+                return Reservation(res_id, Decimal(estimate_usd), holds, now, expires)
+        if back:
+            self._submit_back(back)
+        job = self._reserve_job(res_id, amount, estimate_usd, needs, granted, now)
+        return job, granted, bool(back)
+
+    def _reserve_job(
+        self,
+        res_id: str,
+        amount: int,
+        estimate_usd: Decimal,
+        needs: builtins.list[_Need],
+        granted: builtins.list[tuple[_Lease, Hold]],
+        now: datetime,
+    ) -> _ReserveJob:
         expires = now + self._ttl
         if time.monotonic() >= self._next_expire:
             self._next_expire = time.monotonic() + self._expire_every
             expire_due = True
         else:
             expire_due = False
-
+        policy = self._policy
         committer = self._store.committer
 
-        def job(conn: Connection) -> tuple[Reservation, _Plan]:
+        def job(conn: Connection) -> tuple[Reservation, _Plan, builtins.list[_Lease]]:
             if expire_due:
                 self._expire_in(conn, now)
-            targets: builtins.list[tuple[int, _Row, datetime | None]] = []
-            for row in rows:
-                start, end = period_bounds(row.spec.period, now)
-                targets.append((self._window(conn, row, _period_key(start)), row, end))
-            targets.sort(key=lambda t: t[0])  # one lock order everywhere: no deadlocks
-            done: builtins.list[tuple[int, _Row]] = []
+            steps = [(self._window(conn, need.row, need.period), need) for need in needs]
+            steps.sort(key=lambda t: t[0])  # one lock order everywhere: no deadlocks
+            done: builtins.list[tuple[int, int]] = []  # (window id, amount reserved)
+            holds: builtins.list[Hold] = []
+            rows_out: builtins.list[dict[str, Any]] = []
+            taken: builtins.list[_Lease] = []
             states: builtins.list[tuple[int, _Row, Any]] = []
-            for window_id, row, end in targets:
+            for window_id, need in steps:
+                row = need.row
+                got = None
+                if policy is not None:
+                    state = _STATE.run(conn, {"id": window_id}).fetchone()
+                    if state is not None:
+                        spent, reserved, cap = state
+                        headroom = cap - spent - reserved
+                        if headroom >= policy.exact_below * amount:
+                            size = min(headroom // policy.fraction, policy.calls * amount)
+                            if policy.max_usd is not None:
+                                size = min(size, to_nano(policy.max_usd))
+                            size = max(size, amount)
+                            got = _RESERVE.run(conn, {"amt": size, "id": window_id}).fetchone()
+                            if got is not None:
+                                lease_id = "lse_" + uuid.uuid4().hex
+                                done.append((window_id, size))
+                                holds.append(Hold(window_id, row.spec.name, amount, lease_id))
+                                rows_out.append(
+                                    {"rid": lease_id, "wid": window_id, "amt": size, "exp": None}
+                                )
+                                taken.append(
+                                    _Lease(
+                                        lease_id,
+                                        window_id,
+                                        row.id,
+                                        need.period,
+                                        size - amount,
+                                        now,
+                                        now,
+                                    )
+                                )
+                                states.append((window_id, row, got))
+                                continue
                 got = _RESERVE.run(conn, {"amt": amount, "id": window_id}).fetchone()
                 if got is None:
                     state = _STATE.run(conn, {"id": window_id}).fetchone()
                     if state is None:  # the budget was removed meanwhile: it no longer applies
                         self._windows.clear()
                         continue
-                    for undo, _ in done:
-                        _UNRESERVE.run(conn, {"amt": amount, "id": undo})
+                    for undo, amt in done:
+                        _UNRESERVE.run(conn, {"amt": amt, "id": undo})
                     spent, reserved, cap = state
                     raise BudgetExceeded(
                         row.spec.name,
@@ -517,25 +876,34 @@ class BudgetBook:
                         spent_usd=fmt_usd(from_nano(spent)),
                         reserved_usd=fmt_usd(from_nano(reserved)),
                         requested_usd=fmt_usd(from_nano(amount)),
-                        resets_at=end,
+                        resets_at=need.end,
                         now=now,
                     )
-                done.append((window_id, row))
+                done.append((window_id, amount))
+                holds.append(Hold(window_id, row.spec.name, amount))
+                rows_out.append({"rid": res_id, "wid": window_id, "amt": amount, "exp": None})
                 states.append((window_id, row, got))
-            holds = tuple(Hold(w, r.spec.name, amount) for w, r in done)
-            # The window rows already carry the amount; the hold rows (for expiry) of the
-            # whole batch go in with one multi-row INSERT just before the commit.
+            # The window rows already carry the amounts; the hold rows (for expiry) of the
+            # whole batch go in with one multi-row INSERT just before the commit. A lease's
+            # row lives a little longer than a reservation: its last grant may come
+            # ``max_age_s`` after it was taken.
+            exp = db_time(conn, expires)
+            if policy is not None:
+                exp_lease = db_time(conn, expires + timedelta(seconds=policy.max_age_s))
+            else:
+                exp_lease = exp
+            for r in rows_out:
+                r["exp"] = exp if r["rid"] == res_id else exp_lease
             batch = committer.batch
             pending = batch.state.setdefault("holds", [])
-            exp = db_time(conn, expires)
-            pending.extend(
-                {"rid": res_id, "wid": h.window_id, "amt": amount, "exp": exp} for h in holds
-            )
+            pending.extend(rows_out)
             batch.at_end("holds", lambda c: _HOLD.run_many(c, pending))
             plan = _Plan()
             for window_id, row, got in states:
                 self._maybe_alert(conn, window_id, row, got, now, plan)
-            return Reservation(res_id, Decimal(estimate_usd), holds, now, expires), plan
+            all_holds = tuple(holds) + tuple(hold for _, hold in granted)
+            reservation = Reservation(res_id, Decimal(estimate_usd), all_holds, now, expires)
+            return reservation, plan, taken
 
         return job
 
@@ -564,40 +932,20 @@ class BudgetBook:
         self._windows[(row.id, key)] = window_id
         return int(window_id)
 
-    @staticmethod
-    def _drop_hold(conn: Connection, res_id: str, window_id: int) -> bool:
-        # Whoever deletes the hold row (settle, release or expiry) gives the amount back;
-        # the others see rowcount 0, so a hold is never returned twice.
-        return (
-            conn.execute(
-                delete(GatewayReservationHold).where(
-                    and_(
-                        GatewayReservationHold.reservation_id == res_id,
-                        GatewayReservationHold.window_id == window_id,
-                    )
-                )
-            ).rowcount
-            == 1
-        )
-
     def _expire_in(self, conn: Connection, now: datetime) -> int:
         stale = conn.execute(
-            select(
-                GatewayReservationHold.reservation_id,
-                GatewayReservationHold.window_id,
-                GatewayReservationHold.amount_nano,
-            )
+            select(GatewayReservationHold.reservation_id, GatewayReservationHold.window_id)
             .where(GatewayReservationHold.expires_at < now)
             .order_by(GatewayReservationHold.window_id)
         ).all()
         count = 0
-        for res_id, window_id, amount in stale:
-            if self._drop_hold(conn, res_id, window_id):
-                conn.execute(
-                    update(GatewayBudgetWindow)
-                    .where(GatewayBudgetWindow.id == window_id)
-                    .values(reserved_nano=GatewayBudgetWindow.reserved_nano - amount)
-                )
+        for res_id, window_id in stale:
+            # Whoever deletes the hold row (settle, release or expiry) gives back what it
+            # holds then (a lease's row shrinks as its calls settle), so never twice.
+            got = _HOLD_DROP.run(conn, {"rid": res_id, "wid": window_id}).fetchone()
+            if got is not None:
+                if got[0]:
+                    _UNRESERVE.run(conn, {"amt": got[0], "id": window_id})
                 count += 1
         return count
 
@@ -627,7 +975,7 @@ class BudgetBook:
         self, conn: Connection, pending: builtins.list[tuple[Reservation, int, _Plan]]
     ) -> None:
         now = self._clock()
-        ids = sorted({r.id for r, _, _ in pending})
+        ids = sorted({r.id for r, _, _ in pending if any(h.lease is None for h in r.holds)})
         # Whoever deletes a hold (settle, release or expiry) gives its amount back, so a
         # hold is never returned twice.
         dropped: set[tuple[str, int]] = set()
@@ -643,16 +991,29 @@ class BudgetBook:
         deltas: dict[int, builtins.list[int]] = {}
         first_plan: dict[int, _Plan] = {}
         names: dict[int, str] = {}
+        leased: dict[tuple[str, int], int] = {}
         for reservation, actual, plan in pending:
             for h in reservation.holds:
                 d = deltas.setdefault(h.window_id, [0, 0])
-                if (reservation.id, h.window_id) in dropped:
+                if h.lease is not None:
+                    key = (h.lease, h.window_id)
+                    leased[key] = leased.get(key, 0) + h.amount_nano
+                elif (reservation.id, h.window_id) in dropped:
                     d[0] += h.amount_nano
                     dropped.discard((reservation.id, h.window_id))
                 d[1] += actual
                 if actual:
                     first_plan.setdefault(h.window_id, plan)
                 names[h.window_id] = h.budget_name
+        # A leased call's estimate leaves its lease's hold row (one UPDATE per lease and
+        # batch); the row was expired (given back) already if the UPDATE finds nothing.
+        for (lease_id, window_id), amount in sorted(leased.items(), key=lambda i: i[0][1]):
+            got = _HOLD_DOWN.run(conn, {"amt": amount, "rid": lease_id, "wid": window_id})
+            row = got.fetchone()
+            if row is not None:
+                deltas[window_id][0] += amount
+                if row[0] == 0:
+                    _HOLD_DROP_EMPTY.run(conn, {"rid": lease_id, "wid": window_id})
         index: dict[str, _Row] | None = None
         for window_id in sorted(deltas):  # one lock order everywhere: no deadlocks
             back, actual_sum = deltas[window_id]

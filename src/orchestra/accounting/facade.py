@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 
 from orchestra.accounting.alerts import BudgetAlerts
 from orchestra.accounting.audit import AuditLog
-from orchestra.accounting.budgets import BudgetBook, specs_from_config
+from orchestra.accounting.budgets import BudgetBook, LeasePolicy, specs_from_config
 from orchestra.accounting.keys import KeyStore, OrgResolver
 from orchestra.accounting.ledger import Ledger, LedgerEntry
 from orchestra.accounting.limits import RateLimit, RateLimiter, RateLimitPolicy
 from orchestra.accounting.pricing import PriceTable
 from orchestra.accounting.store import AccountingStore, Clock, utcnow
-from orchestra.config.gateway import LimitsConfig, RateLimitConfig
+from orchestra.config.gateway import BudgetLeaseSettings, LimitsConfig, RateLimitConfig
 from orchestra.config.schema import OrchestraConfig
 from orchestra.store import Database
 
@@ -32,6 +33,20 @@ def policy_from_config(limits: LimitsConfig) -> RateLimitPolicy:
         team=_limit(limits.team),
         developers={k: _limit(v) for k, v in limits.developers.items()},
         teams={k: _limit(v) for k, v in limits.teams.items()},
+    )
+
+
+def lease_policy(settings: BudgetLeaseSettings) -> LeasePolicy | None:
+    """The budget lease policy ``gateway.budget_leases`` describes (``None``: no leases)."""
+    if not settings.enabled:
+        return None
+    return LeasePolicy(
+        calls=settings.calls,
+        fraction=settings.fraction,
+        exact_below=settings.exact_below,
+        max_usd=Decimal(str(settings.max_usd)) if settings.max_usd is not None else None,
+        idle_s=settings.idle_s,
+        max_age_s=settings.max_age_s,
     )
 
 
@@ -67,6 +82,7 @@ class Accounting:
             alerts=self.alerts,
             clock=clock,
             reservation_ttl=timedelta(seconds=gw.reservation_ttl_s),
+            leases=lease_policy(gw.budget_leases),
         )
         self.keys = KeyStore(
             self.store,
@@ -97,5 +113,6 @@ class Accounting:
     def close(self) -> None:
         """Flush pending writes and stop background threads (the database stays open)."""
         self.ledger.close()
+        self.budgets.close()  # unused budget leases go back
         self.store.close()
         self.alerts.close()

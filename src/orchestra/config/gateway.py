@@ -66,6 +66,26 @@ class LimitsConfig(StrictModel):
     """Count in the database (shared by all workers); default: yes on PostgreSQL, no on SQLite."""
 
 
+class BudgetLeaseSettings(StrictModel):
+    """Budget leases (``gateway.budget_leases``): each process reserves a block of a
+    budget's headroom in one transaction and grants calls from it in memory. The
+    database's ``reserved`` includes the unused part of every lease."""
+
+    enabled: bool = True
+    calls: int = Field(default=64, ge=1)
+    """A lease covers at most this many estimates of the call that takes it."""
+    fraction: int = Field(default=8, ge=2)
+    """... and at most 1/``fraction`` of the budget's headroom."""
+    exact_below: int = Field(default=32, ge=1)
+    """With headroom under this many estimates, each call is reserved exactly."""
+    max_usd: float | None = Field(default=None, gt=0)
+    """A ceiling on one lease in dollars (none by default)."""
+    idle_s: float = Field(default=2.0, gt=0)
+    """An unused lease goes back after this long."""
+    max_age_s: float = Field(default=10.0, gt=0, le=300)
+    """A lease grants no more calls after this long."""
+
+
 class GatewaySection(StrictModel):
     """Gateway settings: listen address, keys, limits, budgets, pricing, audit."""
 
@@ -98,6 +118,7 @@ class GatewaySection(StrictModel):
     """URL that receives a JSON POST when a budget crosses its soft threshold."""
     reservation_ttl_s: float = Field(default=900.0, gt=0)
     """Budget reservations older than this are reclaimed (their call died)."""
+    budget_leases: BudgetLeaseSettings = Field(default_factory=BudgetLeaseSettings)
     stream_journal_interval_s: float = Field(default=1.0, gt=0)
     """How often the usage seen so far in a stream is journaled (crash reconciliation)."""
     large_input_bytes: int = Field(default=256 * 1024, gt=0)
