@@ -15,8 +15,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from orchestra.gateway.accounts import CallRecord, StreamJournal
 from orchestra.gateway.errors import (
     BadRequest,
@@ -28,6 +26,7 @@ from orchestra.gateway.errors import (
     UpstreamTimeout,
 )
 from orchestra.gateway.formats import WireFormat, sse_error_event
+from orchestra.gateway.http_client import UpstreamConnectionError
 from orchestra.gateway.requests import (
     ModelRequest,
     parse_json_object,
@@ -203,7 +202,7 @@ class ModelCallHandler:
                 await self._whole(send, request, route, opened, record, reservation, t0)
         finally:
             response = opened.response
-            if response.content.at_eof():
+            if response.at_eof():
                 response.release()  # fully read: the connection goes back to the pool
             else:
                 response.close()  # abandoned mid-body: stop the upstream
@@ -252,7 +251,7 @@ class ModelCallHandler:
         target = opened.target
         try:
             data = await opened.response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (UpstreamConnectionError, TimeoutError) as exc:
             record.outcome = "upstream_error"
             record.error = f"reading the response failed: {type(exc).__name__}"
             record.latency_ms = round((deps.clock() - t0) * 1000, 3)
@@ -411,7 +410,7 @@ class ModelCallHandler:
         if translator is None:
             client_fmt = target.kind
         try:
-            async for chunk in opened.response.content.iter_any():
+            async for chunk in opened.response:
                 events = parser.feed(chunk)
                 for event in events:
                     # An event we cannot read still passes through untouched.
@@ -436,10 +435,10 @@ class ModelCallHandler:
                 out = _encode(translator, tail) + _encode_events(translator.finish(), client_fmt)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-        except (aiohttp.ClientError, TimeoutError, WireFormatError) as exc:
+        except (UpstreamConnectionError, TimeoutError, WireFormatError) as exc:
             timeout = isinstance(exc, TimeoutError)
-            state.upstream_error = f"upstream stream failed: {type(exc).__name__}"
-            leftover = _unread(opened.response.content)
+            state.upstream_error = f"upstream stream failed: {_failure_name(exc)}"
+            leftover = opened.response.unread()
             if leftover:
                 # Events that arrived with the failure: account for them and pass them on.
                 events = parser.feed(leftover)
@@ -516,18 +515,24 @@ class ModelCallHandler:
             if query:
                 url += "?" + query
             hdrs = upstream_headers(target, gw._credential(target), headers)
+            response = None
             try:
-                async with gw.session().post(
-                    url,
-                    data=out,
-                    headers=hdrs,
-                    timeout=aiohttp.ClientTimeout(total=target.connect_timeout_s + 30),
-                ) as response:
+                async with asyncio.timeout(target.connect_timeout_s + 30):
+                    response = await gw.client().post(
+                        url,
+                        out,
+                        hdrs,
+                        connect_timeout=target.connect_timeout_s,
+                        read_timeout=None,
+                    )
                     status, data = response.status, await response.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (UpstreamConnectionError, TimeoutError) as exc:
                 raise UpstreamFailed(
                     f"could not count tokens at the upstream of {target.model!r}"
                 ) from exc
+            finally:
+                if response is not None:
+                    response.release()
             await send(
                 {
                     "type": "http.response.start",
@@ -577,14 +582,12 @@ def _encode_events(events: list[SSEEvent], fmt: WireFormat) -> bytes:
     return b"".join(encode_event(e.event, e.data) for e in events)
 
 
-def _unread(content: aiohttp.StreamReader) -> bytes:
-    """Bytes aiohttp received but will not hand out: once a stream has failed its readers
-    raise before returning what is still buffered."""
-    buffer = getattr(content, "_buffer", None)
-    try:
-        return b"".join(buffer) if buffer else b""
-    except TypeError:
-        return b""
+def _failure_name(exc: BaseException) -> str:
+    """The name of what broke a stream: the underlying error when the client wrapped one
+    (``ConnectionResetError`` says more than ``UpstreamConnectionError``)."""
+    if isinstance(exc, UpstreamConnectionError) and exc.__cause__ is not None:
+        return type(exc.__cause__).__name__
+    return type(exc).__name__
 
 
 async def _wait_disconnect(receive: Receive) -> None:

@@ -20,8 +20,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import aiohttp
-
 from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import ConfigError
 from orchestra.gateway.accounts import Accountant, Caller
@@ -32,6 +30,7 @@ from orchestra.gateway.errors import (
     UnpricedModel,
 )
 from orchestra.gateway.formats import WireFormat
+from orchestra.gateway.http_client import UpstreamTransport, client_from_environment
 from orchestra.gateway.metrics import GatewayMetrics
 from orchestra.gateway.resilience import CircuitBoard, RetryPolicy, default_random
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, upstream_credential
@@ -76,8 +75,10 @@ class RequestIds:
 class GatewayDeps:
     """Injectable collaborators (tests pass fakes; production takes the defaults)."""
 
-    connector: Callable[[], aiohttp.BaseConnector] | None = None
-    """Builds the HTTP connector of the upstream session (default: pooled TCP)."""
+    http_client: Callable[[], UpstreamTransport] | None = None
+    """Builds the upstream HTTP client (default: :func:`~orchestra.gateway.http_client.
+    client_from_environment`, pooled keep-alive HTTP/1.1, through aiohttp where a proxy
+    variable applies)."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rand: Callable[[], float] = default_random
     clock: Callable[[], float] = time.monotonic
@@ -101,7 +102,7 @@ class Gateway:
         self.accountant = accountant
         self.metrics = GatewayMetrics()
         self.circuits = CircuitBoard(config.gateway.circuit, self.deps.clock)
-        self._session: aiohttp.ClientSession | None = None
+        self._client: UpstreamTransport | None = None
         # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
         self._keys: dict[str, _CachedKey] = {}
@@ -113,7 +114,7 @@ class Gateway:
         routing = RoutingSnapshot.from_config(config)
         self._check_prices(routing)
         caller = UpstreamCaller(
-            session=self.session,
+            client=self.client,
             circuits=self.circuits,
             policy=RetryPolicy.from_settings(config.gateway.retry),
             first_byte_timeout_s=config.gateway.first_byte_timeout_s,
@@ -178,27 +179,15 @@ class Gateway:
         self.snapshot = self._build(config)
         log.info("gateway configuration reloaded")
 
-    def session(self) -> aiohttp.ClientSession:
-        """The upstream HTTP session, created on first use inside the running loop."""
-        if self._session is None or self._session.closed:
-            connector = (
-                self.deps.connector()
-                if self.deps.connector is not None
-                else aiohttp.TCPConnector(limit=1000, ttl_dns_cache=300)
+    def client(self) -> UpstreamTransport:
+        """The upstream HTTP client, created on first use inside the running loop."""
+        if self._client is None or self._client.closed:
+            self._client = (
+                self.deps.http_client()
+                if self.deps.http_client is not None
+                else client_from_environment(os.environ)
             )
-            # Honour HTTP(S)_PROXY only when one is set: aiohttp's proxy lookup costs two
-            # thread hops per request.
-            proxied = any(
-                os.environ.get(name)
-                for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                trust_env=proxied,
-                timeout=aiohttp.ClientTimeout(total=None),
-                auto_decompress=True,
-            )
-        return self._session
+        return self._client
 
     def _credential(self, target: Target) -> str | None:
         return self.snapshot.credentials.get(target.provider)
@@ -236,8 +225,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.drain()
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            await self._client.aclose()
         self.executor.shutdown(wait=True)
 
     async def authenticate(self, headers: Mapping[str, str]) -> Caller:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-
-import aiohttp
 
 from orchestra.gateway.accounts import Attempt, CallRecord
 from orchestra.gateway.errors import (
@@ -27,6 +25,11 @@ from orchestra.gateway.errors import (
     UpstreamTimeout,
 )
 from orchestra.gateway.formats import WireFormat
+from orchestra.gateway.http_client import (
+    UpstreamConnectionError,
+    UpstreamResponse,
+    UpstreamTransport,
+)
 from orchestra.gateway.resilience import (
     RETRYABLE_STATUSES,
     CircuitBoard,
@@ -56,7 +59,7 @@ class OpenedReply:
     """An upstream response (status < 400) not yet read."""
 
     target: Target
-    response: aiohttp.ClientResponse
+    response: UpstreamResponse
     started: float
     """Monotonic time the successful attempt was sent."""
 
@@ -109,8 +112,8 @@ def costlier(cost: Callable[[str, Usage], Decimal], candidate: str, requested: s
 class UpstreamCaller:
     """Sends requests along a chain with retries, fallbacks and circuit breakers."""
 
-    session: Callable[[], aiohttp.ClientSession]
-    """The process's HTTP session (created lazily inside the event loop)."""
+    client: Callable[[], UpstreamTransport]
+    """The process's upstream HTTP client (created lazily inside the event loop)."""
     circuits: CircuitBoard
     policy: RetryPolicy
     first_byte_timeout_s: float
@@ -121,6 +124,9 @@ class UpstreamCaller:
     rand: Callable[[], float] = default_random
     clock: Callable[[], float] = time.monotonic
     on_error: Callable[[str, str], None] | None = None
+    _headers: dict[tuple[str, str | None], dict[str, str]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     async def open(self, route: Route, plan: CallPlan, record: CallRecord) -> OpenedReply:
         """The first upstream response that will be served; attempts go to ``record``."""
@@ -184,16 +190,18 @@ class UpstreamCaller:
         url = target.base_url + path
         if plan.query and target.kind is WireFormat.ANTHROPIC:
             url = f"{url}?{plan.query}"
-        headers = upstream_headers(target, self.credential(target), plan.client_headers)
+        headers = self._target_headers(target, plan.client_headers)
         first_byte = min(self.first_byte_timeout_s, target.timeout_s)
-        # sock_read bounds the wait for headers and any gap between body chunks.
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=target.connect_timeout_s, sock_read=first_byte
-        )
+        # The read timeout bounds the wait for headers and any gap between body chunks;
+        # asyncio.timeout bounds connecting and the headers together.
         try:
             async with asyncio.timeout(first_byte):
-                response = await self.session().post(
-                    url, data=body, headers=headers, timeout=timeout
+                response = await self.client().post(
+                    url,
+                    body,
+                    headers,
+                    connect_timeout=target.connect_timeout_s,
+                    read_timeout=first_byte,
                 )
         except TimeoutError:
             self._failed(target, record, None, "timeout", started)
@@ -201,8 +209,9 @@ class UpstreamCaller:
                 f"model {target.model!r} did not answer in time",
                 hint="retry; a smaller request or a faster tier may help",
             ), None
-        except aiohttp.ClientError as exc:
-            self._failed(target, record, None, f"connection error: {type(exc).__name__}", started)
+        except UpstreamConnectionError as exc:
+            what = f"connection error: {type(exc.__cause__ or exc).__name__}"
+            self._failed(target, record, None, what, started)
             return UpstreamFailed(
                 f"could not reach the upstream of model {target.model!r}",
                 hint="check the provider's base_url and that it is running",
@@ -215,7 +224,7 @@ class UpstreamCaller:
             return OpenedReply(target, response, started), None
         try:
             data = await response.read()
-        except (aiohttp.ClientError, TimeoutError):
+        except (UpstreamConnectionError, TimeoutError):
             data = b""
         finally:
             response.release()
@@ -234,6 +243,22 @@ class UpstreamCaller:
         if status in RETRYABLE_STATUSES or status >= 500:
             return UpstreamFailed(message, status=status if status >= 500 else 502), retry_after
         return UpstreamClientError(status, data, target.kind, message), None
+
+    def _target_headers(self, target: Target, client_headers: dict[str, str]) -> dict[str, str]:
+        """:func:`upstream_headers`, built once per provider and credential; only the
+        client's Anthropic version and beta flags are added per call."""
+        credential = self.credential(target)
+        key = (target.provider, credential)
+        base = self._headers.get(key)
+        if base is None:
+            base = self._headers[key] = upstream_headers(target, credential, {})
+        if target.kind is WireFormat.ANTHROPIC:
+            forwarded = {
+                name: value for name in _FORWARDED_ANTHROPIC if (value := client_headers.get(name))
+            }
+            if forwarded:
+                return {**base, **forwarded}
+        return base
 
     def _failed(
         self, target: Target, record: CallRecord, status: int | None, what: str, started: float
