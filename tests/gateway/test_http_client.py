@@ -36,6 +36,13 @@ MESSAGE = json.dumps(
 ANTHROPIC = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
 TIMEOUTS = {"connect_timeout": 5.0, "read_timeout": 5.0}
 
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    """Plain asyncio and uvloop (the production loop): their transports differ."""
+    return ("asyncio", {"use_uvloop": request.param == "uvloop"})
+
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "RawServer"], Awaitable[None]]
 
 
