@@ -70,6 +70,7 @@ def _run(
 
     from orchestra.server import ServeOptions
     from orchestra.server.app import OPTIONS_ENV
+    from orchestra.server.protocol import uvicorn_options
     from orchestra.store import open_database
 
     path = config_path or find_config()
@@ -102,8 +103,8 @@ def _run(
         port=config.gateway.port if port is None else port,
         workers=workers,
         log_level="info",
-        access_log=False,
         lifespan="on",
+        **uvicorn_options(),
     )
 
 
