@@ -69,16 +69,20 @@ async def send_json(
     send: Send, status: int, payload: Any, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), *(extra or [])]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 async def send_error(send: Send, fmt: WireFormat, error: GatewayHTTPError) -> None:
-    await send(
-        {"type": "http.response.start", "status": error.status, "headers": error_headers(error)}
-    )
-    await send({"type": "http.response.body", "body": error_body(fmt, error)})
+    body = error_body(fmt, error)
+    headers = [*error_headers(error), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class GatewayApp:
