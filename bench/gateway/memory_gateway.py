@@ -3,12 +3,14 @@
 Not a configuration anyone should run (nothing is durable): it separates the cost of the
 request path itself (auth, routing, estimate, upstream call, usage parsing) from the cost of
 the database-backed accounting measured by target (c). Run by ``run.py`` as
-``uvicorn --factory bench.gateway.memory_gateway:create``.
+``python -m bench.gateway.memory_gateway PORT``, under uvicorn set up as ``orchestra
+gateway`` sets it up.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from decimal import Decimal
 
 import yaml
@@ -36,3 +38,15 @@ def create() -> GatewayApp:
     accountant = MemoryAccountant(prices={"claude-haiku-4-5": (Decimal(1), Decimal(5))})
     accountant.keys[BENCH_KEY] = Caller("bench", "bench", "bench-team")
     return GatewayApp(Gateway(config, accountant))
+
+
+def main() -> None:
+    import uvicorn
+
+    from orchestra.server.protocol import uvicorn_options
+
+    uvicorn.run(create(), port=int(sys.argv[1]), log_level="warning", **uvicorn_options())
+
+
+if __name__ == "__main__":
+    main()

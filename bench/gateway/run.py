@@ -312,8 +312,8 @@ fastcgi_temp_path {work}/fcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {wor
 
 
 def start_uvicorn(name: str, app: list[str], env: dict[str, str], ready: str, work: Path) -> Server:
-    """A bench ASGI app under uvicorn, as ``orchestra gateway`` runs it (one worker, uvloop
-    and httptools, no access log, no proxy-header rewriting)."""
+    """A bench ASGI app under stock uvicorn (one worker, uvloop and httptools, no access
+    log, no proxy-header rewriting)."""
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", *app, "--port", str(port), "--no-access-log"]
     cmd += ["--no-proxy-headers", "--log-level", "warning"]
@@ -345,8 +345,15 @@ def run_all(work: Path, upstream_kind: str) -> tuple[dict[str, Measure], str]:
         targets.append(Target("orchestra", orchestra, "/v1/messages", body, headers))
 
         print("(c') diagnostic: Orchestra's request path with accounting in memory", flush=True)
-        factory = ["--factory", "bench.gateway.memory_gateway:create"]
-        memory = start_uvicorn("orchestra-mem", factory, env, "/healthz", work)
+        port = free_port()
+        memory = start(
+            "orchestra-mem",
+            [sys.executable, "-m", "bench.gateway.memory_gateway", str(port)],
+            {**env, "PYTHONPATH": str(REPO)},
+            f"http://127.0.0.1:{port}",
+            "/healthz",
+            work,
+        )
         servers.append(memory)
         from bench.gateway.memory_gateway import BENCH_KEY
 
