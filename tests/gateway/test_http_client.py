@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import gzip
 import ipaddress
 import json
 import os
 import ssl
+import warnings
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -653,3 +655,38 @@ def test_no_proxy_rules() -> None:
     assert not client.uses_proxy("https://10.1.2.3/v1")
     assert not client.uses_proxy("http://api.anthropic.com/v1")  # no http_proxy set
     assert isinstance(client_from_environment({"no_proxy": "*"}), HTTPClient)
+
+
+def test_a_client_moved_to_another_event_loop_opens_fresh_connections() -> None:
+    with FakeUpstream.start() as upstream:
+        client = HTTPClient()
+        url = upstream.base_url + "/v1/messages"
+
+        async def call() -> int:
+            response = await client.post(url, MESSAGE, ANTHROPIC, **TIMEOUTS)
+            await response.read()
+            response.release()
+            return response.status
+
+        assert asyncio.run(call()) == 200
+        assert client.idle_connections() == 1
+        # The pooled connection belongs to the first, closed loop: not handed out again.
+        assert asyncio.run(call()) == 200
+        assert client.open_connections == 1
+        assert len(upstream.requests) == 2
+        asyncio.run(client.aclose())
+        # A closed loop cannot close its sockets any more; the collector reclaims them.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
+
+
+async def test_query_strings_with_spaces_or_line_breaks_are_refused() -> None:
+    async with raw_server(keep_alive_json) as server, client_of() as client:
+        for query in ("?a b", "?a\r\nx-evil: 1"):
+            with pytest.raises(ValueError, match="query string"):
+                await client.post(server.url() + query, b"{}", ANTHROPIC, **TIMEOUTS)
+        response = await client.post(server.url() + "?beta=true", b"{}", ANTHROPIC, **TIMEOUTS)
+        await response.read()
+        response.release()
+        assert server.heads[0].startswith("POST /v1/messages?beta=true HTTP/1.1\r\n")

@@ -18,6 +18,7 @@ A request is never re-sent: a connection that fails after the request was writte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import urllib.parse
 import urllib.request
@@ -191,6 +192,7 @@ class HTTPClient:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def closed(self) -> bool:
@@ -212,7 +214,11 @@ class HTTPClient:
             if len(self._endpoints) > 1024:
                 self._endpoints.clear()
             endpoint = self._endpoints[base] = _Endpoint(base)
-        return endpoint, (endpoint.path + sep + query if sep else endpoint.path)
+        if not sep:
+            return endpoint, endpoint.path
+        if " " in query or "\r" in query or "\n" in query:
+            raise ValueError("the query string holds a space or a line break")
+        return endpoint, endpoint.path + sep + query
 
     async def post(
         self,
@@ -248,6 +254,8 @@ class HTTPClient:
 
     async def _acquire(self, endpoint: _Endpoint, connect_timeout: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._adopt(loop)
         idle = self._idle.get(endpoint.key)
         if idle:
             expired = loop.time() - self.idle_expiry_s
@@ -299,6 +307,24 @@ class HTTPClient:
             ) from exc
         conn.key = endpoint.key
         return conn
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Used from another event loop than before (tests run one loop per test):
+        pooled connections of the old loop cannot serve this one; drop them."""
+        if self._loop is not None:
+            for queue in self._idle.values():
+                for conn in queue:
+                    conn.counted = False
+                    if not conn.lost:
+                        with contextlib.suppress(RuntimeError):  # the old loop is closed
+                            conn.transport.abort()
+            self._idle.clear()
+            self._open = 0
+            self._waiters.clear()
+            if self._sweep is not None:
+                self._sweep.cancel()
+                self._sweep = None
+        self._loop = loop
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -357,6 +383,9 @@ class HTTPClient:
     async def aclose(self) -> None:
         """Close every pooled connection (responses still open are closed by their users)."""
         self._closed = True
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._adopt(loop)
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
