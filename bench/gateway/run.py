@@ -5,7 +5,8 @@ and the LiteLLM proxy, all in front of the same upstream on loopback, in one run
 stack (``floor.py``: uvicorn + aiohttp, no auth, no accounting); (c) Orchestra (``orchestra
 gateway``: auth, tier routing, rate limits, a dollar budget reservation and a durable
 ledger entry per call on SQLite); (d) the LiteLLM proxy at a pinned version, installed
-into ``bench/.venv-litellm`` and run offline. One worker process each.
+into ``bench/.venv-litellm`` and run offline with a master key (auth on; its database
+features cannot be set up offline). One worker process each.
 
 Load comes from ``wrk`` (Debian package) with a Lua script for the POST body: 50
 connections for throughput, 1 connection for latency. All targets run at once (idle when
@@ -43,6 +44,7 @@ REPO = HERE.parents[1]
 LITELLM_VERSION = "1.77.7"
 """Pinned; the newest releases (1.10x) need a ``certifi`` newer than this machine's index has."""
 LITELLM_VENV = REPO / "bench" / ".venv-litellm"
+LITELLM_MASTER_KEY = "sk-bench-master"
 RESULTS = REPO / "bench" / "results"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -367,7 +369,7 @@ def run_all(work: Path, upstream_kind: str) -> tuple[dict[str, Measure], str]:
             litellm = start_litellm(work, upstream.url)
             if isinstance(litellm, Server):
                 servers.append(litellm)
-                headers = {"anthropic-version": "2023-06-01"}
+                headers = {"anthropic-version": "2023-06-01", "x-api-key": LITELLM_MASTER_KEY}
                 targets.append(Target("litellm", litellm, "/v1/messages", body, headers))
             else:
                 failed = Target("litellm", upstream, "/v1/messages", body, {})
@@ -487,6 +489,10 @@ def start_litellm(work: Path, upstream_url: str) -> Server | str:
                     }
                 ],
                 "litellm_settings": {"telemetry": False},
+                # Auth on, like Orchestra's. Its virtual keys, budgets and spend log need
+                # LiteLLM's Prisma client, whose engines `prisma generate` downloads from
+                # binaries.prisma.sh: not possible offline, so those stay off.
+                "general_settings": {"master_key": LITELLM_MASTER_KEY},
             }
         )
     )
