@@ -11,6 +11,9 @@ Two things matter on the hot path:
   every job that queued up while the previous transaction was committing in one
   transaction. A caller gets its result only after that commit, so durability is exactly
   that of one transaction per call, at a fraction of the cost when calls are concurrent.
+  Work already durable elsewhere (a journaled ledger entry) is handed over with
+  :meth:`GroupCommitter.enqueue`: no future, no wake-up of the writer per job; it rides
+  along with the next transaction.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ def _write_engine(db: Database, *, wait_for_lock: bool = True) -> Engine:
 
 class Batch:
     """Work that the jobs of one write batch defer to its end, done once for all of them
-    just before the commit (e.g. one multi-row ``INSERT`` instead of one per job).
+    just before the commit (e.g. one multi-row ``INSERT`` instead of one per job), and
+    work to do once the batch has committed (e.g. one journal line marking its entries).
 
     Only valid on the writer thread while the batch runs (:attr:`GroupCommitter.batch`).
     """
@@ -82,14 +86,28 @@ class Batch:
         self.state: dict[str, Any] = {}
         """Per-batch collections, by the key of the deferring component."""
         self._finals: dict[str, Callable[[Connection], None]] = {}
+        self._committed: dict[str, Callable[[], None]] = {}
 
     def at_end(self, key: str, final: Callable[[Connection], None]) -> None:
         """Run ``final(conn)`` once at the end of the batch (first registration wins)."""
         self._finals.setdefault(key, final)
 
+    def after_commit(self, key: str, then: Callable[[], None]) -> None:
+        """Run ``then()`` once after the batch has committed (first registration wins);
+        never run when the batch rolls back (its jobs are then retried in new batches)."""
+        self._committed.setdefault(key, then)
+
     def finish(self, conn: Connection) -> None:
         for final in self._finals.values():
             final(conn)
+
+    def committed(self) -> None:
+        """Run the after-commit work; a failure there is logged, never undoes the commit."""
+        for key, then in self._committed.items():
+            try:
+                then()
+            except Exception:
+                log.exception("after-commit work %r failed", key)
 
 
 @dataclass(slots=True)
@@ -102,6 +120,8 @@ class _Job:
     loop: asyncio.AbstractEventLoop | None = None
     deferred: bool = False
     """May wait for the next batch (see :meth:`GroupCommitter.arun` ``deferred``)."""
+    what: str = ""
+    """For a job nobody waits for (:meth:`GroupCommitter.enqueue`): named if it fails."""
 
 
 def _deliver_async(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -116,6 +136,8 @@ def _deliver_async(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> Non
 
 
 _STOP = object()
+_WAKE = object()
+"""Tells the writer that parked jobs (:meth:`GroupCommitter.enqueue`) are waiting."""
 
 
 class GroupCommitter:
@@ -148,6 +170,9 @@ class GroupCommitter:
         self._deferred_since = 0.0
         self._conn: Connection | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._parked: list[_Job] = []
+        """Fire-and-forget jobs not yet seen by the writer (see :meth:`enqueue`)."""
+        self._park_lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"{name}-writer", daemon=True)
         self._thread.start()
@@ -186,6 +211,40 @@ class GroupCommitter:
         self._queue.put(_Job(fn, None, future, loop, deferred))
         return await future
 
+    def enqueue(self, fn: Callable[[Connection], Any], what: str = "") -> None:
+        """Queue ``fn`` and return at once; nobody waits for its commit.
+
+        For work already durable elsewhere (a journaled ledger entry): like a ``deferred``
+        :meth:`arun` job it rides along with the next batch, or is committed after at most
+        ``defer_s``. The job is parked on a list, and the writer is woken only by the
+        first job parked since it last looked (the later ones wait for that wake-up), so a
+        burst of calls costs one thread wake-up, not one each. ``fn`` learns of its commit
+        through :meth:`Batch.after_commit`; a failure is logged with ``what`` (the journal
+        keeps the work, and the next start reconciles it).
+        """
+        if self._closed:
+            raise RuntimeError("the accounting writer is closed")
+        job = _Job(fn, deferred=True, what=what)
+        with self._park_lock:
+            first = not self._parked
+            self._parked.append(job)
+        if first:
+            self._queue.put(_WAKE)
+
+    def flush(self) -> None:
+        """Return once everything queued so far (parked jobs included) has committed."""
+        if self._closed or threading.current_thread() is self._thread:
+            return
+        self.run(lambda _conn: None)  # a batch now, behind every job queued before it
+
+    def _unpark(self) -> None:
+        with self._park_lock:
+            parked, self._parked = self._parked, []
+        if parked:
+            if not self._deferred:
+                self._deferred_since = time.monotonic()
+            self._deferred.extend(parked)
+
     def close(self) -> None:
         """Finish queued jobs and stop the writer thread."""
         if self._closed:
@@ -209,14 +268,18 @@ class GroupCommitter:
                 else:
                     first = self._queue.get()
             except queue.Empty:
+                self._unpark()
                 self._commit_deferred_with([])  # deferred work waited long enough
                 continue
+            self._unpark()
             if first is _STOP:
                 break
             batch: list[_Job] = []
             item: Any = first
             while True:
-                if item.deferred:
+                if item is _WAKE:
+                    pass  # the parked jobs were just taken
+                elif item.deferred:
                     if not self._deferred:
                         self._deferred_since = time.monotonic()
                     self._deferred.append(item)
@@ -231,8 +294,10 @@ class GroupCommitter:
                 if item is _STOP:
                     stopping = True
                     break
+            self._unpark()
             if batch or len(self._deferred) >= self._max_batch:
                 self._commit_deferred_with(batch)
+        self._unpark()
         if self._deferred:
             self._commit_deferred_with([])
         self._drop_connection()
@@ -287,12 +352,13 @@ class GroupCommitter:
                 if self._inline_conn is None:
                     self._inline_conn = self._inline_engine.connect()
                 conn = self._inline_conn
+                batch = Batch()
                 with conn.begin():  # BEGIN IMMEDIATE: fails at once if another process writes
-                    self._local.batch = Batch()
+                    self._local.batch = batch
                     try:
                         started = True
                         result = fn(conn)
-                        self._local.batch.finish(conn)
+                        batch.finish(conn)
                     finally:
                         self._local.batch = None
             except OrchestraError:
@@ -303,24 +369,26 @@ class GroupCommitter:
                     with contextlib.suppress(Exception):
                         conn_.close()
                 return ("rolled_back" if started else "busy"), None
-            return "done", result
         finally:
             self._writing.release()
+        batch.committed()
+        return "done", result
 
     def _commit(self, batch: list[_Job]) -> None:
         outcomes: list[tuple[bool, Any]] = []
+        work = Batch()
         try:
             with self._writing:
                 conn = self._connection()
                 with conn.begin():
-                    self._local.batch = Batch()
+                    self._local.batch = work
                     try:
                         for job in batch:
                             try:
                                 outcomes.append((True, job.fn(conn)))
                             except OrchestraError as exc:
                                 outcomes.append((False, exc))
-                        self._local.batch.finish(conn)
+                        work.finish(conn)
                     finally:
                         self._local.batch = None
         except Exception as exc:
@@ -333,6 +401,7 @@ class GroupCommitter:
             for job in batch:
                 self._commit([job])
             return
+        work.committed()
         self._deliver(batch, outcomes)
 
     @staticmethod
@@ -348,6 +417,9 @@ class GroupCommitter:
                     job.future.set_exception(value)
             elif job.afuture is not None and job.loop is not None:
                 by_loop.setdefault(job.loop, []).append((job.afuture, ok, value))
+            elif not ok:
+                # Nobody waits for it: say so here (the journal keeps the work).
+                log.error("queued accounting work %s failed: %r", job.what or "(unnamed)", value)
         for loop, ready in by_loop.items():
             # A closed loop (RuntimeError) has nobody waiting any more.
             with contextlib.suppress(RuntimeError):
@@ -410,8 +482,48 @@ class Statement:
         cursor.executemany(self.sqlite if conn.dialect.name == "sqlite" else self.pyformat, rows)
 
 
+class RowInsert:
+    """A fixed multi-row ``INSERT`` of parameter tuples in column order, on the raw DB-API
+    cursor (positional ``?`` for SQLite, ``%s`` for psycopg): the cheapest form for the
+    driver, and the row is built once, when the work is queued, not when it runs."""
+
+    def __init__(self, table: str, columns: tuple[str, ...]) -> None:
+        names = ", ".join(columns)
+        self.sqlite = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+        self.pyformat = self.sqlite.replace("?", "%s")
+        self.width = len(columns)
+
+    def run_many(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` (tuples of :attr:`width` values) in ``conn``'s transaction."""
+        if not rows:
+            return
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(self.sqlite if conn.dialect.name == "sqlite" else self.pyformat, rows)
+
+
+def sqlite_time(value: datetime) -> str:
+    """``value`` in SQLAlchemy's SQLite text format for a ``DateTime`` column
+    (``YYYY-MM-DD HH:MM:SS.ffffff``, always six fraction digits, so the text sorts and
+    compares as the time does), in UTC; a naive ``value`` is taken as UTC."""
+    if value.tzinfo is not None:
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        value = value.replace(tzinfo=None)
+    # isoformat with a fixed timespec is several times cheaper than strftime.
+    return value.isoformat(" ", "microseconds")
+
+
+def time_for(dialect: str) -> Callable[[datetime], Any]:
+    """How a ``DateTime`` column of ``dialect`` takes a datetime on the raw DB-API cursor."""
+    return sqlite_time if dialect == "sqlite" else _as_is
+
+
+def _as_is(value: datetime) -> datetime:
+    return value
+
+
 def db_time(conn: Connection, value: datetime) -> Any:
     """A datetime as the column stores it: SQLAlchemy's SQLite text format (UTC), or as is."""
     if conn.dialect.name == "sqlite":
-        return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return sqlite_time(value)
     return value
