@@ -14,6 +14,13 @@ there is no fsync per line). The live process holds an exclusive ``flock`` on it
 ``reconcile_incomplete`` (run at startup) takes every journal whose lock is free (its
 owner died), turns each unfinished stream into an entry with outcome ``reconciled``, the
 usage seen so far and its cost, settles its reservation, and deletes the journal.
+
+**Finished calls committed later.** ``journal_and_queue`` journals a finished call as one
+``final`` line (the entry and its reservation) and hands its commit to the writer thread
+without waiting; after each batch commits, the writer appends one ``done`` line naming
+every entry of the batch. Reconciliation commits the ``final`` entries not marked done,
+exactly as journaled, skipping any already in the database (a crash between a commit
+and its ``done`` line), so an entry is never lost and never stored twice.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -38,7 +46,14 @@ from orchestra.accounting.budgets import BudgetBook, Hold, Reservation, _Plan
 from orchestra.accounting.errors import UnknownPrice
 from orchestra.accounting.money import from_nano, to_nano
 from orchestra.accounting.pricing import PriceTable
-from orchestra.accounting.store import AccountingStore, Clock, Statement, as_utc, db_time, utcnow
+from orchestra.accounting.store import (
+    AccountingStore,
+    Clock,
+    RowInsert,
+    as_utc,
+    time_for,
+    utcnow,
+)
 from orchestra.config.paths import orchestra_home
 from orchestra.providers.usage import Usage
 from orchestra.store import Database
@@ -167,37 +182,45 @@ _COLUMNS = (
     "stream",
 )
 # Fixed SQL text on the hot path: no statement building or cache-key work per entry.
-_INSERT = Statement(
-    f"INSERT INTO gateway_ledger ({', '.join(_COLUMNS)}) "  # noqa: S608 (constant names)
-    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
-)
+_INSERT = RowInsert("gateway_ledger", _COLUMNS)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
-def _row(e: LedgerEntry) -> dict[str, Any]:
-    a = e.attribution
+def _row(e: LedgerEntry, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """The entry's ``gateway_ledger`` row, in :data:`_COLUMNS` order; ``time`` puts a
+    datetime in the column's form (:func:`~orchestra.accounting.store.time_for`)."""
+    a, u = e.attribution, e.usage
     assert e.started_at is not None and e.ended_at is not None and e.cost_usd is not None
-    return {
-        "id": e.id,
-        "started_at": e.started_at,
-        "ended_at": e.ended_at,
-        **a.as_dict(),
-        "tier": e.tier,
-        "requested_model": e.requested_model,
-        "served_model": e.served_model,
-        "provider": e.provider,
-        "input_tokens": e.usage.input_tokens,
-        "output_tokens": e.usage.output_tokens,
-        "cache_read_tokens": e.usage.cache_read_tokens,
-        "cache_write_tokens": e.usage.cache_write_tokens,
-        "cost_nano": to_nano(e.cost_usd),
-        "latency_ms": e.latency_ms,
-        "ttft_ms": e.ttft_ms,
-        "retries": e.retries,
-        "fallback_path": " > ".join(e.fallback_path),
-        "outcome": e.outcome,
-        "error_type": e.error_type,
-        "stream": e.stream,
-    }
+    return (
+        e.id,
+        time(e.started_at),
+        time(e.ended_at),
+        a.org,
+        a.division,
+        a.tribe,
+        a.squad,
+        a.developer,
+        a.key_id,
+        a.agent,
+        a.run_id,
+        a.step,
+        e.tier,
+        e.requested_model,
+        e.served_model,
+        e.provider,
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_tokens,
+        u.cache_write_tokens,
+        to_nano(e.cost_usd),
+        e.latency_ms,
+        e.ttft_ms,
+        e.retries,
+        " > ".join(e.fallback_path),
+        e.outcome,
+        e.error_type,
+        e.stream,
+    )
 
 
 def entry_from_row(r: Any) -> LedgerEntry:
@@ -284,14 +307,18 @@ class _Journal:
         return self._size
 
     def write(self, op: str, sid: str, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+        self.write_line(op, sid, (_ENCODER.encode(record) + "\n").encode())
+
+    def write_line(self, op: str, sid: str, line: bytes) -> None:
+        """Append ``line`` (one JSON record and a newline) for record ``sid``: ``open`` or
+        ``final`` starts it, ``usage`` replaces its progress, ``done`` ends it."""
         with self._lock:
             if self._fd < 0:
                 raise RuntimeError("the ledger journal is closed")
             # The bookkeeping and the write happen under one lock, so a compaction can
             # never drop the line of a record that is opening at the same moment.
             live = self._live.get(sid)
-            if op == "open":
+            if op == "open" or op == "final":
                 self._live[sid] = [line]
                 self._live_bytes += len(line)
             elif op == "usage" and live is not None:
@@ -302,14 +329,32 @@ class _Journal:
             elif op == "done" and live is not None:
                 del self._live[sid]
                 self._live_bytes -= sum(len(x) for x in live)
-            _write_all(self._fd, line)
-            self._size += len(line)
-            if self._size > self.max_bytes and self._size >= 2 * self._live_bytes:
-                try:
-                    self._compact()
-                except OSError as exc:
-                    # The line is written; the journal only stays larger until next time.
-                    log.warning("ledger journal not compacted: %s", exc)
+            self._append(line)
+
+    def mark_done(self, ids: list[str]) -> None:
+        """End the records ``ids`` with one line (a committed batch)."""
+        if not ids:
+            return
+        line = (_ENCODER.encode({"op": "done", "ids": ids}) + "\n").encode()
+        with self._lock:
+            if self._fd < 0:
+                raise RuntimeError("the ledger journal is closed")
+            for sid in ids:
+                live = self._live.pop(sid, None)
+                if live is not None:
+                    self._live_bytes -= sum(len(x) for x in live)
+            self._append(line)
+
+    def _append(self, line: bytes) -> None:
+        """Write ``line`` and compact when due (with the lock held)."""
+        _write_all(self._fd, line)
+        self._size += len(line)
+        if self._size > self.max_bytes and self._size >= 2 * self._live_bytes:
+            try:
+                self._compact()
+            except OSError as exc:
+                # The line is written; the journal only stays larger until next time.
+                log.warning("ledger journal not compacted: %s", exc)
 
     def _compact(self) -> None:
         tmp = self.path.with_name(self.path.name + ".compact")
@@ -358,6 +403,31 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+class _Committed:
+    """What follows the commit of a batch of queued entries (on the writer thread): one
+    ``done`` line per journal for all of them, and their budget alerts."""
+
+    def __init__(self, budgets: BudgetBook | None) -> None:
+        self.budgets = budgets
+        self.ids: dict[_Journal, list[str]] = {}
+        self.plans: list[_Plan] = []
+
+    def add(self, journal: _Journal, eid: str, plan: _Plan | None) -> None:
+        ids = self.ids.get(journal)
+        if ids is None:
+            ids = self.ids[journal] = []
+        ids.append(eid)
+        if plan is not None:
+            self.plans.append(plan)
+
+    def run(self) -> None:
+        if self.budgets is not None:
+            for plan in self.plans:
+                self.budgets._after(plan)
+        for journal, ids in self.ids.items():
+            journal.mark_done(ids)
 
 
 class StreamRecord:
@@ -458,6 +528,7 @@ class Ledger:
         self._prices = prices
         self._budgets = budgets
         self._clock = clock
+        self._time = time_for(self._store.dialect)
         url = self._store.db.engine.url.render_as_string(hide_password=True)
         digest = hashlib.sha256(url.encode()).hexdigest()[:12]
         self.journal_dir = (journal_dir or orchestra_home() / "ledger-journal") / digest
@@ -497,6 +568,14 @@ class Ledger:
             # Never lose an entry over a label: keep it as an error and say what it was.
             log.warning("unknown ledger outcome %r recorded as error", outcome)
             outcome, error_type = "error", error_type or outcome
+        if (
+            started is entry.started_at
+            and ended is entry.ended_at
+            and cost is entry.cost_usd
+            and latency is entry.latency_ms
+            and outcome is entry.outcome
+        ):
+            return entry  # complete already: no copy
         return replace(
             entry,
             started_at=started,
@@ -507,28 +586,43 @@ class Ledger:
             error_type=error_type,
         )
 
-    def _job(self, entry: LedgerEntry, reservation: Reservation | None) -> Any:
+    def _job(
+        self,
+        entry: LedgerEntry,
+        reservation: Reservation | None,
+        journal: _Journal | None = None,
+    ) -> Callable[[Connection], _Plan | None]:
+        """The database work of storing ``entry`` (and settling ``reservation``). With
+        ``journal`` (nobody waits for the result), the entry is marked done there once
+        its batch has committed and the budget alerts are emitted from the writer."""
         settle = (
             self._budgets.settle_job(reservation, entry.cost_usd)
             if self._budgets is not None and reservation is not None and not reservation.empty
             else None
         )
-        row = _row(entry)
+        row = _row(entry, self._time)  # immutable: a failed batch may run the job again
         committer = self._store.committer
+        budgets = self._budgets
+        eid = entry.id
 
         def job(conn: Connection) -> _Plan | None:
-            # A new dict each run: a failed batch runs its jobs again, one by one.
-            stored = {
-                **row,
-                "started_at": db_time(conn, row["started_at"]),
-                "ended_at": db_time(conn, row["ended_at"]),
-            }
-            # Rows of the whole batch go in with one multi-row INSERT just before the commit.
             batch = committer.batch
-            rows = batch.state.setdefault("ledger_rows", [])
-            rows.append(stored)
-            batch.at_end("ledger_rows", lambda c: _INSERT.run_many(c, rows))
-            return settle(conn) if settle is not None else None
+            state = batch.state
+            # Rows of the whole batch go in with one multi-row INSERT just before the commit.
+            rows = state.get("ledger_rows")
+            if rows is None:
+                rows = state["ledger_rows"] = []
+                batch.at_end("ledger_rows", lambda c: _INSERT.run_many(c, rows))
+            rows.append(row)
+            plan = settle(conn) if settle is not None else None
+            if journal is not None:
+                committed: _Committed | None = state.get("ledger_committed")
+                if committed is None:
+                    committed = state["ledger_committed"] = _Committed(budgets)
+                    batch.after_commit("ledger_committed", committed.run)
+                committed.add(journal, eid, plan)
+                return None
+            return plan
 
         return job
 
@@ -556,14 +650,52 @@ class Ledger:
             self._budgets._after(plan)
         return entry
 
+    def journal_and_queue(
+        self, entry: LedgerEntry, *, reservation: Reservation | None = None
+    ) -> LedgerEntry:
+        """Store a finished call without waiting for the database: durable on return (one
+        ``final`` journal line with the entry and its reservation), committed with the
+        writer's next batch, which settles ``reservation`` and marks the entry done in the
+        journal. A crash before that commits it at the next start (``reconcile_incomplete``).
+
+        Raises only before the journal line is written (then nothing was stored: append
+        the entry another way); after it, a failure to queue is logged and left to
+        reconciliation, so the entry can never be stored twice.
+        """
+        entry = self._complete(entry, reservation)
+        line = (
+            _ENCODER.encode(
+                {
+                    "op": "final",
+                    "id": entry.id,
+                    "entry": entry.to_json(),
+                    "reservation": _reservation_json(reservation),
+                }
+            )
+            + "\n"
+        ).encode()
+        journal = self._current_journal()
+        job = self._job(entry, reservation, journal)
+        journal.write_line("final", entry.id, line)
+        try:
+            self._store.committer.enqueue(job, f"ledger entry {entry.id}")
+        except Exception:
+            log.exception("ledger entry %s stays in the journal until the next start", entry.id)
+        return entry
+
     # -- streams -------------------------------------------------------------------
 
-    def _journal_write(self, op: str, sid: str, record: dict[str, Any]) -> None:
+    def _current_journal(self) -> _Journal:
+        journal = self._journal
+        if journal is not None:
+            return journal
         with self._journal_lock:
             if self._journal is None:
                 self._journal = _Journal(self.journal_dir, max_bytes=self.journal_max_bytes)
-            journal = self._journal
-        journal.write(op, sid, record)
+            return self._journal
+
+    def _journal_write(self, op: str, sid: str, record: dict[str, Any]) -> None:
+        self._current_journal().write(op, sid, record)
 
     @property
     def journal_size(self) -> int:
@@ -635,6 +767,7 @@ class Ledger:
 
     def _reconcile_file(self, path: Path, fd: int) -> list[LedgerEntry]:
         drafts: dict[str, tuple[LedgerEntry, Reservation | None]] = {}
+        finals: set[str] = set()  # journaled finished: committed as they are, not reconciled
         progress: dict[str, tuple[Usage, datetime | None]] = {}
         chunks: list[bytes] = []
         while chunk := os.read(fd, 1 << 20):
@@ -642,14 +775,21 @@ class Ledger:
         for line in b"".join(chunks).splitlines():
             try:
                 rec = json.loads(line)
-                op, sid = rec["op"], rec["id"]
+                op = rec["op"]
+                if op == "done" and "ids" in rec:  # one line for a committed batch
+                    for sid in rec["ids"]:
+                        drafts.pop(sid, None)
+                    continue
+                sid = rec["id"]
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by the crash
-            if op == "open":
+            if op == "open" or op == "final":
                 drafts[sid] = (
                     LedgerEntry.from_json(rec["entry"]),
                     _reservation_from(rec.get("reservation")),
                 )
+                if op == "final":
+                    finals.add(sid)
             elif op == "usage":
                 progress[sid] = (
                     Usage(*rec["u"]),
@@ -659,15 +799,25 @@ class Ledger:
                 drafts.pop(sid, None)
         if not drafts:
             return []
+        existing: set[str] = set()
+        ids = list(drafts)
         with self._store.db.session() as session:
-            existing = set(
-                session.scalars(
-                    select(GatewayLedgerEntry.id).where(GatewayLedgerEntry.id.in_(list(drafts)))
+            for start in range(0, len(ids), 500):  # bounded IN lists
+                existing.update(
+                    session.scalars(
+                        select(GatewayLedgerEntry.id).where(
+                            GatewayLedgerEntry.id.in_(ids[start : start + 500])
+                        )
+                    )
                 )
-            )
-        out = []
+        # Committed, but the crash came before the "done" line: the row settled its
+        # reservation in the same transaction, so there is nothing left to do for it.
+        todo: list[tuple[LedgerEntry, Reservation | None]] = []
         for sid, (draft, reservation) in drafts.items():
-            if sid in existing:  # appended, but the crash came before the "done" line
+            if sid in existing:
+                continue
+            if sid in finals:
+                todo.append((draft, reservation))
                 continue
             usage, last = progress.get(sid, (draft.usage, None))
             entry = replace(
@@ -678,8 +828,22 @@ class Ledger:
                 cost_usd=None,
                 error_type="gateway_crash",
             )
-            out.append(self.append(entry, reservation=reservation))
-            log.warning("reconciled unfinished stream %s from %s", sid, path.name)
+            todo.append((entry, reservation))
+        # All at once through the writer: one transaction for many, not one each.
+        out: list[LedgerEntry] = []
+        waiting = []
+        for entry, reservation in todo:
+            entry = self._complete(entry, reservation)
+            out.append(entry)
+            waiting.append(self._store.committer.submit(self._job(entry, reservation)))
+        for entry, future in zip(out, waiting, strict=True):
+            plan = future.result()
+            if plan is not None and self._budgets is not None:
+                self._budgets._after(plan)
+            if entry.id in finals:
+                log.warning("committed journaled ledger entry %s from %s", entry.id, path.name)
+            else:
+                log.warning("reconciled unfinished stream %s from %s", entry.id, path.name)
         return out
 
     # -- reading -------------------------------------------------------------------
@@ -712,7 +876,13 @@ class Ledger:
             return [entry_from_row(r) for r in session.scalars(query)]
 
     def close(self) -> None:
-        """Release this process's journal (deleted when no stream is unfinished)."""
+        """Commit the queued entries (:meth:`journal_and_queue`), then release this
+        process's journal (deleted when no stream is unfinished)."""
+        if self._journal is not None:
+            try:
+                self._store.committer.flush()
+            except Exception:
+                log.exception("queued ledger entries not committed: the journal keeps them")
         with self._journal_lock:
             if self._journal is not None:
                 self._journal.close()

@@ -1,0 +1,295 @@
+"""Finished calls journaled with one line and committed by the writer without a waiter
+(``Ledger.journal_and_queue``): durable, committed once, reconciled once after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select, text
+
+from orchestra.accounting import Accounting, Attribution, BudgetSpec, Ledger, LedgerEntry
+from orchestra.accounting.store import AccountingStore, GroupCommitter, as_utc, sqlite_time
+from orchestra.providers import Usage
+from orchestra.store import Database
+from orchestra.store.tables.gateway import GatewayLedgerEntry
+
+from .conftest import FakeClock
+
+ALICE = Attribution(org="acme", squad="payments", developer="alice", key_id="key_a")
+HAIKU_CALL = Decimal("0.000035")  # 10 in + 5 out tokens of claude-haiku-4-5 ($1 / $5 per M)
+
+
+def _lines(journal_dir: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for path in sorted(journal_dir.rglob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+def _call(**changes: Any) -> LedgerEntry:
+    return LedgerEntry(ALICE, "haiku", "claude-haiku-4-5", usage=Usage(10, 5), **changes)
+
+
+def _slow_store(db: Database) -> AccountingStore:
+    """A store whose writer commits queued entries only when something else commits (or
+    after a minute): the tests decide when batches happen."""
+    store = AccountingStore(db)
+    store.committer.close()
+    store.committer = GroupCommitter(store.write_engine, defer_s=60)
+    return store
+
+
+def test_queued_calls_are_committed_settled_and_marked_done_once(
+    accounting: Accounting, tmp_path: Path
+) -> None:
+    accounting.budgets.define(BudgetSpec("dev", "developer", "alice", Decimal(1), "month"))
+    reservations = [
+        accounting.budgets.reserve(ALICE, "claude-haiku-4-5", Decimal("0.01")) for _ in range(30)
+    ]
+    (held,) = accounting.budgets.status()
+
+    async def calls() -> list[LedgerEntry]:
+        async def one(i: int) -> LedgerEntry:
+            await asyncio.sleep(0)
+            return accounting.ledger.journal_and_queue(_call(), reservation=reservations[i])
+
+        return await asyncio.gather(*(one(i) for i in range(30)))
+
+    queued = asyncio.run(calls())
+    accounting.store.committer.flush()
+    stored = {e.id: e for e in accounting.ledger.entries()}
+    assert set(stored) == {e.id for e in queued}
+    assert all(stored[e.id] == e for e in queued)  # what was journaled is what was stored
+    (status,) = accounting.budgets.status()
+    assert status.reserved_usd == held.reserved_usd - 30 * Decimal("0.01")  # all settled
+    assert status.spent_usd == 30 * HAIKU_CALL
+    journal = accounting.ledger._journal
+    assert journal is not None and journal.open_streams == 0
+    lines = _lines(tmp_path / "journal")
+    finals = [r["id"] for r in lines if r["op"] == "final"]
+    done = [sid for r in lines if r["op"] == "done" for sid in r["ids"]]
+    assert sorted(finals) == sorted(done) == sorted(e.id for e in queued)  # each once
+
+
+def test_journal_lines_are_one_per_call_plus_one_per_batch(
+    database: Database, tmp_path: Path
+) -> None:
+    store = _slow_store(database)
+    ledger = Ledger(store, journal_dir=tmp_path)
+
+    async def burst(n: int) -> None:
+        async def one() -> None:
+            await asyncio.sleep(0)
+            ledger.journal_and_queue(_call())
+
+        await asyncio.gather(*(one() for _ in range(n)))
+
+    for _ in range(3):  # three bursts of concurrent calls, each committed as one batch
+        asyncio.run(burst(100))
+        store.committer.flush()
+    lines = _lines(tmp_path)
+    assert len(lines) == 300 + 3
+    assert [len(r["ids"]) for r in lines if r["op"] == "done"] == [100, 100, 100]
+    assert len(ledger.entries()) == 300
+    ledger.close()
+    store.close()
+    assert list(tmp_path.rglob("*.jsonl")) == []  # nothing unfinished: the journal is gone
+
+
+def test_close_commits_every_queued_call_and_removes_the_journal(
+    database: Database, tmp_path: Path
+) -> None:
+    acc = Accounting(_slow_store(database), journal_dir=tmp_path, pepper=b"p")
+    for _ in range(50):
+        acc.ledger.journal_and_queue(_call())
+    assert acc.ledger.entries() == []  # still queued (the writer waits for a batch)
+    acc.close()
+    assert len(Ledger(database, journal_dir=tmp_path / "other").entries()) == 50
+    assert list(tmp_path.rglob("*.jsonl*")) == []
+
+
+def test_compaction_keeps_what_batched_done_lines_leave_unfinished(
+    database: Database, tmp_path: Path
+) -> None:
+    """Calls marked done a batch at a time, interleaved with long streams: the journal
+    stays bounded and a crash reconciles exactly the streams still open."""
+    store = _slow_store(database)
+    ledger = Ledger(store, journal_dir=tmp_path, journal_max_bytes=20_000)
+    window = []
+    largest, calls = 0, 0
+    for i in range(300):
+        ledger.journal_and_queue(_call())
+        calls += 1
+        if i % 3 == 0:
+            window.append(ledger.open_stream(LedgerEntry(ALICE, "sonnet", "claude-sonnet-4-5")))
+        if len(window) > 6:
+            window.pop(0).finish(usage=Usage(100, 7))
+        if i % 10 == 9:
+            store.committer.flush()  # a batch: one done line for its calls
+        largest = max(largest, ledger.journal_size)
+    store.committer.flush()
+    journal = ledger._journal
+    assert journal is not None and journal.compactions > 0
+    assert largest <= 20_000 + 2 * 10 * 1_000
+    assert journal.open_streams == len(window) == 6
+    open_ids = {r.id for r in window}
+    ledger.close()  # what a SIGKILL leaves behind: the journal with its open streams
+    store.close()
+    other = Ledger(database, journal_dir=tmp_path)
+    reconciled = other.reconcile_incomplete()
+    assert {e.id for e in reconciled} == open_ids
+    assert len(other.entries()) == calls + 100  # 100 streams: 94 finished, 6 reconciled
+    assert list(tmp_path.rglob("*.jsonl*")) == []
+    other.close()
+
+
+def test_a_failed_queued_commit_stays_journaled_and_is_not_stored_twice(
+    database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queued entry whose commit fails (here: its id is taken) is logged, not marked
+    done, and reconciliation later finds it stored and leaves it alone."""
+    ledger = Ledger(database, journal_dir=tmp_path)
+    first = ledger.append(_call())
+    ledger.journal_and_queue(_call(id=first.id))
+    ledger.journal_and_queue(_call())
+    ledger._store.committer.flush()
+    assert any("failed" in r.getMessage() for r in caplog.records)
+    journal = ledger._journal
+    assert journal is not None and journal.open_streams == 1  # the failed one only
+    ledger.close()
+    other = Ledger(database, journal_dir=tmp_path)
+    assert other.reconcile_incomplete() == []
+    assert len(other.entries()) == 2
+    assert list(tmp_path.rglob("*.jsonl")) == []
+    other.close()
+
+
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from decimal import Decimal
+    from orchestra.accounting import Accounting, Attribution, LedgerEntry
+    from orchestra.accounting.ledger import _Journal
+    from orchestra.providers import Usage
+    from orchestra.store import open_database
+
+    from pathlib import Path
+    url, journal, when = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    acc = Accounting(open_database(url), journal_dir=journal, pepper=b"p")
+    alice = Attribution(org="acme", squad="payments", developer="alice", key_id="key_a")
+    if when == "before-commit":
+        acc.store.committer._defer_s = 3600  # queued, and never committed before the kill
+    else:  # after the commit, before its done line
+        _Journal.mark_done = lambda self, ids: os.kill(os.getpid(), signal.SIGKILL)
+    reservations = [
+        acc.budgets.reserve(alice, "claude-haiku-4-5", Decimal("0.5")) for _ in range(5)
+    ]
+    for reservation in reservations:
+        entry = acc.ledger.journal_and_queue(
+            LedgerEntry(alice, "haiku", "claude-haiku-4-5", usage=Usage(10, 5), outcome="error",
+                        error_type="upstream_529"),
+            reservation=reservation,
+        )
+        print(entry.id, flush=True)
+    if when == "after-commit":
+        acc.store.committer.flush()  # commits the batch; its done line kills the process
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+@pytest.mark.parametrize("when", ["before-commit", "after-commit"])
+def test_a_crash_around_the_commit_of_queued_calls_stores_each_once(
+    database_url: str, database: Database, tmp_path: Path, when: str
+) -> None:
+    journal = tmp_path / "journal"
+    setup = Accounting(database, journal_dir=journal, pepper=b"p")
+    setup.budgets.define(BudgetSpec("dev", "developer", "alice", Decimal(5), "month"))
+    setup.close()
+
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, database_url, str(journal), when],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    ids = child.stdout.split()
+    assert len(ids) == 5 and list(journal.rglob("*.jsonl"))
+
+    acc = Accounting(database, journal_dir=journal, pepper=b"p")
+    try:
+        reconciled = acc.start()
+        if when == "before-commit":
+            assert sorted(e.id for e in reconciled) == sorted(ids)
+        else:
+            assert reconciled == []  # committed already: nothing added, nothing failed
+        entries = acc.ledger.entries()
+        assert sorted(e.id for e in entries) == sorted(ids)  # each exactly once
+        # Stored as journaled (the call's own outcome), not as a crashed stream.
+        assert {(e.outcome, e.error_type, e.cost_usd) for e in entries} == {
+            ("error", "upstream_529", HAIKU_CALL)
+        }
+        (status,) = acc.budgets.status()
+        assert status.spent_usd == 5 * HAIKU_CALL  # settled once each
+        assert acc.start() == []
+        assert list(journal.rglob("*.jsonl")) == []
+    finally:
+        acc.close()
+
+
+_TIMES = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(9998, 12, 31)
+) | st.datetimes(
+    min_value=datetime(1971, 1, 1),
+    max_value=datetime(9998, 12, 31),
+    timezones=st.sampled_from(
+        [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+    ),
+)
+
+
+@given(_TIMES)
+def test_the_sqlite_time_text_is_sqlalchemys(value: datetime) -> None:
+    assert sqlite_time(value) == as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@pytest.mark.parametrize(
+    "started",
+    [
+        datetime(2026, 3, 18, 12, 0, tzinfo=UTC),  # no microseconds
+        datetime(2026, 3, 18, 12, 0, 0, 7, tzinfo=UTC),
+        datetime(2026, 3, 18, 13, 30, 0, 250_000, tzinfo=timezone(timedelta(hours=1, minutes=30))),
+        datetime(2026, 3, 18, 12, 0, 1),  # naive: UTC
+    ],
+)
+def test_rows_read_back_through_sqlalchemy_equal_what_was_written(
+    database: Database, tmp_path: Path, clock: FakeClock, started: datetime
+) -> None:
+    ledger = Ledger(database, journal_dir=tmp_path, clock=clock)
+    entry = _call(started_at=started, ended_at=started + timedelta(seconds=1), cost_usd=Decimal(0))
+    ledger.journal_and_queue(entry)
+    ledger.close()
+    with database.session() as session:
+        row = session.scalars(select(GatewayLedgerEntry)).one()
+    assert as_utc(row.started_at) == as_utc(started)
+    assert as_utc(row.ended_at) == as_utc(started) + timedelta(seconds=1)
+    (back,) = ledger.entries(since=as_utc(started), until=as_utc(started) + timedelta(hours=1))
+    assert back.started_at == as_utc(started)  # range queries compare the stored text right
+    if database.engine.dialect.name == "sqlite":
+        with database.engine.connect() as conn:
+            stored = conn.execute(text("SELECT started_at FROM gateway_ledger")).scalar_one()
+        assert stored == as_utc(started).strftime("%Y-%m-%d %H:%M:%S.%f")
