@@ -117,6 +117,14 @@ class Accountant(Protocol):
         """Append the ledger entry and settle ``reservation`` to ``record.cost_usd`` (to $0
         when the call failed); durable when this returns. Never blocks the event loop."""
 
+    def journal_and_queue(self, reservation: Any, record: CallRecord) -> bool:
+        """Make the finished call durable now without a database round trip (a journal line
+        that crash reconciliation turns into an entry) and queue its commit, which settles
+        ``reservation``, to happen on its own: nothing to await. ``False`` when not
+        supported (the gateway then awaits :meth:`finish`). Raises only when nothing was
+        recorded (then :meth:`finish` it); never blocks the event loop for long (one
+        journal write)."""
+
     def defer_finish(
         self, reservation: Any, record: CallRecord
     ) -> Callable[[], Awaitable[None]] | None:
@@ -255,6 +263,9 @@ class MemoryAccountant:
         return self.reserve(caller, run_id, model, usd)
 
     async def finish(self, reservation: Any, record: CallRecord) -> None:
+        self._finish_now(reservation, record)
+
+    def _finish_now(self, reservation: Any, record: CallRecord) -> None:
         assert isinstance(reservation, _MemoryReservation)
         with self.lock:
             for name in reservation.budgets:
@@ -262,6 +273,10 @@ class MemoryAccountant:
                 self.spent[name] = self.spent.get(name, Decimal(0)) + record.cost_usd
             reservation.budgets = []
             self.entries.append(record)
+
+    def journal_and_queue(self, reservation: Any, record: CallRecord) -> bool:
+        self._finish_now(reservation, record)  # in memory, "queued" and "done" are one
+        return True
 
     def defer_finish(
         self, reservation: Any, record: CallRecord

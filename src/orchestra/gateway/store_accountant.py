@@ -36,7 +36,11 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
     base = record.caller.attribution
     if not isinstance(base, Attribution):
         base = Attribution(developer=record.caller.developer, squad=record.caller.team)
-    attribution = base.for_call(agent=record.agent, run_id=record.run_id, step=record.step)
+    attribution = (
+        base.for_call(agent=record.agent, run_id=record.run_id, step=record.step)
+        if record.agent is not None or record.run_id is not None or record.step is not None
+        else base  # nothing to fill in: no copy
+    )
     outcome = _OUTCOMES.get(record.outcome, "error")
     error_type = None
     if outcome == "error":
@@ -164,6 +168,13 @@ class StoreAccountant:
 
     async def finish(self, reservation: Any, record: CallRecord) -> None:
         await self.accounting.ledger.aappend(ledger_entry(record), reservation=reservation)
+
+    def journal_and_queue(self, reservation: Any, record: CallRecord) -> bool:
+        # One journal line (an O_APPEND write, survives SIGKILL) makes the entry durable;
+        # the database commit, which settles the reservation too, rides along with the
+        # writer's next batch: no task, no future, nothing for the event loop to await.
+        self.accounting.ledger.journal_and_queue(ledger_entry(record), reservation=reservation)
+        return True
 
     def defer_finish(
         self, reservation: Any, record: CallRecord

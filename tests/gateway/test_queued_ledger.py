@@ -1,0 +1,104 @@
+"""The database accountant's queued finish (``journal_and_queue``): durable at once, and
+committed by the time the gateway has shut down, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from orchestra.config.paths import orchestra_home
+from orchestra.gateway.accounts import CallRecord
+from orchestra.gateway.store_accountant import StoreAccountant
+from orchestra.providers import Usage
+from orchestra.server import build_app
+from orchestra.store import open_database
+from orchestra.store.tables.gateway import GatewayLedgerEntry
+from orchestra.testing import FakeUpstream
+from tests.gateway.helpers import gateway_config
+
+COST = Decimal(10 * 1 + 100 * 5) / Decimal(1_000_000)  # claude-haiku-4-5: $1 / $5 per Mtok
+
+
+async def _lifespan(app: Any, events: list[str]) -> list[str]:
+    """Run the ASGI lifespan protocol through ``events``; what the app answered."""
+    sent: list[str] = []
+    incoming = iter(events)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": f"lifespan.{next(incoming)}"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    return sent
+
+
+def test_shutdown_commits_every_queued_call_and_removes_the_journal(
+    database_url: str, upstream: FakeUpstream
+) -> None:
+    config = gateway_config(
+        upstream.base_url,
+        budgets=[
+            {
+                "name": "alice-daily",
+                "scope": "developer",
+                "subject": "alice",
+                "cap_usd": 10.0,
+                "period": "day",
+            }
+        ],
+    )
+    app = build_app(config, database_url=database_url, include_api=False)
+    accountant = app.gateway.accountant
+    assert isinstance(accountant, StoreAccountant)
+    accounting = accountant.accounting
+    # The writer waits for a batch far longer than this test: the calls are still queued
+    # when the gateway shuts down.
+    accounting.store.committer._defer_s = 60
+    secret, _ = accounting.keys.create("alice", team="payments")
+    caller = accountant.authenticate(secret)
+    assert caller is not None
+
+    async def scenario() -> list[str]:
+        await app.gateway.startup()
+
+        async def call() -> str:
+            reservation = await accountant.admit(
+                caller, None, "claude-haiku-4-5", 100, Decimal("0.01")
+            )
+            record = CallRecord(
+                request_id=f"req_{uuid.uuid4().hex}",
+                started_at=datetime.now(UTC),
+                caller=caller,
+                client_format="anthropic",
+                requested_model="claude-haiku-4-5",
+                served_model="claude-haiku-4-5",
+                provider="anthropic",
+                usage=Usage(10, 100),
+                cost_usd=COST,
+                outcome="ok",
+                status=200,
+                latency_ms=1.5,
+            )
+            assert accountant.journal_and_queue(reservation, record)
+            return record.request_id
+
+        ids = await asyncio.gather(*(call() for _ in range(40)))
+        assert accounting.ledger.entries() == []  # durable in the journal only, so far
+        assert await _lifespan(app, ["shutdown"]) == ["lifespan.shutdown.complete"]
+        return list(ids)
+
+    ids = asyncio.run(scenario())
+    db = open_database(database_url)
+    try:
+        with db.session() as session:
+            stored = session.query(GatewayLedgerEntry).all()
+        assert sorted(r.id for r in stored) == sorted(ids)
+        assert {(r.outcome, r.cost_nano) for r in stored} == {("ok", 510_000)}
+    finally:
+        db.dispose()
+    assert list((orchestra_home() / "ledger-journal").rglob("*.jsonl*")) == []
