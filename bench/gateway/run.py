@@ -1,8 +1,9 @@
 """Gateway benchmark: what Orchestra's gateway costs compared with no proxy, a bare proxy
 and the LiteLLM proxy, all in front of the same upstream on loopback, in one run.
 
-(a) direct to the upstream; (b) the floor, a bare pass-through proxy on Orchestra's own
-stack (``floor.py``: uvicorn + aiohttp, no auth, no accounting); (c) Orchestra (``orchestra
+(a) direct to the upstream; (b) the floor, a bare pass-through proxy as one would write it
+(``floor.py``: uvicorn + aiohttp, no auth, no accounting); (b') a diagnostic, the same
+pass-through on Orchestra's own transport (``lean_floor.py``); (c) Orchestra (``orchestra
 gateway``: auth, tier routing, rate limits, a dollar budget reservation and a durable
 ledger entry per call on SQLite); (d) the LiteLLM proxy at a pinned version, installed
 into ``bench/.venv-litellm`` and run offline with a master key (auth on; its database
@@ -323,6 +324,14 @@ def start_uvicorn(name: str, app: list[str], env: dict[str, str], ready: str, wo
     return start(name, cmd, env, f"http://127.0.0.1:{port}", ready, work)
 
 
+def start_module(name: str, module: str, env: dict[str, str], ready: str, work: Path) -> Server:
+    """A bench module that serves itself on the port given as its argument."""
+    port = free_port()
+    cmd = [sys.executable, "-m", module, str(port)]
+    env = {**env, "PYTHONPATH": str(REPO)}
+    return start(name, cmd, env, f"http://127.0.0.1:{port}", ready, work)
+
+
 def run_all(work: Path, upstream_kind: str) -> tuple[dict[str, Measure], str]:
     """Start every target, warm each up, then load them in turn for ``ROUNDS`` rounds."""
     upstream = start_upstream(work, upstream_kind)
@@ -339,6 +348,11 @@ def run_all(work: Path, upstream_kind: str) -> tuple[dict[str, Measure], str]:
         servers.append(floor)
         targets.append(Target("floor", floor, "/v1/messages", concrete, anthropic_headers))
 
+        print("(b') diagnostic: bare pass-through on Orchestra's own transport", flush=True)
+        lean = start_module("lean-floor", "bench.gateway.lean_floor", env, "/", work)
+        servers.append(lean)
+        targets.append(Target("lean-floor", lean, "/v1/messages", concrete, anthropic_headers))
+
         print("(c) Orchestra gateway (auth, routing, limits, budget, ledger on SQLite)", flush=True)
         orchestra, key, ledger = start_orchestra(work, upstream.url)
         servers.append(orchestra)
@@ -347,14 +361,8 @@ def run_all(work: Path, upstream_kind: str) -> tuple[dict[str, Measure], str]:
         targets.append(Target("orchestra", orchestra, "/v1/messages", body, headers))
 
         print("(c') diagnostic: Orchestra's request path with accounting in memory", flush=True)
-        port = free_port()
-        memory = start(
-            "orchestra-mem",
-            [sys.executable, "-m", "bench.gateway.memory_gateway", str(port)],
-            {**env, "PYTHONPATH": str(REPO)},
-            f"http://127.0.0.1:{port}",
-            "/healthz",
-            work,
+        memory = start_module(
+            "orchestra-mem", "bench.gateway.memory_gateway", env, "/healthz", work
         )
         servers.append(memory)
         from bench.gateway.memory_gateway import BENCH_KEY
@@ -531,6 +539,7 @@ def report(results: dict[str, Measure], upstream: str) -> dict[str, object]:
         results.get(k, Measure()) for k in ("direct", "floor", "orchestra", "litellm")
     )
     memory = results.get("orch-memory", Measure())
+    lean = results.get("lean-floor", Measure())
     print()
     print(
         f"upstream: {upstream}; {ROUNDS} rounds of {SECONDS}s at 50 clients, then {SECONDS}s "
@@ -567,6 +576,7 @@ def report(results: dict[str, Measure], upstream: str) -> dict[str, object]:
     summary = {
         "orchestra_vs_floor_throughput": paired(orch, floor),
         "orchestra_memory_vs_floor_throughput": paired(memory, floor),
+        "orchestra_vs_lean_floor_throughput": paired(orch, lean),
         "orchestra_vs_litellm_throughput": paired(orch, lite),
         "floor_vs_direct_throughput": paired(floor, direct),
         "floor_vs_orchestra_cpu_per_answer": round(cpu_ratio, 3) if cpu_ratio else None,
@@ -585,12 +595,13 @@ def report(results: dict[str, Measure], upstream: str) -> dict[str, object]:
     line("Orchestra throughput vs floor  ", "orchestra_vs_floor_throughput", " (target >= 0.5x)")
     line("Orchestra throughput vs LiteLLM", "orchestra_vs_litellm_throughput", " (target >= 30x)")
     line("diagnostic, accounting in memory vs floor", "orchestra_memory_vs_floor_throughput", "")
+    line("diagnostic, Orchestra vs lean floor", "orchestra_vs_lean_floor_throughput", "")
     if cpu_ratio:
         print(
             f"CPU per answer, floor / Orchestra: {cpu_ratio:.2f}x "
             f"({floor.cpu_us:.0f} us / {orch.cpu_us:.0f} us; all of each server's threads)"
         )
-    for name in ("floor", "orchestra", "orch-memory", "litellm"):
+    for name in ("floor", "lean-floor", "orchestra", "orch-memory", "litellm"):
         p50, p99 = summary["added_p50_ms"].get(name), summary["added_p99_ms"].get(name)  # type: ignore[union-attr]
         if p50 is not None:
             print(f"added latency at 1 client, {name:<11}: p50 {p50:+.3f} ms, p99 {p99:+.3f} ms")
