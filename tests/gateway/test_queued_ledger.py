@@ -66,10 +66,15 @@ def test_shutdown_commits_every_queued_call_and_removes_the_journal(
     async def scenario() -> list[str]:
         await app.gateway.startup()
 
-        async def call() -> str:
-            reservation = await accountant.admit(
-                caller, None, "claude-haiku-4-5", 100, Decimal("0.01")
-            )
+        # Reservations first: on PostgreSQL they are writer batches, which queued entries
+        # ride along with.
+        reservations = [
+            await accountant.admit(caller, None, "claude-haiku-4-5", 100, Decimal("0.01"))
+            for _ in range(40)
+        ]
+
+        async def call(reservation: Any) -> str:
+            await asyncio.sleep(0)
             record = CallRecord(
                 request_id=f"req_{uuid.uuid4().hex}",
                 started_at=datetime.now(UTC),
@@ -87,7 +92,7 @@ def test_shutdown_commits_every_queued_call_and_removes_the_journal(
             assert accountant.journal_and_queue(reservation, record)
             return record.request_id
 
-        ids = await asyncio.gather(*(call() for _ in range(40)))
+        ids = await asyncio.gather(*(call(r) for r in reservations))
         assert accounting.ledger.entries() == []  # durable in the journal only, so far
         assert await _lifespan(app, ["shutdown"]) == ["lifespan.shutdown.complete"]
         return list(ids)

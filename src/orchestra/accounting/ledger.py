@@ -42,7 +42,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, select
 
 from orchestra.accounting.attribution import Attribution
-from orchestra.accounting.budgets import BudgetBook, Hold, Reservation, _Plan
+from orchestra.accounting.budgets import BudgetBook, Reservation, _Plan
 from orchestra.accounting.errors import UnknownPrice
 from orchestra.accounting.money import from_nano, to_nano
 from orchestra.accounting.pricing import PriceTable
@@ -249,23 +249,12 @@ def entry_from_row(r: Any) -> LedgerEntry:
 
 
 def _reservation_json(r: Reservation | None) -> dict[str, Any] | None:
-    if r is None or r.empty:
-        return None
-    return {
-        "id": r.id,
-        "estimate": str(r.estimate_usd),
-        "holds": [[h.window_id, h.budget_name, h.amount_nano] for h in r.holds],
-    }
+    # The budgets' own journal form: a leased hold keeps its lease id.
+    return None if r is None or r.empty else r.as_json()
 
 
 def _reservation_from(data: dict[str, Any] | None) -> Reservation | None:
-    if not data:
-        return None
-    return Reservation(
-        data["id"],
-        Decimal(data["estimate"]),
-        tuple(Hold(int(w), str(n), int(a)) for w, n, a in data["holds"]),
-    )
+    return Reservation.from_json(data) if data else None
 
 
 class _Journal:
