@@ -23,11 +23,10 @@ import pytest
 
 from orchestra.gateway.http_client import (
     HTTPClient,
-    ProxyAwareClient,
     UpstreamConnectionError,
     UpstreamTimeoutError,
-    client_from_environment,
 )
+from orchestra.gateway.proxy_client import ProxyAwareClient, client_from_environment
 from orchestra.testing import FakeUpstream
 
 pytestmark = pytest.mark.anyio
@@ -286,6 +285,16 @@ async def test_idle_connections_expire() -> None:
 
 
 # --- bodies ---------------------------------------------------------------------------------
+
+
+async def test_large_request_body_arrives_whole() -> None:
+    body = os.urandom(1024 * 1024 + 3)
+    async with raw_server(keep_alive_json) as server, client_of() as client:
+        response = await client.post(server.url(), body, ANTHROPIC, **TIMEOUTS)
+        await response.read()
+        response.release()
+        assert server.bodies == [body]
+        assert f"content-length: {len(body)}\r\n" in server.heads[0]
 
 
 async def test_chunked_stream_hands_out_chunks_before_the_answer_ends() -> None:

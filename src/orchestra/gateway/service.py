@@ -30,8 +30,9 @@ from orchestra.gateway.errors import (
     UnpricedModel,
 )
 from orchestra.gateway.formats import WireFormat
-from orchestra.gateway.http_client import UpstreamTransport, client_from_environment
+from orchestra.gateway.http_client import UpstreamTransport
 from orchestra.gateway.metrics import GatewayMetrics
+from orchestra.gateway.proxy_client import client_from_environment
 from orchestra.gateway.resilience import CircuitBoard, RetryPolicy, default_random
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, upstream_credential
 from orchestra.gateway.upstream import UpstreamCaller
@@ -76,7 +77,7 @@ class GatewayDeps:
     """Injectable collaborators (tests pass fakes; production takes the defaults)."""
 
     http_client: Callable[[], UpstreamTransport] | None = None
-    """Builds the upstream HTTP client (default: :func:`~orchestra.gateway.http_client.
+    """Builds the upstream HTTP client (default: :func:`~orchestra.gateway.proxy_client.
     client_from_environment`, pooled keep-alive HTTP/1.1, through aiohttp where a proxy
     variable applies)."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
