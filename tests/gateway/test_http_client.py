@@ -19,8 +19,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
+from orchestra.gateway import GatewayDeps
 from orchestra.gateway.http_client import (
     HTTPClient,
     UpstreamConnectionError,
@@ -28,6 +30,7 @@ from orchestra.gateway.http_client import (
 )
 from orchestra.gateway.proxy_client import ProxyAwareClient, client_from_environment
 from orchestra.testing import FakeUpstream
+from tests.gateway.helpers import ServerThread, gateway_config, make_app, memory_accountant
 
 pytestmark = pytest.mark.anyio
 
@@ -699,3 +702,67 @@ async def test_query_strings_with_spaces_or_line_breaks_are_refused() -> None:
         await response.read()
         response.release()
         assert server.heads[0].startswith("POST /v1/messages?beta=true HTTP/1.1\r\n")
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+async def test_gateway_calls_a_tls_upstream_through_an_injected_client(tmp_path: Path) -> None:
+    """GatewayDeps.http_client is the injection point: here, a client that trusts a
+    self-signed upstream. Per-call headers (beta flags, query) ride on the cached ones."""
+    cert, key = self_signed(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "content": [{"type": "text", "text": "hi"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 7, "output_tokens": 2},
+    }
+
+    async def anthropic(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        while await read_request(reader, server):
+            writer.write(answer(json.dumps(message).encode()))
+            await writer.drain()
+
+    async with raw_server(anthropic, server_context) as upstream:
+        accountant = memory_accountant()
+        deps = GatewayDeps(
+            http_client=lambda: HTTPClient(ssl_context=ssl.create_default_context(cafile=cert)),
+            sleep=_no_sleep,
+            rand=lambda: 0.0,
+        )
+        app = make_app(gateway_config(f"https://localhost:{upstream.port}"), accountant, deps)
+        api_key = accountant.add_key("alice", "payments")
+        gateway = ServerThread(app).start()
+        try:
+            async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:
+                for beta in ("tools-1", "tools-2"):
+                    response = await http.post(
+                        "/v1/messages?beta=true",
+                        json={
+                            "model": "haiku",
+                            "max_tokens": 10,
+                            "messages": [{"role": "user", "content": "hello"}],
+                        },
+                        headers={"x-api-key": api_key, "anthropic-beta": beta},
+                    )
+                    assert response.status_code == 200
+                    assert response.json()["content"][0]["text"] == "hi"
+        finally:
+            gateway.stop()
+    assert upstream.accepted == 1  # both calls on one kept-alive TLS connection
+    for head, beta in zip(upstream.heads, ("tools-1", "tools-2"), strict=True):
+        assert head.startswith("POST /v1/messages?beta=true HTTP/1.1\r\n")
+        assert f"anthropic-beta: {beta}\r\n" in head
+        assert "anthropic-version: 2023-06-01\r\n" in head
+        assert api_key not in head  # the client's own key never leaves the gateway
+    assert [e.usage.input_tokens for e in accountant.entries] == [7, 7]
+    assert all(e.outcome == "ok" for e in accountant.entries)

@@ -191,6 +191,7 @@ class HTTPClient:
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._live: set[_Connection] = set()
 
     @property
     def closed(self) -> bool:
@@ -304,6 +305,7 @@ class HTTPClient:
                 f"could not connect to {endpoint.host}:{endpoint.port}: {exc}"
             ) from exc
         conn.key = endpoint.key
+        self._live.add(conn)
         return conn
 
     def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -317,6 +319,7 @@ class HTTPClient:
                         with contextlib.suppress(RuntimeError):  # the old loop is closed
                             conn.transport.abort()
             self._idle.clear()
+            self._live.clear()
             self._open = 0
             self._waiters.clear()
             if self._sweep is not None:
@@ -366,6 +369,7 @@ class HTTPClient:
         if conn.counted:
             conn.counted = False
             self._open -= 1
+            self._live.discard(conn)
             queue = self._idle.get(conn.key)
             if queue is not None and conn in queue:
                 queue.remove(conn)
@@ -379,7 +383,7 @@ class HTTPClient:
                 return
 
     async def aclose(self) -> None:
-        """Close every pooled connection (responses still open are closed by their users)."""
+        """Close every connection, pooled or busy (a response still being read fails)."""
         self._closed = True
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
@@ -387,12 +391,16 @@ class HTTPClient:
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
-        for queue in self._idle.values():
-            while queue:
-                queue.pop().close()
         self._idle.clear()
-        # Let the transports run their close callbacks before the loop goes away.
-        await asyncio.sleep(0)
+        closing = list(self._live)
+        for conn in closing:
+            conn.abort()
+        # A transport reports its end on a later turn of the loop (TLS ones after a few):
+        # let them, so none outlives the loop, but never wait long on a stuck one.
+        for _ in range(100):
+            if all(conn.lost for conn in closing):
+                break
+            await asyncio.sleep(0)
 
 
 class _Connection(asyncio.Protocol):
@@ -411,6 +419,13 @@ class _Connection(asyncio.Protocol):
 
     def usable(self) -> bool:
         return not self.lost and self.reusable and not self.transport.is_closing()
+
+    def abort(self) -> None:
+        """Drop the connection at once (no TLS close_notify exchange)."""
+        self.reusable = False
+        if not self.lost:
+            self.transport.abort()
+        self.client._forget(self)
 
     def close(self) -> None:
         self.reusable = False
