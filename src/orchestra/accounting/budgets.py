@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import itertools
 import logging
 import re
 import threading
@@ -360,6 +361,10 @@ class BudgetBook:
         self._budgets: dict[tuple[str, str], builtins.list[_Row]] = {}
         self._loaded_at = -1e18
         self._windows: dict[tuple[str, str], int] = {}
+        self._periods: dict[str, tuple[datetime | None, datetime | None, str]] = {}
+        # Reservation ids: unique across processes (the random part) and cheap per call.
+        self._id_prefix = uuid.uuid4().hex[:20]
+        self._ids = itertools.count()
         self._policy = leases
         self._leases: dict[str, _Lease] = {}
         """This process's live lease per budget id (under ``_lease_lock``)."""
@@ -758,7 +763,7 @@ class BudgetBook:
         if not rows:
             return Reservation(id="res_free", estimate_usd=Decimal(estimate_usd))
         now = self._clock()
-        res_id = "res_" + uuid.uuid4().hex
+        res_id = f"res_{self._id_prefix}{next(self._ids):x}"
         expires = now + self._ttl
         needs: builtins.list[_Need] = []
         granted: builtins.list[tuple[_Lease, Hold]] = []
@@ -766,14 +771,13 @@ class BudgetBook:
         policy = self._policy
         if policy is None:
             for row in rows:
-                start, end = period_bounds(row.spec.period, now)
-                needs.append(_Need(row, _period_key(start), end))
+                key, end = self._period(row.spec.period, now)
+                needs.append(_Need(row, key, end))
         else:
             max_age = timedelta(seconds=policy.max_age_s)
             with self._lease_lock:
                 for row in rows:
-                    start, end = period_bounds(row.spec.period, now)
-                    key = _period_key(start)
+                    key, end = self._period(row.spec.period, now)
                     lease = self._leases.get(row.id)
                     if lease is not None:
                         if (
@@ -798,6 +802,17 @@ class BudgetBook:
             self._submit_back(back)
         job = self._reserve_job(res_id, amount, estimate_usd, needs, granted, now)
         return job, granted, bool(back)
+
+    def _period(self, period: str, now: datetime) -> tuple[str, datetime | None]:
+        """The key and end of the period containing ``now`` (cached while it lasts)."""
+        cached = self._periods.get(period)
+        if cached is not None:
+            start, end, key = cached
+            if start is None or end is None or start <= now < end:
+                return key, end
+        start, end = period_bounds(period, now)
+        self._periods[period] = (start, end, _period_key(start))
+        return _period_key(start), end
 
     def _reserve_job(
         self,
