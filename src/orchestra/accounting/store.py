@@ -231,11 +231,13 @@ class GroupCommitter:
         if first:
             self._queue.put(_WAKE)
 
-    def flush(self) -> None:
-        """Return once everything queued so far (parked jobs included) has committed."""
+    def flush(self, timeout: float | None = 60) -> None:
+        """Return once everything queued so far (parked jobs included) has committed;
+        raises ``TimeoutError`` after ``timeout`` seconds (a writer that stopped)."""
         if self._closed or threading.current_thread() is self._thread:
             return
-        self.run(lambda _conn: None)  # a batch now, behind every job queued before it
+        # A batch now, behind every job queued before it.
+        self.submit(lambda _conn: None).result(timeout=timeout)
 
     def _unpark(self) -> None:
         with self._park_lock:
