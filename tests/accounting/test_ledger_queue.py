@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -293,3 +294,28 @@ def test_rows_read_back_through_sqlalchemy_equal_what_was_written(
         with database.engine.connect() as conn:
             stored = conn.execute(text("SELECT started_at FROM gateway_ledger")).scalar_one()
         assert stored == as_utc(started).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def test_a_burst_of_queued_calls_wakes_the_writer_once(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queued work parks without a thread hand-off each: only the first job of a batch
+    wakes the writer, and the rest join it until the batch is due."""
+    puts: list[object] = []
+
+    class CountingQueue(queue.SimpleQueue[Any]):
+        def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+            puts.append(item)
+            super().put(item, block, timeout)
+
+    monkeypatch.setattr(queue, "SimpleQueue", CountingQueue)  # the writer's hand-off queue
+    store = _slow_store(database)
+    ledger = Ledger(store, journal_dir=tmp_path)
+    puts.clear()
+    for _ in range(200):
+        ledger.journal_and_queue(_call())
+    assert len(puts) == 1
+    store.committer.flush()
+    assert len(ledger.entries()) == 200
+    ledger.close()
+    store.close()

@@ -172,6 +172,8 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._parked: list[_Job] = []
         """Fire-and-forget jobs not yet seen by the writer (see :meth:`enqueue`)."""
+        self._parked_waiting = False
+        """The writer was woken for parked jobs and has not taken them yet."""
         self._park_lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"{name}-writer", daemon=True)
@@ -240,12 +242,18 @@ class GroupCommitter:
         self.submit(lambda _conn: None).result(timeout=timeout)
 
     def _unpark(self) -> None:
+        """Take the parked jobs into this batch (on the writer thread, just before it runs)."""
         with self._park_lock:
             parked, self._parked = self._parked, []
-        if parked:
-            if not self._deferred:
-                self._deferred_since = time.monotonic()
-            self._deferred.extend(parked)
+            # Jobs parked from now on find an empty list and wake the writer again.
+            self._parked_waiting = False
+        self._deferred.extend(parked)
+
+    def _waiting_since(self) -> float | None:
+        """When the oldest deferred or parked job arrived (``None``: nothing waits)."""
+        if self._deferred or self._parked_waiting:
+            return self._deferred_since
+        return None
 
     def close(self) -> None:
         """Finish queued jobs and stop the writer thread."""
@@ -264,27 +272,32 @@ class GroupCommitter:
         stopping = False
         while not stopping:
             try:
-                if self._deferred:
-                    wait = self._deferred_since + self._defer_s - time.monotonic()
+                since = self._waiting_since()
+                if since is not None:
+                    wait = since + self._defer_s - time.monotonic()
                     first = self._queue.get(timeout=max(wait, 0.0))
                 else:
                     first = self._queue.get()
             except queue.Empty:
                 self._unpark()
-                self._commit_deferred_with([])  # deferred work waited long enough
+                if self._deferred:
+                    self._commit_deferred_with([])  # deferred work waited long enough
                 continue
-            self._unpark()
             if first is _STOP:
                 break
             batch: list[_Job] = []
             item: Any = first
             while True:
-                if item is _WAKE:
-                    pass  # the parked jobs were just taken
-                elif item.deferred:
-                    if not self._deferred:
+                if item is _WAKE or item.deferred:
+                    # Parked jobs stay parked (later ones join them without waking the
+                    # writer) until this deferred work has waited long enough.
+                    if self._waiting_since() is None:
                         self._deferred_since = time.monotonic()
-                    self._deferred.append(item)
+                    if item is _WAKE:
+                        with self._park_lock:
+                            self._parked_waiting = bool(self._parked)
+                    else:
+                        self._deferred.append(item)
                 else:
                     batch.append(item)
                 if len(batch) + len(self._deferred) >= self._max_batch:
@@ -296,8 +309,8 @@ class GroupCommitter:
                 if item is _STOP:
                     stopping = True
                     break
-            self._unpark()
             if batch or len(self._deferred) >= self._max_batch:
+                self._unpark()
                 self._commit_deferred_with(batch)
         self._unpark()
         if self._deferred:
