@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import OrchestraError
-from orchestra.gateway.calls import ModelCallHandler, read_body
+from orchestra.gateway.calls import ModelCallHandler, headers_of, read_body
 from orchestra.gateway.errors import (
     BadRequest,
     Forbidden,
@@ -47,11 +47,6 @@ GATEWAY_PATHS = frozenset(
         "/v1/orchestra/admin/reload",
     }
 )
-
-
-def headers_of(scope: Scope) -> dict[str, str]:
-    """Request headers, lower-cased names, latin-1 decoded (the last value wins)."""
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 def client_format(path: str, headers: dict[str, str]) -> WireFormat:

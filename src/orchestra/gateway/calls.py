@@ -90,8 +90,14 @@ async def read_body(
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _headers(scope: MutableMapping[str, Any]) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+def headers_of(scope: MutableMapping[str, Any]) -> dict[str, str]:
+    """Request headers, lower-cased names, latin-1 decoded (the last value wins); decoded
+    once per request and kept in the scope."""
+    headers: dict[str, str] | None = scope.get("orchestra.headers")
+    if headers is None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        scope["orchestra.headers"] = headers
+    return headers
 
 
 @dataclass
@@ -124,7 +130,7 @@ class ModelCallHandler:
         gw = self.gateway
         deps = gw.deps
         t0 = deps.clock()
-        headers = _headers(scope)
+        headers = headers_of(scope)
         snapshot = gw.snapshot
         raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
         caller = await gw.authenticate(headers)
@@ -282,21 +288,20 @@ class ModelCallHandler:
         record.latency_ms = round(elapsed * 1000, 3)
         record.ttft_ms = record.latency_ms
         try:
-            commit = gw.accountant.defer_finish(reservation, record)
+            # Durable in the journal on return; the database commit rides on the writer's
+            # next batch (no task, no wait here).
+            queued = gw.accountant.journal_and_queue(reservation, record)
         except Exception:
             log.exception("journaling the call failed; committing it before answering")
-            commit = None
-        if commit is None:
+            queued = False
+        if not queued:
             await asyncio.shield(gw.accountant.finish(reservation, record))
         gw.metrics.request(request.fmt.value, record.status, request.model, elapsed)
         gw.metrics.usage(target.model, usage, record.cost_usd)
         headers = self._response_headers(route, target, record, b"application/json")
-        try:
-            await send({"type": "http.response.start", "status": record.status, "headers": headers})
-            await send({"type": "http.response.body", "body": out})
-        finally:
-            if commit is not None:
-                gw.in_background(commit())
+        headers.append((b"content-length", str(len(out)).encode()))
+        await send({"type": "http.response.start", "status": record.status, "headers": headers})
+        await send({"type": "http.response.body", "body": out})
 
     async def _stream(
         self,
@@ -493,7 +498,7 @@ class ModelCallHandler:
         """Forwarded to an Anthropic upstream; for OpenAI upstreams, the local estimate
         (said so in ``x-orchestra-token-count: estimate``)."""
         gw = self.gateway
-        headers = _headers(scope)
+        headers = headers_of(scope)
         snapshot = gw.snapshot
         raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
         caller = await gw.authenticate(headers)

@@ -107,7 +107,6 @@ class Gateway:
         # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
         self._keys: dict[str, _CachedKey] = {}
-        self._background: set[asyncio.Task[None]] = set()
         self.started = False
         self.snapshot = self._build(config)
 
@@ -206,26 +205,7 @@ class Gateway:
         self.started = True
         return count
 
-    def in_background(self, work: Awaitable[None]) -> None:
-        """Run ``work`` after the answer was sent; awaited by :meth:`aclose`."""
-
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("background accounting work failed (the journal keeps the entry)")
-
-        task = asyncio.ensure_future(guarded())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def drain(self) -> None:
-        """Wait for the background work started so far (ledger commits)."""
-        while self._background:
-            await asyncio.gather(*list(self._background))
-
     async def aclose(self) -> None:
-        await self.drain()
         if self._client is not None:
             await self._client.aclose()
         self.executor.shutdown(wait=True)
