@@ -45,7 +45,15 @@ def main() -> None:
 
     from orchestra.server.protocol import uvicorn_options
 
-    uvicorn.run(create(), port=int(sys.argv[1]), log_level="warning", **uvicorn_options())
+    app = create()
+    app.startup_hooks.append(_tune_gc)  # as in `orchestra gateway`'s worker processes
+    uvicorn.run(app, port=int(sys.argv[1]), log_level="warning", **uvicorn_options())
+
+
+async def _tune_gc() -> None:
+    from orchestra.server.app import tune_gc
+
+    tune_gc()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ startup (e.g. resuming runs) through ``startup_hooks``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -165,15 +166,38 @@ def _sighup_hook(app: GatewayApp) -> StartupHook:
     return install
 
 
+GC_THRESHOLDS = (20_000, 50, 50)
+"""Cyclic-GC thresholds of a server process (Python's default is 700, 10, 10).
+
+A request allocates a few hundred short-lived objects that reference counting frees; the
+default first-generation threshold ran a collection every couple of requests, which showed
+as several percent of the gateway's CPU. Measured with the gateway benchmark's in-memory
+diagnostic: about 5-10 % less CPU per answer at these values."""
+
+
+def tune_gc() -> None:
+    """For a long-running server process, once started: move what start-up built (modules,
+    configuration) out of the collector's way and collect young objects less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+async def _tune_gc_hook() -> None:
+    tune_gc()
+
+
 def app_from_environment() -> GatewayApp:
     """uvicorn factory (``--factory``) for worker processes: options from the environment."""
     options = ServeOptions.from_env()
     path = Path(options.config_path) if options.config_path else None
     config = load_config(path)
-    return build_app(
+    app = build_app(
         config,
         database_url=options.database_url,
         include_api=options.include_api,
         config_path=path,
         install_sighup=options.install_sighup,
     )
+    app.startup_hooks.append(_tune_gc_hook)  # this process is a server: nothing else runs here
+    return app
