@@ -298,6 +298,8 @@ class _Lease:
     """Nano-dollars not yet granted to a call."""
     taken_at: datetime
     used_at: datetime
+    size: int = 0
+    """What the lease reserved when taken."""
 
 
 @dataclass(slots=True)
@@ -307,6 +309,8 @@ class _Need:
     row: _Row
     period: str
     end: datetime | None
+    lease: bool = True
+    """May take a lease (else: reserve exactly; a lease take is already in flight)."""
 
 
 _ReserveJob = Callable[[Connection], tuple[Reservation, _Plan, list[_Lease]]]
@@ -369,6 +373,8 @@ class BudgetBook:
         self._leases: dict[str, _Lease] = {}
         """This process's live lease per budget id (under ``_lease_lock``)."""
         self._lease_lock = threading.Lock()
+        self._taking: set[str] = set()
+        """Budget ids with a lease take in flight: one at a time per budget."""
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -540,13 +546,14 @@ class BudgetBook:
         prepared = self._prepare(attribution, estimate_usd)
         if isinstance(prepared, Reservation):
             return prepared
-        job, granted, _ = prepared
+        job, granted, _, leading = prepared
         try:
             reservation, plan, taken = self._store.committer.run(job)
         except BaseException:
             self._ungrant(granted)
+            self._install([], leading)
             raise
-        self._install(taken)
+        self._install(taken, leading)
         self._after(plan)
         return reservation
 
@@ -559,7 +566,7 @@ class BudgetBook:
         prepared = self._prepare(attribution, estimate_usd)
         if isinstance(prepared, Reservation):
             return prepared
-        job, granted, queued = prepared
+        job, granted, queued, leading = prepared
         try:
             # On SQLite, when nothing else is writing, reserving right here (one short
             # transaction that never waits for a lock) is cheaper than two thread hand-offs.
@@ -573,8 +580,9 @@ class BudgetBook:
                 reservation, plan, taken = await self._store.committer.arun(job)
         except BaseException:
             self._ungrant(granted)
+            self._install([], leading)
             raise
-        self._install(taken)
+        self._install(taken, leading)
         self._after(plan)
         return reservation
 
@@ -690,17 +698,19 @@ class BudgetBook:
         if got[0] == 0:
             _HOLD_DROP_EMPTY.run(conn, {"rid": hold_id, "wid": window_id})
 
-    def _install(self, taken: builtins.list[_Lease]) -> None:
-        """Make leases taken by a committed job grantable (one live lease per budget)."""
-        if not taken:
-            return
-        extra: builtins.list[_Lease] = []
+    def _install(self, taken: builtins.list[_Lease], leading: builtins.list[str]) -> None:
+        """Make leases taken by a committed job grantable, replacing (and giving back the
+        rest of) the budget's previous lease; end the takes this caller led."""
+        back: builtins.list[tuple[str, int, int]] = []
         with self._lease_lock:
             for lease in taken:
-                if lease.budget_id in self._leases or self._stopping.is_set():
-                    extra.append(lease)  # a concurrent call took one too: keep the first
-                else:
-                    self._leases[lease.budget_id] = lease
+                old = self._leases.get(lease.budget_id)
+                if old is not None:
+                    back.append(self._detach(old))
+                self._leases[lease.budget_id] = lease
+                if self._stopping.is_set():
+                    back.append(self._detach(lease))
+            self._taking.difference_update(leading)
             policy = self._policy
             if (
                 self._sweeper is None
@@ -713,8 +723,70 @@ class BudgetBook:
                     target=self._sweep, name="budget-leases", daemon=True
                 )
                 self._sweeper.start()
-        if extra:
-            self._submit_back([(lease.hold_id, lease.window_id, lease.free) for lease in extra])
+        if back:
+            self._submit_back(back)
+
+    def _prefetch(self, row: _Row, period: str, amount: int) -> None:
+        """Take the budget's next lease in the background, before this one runs out (the
+        caller marked the budget as taking)."""
+        now = self._clock()
+        committer = self._store.committer
+
+        def job(conn: Connection) -> tuple[_Lease | None, _Plan]:
+            plan = _Plan()
+            window_id = self._window(conn, row, period)
+            size = self._lease_size(conn, window_id, amount)
+            if size is None:
+                return None, plan
+            got = _RESERVE.run(conn, {"amt": size, "id": window_id}).fetchone()
+            if got is None:
+                return None, plan
+            lease = _Lease(
+                "lse_" + uuid.uuid4().hex, window_id, row.id, period, size, now, now, size
+            )
+            exp = db_time(conn, self._lease_expiry(now))
+            pending = committer.batch.state.setdefault("holds", [])
+            pending.append({"rid": lease.hold_id, "wid": window_id, "amt": size, "exp": exp})
+            committer.batch.at_end("holds", lambda c: _HOLD.run_many(c, pending))
+            self._maybe_alert(conn, window_id, row, got, now, plan)
+            return lease, plan
+
+        def done(future: Future[tuple[_Lease | None, _Plan]]) -> None:
+            lease, plan = None, None
+            try:
+                lease, plan = future.result()
+            except Exception as exc:  # the next call that needs a lease takes it itself
+                log.warning("taking a budget lease in the background failed: %s", exc)
+            self._install([lease] if lease is not None else [], [row.id])
+            if plan is not None:
+                self._after(plan)
+
+        try:
+            committer.submit(job).add_done_callback(done)
+        except RuntimeError:  # the writer is closed
+            self._install([], [row.id])
+
+    def _lease_expiry(self, now: datetime) -> datetime:
+        # A lease's row lives a little longer than a reservation's: its last grant may
+        # come ``max_age_s`` after it was taken.
+        policy = self._policy
+        extra = policy.max_age_s if policy is not None else 0.0
+        return now + self._ttl + timedelta(seconds=extra)
+
+    def _lease_size(self, conn: Connection, window_id: int, amount: int) -> int | None:
+        """How much to lease on the window for calls of ``amount``; ``None``: exact mode."""
+        policy = self._policy
+        state = _STATE.run(conn, {"id": window_id}).fetchone()
+        if policy is None or state is None:
+            return None
+        spent, reserved, cap = state
+        headroom = cap - spent - reserved
+        if headroom < policy.exact_below * amount:
+            return None
+        size = min(headroom // policy.fraction, policy.calls * amount)
+        if policy.max_usd is not None:
+            size = min(size, to_nano(policy.max_usd))
+        return int(max(size, amount))
 
     def _ungrant(self, granted: builtins.list[tuple[_Lease, Hold]]) -> None:
         """Undo in-memory grants of a reservation that failed on another budget."""
@@ -753,9 +825,14 @@ class BudgetBook:
 
     def _prepare(
         self, attribution: Attribution, estimate_usd: Decimal
-    ) -> Reservation | tuple[_ReserveJob, builtins.list[tuple[_Lease, Hold]], bool]:
+    ) -> (
+        Reservation
+        | tuple[_ReserveJob, builtins.list[tuple[_Lease, Hold]], bool, builtins.list[str]]
+    ):
         """The reservation itself when leases cover every budget (or none applies), else
-        the database job for the rest and the in-memory grants made so far."""
+        the database job for the rest, the in-memory grants made so far, whether a lease
+        remainder was queued to go back first, and the budgets whose lease take this call
+        leads (to end with :meth:`_install`)."""
         amount = to_nano(estimate_usd)
         if amount <= 0:
             return Reservation(id="res_free", estimate_usd=Decimal(estimate_usd))
@@ -768,6 +845,8 @@ class BudgetBook:
         needs: builtins.list[_Need] = []
         granted: builtins.list[tuple[_Lease, Hold]] = []
         back: builtins.list[tuple[str, int, int]] = []
+        leading: builtins.list[str] = []
+        prefetch: builtins.list[tuple[_Row, str]] = []
         policy = self._policy
         if policy is None:
             for row in rows:
@@ -789,19 +868,31 @@ class BudgetBook:
                             lease.used_at = now
                             hold = Hold(lease.window_id, row.spec.name, amount, lease.hold_id)
                             granted.append((lease, hold))
+                            if lease.free < lease.size // 4 and row.id not in self._taking:
+                                # Running low: the next lease is taken in the background,
+                                # so calls rarely find this one empty.
+                                self._taking.add(row.id)
+                                prefetch.append((row, key))
                             continue
                         # Too small, too old or of a past period: its remainder goes
                         # back in a job queued before this call's, so in the same batch
                         # (committed even if this call is refused) and counted first.
                         back.append(self._detach(lease))
-                    needs.append(_Need(row, key, end))
+                    if row.id in self._taking:  # another call is taking the next lease
+                        needs.append(_Need(row, key, end, lease=False))
+                    else:
+                        self._taking.add(row.id)
+                        leading.append(row.id)
+                        needs.append(_Need(row, key, end))
+            for row, key in prefetch:
+                self._prefetch(row, key, amount)
             if not needs:
                 holds = tuple(hold for _, hold in granted)
                 return Reservation(res_id, Decimal(estimate_usd), holds, now, expires)
         if back:
             self._submit_back(back)
         job = self._reserve_job(res_id, amount, estimate_usd, needs, granted, now)
-        return job, granted, bool(back)
+        return job, granted, bool(back), leading
 
     def _period(self, period: str, now: datetime) -> tuple[str, datetime | None]:
         """The key and end of the period containing ``now`` (cached while it lasts)."""
@@ -845,37 +936,31 @@ class BudgetBook:
             for window_id, need in steps:
                 row = need.row
                 got = None
-                if policy is not None:
-                    state = _STATE.run(conn, {"id": window_id}).fetchone()
-                    if state is not None:
-                        spent, reserved, cap = state
-                        headroom = cap - spent - reserved
-                        if headroom >= policy.exact_below * amount:
-                            size = min(headroom // policy.fraction, policy.calls * amount)
-                            if policy.max_usd is not None:
-                                size = min(size, to_nano(policy.max_usd))
-                            size = max(size, amount)
-                            got = _RESERVE.run(conn, {"amt": size, "id": window_id}).fetchone()
-                            if got is not None:
-                                lease_id = "lse_" + uuid.uuid4().hex
-                                done.append((window_id, size))
-                                holds.append(Hold(window_id, row.spec.name, amount, lease_id))
-                                rows_out.append(
-                                    {"rid": lease_id, "wid": window_id, "amt": size, "exp": None}
+                if policy is not None and need.lease:
+                    size = self._lease_size(conn, window_id, amount)
+                    if size is not None:
+                        got = _RESERVE.run(conn, {"amt": size, "id": window_id}).fetchone()
+                        if got is not None:
+                            lease_id = "lse_" + uuid.uuid4().hex
+                            done.append((window_id, size))
+                            holds.append(Hold(window_id, row.spec.name, amount, lease_id))
+                            rows_out.append(
+                                {"rid": lease_id, "wid": window_id, "amt": size, "exp": None}
+                            )
+                            taken.append(
+                                _Lease(
+                                    lease_id,
+                                    window_id,
+                                    row.id,
+                                    need.period,
+                                    size - amount,
+                                    now,
+                                    now,
+                                    size,
                                 )
-                                taken.append(
-                                    _Lease(
-                                        lease_id,
-                                        window_id,
-                                        row.id,
-                                        need.period,
-                                        size - amount,
-                                        now,
-                                        now,
-                                    )
-                                )
-                                states.append((window_id, row, got))
-                                continue
+                            )
+                            states.append((window_id, row, got))
+                            continue
                 got = _RESERVE.run(conn, {"amt": amount, "id": window_id}).fetchone()
                 if got is None:
                     state = _STATE.run(conn, {"id": window_id}).fetchone()
@@ -899,14 +984,9 @@ class BudgetBook:
                 rows_out.append({"rid": res_id, "wid": window_id, "amt": amount, "exp": None})
                 states.append((window_id, row, got))
             # The window rows already carry the amounts; the hold rows (for expiry) of the
-            # whole batch go in with one multi-row INSERT just before the commit. A lease's
-            # row lives a little longer than a reservation: its last grant may come
-            # ``max_age_s`` after it was taken.
+            # whole batch go in with one multi-row INSERT just before the commit.
             exp = db_time(conn, expires)
-            if policy is not None:
-                exp_lease = db_time(conn, expires + timedelta(seconds=policy.max_age_s))
-            else:
-                exp_lease = exp
+            exp_lease = db_time(conn, self._lease_expiry(now))
             for r in rows_out:
                 r["exp"] = exp if r["rid"] == res_id else exp_lease
             batch = committer.batch
