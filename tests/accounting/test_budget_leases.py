@@ -38,7 +38,7 @@ from .conftest import FakeClock
 
 ALICE = Attribution(org="acme", squad="payments", developer="alice", key_id="k", run_id="r")
 D = Decimal
-LEASES = LeasePolicy(sweep=False)  # the tests return idle leases themselves
+LEASES = LeasePolicy(calls=64, sweep=False)  # the tests return idle leases themselves
 
 
 def holds(db: Database) -> list[tuple[str, int]]:

@@ -188,7 +188,7 @@ class BudgetSpec:
 class LeasePolicy:
     """How budget leases are sized and when they go back (see the module docstring)."""
 
-    calls: int = 64
+    calls: int = 256
     """A lease covers at most this many estimates of the call that takes it."""
     fraction: int = 8
     """... and at most this fraction (1/n) of the window's headroom at that moment."""

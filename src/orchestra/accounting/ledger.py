@@ -271,7 +271,7 @@ class _Journal:
     written, so it is amortised to a constant per line.
     """
 
-    def __init__(self, folder: Path, *, max_bytes: int = 1_000_000) -> None:
+    def __init__(self, folder: Path, *, max_bytes: int = 8_000_000) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -510,7 +510,7 @@ class Ledger:
         prices: PriceTable | None = None,
         budgets: BudgetBook | None = None,
         journal_dir: Path | None = None,
-        journal_max_bytes: int = 1_000_000,
+        journal_max_bytes: int = 8_000_000,
         clock: Clock = utcnow,
     ) -> None:
         self._store = AccountingStore.of(db)

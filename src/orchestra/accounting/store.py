@@ -154,7 +154,7 @@ class GroupCommitter:
         engine: Engine,
         *,
         max_batch: int = 512,
-        defer_s: float = 0.02,
+        defer_s: float = 0.05,
         inline_engine: Engine | None = None,
         name: str = "accounting",
     ) -> None:

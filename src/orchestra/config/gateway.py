@@ -72,7 +72,7 @@ class BudgetLeaseSettings(StrictModel):
     database's ``reserved`` includes the unused part of every lease."""
 
     enabled: bool = True
-    calls: int = Field(default=64, ge=1)
+    calls: int = Field(default=256, ge=1)
     """A lease covers at most this many estimates of the call that takes it."""
     fraction: int = Field(default=8, ge=2)
     """... and at most 1/``fraction`` of the budget's headroom."""
