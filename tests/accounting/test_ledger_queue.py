@@ -81,7 +81,7 @@ def test_queued_calls_are_committed_settled_and_marked_done_once(
     journal = accounting.ledger._journal
     assert journal is not None and journal.open_streams == 0
     lines = _lines(tmp_path / "journal")
-    finals = [r["id"] for r in lines if r["op"] == "final"]
+    finals = [r["row"][0] for r in lines if r["op"] == "row"]  # the id is the row's first
     done = [sid for r in lines if r["op"] == "done" for sid in r["ids"]]
     assert sorted(finals) == sorted(done) == sorted(e.id for e in queued)  # each once
 

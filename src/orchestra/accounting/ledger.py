@@ -16,11 +16,21 @@ owner died), turns each unfinished stream into an entry with outcome ``reconcile
 usage seen so far and its cost, settles its reservation, and deletes the journal.
 
 **Finished calls committed later.** ``journal_and_queue`` journals a finished call as one
-``final`` line (the entry and its reservation) and hands its commit to the writer thread
-without waiting; after each batch commits, the writer appends one ``done`` line naming
-every entry of the batch. Reconciliation commits the ``final`` entries not marked done,
-exactly as journaled, skipping any already in the database (a crash between a commit
-and its ``done`` line), so an entry is never lost and never stored twice.
+``row`` line (the entry as its ``gateway_ledger`` row, and its reservation) and hands its
+commit to the writer thread without waiting; after each batch commits, the writer appends
+one ``done`` line naming every entry of the batch. Reconciliation commits the ``row``
+entries not marked done, exactly as journaled, skipping any already in the database (a
+crash between a commit and its ``done`` line), so an entry is never lost and never stored
+twice. Journals of earlier versions, which wrote a ``final`` line with the entry's
+:meth:`LedgerEntry.to_json` form instead, are reconciled the same way.
+
+**Journal line forms.** ``{"op":"row","row":[...],"r":reservation}``: ``row`` holds the
+values of :data:`_COLUMNS` in order (the id first), times as ISO-8601 text in UTC
+(``YYYY-MM-DD HH:MM:SS.ffffff``, the text SQLite stores), the cost in integer nano-dollars,
+the fallback path as stored (``" > "``-joined); ``r`` is the reservation's journal form or
+``null``. ``{"op":"open","id":...,"entry":{...},"reservation":...}`` starts a stream,
+``{"op":"usage","id":...,"t":...,"u":[...]}`` records its progress, ``{"op":"done","id":...}``
+or ``{"op":"done","ids":[...]}`` ends records.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +61,7 @@ from orchestra.accounting.store import (
     Clock,
     RowInsert,
     as_utc,
+    sqlite_time,
     time_for,
     utcnow,
 )
@@ -186,6 +197,28 @@ _INSERT = RowInsert("gateway_ledger", _COLUMNS)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
+def _not_json(value: object) -> Any:
+    raise TypeError(f"not a JSON value in a journal row: {value!r}")
+
+
+def _flat_encoder() -> Callable[[object], str]:
+    """The encoder of ``row`` lines: only JSON's own types (a Decimal or datetime there is a
+    bug, not text), compact, ASCII. The C encoder is made once and called directly: going
+    through ``JSONEncoder.encode`` makes a new one per call, a third of the encoding time."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return json.JSONEncoder(
+            separators=(",", ":"), check_circular=False, default=_not_json
+        ).encode
+    encode = make(
+        None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+_FLAT = _flat_encoder()
+
+
 def _row(e: LedgerEntry, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
     """The entry's ``gateway_ledger`` row, in :data:`_COLUMNS` order; ``time`` puts a
     datetime in the column's form (:func:`~orchestra.accounting.store.time_for`)."""
@@ -220,6 +253,85 @@ def _row(e: LedgerEntry, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
         e.outcome,
         e.error_type,
         e.stream,
+    )
+
+
+def _portable(row: tuple[Any, ...]) -> tuple[Any, ...] | list[Any]:
+    """A :func:`_row` as a ``row`` journal line holds it: the same values, the two times as
+    UTC text (SQLite's rows have them so already, and are used as they are)."""
+    started, ended = row[1], row[2]
+    if type(started) is str:
+        return row
+    out = list(row)
+    out[1] = sqlite_time(started)
+    out[2] = sqlite_time(ended)
+    return out
+
+
+def _row_line(row: tuple[Any, ...], reservation: Reservation | None) -> bytes:
+    """The ``row`` journal line of a finished call whose :func:`_row` is ``row``."""
+    record = {"op": "row", "row": _portable(row), "r": _reservation_json(reservation)}
+    return (_FLAT(record) + "\n").encode()
+
+
+def _utc(text: str) -> datetime:
+    """A journaled time: UTC unless the text says otherwise."""
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def entry_from_values(v: list[Any]) -> LedgerEntry:
+    """A :class:`LedgerEntry` from a ``row`` journal line's values (:data:`_COLUMNS` order)."""
+    (
+        eid,
+        started,
+        ended,
+        org,
+        division,
+        tribe,
+        squad,
+        developer,
+        key_id,
+        agent,
+        run_id,
+        step,
+        tier,
+        requested_model,
+        served_model,
+        provider,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        cost_nano,
+        latency_ms,
+        ttft_ms,
+        retries,
+        fallback_path,
+        outcome,
+        error_type,
+        stream,
+    ) = v
+    return LedgerEntry(
+        attribution=Attribution(
+            org, division, tribe, squad, developer, key_id, agent, run_id, step
+        ),
+        requested_model=requested_model,
+        served_model=served_model,
+        provider=provider,
+        tier=tier,
+        usage=Usage(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens),
+        cost_usd=from_nano(cost_nano),
+        outcome=outcome,
+        error_type=error_type,
+        started_at=_utc(started),
+        ended_at=_utc(ended),
+        latency_ms=latency_ms,
+        ttft_ms=ttft_ms,
+        retries=retries,
+        fallback_path=tuple(p for p in fallback_path.split(" > ") if p),
+        stream=bool(stream),
+        id=eid,
     )
 
 
@@ -299,15 +411,15 @@ class _Journal:
         self.write_line(op, sid, (_ENCODER.encode(record) + "\n").encode())
 
     def write_line(self, op: str, sid: str, line: bytes) -> None:
-        """Append ``line`` (one JSON record and a newline) for record ``sid``: ``open`` or
-        ``final`` starts it, ``usage`` replaces its progress, ``done`` ends it."""
+        """Append ``line`` (one JSON record and a newline) for record ``sid``: ``open``,
+        ``row`` (or ``final``) starts it, ``usage`` replaces its progress, ``done`` ends it."""
         with self._lock:
             if self._fd < 0:
                 raise RuntimeError("the ledger journal is closed")
             # The bookkeeping and the write happen under one lock, so a compaction can
             # never drop the line of a record that is opening at the same moment.
             live = self._live.get(sid)
-            if op == "open" or op == "final":
+            if op == "row" or op == "open" or op == "final":
                 self._live[sid] = [line]
                 self._live_bytes += len(line)
             elif op == "usage" and live is not None:
@@ -529,9 +641,11 @@ class Ledger:
     # -- writing -------------------------------------------------------------------
 
     def _complete(self, entry: LedgerEntry, reservation: Reservation | None = None) -> LedgerEntry:
-        now = self._clock()
-        started = entry.started_at or now
-        ended = entry.ended_at or now
+        started, ended = entry.started_at, entry.ended_at
+        if started is None or ended is None:
+            now = self._clock()
+            started = started or now
+            ended = ended or now
         cost = entry.cost_usd
         if cost is None:
             cost = Decimal(0)
@@ -580,16 +694,19 @@ class Ledger:
         entry: LedgerEntry,
         reservation: Reservation | None,
         journal: _Journal | None = None,
+        row: tuple[Any, ...] | None = None,
     ) -> Callable[[Connection], _Plan | None]:
         """The database work of storing ``entry`` (and settling ``reservation``). With
         ``journal`` (nobody waits for the result), the entry is marked done there once
-        its batch has committed and the budget alerts are emitted from the writer."""
+        its batch has committed and the budget alerts are emitted from the writer.
+        ``row``: the entry's :func:`_row` when the caller has built it already."""
         settle = (
             self._budgets.settle_job(reservation, entry.cost_usd)
             if self._budgets is not None and reservation is not None and not reservation.empty
             else None
         )
-        row = _row(entry, self._time)  # immutable: a failed batch may run the job again
+        if row is None:
+            row = _row(entry, self._time)  # immutable: a failed batch may run the job again
         committer = self._store.committer
         budgets = self._budgets
         eid = entry.id
@@ -643,7 +760,7 @@ class Ledger:
         self, entry: LedgerEntry, *, reservation: Reservation | None = None
     ) -> LedgerEntry:
         """Store a finished call without waiting for the database: durable on return (one
-        ``final`` journal line with the entry and its reservation), committed with the
+        ``row`` journal line with the entry and its reservation), committed with the
         writer's next batch, which settles ``reservation`` and marks the entry done in the
         journal. A crash before that commits it at the next start (``reconcile_incomplete``).
 
@@ -652,20 +769,12 @@ class Ledger:
         reconciliation, so the entry can never be stored twice.
         """
         entry = self._complete(entry, reservation)
-        line = (
-            _ENCODER.encode(
-                {
-                    "op": "final",
-                    "id": entry.id,
-                    "entry": entry.to_json(),
-                    "reservation": _reservation_json(reservation),
-                }
-            )
-            + "\n"
-        ).encode()
+        # One set of values for both: the row the writer inserts, and the journal's copy.
+        row = _row(entry, self._time)
+        line = _row_line(row, reservation)
         journal = self._current_journal()
-        job = self._job(entry, reservation, journal)
-        journal.write_line("final", entry.id, line)
+        job = self._job(entry, reservation, journal, row)
+        journal.write_line("row", entry.id, line)
         try:
             self._store.committer.enqueue(job, f"ledger entry {entry.id}")
         except Exception:
@@ -769,10 +878,15 @@ class Ledger:
                     for sid in rec["ids"]:
                         drafts.pop(sid, None)
                     continue
+                if op == "row":  # a finished call (its row)
+                    entry = entry_from_values(rec["row"])
+                    drafts[entry.id] = (entry, _reservation_from(rec.get("r")))
+                    finals.add(entry.id)
+                    continue
                 sid = rec["id"]
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by the crash
-            if op == "open" or op == "final":
+            if op == "open" or op == "final":  # "final": a finished call, earlier versions
                 drafts[sid] = (
                     LedgerEntry.from_json(rec["entry"]),
                     _reservation_from(rec.get("reservation")),
