@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +54,7 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
         else f"{a.model}:ok"
         for a in record.attempts
     )
+    started, latency = record.started_at, record.latency_ms
     return LedgerEntry(
         attribution=attribution,
         requested_model=record.requested_model,
@@ -63,8 +65,12 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
         cost_usd=record.cost_usd,
         outcome=outcome,
         error_type=error_type,
-        started_at=record.started_at,
-        latency_ms=record.latency_ms,
+        started_at=started,
+        # Complete, so the ledger has nothing to fill in (no copy of the entry there).
+        ended_at=started + timedelta(milliseconds=latency)
+        if started is not None and latency is not None
+        else None,
+        latency_ms=latency,
         ttft_ms=record.ttft_ms,
         retries=max(0, len(record.attempts) - 1),
         fallback_path=path,
