@@ -951,6 +951,11 @@ class Ledger:
 
     # -- reading -------------------------------------------------------------------
 
+    def flush(self) -> None:
+        """Return once every entry this process queued (:meth:`journal_and_queue`) has
+        committed: the reads below then see this process's own calls."""
+        self._store.committer.flush()
+
     def entries(
         self,
         *,
@@ -961,7 +966,8 @@ class Ledger:
         developer: str | None = None,
     ) -> list[LedgerEntry]:
         """Entries by start time (oldest first), optionally within ``[since, until)``, of one
-        run or one developer."""
+        run or one developer; this process's queued entries included (committed first)."""
+        self.flush()
         query = select(GatewayLedgerEntry).order_by(
             GatewayLedgerEntry.started_at, GatewayLedgerEntry.id
         )

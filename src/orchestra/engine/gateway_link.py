@@ -48,9 +48,6 @@ class RunAccounting:
 
     def costs_for_run(self, run_id: str) -> dict[str, float]:
         """Dollars per step of ``run_id``, from the ledger entries the gateway wrote."""
-        flush = getattr(self.accounting.ledger, "flush", None)
-        if callable(flush):
-            flush()
         out: dict[str, float] = {}
         for entry in self.accounting.ledger.entries():
             if entry.attribution.run_id != run_id or entry.cost_usd is None:

@@ -205,6 +205,7 @@ class StoreAccountant:
         return len(self.accounting.start())
 
     def spend(self, developer: str | None) -> dict[str, Any]:
+        self.accounting.ledger.flush()  # this process's queued calls count too
         report = spend_report(self.accounting.store, by="model", developer=developer)
         result = report.to_json()
         result["developer"] = developer
