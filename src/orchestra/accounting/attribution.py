@@ -27,7 +27,10 @@ class Attribution:
     def for_call(
         self, *, agent: str | None = None, run_id: str | None = None, step: str | None = None
     ) -> Attribution:
-        """This attribution with the request's agent, run and step filled in."""
+        """This attribution with the request's agent, run and step filled in (itself when
+        the request names none of them: no copy on the hot path)."""
+        if agent is None and run_id is None and step is None:
+            return self
         return replace(
             self,
             agent=agent if agent is not None else self.agent,

@@ -10,7 +10,8 @@ _PER_USD = 1_000_000_000
 
 def to_nano(usd: Decimal | int | str) -> int:
     """Dollars to integer nano-dollars (banker's rounding at the ninth decimal)."""
-    return int((Decimal(usd) * _PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
+    value = usd if type(usd) is Decimal else Decimal(usd)  # no copy of a Decimal
+    return int((value * _PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def from_nano(nano: int) -> Decimal:
