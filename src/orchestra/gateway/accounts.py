@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -124,13 +124,6 @@ class Accountant(Protocol):
         supported (the gateway then awaits :meth:`finish`). Raises only when nothing was
         recorded (then :meth:`finish` it); never blocks the event loop for long (one
         journal write)."""
-
-    def defer_finish(
-        self, reservation: Any, record: CallRecord
-    ) -> Callable[[], Awaitable[None]] | None:
-        """Make the finished call durable now without a database round trip (a journal line
-        that crash reconciliation turns into an entry) and return the commit to run after
-        answering; ``None`` when not supported (the gateway then awaits :meth:`finish`)."""
 
     def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
         """Start the durable journal of a streamed call (its close settles ``reservation``)."""
@@ -277,11 +270,6 @@ class MemoryAccountant:
     def journal_and_queue(self, reservation: Any, record: CallRecord) -> bool:
         self._finish_now(reservation, record)  # in memory, "queued" and "done" are one
         return True
-
-    def defer_finish(
-        self, reservation: Any, record: CallRecord
-    ) -> Callable[[], Awaitable[None]] | None:
-        return None  # nothing to make durable: finish before answering
 
     def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
         with self.lock:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -82,14 +81,12 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
 @dataclass
 class _Journal:
     stream: StreamRecord
-    final: LedgerEntry | None = None
-    """The finished entry when already built (deferred commits)."""
 
     def progress(self, usage: Usage, cost_usd: Decimal) -> None:
         self.stream.progress(usage)
 
     async def close(self, record: CallRecord) -> None:
-        entry = self.final or ledger_entry(record)
+        entry = ledger_entry(record)
         await self.stream.afinish(
             usage=entry.usage,
             cost_usd=entry.cost_usd,
@@ -181,21 +178,6 @@ class StoreAccountant:
         # writer's next batch: no task, no future, nothing for the event loop to await.
         self.accounting.ledger.journal_and_queue(ledger_entry(record), reservation=reservation)
         return True
-
-    def defer_finish(
-        self, reservation: Any, record: CallRecord
-    ) -> Callable[[], Awaitable[None]] | None:
-        # One journal line (an O_APPEND write, survives SIGKILL) makes the entry durable;
-        # the database commit, which settles the reservation too, runs after the answer.
-        entry = ledger_entry(record)
-        journal = _Journal(
-            self.accounting.ledger.open_pending(entry, reservation=reservation), final=entry
-        )
-
-        async def commit() -> None:
-            await journal.close(record)
-
-        return commit
 
     def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
         stream = self.accounting.ledger.open_stream(ledger_entry(draft), reservation=reservation)
