@@ -18,11 +18,16 @@ UPSTREAM = os.environ.get("BENCH_UPSTREAM", "http://127.0.0.1:8089")
 Message = MutableMapping[str, Any]
 
 
-class Floor:
-    """ASGI pass-through; the session is created inside the server's event loop."""
+class PassThrough:
+    """ASGI pass-through: reads the body, :meth:`forward` s it to ``$BENCH_UPSTREAM`` and
+    answers with the upstream's status and body (with its length). The client is made by
+    the subclass inside the server's event loop."""
 
-    def __init__(self) -> None:
-        self.session: aiohttp.ClientSession | None = None
+    async def forward(self, path: str, body: bytes) -> tuple[int, bytes]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release the client at shutdown."""
 
     async def __call__(
         self,
@@ -33,8 +38,8 @@ class Floor:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
-                if message["type"] == "lifespan.shutdown" and self.session is not None:
-                    await self.session.close()
+                if message["type"] == "lifespan.shutdown":
+                    await self.close()
                 await send({"type": message["type"] + ".complete"})
                 if message["type"] == "lifespan.shutdown":
                     return
@@ -46,15 +51,7 @@ class Floor:
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
-        if self.session is None:
-            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
-        async with self.session.post(
-            UPSTREAM + scope["path"],
-            data=b"".join(chunks),
-            headers={"content-type": "application/json", "anthropic-version": "2023-06-01"},
-        ) as response:
-            body = await response.read()
-            status = response.status
+        status, body = await self.forward(scope["path"], b"".join(chunks))
         await send(
             {
                 "type": "http.response.start",
@@ -66,6 +63,27 @@ class Floor:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class Floor(PassThrough):
+    """The pass-through over aiohttp's client."""
+
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+
+    async def forward(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
+        async with self.session.post(
+            UPSTREAM + path,
+            data=body,
+            headers={"content-type": "application/json", "anthropic-version": "2023-06-01"},
+        ) as response:
+            return response.status, await response.read()
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
 
 
 app = Floor()

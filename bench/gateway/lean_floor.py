@@ -11,63 +11,31 @@ proxy one would write without it. Run by ``run.py`` as
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
+from bench.gateway.floor import UPSTREAM, PassThrough
 from orchestra.gateway.http_client import HTTPClient
 
-UPSTREAM = os.environ.get("BENCH_UPSTREAM", "http://127.0.0.1:8089")
-Message = MutableMapping[str, Any]
 _HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
 
 
-class LeanFloor:
-    """ASGI pass-through over the gateway's upstream client."""
+class LeanFloor(PassThrough):
+    """The pass-through over the gateway's upstream client."""
 
     def __init__(self) -> None:
         self.client = HTTPClient()
 
-    async def __call__(
-        self,
-        scope: MutableMapping[str, Any],
-        receive: Callable[[], Awaitable[Message]],
-        send: Callable[[Message], Awaitable[None]],
-    ) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.shutdown":
-                    await self.client.aclose()
-                await send({"type": message["type"] + ".complete"})
-                if message["type"] == "lifespan.shutdown":
-                    return
-        if scope["type"] != "http":
-            return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
+    async def forward(self, path: str, body: bytes) -> tuple[int, bytes]:
         response = await self.client.post(
-            UPSTREAM + scope["path"],
-            b"".join(chunks),
-            _HEADERS,
-            connect_timeout=10,
-            read_timeout=60,
+            UPSTREAM + path, body, _HEADERS, connect_timeout=10, read_timeout=60
         )
         try:
-            body = await response.read()
+            return response.status, await response.read()
         finally:
             response.release()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
 
 def main() -> None:
