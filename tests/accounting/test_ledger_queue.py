@@ -320,3 +320,27 @@ def test_a_burst_of_queued_calls_wakes_the_writer_once(
     assert len(ledger.entries()) == 200
     ledger.close()
     store.close()
+
+
+def test_flush_opens_no_transaction_when_nothing_is_queued(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads flush first (read-your-writes); with nothing queued that must not cost a write
+    transaction, which on SQLite would take the database's write lock."""
+    ledger = Ledger(_slow_store(database), journal_dir=tmp_path)
+    committer = ledger._store.committer
+    submitted: list[Any] = []
+    real_submit = committer.submit
+
+    def counting_submit(fn: Any) -> Any:
+        submitted.append(fn)
+        return real_submit(fn)
+
+    monkeypatch.setattr(committer, "submit", counting_submit)
+    assert ledger.entries() == []
+    assert submitted == []  # nothing queued: no batch at all
+    ledger.journal_and_queue(_call())
+    assert len(ledger.entries()) == 1  # queued: flushed first, then read
+    assert len(submitted) == 1
+    assert ledger.entries() and len(submitted) == 1  # settled: no batch again
+    ledger.close()

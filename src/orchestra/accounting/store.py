@@ -175,6 +175,8 @@ class GroupCommitter:
         self._parked_waiting = False
         """The writer was woken for parked jobs and has not taken them yet."""
         self._park_lock = threading.Lock()
+        self._unsettled = 0
+        """Fire-and-forget jobs queued and not yet through a batch (committed or failed)."""
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"{name}-writer", daemon=True)
         self._thread.start()
@@ -230,13 +232,16 @@ class GroupCommitter:
         with self._park_lock:
             first = not self._parked
             self._parked.append(job)
+            self._unsettled += 1
         if first:
             self._queue.put(_WAKE)
 
     def flush(self, timeout: float | None = 60) -> None:
-        """Return once everything queued so far (parked jobs included) has committed;
-        raises ``TimeoutError`` after ``timeout`` seconds (a writer that stopped)."""
-        if self._closed or threading.current_thread() is self._thread:
+        """Return once every fire-and-forget job queued so far (:meth:`enqueue`) has been
+        through a batch; at once when there is none (a read path calls this: no empty write
+        transaction then). Raises ``TimeoutError`` after ``timeout`` seconds (a writer that
+        stopped)."""
+        if self._closed or threading.current_thread() is self._thread or not self._unsettled:
             return
         # A batch now, behind every job queued before it.
         self.submit(lambda _conn: None).result(timeout=timeout)
@@ -419,8 +424,7 @@ class GroupCommitter:
         work.committed()
         self._deliver(batch, outcomes)
 
-    @staticmethod
-    def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+    def _deliver(self, batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             if job.future is not None:
@@ -432,9 +436,14 @@ class GroupCommitter:
                     job.future.set_exception(value)
             elif job.afuture is not None and job.loop is not None:
                 by_loop.setdefault(job.loop, []).append((job.afuture, ok, value))
-            elif not ok:
-                # Nobody waits for it: say so here (the journal keeps the work).
-                log.error("queued accounting work %s failed: %r", job.what or "(unnamed)", value)
+            else:
+                with self._park_lock:
+                    self._unsettled -= 1
+                if not ok:
+                    # Nobody waits for it: say so here (the journal keeps the work).
+                    log.error(
+                        "queued accounting work %s failed: %r", job.what or "(unnamed)", value
+                    )
         for loop, ready in by_loop.items():
             # A closed loop (RuntimeError) has nobody waiting any more.
             with contextlib.suppress(RuntimeError):
