@@ -498,8 +498,11 @@ def start_litellm(work: Path, upstream_url: str) -> Server | str:
                 ],
                 "litellm_settings": {"telemetry": False},
                 # Auth on, like Orchestra's. Its virtual keys, budgets and spend log need
-                # LiteLLM's Prisma client, whose engines `prisma generate` downloads from
-                # binaries.prisma.sh: not possible offline, so those stay off.
+                # LiteLLM's database, reached through prisma-client-py 0.11.0 and the Prisma
+                # 5.4.2 query engine (and schema engine for its migrations), native binaries
+                # that only binaries.prisma.sh serves: no PyPI, npm or Debian package carries
+                # them (`prisma generate` can be made to run offline; the engines cannot),
+                # so those stay off.
                 "general_settings": {"master_key": LITELLM_MASTER_KEY},
             }
         )
