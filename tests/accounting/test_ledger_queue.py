@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -178,6 +180,36 @@ def test_a_failed_queued_commit_stays_journaled_and_is_not_stored_twice(
     assert len(other.entries()) == 2
     assert list(tmp_path.rglob("*.jsonl")) == []
     other.close()
+
+
+def test_a_batch_of_queued_entries_alone_keeps_the_good_ones_when_one_fails(
+    database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The queued entries of a batch are one writer job; when that job's batch fails (here:
+    one entry's id is taken), it runs again alone, each entry in a savepoint: the good
+    entries are stored and marked done, the bad one stays journaled for the next start."""
+    store = AccountingStore(database)
+    store.committer.close()
+    store.committer = GroupCommitter(store.write_engine, defer_s=0.01)
+    ledger = Ledger(store, journal_dir=tmp_path)
+    first = ledger.append(_call())
+    good = [_call(), _call()]
+    ledger.journal_and_queue(good[0])
+    ledger.journal_and_queue(_call(id=first.id))
+    ledger.journal_and_queue(good[1])
+    journal = ledger._journal
+    assert journal is not None
+    deadline = time.monotonic() + 10
+    while journal.open_streams > 1:  # no flush: the writer's own deferred batch, alone
+        assert time.monotonic() < deadline
+        threading.Event().wait(0.01)
+    assert journal.open_streams == 1  # the entry whose id was taken
+    assert any(first.id in r.getMessage() for r in caplog.records)
+    with database.session() as session:
+        stored = set(session.scalars(select(GatewayLedgerEntry.id)))
+    assert stored == {first.id, good[0].id, good[1].id}
+    ledger.close()
+    store.close()
 
 
 CHILD = textwrap.dedent("""

@@ -1054,17 +1054,26 @@ class BudgetBook:
         their holds and one ``UPDATE`` per budget window touched, whatever their number.
         """
         actual = to_nano(actual_usd) if actual_usd is not None else 0
-        committer = self._store.committer
 
         def job(conn: Connection) -> _Plan:
             plan = _Plan()
-            batch = committer.batch
-            pending = batch.state.setdefault("settlements", [])
-            pending.append((reservation, actual, plan))
-            batch.at_end("settlements", lambda c: self._settle_all(c, pending))
+            self.settle_in_batch(((reservation, actual),), plan)
             return plan
 
         return job
+
+    def settle_in_batch(self, settlements: Iterable[tuple[Reservation, int]], plan: _Plan) -> None:
+        """Settle each ``(reservation, actual nano-dollars)`` in the write batch now running
+        (call only from a job on the writer thread): applied together at the batch's end,
+        with every other settlement of the batch. Alerts crossed go into ``plan``."""
+        batch = self._store.committer.batch
+        pending: builtins.list[tuple[Reservation, int, _Plan]] | None = batch.state.get(
+            "settlements"
+        )
+        if pending is None:
+            pending = batch.state["settlements"] = []
+            batch.at_end("settlements", lambda c: self._settle_all(c, pending))
+        pending.extend((reservation, actual, plan) for reservation, actual in settlements)
 
     def _settle_all(
         self, conn: Connection, pending: builtins.list[tuple[Reservation, int, _Plan]]

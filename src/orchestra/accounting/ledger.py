@@ -58,6 +58,7 @@ from orchestra.accounting.money import from_nano, to_nano
 from orchestra.accounting.pricing import PriceTable
 from orchestra.accounting.store import (
     AccountingStore,
+    Batch,
     Clock,
     RowInsert,
     as_utc,
@@ -194,6 +195,34 @@ _COLUMNS = (
 )
 # Fixed SQL text on the hot path: no statement building or cache-key work per entry.
 _INSERT = RowInsert("gateway_ledger", _COLUMNS)
+_COST = _COLUMNS.index("cost_nano")
+
+_QueuedEntry = tuple["_Journal", str, tuple[Any, ...], Reservation | None]
+"""An entry journaled and waiting for the writer: its journal, id, row and the reservation
+it settles (``None``: nothing to settle)."""
+
+
+def _insert_alone(conn: Connection, item: _QueuedEntry) -> bool:
+    """Insert one queued entry's row in a savepoint; False (and logged) if it failed."""
+    try:
+        with conn.begin_nested():
+            _INSERT.run_many(conn, [item[2]])
+    except Exception as exc:
+        log.error("ledger entry %s stays in the journal until the next start: %r", item[1], exc)
+        return False
+    return True
+
+
+def _batch_rows(batch: Batch) -> list[tuple[Any, ...]]:
+    """The ledger rows of the running write batch, inserted with one multi-row ``INSERT``
+    just before its commit."""
+    rows: list[tuple[Any, ...]] | None = batch.state.get("ledger_rows")
+    if rows is None:
+        rows = batch.state["ledger_rows"] = []
+        batch.at_end("ledger_rows", lambda c: _INSERT.run_many(c, rows))
+    return rows
+
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
@@ -515,13 +544,14 @@ class _Committed:
         self.ids: dict[_Journal, list[str]] = {}
         self.plans: list[_Plan] = []
 
-    def add(self, journal: _Journal, eid: str, plan: _Plan | None) -> None:
-        ids = self.ids.get(journal)
-        if ids is None:
-            ids = self.ids[journal] = []
-        ids.append(eid)
-        if plan is not None:
-            self.plans.append(plan)
+    @classmethod
+    def of_batch(cls, batch: Batch, budgets: BudgetBook | None) -> _Committed:
+        """The running batch's instance (made, and run after its commit, on first use)."""
+        committed: _Committed | None = batch.state.get("ledger_committed")
+        if committed is None:
+            committed = batch.state["ledger_committed"] = cls(budgets)
+            batch.after_commit("ledger_committed", committed.run)
+        return committed
 
     def run(self) -> None:
         if self.budgets is not None:
@@ -635,6 +665,9 @@ class Ledger:
         self.journal_dir = (journal_dir or orchestra_home() / "ledger-journal") / digest
         self._journal: _Journal | None = None
         self._journal_lock = threading.Lock()
+        self._queued: list[_QueuedEntry] = []
+        """Journaled entries waiting for the writer (see :meth:`journal_and_queue`)."""
+        self._queue_lock = threading.Lock()
         self.journal_max_bytes = journal_max_bytes
         """The journal is compacted once it outgrows this (see :class:`_Journal`)."""
 
@@ -690,45 +723,55 @@ class Ledger:
         )
 
     def _job(
-        self,
-        entry: LedgerEntry,
-        reservation: Reservation | None,
-        journal: _Journal | None = None,
-        row: tuple[Any, ...] | None = None,
+        self, entry: LedgerEntry, reservation: Reservation | None
     ) -> Callable[[Connection], _Plan | None]:
-        """The database work of storing ``entry`` (and settling ``reservation``). With
-        ``journal`` (nobody waits for the result), the entry is marked done there once
-        its batch has committed and the budget alerts are emitted from the writer.
-        ``row``: the entry's :func:`_row` when the caller has built it already."""
+        """The database work of storing ``entry`` (and settling ``reservation``)."""
         settle = (
             self._budgets.settle_job(reservation, entry.cost_usd)
             if self._budgets is not None and reservation is not None and not reservation.empty
             else None
         )
-        if row is None:
-            row = _row(entry, self._time)  # immutable: a failed batch may run the job again
+        row = _row(entry, self._time)  # immutable: a failed batch may run the job again
         committer = self._store.committer
-        budgets = self._budgets
-        eid = entry.id
 
         def job(conn: Connection) -> _Plan | None:
+            _batch_rows(committer.batch).append(row)
+            return settle(conn) if settle is not None else None
+
+        return job
+
+    def _drain_job(self) -> Callable[[Connection], None]:
+        """The writer's job for the entries queued by :meth:`journal_and_queue`: it takes
+        every entry queued when it first runs (one job per batch, not one per call), and
+        runs with those same entries again if its batch is retried."""
+        taken: list[_QueuedEntry] | None = None
+        committer = self._store.committer
+        budgets = self._budgets
+
+        def job(conn: Connection) -> None:
+            nonlocal taken
             batch = committer.batch
-            state = batch.state
-            # Rows of the whole batch go in with one multi-row INSERT just before the commit.
-            rows = state.get("ledger_rows")
-            if rows is None:
-                rows = state["ledger_rows"] = []
-                batch.at_end("ledger_rows", lambda c: _INSERT.run_many(c, rows))
-            rows.append(row)
-            plan = settle(conn) if settle is not None else None
-            if journal is not None:
-                committed: _Committed | None = state.get("ledger_committed")
-                if committed is None:
-                    committed = state["ledger_committed"] = _Committed(budgets)
-                    batch.after_commit("ledger_committed", committed.run)
-                committed.add(journal, eid, plan)
-                return None
-            return plan
+            if taken is None:
+                with self._queue_lock:
+                    taken, self._queued = self._queued, []
+                _batch_rows(batch).extend(item[2] for item in taken)
+            else:
+                # A retry, alone, after the batch failed: each entry in a savepoint, so one
+                # that cannot be stored stays in the journal without holding back the rest.
+                taken = [item for item in taken if _insert_alone(conn, item)]
+            committed = _Committed.of_batch(batch, budgets)
+            if budgets is not None:
+                plan = _Plan()
+                settlements = [(item[3], item[2][_COST]) for item in taken if item[3] is not None]
+                if settlements:
+                    budgets.settle_in_batch(settlements, plan)
+                    committed.plans.append(plan)
+            ids = committed.ids
+            for journal, eid, _, _ in taken:
+                done = ids.get(journal)
+                if done is None:
+                    done = ids[journal] = []
+                done.append(eid)
 
         return job
 
@@ -773,10 +816,24 @@ class Ledger:
         row = _row(entry, self._time)
         line = _row_line(row, reservation)
         journal = self._current_journal()
-        job = self._job(entry, reservation, journal, row)
+        settle = (
+            reservation
+            if self._budgets is not None and reservation is not None and not reservation.empty
+            else None
+        )
         journal.write_line("row", entry.id, line)
         try:
-            self._store.committer.enqueue(job, f"ledger entry {entry.id}")
+            with self._queue_lock:
+                self._queued.append((journal, entry.id, row, settle))
+                if len(self._queued) == 1:
+                    # The first entry since the writer last took them: one job for all the
+                    # entries queued until it runs (under the lock, so a flush that starts
+                    # now finds the job counted).
+                    try:
+                        self._store.committer.enqueue(self._drain_job(), "queued ledger entries")
+                    except BaseException:
+                        self._queued = []
+                        raise
         except Exception:
             log.exception("ledger entry %s stays in the journal until the next start", entry.id)
         return entry

@@ -123,6 +123,11 @@ class _Job:
     what: str = ""
     """For a job nobody waits for (:meth:`GroupCommitter.enqueue`): named if it fails."""
 
+    @property
+    def waited_for(self) -> bool:
+        """Whether a caller waits for the outcome (not an :meth:`GroupCommitter.enqueue` job)."""
+        return self.future is not None or self.afuture is not None
+
 
 def _deliver_async(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     """On the event loop: hand each async caller of a batch its result."""
@@ -394,7 +399,12 @@ class GroupCommitter:
         batch.committed()
         return "done", result
 
-    def _commit(self, batch: list[_Job]) -> None:
+    def _commit(self, batch: list[_Job], *, alone: bool = False) -> None:
+        """Run ``batch`` in one transaction; if it fails, each job again in its own
+        (``alone``), so one failing job does not fail the others. A lone job is delivered
+        its failure at once, unless nobody waits for it (:meth:`enqueue`): that one gets
+        its own retry too (a reconnect after a restarted server; a job that queues many
+        entries can store the good ones then)."""
         outcomes: list[tuple[bool, Any]] = []
         work = Batch()
         try:
@@ -414,12 +424,12 @@ class GroupCommitter:
         except Exception as exc:
             # The connection may be what failed (a restarted server): start afresh.
             self._drop_connection()
-            if len(batch) == 1:
+            if alone or (len(batch) == 1 and batch[0].waited_for):
                 self._deliver(batch, [(False, exc)])
                 return
             log.warning("accounting batch of %d failed; retrying its jobs one by one", len(batch))
             for job in batch:
-                self._commit([job])
+                self._commit([job], alone=True)
             return
         work.committed()
         self._deliver(batch, outcomes)
