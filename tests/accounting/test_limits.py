@@ -111,3 +111,39 @@ def test_for_database_picks_shared_counters_on_postgresql(database: Database) ->
         limiter.check_and_count(A, 10**9)  # no limits configured: never refused
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", [0, 1], ids=["memory", "database"])
+def test_minutes_move_on_and_a_new_policy_applies_at_once(database: Database, kind: int) -> None:
+    clock = Clock()
+    limiters, store = _limiters(database, RateLimitPolicy(key=RateLimit(rpm=4)), clock)
+    limiter = limiters[kind]
+    try:
+        for _ in range(4):
+            limiter.check_and_count(A)
+        clock.t += 60 + 45  # a quarter of the previous minute overlaps: 1 of its 4 counts
+        for _ in range(3):
+            limiter.check_and_count(A)
+        with pytest.raises(RateLimited):
+            limiter.check_and_count(A)
+        clock.t += 120  # two minutes idle: nothing carries over
+        for _ in range(4):
+            limiter.check_and_count(A)
+        limiter.policy = RateLimitPolicy(key=RateLimit(rpm=100))  # e.g. a config reload
+        limiter.check_and_count(A)
+        limiter.policy = RateLimitPolicy()  # unlimited
+        for _ in range(200):
+            limiter.check_and_count(A)
+    finally:
+        store.close()
+
+
+def test_memory_counters_keep_one_cell_per_subject_however_long_they_run() -> None:
+    clock = Clock()
+    counters = MemoryCounters()
+    limiter = RateLimiter(RateLimitPolicy(key=RateLimit(rpm=10)), counters=counters, clock=clock)
+    for _ in range(500):
+        limiter.check_and_count(A)
+        limiter.check_and_count(B)
+        clock.t += 60
+    assert len(counters._cells) == 2

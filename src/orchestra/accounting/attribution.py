@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
+
+S = TypeVar("S")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +72,26 @@ class OrgPath:
     division: str | None = None
     tribe: str | None = None
     squad: str | None = None
+
+
+class PerAttribution(Generic[S, V]):
+    """``compute(source, attribution)`` remembered per attribution while ``source`` (the
+    definitions it is computed from) stays the same object: the same few callers make
+    every request. Bounded; a value must not be changed by its users."""
+
+    def __init__(self, compute: Callable[[S, Attribution], V], limit: int = 10_000) -> None:
+        self._compute = compute
+        self._limit = limit
+        self._values: dict[Attribution, V] = {}
+        self._source: S | None = None
+
+    def get(self, source: S, attribution: Attribution) -> V:
+        if source is not self._source:
+            self._values, self._source = {}, source
+        value = self._values.get(attribution)
+        if value is None:
+            value = self._compute(source, attribution)
+            if len(self._values) >= self._limit:
+                self._values = {}
+            self._values[attribution] = value
+        return value

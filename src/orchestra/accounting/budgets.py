@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 from sqlalchemy import Connection, delete, select, update
 
 from orchestra.accounting.alerts import BudgetAlert, BudgetAlerts
-from orchestra.accounting.attribution import Attribution
+from orchestra.accounting.attribution import Attribution, PerAttribution
 from orchestra.accounting.audit import AuditLog
 from orchestra.accounting.errors import BudgetExceeded, BudgetNotFound, InvalidBudget
 from orchestra.accounting.money import fmt_usd, from_nano, to_nano
@@ -363,6 +363,8 @@ class BudgetBook:
         self._next_expire = 0.0
         self._lock = threading.Lock()
         self._budgets: dict[tuple[str, str], builtins.list[_Row]] = {}
+        self._matched = PerAttribution(self._match)
+        """:meth:`_match` per attribution, until the definitions are re-read."""
         self._loaded_at = -1e18
         self._windows: dict[tuple[str, str], int] = {}
         self._periods: dict[str, tuple[datetime | None, datetime | None, str]] = {}
@@ -527,7 +529,14 @@ class BudgetBook:
         return [r.spec for r in self._matching(attribution)]
 
     def _matching(self, a: Attribution) -> builtins.list[_Row]:
-        index = self._load()
+        """The rows of :meth:`applicable`, remembered per attribution until the definitions
+        are re-read (the same few callers make every request). Not to be changed."""
+        return self._matched.get(self._load(), a)
+
+    @staticmethod
+    def _match(
+        index: dict[tuple[str, str], builtins.list[_Row]], a: Attribution
+    ) -> builtins.list[_Row]:
         keys: builtins.list[tuple[str, str]] = [("org", "*")]
         if a.developer:
             keys.append(("developer", a.developer))
@@ -1079,36 +1088,46 @@ class BudgetBook:
         self, conn: Connection, pending: builtins.list[tuple[Reservation, int, _Plan]]
     ) -> None:
         now = self._clock()
-        ids = sorted({r.id for r, _, _ in pending if any(h.lease is None for h in r.holds)})
-        # Whoever deletes a hold (settle, release or expiry) gives its amount back, so a
-        # hold is never returned twice.
-        dropped: set[tuple[str, int]] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ", ".join(f":r{i}" for i in range(len(chunk)))
-            drop = Statement(
-                "DELETE FROM gateway_reservation_holds "  # noqa: S608 (placeholders only)
-                f"WHERE reservation_id IN ({marks}) RETURNING reservation_id, window_id"
-            )
-            cursor = drop.run(conn, {f"r{i}": rid for i, rid in enumerate(chunk)})
-            dropped.update((str(r), int(w)) for r, w in cursor.fetchall())
         deltas: dict[int, builtins.list[int]] = {}
         first_plan: dict[int, _Plan] = {}
         names: dict[int, str] = {}
         leased: dict[tuple[str, int], int] = {}
+        own: builtins.list[tuple[str, int, int]] = []
+        """Holds with their own row: (reservation id, window id, amount)."""
         for reservation, actual, plan in pending:
             for h in reservation.holds:
-                d = deltas.setdefault(h.window_id, [0, 0])
+                window_id = h.window_id
+                d = deltas.get(window_id)
+                if d is None:
+                    d = deltas[window_id] = [0, 0]
+                    names[window_id] = h.budget_name
                 if h.lease is not None:
-                    key = (h.lease, h.window_id)
+                    key = (h.lease, window_id)
                     leased[key] = leased.get(key, 0) + h.amount_nano
-                elif (reservation.id, h.window_id) in dropped:
-                    d[0] += h.amount_nano
-                    dropped.discard((reservation.id, h.window_id))
-                d[1] += actual
+                else:
+                    own.append((reservation.id, window_id, h.amount_nano))
                 if actual:
-                    first_plan.setdefault(h.window_id, plan)
-                names[h.window_id] = h.budget_name
+                    d[1] += actual
+                    if window_id not in first_plan:
+                        first_plan[window_id] = plan
+        if own:
+            ids = sorted({rid for rid, _, _ in own})
+            # Whoever deletes a hold (settle, release or expiry) gives its amount back, so
+            # a hold is never returned twice.
+            dropped: set[tuple[str, int]] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join(f":r{i}" for i in range(len(chunk)))
+                drop = Statement(
+                    "DELETE FROM gateway_reservation_holds "  # noqa: S608 (placeholders only)
+                    f"WHERE reservation_id IN ({marks}) RETURNING reservation_id, window_id"
+                )
+                cursor = drop.run(conn, {f"r{i}": rid for i, rid in enumerate(chunk)})
+                dropped.update((str(r), int(w)) for r, w in cursor.fetchall())
+            for rid, window_id, amount in own:
+                if (rid, window_id) in dropped:
+                    deltas[window_id][0] += amount
+                    dropped.discard((rid, window_id))
         # A leased call's estimate leaves its lease's hold row (one UPDATE per lease and
         # batch); the row was expired (given back) already if the UPDATE finds nothing.
         for (lease_id, window_id), amount in sorted(leased.items(), key=lambda i: i[0][1]):

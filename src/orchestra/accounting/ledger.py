@@ -469,10 +469,12 @@ class _Journal:
         with self._lock:
             if self._fd < 0:
                 raise RuntimeError("the ledger journal is closed")
+            pop, freed = self._live.pop, 0
             for sid in ids:
-                live = self._live.pop(sid, None)
+                live = pop(sid, None)
                 if live is not None:
-                    self._live_bytes -= sum(len(x) for x in live)
+                    freed += len(live[0]) if len(live) == 1 else sum(len(x) for x in live)
+            self._live_bytes -= freed
             self._append(line)
 
     def _append(self, line: bytes) -> None:

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection, delete, select
 
-from orchestra.accounting.attribution import Attribution
+from orchestra.accounting.attribution import Attribution, PerAttribution
 from orchestra.accounting.errors import RateLimited
 from orchestra.accounting.store import AccountingStore
 from orchestra.store import Database
@@ -95,48 +95,74 @@ def _verdict(
 ) -> tuple[str, int, float] | None:
     for subject, lim in subjects:
         prev_r, prev_t, cur_r, cur_t = counts.get(subject, (0, 0, 0, 0))
-        if lim.rpm is not None and _sliding(prev_r, cur_r, now) + 1 > lim.rpm:
-            return f"{subject} requests", lim.rpm, _retry_after(now)
-        if lim.tpm is not None and tokens > 0 and _sliding(prev_t, cur_t, now) + tokens > lim.tpm:
-            return f"{subject} tokens", lim.tpm, _retry_after(now)
+        refused = _over(subject, lim, prev_r, prev_t, cur_r, cur_t, tokens, now)
+        if refused is not None:
+            return refused
+    return None
+
+
+def _over(
+    subject: str,
+    lim: RateLimit,
+    prev_r: int,
+    prev_t: int,
+    cur_r: int,
+    cur_t: int,
+    tokens: int,
+    now: float,
+) -> tuple[str, int, float] | None:
+    """The refusal if one more request of ``tokens`` would exceed ``lim`` on ``subject``."""
+    if lim.rpm is not None and _sliding(prev_r, cur_r, now) + 1 > lim.rpm:
+        return f"{subject} requests", lim.rpm, _retry_after(now)
+    if lim.tpm is not None and tokens > 0 and _sliding(prev_t, cur_t, now) + tokens > lim.tpm:
+        return f"{subject} tokens", lim.tpm, _retry_after(now)
     return None
 
 
 class MemoryCounters:
-    """Counts in this process only."""
+    """Counts in this process only: per subject, one cell ``[minute, previous minute's
+    requests, its tokens, this minute's requests, its tokens]``, moved on as minutes pass
+    (so memory grows with the subjects, not with time)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[tuple[str, int], list[int]] = {}
+        self._cells: dict[str, list[int]] = {}
 
-    def _get(self, subject: str, minute: int) -> list[int]:
-        return self._counts.get((subject, minute), [0, 0])
+    def _cell(self, subject: str, minute: int) -> list[int]:
+        """``subject``'s cell, moved on to ``minute`` (call with the lock held)."""
+        cell = self._cells.get(subject)
+        if cell is None:
+            cell = self._cells[subject] = [minute, 0, 0, 0, 0]
+        elif cell[0] != minute:
+            if cell[0] == minute - 1:
+                cell[1:] = [cell[3], cell[4], 0, 0]
+            else:
+                cell[1:] = [0, 0, 0, 0]
+            cell[0] = minute
+        return cell
 
     def add(
         self, subjects: list[tuple[str, RateLimit]], tokens: int, now: float
     ) -> tuple[str, int, float] | None:
         minute = int(now // WINDOW_S)
         with self._lock:
-            counts: dict[str, tuple[int, int, int, int]] = {}
-            for s, _ in subjects:
-                (pr, pt), (cr, ct) = self._get(s, minute - 1), self._get(s, minute)
-                counts[s] = (pr, pt, cr, ct)
-            refused = _verdict(subjects, counts, tokens, now)
-            if refused is not None:
-                return refused
-            for s, _ in subjects:
-                cell = self._counts.setdefault((s, minute), [0, 0])
-                cell[0] += 1
-                cell[1] += tokens
-            if len(self._counts) > 50_000:  # forget minutes that no longer count
-                self._counts = {k: v for k, v in self._counts.items() if k[1] >= minute - 1}
+            cells = []
+            for s, lim in subjects:
+                cell = self._cell(s, minute)
+                refused = _over(s, lim, cell[1], cell[2], cell[3], cell[4], tokens, now)
+                if refused is not None:
+                    return refused
+                cells.append(cell)
+            for cell in cells:
+                cell[3] += 1
+                cell[4] += tokens
         return None
 
     def adjust(self, subjects: list[str], tokens: int, now: float) -> None:
         minute = int(now // WINDOW_S)
         with self._lock:
             for s in subjects:
-                self._counts.setdefault((s, minute), [0, 0])[1] += tokens
+                self._cell(s, minute)[4] += tokens
 
 
 class DatabaseCounters:
@@ -229,6 +255,13 @@ class RateLimiter:
         self.policy = policy
         self._counters: Counters = counters if counters is not None else MemoryCounters()
         self._clock = clock
+        self._subjects = PerAttribution(RateLimitPolicy.subjects)
+        """Subjects per attribution, until :attr:`policy` is replaced."""
+
+    def _subjects_for(self, attribution: Attribution) -> list[tuple[str, RateLimit]]:
+        """``policy.subjects(attribution)``, remembered per attribution (the same few
+        callers make every request)."""
+        return self._subjects.get(self.policy, attribution)
 
     @classmethod
     def for_database(
@@ -241,7 +274,7 @@ class RateLimiter:
 
     def check_and_count(self, attribution: Attribution, tokens: int = 0) -> None:
         """Count one request of ``tokens`` (estimated) tokens, or raise :class:`RateLimited`."""
-        subjects = self.policy.subjects(attribution)
+        subjects = self._subjects_for(attribution)
         if not subjects:
             return
         refused = self._counters.add(subjects, max(0, tokens), self._clock())
@@ -251,6 +284,6 @@ class RateLimiter:
 
     def record_tokens(self, attribution: Attribution, delta_tokens: int) -> None:
         """Correct the token count once the real usage is known (``actual - estimate``)."""
-        subjects = [s for s, lim in self.policy.subjects(attribution) if lim.tpm is not None]
+        subjects = [s for s, lim in self._subjects_for(attribution) if lim.tpm is not None]
         if subjects and delta_tokens:
             self._counters.adjust(subjects, delta_tokens, self._clock())
