@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 
 from orchestra.accounting import Accounting, Attribution, BudgetSpec, Ledger, LedgerEntry
 from orchestra.accounting.budgets import Hold, Reservation
-from orchestra.accounting.ledger import OUTCOMES, _row, _row_line, entry_from_values
+from orchestra.accounting.ledger import (
+    OUTCOMES,
+    _row,
+    _row_json,
+    _row_line,
+    entry_from_values,
+)
 from orchestra.accounting.store import as_utc, sqlite_time, time_for
 from orchestra.gateway.accounts import Attempt, Caller, CallRecord
 from orchestra.gateway.store_accountant import ledger_entry
@@ -30,7 +36,7 @@ T0 = datetime(2026, 3, 18, 12, 0, tzinfo=UTC)
 
 def _through_line(entry: LedgerEntry, time: Any, reservation: Reservation | None = None) -> Any:
     """``entry`` written as a ``row`` line (rows in ``time``'s form) and read back."""
-    rec = json.loads(_row_line(_row(entry, time), reservation))
+    rec = json.loads(_row_line(_row_json(_row(entry, time)), reservation))
     assert rec["op"] == "row" and set(rec) == {"op", "row", "r"}
     return entry_from_values(rec["row"]), rec["r"]
 
@@ -102,7 +108,7 @@ def test_a_row_line_is_flat_and_keeps_the_reservation() -> None:
         "res_1", Decimal("0.25"), (Hold(3, "dev", 250_000_000, None), Hold(4, "team", 7, "ls_9"))
     )
     entry = LedgerEntry(ALICE, "haiku", started_at=T0, ended_at=T0, cost_usd=Decimal("1.5"))
-    line = _row_line(_row(entry, time_for("postgresql")), reservation)
+    line = _row_line(_row_json(_row(entry, time_for("postgresql"))), reservation)
     assert line.endswith(b"\n") and line.count(b"\n") == 1 and line.isascii()
     rec = json.loads(line)
     assert rec["row"][:3] == [entry.id, sqlite_time(T0), sqlite_time(T0)]
@@ -110,7 +116,7 @@ def test_a_row_line_is_flat_and_keeps_the_reservation() -> None:
     assert Reservation.from_json(rec["r"]) == reservation
     # Only JSON's own types: what is not one is a bug, never written as some text.
     with pytest.raises(TypeError):
-        _row_line((*_row(entry, time_for("postgresql"))[:-1], Decimal(1)), None)
+        _row_json((*_row(entry, time_for("postgresql"))[:-1], Decimal(1)))
 
 
 def test_a_naive_time_is_taken_as_utc() -> None:
@@ -213,7 +219,7 @@ def test_journals_of_earlier_versions_still_reconcile(database: Database, tmp_pa
         ],
     )
     with path.open("ab") as f:
-        f.write(_row_line(_row(row_entry, time_for("sqlite")), held))
+        f.write(_row_line(_row_json(_row(row_entry, time_for("sqlite"))), held))
         f.write(b'{"op":"row","row":["cut sho')  # the crash's last, partial line
     try:
         reconciled = {e.id: e for e in acc.start()}

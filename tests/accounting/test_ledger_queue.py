@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +25,14 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from orchestra.accounting import Accounting, Attribution, BudgetSpec, Ledger, LedgerEntry
-from orchestra.accounting.store import AccountingStore, GroupCommitter, as_utc, sqlite_time
+from orchestra.accounting.ledger import _INSERT, _row
+from orchestra.accounting.store import (
+    AccountingStore,
+    GroupCommitter,
+    as_utc,
+    sqlite_time,
+    time_for,
+)
 from orchestra.providers import Usage
 from orchestra.store import Database
 from orchestra.store.tables.gateway import GatewayLedgerEntry
@@ -210,6 +218,54 @@ def test_a_batch_of_queued_entries_alone_keeps_the_good_ones_when_one_fails(
     assert stored == {first.id, good[0].id, good[1].id}
     ledger.close()
     store.close()
+
+
+def test_a_queued_entry_is_stored_exactly_as_bound_values_store_it(
+    database: Database, tmp_path: Path
+) -> None:
+    """On SQLite the writer inserts a batch's rows from one JSON text; the stored values and
+    column types must be those of an ``INSERT`` with bound values."""
+    ledger = Ledger(database, journal_dir=tmp_path)
+    who = Attribution(
+        org="acme", squad="zahlungsverkehr-ü", developer="ålice", key_id="key_a", agent='a"b'
+    )
+    started = datetime(2026, 1, 2, 3, 4, 5, 600_007, tzinfo=UTC)
+    queued = ledger.journal_and_queue(
+        LedgerEntry(
+            who,
+            "haiku",
+            "claude-haiku-4-5",
+            tier="haiku",
+            provider="anthropic",
+            usage=Usage(12, 3, cache_read_tokens=7, cache_write_tokens=2**40),
+            cost_usd=Decimal("123456.123456789"),
+            outcome="error",
+            error_type="upstream_529",
+            started_at=started,
+            ended_at=started + timedelta(milliseconds=2),
+            latency_ms=2.0,
+            ttft_ms=None,
+            retries=1,
+            fallback_path=("claude-opus-4-5:529", "claude-haiku-4-5:ok"),
+            stream=True,
+        )
+    )
+    ledger.flush()
+    dialect = database.engine.dialect.name
+    bound = replace(queued, id="reference")
+    with database.engine.begin() as conn:
+        _INSERT.run_many(conn, [_row(bound, time_for(dialect))])
+    names = [c.name for c in GatewayLedgerEntry.__table__.columns if c.name != "id"]
+    if dialect == "sqlite":
+        names = [f"{c}, typeof({c})" for c in names]
+    with database.engine.connect() as conn:
+        rows = {
+            r[0]: tuple(r[1:])
+            for r in conn.execute(text(f"SELECT id, {', '.join(names)} FROM gateway_ledger"))  # noqa: S608
+        }
+    assert rows[queued.id] == rows["reference"]
+    assert rows[queued.id][20 if dialect != "sqlite" else 40] == 2.0  # latency_ms in place
+    ledger.close()
 
 
 CHILD = textwrap.dedent("""

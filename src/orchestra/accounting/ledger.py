@@ -197,9 +197,9 @@ _COLUMNS = (
 _INSERT = RowInsert("gateway_ledger", _COLUMNS)
 _COST = _COLUMNS.index("cost_nano")
 
-_QueuedEntry = tuple["_Journal", str, tuple[Any, ...], Reservation | None]
-"""An entry journaled and waiting for the writer: its journal, id, row and the reservation
-it settles (``None``: nothing to settle)."""
+_QueuedEntry = tuple["_Journal", str, tuple[Any, ...], str, Reservation | None]
+"""An entry journaled and waiting for the writer: its journal, id, row, the row as JSON
+text (:func:`_row_json`) and the reservation it settles (``None``: nothing to settle)."""
 
 
 def _insert_alone(conn: Connection, item: _QueuedEntry) -> bool:
@@ -213,14 +213,32 @@ def _insert_alone(conn: Connection, item: _QueuedEntry) -> bool:
     return True
 
 
-def _batch_rows(batch: Batch) -> list[tuple[Any, ...]]:
-    """The ledger rows of the running write batch, inserted with one multi-row ``INSERT``
-    just before its commit."""
-    rows: list[tuple[Any, ...]] | None = batch.state.get("ledger_rows")
-    if rows is None:
-        rows = batch.state["ledger_rows"] = []
-        batch.at_end("ledger_rows", lambda c: _INSERT.run_many(c, rows))
-    return rows
+class _BatchRows:
+    """The ledger rows of the running write batch, inserted together just before its
+    commit: on SQLite with one statement that reads them from one JSON text (one call
+    into SQLite for the batch, which holds the GIL only to start it; binding every value
+    of every row made the writer take and give back the GIL once per row, and stalled the
+    event loop's thread each time), elsewhere with one multi-row ``INSERT``."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.texts: list[str] = []
+        """Rows already in :func:`_row_json` form (SQLite only)."""
+
+    @classmethod
+    def of(cls, batch: Batch) -> _BatchRows:
+        rows: _BatchRows | None = batch.state.get("ledger_rows")
+        if rows is None:
+            rows = batch.state["ledger_rows"] = cls()
+            batch.at_end("ledger_rows", rows.insert)
+        return rows
+
+    def insert(self, conn: Connection) -> None:
+        if conn.dialect.name == "sqlite":
+            texts = self.texts + [_row_json(row) for row in self.rows]
+            _INSERT.run_json(conn, texts)
+        else:
+            _INSERT.run_many(conn, self.rows)
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
@@ -297,10 +315,14 @@ def _portable(row: tuple[Any, ...]) -> tuple[Any, ...] | list[Any]:
     return out
 
 
-def _row_line(row: tuple[Any, ...], reservation: Reservation | None) -> bytes:
-    """The ``row`` journal line of a finished call whose :func:`_row` is ``row``."""
-    record = {"op": "row", "row": _portable(row), "r": _reservation_json(reservation)}
-    return (_FLAT(record) + "\n").encode()
+def _row_json(row: tuple[Any, ...]) -> str:
+    """A :func:`_row` as JSON text, as a ``row`` journal line holds it (:func:`_portable`)."""
+    return _FLAT(_portable(row))
+
+
+def _row_line(row_json: str, reservation: Reservation | None) -> bytes:
+    """The ``row`` journal line of a finished call whose :func:`_row_json` is ``row_json``."""
+    return f'{{"op":"row","row":{row_json},"r":{_FLAT(_reservation_json(reservation))}}}\n'.encode()
 
 
 def _utc(text: str) -> datetime:
@@ -737,7 +759,7 @@ class Ledger:
         committer = self._store.committer
 
         def job(conn: Connection) -> _Plan | None:
-            _batch_rows(committer.batch).append(row)
+            _BatchRows.of(committer.batch).rows.append(row)
             return settle(conn) if settle is not None else None
 
         return job
@@ -756,7 +778,11 @@ class Ledger:
             if taken is None:
                 with self._queue_lock:
                     taken, self._queued = self._queued, []
-                _batch_rows(batch).extend(item[2] for item in taken)
+                rows = _BatchRows.of(batch)
+                if conn.dialect.name == "sqlite":
+                    rows.texts.extend(item[3] for item in taken)
+                else:
+                    rows.rows.extend(item[2] for item in taken)
             else:
                 # A retry, alone, after the batch failed: each entry in a savepoint, so one
                 # that cannot be stored stays in the journal without holding back the rest.
@@ -764,12 +790,12 @@ class Ledger:
             committed = _Committed.of_batch(batch, budgets)
             if budgets is not None:
                 plan = _Plan()
-                settlements = [(item[3], item[2][_COST]) for item in taken if item[3] is not None]
+                settlements = [(item[4], item[2][_COST]) for item in taken if item[4] is not None]
                 if settlements:
                     budgets.settle_in_batch(settlements, plan)
                     committed.plans.append(plan)
             ids = committed.ids
-            for journal, eid, _, _ in taken:
+            for journal, eid, *_ in taken:
                 done = ids.get(journal)
                 if done is None:
                     done = ids[journal] = []
@@ -816,7 +842,8 @@ class Ledger:
         entry = self._complete(entry, reservation)
         # One set of values for both: the row the writer inserts, and the journal's copy.
         row = _row(entry, self._time)
-        line = _row_line(row, reservation)
+        text = _row_json(row)
+        line = _row_line(text, reservation)
         journal = self._current_journal()
         settle = (
             reservation
@@ -826,7 +853,7 @@ class Ledger:
         journal.write_line("row", entry.id, line)
         try:
             with self._queue_lock:
-                self._queued.append((journal, entry.id, row, settle))
+                self._queued.append((journal, entry.id, row, text, settle))
                 if len(self._queued) == 1:
                     # The first entry since the writer last took them: one job for all the
                     # entries queued until it runs (under the lock, so a flush that starts

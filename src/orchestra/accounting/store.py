@@ -526,6 +526,9 @@ class RowInsert:
         self.sqlite = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
         self.pyformat = self.sqlite.replace("?", "%s")
         self.width = len(columns)
+        values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+        self.from_json = f"INSERT INTO {table} ({names}) SELECT {values} FROM json_each(?)"  # noqa: S608
+        """SQLite: the rows of one JSON array of value arrays (column order), in one call."""
 
     def run_many(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         """Insert ``rows`` (tuples of :attr:`width` values) in ``conn``'s transaction."""
@@ -533,6 +536,13 @@ class RowInsert:
             return
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         cursor.executemany(self.sqlite if conn.dialect.name == "sqlite" else self.pyformat, rows)
+
+    def run_json(self, conn: Connection, rows: list[str]) -> None:
+        """SQLite: insert ``rows``, each a JSON array of the values in column order (JSON
+        strings, numbers, booleans and nulls, stored as SQLite's own types)."""
+        if rows:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(self.from_json, (f"[{','.join(rows)}]",))
 
 
 def sqlite_time(value: datetime) -> str:
