@@ -477,6 +477,44 @@ async def test_first_byte_timeout() -> None:
         assert client.open_connections == 0
 
 
+async def test_headers_within_bounds_waiting_for_a_connection_and_the_headers_together() -> None:
+    """``headers_within`` is one budget for the whole: time spent waiting for a free
+    connection is not given again to the wait for the headers, and neither wait's own
+    (longer) timeout extends it."""
+
+    async def slow(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        while await read_request(reader, server):
+            await asyncio.sleep(0.3)
+            writer.write(answer(b"{}"))
+            await writer.drain()
+
+    async with raw_server(slow) as server, client_of(limit=1) as client:
+        loop = asyncio.get_running_loop()
+        busy = asyncio.ensure_future(client.post(server.url(), b"{}", ANTHROPIC, **TIMEOUTS))
+        await server.received.wait()
+        started = loop.time()
+        # The connection frees after ~0.3 s; the answer would take another 0.3 s: past 0.45.
+        with pytest.raises(UpstreamTimeoutError):
+            await client.post(
+                server.url(),
+                b"{}",
+                ANTHROPIC,
+                connect_timeout=5,
+                read_timeout=5,
+                headers_within=0.45,
+            )
+        assert loop.time() - started < 1.0
+        (await busy).release()
+        # Within the budget, the same wait succeeds.
+        response = await client.post(
+            server.url(), b"{}", ANTHROPIC, connect_timeout=5, read_timeout=5, headers_within=2
+        )
+        assert await response.read() == b"{}"
+        response.release()
+
+
 async def test_gap_between_chunks_timeout_then_close_abandons_the_stream() -> None:
     async def stall(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer

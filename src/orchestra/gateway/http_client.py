@@ -23,7 +23,7 @@ import ssl
 import urllib.parse
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import httptools
@@ -95,9 +95,11 @@ class UpstreamTransport(Protocol):
         *,
         connect_timeout: float | None,
         read_timeout: float | None,
+        headers_within: float | None = None,
     ) -> UpstreamResponse:
         """``read_timeout`` bounds the wait for the headers and each gap between body
-        chunks. Raises :class:`UpstreamConnectionError` (or :class:`UpstreamTimeoutError`)."""
+        chunks; ``headers_within`` bounds connecting, sending and the wait for the headers
+        together. Raises :class:`UpstreamConnectionError` (or :class:`UpstreamTimeoutError`)."""
         ...
 
     @property
@@ -227,6 +229,7 @@ class HTTPClient:
         *,
         connect_timeout: float | None,
         read_timeout: float | None,
+        headers_within: float | None = None,
     ) -> HTTPResponse:
         if self._closed:
             raise UpstreamConnectionError("the upstream client is closed")
@@ -235,7 +238,10 @@ class HTTPClient:
             f"POST {target} HTTP/1.1\r\n{endpoint.head}{_encode_headers(headers)}"
             f"content-length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
-        conn = await self._acquire(endpoint, connect_timeout)
+        # One deadline for the whole, checked where each wait starts: no timer of its own
+        # (a pooled connection is handed out without waiting).
+        deadline = None if headers_within is None else self._now() + headers_within
+        conn = await self._acquire(endpoint, _within(connect_timeout, deadline, self._now))
         response = HTTPResponse(conn, read_timeout, self.max_unread_bytes)
         conn.response = response
         try:
@@ -245,11 +251,14 @@ class HTTPClient:
             else:
                 transport.write(head)
                 transport.write(body)
-            await response._wait_headers()
+            await response._wait_headers(deadline)
         except BaseException:
             conn.close()
             raise
         return response
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
 
     async def _acquire(self, endpoint: _Endpoint, connect_timeout: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -590,12 +599,19 @@ class HTTPResponse:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self) -> None:
+    async def _wait(self, deadline: float | None = None) -> None:
+        """Until data, the end or an error arrives; at most the read timeout, and never
+        past ``deadline`` (loop time)."""
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         timer = None
         if self._read_timeout is not None:
-            timer = loop.call_later(self._read_timeout, _expire, waiter)
+            until = loop.time() + self._read_timeout
+            timer = loop.call_at(
+                until if deadline is None else min(until, deadline), _expire, waiter
+            )
+        elif deadline is not None:
+            timer = loop.call_at(deadline, _expire, waiter)
         try:
             await waiter
         finally:
@@ -603,11 +619,11 @@ class HTTPResponse:
             if timer is not None:
                 timer.cancel()
 
-    async def _wait_headers(self) -> None:
+    async def _wait_headers(self, deadline: float | None = None) -> None:
         while not self._has_headers:
             if self._error is not None:
                 raise self._error
-            await self._wait()
+            await self._wait(deadline)
 
     # public interface
 
@@ -677,6 +693,16 @@ class HTTPResponse:
             return
         self._done = True
         self._conn.close()
+
+
+def _within(
+    timeout: float | None, deadline: float | None, now: Callable[[], float]
+) -> float | None:
+    """``timeout``, shortened to what is left before ``deadline`` (loop time)."""
+    if deadline is None:
+        return timeout
+    left = max(0.0, deadline - now())
+    return left if timeout is None else min(timeout, left)
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

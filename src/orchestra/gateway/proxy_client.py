@@ -9,6 +9,7 @@ aiohttp with ``trust_env`` (which also honours proxy credentials), with its erro
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -108,12 +109,14 @@ class ProxiedClient:
         *,
         connect_timeout: float | None,
         read_timeout: float | None,
+        headers_within: float | None = None,
     ) -> AiohttpResponse:
         timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
         try:
-            response = await self._open().post(
-                url, data=body, headers=dict(headers), timeout=timeout
-            )
+            async with asyncio.timeout(headers_within):
+                response = await self._open().post(
+                    url, data=body, headers=dict(headers), timeout=timeout
+                )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _mapped(exc) from exc
         return AiohttpResponse(response)
@@ -161,10 +164,16 @@ class ProxyAwareClient:
         *,
         connect_timeout: float | None,
         read_timeout: float | None,
+        headers_within: float | None = None,
     ) -> UpstreamResponse:
         client: UpstreamTransport = self.proxied if self.uses_proxy(url) else self.direct
         return await client.post(
-            url, body, headers, connect_timeout=connect_timeout, read_timeout=read_timeout
+            url,
+            body,
+            headers,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            headers_within=headers_within,
         )
 
     async def aclose(self) -> None:

@@ -193,16 +193,16 @@ class UpstreamCaller:
         headers = self._target_headers(target, plan.client_headers)
         first_byte = min(self.first_byte_timeout_s, target.timeout_s)
         # The read timeout bounds the wait for headers and any gap between body chunks;
-        # asyncio.timeout bounds connecting and the headers together.
+        # headers_within bounds connecting and the headers together.
         try:
-            async with asyncio.timeout(first_byte):
-                response = await self.client().post(
-                    url,
-                    body,
-                    headers,
-                    connect_timeout=target.connect_timeout_s,
-                    read_timeout=first_byte,
-                )
+            response = await self.client().post(
+                url,
+                body,
+                headers,
+                connect_timeout=target.connect_timeout_s,
+                read_timeout=first_byte,
+                headers_within=first_byte,
+            )
         except TimeoutError:
             self._failed(target, record, None, "timeout", started)
             return UpstreamTimeout(
