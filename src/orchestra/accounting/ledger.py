@@ -215,10 +215,12 @@ def _insert_alone(conn: Connection, item: _QueuedEntry) -> bool:
 
 class _BatchRows:
     """The ledger rows of the running write batch, inserted together just before its
-    commit: on SQLite with one statement that reads them from one JSON text (one call
-    into SQLite for the batch, which holds the GIL only to start it; binding every value
-    of every row made the writer take and give back the GIL once per row, and stalled the
-    event loop's thread each time), elsewhere with one multi-row ``INSERT``."""
+    commit. The queued entries' rows (:meth:`Ledger.journal_and_queue`, the gateway's many
+    calls) go in, on SQLite, with one statement that reads them from one JSON text: one
+    call into SQLite for all of them, which holds the GIL only to start it. Binding every
+    value of every row made the writer take the GIL back once per row, and each time the
+    event loop's thread had to stop for it (about a tenth of the gateway's throughput).
+    Rows someone waits for (:meth:`Ledger.append`), and every row elsewhere, are bound."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
@@ -234,11 +236,8 @@ class _BatchRows:
         return rows
 
     def insert(self, conn: Connection) -> None:
-        if conn.dialect.name == "sqlite":
-            texts = self.texts + [_row_json(row) for row in self.rows]
-            _INSERT.run_json(conn, texts)
-        else:
-            _INSERT.run_many(conn, self.rows)
+        _INSERT.run_json(conn, self.texts)  # queued entries, in number
+        _INSERT.run_many(conn, self.rows)  # entries someone waits for, a few
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
