@@ -745,13 +745,21 @@ class Ledger:
             error_type=error_type,
         )
 
+    def _to_settle(self, reservation: Reservation | None) -> Reservation | None:
+        """``reservation`` when storing its entry must settle it (budgets kept here, and
+        something held), else ``None``."""
+        if self._budgets is None or reservation is None or reservation.empty:
+            return None
+        return reservation
+
     def _job(
         self, entry: LedgerEntry, reservation: Reservation | None
     ) -> Callable[[Connection], _Plan | None]:
         """The database work of storing ``entry`` (and settling ``reservation``)."""
+        held = self._to_settle(reservation)
         settle = (
-            self._budgets.settle_job(reservation, entry.cost_usd)
-            if self._budgets is not None and reservation is not None and not reservation.empty
+            self._budgets.settle_job(held, entry.cost_usd)
+            if self._budgets is not None and held is not None
             else None
         )
         row = _row(entry, self._time)  # immutable: a failed batch may run the job again
@@ -844,11 +852,7 @@ class Ledger:
         text = _row_json(row)
         line = _row_line(text, reservation)
         journal = self._current_journal()
-        settle = (
-            reservation
-            if self._budgets is not None and reservation is not None and not reservation.empty
-            else None
-        )
+        settle = self._to_settle(reservation)
         journal.write_line("row", entry.id, line)
         try:
             with self._queue_lock:
