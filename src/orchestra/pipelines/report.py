@@ -15,7 +15,7 @@ from orchestra.tools.toolbox import Toolbox
 from orchestra.tools.workspace import Workspace, git
 
 if TYPE_CHECKING:
-    from orchestra.engine.runtime import EngineServices
+    from orchestra.engine import EngineServices
 
 
 def run_bandit(toolbox: Toolbox, paths: list[str]) -> dict[str, Any]:

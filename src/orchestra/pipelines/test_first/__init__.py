@@ -10,14 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbos import DBOS
-
-from orchestra.engine.runtime import checkpoint, services
+from orchestra.engine import (
+    EngineServices,
+    PipelineDefinition,
+    PipelineRegistry,
+    checkpoint,
+    pipeline_workflow,
+)
 from orchestra.pipelines.report import build_report, changed_line_coverage
 from orchestra.pipelines.test_first.review import ReviewPhase
 from orchestra.pipelines.test_first.steps import PhaseClock, PipelineSteps, RunFailed
 
-__all__ = ["PhaseClock", "PipelineSteps", "RunFailed", "TestFirstPipeline", "test_first_workflow"]
+__all__ = [
+    "PIPELINE",
+    "PhaseClock",
+    "PipelineSteps",
+    "RunFailed",
+    "TestFirstPipeline",
+    "register",
+    "test_first_workflow",
+]
 
 
 class TestFirstPipeline(ReviewPhase):
@@ -62,7 +74,21 @@ class TestFirstPipeline(ReviewPhase):
         return self.finish("succeeded", None)
 
 
-@DBOS.workflow(name="orchestra.test_first")
-def test_first_workflow(run_id: str) -> dict[str, Any]:
+@pipeline_workflow("orchestra.test_first")
+def test_first_workflow(svc: EngineServices, run_id: str) -> dict[str, Any]:
     """The durable test-first pipeline for one run."""
-    return TestFirstPipeline(services(), run_id).execute()
+    return TestFirstPipeline(svc, run_id).execute()
+
+
+PIPELINE = PipelineDefinition(
+    name="test-first",
+    workflow=test_first_workflow,
+    state_type=dict,
+    description="plan -> red -> green -> review (parallel) -> finish",
+)
+"""The test-first pipeline as the engine sees it."""
+
+
+def register(registry: PipelineRegistry) -> None:
+    """Hand the test-first pipeline to an engine's registry."""
+    registry.add(PIPELINE)

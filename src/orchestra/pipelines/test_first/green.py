@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestra.engine.runtime import (
-    checkpoint,
-)
+from orchestra.engine import checkpoint
 from orchestra.pipelines.plan import Plan
 from orchestra.pipelines.test_first.red import RedPhase
 from orchestra.pipelines.test_first.steps import (

@@ -5,9 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from orchestra.engine.runtime import (
-    checkpoint,
-)
+from orchestra.engine import checkpoint
 from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan
 from orchestra.pipelines.test_first.planning import PlanningPhase

@@ -6,9 +6,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from orchestra.engine.runtime import (
-    checkpoint,
-)
+from orchestra.engine import checkpoint
 from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan
 from orchestra.pipelines.report import run_bandit

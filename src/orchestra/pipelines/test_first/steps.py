@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestra.engine.agent import AgentOutcome, AgentTask
-from orchestra.engine.runtime import (
+from orchestra.engine import (
+    AgentOutcome,
+    AgentTask,
     EngineServices,
     checkpoint,
     engine_source,
