@@ -27,6 +27,7 @@ from orchestra.accounting import (
     SecretStore,
     spend_report,
 )
+from orchestra.accounting.audit import AuditAnchor
 from orchestra.accounting.money import fmt_usd
 from orchestra.accounting.spend import SPEND_BY
 from orchestra.accounting.store import utcnow
@@ -397,15 +398,37 @@ def audit_list(
     console().print(table)
 
 
+AnchorOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--anchor",
+        help="A head exported earlier with `orchestra audit anchor --output FILE`: the chain "
+        "must still hold it (catches the newest entries removed together with the head).",
+    ),
+]
+
+
+def _anchor(path: Path | None) -> tuple[str, AuditAnchor] | None:
+    if path is None:
+        return None
+    try:
+        return f"the anchor {path}", AuditAnchor.read(path)
+    except OrchestraError as exc:
+        raise _fail(exc) from exc
+
+
 @audit_app.command("verify")
 def audit_verify(
+    anchor: AnchorOption = None,
     as_json: JsonOption = False,
     config_path: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Check the hash chain; exit 1 and name the first changed or missing entry."""
+    """Check the hash chain, its head, the checkpoint file and an exported anchor; exit 1
+    and name the first changed or missing entry."""
+    expected = _anchor(anchor)
     with _accounting(config_path, database) as acc:
-        result = acc.audit.verify()
+        result = acc.audit.verify(anchor=expected)
     if as_json:
         print_json(
             {
@@ -416,11 +439,51 @@ def audit_verify(
             }
         )
     elif result.ok:
-        console().print(f"audit log intact: {result.checked} entries verified")
+        against = f" (against {', '.join(result.anchors)})" if result.anchors else ""
+        console().print(
+            f"audit log intact: {result.checked} entries verified{against}", highlight=False
+        )
     else:
         error_console().print(f"[bold red]audit log broken:[/] {result.reason}", highlight=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the anchor to this file (default: print)."),
+    ] = None,
+    config_path: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Export the chain's head (sequence and hash) to keep outside the database; give it
+    back to `orchestra audit verify --anchor FILE` later."""
+    with _accounting(config_path, database) as acc:
+        head = acc.audit.head()
+    if output is None:
+        print_json(head.to_json())
+        return
+    head.write(output)
+    console().print(f"Wrote the anchor of entry {head.seq} to {output}.", markup=False)
+
+
+@audit_app.command("reseal")
+def audit_reseal(
+    anchor: AnchorOption = None,
+    config_path: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Rebuild a lost head row from the newest entry (audited). Refused when entries are
+    changed or missing, or when the checkpoint or anchor records a longer chain."""
+    expected = _anchor(anchor)
+    with _accounting(config_path, database) as acc:
+        entry = acc.audit.reseal(_actor(), anchor=expected)
+    if entry is None:
+        console().print("audit log intact: nothing to reseal")
+    else:
+        console().print(f"Resealed the audit log (entry {entry.seq} records it).")
 
 
 @secrets_app.command("set")
@@ -438,9 +501,9 @@ def secrets_set(
         raise _usage_error(
             "no value given", "pipe it in: `printenv KEY | orchestra secrets set NAME`"
         )
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database) as acc, acc.audit.transaction() as audit:
+        audit.append(_actor(), "secret.set", name, {})  # not committed if the store fails
         SecretStore(SecretBox.from_home()).set(name, value)
-        acc.audit.append(_actor(), "secret.set", name, {})
     console().print(f"Stored secret {name} (encrypted).", markup=False)
 
 
@@ -465,10 +528,10 @@ def secrets_remove(
     database: DatabaseOption = None,
 ) -> None:
     """Delete a stored credential (audited)."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database) as acc, acc.audit.transaction() as audit:
+        audit.append(_actor(), "secret.remove", name, {})  # not committed if nothing goes
         if not SecretStore(SecretBox.from_home()).delete(name):
             raise _usage_error(f"no stored secret named {name!r}", "see `orchestra secrets list`")
-        acc.audit.append(_actor(), "secret.remove", name, {})
     console().print(f"Removed secret {name}.", markup=False)
 
 
