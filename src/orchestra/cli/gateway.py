@@ -7,6 +7,7 @@ itself (``orchestra gateway``, ``orchestra serve``) live in :mod:`orchestra.cli.
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -29,11 +30,13 @@ from orchestra.accounting import (
 )
 from orchestra.accounting.audit import AuditAnchor
 from orchestra.accounting.money import fmt_usd
+from orchestra.accounting.secrets import SECRETS_FILE
 from orchestra.accounting.spend import SPEND_BY
 from orchestra.accounting.store import utcnow
 from orchestra.cli.output import console, error_console, print_json
 from orchestra.config import default_database_url, load_config
-from orchestra.errors import OrchestraError
+from orchestra.config.paths import database_file, orchestra_home
+from orchestra.errors import OrchestraError, StoreError
 from orchestra.store import open_database
 
 ConfigOption = Annotated[
@@ -77,20 +80,55 @@ def _usage_error(message: str, hint: str) -> typer.Exit:
 
 
 @contextmanager
-def _accounting(config_path: Path | None, database: str | None) -> Iterator[Accounting]:
+def _config_file(config_path: Path | None) -> Iterator[None]:
+    """With ``--config``, the state folder follows that file (as it follows the nearest
+    ``orchestra.yaml`` otherwise) for the length of the command."""
+    if config_path is None:
+        yield
+        return
+    before = os.environ.get("ORCHESTRA_CONFIG")
+    os.environ["ORCHESTRA_CONFIG"] = str(config_path.expanduser().resolve())
     try:
-        config = load_config(config_path)
-        db = open_database(database or default_database_url())
-    except OrchestraError as exc:
-        raise _fail(exc) from exc
-    acc = Accounting(db, config)
-    try:
-        yield acc
-    except OrchestraError as exc:
-        raise _fail(exc) from exc
+        yield
     finally:
-        acc.close()
-        db.dispose()
+        if before is None:
+            os.environ.pop("ORCHESTRA_CONFIG", None)
+        else:
+            os.environ["ORCHESTRA_CONFIG"] = before
+
+
+def _existing(url: str) -> None:
+    """A read-only command opens an existing database only: it creates nothing."""
+    path = database_file(url)
+    if path is not None and not path.exists():
+        raise StoreError(
+            f"there is no Orchestra database at {path} (nothing has been recorded here)",
+            hint="run the command in the project (the folder of its orchestra.yaml or a "
+            "subfolder), or point at the state with ORCHESTRA_HOME, --config or --database",
+        )
+
+
+@contextmanager
+def _accounting(
+    config_path: Path | None, database: str | None, *, read_only: bool = False
+) -> Iterator[Accounting]:
+    with _config_file(config_path):
+        try:
+            config = load_config(config_path)
+            url = database or default_database_url()
+            if read_only:
+                _existing(url)
+            db = open_database(url)
+        except OrchestraError as exc:
+            raise _fail(exc) from exc
+        acc = Accounting(db, config)
+        try:
+            yield acc
+        except OrchestraError as exc:
+            raise _fail(exc) from exc
+        finally:
+            acc.close()
+            db.dispose()
 
 
 def _key_json(k: KeyRecord) -> dict[str, Any]:
@@ -163,7 +201,7 @@ def keys_list(
     database: DatabaseOption = None,
 ) -> None:
     """List keys (prefix only, never the secret)."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database, read_only=True) as acc:
         records = acc.keys.list(include_revoked=include_revoked)
     if as_json:
         print_json([_key_json(k) for k in records])
@@ -254,7 +292,7 @@ def budgets_list(
     database: DatabaseOption = None,
 ) -> None:
     """Budgets with this period's spend, reservations in flight and reset time."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database, read_only=True) as acc:
         rows = acc.budgets.status()
     if as_json:
         print_json(
@@ -331,7 +369,7 @@ def spend(
     database: DatabaseOption = None,
 ) -> None:
     """Spend from the ledger, grouped by developer, team, agent, model or day."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database, read_only=True) as acc:
         report = spend_report(acc.store, by=by, period=period, developer=developer, team=team)
     if as_json:
         print_json(report.to_json())
@@ -373,7 +411,7 @@ def audit_list(
     database: DatabaseOption = None,
 ) -> None:
     """Management actions, newest first."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database, read_only=True) as acc:
         entries = acc.audit.list(limit=limit, action=action)
     if as_json:
         print_json(
@@ -427,7 +465,7 @@ def audit_verify(
     """Check the hash chain, its head, the checkpoint file and an exported anchor; exit 1
     and name the first changed or missing entry."""
     expected = _anchor(anchor)
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database, read_only=True) as acc:
         result = acc.audit.verify(anchor=expected)
     if as_json:
         print_json(
@@ -460,7 +498,7 @@ def audit_anchor(
 ) -> None:
     """Export the chain's head (sequence and hash) to keep outside the database; give it
     back to `orchestra audit verify --anchor FILE` later."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database, read_only=True) as acc:
         head = acc.audit.head()
     if output is None:
         print_json(head.to_json())
@@ -511,7 +549,9 @@ def secrets_set(
 def secrets_list(as_json: JsonOption = False) -> None:
     """Names of the stored credentials (never their values)."""
     try:
-        names = SecretStore(SecretBox.from_home()).names()
+        # Nothing stored yet: answer without creating the encryption key.
+        stored = (orchestra_home() / SECRETS_FILE).exists()
+        names = SecretStore(SecretBox.from_home()).names() if stored else []
     except OrchestraError as exc:
         raise _fail(exc) from exc
     if as_json:
