@@ -1,14 +1,15 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from orchestra.accounting import AuditLog
 from orchestra.accounting.audit import AuditAnchor, AuditChainBroken
 from orchestra.store import Database
-from orchestra.store.tables.gateway import GatewayAuditEntry, GatewayAuditHead
+from orchestra.store.tables.gateway import GatewayAuditEntry, GatewayAuditHead, GatewayKey
 
 
 def _log(database: Database, n: int = 5) -> AuditLog:
@@ -207,3 +208,33 @@ def test_reseal_rebuilds_a_lost_head_but_never_accepts_removed_entries(
     _drop(database, newest_from=5)
     with pytest.raises(AuditChainBroken, match="cannot be resealed"):
         log.reseal("cli:root")
+
+
+def test_orm_changes_in_the_transaction_commit_and_roll_back_with_the_entry(
+    database: Database,
+) -> None:
+    log = _log(database, 1)
+    with log.transaction() as tx:
+        with tx.session() as session:
+            session.add(GatewayKey(**_key_row("key_kept")))
+        tx.append("cli:root", "key.create", "key_kept")
+    _drop(database)
+    with pytest.raises(AuditChainBroken), log.transaction() as tx:
+        with tx.session() as session:
+            session.add(GatewayKey(**_key_row("key_lost")))
+        tx.append("cli:root", "key.create", "key_lost")
+    with database.session() as session:
+        assert session.scalars(select(GatewayKey.id)).all() == ["key_kept"]
+
+
+def _key_row(key_id: str) -> dict[str, object]:
+    return {
+        "id": key_id,
+        "prefix": "orc_x",
+        "secret_hash": key_id.ljust(64, "0"),
+        "developer": "alice",
+        "team": None,
+        "admin": False,
+        "name": None,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy.orm import Session
 
 from orchestra.accounting.errors import AccountingError
 from orchestra.accounting.store import AccountingStore, Clock, as_utc, utcnow
@@ -197,6 +198,14 @@ class AuditTransaction:
     log: AuditLog
     conn: Connection
     entries: list[AuditEntry] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session inside this transaction, flushed when the block ends (it commits,
+        or rolls back, with the transaction)."""
+        with Session(bind=self.conn) as session:
+            yield session
+            session.flush()
 
     def append(
         self, actor: str, action: str, target: str, details: dict[str, Any] | None = None
