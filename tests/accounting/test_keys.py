@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from orchestra.accounting.audit import AuditChainBroken
 from orchestra.config import OrchestraConfig
 from orchestra.store import Database
 from orchestra.store.tables.gateway import GatewayAuditHead, GatewayKey
+from tests.polling import eventually
 
 from .conftest import FakeClock
 
@@ -171,10 +170,10 @@ def test_a_revocation_by_another_process_takes_effect_at_once(
         assert gateway.keys.authenticate(secret) is not None  # cached for an hour
         assert gateway.keys.authenticate(other_secret) is not None
         cli.keys.revoke(record.id)
-        assert _within(2.0, lambda: gateway.keys.authenticate(secret) is None)
+        assert eventually(lambda: gateway.keys.authenticate(secret) is None)
         assert gateway.keys.authenticate(other_secret) is not None
         rotated_secret, _ = cli.keys.rotate(_id_of(cli, "bob"), timedelta(0))
-        assert _within(2.0, lambda: gateway.keys.authenticate(other_secret) is None)
+        assert eventually(lambda: gateway.keys.authenticate(other_secret) is None)
         assert gateway.keys.authenticate(rotated_secret) is not None
     finally:
         for acc in workers:
@@ -194,13 +193,3 @@ def test_an_unchanged_key_is_served_from_the_cache(
 
 def _id_of(acc: Accounting, developer: str) -> str:
     return next(k.id for k in acc.keys.list() if k.developer == developer)
-
-
-def _within(seconds: float, check: Callable[[], bool]) -> bool:
-    """Whether ``check`` holds within ``seconds`` (PostgreSQL notifies asynchronously)."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

@@ -3,8 +3,7 @@ with a long key cache (issue 16: it used to work on for the cache's TTL)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,17 +16,9 @@ from orchestra.server import build_app
 from orchestra.store import open_database
 from orchestra.testing import FakeUpstream
 from tests.gateway.helpers import ServerThread, gateway_config
+from tests.polling import eventually
 
 BODY = {"model": "haiku", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-
-
-def _within(seconds: float, check: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.fixture
@@ -70,7 +61,7 @@ def test_a_key_revoked_elsewhere_is_refused_at_once_by_every_worker(
         assert _status(url, secret) == 200 and _status(url, kept) == 200
     cli.keys.revoke(record.id)
     for url in workers:
-        assert _within(2.0, lambda url=url: _status(url, secret) == 401)  # type: ignore[misc]
+        assert eventually(lambda url=url: _status(url, secret) == 401)  # type: ignore[misc]
         assert _status(url, kept) == 200
 
 
@@ -78,5 +69,5 @@ def test_a_rotation_without_grace_applies_at_once(workers: list[str], cli: Accou
     secret, record = cli.keys.create("carol", "payments")
     assert _status(workers[0], secret) == 200
     new_secret, _ = cli.keys.rotate(record.id, timedelta(0))
-    assert _within(2.0, lambda: _status(workers[0], secret) == 401)
+    assert eventually(lambda: _status(workers[0], secret) == 401)
     assert _status(workers[0], new_secret) == 200
