@@ -109,6 +109,15 @@ def test_a_read_only_command_creates_nothing(
     assert _files(project) == before
 
 
+def test_showing_an_organisation_never_stored_creates_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project / "src")
+    result = runner.invoke(app, ["org", "show"])
+    assert result.exit_code == 1 and "no organisation stored yet" in result.output
+    assert _files(project) == {"orchestra.yaml", "src", "src/pkg"}
+
+
 def test_read_only_commands_on_an_existing_database_create_no_pepper_or_key(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,8 +35,8 @@ from orchestra.accounting.spend import SPEND_BY
 from orchestra.accounting.store import utcnow
 from orchestra.cli.output import console, error_console, print_json
 from orchestra.config import default_database_url, load_config
-from orchestra.config.paths import database_file, orchestra_home
-from orchestra.errors import OrchestraError, StoreError
+from orchestra.config.paths import existing_database_url, orchestra_home
+from orchestra.errors import OrchestraError
 from orchestra.store import open_database
 
 ConfigOption = Annotated[
@@ -97,17 +97,6 @@ def _config_file(config_path: Path | None) -> Iterator[None]:
             os.environ["ORCHESTRA_CONFIG"] = before
 
 
-def _existing(url: str) -> None:
-    """A read-only command opens an existing database only: it creates nothing."""
-    path = database_file(url)
-    if path is not None and not path.exists():
-        raise StoreError(
-            f"there is no Orchestra database at {path} (nothing has been recorded here)",
-            hint="run the command in the project (the folder of its orchestra.yaml or a "
-            "subfolder), or point at the state with ORCHESTRA_HOME, --config or --database",
-        )
-
-
 @contextmanager
 def _accounting(
     config_path: Path | None, database: str | None, *, read_only: bool = False
@@ -117,7 +106,7 @@ def _accounting(
             config = load_config(config_path)
             url = database or default_database_url()
             if read_only:
-                _existing(url)
+                existing_database_url(url)
             db = open_database(url)
         except OrchestraError as exc:
             raise _fail(exc) from exc

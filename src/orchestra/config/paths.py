@@ -21,6 +21,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from orchestra.errors import StoreError
+
 CONFIG_FILENAME = "orchestra.yaml"
 STATE_DIRNAME = ".orchestra"
 
@@ -72,3 +74,22 @@ def database_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database or "")
+
+
+def unborn_database(url: str) -> bool:
+    """Whether ``url`` names a SQLite file that does not exist yet (nothing recorded)."""
+    path = database_file(url)
+    return path is not None and not path.exists()
+
+
+def existing_database_url(url: str) -> str:
+    """``url``, unless it names a SQLite file that does not exist yet: read-only commands
+    open existing state only, they create nothing. Raises :class:`StoreError`."""
+    if unborn_database(url):
+        raise StoreError(
+            f"there is no Orchestra database at {database_file(url)} (nothing has been "
+            "recorded here)",
+            hint="run the command in the project (the folder of its orchestra.yaml or a "
+            "subfolder), or point at the state with ORCHESTRA_HOME, --config or --database",
+        )
+    return url
