@@ -193,3 +193,26 @@ def test_an_unchanged_key_is_served_from_the_cache(
 
 def _id_of(acc: Accounting, developer: str) -> str:
     return next(k.id for k in acc.keys.list() if k.developer == developer)
+
+
+def test_a_lost_change_listener_serves_nothing_stale_and_comes_back(database: Database) -> None:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the LISTEN/NOTIFY listener is PostgreSQL's; SQLite reads the counter")
+    keys = KeyStore(database, pepper=b"p")
+    try:
+        assert keys.watch()
+        before = keys.version()
+        with database.engine.begin() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            ).all()
+        assert killed
+        # Either still disconnected (every check is new: nothing served from a cache) or
+        # already back, having moved the counter past everything read before.
+        assert eventually(lambda: keys.version() != keys.version() or keys.version() > before)
+        assert keys.watch() and keys.version() > before
+    finally:
+        keys.close()

@@ -92,7 +92,15 @@ class KeyChanges:
             return True
         if self._listener is None:
             self._start_listener()
-        return self._listening.wait(timeout)
+        if self._listening.wait(timeout):
+            return True
+        log.warning(
+            "key changes are not followed yet (cannot LISTEN on %s within %.0f s): every "
+            "request reads its key from the database until the listener connects",
+            NOTIFY_CHANNEL,
+            timeout,
+        )
+        return False
 
     def _read_memory(self) -> int:
         from sqlalchemy import text
