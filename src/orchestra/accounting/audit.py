@@ -31,7 +31,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -236,11 +236,6 @@ class AuditLog:
             orchestra_home() / CHECKPOINT_DIR / f"{database_digest(self._store.db)}.json"
         )
         self.checkpoint = AuditCheckpoint(path)
-        self._on_commit: list[Callable[[AuditEntry], None]] = []
-
-    def on_commit(self, callback: Callable[[AuditEntry], None]) -> None:
-        """Call ``callback`` with each entry this log commits (after the commit)."""
-        self._on_commit.append(callback)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[AuditTransaction]:
@@ -263,8 +258,6 @@ class AuditLog:
             self.checkpoint.advance(AuditAnchor(entry.seq, entry.hash, entry.at))
         except OSError as exc:  # the entry is committed; a missing checkpoint is logged
             log.warning("cannot write the audit checkpoint %s: %s", self.checkpoint.path, exc)
-        for callback in self._on_commit:
-            callback(entry)
 
     def _append(
         self,
