@@ -19,6 +19,7 @@ from orchestra.engine import (
 )
 from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan, PlanPart
+from orchestra.pipelines.test_first.environment import cannot_start, describe
 from orchestra.pipelines.test_first.state import Commit, TestFirstState, TestRunRecord
 from orchestra.store.tables.engine import RunRow
 from orchestra.tools import Toolbox, Workspace, WritePolicy, git
@@ -147,11 +148,13 @@ class TestFirstRun:
     def test_run(
         self, name: str, paths: list[str], ignore: list[str] | None = None
     ) -> TestRunRecord:
-        """Run tests in a step; the log goes to the artefact store."""
+        """Run tests in a step; the log goes to the artefact store. A test command that
+        cannot start ends the run with that cause (see :mod:`.environment`)."""
 
         def go() -> dict[str, Any]:
             report = self.svc.artifacts.run_dir(self.run_id) / "home" / f"{name}.xml"
-            run = gates.run_tests(self.toolbox(), paths, report, ignore)
+            box = self.toolbox()
+            run = gates.run_tests(box, paths, report, ignore)
             log = self.svc.artifacts.put_text(
                 self.run_id, f"tests/{name}.log", run.result.combined(60_000), "test-log"
             )
@@ -162,9 +165,18 @@ class TestFirstRun:
                 **run.summary(),
                 "log": log,
                 "cases": [[c.name, c.outcome, c.message[:2000]] for c in run.cases],
+                "cannot_start": cannot_start(run.result, box.test_command),
             }
 
-        return TestRunRecord.from_step(checkpoint(f"tests:{name}", go))
+        record = TestRunRecord.from_step(checkpoint(f"tests:{name}", go))
+        self.refuse_environment(record.cannot_start)
+        return record
+
+    def refuse_environment(self, cause: str | None) -> None:
+        """End the run when the test command could not start: the environment's fault,
+        which no agent can fix (so no retry is spent on it)."""
+        if cause is not None:
+            raise RunFailed(describe(self.svc.test_command(self.row.repo_path), cause))
 
     def commit(self, name: str, message: str, paths: list[str] | None) -> str | None:
         def go() -> str | None:
@@ -218,6 +230,6 @@ def prepare_workspace(run: TestFirstRun) -> None:
 
 
 def empty_run() -> gates.TestRun:
-    from orchestra.tools.sandbox import CommandResult
+    from orchestra.tools import CommandResult
 
     return gates.TestRun(CommandResult((), 1, "", "", 0.0, False, False))
