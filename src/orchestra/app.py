@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestra.accounting import Accounting
-from orchestra.config import default_database_url, load_config
-from orchestra.config.paths import orchestra_home
-from orchestra.config.schema import OrchestraConfig
+from orchestra.config import OrchestraConfig, default_database_url, load_config, orchestra_home
 from orchestra.gateway import Gateway, GatewayApp, GatewayDeps, StartupHook
 from orchestra.gateway.store_accountant import StoreAccountant
 from orchestra.store import Database, open_database

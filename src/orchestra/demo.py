@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestra.app import Orchestra, open_knowledge
-from orchestra.config.loader import parse_config
-from orchestra.config.schema import OrchestraConfig
+from orchestra.config import OrchestraConfig, parse_config
 from orchestra.engine import EngineRuntime
 from orchestra.engine.gateway_link import LocalGateway
 from orchestra.store import Database
@@ -129,7 +128,7 @@ def run_demo(
     ``orchestra report`` show it afterwards. ``watch(runtime, run_id, gateway)``, when
     given, follows the run (the CLI's live view) and returns its final row.
     """
-    from orchestra.config.paths import default_database_url, orchestra_home
+    from orchestra.config import default_database_url, orchestra_home
 
     repo = folder / "sample-repo"
     if fresh and repo.exists():

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestra.config.schema import OrchestraConfig
+from orchestra.config import OrchestraConfig
 from orchestra.engine.agents import AgentSource
 from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.model import ModelClient
