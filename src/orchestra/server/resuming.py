@@ -103,6 +103,7 @@ class EngineHostingApp:
         app.startup_hooks.append(start_engine)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve ``scope``; on lifespan shutdown, stop the engine before the gateway."""
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
