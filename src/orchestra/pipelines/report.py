@@ -10,10 +10,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestra.pipelines.gates import is_pytest, is_test_path
-from orchestra.providers.usage import Usage
-from orchestra.tools.sandbox import run_command
-from orchestra.tools.toolbox import Toolbox
-from orchestra.tools.workspace import Workspace, git
+from orchestra.providers import Usage
+from orchestra.tools import Toolbox, Workspace, git, run_command
 
 if TYPE_CHECKING:
     from orchestra.engine import EngineServices

@@ -8,6 +8,7 @@ from typing import Any
 from orchestra.engine import checkpoint
 from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan
+from orchestra.pipelines.test_first.environment import cannot_start
 from orchestra.pipelines.test_first.state import RedVerdict
 from orchestra.pipelines.test_first.steps import TEST_WRITER, RunFailed, TestFirstRun, empty_run
 
@@ -71,7 +72,8 @@ def red_phase(run: TestFirstRun) -> None:
 
 def red_gate(run: TestFirstRun, attempt: int, plan: Plan, pytest_runner: bool) -> RedVerdict:
     """Judge the written tests (a step): compile, existing tests still pass, new ones fail
-    because the behaviour is missing."""
+    because the behaviour is missing. A test command that cannot start ends the run with
+    that cause instead of being blamed on the test writer."""
 
     def go() -> dict[str, Any]:
         ws = run.workspace()
@@ -108,6 +110,17 @@ def red_gate(run: TestFirstRun, attempt: int, plan: Plan, pytest_runner: bool) -
             "log": log,
             "counts": new.counts if new is not None else {},
             "attempt": attempt,
+            "cannot_start": next(
+                (
+                    cause
+                    for ran in (existing, new)
+                    if ran is not None
+                    and (cause := cannot_start(ran.result, box.test_command)) is not None
+                ),
+                None,
+            ),
         }
 
-    return RedVerdict.from_step(checkpoint(f"gate:red:{attempt}", go))
+    verdict = RedVerdict.from_step(checkpoint(f"gate:red:{attempt}", go))
+    run.refuse_environment(verdict.cannot_start)
+    return verdict
