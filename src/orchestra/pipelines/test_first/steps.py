@@ -17,6 +17,7 @@ from orchestra.engine import (
     engine_source,
     run_agents,
 )
+from orchestra.errors import PipelineError
 from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan, PlanPart
 from orchestra.pipelines.test_first.state import Commit, TestFirstState, TestRunRecord
@@ -32,7 +33,7 @@ QA = "qa-lead"
 MAX_FILE_CHARS = 12_000
 
 
-class RunFailed(Exception):
+class RunFailed(PipelineError):
     """A gate could not be met within its bounds; ends the run as failed."""
 
 
