@@ -69,12 +69,12 @@ def test_demo_then_runs_status_and_report(tmp_path: Path, monkeypatch: pytest.Mo
     assert all(h.entry.source.run == run["id"] for h in hits)
 
     again = runner.invoke(app, ["resume", run["id"]])
-    assert again.exit_code == 1 and "already ended" in _text(again.output)
+    assert again.exit_code == 2 and "already ended" in _text(again.output)
 
 
 def test_unknown_run_says_how_to_find_runs(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "run-nope"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no run 'run-nope'" in _text(result.output)
     assert "orchestra runs" in _text(result.output)
 
@@ -87,7 +87,7 @@ def test_run_without_a_model_explains_the_fix(
     repo = create_sample_repository(tmp_path / "repo")
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["run", "add a thing", "--repo", str(repo)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no model is configured" in _text(result.output)
     assert "orchestra demo" in _text(result.output)
 
@@ -103,7 +103,7 @@ def test_run_refuses_a_folder_that_is_not_a_repository(
         "opus: {model: m}}\n"
     )
     result = runner.invoke(app, ["run", "add a thing", "--repo", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "is not a git repository" in _text(result.output)
 
 
@@ -159,4 +159,4 @@ def test_cancel_from_the_cli_stops_a_run_in_another_engine(
     assert row.status == "cancelled"
     assert f"run {run_id} cancelled" in _text(result.output)
     again = runner.invoke(app, ["cancel", run_id])
-    assert again.exit_code == 1 and "already ended" in _text(again.output)
+    assert again.exit_code == 2 and "already ended" in _text(again.output)
