@@ -16,11 +16,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from orchestra.cli.output import FAILED, console, error_console, print_json
-from orchestra.cli.output import fail as _fail
+from orchestra.cli.output import FAILED, console, error_console, fail, print_json
 from orchestra.errors import OrchestraError
 
 RUN_HELP = "Pipeline runs: take a task to a tested, reviewed branch."
+
+
+def _fail(exc: OrchestraError) -> typer.Exit:
+    """Print ``exc`` and exit 2: the user's error (a failed run exits 1)."""
+    return fail(exc)
 
 
 def _database() -> tuple[Any, str, Path]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestra.cli.output import error_console, fail
+from orchestra.cli.output import error_console
 from orchestra.config import default_database_url, find_config, load_config
 from orchestra.errors import OrchestraError
 
@@ -79,7 +79,8 @@ def _run(
         # Migrate once here: N workers migrating a fresh database at once would race.
         open_database(database_url or default_database_url()).dispose()
     except OrchestraError as exc:
-        raise fail(exc) from exc
+        error_console().print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
     options = ServeOptions(
         include_api=include_api,
         config_path=str(path) if path else None,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orchestra.errors
 from orchestra.engine import (
     AgentOutcome,
     AgentTask,
@@ -17,7 +18,6 @@ from orchestra.engine import (
     engine_source,
     run_agents,
 )
-from orchestra.errors import PipelineError
 from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan, PlanPart
 from orchestra.pipelines.test_first.state import Commit, TestFirstState, TestRunRecord
@@ -33,7 +33,7 @@ QA = "qa-lead"
 MAX_FILE_CHARS = 12_000
 
 
-class RunFailed(PipelineError):
+class RunFailed(orchestra.errors.PipelineError):
     """A gate could not be met within its bounds; ends the run as failed."""
 
 
