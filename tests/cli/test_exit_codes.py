@@ -1,10 +1,9 @@
 """Exit codes and error output, the same for every command (docs/cli.md): a user's error
 prints ``error:`` and ``fix:`` on stderr and exits 2; a run that failed or was stopped by
-its budget exits 1."""
+its budget exits 1 (tests/cli/test_engine.py runs one)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ BAD_CONFIG = "gateway:\n  port: not-a-port\n"
 def _text(output: str) -> str:
     """Output with Rich's line wrapping undone."""
     return " ".join(output.split())
-
-
-@pytest.fixture(autouse=True)
-def no_dbos_thread_outlives_its_test() -> Iterator[None]:
-    """Every engine a command started is stopped, with its threads, when the test ends."""
-    from orchestra.engine import dbos_threads
-
-    yield
-    assert not [t.name for t in dbos_threads()]
 
 
 # One user's error per command module: (module, argv from the test's folder, a phrase of the
@@ -92,30 +82,6 @@ def test_a_check_that_finds_errors_exits_1(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "check", "--config", str(bad)])
     assert result.exit_code == 1, result.output
     assert "invalid" in result.output
-
-
-@pytest.mark.slow
-def test_a_run_stopped_by_its_budget_exits_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from orchestra.testing import FakeUpstream
-    from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
-
-    repo = create_sample_repository(tmp_path / "repo")
-    monkeypatch.chdir(tmp_path)
-    with FakeUpstream.start() as up:
-        up.responder = ScriptedModel("happy")
-        (tmp_path / "orchestra.yaml").write_text(
-            f"providers: {{up: {{kind: anthropic, base_url: '{up.base_url}'}}}}\n"
-            "models: {m: {provider: up, price: {input: 1.0, output: 2.0}}}\n"
-            "tiers: {haiku: {model: m}, sonnet: {model: m}, opus: {model: m}}\n"
-        )
-        result = runner.invoke(
-            app, ["run", SAMPLE_TASK, "--repo", str(repo), "--budget", "0.000001"]
-        )
-    text = _text(result.output)
-    assert result.exit_code == 1, result.output
-    assert "failed" in text and "budget" in text
 
 
 def test_main_prints_an_escaped_error_with_its_fix_and_exits_2(
