@@ -6,7 +6,7 @@ importing the domain; the domain's own subclasses live next to the code that rai
 
 The tree follows the layers (``docs/architecture.md``): a class derives from the base of its
 own layer, never from a higher one's, so catching a layer's base never catches a refusal of
-a layer it calls. Top to bottom::
+a layer it calls. From the lowest layer to the highest::
 
     OrchestraError                      errors: message + hint
     ├── StoreError                      store
