@@ -6,19 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from orchestra.cli.output import console, error_console, print_json
+from orchestra.cli.output import console, print_json
+from orchestra.cli.output import fail as _fail
 from orchestra.config.check import check_config_file
 from orchestra.config.starter import write_starter_config
 from orchestra.errors import OrchestraError
-
-
-def _fail(exc: OrchestraError) -> typer.Exit:
-    error_console().print(
-        f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-    )
-    return typer.Exit(2)
 
 
 def init(

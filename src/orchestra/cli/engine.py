@@ -16,15 +16,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from orchestra.cli.output import console, error_console, print_json
+from orchestra.cli.output import FAILED, console, error_console, fail, print_json
 from orchestra.errors import OrchestraError
 
 RUN_HELP = "Pipeline runs: take a task to a tested, reviewed branch."
 
 
 def _fail(exc: OrchestraError) -> typer.Exit:
-    error_console().print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
+    """Print ``exc`` and exit 2: the user's error (a failed run exits 1)."""
+    return fail(exc)
 
 
 def _services() -> Any:
@@ -212,7 +212,7 @@ def register(app: typer.Typer) -> None:
             raise _fail(exc) from exc
         _summary(row)
         if row.status != "succeeded":
-            raise typer.Exit(2)
+            raise typer.Exit(FAILED)
 
     @app.command("runs")
     def runs_cmd(
@@ -299,6 +299,8 @@ def register(app: typer.Typer) -> None:
         except OrchestraError as exc:
             raise _fail(exc) from exc
         _summary(row)
+        if row.status != "succeeded":
+            raise typer.Exit(FAILED)
 
     @app.command("cancel")
     def cancel_cmd(
@@ -357,4 +359,4 @@ def register(app: typer.Typer) -> None:
             'http://127.0.0.1:11434/v1), then: orchestra run "your task" --repo PATH'
         )
         if result["status"] != "succeeded":
-            raise typer.Exit(2)
+            raise typer.Exit(FAILED)

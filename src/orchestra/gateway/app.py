@@ -145,7 +145,7 @@ class GatewayApp:
                     raise GatewayHTTPError(
                         f"method {scope['method']} is not allowed on {path}",
                         status=405,
-                        kind="invalid_request_error",
+                        error_type="invalid_request_error",
                     )
                 raise NotFound(f"no endpoint at {path}", hint="see docs/gateway.md")
             await handler(scope, receive, tracking_send)
@@ -159,7 +159,7 @@ class GatewayApp:
             # Wire-format errors carry their own status (400 client's fault, 502 upstream's).
             status = getattr(exc, "status", 500)
             err = GatewayHTTPError(exc.message, hint=exc.hint, status=status)
-            err.kind = getattr(exc, "error_type", err.kind)
+            err.error_type = getattr(exc, "error_type", err.error_type)
             if not started:
                 await send_error(send, fmt, err)
         except Exception:

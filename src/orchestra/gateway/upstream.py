@@ -49,7 +49,7 @@ class UpstreamClientError(GatewayHTTPError):
     no retry, no fallback; the body is passed back."""
 
     def __init__(self, status: int, body: bytes, kind: WireFormat, message: str) -> None:
-        super().__init__(message, status=status, kind="invalid_request_error")
+        super().__init__(message, status=status, error_type="invalid_request_error")
         self.body = body
         self.body_format = kind
 

@@ -134,6 +134,9 @@ class OrgInvalid(OrgError):
         super().__init__(f"{'.'.join(first.path)}: {first.message}", hint=first.hint)
         self.problems = problems
 
+    def __str__(self) -> str:
+        return "\n".join(f"{'.'.join(p.path)}: {p.message}\n  fix: {p.hint}" for p in self.problems)
+
 
 def org_problems(section: OrganisationSection) -> list[OrgProblem]:
     """Every problem in ``section``: duplicates, unknown parents, cycles, bad nesting."""
