@@ -73,6 +73,10 @@ def test_demo_then_runs_status_and_report(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_unknown_run_says_how_to_find_runs(tmp_path: Path) -> None:
+    from orchestra.app import Orchestra
+
+    with Orchestra.from_environment() as services:  # a state folder where runs are kept
+        services.migrate()
     result = runner.invoke(app, ["status", "run-nope"])
     assert result.exit_code == 2
     assert "no run 'run-nope'" in _text(result.output)

@@ -40,7 +40,7 @@ def _cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("gateway", ["budgets", "remove", "nope"], "no budget named"),
         ("serve", ["gateway", "--config", str(bad)], "gateway.port"),
         ("kb", ["kb", "add", "text", "--kind", "rumour", "--store", str(tmp / "kb")], "kind"),
-        ("engine", ["status", "run-nope"], "no run 'run-nope'"),
+        ("engine", ["status", "run-nope"], "no Orchestra database at"),
         ("engine", ["run", "a task", "--repo", str(tmp)], "not a git repository"),
     ]
 
@@ -56,7 +56,7 @@ CASE_IDS = [
     "budgets-unknown-name",
     "gateway-bad-config",
     "kb-unknown-kind",
-    "engine-unknown-run",
+    "engine-nothing-recorded",
     "engine-not-a-repository",
 ]
 

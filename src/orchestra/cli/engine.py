@@ -27,17 +27,28 @@ def _fail(exc: OrchestraError) -> typer.Exit:
     return fail(exc)
 
 
-def _services() -> Any:
-    """The composition root for these commands (``orchestra.app.Orchestra``)."""
+def _services(*, existing_only: bool = False) -> Any:
+    """The composition root for these commands (``orchestra.app.Orchestra``); with
+    ``existing_only``, over the state folder's database only if it exists (commands about
+    recorded runs create nothing)."""
     from orchestra.app import Orchestra
+    from orchestra.config import default_database_url
+    from orchestra.config.paths import existing_database_url
 
-    return Orchestra.from_environment()
+    url = default_database_url()
+    return Orchestra.from_environment(
+        database_url=existing_database_url(url) if existing_only else url
+    )
 
 
 @contextmanager
 def _run_store() -> Iterator[tuple[Any, Any]]:
-    """The state folder's run store and the services it came from; errors become exits."""
-    services = _services()
+    """The state folder's run store and the services it came from; errors become exits.
+    Runs are only ever recorded by a run, so a missing database is reported, not created."""
+    try:
+        services = _services(existing_only=True)
+    except OrchestraError as exc:
+        raise _fail(exc) from exc
     try:
         yield services.runs(), services
     except OrchestraError as exc:
