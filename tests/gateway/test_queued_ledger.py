@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
+
 from orchestra.config.paths import orchestra_home
 from orchestra.gateway.accounts import CallRecord
 from orchestra.gateway.store_accountant import StoreAccountant
@@ -108,3 +110,33 @@ def test_shutdown_commits_every_queued_call_and_removes_the_journal(
     finally:
         db.dispose()
     assert list((orchestra_home() / "ledger-journal").rglob("*.jsonl*")) == []
+
+
+def test_a_poisoned_journal_lets_the_gateway_start_and_shows_in_metrics(
+    database_url: str, upstream: FakeUpstream
+) -> None:
+    """A dead process's journal with a line no version can store: the gateway starts,
+    stores what it can, quarantines the rest and counts it on ``/metrics``."""
+    app = build_app(gateway_config(upstream.base_url), database_url=database_url, include_api=False)
+    accountant = app.gateway.accountant
+    assert isinstance(accountant, StoreAccountant)
+    ledger = accountant.accounting.ledger
+    ledger.journal_dir.mkdir(parents=True, exist_ok=True)
+    (ledger.journal_dir / "999999-deadbeef.jsonl").write_bytes(
+        b'{"op":"row","row":["only","three","values"]}\n'
+    )
+    secret, _ = accountant.accounting.keys.create("root", admin=True)
+
+    async def scenario() -> str:
+        await app.gateway.startup()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            response = await client.get("/metrics", headers={"x-api-key": secret})
+        assert response.status_code == 200
+        assert await _lifespan(app, ["shutdown"]) == ["lifespan.shutdown.complete"]
+        return response.text
+
+    text = asyncio.run(scenario())
+    assert "\norchestra_ledger_quarantined_total 1\n" in text
+    assert list(ledger.journal_dir.glob("*.jsonl")) == []
+    assert len(list((ledger.journal_dir / "quarantine").glob("*.jsonl"))) == 1

@@ -140,6 +140,10 @@ class Accountant(Protocol):
     def healthy(self) -> bool:
         """Whether the database answers."""
 
+    def exposition(self) -> str:
+        """Accounting's own ``/metrics`` lines (Prometheus text, each ending in a newline;
+        empty when there are none). Never raises: a scrape must not fail half-way."""
+
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         """Append a management action to the audit log."""
 
@@ -294,6 +298,9 @@ class MemoryAccountant:
 
     def healthy(self) -> bool:
         return True
+
+    def exposition(self) -> str:
+        return ""
 
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         with self.lock:

@@ -204,5 +204,18 @@ class StoreAccountant:
             return False
         return True
 
+    def exposition(self) -> str:
+        try:
+            ledger = self.accounting.ledger
+            return (
+                "# HELP orchestra_ledger_quarantined_total Journal records moved to quarantine "
+                "at start-up (they could not be stored; see the log).\n"
+                "# TYPE orchestra_ledger_quarantined_total counter\n"
+                f"orchestra_ledger_quarantined_total {ledger.quarantined}\n"
+            )
+        except Exception:
+            log.exception("ledger counters unavailable for /metrics")
+            return ""
+
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         self.accounting.audit.append(f"key:{caller.key_id}", action, target, details)

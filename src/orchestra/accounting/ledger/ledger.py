@@ -22,6 +22,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -30,9 +31,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from orchestra.accounting.audit import AuditLog
 from orchestra.accounting.budgets import BudgetBook, Reservation
 from orchestra.accounting.budgets.reservations import Plan
 from orchestra.accounting.errors import UnknownPrice
+from orchestra.accounting.ledger.bounds import bounded
 from orchestra.accounting.ledger.entries import (
     OUTCOMES,
     LedgerEntry,
@@ -66,8 +69,13 @@ class Ledger:
         journal_dir: Path | None = None,
         journal_max_bytes: int = 8_000_000,
         clock: Clock = utcnow,
+        audit: AuditLog | None = None,
     ) -> None:
         self._store = AccountingStore.of(db)
+        self._audit = audit
+        self.quarantined = 0
+        """Journal records this process moved to quarantine at start-up (see
+        :meth:`reconcile_incomplete`), for ``/metrics``."""
         self._prices = prices
         self._budgets = budgets
         self.clock = clock
@@ -91,6 +99,11 @@ class Ledger:
     # -- writing -------------------------------------------------------------------
 
     def _complete(self, entry: LedgerEntry, reservation: Reservation | None = None) -> LedgerEntry:
+        """``entry`` with what it lacks filled in (times, cost, latency) and every value
+        the database could refuse repaired (:func:`~.bounds.bounded`); itself if complete."""
+        return bounded(self._filled(entry, reservation))
+
+    def _filled(self, entry: LedgerEntry, reservation: Reservation | None) -> LedgerEntry:
         started, ended = entry.started_at, entry.ended_at
         if started is None or ended is None:
             now = self.clock()
@@ -281,23 +294,75 @@ class Ledger:
 
     def reconcile_incomplete(self) -> list[LedgerEntry]:
         """Turn unfinished streams of dead processes into ``reconciled`` entries (and commit
-        the finished calls they journaled); returns the entries stored."""
+        the finished calls they journaled); returns the entries stored. A record that
+        cannot be stored is quarantined (logged, counted in :attr:`quarantined`, audited):
+        it never blocks start-up."""
         own = self._journal.path if self._journal is not None else None
-        return reconcile_journals(self.journal_dir, self._store.db, self._commit_all, own=own)
+        done = reconcile_journals(self.journal_dir, self._store.db, self._commit_all, own=own)
+        for q in done.quarantined:
+            self.quarantined += 1
+            log.error(
+                "LEDGER ENTRY QUARANTINED: record %s of journal %s could not be stored (%s); "
+                "it was moved to %s: inspect it and store it by hand if it is a real call",
+                q.record,
+                q.journal,
+                q.reason,
+                q.file,
+            )
+            if self._audit is not None:
+                try:
+                    self._audit.append(
+                        "system",
+                        "ledger.quarantine",
+                        q.record,
+                        {
+                            "journal": q.journal,
+                            "reason": ascii(q.reason)[:500],
+                            "file": q.file.name,
+                        },
+                    )
+                except Exception:
+                    log.exception("the quarantine of ledger record %s was not audited", q.record)
+        return done.stored
 
-    def _commit_all(self, todo: list[tuple[LedgerEntry, Reservation | None]]) -> list[LedgerEntry]:
-        """Store ``todo`` all at once through the writer: one transaction for many."""
-        out: list[LedgerEntry] = []
-        waiting = []
+    def _commit_all(
+        self, todo: list[tuple[LedgerEntry, Reservation | None]]
+    ) -> list[tuple[LedgerEntry, Reservation | None, BaseException | None]]:
+        """Store ``todo`` all at once through the writer (one transaction for many); each
+        entry as stored, or with the error that kept it out (its reservation is then
+        settled on its own: the call happened)."""
+        out: list[tuple[LedgerEntry, Reservation | None, BaseException | None]] = []
+        waiting: list[tuple[LedgerEntry, Reservation | None, Future[Plan | None]]] = []
         for entry, reservation in todo:
-            entry = self._complete(entry, reservation)
-            out.append(entry)
-            waiting.append(self._store.committer.submit(self._job(entry, reservation)))
-        for future in waiting:
-            plan = future.result()
+            try:
+                entry = self._complete(entry, reservation)
+                job = self._job(entry, reservation)
+            except Exception as exc:  # a journaled value no entry can hold
+                out.append((entry, reservation, exc))
+                continue
+            waiting.append((entry, reservation, self._store.committer.submit(job)))
+        for entry, reservation, future in waiting:
+            try:
+                plan = future.result()
+            except Exception as exc:
+                out.append((entry, reservation, exc))
+                self._settle_apart(entry, reservation)
+                continue
             if plan is not None and self._budgets is not None:
                 self._budgets.emit_alerts(plan)
+            out.append((entry, reservation, None))
         return out
+
+    def _settle_apart(self, entry: LedgerEntry, reservation: Reservation | None) -> None:
+        held = self._to_settle(reservation)
+        if held is None or self._budgets is None:
+            return
+        try:
+            self._budgets.settle(held, entry.cost_usd or Decimal(0))
+        except Exception:
+            log.exception(
+                "the reservation of quarantined entry %s stays held until it expires", entry.id
+            )
 
     # -- reading -------------------------------------------------------------------
 
