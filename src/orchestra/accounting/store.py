@@ -4,8 +4,13 @@ holds the database with its group-commit writer (:mod:`orchestra.store.group_com
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
 from orchestra.store import Database
 from orchestra.store.group_commit import Batch, GroupCommitter, write_engine
@@ -18,8 +23,11 @@ __all__ = [
     "GroupCommitter",
     "RowInsert",
     "Statement",
+    "UnreadableText",
     "as_utc",
     "db_time",
+    "is_undecodable",
+    "lenient_text",
     "sqlite_time",
     "time_for",
     "utcnow",
@@ -62,3 +70,40 @@ class AccountingStore:
             self.write_engine.dispose()
         if self.inline_engine is not None:
             self.inline_engine.dispose()
+
+
+class UnreadableText(str):
+    """Text a SQLite row held that is not valid UTF-8 (written by something other than
+    Orchestra, or by a driver that let a lone surrogate through), decoded with its bad
+    bytes as backslash escapes so the rest of the read goes on."""
+
+    __slots__ = ()
+
+
+def _lenient(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return UnreadableText(data.decode("utf-8", "backslashreplace"))
+
+
+def is_undecodable(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite failing to decode a stored text as UTF-8."""
+    return isinstance(exc, OperationalError) and "decode" in str(exc.orig).lower()
+
+
+@contextlib.contextmanager
+def lenient_text(conn: Connection) -> Iterator[None]:
+    """While open, SQLite texts that are not valid UTF-8 read as :class:`UnreadableText`
+    on ``conn`` instead of failing the whole read (no effect on other databases). Slower
+    than the driver's own decoding: for a retry after :func:`is_undecodable` errors."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = conn.connection.driver_connection
+    before = raw.text_factory
+    raw.text_factory = _lenient
+    try:
+        yield
+    finally:
+        raw.text_factory = before

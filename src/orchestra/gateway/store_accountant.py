@@ -212,6 +212,10 @@ class StoreAccountant:
                 "at start-up (they could not be stored; see the log).\n"
                 "# TYPE orchestra_ledger_quarantined_total counter\n"
                 f"orchestra_ledger_quarantined_total {ledger.quarantined}\n"
+                "# HELP orchestra_ledger_unreadable_rows_total Damaged ledger rows read "
+                "(reported, read with their bad bytes escaped).\n"
+                "# TYPE orchestra_ledger_unreadable_rows_total counter\n"
+                f"orchestra_ledger_unreadable_rows_total {ledger.unreadable_rows}\n"
             )
         except Exception:
             log.exception("ledger counters unavailable for /metrics")

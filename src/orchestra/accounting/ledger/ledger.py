@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import OperationalError
 
 from orchestra.accounting.audit import AuditLog
 from orchestra.accounting.budgets import BudgetBook, Reservation
@@ -49,7 +50,15 @@ from orchestra.accounting.ledger.reconciliation import reconcile_journals
 from orchestra.accounting.ledger.streams import StreamRecord
 from orchestra.accounting.ledger.writer import BatchRows, EntryQueue
 from orchestra.accounting.pricing import PriceTable
-from orchestra.accounting.store import AccountingStore, Clock, time_for, utcnow
+from orchestra.accounting.store import (
+    AccountingStore,
+    Clock,
+    UnreadableText,
+    is_undecodable,
+    lenient_text,
+    time_for,
+    utcnow,
+)
 from orchestra.config.paths import orchestra_home
 from orchestra.store import Database
 from orchestra.store.tables.gateway import GatewayLedgerEntry
@@ -73,6 +82,8 @@ class Ledger:
     ) -> None:
         self._store = AccountingStore.of(db)
         self._audit = audit
+        self.unreadable_rows = 0
+        """Damaged ledger rows this process has read (reported, not fatal), for ``/metrics``."""
         self.quarantined = 0
         """Journal records this process moved to quarantine at start-up (see
         :meth:`reconcile_incomplete`), for ``/metrics``."""
@@ -383,7 +394,7 @@ class Ledger:
         """Entries by start time (oldest first), optionally within ``[since, until)``, of one
         run or one developer; this process's queued entries included (committed first)."""
         self.flush()
-        query = select(GatewayLedgerEntry).order_by(
+        query = select(*GatewayLedgerEntry.__table__.columns).order_by(
             GatewayLedgerEntry.started_at, GatewayLedgerEntry.id
         )
         if since is not None:
@@ -396,8 +407,35 @@ class Ledger:
             query = query.where(GatewayLedgerEntry.developer == developer)
         if limit is not None:
             query = query.limit(limit)
-        with self._store.db.session() as session:
-            return [entry_from_row(r) for r in session.scalars(query)]
+        with self._store.db.engine.connect() as conn:
+            try:
+                rows = conn.execute(query).all()
+            except OperationalError as exc:
+                if not is_undecodable(exc):
+                    raise
+                conn.rollback()
+                with lenient_text(conn):  # read again, a bad text reported, not fatal
+                    rows = conn.execute(query).all()
+        out: list[LedgerEntry] = []
+        for r in rows:
+            try:
+                entry = entry_from_row(r)
+            except Exception as exc:  # a value no entry can hold: report, read on
+                self._report_unreadable(str(r.id), f"{type(exc).__name__}: {exc}")
+                continue
+            if any(type(v) is UnreadableText for v in r):
+                bad = [c for c, v in zip(r._fields, r, strict=True) if type(v) is UnreadableText]
+                self._report_unreadable(str(r.id), f"not UTF-8 in {', '.join(bad)}")
+            out.append(entry)
+        return out
+
+    def _report_unreadable(self, entry_id: str, why: str) -> None:
+        self.unreadable_rows += 1
+        log.error(
+            "ledger row %s is damaged (%s): read with its bad bytes escaped; repair the row",
+            ascii(entry_id),
+            why,
+        )
 
     def close(self) -> None:
         """Commit the queued entries (:meth:`journal_and_queue`), then release this
