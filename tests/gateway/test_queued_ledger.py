@@ -19,7 +19,7 @@ from orchestra.server import build_app
 from orchestra.store import open_database
 from orchestra.store.tables.gateway import GatewayLedgerEntry
 from orchestra.testing import FakeUpstream
-from tests.gateway.helpers import gateway_config
+from tests.gateway.helpers import ServerThread, gateway_config
 
 COST = Decimal(10 * 1 + 100 * 5) / Decimal(1_000_000)  # claude-haiku-4-5: $1 / $5 per Mtok
 
@@ -140,3 +140,56 @@ def test_a_poisoned_journal_lets_the_gateway_start_and_shows_in_metrics(
     assert "\norchestra_ledger_quarantined_total 1\n" in text
     assert list(ledger.journal_dir.glob("*.jsonl")) == []
     assert len(list((ledger.journal_dir / "quarantine").glob("*.jsonl"))) == 1
+
+
+def test_refused_calls_get_their_ledger_rows(database_url: str, upstream: FakeUpstream) -> None:
+    """A call refused by a budget or a rate limit has its row (issue 16 #6), queued like a
+    finished call: outcome ``budget_refused`` / ``rate_limited``, nothing charged."""
+    config = gateway_config(
+        upstream.base_url,
+        budgets=[
+            {
+                "name": "bob-tiny",
+                "scope": "developer",
+                "subject": "bob",
+                "cap_usd": 0.000001,
+                "period": "day",
+            }
+        ],
+        limits={"developers": {"carol": {"rpm": 1}}},
+    )
+    app = build_app(config, database_url=database_url, include_api=False)
+    accountant = app.gateway.accountant
+    assert isinstance(accountant, StoreAccountant)
+    accounting = accountant.accounting
+    bob, _ = accounting.keys.create("bob", team="payments")
+    carol, _ = accounting.keys.create("carol", team="payments")
+    server = ServerThread(app).start()
+    body = {"model": "haiku", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        url = f"{server.base_url}/v1/messages"
+        refused = httpx.post(url, json=body, headers={"x-api-key": bob, "x-orchestra-step": "s1"})
+        assert refused.status_code == 429
+        assert httpx.post(url, json=body, headers={"x-api-key": carol}).status_code == 200
+        limited = httpx.post(url, json=body, headers={"x-api-key": carol})
+        assert limited.status_code == 429
+    finally:
+        server.stop()
+    rows = {
+        (e.attribution.developer, e.outcome): e
+        for e in accounting.ledger.entries()  # the shutdown committed the queued rows
+    }
+    assert set(rows) == {("bob", "budget_refused"), ("carol", "ok"), ("carol", "rate_limited")}
+    for key in (("bob", "budget_refused"), ("carol", "rate_limited")):
+        entry = rows[key]
+        assert entry.cost_usd == 0 and entry.usage == Usage()
+        assert entry.requested_model == "haiku" and entry.tier == "haiku"
+        assert entry.served_model is None and entry.provider is None
+    assert rows[("bob", "budget_refused")].error_type == "budget_exceeded"
+    assert rows[("bob", "budget_refused")].attribution.step == "s1"
+    assert rows[("carol", "rate_limited")].error_type == "rate_limit_exceeded"
+    (status,) = accounting.budgets.status()
+    assert status.spent_usd == 0 and status.reserved_usd == 0
+    assert len(upstream.requests) == 1  # refused calls never went upstream
+    accounting.close()
+    accounting.store.db.dispose()

@@ -70,7 +70,7 @@ class CallRecord:
     attempts: list[Attempt] = field(default_factory=list)
     outcome: str = "pending"
     """``ok``, ``upstream_error``, ``client_error``, ``client_disconnected``,
-    ``stream_failed``, ``refused``."""
+    ``stream_failed``, ``budget_refused``, ``rate_limited``."""
     status: int | None = None
     error: str | None = None
     reserved_usd: Decimal = Decimal(0)
@@ -112,6 +112,11 @@ class Accountant(Protocol):
         hold ``usd`` on every applicable budget; returns the reservation. Raises
         :class:`LimitRefused` naming the limit or budget (and when it resets). Never blocks
         the event loop."""
+
+    def refused(self, record: CallRecord, refusal: LimitRefused) -> None:
+        """Record a call a budget or a rate limit refused (outcome ``budget_refused`` or
+        ``rate_limited``) without waiting for the database; never raises, never blocks the
+        event loop for long (one journal write)."""
 
     async def finish(self, reservation: Any, record: CallRecord) -> None:
         """Append the ledger entry and settle ``reservation`` to ``record.cost_usd`` (to $0
@@ -189,6 +194,8 @@ class MemoryAccountant:
     held: dict[str, Decimal] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     entries: list[CallRecord] = field(default_factory=list)
+    refusals: list[CallRecord] = field(default_factory=list)
+    """Calls refused by a budget or a rate limit (:meth:`refused`)."""
     open_streams: dict[str, CallRecord] = field(default_factory=dict)
     audit_log: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -252,6 +259,11 @@ class MemoryAccountant:
             for name in names:
                 self.held[name] = self.held.get(name, Decimal(0)) + usd
         return _MemoryReservation(names, usd)
+
+    def refused(self, record: CallRecord, refusal: LimitRefused) -> None:
+        record.outcome = "budget_refused" if refusal.code == "budget_exceeded" else "rate_limited"
+        with self.lock:
+            self.refusals.append(record)
 
     async def admit(
         self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal

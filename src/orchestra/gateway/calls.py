@@ -162,6 +162,7 @@ class ModelCallHandler:
                 usd,
             )
         except LimitRefused as exc:
+            gw.accountant.refused(record, exc)  # its ledger row, queued (issue 16 #6)
             gw.metrics.request(fmt.value, 429, request.model, deps.clock() - t0)
             exc.counted = True
             raise

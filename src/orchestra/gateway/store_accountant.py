@@ -28,7 +28,12 @@ from orchestra.providers.usage import Usage
 
 log = logging.getLogger("orchestra.gateway")
 
-_OUTCOMES = {"ok": "ok", "client_disconnected": "client_disconnected"}
+_OUTCOMES = {
+    "ok": "ok",
+    "client_disconnected": "client_disconnected",
+    "budget_refused": "budget_refused",
+    "rate_limited": "rate_limited",
+}
 
 
 def ledger_entry(record: CallRecord) -> LedgerEntry:
@@ -42,7 +47,7 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
         else base  # nothing to fill in: no copy
     )
     outcome = _OUTCOMES.get(record.outcome, "error")
-    error_type = None
+    error_type = record.error if outcome in ("budget_refused", "rate_limited") else None
     if outcome == "error":
         error_type = (
             record.outcome if record.status is None else f"{record.outcome}_{record.status}"
@@ -168,6 +173,21 @@ class StoreAccountant:
                 retry_after_s=getattr(exc, "retry_after_s", None),
                 code="budget_exceeded",
             ) from exc
+
+    def refused(self, record: CallRecord, refusal: LimitRefused) -> None:
+        # Fire-and-forget: the row rides along with the writer's next batch, with no
+        # journal line (a refusal costs nothing, so a crash within the batch delay loses
+        # no money); a client over its limit may call in a loop, so this stays cheap.
+        record.outcome = "budget_refused" if refusal.code == "budget_exceeded" else "rate_limited"
+        record.status = 429
+        record.error = refusal.code
+        if record.latency_ms is None:  # complete: the ledger then copies nothing
+            elapsed = self.accounting.ledger.clock() - record.started_at
+            record.latency_ms = max(elapsed.total_seconds() * 1000, 0.0)
+        try:
+            self.accounting.ledger.queue(ledger_entry(record))
+        except Exception:
+            log.exception("the refusal of call %s has no ledger entry", record.request_id)
 
     async def finish(self, reservation: Any, record: CallRecord) -> None:
         await self.accounting.ledger.aappend(ledger_entry(record), reservation=reservation)

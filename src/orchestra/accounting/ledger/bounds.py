@@ -60,6 +60,15 @@ def clean_text(value: str, limit: int | None) -> str:
     return text
 
 
+def _encodable(value: str) -> bool:
+    """Whether ``value`` is valid Unicode scalar values (no lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _fits(value: str | None, limit: int | None) -> bool:
     """Whether ``value`` needs no repair (the fast check; a non-ASCII value is checked by
     repairing it and comparing)."""
@@ -83,6 +92,58 @@ def _ms(value: float | None) -> float | None:
 def bounded(entry: LedgerEntry) -> LedgerEntry:
     """``entry`` with every value the database could refuse repaired (see the module
     docstring); ``entry`` itself when nothing needed repair."""
+    if _clean(entry):
+        return entry
+    return _repaired(entry)
+
+
+def _clean(entry: LedgerEntry) -> bool:
+    """The fast check of the hot path: plain ASCII text within its column, counts in range
+    (no function call per field; anything else goes to :func:`_repaired`, which decides)."""
+    a = entry.attribution
+    for value in (
+        a.org,
+        a.division,
+        a.tribe,
+        a.squad,
+        a.developer,
+        a.agent,
+        a.run_id,
+        a.step,
+        entry.requested_model,
+        entry.served_model,
+        entry.provider,
+        entry.error_type,
+    ):
+        if value is not None and (
+            len(value) > 200 or "\x00" in value or not (value.isascii() or _encodable(value))
+        ):
+            return False
+    for value in (a.key_id, entry.tier, entry.id):
+        if value is not None and (
+            len(value) > 40 or "\x00" in value or not (value.isascii() or _encodable(value))
+        ):
+            return False
+    for step in entry.fallback_path:
+        if len(step) > 200 or "\x00" in step or ">" in step or not step.isascii():
+            return False
+    u = entry.usage
+    cost = entry.cost_usd
+    return (
+        len(entry.fallback_path) <= _MAX_PATH_STEPS
+        and 0 <= u.input_tokens <= BIGINT
+        and 0 <= u.output_tokens <= BIGINT
+        and 0 <= u.cache_read_tokens <= BIGINT
+        and 0 <= u.cache_write_tokens <= BIGINT
+        and type(entry.retries) is int
+        and 0 <= entry.retries < 2**31
+        and (cost is None or (cost.is_finite() and 0 <= cost <= _MAX_COST))
+        and _ms(entry.latency_ms) is entry.latency_ms
+        and _ms(entry.ttft_ms) is entry.ttft_ms
+    )
+
+
+def _repaired(entry: LedgerEntry) -> LedgerEntry:
     changes: dict[str, Any] = {}
     a = entry.attribution
     who: dict[str, Any] = {}

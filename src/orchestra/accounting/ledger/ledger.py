@@ -239,6 +239,17 @@ class Ledger:
             log.exception("ledger entry %s stays in the journal until the next start", entry.id)
         return entry
 
+    def queue(self, entry: LedgerEntry) -> LedgerEntry:
+        """Store an entry that costs nothing and settles nothing (a refused call) with the
+        writer's next batch, without waiting and without a journal line: the cheapest
+        write there is, for a path a client may hit in a loop. Not durable until that
+        batch commits (within ``defer_s``): a crash before it loses the row, and no money
+        with it."""
+        entry = self._complete(entry)
+        row = entry_row(entry, self._time)
+        self._queue.put((None, entry.id, row, row_json(row), None))
+        return entry
+
     # -- streams -------------------------------------------------------------------
 
     def _current_journal(self) -> Journal:

@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("orchestra.accounting.ledger")
 
-QueuedEntry = tuple["Journal", str, tuple[Any, ...], str, Reservation | None]
-"""An entry journaled and waiting for the writer: its journal, id, row, the row as JSON
-text (:func:`~.entries.row_json`) and the reservation it settles (``None``: nothing to
-settle)."""
+QueuedEntry = tuple["Journal | None", str, tuple[Any, ...], str, Reservation | None]
+"""An entry waiting for the writer: its journal (``None``: not journaled, see
+:meth:`~.ledger.Ledger.queue`), id, row, the row as JSON text (:func:`~.entries.row_json`)
+and the reservation it settles (``None``: nothing to settle)."""
 
 
 def _insert_alone(conn: Connection, item: QueuedEntry) -> bool:
@@ -156,6 +156,8 @@ class EntryQueue:
                     committed.plans.append(plan)
             ids = committed.ids
             for journal, eid, *_ in taken:
+                if journal is None:
+                    continue
                 done = ids.get(journal)
                 if done is None:
                     done = ids[journal] = []
