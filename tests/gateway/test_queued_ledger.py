@@ -193,3 +193,61 @@ def test_refused_calls_get_their_ledger_rows(database_url: str, upstream: FakeUp
     assert len(upstream.requests) == 1  # refused calls never went upstream
     accounting.close()
     accounting.store.db.dispose()
+
+
+def test_back_to_back_calls_near_a_cap_are_not_refused_by_queued_settlements(
+    database_url: str, upstream: FakeUpstream
+) -> None:
+    """Issue 10 §6: each finished call's settlement is queued (its journal line is
+    durable); the next call, reserved at once, must not find the previous call's
+    reservation still counting ("reserved by calls in flight" with nothing in flight)."""
+    config = gateway_config(
+        upstream.base_url,
+        budgets=[
+            {
+                "name": "run-cap",
+                "scope": "developer",
+                "subject": "alice",
+                "cap_usd": 0.05,
+                "period": "day",
+            }
+        ],
+        budget_leases={"enabled": False},
+    )
+    app = build_app(config, database_url=database_url, include_api=False)
+    accountant = app.gateway.accountant
+    assert isinstance(accountant, StoreAccountant)
+    accounting = accountant.accounting
+    accounting.store.committer._defer_s = 60  # queued settlements wait: the worst case
+    secret, _ = accounting.keys.create("alice", team="payments")
+    caller = accountant.authenticate(secret)
+    assert caller is not None
+
+    async def calls() -> None:
+        await app.gateway.startup()
+        for _ in range(10):  # each holds 0.03 of 0.05 while in flight, costs 0.00051
+            reservation = await accountant.admit(
+                caller, None, "claude-haiku-4-5", 100, Decimal("0.03")
+            )
+            record = CallRecord(
+                request_id=f"req_{uuid.uuid4().hex}",
+                started_at=datetime.now(UTC),
+                caller=caller,
+                client_format="anthropic",
+                requested_model="claude-haiku-4-5",
+                served_model="claude-haiku-4-5",
+                provider="anthropic",
+                usage=Usage(10, 100),
+                cost_usd=COST,
+                outcome="ok",
+                status=200,
+                latency_ms=1.0,
+            )
+            assert accountant.journal_and_queue(reservation, record)
+        assert await _lifespan(app, ["shutdown"]) == ["lifespan.shutdown.complete"]
+
+    asyncio.run(calls())
+    (status,) = accounting.budgets.status()
+    assert status.spent_usd == 10 * COST and status.reserved_usd == 0
+    accounting.close()
+    accounting.store.db.dispose()

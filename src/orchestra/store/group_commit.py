@@ -232,6 +232,12 @@ class GroupCommitter:
         if first:
             self._queue.put(_WAKE)
 
+    @property
+    def pending(self) -> bool:
+        """Whether fire-and-forget jobs (:meth:`enqueue`) are queued and not yet through a
+        batch: a job submitted now runs after them, in the same batch or a later one."""
+        return self._unsettled > 0
+
     def flush(self, timeout: float | None = 60) -> None:
         """Return once every fire-and-forget job queued so far (:meth:`enqueue`) has been
         through a batch; at once when there is none (a read path calls this: no empty write

@@ -391,7 +391,18 @@ class BudgetBook:
             # On SQLite, when nothing else is writing, reserving right here (one short
             # transaction that never waits for a lock) is cheaper than two thread hand-offs.
             # Not when a lease's remainder was queued to go back first.
-            outcome, result = ("busy", None) if queued else self._store.committer.try_inline(job)
+            committer = self._store.committer
+            try:
+                outcome, result = ("busy", None) if queued else committer.try_inline(job)
+            except BudgetExceeded:
+                # Rolled back, window rows it made included: forget their cached ids.
+                self._windows.clear()
+                if not committer.pending:
+                    raise
+                # Settlements of finished calls may still sit in the writer's queue (queued
+                # ledger entries); their reservations must not count against this call.
+                # The writer applies them before this job, so the refusal, if any, is final.
+                outcome, result = "busy", None
             if outcome == "done" and result is not None:
                 reservation, plan, taken = result
             else:
@@ -542,6 +553,8 @@ class BudgetBook:
                         states.append((window_id, row, got))
                         continue
                 got = RESERVE.run(conn, {"amt": amount, "id": window_id}).fetchone()
+                if got is None and windows.apply_pending(conn):  # settled calls first
+                    got = RESERVE.run(conn, {"amt": amount, "id": window_id}).fetchone()
                 if got is None:
                     state = STATE.run(conn, {"id": window_id}).fetchone()
                     if state is None:  # the budget was removed meanwhile: it no longer applies

@@ -257,6 +257,21 @@ class Windows:
             batch.at_end("settlements", lambda c: self._settle_all(c, pending))
         pending.extend((reservation, actual, plan) for reservation, actual in settlements)
 
+    def apply_pending(self, conn: Connection) -> bool:
+        """Apply now the settlements queued in the running batch so far (they are applied
+        at its end otherwise); False when there were none. A reservation that the cap
+        refuses calls this and tries again: a finished call's settlement must not keep
+        its reservation counting just because it waits for the batch's end."""
+        pending: builtins.list[tuple[Reservation, int, Plan]] | None = (
+            self._store.committer.batch.state.get("settlements")
+        )
+        if not pending:
+            return False
+        taken = pending[:]
+        pending.clear()
+        self._settle_all(conn, taken)
+        return True
+
     def _settle_all(
         self, conn: Connection, pending: builtins.list[tuple[Reservation, int, Plan]]
     ) -> None:
