@@ -118,6 +118,13 @@ class Accountant(Protocol):
         ``rate_limited``) without waiting for the database; never raises, never blocks the
         event loop for long (one journal write)."""
 
+    def journal_call(self, reservation: Any, record: CallRecord) -> None:
+        """Journal the admitted call before its upstream request (an ``open`` line), so a
+        crash at any later moment leaves its entry, reconciled at the next start. The
+        call's finish (:meth:`finish`, :meth:`journal_and_queue` or its stream's close)
+        ends the line. Never raises (the call goes on without it); never blocks the event
+        loop for long (one journal write)."""
+
     async def finish(self, reservation: Any, record: CallRecord) -> None:
         """Append the ledger entry and settle ``reservation`` to ``record.cost_usd`` (to $0
         when the call failed); durable when this returns. Never blocks the event loop."""
@@ -264,6 +271,9 @@ class MemoryAccountant:
         record.outcome = "budget_refused" if refusal.code == "budget_exceeded" else "rate_limited"
         with self.lock:
             self.refusals.append(record)
+
+    def journal_call(self, reservation: Any, record: CallRecord) -> None:
+        return None  # nothing survives a crash in memory anyway
 
     async def admit(
         self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal

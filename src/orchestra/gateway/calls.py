@@ -171,6 +171,7 @@ class ModelCallHandler:
             query=scope.get("query_string", b"").decode("latin-1"),
             client_headers=headers,
         )
+        gw.accountant.journal_call(reservation, record)  # before the upstream (issue 16 #5)
         try:
             opened = await snapshot.caller.open(route, plan, record)
         except BaseException as exc:

@@ -189,8 +189,20 @@ class StoreAccountant:
         except Exception:
             log.exception("the refusal of call %s has no ledger entry", record.request_id)
 
+    def journal_call(self, reservation: Any, record: CallRecord) -> None:
+        try:
+            self.accounting.ledger.open_call(ledger_entry(record), reservation=reservation)
+        except Exception:
+            log.exception(
+                "call %s not journaled before its upstream request: a crash during it would "
+                "leave no entry",
+                record.request_id,
+            )
+
     async def finish(self, reservation: Any, record: CallRecord) -> None:
-        await self.accounting.ledger.aappend(ledger_entry(record), reservation=reservation)
+        ledger = self.accounting.ledger
+        entry = await ledger.aappend(ledger_entry(record), reservation=reservation)
+        ledger.end_open(entry.id)  # committed: its open line (journal_call) is done
 
     def journal_and_queue(self, reservation: Any, record: CallRecord) -> bool:
         # One journal line (an O_APPEND write, survives SIGKILL) makes the entry durable;
@@ -200,6 +212,8 @@ class StoreAccountant:
         return True
 
     def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
+        # Same id as the call's open line (journal_call): this one, with the served model
+        # and provider, takes its place.
         stream = self.accounting.ledger.open_stream(ledger_entry(draft), reservation=reservation)
         return _Journal(stream)
 

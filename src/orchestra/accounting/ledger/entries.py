@@ -173,13 +173,14 @@ FLAT = _flat_encoder()
 
 def entry_row(e: LedgerEntry, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
     """The entry's ``gateway_ledger`` row, in :data:`COLUMNS` order; ``time`` puts a
-    datetime in the column's form (:func:`~orchestra.accounting.store.time_for`)."""
+    datetime in the column's form (:func:`~orchestra.accounting.store.time_for`). A draft
+    (a call not finished yet) ends when it started and costs nothing so far."""
     a, u = e.attribution, e.usage
-    assert e.started_at is not None and e.ended_at is not None and e.cost_usd is not None
+    assert e.started_at is not None
     return (
         e.id,
         time(e.started_at),
-        time(e.ended_at),
+        time(e.ended_at or e.started_at),
         a.org,
         a.division,
         a.tribe,
@@ -197,7 +198,7 @@ def entry_row(e: LedgerEntry, time: Callable[[datetime], Any]) -> tuple[Any, ...
         u.output_tokens,
         u.cache_read_tokens,
         u.cache_write_tokens,
-        to_nano(e.cost_usd),
+        to_nano(e.cost_usd) if e.cost_usd is not None else 0,
         e.latency_ms,
         e.ttft_ms,
         e.retries,

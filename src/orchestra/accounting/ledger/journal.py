@@ -10,7 +10,9 @@ lock is free (their owner died).
 
 **Line forms.** ``{"op":"row","row":[...],"r":reservation}``: ``row`` holds the entry's
 row values (:func:`~.entries.portable_row`); ``r`` is the reservation's journal form or
-``null``. ``{"op":"open","id":...,"entry":{...},"reservation":...}`` starts a call,
+``null``. ``{"op":"open","id":...,"entry":{...},"reservation":...}`` starts a stream, and
+``{"op":"open","id":...,"row":[...],"r":...}`` a call before its upstream request (its
+draft's row values),
 ``{"op":"usage","id":...,"t":...,"u":[...]}`` records its progress, ``{"op":"done","id":...}``
 or ``{"op":"done","ids":[...]}`` ends records.
 """
@@ -32,6 +34,13 @@ from orchestra.accounting.ledger.entries import FLAT, reservation_json
 log = logging.getLogger("orchestra.accounting.ledger")
 
 ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def open_line(entry_id: str, row_json: str, reservation: Reservation | None) -> bytes:
+    """The ``open`` line of a call journaled before its upstream request: its draft's row
+    values (:func:`~.entries.row_json`) and its reservation."""
+    r = FLAT(reservation_json(reservation))
+    return f'{{"op":"open","id":{FLAT(entry_id)},"row":{row_json},"r":{r}}}\n'.encode()
 
 
 def row_line(row_json: str, reservation: Reservation | None) -> bytes:
@@ -91,6 +100,8 @@ class Journal:
             # never drop the line of a record that is opening at the same moment.
             live = self._live.get(sid)
             if op == "row" or op == "open":
+                if live is not None:  # the same call again (its open line, then its row)
+                    self._live_bytes -= sum(len(x) for x in live)
                 self._live[sid] = [line]
                 self._live_bytes += len(line)
             elif op == "usage" and live is not None:
@@ -102,6 +113,10 @@ class Journal:
                 del self._live[sid]
                 self._live_bytes -= sum(len(x) for x in live)
             self._append(line)
+
+    def is_live(self, sid: str) -> bool:
+        """Whether record ``sid`` is journaled and not done."""
+        return sid in self._live
 
     def mark_done(self, ids: list[str]) -> None:
         """End the records ``ids`` with one line (a committed batch)."""

@@ -45,7 +45,7 @@ from orchestra.accounting.ledger.entries import (
     reservation_json,
     row_json,
 )
-from orchestra.accounting.ledger.journal import Journal, row_line
+from orchestra.accounting.ledger.journal import Journal, open_line, row_line
 from orchestra.accounting.ledger.reconciliation import reconcile_journals
 from orchestra.accounting.ledger.streams import StreamRecord
 from orchestra.accounting.ledger.writer import BatchRows, EntryQueue
@@ -297,6 +297,28 @@ class Ledger:
         after the answer was sent): durable on return, and reconciled after a crash with
         its own ``stream`` flag. Finish the returned record to commit it."""
         return self._open(entry, reservation, pending=True)
+
+    def open_call(self, draft: LedgerEntry, *, reservation: Reservation | None = None) -> None:
+        """Journal a call before its upstream request (an ``open`` line), so that a crash at
+        any later moment leaves its entry (``reconciled`` at the next start). Whatever
+        stores the call with the same id ends the line: :meth:`journal_and_queue` (its
+        ``row`` line takes the open line's place), :meth:`open_stream` (likewise), or
+        :meth:`aappend` / :meth:`append` followed by :meth:`end_open`.
+
+        The line holds the draft's row values (as a ``row`` line does): one C-encoded
+        tuple, cheap enough for every call."""
+        if draft.started_at is None:
+            draft = replace(draft, started_at=self.clock())
+        draft = bounded(draft)
+        text = row_json(entry_row(draft, self._time))
+        self._current_journal().write_line("open", draft.id, open_line(draft.id, text, reservation))
+
+    def end_open(self, entry_id: str) -> None:
+        """Mark the open line of ``entry_id`` done (its entry is committed); nothing when
+        it has none."""
+        journal = self._journal
+        if journal is not None and journal.is_live(entry_id):
+            self.journal_write("done", entry_id, {"op": "done", "id": entry_id})
 
     def _open(
         self, draft: LedgerEntry, reservation: Reservation | None, *, pending: bool

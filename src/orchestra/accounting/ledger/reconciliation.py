@@ -102,7 +102,9 @@ def read_journal(data: bytes) -> JournalContents:
                 finals.add(entry.id)
                 continue
             sid = rec["id"]
-            if op == "open":
+            if op == "open" and "row" in rec:  # a call before its upstream request
+                drafts[sid] = (entry_from_values(rec["row"]), reservation_from(rec.get("r")))
+            elif op == "open":
                 drafts[sid] = (
                     LedgerEntry.from_json(rec["entry"]),
                     reservation_from(rec.get("reservation")),
