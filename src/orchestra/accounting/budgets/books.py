@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import builtins
 import itertools
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
@@ -30,11 +28,7 @@ from orchestra.accounting.attribution import Attribution, PerAttribution
 from orchestra.accounting.audit import AuditLog
 from orchestra.accounting.budgets.leases import Lease, LeasePolicy, Leases
 from orchestra.accounting.budgets.periods import (
-    PERIODS,
-    SCOPES,
-    Period,
     PeriodCache,
-    Scope,
     period_bounds,
     period_key,
 )
@@ -51,93 +45,14 @@ from orchestra.accounting.budgets.reservations import (
     Reservation,
     Windows,
 )
-from orchestra.accounting.errors import BudgetExceeded, BudgetNotFound, InvalidBudget
+from orchestra.accounting.budgets.specs import BudgetSpec, BudgetStatus, spec_of
+from orchestra.accounting.errors import BudgetExceeded, BudgetNotFound
 from orchestra.accounting.money import fmt_usd, from_nano, to_nano
 from orchestra.accounting.store import AccountingStore, Clock, db_time, utcnow
 from orchestra.store import Database
 from orchestra.store.tables.gateway import GatewayBudget, GatewayBudgetWindow
 
-if TYPE_CHECKING:
-    from orchestra.config.gateway import BudgetConfig
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}$")
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSpec:
-    """A budget definition."""
-
-    name: str
-    scope: Scope
-    """``developer``, ``team`` (a squad, tribe or division by name), ``org`` or ``run``."""
-    subject: str
-    """Developer name, team unit name, organisation name (``*`` for every call), or run id."""
-    cap_usd: Decimal
-    period: Period = "month"
-    """``day``, ``week``, ``month`` (UTC calendar), or ``none`` (required for ``run``)."""
-    soft_pct: int | None = 80
-    """Alert once per period when spend plus reservations reach this percentage."""
-
-    def validated(self) -> BudgetSpec:
-        """This spec, checked; raises :class:`InvalidBudget` with a fix."""
-        if not _NAME_RE.match(self.name):
-            raise InvalidBudget(
-                f"invalid budget name {self.name!r}", hint="use letters, digits and - _ . : @ /"
-            )
-        if self.scope not in SCOPES:
-            raise InvalidBudget(
-                f"unknown budget scope {self.scope!r}", hint=f"use one of {', '.join(SCOPES)}"
-            )
-        if self.period not in PERIODS:
-            raise InvalidBudget(
-                f"unknown budget period {self.period!r}", hint=f"use one of {', '.join(PERIODS)}"
-            )
-        if self.scope == "run" and self.period != "none":
-            raise InvalidBudget("a run budget has no period", hint="use period none for scope run")
-        if not self.subject.strip():
-            raise InvalidBudget(
-                "a budget needs a subject", hint="name the developer, team, org or run id"
-            )
-        cap = Decimal(self.cap_usd)
-        if not cap.is_finite() or cap < 0:
-            raise InvalidBudget(
-                f"budget cap {self.cap_usd} must be zero or more dollars", hint="e.g. 100"
-            )
-        if self.soft_pct is not None and not 1 <= self.soft_pct <= 100:
-            raise InvalidBudget(
-                f"soft threshold {self.soft_pct}% must be 1-100", hint="e.g. 80, or none"
-            )
-        return self
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetStatus:
-    """A budget and its current period."""
-
-    spec: BudgetSpec
-    period_start: datetime | None
-    resets_at: datetime | None
-    spent_usd: Decimal
-    reserved_usd: Decimal
-    alerted: bool
-
-    @property
-    def remaining_usd(self) -> Decimal:
-        return self.spec.cap_usd - self.spent_usd - self.reserved_usd
-
-
 _ReserveJob = Callable[[Connection], tuple[Reservation, Plan, builtins.list[Lease]]]
-
-
-def _spec(row: GatewayBudget) -> BudgetSpec:
-    return BudgetSpec(
-        name=row.name,
-        scope=cast(Scope, row.scope),
-        subject=row.subject,
-        cap_usd=from_nano(row.cap_nano),
-        period=cast(Period, row.period),
-        soft_pct=row.soft_pct,
-    )
 
 
 class BudgetBook:
@@ -207,7 +122,9 @@ class BudgetBook:
             rows = session.scalars(select(GatewayBudget)).all()
             index: dict[tuple[str, str], builtins.list[BudgetRow]] = {}
             for row in rows:
-                index.setdefault((row.scope, row.subject), []).append(BudgetRow(row.id, _spec(row)))
+                index.setdefault((row.scope, row.subject), []).append(
+                    BudgetRow(row.id, spec_of(row))
+                )
         with self._lock:
             before = {r.id: r.spec for group in self._budgets.values() for r in group}
             self._budgets = index
@@ -287,7 +204,7 @@ class BudgetBook:
         changes = 0
         for name, spec in wanted.items():
             row = rows.get(name)
-            if row is None or _spec(row) != spec or row.source != "config":
+            if row is None or spec_of(row) != spec or row.source != "config":
                 self.define(spec, actor=actor, source="config")
                 changes += 1
         for name, row in rows.items():
@@ -324,7 +241,7 @@ class BudgetBook:
                 ).first()
                 out.append(
                     BudgetStatus(
-                        _spec(b),
+                        spec_of(b),
                         start,
                         end,
                         from_nano(w.spent_nano if w else 0),
@@ -613,18 +530,3 @@ class BudgetBook:
         """Send the budget alerts a committed job crossed."""
         for alert in plan.alerts:
             self.alerts.emit(alert)
-
-
-def specs_from_config(budgets: Iterable[BudgetConfig]) -> builtins.list[BudgetSpec]:
-    """Budget specs from the ``gateway.budgets`` configuration entries."""
-    return [
-        BudgetSpec(
-            name=b.name,
-            scope=b.scope,
-            subject=b.subject,
-            cap_usd=Decimal(str(b.cap_usd)),
-            period=b.period,
-            soft_pct=b.soft_pct,
-        )
-        for b in budgets
-    ]

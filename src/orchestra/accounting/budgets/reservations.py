@@ -29,7 +29,7 @@ from orchestra.accounting.store import AccountingStore, Clock, Statement
 from orchestra.store.tables.gateway import GatewayBudgetWindow, GatewayReservationHold
 
 if TYPE_CHECKING:
-    from orchestra.accounting.budgets.books import BudgetSpec
+    from orchestra.accounting.budgets.specs import BudgetSpec
 
 
 # The hot path uses fixed SQL text: no statement building or cache-key work per call.
