@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from orchestra.accounting import Accounting, Attribution, BudgetSpec, LedgerEntry
 from orchestra.accounting.ledger.entries import entry_row, row_json
-from orchestra.accounting.ledger.journal import row_line
+from orchestra.accounting.ledger.journal import open_line, row_line
 from orchestra.accounting.store import time_for
 from orchestra.providers import Usage
 from orchestra.store import Database
@@ -116,23 +116,27 @@ def _raw_row_line(entry: LedgerEntry, dialect: str) -> bytes:
 def test_a_journal_poisoned_before_the_fix_is_repaired_at_start(
     acc: Accounting, database: Database
 ) -> None:
-    """Rows and open streams journaled with every hostile value (as an unbounded gateway
-    wrote them): start-up stores them all, repaired, and deletes the journal."""
+    """Rows, open streams and calls opened before their upstream request, journaled with
+    every hostile value (the journal holds any text): start-up stores them all, repaired,
+    and deletes the journal."""
     dialect = database.engine.dialect.name
     rows = [
         _hostile(case, started_at=T0, ended_at=T0, cost_usd=Decimal("0.01"), latency_ms=1.0)
         for case in sorted(HOSTILE)
     ]
     streams = [_hostile(case, started_at=T0, stream=True) for case in sorted(HOSTILE)]
+    calls = [_hostile(case, started_at=T0) for case in sorted(HOSTILE)]  # before upstream
     lines = [_raw_row_line(e, dialect) for e in rows]
     for draft in streams:
         record = {"op": "open", "id": draft.id, "entry": draft.to_json(), "reservation": None}
         lines.append((json.dumps(record) + "\n").encode())
+    for draft in calls:
+        lines.append(open_line(draft.id, row_json(entry_row(draft, time_for(dialect))), None))
     path = _dead_journal(acc, lines)
     reconciled = acc.start()
-    assert {e.id for e in reconciled} == {e.id for e in rows + streams}
+    assert {e.id for e in reconciled} == {e.id for e in rows + streams + calls}
     stored = acc.ledger.entries()
-    assert len(stored) == len(rows) + len(streams)
+    assert len(stored) == len(rows) + len(streams) + len(calls)
     for entry in stored:
         _assert_repaired(entry)
     assert not path.exists()

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from orchestra.config.paths import orchestra_home
-from orchestra.gateway.accounts import CallRecord
+from orchestra.gateway.accounts import Caller, CallRecord
 from orchestra.gateway.store_accountant import StoreAccountant
 from orchestra.providers import Usage
 from orchestra.server import build_app
@@ -22,6 +22,24 @@ from orchestra.testing import FakeUpstream
 from tests.gateway.helpers import ServerThread, gateway_config
 
 COST = Decimal(10 * 1 + 100 * 5) / Decimal(1_000_000)  # claude-haiku-4-5: $1 / $5 per Mtok
+
+
+def _served(caller: Caller) -> CallRecord:
+    """A finished, served call of 10 + 100 tokens on claude-haiku-4-5."""
+    return CallRecord(
+        request_id=f"req_{uuid.uuid4().hex}",
+        started_at=datetime.now(UTC),
+        caller=caller,
+        client_format="anthropic",
+        requested_model="claude-haiku-4-5",
+        served_model="claude-haiku-4-5",
+        provider="anthropic",
+        usage=Usage(10, 100),
+        cost_usd=COST,
+        outcome="ok",
+        status=200,
+        latency_ms=1.5,
+    )
 
 
 async def _lifespan(app: Any, events: list[str]) -> list[str]:
@@ -77,20 +95,7 @@ def test_shutdown_commits_every_queued_call_and_removes_the_journal(
 
         async def call(reservation: Any) -> str:
             await asyncio.sleep(0)
-            record = CallRecord(
-                request_id=f"req_{uuid.uuid4().hex}",
-                started_at=datetime.now(UTC),
-                caller=caller,
-                client_format="anthropic",
-                requested_model="claude-haiku-4-5",
-                served_model="claude-haiku-4-5",
-                provider="anthropic",
-                usage=Usage(10, 100),
-                cost_usd=COST,
-                outcome="ok",
-                status=200,
-                latency_ms=1.5,
-            )
+            record = _served(caller)
             assert accountant.journal_and_queue(reservation, record)
             return record.request_id
 
@@ -229,20 +234,7 @@ def test_back_to_back_calls_near_a_cap_are_not_refused_by_queued_settlements(
             reservation = await accountant.admit(
                 caller, None, "claude-haiku-4-5", 100, Decimal("0.03")
             )
-            record = CallRecord(
-                request_id=f"req_{uuid.uuid4().hex}",
-                started_at=datetime.now(UTC),
-                caller=caller,
-                client_format="anthropic",
-                requested_model="claude-haiku-4-5",
-                served_model="claude-haiku-4-5",
-                provider="anthropic",
-                usage=Usage(10, 100),
-                cost_usd=COST,
-                outcome="ok",
-                status=200,
-                latency_ms=1.0,
-            )
+            record = _served(caller)
             assert accountant.journal_and_queue(reservation, record)
         assert await _lifespan(app, ["shutdown"]) == ["lifespan.shutdown.complete"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -10,7 +9,6 @@ from decimal import Decimal
 from typing import Any, Literal, get_args
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
 
 from orchestra.accounting.budgets import period_bounds
 from orchestra.accounting.errors import AccountingError
@@ -18,14 +16,11 @@ from orchestra.accounting.money import from_nano
 from orchestra.accounting.store import (
     AccountingStore,
     as_utc,
-    is_undecodable,
-    lenient_text,
+    read_rows,
     utcnow,
 )
 from orchestra.store import Database
 from orchestra.store.tables.gateway import GatewayLedgerEntry as L
-
-log = logging.getLogger("orchestra.accounting")
 
 SpendBy = Literal["developer", "team", "agent", "model", "day", "key", "tier", "run"]
 SPEND_BY: tuple[str, ...] = get_args(SpendBy)
@@ -175,15 +170,7 @@ def spend_report(
     if team is not None:
         query = query.where((L.squad == team) | (L.tribe == team) | (L.division == team))
     with store_db.engine.connect() as conn:
-        try:
-            found = conn.execute(query).all()
-        except OperationalError as exc:
-            if not is_undecodable(exc):
-                raise
-            conn.rollback()
-            log.error("a ledger row holds text that is not UTF-8: grouped with it escaped")
-            with lenient_text(conn):
-                found = conn.execute(query).all()
+        found = read_rows(conn, query)  # a damaged text is grouped with its bytes escaped
         rows = [
             SpendRow(
                 None if g is None else str(g),

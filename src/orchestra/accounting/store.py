@@ -5,6 +5,7 @@ holds the database with its group-commit writer (:mod:`orchestra.store.group_com
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -28,12 +29,14 @@ __all__ = [
     "db_time",
     "is_undecodable",
     "lenient_text",
+    "read_rows",
     "sqlite_time",
     "time_for",
     "utcnow",
 ]
 
 Clock = Callable[[], datetime]
+log = logging.getLogger("orchestra.accounting")
 
 
 def utcnow() -> datetime:
@@ -107,3 +110,18 @@ def lenient_text(conn: Connection) -> Iterator[None]:
         yield
     finally:
         raw.text_factory = before
+
+
+def read_rows(conn: Connection, query: Any) -> list[Any]:
+    """Every row of ``query`` on ``conn``; when SQLite cannot decode a stored text, read
+    again with :func:`lenient_text` (a damaged row comes back with :class:`UnreadableText`
+    in it instead of failing the whole read)."""
+    try:
+        return list(conn.execute(query).all())
+    except OperationalError as exc:
+        if not is_undecodable(exc):
+            raise
+    conn.rollback()
+    log.warning("a stored text is not valid UTF-8: read again with its bad bytes escaped")
+    with lenient_text(conn):
+        return list(conn.execute(query).all())

@@ -83,6 +83,28 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
     )
 
 
+_NOTHING = Decimal(0)
+
+
+def _draft(record: CallRecord) -> LedgerEntry:
+    """The ledger's view of a call before its upstream request: who, what was asked, when
+    (what :func:`ledger_entry` builds, without what only a finished call has)."""
+    base = record.caller.attribution
+    if not isinstance(base, Attribution):
+        base = Attribution(developer=record.caller.developer, squad=record.caller.team)
+    if record.agent is not None or record.run_id is not None or record.step is not None:
+        base = base.for_call(agent=record.agent, run_id=record.run_id, step=record.step)
+    return LedgerEntry(
+        base,
+        record.requested_model,
+        tier=record.tier,
+        cost_usd=_NOTHING,
+        started_at=record.started_at,
+        stream=record.stream,
+        id=record.request_id,
+    )
+
+
 @dataclass
 class _Journal:
     stream: StreamRecord
@@ -191,7 +213,7 @@ class StoreAccountant:
 
     def journal_call(self, reservation: Any, record: CallRecord) -> None:
         try:
-            self.accounting.ledger.open_call(ledger_entry(record), reservation=reservation)
+            self.accounting.ledger.open_call(_draft(record), reservation=reservation)
         except Exception:
             log.exception(
                 "call %s not journaled before its upstream request: a crash during it would "

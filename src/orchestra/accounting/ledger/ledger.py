@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.exc import OperationalError
 
 from orchestra.accounting.audit import AuditLog
 from orchestra.accounting.budgets import BudgetBook, Reservation
@@ -54,8 +53,7 @@ from orchestra.accounting.store import (
     AccountingStore,
     Clock,
     UnreadableText,
-    is_undecodable,
-    lenient_text,
+    read_rows,
     time_for,
     utcnow,
 )
@@ -309,7 +307,8 @@ class Ledger:
         tuple, cheap enough for every call."""
         if draft.started_at is None:
             draft = replace(draft, started_at=self.clock())
-        draft = bounded(draft)
+        # Not bounded here: the line holds any text (ASCII-escaped JSON), and reconciliation
+        # bounds the entry it stores, as every entry is.
         text = row_json(entry_row(draft, self._time))
         self._current_journal().write_line("open", draft.id, open_line(draft.id, text, reservation))
 
@@ -441,14 +440,7 @@ class Ledger:
         if limit is not None:
             query = query.limit(limit)
         with self._store.db.engine.connect() as conn:
-            try:
-                rows = conn.execute(query).all()
-            except OperationalError as exc:
-                if not is_undecodable(exc):
-                    raise
-                conn.rollback()
-                with lenient_text(conn):  # read again, a bad text reported, not fatal
-                    rows = conn.execute(query).all()
+            rows = read_rows(conn, query)  # a damaged row reported below, not fatal
         out: list[LedgerEntry] = []
         for r in rows:
             try:
