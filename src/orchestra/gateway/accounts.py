@@ -115,8 +115,8 @@ class Accountant(Protocol):
 
     def refused(self, record: CallRecord, refusal: LimitRefused) -> None:
         """Record a call a budget or a rate limit refused (outcome ``budget_refused`` or
-        ``rate_limited``) without waiting for the database; never raises, never blocks the
-        event loop for long (one journal write)."""
+        ``rate_limited``) without waiting for the database (the row is queued); never
+        raises, never blocks the event loop."""
 
     def journal_call(self, reservation: Any, record: CallRecord) -> None:
         """Journal the admitted call before its upstream request (an ``open`` line), so a

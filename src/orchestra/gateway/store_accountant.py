@@ -36,16 +36,19 @@ _OUTCOMES = {
 }
 
 
-def ledger_entry(record: CallRecord) -> LedgerEntry:
-    """The ledger's view of a call record (attribution completed with agent, run, step)."""
+def _attribution(record: CallRecord) -> Attribution:
+    """The caller's attribution completed with the call's agent, run and step."""
     base = record.caller.attribution
     if not isinstance(base, Attribution):
         base = Attribution(developer=record.caller.developer, squad=record.caller.team)
-    attribution = (
-        base.for_call(agent=record.agent, run_id=record.run_id, step=record.step)
-        if record.agent is not None or record.run_id is not None or record.step is not None
-        else base  # nothing to fill in: no copy
-    )
+    if record.agent is None and record.run_id is None and record.step is None:
+        return base  # nothing to fill in: no copy
+    return base.for_call(agent=record.agent, run_id=record.run_id, step=record.step)
+
+
+def ledger_entry(record: CallRecord) -> LedgerEntry:
+    """The ledger's view of a call record (attribution completed with agent, run, step)."""
+    attribution = _attribution(record)
     outcome = _OUTCOMES.get(record.outcome, "error")
     error_type = record.error if outcome in ("budget_refused", "rate_limited") else None
     if outcome == "error":
@@ -89,13 +92,8 @@ _NOTHING = Decimal(0)
 def _draft(record: CallRecord) -> LedgerEntry:
     """The ledger's view of a call before its upstream request: who, what was asked, when
     (what :func:`ledger_entry` builds, without what only a finished call has)."""
-    base = record.caller.attribution
-    if not isinstance(base, Attribution):
-        base = Attribution(developer=record.caller.developer, squad=record.caller.team)
-    if record.agent is not None or record.run_id is not None or record.step is not None:
-        base = base.for_call(agent=record.agent, run_id=record.run_id, step=record.step)
     return LedgerEntry(
-        base,
+        _attribution(record),
         record.requested_model,
         tier=record.tier,
         cost_usd=_NOTHING,
