@@ -179,7 +179,7 @@ def test_soft_threshold_alerts_once_per_period_with_webhook(
         assert [p["budget"] for p in posted] == ["dev", "dev"]
         assert posted[0]["kind"] == "orchestra.budget.soft_threshold"
     finally:
-        book._store.close()
+        book.store.close()
 
 
 def test_a_failing_webhook_never_blocks_or_leaks_its_token(
@@ -199,7 +199,7 @@ def test_a_failing_webhook_never_blocks_or_leaks_its_token(
         assert "s3cret" not in caplog.text
         assert "failed" in caplog.text
     finally:
-        book._store.close()
+        book.store.close()
 
 
 @pytest.mark.parametrize("threads", [100])
@@ -264,7 +264,7 @@ def test_separate_writers_on_one_database_never_overspend(database: Database) ->
         assert status.spent_usd == D("1.00") and status.reserved_usd == 0
     finally:
         for book in books:
-            book._store.close()
+            book.store.close()
 
 
 @pytest.mark.slow
@@ -358,7 +358,7 @@ def test_reserve_settle_release_sequences_keep_the_invariant(
             assert status.spent_usd == spent  # settlement totals equal the actual costs
             assert status.reserved_usd == sum((e for r, e in held if not r.empty), D(0))  # type: ignore[attr-defined]
     finally:
-        book._store.close()
+        book.store.close()
         db.dispose()
 
 

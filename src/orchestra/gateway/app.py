@@ -238,6 +238,7 @@ class GatewayApp:
             log.exception("budget headroom unavailable for /metrics")
             headroom = []
         text = self.gateway.metrics.render(self.gateway.circuits.breakers, headroom)
+        text += self.gateway.accountant.exposition()  # accounting's counters (ledger)
         await send(
             {
                 "type": "http.response.start",

@@ -162,6 +162,7 @@ class ModelCallHandler:
                 usd,
             )
         except LimitRefused as exc:
+            gw.accountant.refused(record, exc)  # its ledger row, queued (issue 16 #6)
             gw.metrics.request(fmt.value, 429, request.model, deps.clock() - t0)
             exc.counted = True
             raise
@@ -170,6 +171,7 @@ class ModelCallHandler:
             query=scope.get("query_string", b"").decode("latin-1"),
             client_headers=headers,
         )
+        gw.accountant.journal_call(reservation, record)  # before the upstream (issue 16 #5)
         try:
             opened = await snapshot.caller.open(route, plan, record)
         except BaseException as exc:
