@@ -10,6 +10,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import delete
 
 from orchestra.accounting import (
     Accounting,
@@ -22,7 +23,9 @@ from orchestra.accounting import (
     InvalidBudget,
     period_bounds,
 )
+from orchestra.accounting.audit import AuditChainBroken
 from orchestra.store import Database
+from orchestra.store.tables.gateway import GatewayAuditHead
 
 from .conftest import FakeClock
 
@@ -417,3 +420,22 @@ def test_async_twins_reserve_settle_release(accounting: Accounting) -> None:
     asyncio.run(scenario())
     (status,) = book.status()
     assert status.spent_usd == D("0.1") and status.reserved_usd == D("0.3")
+
+
+def test_budget_changes_fail_without_their_audit_entry(
+    accounting: Accounting, database: Database
+) -> None:
+    """A budget change and its audit entry commit together, or neither does (issue 16 #9)."""
+    accounting.budgets.define(BudgetSpec("cap", "team", "payments", Decimal(10), "month"))
+    with database.session() as session:
+        session.execute(delete(GatewayAuditHead))
+    with pytest.raises(AuditChainBroken):
+        accounting.budgets.define(BudgetSpec("cap", "team", "payments", Decimal(10**6), "month"))
+    with pytest.raises(AuditChainBroken):
+        accounting.budgets.define(BudgetSpec("new", "developer", "eve", Decimal(10**6), "month"))
+    with pytest.raises(AuditChainBroken):
+        accounting.budgets.remove("cap")
+    assert [(s.spec.name, s.spec.cap_usd) for s in accounting.budgets.status()] == [
+        ("cap", Decimal(10))
+    ]
+    assert [e.action for e in accounting.audit.list()] == ["budget.set"]

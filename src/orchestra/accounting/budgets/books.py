@@ -140,61 +140,66 @@ class BudgetBook:
         """Create or replace the budget named ``spec.name`` (audited)."""
         spec = spec.validated()
         cap = to_nano(spec.cap_usd)
-        with self._store.db.session() as session:
-            row = session.scalars(
-                select(GatewayBudget).where(GatewayBudget.name == spec.name)
-            ).first()
-            if row is None:
-                session.add(
-                    GatewayBudget(
-                        id="bud_" + uuid.uuid4().hex[:16],
-                        name=spec.name,
-                        scope=spec.scope,
-                        subject=spec.subject,
-                        period=spec.period,
-                        cap_nano=cap,
-                        soft_pct=spec.soft_pct,
-                        source=source,
-                        created_at=self._clock(),
+        # The change and its audit entry commit together, or neither does.
+        with self._audit.transaction() as tx:
+            with tx.session() as session:
+                row = session.scalars(
+                    select(GatewayBudget).where(GatewayBudget.name == spec.name)
+                ).first()
+                if row is None:
+                    session.add(
+                        GatewayBudget(
+                            id="bud_" + uuid.uuid4().hex[:16],
+                            name=spec.name,
+                            scope=spec.scope,
+                            subject=spec.subject,
+                            period=spec.period,
+                            cap_nano=cap,
+                            soft_pct=spec.soft_pct,
+                            source=source,
+                            created_at=self._clock(),
+                        )
                     )
-                )
-            else:
-                row.scope, row.subject, row.period = spec.scope, spec.subject, spec.period
-                row.cap_nano, row.soft_pct, row.source = cap, spec.soft_pct, source
-                session.execute(
-                    update(GatewayBudgetWindow)
-                    .where(GatewayBudgetWindow.budget_id == row.id)
-                    .values(cap_nano=cap)
-                )
+                else:
+                    row.scope, row.subject, row.period = spec.scope, spec.subject, spec.period
+                    row.cap_nano, row.soft_pct, row.source = cap, spec.soft_pct, source
+                    session.execute(
+                        update(GatewayBudgetWindow)
+                        .where(GatewayBudgetWindow.budget_id == row.id)
+                        .values(cap_nano=cap)
+                    )
+            tx.append(
+                actor,
+                "budget.set",
+                spec.name,
+                {
+                    "scope": spec.scope,
+                    "subject": spec.subject,
+                    "period": spec.period,
+                    "cap_usd": str(spec.cap_usd),
+                    "soft_pct": spec.soft_pct,
+                    "source": source,
+                },
+            )
         self._load(force=True)
-        self._audit.append(
-            actor,
-            "budget.set",
-            spec.name,
-            {
-                "scope": spec.scope,
-                "subject": spec.subject,
-                "period": spec.period,
-                "cap_usd": str(spec.cap_usd),
-                "soft_pct": spec.soft_pct,
-                "source": source,
-            },
-        )
 
     def remove(self, name: str, *, actor: str = "system") -> None:
-        """Delete a budget and its period records (audited)."""
-        with self._store.db.session() as session:
-            row = session.scalars(select(GatewayBudget).where(GatewayBudget.name == name)).first()
-            if row is None:
-                raise BudgetNotFound(
-                    f"no budget named {name!r}", hint="see `orchestra budgets list`"
+        """Delete a budget and its period records (audited, in one transaction)."""
+        with self._audit.transaction() as tx:
+            with tx.session() as session:
+                row = session.scalars(
+                    select(GatewayBudget).where(GatewayBudget.name == name)
+                ).first()
+                if row is None:
+                    raise BudgetNotFound(
+                        f"no budget named {name!r}", hint="see `orchestra budgets list`"
+                    )
+                session.execute(
+                    delete(GatewayBudgetWindow).where(GatewayBudgetWindow.budget_id == row.id)
                 )
-            session.execute(
-                delete(GatewayBudgetWindow).where(GatewayBudgetWindow.budget_id == row.id)
-            )
-            session.delete(row)
+                session.delete(row)
+            tx.append(actor, "budget.remove", name, {})
         self._load(force=True)
-        self._audit.append(actor, "budget.remove", name, {})
 
     def sync(self, specs: Iterable[BudgetSpec], *, actor: str = "config") -> int:
         """Make the config-sourced budgets equal ``specs``; returns the number of changes."""
