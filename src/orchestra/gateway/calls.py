@@ -29,6 +29,10 @@ from orchestra.gateway.formats import WireFormat, sse_error_event
 from orchestra.gateway.http_client import UpstreamConnectionError
 from orchestra.gateway.requests import (
     ModelRequest,
+    attribution,
+    check_model_name,
+    check_unicode,
+    encode_body,
     parse_json_object,
     parse_model_request,
     upstream_body,
@@ -132,11 +136,14 @@ class ModelCallHandler:
         t0 = deps.clock()
         headers = headers_of(scope)
         snapshot = gw.snapshot
-        raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
+        # The key first: a client without one never gets its body read (held in memory).
         caller = await gw.authenticate(headers)
+        raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
         request = parse_model_request(raw, fmt)
         route = snapshot.routing.resolve(request.model, caller.team)
         gw.check_allowed(caller, route)
+        # Metrics are labelled with what the name resolved to, never the client's string.
+        label = route.tier or route.primary.model
         record = CallRecord(
             request_id=deps.new_id(),
             started_at=deps.now(),
@@ -144,9 +151,9 @@ class ModelCallHandler:
             client_format=fmt.value,
             requested_model=request.model,
             tier=route.tier,
-            agent=headers.get("x-orchestra-agent") or request.agent,
-            run_id=headers.get("x-orchestra-run"),
-            step=headers.get("x-orchestra-step"),
+            agent=attribution(headers, "x-orchestra-agent") or request.agent,
+            run_id=attribution(headers, "x-orchestra-run"),
+            step=attribution(headers, "x-orchestra-step"),
             stream=request.stream,
         )
         input_tokens = await self._estimate(request)
@@ -162,7 +169,7 @@ class ModelCallHandler:
                 usd,
             )
         except LimitRefused as exc:
-            gw.metrics.request(fmt.value, 429, request.model, deps.clock() - t0)
+            gw.metrics.request(fmt.value, 429, label, deps.clock() - t0)
             exc.counted = True
             raise
         plan = CallPlan(
@@ -173,14 +180,12 @@ class ModelCallHandler:
         try:
             opened = await snapshot.caller.open(route, plan, record)
         except BaseException as exc:
-            record.outcome = (
-                "client_error" if isinstance(exc, UpstreamClientError) else ("upstream_error")
-            )
+            record.outcome = "client_error" if _clients_fault(exc) else "upstream_error"
             record.status = getattr(exc, "status", None)
             record.error = getattr(exc, "message", type(exc).__name__)
             record.latency_ms = round((deps.clock() - t0) * 1000, 3)
             await asyncio.shield(gw.accountant.finish(reservation, record))
-            gw.metrics.request(fmt.value, record.status or 500, request.model, deps.clock() - t0)
+            gw.metrics.request(fmt.value, record.status or 500, label, deps.clock() - t0)
             if isinstance(exc, UpstreamClientError):
                 await self._send_upstream_error(send, fmt, exc)
                 return
@@ -203,9 +208,10 @@ class ModelCallHandler:
                     reservation,
                     input_tokens,
                     t0,
+                    label,
                 )
             else:
-                await self._whole(send, request, route, opened, record, reservation, t0)
+                await self._whole(send, request, route, opened, record, reservation, t0, label)
         finally:
             response = opened.response
             if response.at_eof():
@@ -224,9 +230,7 @@ class ModelCallHandler:
         else:
             body = translate.openai_to_anthropic_request(request.body)
         body["model"] = target.upstream_name
-        return _PATHS[target.kind], json.dumps(
-            body, ensure_ascii=False, separators=(",", ":")
-        ).encode()
+        return _PATHS[target.kind], encode_body(body)
 
     def _response_headers(
         self, route: Route, target: Target, record: CallRecord, ctype: bytes
@@ -251,6 +255,7 @@ class ModelCallHandler:
         record: CallRecord,
         reservation: Any,
         t0: float,
+        label: str,
     ) -> None:
         gw = self.gateway
         deps = gw.deps
@@ -296,7 +301,7 @@ class ModelCallHandler:
             queued = False
         if not queued:
             await asyncio.shield(gw.accountant.finish(reservation, record))
-        gw.metrics.request(request.fmt.value, record.status, request.model, elapsed)
+        gw.metrics.request(request.fmt.value, record.status, label, elapsed)
         gw.metrics.usage(target.model, usage, record.cost_usd)
         headers = self._response_headers(route, target, record, b"application/json")
         headers.append((b"content-length", str(len(out)).encode()))
@@ -315,6 +320,7 @@ class ModelCallHandler:
         reservation: Any,
         input_tokens: int,
         t0: float,
+        label: str,
     ) -> None:
         gw = self.gateway
         deps = gw.deps
@@ -385,7 +391,7 @@ class ModelCallHandler:
             elapsed = deps.clock() - t0
             record.latency_ms = round(elapsed * 1000, 3)
             await asyncio.shield(journal.close(record))
-            gw.metrics.request(request.fmt.value, 200, request.model, elapsed)
+            gw.metrics.request(request.fmt.value, 200, label, elapsed)
             gw.metrics.usage(target.model, usage, record.cost_usd)
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -500,12 +506,11 @@ class ModelCallHandler:
         gw = self.gateway
         headers = headers_of(scope)
         snapshot = gw.snapshot
-        raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
         caller = await gw.authenticate(headers)
+        raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
         body = parse_json_object(raw)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise BadRequest("'model' is required and must be a non-empty string")
+        model = check_model_name(body.get("model"))
+        check_unicode(raw, body)
         route = snapshot.routing.resolve(model, caller.team)
         gw.check_allowed(caller, route)
         target = route.primary
@@ -566,6 +571,14 @@ class ModelCallHandler:
         await send(
             {"type": "http.response.body", "body": json.dumps({"input_tokens": tokens}).encode()}
         )
+
+
+def _clients_fault(exc: BaseException) -> bool:
+    """Whether a call failed before or at the upstream because of what the client sent
+    (the upstream's 4xx, or a request that cannot be built for the upstream)."""
+    if isinstance(exc, UpstreamClientError):
+        return True
+    return isinstance(exc, BadRequest | WireFormatError) and getattr(exc, "status", 500) == 400
 
 
 def _usage_so_far(tracker: Any, kind: WireFormat, input_tokens: int) -> Usage:

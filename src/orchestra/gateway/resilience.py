@@ -97,6 +97,11 @@ class CircuitBreaker:
         self.trial_in_flight = True
         return True
 
+    def release(self) -> None:
+        """End a call that says nothing about the upstream's health (it was never sent, or
+        was rate-limited): a half-open trial it held is given back for the next call."""
+        self.trial_in_flight = False
+
     def success(self) -> None:
         self.state = CircuitState.CLOSED
         self.failures = 0

@@ -8,6 +8,7 @@ of everything derived from the configuration, swapped atomically by :meth:`Gatew
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import os
@@ -60,6 +61,16 @@ class _CachedKey:
     expires: float
 
 
+MAX_KEY_CHARS = 256
+"""Longest API key looked up (Orchestra's keys are 47 characters); a longer one is refused
+without a database lookup or a cache entry."""
+KEY_CACHE_ENTRIES = 10_000
+"""Keys that authenticated, remembered for ``gateway.key_cache_ttl_s``."""
+REFUSED_KEY_CACHE_ENTRIES = 1_024
+"""Keys that did not, remembered as well (so garbage keys cost no lookup each time) in a
+table of their own: a flood of garbage never evicts a good key."""
+
+
 class RequestIds:
     """Unique request ids without a system call per request: a random 64-bit prefix drawn
     once per process, then a counter (``os.urandom`` per id showed up in profiles)."""
@@ -106,7 +117,10 @@ class Gateway:
         self._client: UpstreamTransport | None = None
         # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
-        self._keys: dict[str, _CachedKey] = {}
+        # Keyed by the SHA-256 digest of the secret: the cache holds 32 bytes per key
+        # whatever the client sent, and never the secret itself.
+        self._keys: dict[bytes, _CachedKey] = {}
+        self._refused_keys: dict[bytes, _CachedKey] = {}
         self.started = False
         self.snapshot = self._build(config)
 
@@ -224,16 +238,30 @@ class Gateway:
                 hint="create one with `orchestra keys create --developer NAME --team TEAM`",
                 code="missing_api_key",
             )
+        if len(secret) > MAX_KEY_CHARS:
+            raise Unauthenticated(
+                "the API key is invalid, revoked or expired",
+                hint="ask an admin for a new key (`orchestra keys create`)",
+                code="invalid_api_key",
+            )
         now = self.deps.clock()
-        cached = self._keys.get(secret)
+        digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+        cached = self._keys.get(digest) or self._refused_keys.get(digest)
         if cached is None or cached.expires <= now:
             found = await self.blocking(self.accountant.authenticate, secret)
             ttl = self.snapshot.config.gateway.key_cache_ttl_s
             cached = _CachedKey(found, now + ttl)
             if ttl > 0:
-                if len(self._keys) > 10_000:
-                    self._keys.clear()
-                self._keys[secret] = cached
+                table, bound = (
+                    (self._keys, KEY_CACHE_ENTRIES)
+                    if found is not None
+                    else (self._refused_keys, REFUSED_KEY_CACHE_ENTRIES)
+                )
+                self._keys.pop(digest, None)  # a key revoked (or created) meanwhile
+                self._refused_keys.pop(digest, None)
+                if len(table) >= bound:
+                    table.clear()
+                table[digest] = cached
         if cached.caller is None:
             raise Unauthenticated(
                 "the API key is invalid, revoked or expired",

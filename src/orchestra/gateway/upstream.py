@@ -157,16 +157,26 @@ class UpstreamCaller:
                     )
                     break
                 started = self.clock()
-                path, body = plan.build(target)
-                error, retry_after = await self._attempt(target, path, body, plan, record, started)
+                try:
+                    path, body = plan.build(target)
+                    error, retry_after = await self._attempt(
+                        target, path, body, plan, record, started
+                    )
+                except BaseException:
+                    # Nothing was learnt about the upstream (the request could not be built,
+                    # or the call was cancelled): a claimed half-open trial goes back.
+                    breaker.release()
+                    raise
                 if isinstance(error, OpenedReply):
                     breaker.success()
                     return error
                 if isinstance(error, UpstreamClientError):
                     breaker.success()
                     raise error
-                if not isinstance(error, LimitRefused):
+                if isinstance(error, LimitRefused):
                     # An upstream rate limit says nothing about the upstream's health.
+                    breaker.release()
+                else:
                     breaker.failure()
                 last = error
                 delay = self.policy.delay(attempt, retry_after, self.rand)
