@@ -100,6 +100,26 @@ bodies = st.fixed_dictionaries(
     },
 )
 
+near_valid_bodies = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(
+            ["haiku", "sonnet", "opus", "qwen-local", "big", "claude-3-5-haiku-latest"]
+        ),
+        "max_tokens": st.integers(1, 2000),
+        "messages": st.just([{"role": "user", "content": "hi"}]) | messages,
+    },
+    optional={
+        "stream": st.booleans(),
+        "system": small_text | json_values,
+        "metadata": json_values,
+        "n": st.integers(1, 2),
+        "temperature": json_values,
+        "stream_options": json_values,
+        "tools": json_values,
+    },
+)
+"""Bodies that are served or fail late (translation, upstream): reach the deep paths."""
+
 
 def _encode(body: dict[str, Any], how: str) -> bytes:
     if how == "ascii":
@@ -112,7 +132,9 @@ def _encode(body: dict[str, Any], how: str) -> bytes:
     return text.encode("latin-1", "replace")
 
 
+_near_valid_raw = st.builds(_encode, near_valid_bodies, st.sampled_from(["ascii", "utf-8"]))
 raw_bodies = st.one_of(
+    _near_valid_raw,
     st.builds(_encode, bodies, st.sampled_from(["ascii", "ascii", "utf-8", "utf-16", "latin-1"])),
     st.binary(max_size=300),
     st.sampled_from(
@@ -170,16 +192,18 @@ class FuzzRequest:
         return "x-api-key" in self.headers or "anthropic-version" in self.headers
 
 
+# The model-call endpoints have the most to get wrong: drawn four times as often.
+_WEIGHTED_ENDPOINTS = (*ENDPOINTS[:3] * 4, *ENDPOINTS, ("PUT", "/v1/x"), ("GET", "/v2/messages"))
+
+
 @st.composite
 def fuzz_requests(draw: st.DrawFn, key: str, admin_key: str) -> FuzzRequest:
     """A request to one of the gateway's endpoints (or a near miss) with generated parts."""
-    method, path = draw(
-        st.sampled_from(ENDPOINTS) | st.tuples(st.sampled_from(["GET", "PUT"]), st.just("/v1/x"))
-    )
+    method, path = draw(st.sampled_from(_WEIGHTED_ENDPOINTS))
     if draw(st.integers(0, 9)) == 0:
         method = "GET" if method == "POST" else "POST"
     headers: dict[str, str] = {}
-    for name, value in draw(extra_headers).items():
+    for name, value in (draw(extra_headers) if draw(st.booleans()) else {}).items():
         if name not in ("content-length", "transfer-encoding"):
             headers[name] = value
     ctype = draw(content_types)
@@ -198,7 +222,11 @@ def fuzz_requests(draw: st.DrawFn, key: str, admin_key: str) -> FuzzRequest:
         headers["x-api-key"] = "orc_" + "k" * 2000
     elif auth == "odd":
         headers["authorization"] = draw(header_values)
-    body = draw(raw_bodies) if method == "POST" else b""
+    body = b""
+    if method == "POST":
+        # Half the bodies nearly valid (they reach routing, limits, translation, the
+        # upstream and the ledger), half anything at all.
+        body = draw(_near_valid_raw if draw(st.booleans()) else raw_bodies)
     return FuzzRequest(method, path, draw(queries), headers, body)
 
 

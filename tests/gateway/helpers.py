@@ -74,13 +74,16 @@ def make_app(
 class ServerThread:
     """uvicorn serving ``app`` on 127.0.0.1 (free port) in a background thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
+        """``options`` go to ``uvicorn.Config`` (e.g. ``uvicorn_options()``)."""
+        self.app = app
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        settings = {"log_level": "warning", "lifespan": "on", "access_log": False, **options}
+        config = uvicorn.Config(app, **settings)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
