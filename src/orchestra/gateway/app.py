@@ -250,6 +250,7 @@ class GatewayApp:
                 "database": "ok" if db_ok else "unreachable",
                 "config_loaded_at": self.gateway.snapshot.loaded_at.isoformat(),
                 "started": self.gateway.started,
+                "providers_without_credential": list(self.gateway.snapshot.missing_credentials),
             },
         )
 

@@ -39,7 +39,14 @@ from orchestra.gateway.requests import (
 )
 from orchestra.gateway.routing import Route, Target
 from orchestra.gateway.service import Gateway
-from orchestra.gateway.upstream import CallPlan, OpenedReply, UpstreamClientError, upstream_headers
+from orchestra.gateway.upstream import (
+    CallPlan,
+    OpenedReply,
+    ProviderAuthFailed,
+    UpstreamClientError,
+    missing_credential,
+    upstream_headers,
+)
 from orchestra.providers import anthropic as anthropic_wire
 from orchestra.providers import openai as openai_wire
 from orchestra.providers import translate
@@ -520,11 +527,14 @@ class ModelCallHandler:
 
             request.mark_stripped = _strip_system(body, WireFormat.ANTHROPIC) is not None
             out = upstream_body(request, target.upstream_name)
+            credential = gw._credential(target)
+            if (target.api_key_env or target.api_key_secret) and not credential:
+                raise missing_credential(target)
             url = target.base_url + "/v1/messages/count_tokens"
             query = scope.get("query_string", b"").decode("latin-1")
             if query:
                 url += "?" + query
-            hdrs = upstream_headers(target, gw._credential(target), headers)
+            hdrs = upstream_headers(target, credential, headers)
             response = None
             try:
                 async with asyncio.timeout(target.connect_timeout_s + 30):
@@ -543,6 +553,8 @@ class ModelCallHandler:
             finally:
                 if response is not None:
                     response.release()
+            if status in (401, 403):
+                raise ProviderAuthFailed(target, status)
             await send(
                 {
                     "type": "http.response.start",

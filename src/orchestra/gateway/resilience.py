@@ -82,6 +82,8 @@ class CircuitBreaker:
     failures: int = 0
     opened_at: float = 0.0
     trial_in_flight: bool = False
+    last_error: str | None = None
+    """What the latest failure was (shown to clients refused while the circuit is open)."""
 
     def allow(self) -> bool:
         """Whether a call may go to this upstream now (claims the half-open trial)."""
@@ -107,8 +109,11 @@ class CircuitBreaker:
         self.failures = 0
         self.trial_in_flight = False
 
-    def failure(self) -> None:
+    def failure(self, reason: str | None = None) -> None:
+        """Count a failed call (``reason``: what went wrong, for the clients it refuses)."""
         self.trial_in_flight = False
+        if reason is not None:
+            self.last_error = reason
         if self.state is CircuitState.HALF_OPEN:
             self._open()
             return

@@ -53,6 +53,9 @@ class Snapshot:
     loaded_at: datetime
     credentials: dict[str, str | None] = field(default_factory=dict)
     """Provider -> credential, resolved (and decrypted) once per snapshot, not per call."""
+    missing_credentials: tuple[str, ...] = ()
+    """Providers configured with a credential that is not available: their models are
+    never called (a 502 naming the provider instead); listed by ``/readyz``."""
 
 
 @dataclass
@@ -141,14 +144,25 @@ class Gateway:
             on_error=self.metrics.upstream_error,
         )
         credentials: dict[str, str | None] = {}
+        missing: list[str] = []
         for target in routing.targets.values():
             if target.provider not in credentials:
                 credentials[target.provider] = upstream_credential(target, self.deps.secrets)
                 if credentials[target.provider] is None and (
                     target.api_key_env or target.api_key_secret
                 ):
-                    log.warning("no credential found for provider %r", target.provider)
-        return Snapshot(config, routing, caller, self.deps.now(), credentials)
+                    missing.append(target.provider)
+                    log.error(
+                        "provider %r has no credential (%s): its models will answer 502 "
+                        "without being called",
+                        target.provider,
+                        f"${target.api_key_env} is not set"
+                        if target.api_key_env
+                        else f"secret {target.api_key_secret!r} not found",
+                    )
+        return Snapshot(
+            config, routing, caller, self.deps.now(), credentials, tuple(sorted(missing))
+        )
 
     def _check_prices(self, routing: RoutingSnapshot) -> None:
         """Refuse a configuration in which an Anthropic-format model has no price: its
