@@ -17,6 +17,9 @@ from __future__ import annotations
 import argparse
 import collections
 import http.client
+import os
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,10 +28,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from tests.gateway.fuzz_strategies import FuzzRequest, check_answer, fuzz_requests
-from tests.gateway.helpers import ServerThread, gateway_config
+from tests.gateway.helpers import gateway_config, gateway_config_yaml
 
-from orchestra.server import build_app
+from orchestra.accounting import Accounting
+from orchestra.store import open_database
 from orchestra.testing import FakeUpstream
+from orchestra.testing.steps import RecordedRequest
 
 MODEL_PATHS = ("/v1/messages", "/chat/completions")
 
@@ -67,19 +72,49 @@ class Connection:
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
 
-def _rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+_SERVE = """
+import sys, uvicorn
+from pathlib import Path
+from orchestra.config import load_config
+from orchestra.server import build_app
+from orchestra.server.protocol import uvicorn_options
+path = Path(sys.argv[3])  # reloads (POST /v1/orchestra/admin/reload) read it again
+app = build_app(load_config(path), database_url=sys.argv[2], include_api=False, config_path=path)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", **uvicorn_options())
+"""
 
 
-def _start(database_url: str, upstream: FakeUpstream) -> ServerThread:
-    from orchestra.server.protocol import uvicorn_options
+class GatewayProcess:
+    """``orchestra gateway`` as its own process (so its memory is measured alone)."""
 
-    config = gateway_config(upstream.base_url, key_cache_ttl_s=5)
-    app = build_app(config, database_url=database_url, include_api=False)
-    return ServerThread(app, **uvicorn_options()).start()
+    def __init__(self, database_url: str, config_path: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+        argv = [sys.executable, "-c", _SERVE, str(self.port), database_url, str(config_path)]
+        self.proc = subprocess.Popen(argv, cwd=root, env=env)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if Connection(self.port).send(FuzzRequest("GET", "/healthz", ""))[0] == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.1)
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,15 +125,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     statuses: collections.Counter[str] = collections.Counter()
     closes = [0]
-    with tempfile.TemporaryDirectory() as tmp, FakeUpstream.start(max_recorded=None) as upstream:
+    upstream_calls = [0]
+
+    def count(request: RecordedRequest) -> None:
+        if request.path.endswith(MODEL_PATHS):
+            upstream_calls[0] += 1
+
+    with tempfile.TemporaryDirectory() as tmp, FakeUpstream.start(max_recorded=100) as upstream:
+        upstream.responder = lambda request: count(request)  # counts, then the default reply
         database_url = f"sqlite:///{tmp}/fuzz.db"
-        server = _start(database_url, upstream)
-        app = server.app
-        accounting = app.gateway.accountant.accounting
+        config_path = Path(tmp) / "orchestra.yaml"
+        config_path.write_text(gateway_config_yaml(upstream.base_url, key_cache_ttl_s=5))
+        database = open_database(database_url)
+        accounting = Accounting(database, gateway_config(upstream.base_url))
         key, _ = accounting.keys.create("alice", "payments")
         admin, _ = accounting.keys.create("root", None, admin=True)
+        server = GatewayProcess(database_url, config_path)
         connection = Connection(server.port)
-        rss_before = _rss_mib()
+        rss_before = server.rss_mib()
 
         @settings(
             max_examples=args.examples,
@@ -124,22 +168,20 @@ def main(argv: list[str] | None = None) -> int:
             failure = exc
         elapsed = time.monotonic() - started
         health = Connection(server.port)
-        ok = health.send(FuzzRequest("GET", "/healthz", "")).__getitem__(0) == 200
+        ok = health.send(FuzzRequest("GET", "/healthz", ""))[0] == 200
         metrics = health.send(
             FuzzRequest("GET", "/metrics", "", {"authorization": f"Bearer {admin}"})
         )
-        rss_after = _rss_mib()
-        served_upstream = sum(
-            1
-            for r in upstream.requests
-            if r.path.endswith(MODEL_PATHS) and not r.path.endswith("count_tokens")
-        )
+        rss_after = server.rss_mib()
         time.sleep(0.5)  # queued ledger rows commit within 50 ms
-        ledger = len(accounting.ledger.entries())
         server.stop()
-        restarted = _start(database_url, upstream)
+        ledger = len(accounting.ledger.entries())
+        restarted = GatewayProcess(database_url, config_path)
         ready = Connection(restarted.port).send(FuzzRequest("GET", "/readyz", ""))[0] == 200
         restarted.stop()
+        accounting.close()
+        database.dispose()
+    served_upstream = upstream_calls[0]
     requests = sum(statuses.values())
     by_status: collections.Counter[str] = collections.Counter()
     for name, n in statuses.items():
@@ -154,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         for name, n in sorted(statuses.items()):
             print(f"  {name}: {n}")
-    print(f"process RSS        {rss_before:.1f} -> {rss_after:.1f} MiB (gateway + fake upstream)")
+    print(f"gateway RSS        {rss_before:.1f} -> {rss_after:.1f} MiB")
     print(f"restart            {'ready' if ready else 'FAILED'}")
     if failure is not None:
         print(f"FAILED: {failure!r}")

@@ -20,6 +20,11 @@ from orchestra.gateway import Gateway, GatewayApp, GatewayDeps, MemoryAccountant
 
 def gateway_config(base_url: str, **gateway: Any) -> OrchestraConfig:
     """Anthropic and OpenAI providers on the fake upstream; tiers with fallbacks."""
+    return parse_config(gateway_config_yaml(base_url, **gateway), environ={})
+
+
+def gateway_config_yaml(base_url: str, **gateway: Any) -> str:
+    """:func:`gateway_config` as the text of an ``orchestra.yaml``."""
     import yaml
 
     data: dict[str, Any] = {
@@ -45,7 +50,7 @@ def gateway_config(base_url: str, **gateway: Any) -> OrchestraConfig:
             **gateway,
         },
     }
-    return parse_config(yaml.safe_dump(data), environ={})
+    return str(yaml.safe_dump(data))
 
 
 def memory_accountant() -> MemoryAccountant:
