@@ -201,7 +201,7 @@ def _send(client: TestClient, request: FuzzRequest) -> Any:
 
 
 @settings(
-    max_examples=250 * SCALE,
+    max_examples=150 * SCALE,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
