@@ -149,8 +149,7 @@ class ModelCallHandler:
         request = parse_model_request(raw, fmt)
         route = snapshot.routing.resolve(request.model, caller.team)
         gw.check_allowed(caller, route)
-        # Metrics are labelled with what the name resolved to, never the client's string.
-        label = route.tier or route.primary.model
+        label = _label(route)
         record = CallRecord(
             request_id=deps.new_id(),
             started_at=deps.now(),
@@ -215,10 +214,9 @@ class ModelCallHandler:
                     reservation,
                     input_tokens,
                     t0,
-                    label,
                 )
             else:
-                await self._whole(send, request, route, opened, record, reservation, t0, label)
+                await self._whole(send, request, route, opened, record, reservation, t0)
         finally:
             response = opened.response
             if response.at_eof():
@@ -262,7 +260,6 @@ class ModelCallHandler:
         record: CallRecord,
         reservation: Any,
         t0: float,
-        label: str,
     ) -> None:
         gw = self.gateway
         deps = gw.deps
@@ -308,7 +305,7 @@ class ModelCallHandler:
             queued = False
         if not queued:
             await asyncio.shield(gw.accountant.finish(reservation, record))
-        gw.metrics.request(request.fmt.value, record.status, label, elapsed)
+        gw.metrics.request(request.fmt.value, record.status, _label(route), elapsed)
         gw.metrics.usage(target.model, usage, record.cost_usd)
         headers = self._response_headers(route, target, record, b"application/json")
         headers.append((b"content-length", str(len(out)).encode()))
@@ -327,7 +324,6 @@ class ModelCallHandler:
         reservation: Any,
         input_tokens: int,
         t0: float,
-        label: str,
     ) -> None:
         gw = self.gateway
         deps = gw.deps
@@ -398,7 +394,7 @@ class ModelCallHandler:
             elapsed = deps.clock() - t0
             record.latency_ms = round(elapsed * 1000, 3)
             await asyncio.shield(journal.close(record))
-            gw.metrics.request(request.fmt.value, 200, label, elapsed)
+            gw.metrics.request(request.fmt.value, 200, _label(route), elapsed)
             gw.metrics.usage(target.model, usage, record.cost_usd)
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -583,6 +579,12 @@ class ModelCallHandler:
         await send(
             {"type": "http.response.body", "body": json.dumps({"input_tokens": tokens}).encode()}
         )
+
+
+def _label(route: Route) -> str:
+    """The ``model`` label of a call's metrics: what the name resolved to (the tier or the
+    configured model), never the client's string, so the label set stays bounded."""
+    return route.tier or route.primary.model
 
 
 def _clients_fault(exc: BaseException) -> bool:
