@@ -201,7 +201,7 @@ def fuzz_requests(draw: st.DrawFn, key: str, admin_key: str) -> FuzzRequest:
     """A request to one of the gateway's endpoints (or a near miss) with generated parts."""
     # The big choices by explicit odds (Hypothesis's own choices drift towards the simple
     # end over a long run): most requests must get far enough to reach the deep paths.
-    odds = draw(st.randoms(use_true_random=False))
+    odds = draw(st.randoms(use_true_random=True))
     method, path = odds.choice(_WEIGHTED_ENDPOINTS)
     if odds.random() < 0.1:
         method = "GET" if method == "POST" else "POST"
