@@ -10,7 +10,7 @@ CLAUDE_CODE   := @anthropic-ai/claude-code@2.1.329
 NODE_PREFIX   := $(VENV)/node
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck unit bench clean
+.PHONY: help run test lint typecheck unit bench fuzz clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ test: lint typecheck unit ## Lint, type check and the whole test suite
 
 bench: $(VENV)/.test ## Run the benchmarks (prints ratios against in-run baselines)
 	$(BIN)/python -m bench
+
+fuzz: $(VENV)/.test ## Long fuzz run of the gateway on loopback (bench/fuzz; EXAMPLES=20000)
+	$(BIN)/python -m bench.fuzz --examples $(or $(EXAMPLES),20000)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
