@@ -101,10 +101,10 @@ _SWEEP_S = 1.0
 _IDLE, _HEAD, _BODY = 0, 1, 2
 
 
-def _refusal(status_line: bytes, kind: str, message: str) -> bytes:
+def _refusal(status_line: bytes, error_type: str, message: str) -> bytes:
     """A complete response that closes the connection, its body an error both SDKs read
     (the Anthropic shape; OpenAI's clients read ``error.message`` from it too)."""
-    body = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+    body = json.dumps({"type": "error", "error": {"type": error_type, "message": message}}).encode()
     return b"".join(
         (
             status_line,
@@ -304,7 +304,7 @@ if _stock is not None:
             else:
                 self._refuse(*refused)
 
-        def _refuse(self, status: int, kind: str, message: str) -> None:
+        def _refuse(self, status: int, error_type: str, message: str) -> None:
             """Answer ``status`` and close, unless the application's answer has begun."""
             self._phase = _IDLE
             cycle = self.cycle
@@ -317,7 +317,7 @@ if _stock is not None:
                     self.transport.close()
                     return
             if not self.transport.is_closing():
-                self.transport.write(_refusal(_stock.STATUS_LINE[status], kind, message))
+                self.transport.write(_refusal(_stock.STATUS_LINE[status], error_type, message))
                 self.transport.close()
 
         def _check_deadline(self, now: float) -> None:
