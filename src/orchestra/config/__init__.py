@@ -1,5 +1,12 @@
 """Configuration: ``orchestra.yaml``, validated, with environment overrides."""
 
+from orchestra.config.check import (
+    CheckReport,
+    CrossCheck,
+    Finding,
+    check_config_file,
+    check_config_text,
+)
 from orchestra.config.knowledge import (
     EmbeddingConfig,
     HooksConfig,
@@ -25,10 +32,13 @@ from orchestra.config.schema import OrchestraConfig
 
 __all__ = [
     "TIERS",
+    "CheckReport",
     "ConfigInvalid",
     "ConfigProblem",
+    "CrossCheck",
     "DeveloperConfig",
     "EmbeddingConfig",
+    "Finding",
     "HooksConfig",
     "IngestConfig",
     "KnowledgeSection",
@@ -45,6 +55,8 @@ __all__ = [
     "TierName",
     "TierOverrides",
     "UnitConfig",
+    "check_config_file",
+    "check_config_text",
     "default_database_url",
     "find_config",
     "load_config",
