@@ -9,10 +9,12 @@ from rich.console import Console
 
 
 def console() -> Console:
+    """A console for results, on stdout."""
     return Console()
 
 
 def error_console() -> Console:
+    """A console for errors and progress, on stderr."""
     return Console(stderr=True)
 
 
