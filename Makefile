@@ -45,8 +45,14 @@ format: $(VENV)/.test ## Format the code and apply ruff's safe fixes
 typecheck: $(VENV)/.test ## Type check (mypy --strict on src/)
 	$(BIN)/mypy
 
-unit: $(VENV)/.test ## Run the test suite only
-	PATH="$(CURDIR)/$(NODE_PREFIX)/node_modules/.bin:$$PATH" $(BIN)/pytest
+# One worker per core: tests are process-safe (each binds port 0, gets its own temporary
+# folders and scratch PostgreSQL database; DBOS state is per process). worksteal keeps the
+# long pipeline runs from queueing behind each other. Not in pytest's addopts: starting the
+# workers costs seconds, more than a run of one test file takes.
+PYTEST_PARALLEL ?= -n auto --dist worksteal
+
+unit: $(VENV)/.test ## Run the test suite only (in parallel; PYTEST_PARALLEL= for one process)
+	PATH="$(CURDIR)/$(NODE_PREFIX)/node_modules/.bin:$$PATH" $(BIN)/pytest $(PYTEST_PARALLEL)
 
 test: lint typecheck unit ## Lint, type check and the whole test suite
 
