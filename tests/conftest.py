@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from orchestra.store import Database, normalise_url, open_database
+pytest.register_assert_rewrite("tests.exports")
+
+from orchestra.store import Database, normalise_url, open_database  # noqa: E402
 
 POSTGRES_ENV = "ORCHESTRA_TEST_DATABASE_URL"
 

@@ -7,6 +7,15 @@ from orchestra.config.check import (
     check_config_file,
     check_config_text,
 )
+from orchestra.config.gateway import (
+    BudgetConfig,
+    BudgetLeaseSettings,
+    CircuitSettings,
+    GatewaySection,
+    LimitsConfig,
+    RateLimitConfig,
+    RetrySettings,
+)
 from orchestra.config.knowledge import (
     EmbeddingConfig,
     HooksConfig,
@@ -14,7 +23,13 @@ from orchestra.config.knowledge import (
     KnowledgeSection,
     SecretsConfig,
 )
-from orchestra.config.loader import ConfigInvalid, ConfigProblem, load_config, parse_config
+from orchestra.config.loader import (
+    ConfigInvalid,
+    ConfigProblem,
+    load_config,
+    parse_config,
+    yaml_line_index,
+)
 from orchestra.config.models import (
     TIERS,
     ModelConfig,
@@ -29,24 +44,33 @@ from orchestra.config.org import DeveloperConfig, OrganisationSection, UnitConfi
 from orchestra.config.paths import default_database_url, find_config, orchestra_home
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
+from orchestra.config.starter import STARTER_CONFIG, write_starter_config
 
 __all__ = [
+    "STARTER_CONFIG",
     "TIERS",
+    "BudgetConfig",
+    "BudgetLeaseSettings",
     "CheckReport",
+    "CircuitSettings",
     "ConfigInvalid",
     "ConfigProblem",
     "CrossCheck",
     "DeveloperConfig",
     "EmbeddingConfig",
     "Finding",
+    "GatewaySection",
     "HooksConfig",
     "IngestConfig",
     "KnowledgeSection",
+    "LimitsConfig",
     "ModelConfig",
     "ModelPrice",
     "OrchestraConfig",
     "OrganisationSection",
     "ProviderConfig",
+    "RateLimitConfig",
+    "RetrySettings",
     "RosterSection",
     "SecretsConfig",
     "StrictModel",
@@ -62,4 +86,6 @@ __all__ = [
     "load_config",
     "orchestra_home",
     "parse_config",
+    "write_starter_config",
+    "yaml_line_index",
 ]
