@@ -10,7 +10,7 @@ CLAUDE_CODE   := @anthropic-ai/claude-code@2.1.329
 NODE_PREFIX   := $(VENV)/node
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck unit bench clean
+.PHONY: help run test lint typecheck unit bench clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,7 @@ lint: $(VENV)/.test ## Lint, format check (ruff) and import contracts (import-li
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
 
+.PHONY: format
 format: $(VENV)/.test ## Format the code and apply ruff's safe fixes
 	$(BIN)/ruff check --fix-only src tests bench
 	$(BIN)/ruff format src tests bench
