@@ -16,6 +16,7 @@ import uvicorn
 from orchestra.config import parse_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway import Gateway, GatewayApp, GatewayDeps, MemoryAccountant
+from orchestra.testing.asgi import PromptServer
 
 
 def gateway_config(base_url: str, **gateway: Any) -> OrchestraConfig:
@@ -89,7 +90,7 @@ class ServerThread:
         self.base_url = f"http://127.0.0.1:{self.port}"
         settings = {"log_level": "warning", "lifespan": "on", "access_log": False, **options}
         config = uvicorn.Config(app, **settings)
-        self.server = uvicorn.Server(config)
+        self.server = PromptServer(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -105,7 +106,7 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        self.server.exit_soon()
         self.thread.join(10)
         self.sock.close()
 

@@ -12,6 +12,11 @@ from orchestra.cli.output import fail as _fail
 from orchestra.config.check import check_config_file
 from orchestra.config.starter import write_starter_config
 from orchestra.errors import OrchestraError
+from orchestra.org import ORGANISATION_CHECK
+from orchestra.roster import ROSTER_CHECK
+
+# The checks configuration cannot make itself: it sits below the packages that know them.
+CONFIG_CHECKS = (ORGANISATION_CHECK, ROSTER_CHECK)
 
 
 def init(
@@ -37,7 +42,7 @@ def check(
 ) -> None:
     """Check the configuration: every error with its file:line and its fix."""
     try:
-        report = check_config_file(config_path)
+        report = check_config_file(config_path, checks=CONFIG_CHECKS)
     except OrchestraError as exc:
         raise _fail(exc) from exc
     if json_out:

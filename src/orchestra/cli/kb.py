@@ -329,9 +329,9 @@ def hook(
     event: Annotated[str, typer.Argument(help="pre-compact or session-start.")],
 ) -> None:
     """Run a Claude Code hook (JSON on stdin); exits 0, or 1 on failure — never 2."""
-    from orchestra.knowledge.hook import main
+    from orchestra.knowledge import run_hook
 
-    raise typer.Exit(main([event]))
+    raise typer.Exit(run_hook(event))
 
 
 def register(app: typer.Typer) -> None:

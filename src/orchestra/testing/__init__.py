@@ -8,6 +8,7 @@ Completions, streaming and not, scripted with :class:`Reply`, :class:`Fault`,
 from orchestra.testing.asgi import BackgroundServer
 from orchestra.testing.claude_code import find_claude_code, offline_env
 from orchestra.testing.render import IdSource
+from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
 from orchestra.testing.server import (
     DEFAULT_MODELS,
     DEFAULT_TEXT,
@@ -34,6 +35,7 @@ from orchestra.testing.steps import (
 __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_TEXT",
+    "SAMPLE_TASK",
     "BackgroundServer",
     "DropMidStream",
     "FakeUpstream",
@@ -45,11 +47,13 @@ __all__ = [
     "Reply",
     "Responder",
     "ScriptError",
+    "ScriptedModel",
     "Step",
     "StreamError",
     "Timeout",
     "ToolCall",
     "UpstreamOptions",
+    "create_sample_repository",
     "find_claude_code",
     "load_script",
     "offline_env",
