@@ -41,7 +41,13 @@ from orchestra.config.models import (
     TierName,
 )
 from orchestra.config.org import DeveloperConfig, OrganisationSection, UnitConfig
-from orchestra.config.paths import default_database_url, find_config, orchestra_home
+from orchestra.config.paths import (
+    default_database_url,
+    existing_database_url,
+    find_config,
+    orchestra_home,
+    unborn_database,
+)
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
 from orchestra.config.starter import STARTER_CONFIG, write_starter_config
@@ -82,10 +88,12 @@ __all__ = [
     "check_config_file",
     "check_config_text",
     "default_database_url",
+    "existing_database_url",
     "find_config",
     "load_config",
     "orchestra_home",
     "parse_config",
+    "unborn_database",
     "write_starter_config",
     "yaml_line_index",
 ]

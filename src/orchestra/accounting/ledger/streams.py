@@ -4,15 +4,31 @@ an entry."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from orchestra.accounting.budgets import Reservation
 from orchestra.accounting.ledger.entries import LedgerEntry
 from orchestra.providers.usage import Usage
 
-if TYPE_CHECKING:
-    from orchestra.accounting.ledger.ledger import Ledger
+
+class JournaledLedger(Protocol):
+    """What a stream record needs of the ledger that made it (:class:`Ledger` is one);
+    a protocol, so this module does not import the ledger that imports it."""
+
+    clock: Callable[[], datetime]
+
+    def journal_write(self, op: str, sid: str, record: dict[str, Any]) -> None: ...
+
+    def append(
+        self, entry: LedgerEntry, *, reservation: Reservation | None = None
+    ) -> LedgerEntry: ...
+
+    async def aappend(
+        self, entry: LedgerEntry, *, reservation: Reservation | None = None, deferred: bool = False
+    ) -> LedgerEntry: ...
 
 
 class StreamRecord:
@@ -20,7 +36,7 @@ class StreamRecord:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: JournaledLedger,
         draft: LedgerEntry,
         reservation: Reservation | None,
         *,
