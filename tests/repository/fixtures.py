@@ -147,6 +147,7 @@ def src_layout_repo(path: Path) -> Path:
 
 
 FLAT_LAYOUT = {
+    ".gitignore": ".venv/\n",
     "calc.py": "def add(a, b):\n    return a + b\n",
     "tests/test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n",
 }
