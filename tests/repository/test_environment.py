@@ -251,3 +251,11 @@ def test_rewrite_pythonpath_keeps_outside_entries_in_order(tmp_path: Path) -> No
         str(tmp_path / "wt" / "lib"),
         str(tmp_path / "wt"),
     ]
+
+
+def test_hatch_as_build_backend_only_is_not_a_hatch_environment(tmp_path: Path) -> None:
+    repo = create_repository(
+        tmp_path / "r",
+        {"pyproject.toml": '[tool.hatch.build.targets.wheel]\npackages = ["src/x"]\n'},
+    )
+    assert detect_environment(repo, environ={}, which=_no_tools).kind == "system"

@@ -258,7 +258,9 @@ def _detect_python(
             which,
             "run `poetry install` once in the repository",
         )
-    if "hatch" in tool or (repo / "hatch.toml").is_file():
+    hatch_table = tool.get("hatch")
+    hatch: dict[str, object] = hatch_table if isinstance(hatch_table, dict) else {}
+    if "envs" in hatch or (repo / "hatch.toml").is_file():
         if which("hatch"):
             path = probe(["hatch", "env", "find", "default"], repo)
             if path and (venv := _from_venv(repo, Path(path), "hatch", "Hatch environment")):
