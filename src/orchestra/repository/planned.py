@@ -103,5 +103,5 @@ def planned_code(worktree: Path, files: Iterable[str]) -> PlannedCode:
             names |= set(_GO_NAME.findall(text))
         elif pure.suffix in {".js", ".ts", ".mjs", ".cjs", ".jsx", ".tsx"}:
             modules.add(pure.with_suffix("").as_posix())
-            names |= set(_JS_NAME.findall(text))
+            names |= set(_JS_NAME.findall(text)) | {pure.stem}
     return PlannedCode(frozenset(planned), frozenset(modules), frozenset(names))

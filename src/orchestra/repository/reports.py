@@ -220,41 +220,70 @@ def parse_pytest_junit(xml_text: str) -> list[CaseResult]:
 
 
 def parse_junit(xml_text: str) -> list[CaseResult]:
-    """Cases from the JUnit XML of vitest, jest-junit or ``node --test``."""
+    """Cases from the JUnit XML of vitest, jest-junit or ``node --test``.
+
+    A case's id is its file (``file`` attribute, or a ``classname`` that is a path) and its
+    name; ``node --test`` names no file, so its ids are the enclosing suites and the name.
+    """
     root = ET.fromstring(xml_text)  # noqa: S314 - written by the runner in our sandbox
     cases: list[CaseResult] = []
-    for element in root.iter("testcase"):
-        name = element.get("name", "")
-        where = element.get("file") or element.get("classname") or ""
-        outcome: Outcome = "passed"
-        error_type = message = detail = ""
+
+    def walk(element: ET.Element, suites: list[str]) -> None:
         for child in element:
-            if child.tag == "skipped":
-                outcome = "skipped"
-                break
-            if child.tag in {"failure", "error"}:
-                outcome = "failed" if child.tag == "failure" else "error"
-                raw = child.get("message") or ""
-                text = child.text or ""
-                error_type = child.get("type") or exception_type(raw, "") or _js_type(text)
-                message = raw or (text.strip().splitlines() or [""])[0]
-                if error_type and message.startswith(error_type + ":"):
-                    message = message[len(error_type) + 1 :].strip()
-                detail = text
-                break
-        cases.append(
-            CaseResult(
-                id=f"{where}::{name}" if where else name,
-                outcome=outcome,
-                error_type=error_type,
-                message=bounded(message.splitlines()[0] if message else "", MESSAGE_LIMIT),
-                detail=bounded(detail, DETAIL_LIMIT),
-                file=element.get("file"),
-            )
-        )
+            if child.tag == "testsuite":
+                walk(child, [*suites, child.get("name", "")])
+            elif child.tag == "testcase":
+                cases.append(_junit_case(child, suites))
+
+    walk(root, [root.get("name", "")] if root.tag == "testsuite" else [])
     return merge_cases(cases)
 
 
+def _junit_where(element: ET.Element, suites: list[str]) -> str:
+    path = element.get("file")
+    if path:
+        return path
+    classname = element.get("classname", "")
+    if "/" in classname or classname.endswith((".js", ".ts", ".mjs", ".jsx", ".tsx")):
+        return classname
+    named = [s for s in suites if s]
+    return " > ".join(named) if named else classname
+
+
+def _junit_case(element: ET.Element, suites: list[str]) -> CaseResult:
+    name = element.get("name", "")
+    where = _junit_where(element, suites)
+    outcome: Outcome = "passed"
+    error_type = message = detail = ""
+    for child in element:
+        if child.tag == "skipped":
+            outcome = "skipped"
+            break
+        if child.tag in {"failure", "error"}:
+            outcome = "failed" if child.tag == "failure" else "error"
+            raw = child.get("message") or ""
+            text = child.text or ""
+            declared = child.get("type") or ""
+            if declared in {"", "testCodeFailure", "Error"}:
+                cause = _JS_CAUSE.search(text)
+                declared = cause.group("type") if cause else declared
+            error_type = declared or exception_type(raw, "") or _js_type(text)
+            message = raw or (text.strip().splitlines() or [""])[0]
+            if error_type and message.startswith(error_type + ":"):
+                message = message[len(error_type) + 1 :].strip()
+            detail = text
+            break
+    return CaseResult(
+        id=f"{where}::{name}" if where else name,
+        outcome=outcome,
+        error_type=error_type,
+        message=bounded(message.splitlines()[0] if message else "", MESSAGE_LIMIT),
+        detail=bounded(detail, DETAIL_LIMIT),
+        file=element.get("file"),
+    )
+
+
+_JS_CAUSE = re.compile(r"cause: (?P<type>[A-Za-z_]\w*(?:Error|Exception))\b")
 _JS_ERROR = re.compile(r"^\s*(?P<type>[A-Za-z_]\w*(?:Error|Exception))\b")
 
 
@@ -266,6 +295,7 @@ def _js_type(text: str) -> str:
 
 
 _GO_OUTCOME: dict[str, Outcome] = {"pass": "passed", "fail": "failed", "skip": "skipped"}
+_GO_BUILD_FAILED = re.compile(r"^FAIL\s+(?P<package>\S+)\s+\[(?:build|setup) failed\]")
 _GO_UNDEFINED = re.compile(r"undefined: (?P<name>[\w.]+)")
 
 
@@ -278,9 +308,13 @@ def parse_go_test_json(stream: str, stderr: str = "") -> list[CaseResult]:
     outputs: dict[tuple[str, str], list[str]] = {}
     final: dict[tuple[str, str], str] = {}
     order: list[tuple[str, str]] = []
+    failed_builds: list[str] = []
     for line in stream.splitlines():
         line = line.strip()
         if not line.startswith("{"):
+            # Go before 1.24 prints a package that does not build as plain text.
+            if built := _GO_BUILD_FAILED.match(line):
+                failed_builds.append(built.group("package"))
             continue
         try:
             event = json.loads(line)
@@ -333,4 +367,36 @@ def parse_go_test_json(stream: str, stderr: str = "") -> list[CaseResult]:
                     detail=bounded("\n".join(build), DETAIL_LIMIT),
                 )
             )
+    for package in failed_builds:
+        if any(c.id == package or c.id.startswith(package + "::") for c in cases):
+            continue
+        block = _go_stderr_block(stderr, package)
+        undefined = _GO_UNDEFINED.search(block)
+        lines = [ln.strip() for ln in block.splitlines() if ln.strip()]
+        cases.append(
+            CaseResult(
+                id=package,
+                outcome="error",
+                phase="collection",
+                error_type="build failed",
+                message=bounded(
+                    undefined.group(0) if undefined else (lines[0] if lines else ""),
+                    MESSAGE_LIMIT,
+                ),
+                detail=bounded("\n".join(lines), DETAIL_LIMIT),
+            )
+        )
     return cases
+
+
+def _go_stderr_block(stderr: str, package: str) -> str:
+    """The compiler's lines for ``package`` (after its ``# package`` header)."""
+    out: list[str] = []
+    inside = False
+    for line in stderr.splitlines():
+        if line.startswith("# "):
+            inside = line[2:].split(" ", 1)[0] == package
+            continue
+        if inside:
+            out.append(line)
+    return "\n".join(out) or stderr
