@@ -86,3 +86,43 @@ def test_measured_in_the_environment_with_the_command(tmp_path: Path) -> None:
     assert data is not None, reason
     assert 2 in data.executed["calc.py"]
     assert data.missing["calc.py"] == {6}
+
+
+def test_changed_line_coverage_counts_only_changed_implementation_lines(tmp_path: Path) -> None:
+    from orchestra.repository import changed_line_coverage
+    from tests.repository.fixtures import commit_files, git
+
+    repo = flat_repo(tmp_path / "flat")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    commit_files(
+        repo,
+        {
+            "calc.py": "def add(a, b):\n    return a + b\n\n\ndef neg(a):\n"
+            "    if a is None:\n        raise TypeError\n    return -a\n",
+            "tests/test_neg.py": "from calc import neg\n\n\ndef test_neg():\n"
+            "    assert neg(2) == -2\n",
+        },
+        "neg",
+    )
+    env = detect_environment(repo, environ={})
+    result = changed_line_coverage(
+        env,
+        repo,
+        base,
+        home=tmp_path / "h",
+        limits=CommandLimits(timeout_s=120),
+        data_dir=tmp_path / "cov",
+    )
+    assert result["status"] == "measured", result
+    assert result["files"] == {"calc.py": {"changed_executable": 4, "covered": 3, "missing": [7]}}
+    assert result["percent"] == 75.0
+    not_measured = changed_line_coverage(
+        replace(env, command=("make", "test")),
+        repo,
+        base,
+        home=tmp_path / "h",
+        limits=CommandLimits(timeout_s=60),
+        data_dir=tmp_path / "cov2",
+    )
+    assert not_measured["status"].startswith("not measured")
+    assert "coverage_command" in not_measured["status"]

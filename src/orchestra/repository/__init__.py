@@ -19,6 +19,7 @@ from orchestra.repository.changes import (
 from orchestra.repository.coverage_plan import (
     CoverageData,
     CoveragePlan,
+    changed_line_coverage,
     coverage_plan,
     measure_coverage,
     wrap_python_command,
@@ -63,6 +64,7 @@ __all__ = [
     "RepositoryError",
     "TestEnvironment",
     "TestReport",
+    "changed_line_coverage",
     "changed_tests",
     "changed_tests_in",
     "collect_test_ids",

@@ -15,9 +15,12 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from orchestra.repository.changes import is_test_support, touched_lines
 from orchestra.repository.environment import TestEnvironment
 from orchestra.tools.sandbox import CommandLimits, run_command
+from orchestra.tools.workspace import git
 
 _PYTHON = re.compile(r"^python(?:\d+(?:\.\d+)*)?$")
 _PYTEST = {"pytest", "py.test"}
@@ -244,3 +247,52 @@ def _read_go_profile(path: Path, env: TestEnvironment) -> CoverageData:
         {f: frozenset(executed.get(f, set())) for f in files},
         {f: frozenset(missing.get(f, set()) - executed.get(f, set())) for f in files},
     )
+
+
+def changed_line_coverage(
+    env: TestEnvironment,
+    worktree: Path,
+    base_commit: str,
+    *,
+    home: Path,
+    limits: CommandLimits,
+    data_dir: Path,
+    head: str = "HEAD",
+) -> dict[str, Any]:
+    """Coverage of the implementation lines changed since ``base_commit``, measured in the
+    tests' environment with the tests' command.
+
+    The result has the shape run reports use: ``status`` (``measured`` or ``not measured
+    (reason)``), ``tool``, ``changed_executable_lines``, ``covered_lines``, ``percent``
+    (``None`` when no changed line is executable) and ``files``.
+    """
+    plan = coverage_plan(env, data_dir)
+    data, reason = measure_coverage(plan, env, worktree, home=home, limits=limits)
+    if data is None:
+        return {
+            "status": reason if reason.startswith("not measured") else f"not measured: {reason}"
+        }
+    diff = git(worktree, "diff", "-U0", "--no-color", base_commit, head)
+    files: dict[str, Any] = {}
+    total = covered = 0
+    for path, touched in sorted(touched_lines(diff).items()):
+        if is_test_support(path) or path not in data.executed:
+            continue
+        executable = data.executed[path] | data.missing.get(path, frozenset())
+        relevant = touched.added & executable
+        hit = relevant & data.executed[path]
+        files[path] = {
+            "changed_executable": len(relevant),
+            "covered": len(hit),
+            "missing": sorted(relevant - hit),
+        }
+        total += len(relevant)
+        covered += len(hit)
+    return {
+        "status": "measured",
+        "tool": plan.tool,
+        "changed_executable_lines": total,
+        "covered_lines": covered,
+        "percent": round(100.0 * covered / total, 1) if total else None,
+        "files": files,
+    }
