@@ -131,3 +131,34 @@ def test_node_test_package_red_then_green(tmp_path: Path) -> None:
     )
     green = green_gate(env, repo, **kwargs)  # type: ignore[arg-type]
     assert green.verdict.accepted, green.verdict.reason
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.js and npm")
+def test_worktree_sees_the_checkouts_node_modules(tmp_path: Path) -> None:
+    from orchestra.tools import Workspace
+
+    package = {"name": "app", "version": "1.0.0", "scripts": {"test": "node --test"}}
+    repo = create_repository(
+        tmp_path / "app",
+        {
+            ".gitignore": "node_modules/\n",
+            "package.json": json.dumps(package),
+            "test/app.test.js": (
+                "const test = require('node:test');\nconst assert = require('node:assert');\n"
+                "const tiny = require('tinylib');\n\n"
+                "test('uses an installed package', () => { assert.strictEqual(tiny(), 42); });\n"
+            ),
+        },
+    )
+    lib = repo / "node_modules" / "tinylib"
+    lib.mkdir(parents=True)
+    (lib / "package.json").write_text('{"name": "tinylib", "version": "1.0.0"}')
+    (lib / "index.js").write_text("module.exports = () => 42;\n")
+    ws = Workspace.create(repo, tmp_path / "wt", "orchestra/t")
+    env = detect_environment(repo, environ={})
+    kwargs = {"home": tmp_path / "h", "limits": LIMITS, "report_dir": tmp_path / "rep"}
+    baseline = preflight(env, ws.root, **kwargs)  # type: ignore[arg-type]
+    assert baseline.test_ids == {"test::uses an installed package"}
+    assert baseline.counts["passed"] == 1
+    assert (ws.root / "node_modules" / "tinylib").is_symlink()
+    assert ws.uncommitted_files() == []

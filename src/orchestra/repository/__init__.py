@@ -29,6 +29,7 @@ from orchestra.repository.doctor import DoctorReport, run_doctor
 from orchestra.repository.environment import (
     TestEnvironment,
     detect_environment,
+    prepare_worktree,
     resolve_environment,
     rewrite_pythonpath,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "normalise_remote",
     "planned_code",
     "preflight",
+    "prepare_worktree",
     "red_gate",
     "repository_keys",
     "resolve_environment",

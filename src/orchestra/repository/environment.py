@@ -496,3 +496,23 @@ def _runner_of(command: list[str], fallback: str) -> str:
         if needle in joined:
             return runner
     return fallback
+
+
+def prepare_worktree(env: TestEnvironment, worktree: Path) -> list[str]:
+    """Make the checkout's installed dependencies visible in a run's worktree.
+
+    JS/TS: ``node_modules`` is git-ignored, so a fresh worktree has none. A real
+    ``node_modules`` folder is created whose entries link to the checkout's (a folder, so
+    the usual ``node_modules/`` ignore rule still hides it); Node resolves the links to the
+    checkout, where the packages' own dependencies are. Returns what was created.
+    """
+    source = env.repository / "node_modules"
+    target = worktree / "node_modules"
+    if env.language != "javascript" or not source.is_dir() or target.exists():
+        return []
+    if worktree.resolve() == env.repository.resolve():
+        return []
+    target.mkdir()
+    for entry in sorted(source.iterdir()):
+        (target / entry.name).symlink_to(entry)
+    return ["node_modules"]

@@ -1,5 +1,7 @@
 """Preflight: the checks a run makes in its own worktree before its first model call.
 
+0. the checkout's installed dependencies are made visible in the worktree
+   (:func:`~orchestra.repository.environment.prepare_worktree`);
 1. the work tree is clean;
 2. the test command starts (pytest: it collects the suite);
 3. the baseline suite passes. Tests that already fail are recorded as pre-existing and
@@ -21,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from orchestra.repository.diagnosis import diagnose
-from orchestra.repository.environment import TestEnvironment
+from orchestra.repository.environment import TestEnvironment, prepare_worktree
 from orchestra.repository.errors import PreflightFailed
 from orchestra.repository.runner import collect_test_ids, run_test_suite
 from orchestra.repository.verdict import name_ids
@@ -150,6 +152,7 @@ def preflight(
     records tests failing at the base instead of stopping.
     """
     allow = env.preexisting_failures if allow_preexisting is None else allow_preexisting
+    prepare_worktree(env, worktree)
     check_clean(worktree)
     commit = git(worktree, "rev-parse", "HEAD").strip()
     fingerprint = environment_fingerprint(env, worktree)
