@@ -9,28 +9,12 @@ An explicit setting always wins over what Orchestra detects.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator
 
 from orchestra.config.models import StrictModel
 
-ENVIRONMENT_KINDS = (
-    "venv",
-    "uv",
-    "poetry",
-    "hatch",
-    "tox",
-    "nox",
-    "npm",
-    "pnpm",
-    "yarn",
-    "go",
-    "cargo",
-    "maven",
-    "gradle",
-    "system",
-)
 EnvironmentKind = Literal[
     "venv",
     "uv",
@@ -47,6 +31,8 @@ EnvironmentKind = Literal[
     "gradle",
     "system",
 ]
+ENVIRONMENT_KINDS: tuple[str, ...] = get_args(EnvironmentKind)
+"""Every environment kind a repository setting may force."""
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CREDENTIAL = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)

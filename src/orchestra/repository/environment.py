@@ -245,34 +245,33 @@ def _detect_python(
             "the environment",
             env={"UV_PROJECT_ENVIRONMENT": str(repo / ".venv"), "UV_OFFLINE": "1"},
         )
-    if (repo / "poetry.lock").is_file() or "poetry" in tool:
-        if which("poetry"):
-            path = probe(["poetry", "env", "info", "-p"], repo)
-            if path and (venv := _from_venv(repo, Path(path), "poetry", "Poetry environment")):
-                return venv
-        return _tool_env(
-            repo,
-            "poetry",
-            ("poetry", "run", "python", "-m", "pytest", *PYTEST_ARGS),
-            "poetry.lock",
-            which,
-            "run `poetry install` once in the repository",
-        )
     hatch_table = tool.get("hatch")
     hatch: dict[str, object] = hatch_table if isinstance(hatch_table, dict) else {}
-    if "envs" in hatch or (repo / "hatch.toml").is_file():
-        if which("hatch"):
-            path = probe(["hatch", "env", "find", "default"], repo)
-            if path and (venv := _from_venv(repo, Path(path), "hatch", "Hatch environment")):
-                return venv
-        return _tool_env(
-            repo,
+    managers = (
+        (
+            "poetry",
+            (repo / "poetry.lock").is_file() or "poetry" in tool,
+            ["poetry", "env", "info", "-p"],
+            "poetry.lock",
+            "run `poetry install` once in the repository",
+        ),
+        (
             "hatch",
-            ("hatch", "run", "python", "-m", "pytest", *PYTEST_ARGS),
+            "envs" in hatch or (repo / "hatch.toml").is_file(),
+            ["hatch", "env", "find", "default"],
             "Hatch configuration",
-            which,
             "run `hatch env create` once in the repository",
-        )
+        ),
+    )
+    for kind, present, query, source, advice in managers:
+        if not present:
+            continue
+        if which(kind):
+            path = probe(query, repo)
+            if path and (venv := _from_venv(repo, Path(path), kind, f"{source}: {path}")):
+                return venv
+        command = (kind, "run", "python", "-m", "pytest", *PYTEST_ARGS)
+        return _tool_env(repo, kind, command, source, which, advice)
     for kind, marker, folder in (("tox", "tox.ini", ".tox"), ("nox", "noxfile.py", ".nox")):
         if (repo / marker).is_file() or (kind == "tox" and "tox" in tool):
             for env_dir in sorted((repo / folder).glob("*")) if (repo / folder).is_dir() else []:

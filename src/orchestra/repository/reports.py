@@ -352,40 +352,10 @@ def parse_go_test_json(stream: str, stderr: str = "") -> list[CaseResult]:
         elif action == "fail" and not any(c.id.startswith(package + "::") for c in cases):
             # The package did not build (or its TestMain failed): no test ran.
             loose = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("#")]
-            build = [ln.strip() for ln in text.splitlines() if ln.strip()] + loose
-            undefined = _GO_UNDEFINED.search(text) or _GO_UNDEFINED.search(stderr)
-            cases.append(
-                CaseResult(
-                    id=package,
-                    outcome="error",
-                    phase="collection",
-                    error_type="build failed",
-                    message=bounded(
-                        undefined.group(0) if undefined else (build[0] if build else ""),
-                        MESSAGE_LIMIT,
-                    ),
-                    detail=bounded("\n".join(build), DETAIL_LIMIT),
-                )
-            )
+            cases.append(_go_build_failure(package, text + "\n" + "\n".join(loose)))
     for package in failed_builds:
-        if any(c.id == package or c.id.startswith(package + "::") for c in cases):
-            continue
-        block = _go_stderr_block(stderr, package)
-        undefined = _GO_UNDEFINED.search(block)
-        lines = [ln.strip() for ln in block.splitlines() if ln.strip()]
-        cases.append(
-            CaseResult(
-                id=package,
-                outcome="error",
-                phase="collection",
-                error_type="build failed",
-                message=bounded(
-                    undefined.group(0) if undefined else (lines[0] if lines else ""),
-                    MESSAGE_LIMIT,
-                ),
-                detail=bounded("\n".join(lines), DETAIL_LIMIT),
-            )
-        )
+        if not any(c.id == package or c.id.startswith(package + "::") for c in cases):
+            cases.append(_go_build_failure(package, _go_stderr_block(stderr, package)))
     return cases
 
 
@@ -400,3 +370,19 @@ def _go_stderr_block(stderr: str, package: str) -> str:
         if inside:
             out.append(line)
     return "\n".join(out) or stderr
+
+
+def _go_build_failure(package: str, text: str) -> CaseResult:
+    """A package that did not build, as one case naming the undefined symbol if any."""
+    undefined = _GO_UNDEFINED.search(text)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return CaseResult(
+        id=package,
+        outcome="error",
+        phase="collection",
+        error_type="build failed",
+        message=bounded(
+            undefined.group(0) if undefined else (lines[0] if lines else ""), MESSAGE_LIMIT
+        ),
+        detail=bounded("\n".join(lines), DETAIL_LIMIT),
+    )

@@ -14,16 +14,15 @@ repeats a call gets the same answer.
 
 from __future__ import annotations
 
-import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestra.repository.changes import is_test_support
+from orchestra.testing.scripted import _HEADER, _first_user_text
 from orchestra.testing.steps import RecordedRequest, Reply, ToolCall
 
-_HEADER = re.compile(r"^(Phase|Agent|Step): (.+)$", re.MULTILINE)
 REPLAY_PART = "commit"
 """The name of the plan's single part: green steps end with ``-commit``."""
 
@@ -86,17 +85,6 @@ class CommitChange:
             "test_files": sorted(p for p, text in self.tests.items() if text is not None),
             "acceptance_criteria": ["the commit's tests pass", "the existing tests pass"],
         }
-
-
-def _first_user_text(body: dict[str, Any]) -> str:
-    for message in body.get("messages", []):
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        return " ".join(b.get("text", "") for b in content if isinstance(b, dict))
-    return ""
 
 
 def _writes(files: dict[str, str | None]) -> list[list[ToolCall]]:
