@@ -22,14 +22,15 @@ import httpx
 from dbos import DBOS, SetWorkflowID
 
 from orchestra.config.loader import parse_config
+from orchestra.demo import scripted_stack
+from orchestra.engine import checkpoint
 from orchestra.engine.agent import AgentRunner, AgentTask
 from orchestra.engine.agents import RosterAgents
 from orchestra.engine.artifacts import ArtifactStore
-from orchestra.engine.demo import scripted_stack
 from orchestra.engine.factory import build_runtime
 from orchestra.engine.model import HttpModelClient
 from orchestra.engine.runs import RunStore
-from orchestra.engine.runtime import checkpoint
+from orchestra.pipelines import builtin_pipelines
 from orchestra.store import open_database
 from orchestra.testing import FakeUpstream, RecordedRequest, Reply, ToolCall
 from orchestra.testing.scripted import SAMPLE_TASK, create_sample_repository
@@ -90,6 +91,7 @@ def overhead(turns: int, steps: int) -> dict[str, float]:
                 database_url=f"sqlite:///{tmp / 'o.db'}",
                 home=tmp,
                 client=client,
+                pipelines=builtin_pipelines(),
                 agents=RosterAgents.load(),
             )
             runs = RunStore(database)

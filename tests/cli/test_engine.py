@@ -17,7 +17,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def no_dbos_thread_outlives_its_test() -> Iterator[None]:
     """Every engine a command started is stopped, with its threads, when the test ends."""
-    from orchestra.engine.runtime import dbos_threads
+    from orchestra.engine import dbos_threads
 
     yield
     left = [t.name for t in dbos_threads()]
@@ -140,8 +140,8 @@ def test_cancel_from_the_cli_stops_a_run_in_another_engine(
 ) -> None:
     import time
 
+    from orchestra.demo import scripted_stack
     from orchestra.engine.agents import RosterAgents
-    from orchestra.engine.demo import scripted_stack
     from orchestra.testing.scripted import SAMPLE_TASK, create_sample_repository
 
     home = tmp_path / "home"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestra.engine import dbos_threads
 from orchestra.engine.agents import RosterAgents
-from orchestra.engine.runtime import dbos_threads
 from orchestra.roster import BUILTIN_AGENTS_DIR
 
 PIPELINE_AGENTS = (

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestra.demo import scripted_stack
 from orchestra.engine.agents import RosterAgents
-from orchestra.engine.demo import scripted_stack
 from orchestra.errors import EngineError
 from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
 from orchestra.testing.steps import RecordedRequest, Reply

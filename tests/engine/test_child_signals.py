@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from orchestra.engine.runtime import ChildSignals
+from orchestra.engine import ChildSignals
 
 
 def test_wait_returns_as_soon_as_the_child_says_it_returned() -> None:

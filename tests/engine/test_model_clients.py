@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestra.accounting.facade import Accounting
-from orchestra.engine.demo import scripted_config
+from orchestra.demo import scripted_config
 from orchestra.engine.gateway_link import local_gateway
 from orchestra.engine.model import (
     Attribution,

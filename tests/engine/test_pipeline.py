@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestra.demo import scripted_stack
 from orchestra.engine.agents import RosterAgents
-from orchestra.engine.demo import scripted_stack
 from orchestra.testing.scripted import RED_TESTS, SAMPLE_TASK, create_sample_repository
 from orchestra.tools.workspace import git
 from tests.engine.helpers import branch_log, call_keys, report_of

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from orchestra.demo import scripted_stack
 from orchestra.engine.agents import RosterAgents
-from orchestra.engine.demo import scripted_stack
 from orchestra.store import normalise_url
 from orchestra.testing.scripted import SAMPLE_TASK, create_sample_repository
 from tests.conftest import POSTGRES_ENV, scratch_postgres_database

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestra.demo import scripted_stack
 from orchestra.engine.agents import RosterAgents
-from orchestra.engine.demo import scripted_stack
 from orchestra.testing import FakeUpstream
 from orchestra.testing.scripted import ScriptedModel, create_sample_repository
 from tests.engine.helpers import (

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from orchestra.config.loader import parse_config
+from orchestra.engine import EngineRuntime, dbos_threads
 from orchestra.engine.agents import RosterAgents
 from orchestra.engine.factory import build_runtime
-from orchestra.engine.runtime import EngineRuntime, dbos_threads
+from orchestra.pipelines import builtin_pipelines
 from orchestra.store import Database, open_database
 
 
@@ -22,6 +23,7 @@ def _runtime(
         database_url=f"sqlite:///{tmp_path / 'orchestra.db'}",
         home=tmp_path,
         client=object(),  # type: ignore[arg-type]  # no run is started: no model call
+        pipelines=builtin_pipelines(),
         agents=agents,
         system_database_url=system_url,
     )

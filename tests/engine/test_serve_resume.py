@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestra.engine.demo import scripted_config_yaml
+from orchestra.demo import scripted_config_yaml
 from orchestra.engine.runs import FINAL_STATUSES, RunStore
 from orchestra.store import open_database
 from orchestra.testing import FakeUpstream

@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from orchestra.demo import scripted_stack
 from orchestra.engine.agents import RosterAgents
-from orchestra.engine.demo import scripted_stack
 from orchestra.testing.scripted import SAMPLE_TASK
 
 

@@ -164,10 +164,10 @@ def _summary(row: Any) -> None:
 def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
     """An engine runtime on the configured gateway (or one started in this process)."""
     from orchestra.config.loader import load_config
-    from orchestra.engine.demo import open_knowledge
-    from orchestra.engine.factory import build_runtime, runtime_with_local_gateway
-    from orchestra.engine.model import HttpModelClient
+    from orchestra.engine import HttpModelClient
+    from orchestra.engine.factory import build_runtime, open_knowledge, runtime_with_local_gateway
     from orchestra.errors import EngineError
+    from orchestra.pipelines import builtin_pipelines
 
     config = load_config()
     database, url, home = _database()
@@ -182,7 +182,12 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
                 )
             client = HttpModelClient(url_to_use, key)
             runtime = build_runtime(
-                config=config, database=database, database_url=url, home=home, client=client
+                config=config,
+                database=database,
+                database_url=url,
+                home=home,
+                client=client,
+                pipelines=builtin_pipelines(),
             )
             try:
                 with runtime:
@@ -201,6 +206,7 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
             database=database,
             database_url=url,
             home=home,
+            pipelines=builtin_pipelines(),
             knowledge=open_knowledge(None, error_console().print),
         ) as (runtime, gateway):
             yield runtime, gateway
@@ -354,7 +360,7 @@ def register(app: typer.Typer) -> None:
         ] = Path(".orchestra/demo"),
     ) -> None:
         """The main job offline: a scripted model takes a sample repo to a reviewed branch."""
-        from orchestra.engine.demo import run_demo
+        from orchestra.demo import run_demo
 
         out = console()
         try:

@@ -2,7 +2,7 @@
 
 Thin: parse options, hand them to :mod:`orchestra.server` through uvicorn's app factory so
 that ``--workers N`` starts N identical processes. ``orchestra serve`` with one worker also
-resumes runs whose process died (:mod:`orchestra.engine.serving`).
+resumes runs whose process died (:mod:`orchestra.server.resuming`).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ RESUMING_FACTORY = "orchestra.cli.serve:app_resuming_runs"
 def app_resuming_runs() -> Any:
     """uvicorn factory for ``orchestra serve``: the server app, resuming orphaned runs."""
     from orchestra.config.paths import orchestra_home
-    from orchestra.engine.serving import hosting_engine
     from orchestra.server.app import ServeOptions, app_from_environment
+    from orchestra.server.resuming import hosting_engine
 
     options = ServeOptions.from_env()
     config = load_config(Path(options.config_path) if options.config_path else None)

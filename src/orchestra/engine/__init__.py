@@ -1,8 +1,18 @@
-"""The durable pipeline engine: DBOS workflows, the agent loop, model clients, artefacts."""
+"""The durable pipeline engine: DBOS workflows, the agent loop, model clients, artefacts.
+
+The engine runs the pipelines it is handed (:class:`PipelineRegistry`), never one it
+imports; :mod:`orchestra.app` builds it with the built-in pipelines.
+"""
 
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
 from orchestra.engine.agents import AgentProfile, AgentSource, RosterAgents
 from orchestra.engine.artifacts import ArtifactStore
+from orchestra.engine.durable import (
+    Workflow,
+    checkpoint,
+    pipeline_workflow,
+    run_agents,
+)
 from orchestra.engine.model import (
     Attribution,
     BudgetExhausted,
@@ -12,10 +22,26 @@ from orchestra.engine.model import (
     ModelClient,
     ModelResponse,
 )
-from orchestra.engine.runs import RunNotFound, RunStore
-from orchestra.engine.runtime import EngineRuntime, EngineServices
+from orchestra.engine.pipeline import Pipeline, PipelineDefinition, PipelineRegistry
+from orchestra.engine.runs import ACTIVE_STATUSES, FINAL_STATUSES, RunNotFound, RunStore
+from orchestra.engine.runtime import (
+    EngineRuntime,
+    check_repository,
+    dbos_threads,
+    default_system_database_url,
+    orphaned_runs,
+)
+from orchestra.engine.services import (
+    BudgetSetup,
+    ChildSignals,
+    EngineServices,
+    engine_source,
+    services,
+)
 
 __all__ = [
+    "ACTIVE_STATUSES",
+    "FINAL_STATUSES",
     "AgentOutcome",
     "AgentProfile",
     "AgentRunner",
@@ -24,6 +50,8 @@ __all__ = [
     "ArtifactStore",
     "Attribution",
     "BudgetExhausted",
+    "BudgetSetup",
+    "ChildSignals",
     "EngineRuntime",
     "EngineServices",
     "HttpModelClient",
@@ -31,7 +59,20 @@ __all__ = [
     "ModelCallFailed",
     "ModelClient",
     "ModelResponse",
+    "Pipeline",
+    "PipelineDefinition",
+    "PipelineRegistry",
     "RosterAgents",
     "RunNotFound",
     "RunStore",
+    "Workflow",
+    "check_repository",
+    "checkpoint",
+    "dbos_threads",
+    "default_system_database_url",
+    "engine_source",
+    "orphaned_runs",
+    "pipeline_workflow",
+    "run_agents",
+    "services",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,13 +14,10 @@ from orchestra.engine.agents import AgentSource, RosterAgents
 from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.gateway_link import LocalGateway, local_gateway
 from orchestra.engine.model import HttpModelClient, ModelClient
+from orchestra.engine.pipeline import PipelineRegistry
 from orchestra.engine.runs import RunStore
-from orchestra.engine.runtime import (
-    BudgetSetup,
-    EngineRuntime,
-    EngineServices,
-    default_system_database_url,
-)
+from orchestra.engine.runtime import EngineRuntime, default_system_database_url
+from orchestra.engine.services import BudgetSetup, EngineServices
 from orchestra.store import Database
 
 
@@ -40,6 +37,7 @@ def build_runtime(
     database_url: str,
     home: Path,
     client: ModelClient,
+    pipelines: PipelineRegistry,
     agents: AgentSource | None = None,
     budget_setup: BudgetSetup | None = None,
     cost_source: Any | None = None,
@@ -64,6 +62,7 @@ def build_runtime(
     return EngineRuntime(
         services=services,
         system_database_url=system_database_url or default_system_database_url(database_url, home),
+        pipelines=pipelines,
         max_concurrent_agents=max_concurrent_agents(config),
         executor_id=executor,
     )
@@ -76,6 +75,7 @@ def runtime_with_local_gateway(
     database: Database,
     database_url: str,
     home: Path,
+    pipelines: PipelineRegistry,
     agents: AgentSource | None = None,
     knowledge: Any | None = None,
 ) -> Iterator[tuple[EngineRuntime, LocalGateway]]:
@@ -92,6 +92,7 @@ def runtime_with_local_gateway(
             database_url=database_url,
             home=home,
             client=client,
+            pipelines=pipelines,
             agents=agents,
             budget_setup=gateway.define_run_budget,
             cost_source=gateway,
@@ -105,3 +106,14 @@ def runtime_with_local_gateway(
                 runtime.shutdown()
         finally:
             client.close()
+
+
+def open_knowledge(location: Path | None, say: Callable[[str], None]) -> Any | None:
+    """The knowledge store for plans and findings; the run goes on without it if it fails."""
+    try:
+        from orchestra.knowledge import KnowledgeStore
+
+        return KnowledgeStore.open(location)
+    except Exception as exc:  # optional: a broken store must not stop the pipeline
+        say(f"knowledge store unavailable ({exc}); continuing without it")
+        return None

@@ -1,26 +1,25 @@
-"""The engine runtime: DBOS lifecycle, the agent workflow, and starting runs.
+"""The engine runtime: DBOS lifecycle and starting, waiting for, resuming and cancelling runs.
 
-DBOS keeps its registry of workflows and its instance at module level; that is the one
-process-wide binding Orchestra accepts. :class:`EngineRuntime` owns it: ``launch()``
-binds the services workflows use, ``shutdown()`` releases them.
+The runtime is handed its pipelines (:class:`~orchestra.engine.pipeline.PipelineRegistry`)
+and knows them only through the :class:`~orchestra.engine.pipeline.Pipeline` protocol.
+``launch()`` binds the services workflows use (:mod:`orchestra.engine.services`),
+``shutdown()`` releases them.
 
 Each process uses its own DBOS executor id and its own agent queue, so a second
 ``orchestra run`` never picks up (and double-executes) another process's work. A run
 whose process died is continued explicitly with :meth:`EngineRuntime.resume`, or by a
-restarted ``orchestra serve`` (:mod:`orchestra.engine.serving`).
+restarted ``orchestra serve`` (:mod:`orchestra.server.resuming`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,236 +27,12 @@ from typing import Any
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from orchestra import __version__
-from orchestra.config.schema import OrchestraConfig
-from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
-from orchestra.engine.agents import AgentSource
-from orchestra.engine.artifacts import ArtifactStore
-from orchestra.engine.model import ModelClient
+from orchestra.engine.durable import POLL_S
+from orchestra.engine.pipeline import PipelineRegistry
 from orchestra.engine.runs import ACTIVE_STATUSES, FINAL_STATUSES, RunStore
+from orchestra.engine.services import EngineServices, bind, unbind
 from orchestra.errors import EngineError
-from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow
-from orchestra.tools.sandbox import CommandLimits
-from orchestra.tools.toolbox import Toolbox, WritePolicy
-from orchestra.tools.workspace import Workspace
-
-POLL_S = 0.05
-"""How often the engine polls DBOS for queue work and child results (seconds)."""
-
-CHILD_FALLBACK_S = 1.0
-"""How often a parent checks a child's status when no in-process notice arrives."""
-
-
-@dataclass
-class ChildSignals:
-    """In-process notices that agent child workflows returned.
-
-    A parent used to poll DBOS every 50 ms for each child's result for the whole length
-    of the agent step: with many runs waiting, those status queries were a large part of
-    the engine's CPU. Children run in this process's queue, so each one says when it
-    returns and the parent asks DBOS for the result only then (DBOS still records the
-    result as usual). A child this process never ran (a resume after a crash) is caught
-    by a status check every :data:`CHILD_FALLBACK_S`.
-    """
-
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-    _done: set[str] = field(default_factory=set)
-
-    def mark_done(self, workflow_id: str) -> None:
-        """Record that ``workflow_id`` returned (or raised) and wake its waiters."""
-        with self._cond:
-            self._done.add(workflow_id)
-            self._cond.notify_all()
-
-    def wait(self, workflow_id: str, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` for ``workflow_id``'s notice; consumes it."""
-        with self._cond:
-            seen = self._cond.wait_for(lambda: workflow_id in self._done, timeout_s)
-            self._done.discard(workflow_id)
-            return seen
-
-
-BudgetSetup = Callable[[str, float], None]
-"""(run id, dollars) -> creates the gateway budget scoped to the run."""
-
-
-@dataclass
-class EngineServices:
-    """What workflows reach for while they run in this process."""
-
-    config: OrchestraConfig
-    database: Database
-    home: Path
-    client: ModelClient
-    agents: AgentSource
-    runs: RunStore
-    artifacts: ArtifactStore
-    queue_name: str
-    budget_setup: BudgetSetup | None = None
-    knowledge: Any | None = None
-    """An ``orchestra.knowledge.KnowledgeStore`` when available."""
-    cost_source: Any | None = None
-    """Something with ``costs_for_run(run_id) -> dict[step, float]`` (the gateway ledger)."""
-    children: ChildSignals = field(default_factory=ChildSignals)
-    """Notices that agent child workflows returned (see :func:`run_agents`)."""
-
-    def limits(self) -> CommandLimits:
-        engine = self.config.engine
-        return CommandLimits(
-            timeout_s=engine.command_timeout_s,
-            memory_mb=engine.command_memory_mb,
-            isolate_network=engine.isolate_network,
-        )
-
-    def test_command(self, repo_path: str) -> list[str]:
-        override = self.config.engine.repositories.get(Path(repo_path).name)
-        if override and override.test_command:
-            return list(override.test_command)
-        return list(self.config.engine.test_command)
-
-    def allowed_commands(self, repo_path: str) -> list[str]:
-        override = self.config.engine.repositories.get(Path(repo_path).name)
-        if override and override.allowed_commands is not None:
-            return list(override.allowed_commands)
-        return list(self.config.engine.allowed_commands)
-
-    def workspace(self, run: RunRow) -> Workspace:
-        if not run.worktree_path or not run.branch or not run.base_commit:
-            raise EngineError(f"run {run.id} has no workspace yet")
-        return Workspace(Path(run.worktree_path), run.branch, run.base_commit)
-
-    def toolbox(self, run: RunRow, policy: WritePolicy) -> Toolbox:
-        search = store = None
-        if self.knowledge is not None:
-            search, store = _knowledge_tools(self.knowledge, run)
-        return Toolbox(
-            workspace=self.workspace(run),
-            home=self.artifacts.run_dir(run.id) / "home",
-            test_command=self.test_command(run.repo_path),
-            allowed_commands=self.allowed_commands(run.repo_path),
-            limits=self.limits(),
-            policy=policy,
-            knowledge_search=search,
-            knowledge_store=store,
-        )
-
-
-def engine_source(run_id: str, agent: str | None = None) -> Any:
-    """Where an entry the engine stores came from (``orchestra.knowledge.Source``)."""
-    from orchestra.knowledge.models import Source
-
-    return Source(run=run_id, agent=agent, origin="engine")
-
-
-def _knowledge_tools(knowledge: Any, run: RunRow) -> tuple[Any, Any]:
-    project = Path(run.repo_path).name
-
-    def search(query: str, k: int) -> list[str]:
-        hits = knowledge.search(query, project=project, k=k)
-        return [f"[{hit.entry.kind}] {hit.entry.text}" for hit in hits]
-
-    def store(text: str, kind: str) -> str:
-        return str(knowledge.add(text, kind=kind, project=project, source=engine_source(run.id)))
-
-    return search, store
-
-
-@dataclass
-class _Binding:
-    services: EngineServices | None = None
-
-
-_BINDING = _Binding()
-
-
-def services() -> EngineServices:
-    """The services of the launched runtime (inside workflows)."""
-    if _BINDING.services is None:
-        raise EngineError(
-            "the engine runtime is not launched in this process",
-            hint="create an EngineRuntime and call launch() before starting runs",
-        )
-    return _BINDING.services
-
-
-def checkpoint(name: str, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` as a DBOS step named ``name``: its result is recorded and replayed."""
-    return DBOS.run_step({"name": name, "retries_allowed": False}, fn)
-
-
-@DBOS.workflow(name="orchestra.agent")
-def agent_workflow(run_id: str, task_ref: str) -> dict[str, Any]:
-    """One agent step as a child workflow: its model calls and tool calls are DBOS steps."""
-    svc = services()
-    try:
-        return _agent_step(svc, run_id, task_ref)
-    finally:
-        # DBOS writes the result just after this returns; the parent's get_result then
-        # polls at POLL_S for that short gap only.
-        workflow_id = DBOS.workflow_id
-        if workflow_id is not None:
-            svc.children.mark_done(workflow_id)
-
-
-def _agent_step(svc: EngineServices, run_id: str, task_ref: str) -> dict[str, Any]:
-    task = AgentTask(**svc.artifacts.get_json(run_id, task_ref))
-    run = svc.runs.get(run_id)
-    svc.runs.start_step(task.step_id, run_id, task.phase, task.agent)
-    profile = svc.agents.get(task.agent)
-    policy = WritePolicy(
-        allowed=tuple(task.allowed_writes) if task.allowed_writes is not None else None,
-        protected=frozenset(task.protected),
-        reason=task.write_reason,
-    )
-    runner = AgentRunner(svc.client, svc.artifacts, svc.runs, checkpoint=checkpoint)
-    outcome = runner.run(task, profile.prompt, list(profile.tools), svc.toolbox(run, policy))
-    svc.runs.finish_step(
-        run_id,
-        task.step_id,
-        status=outcome.status,
-        stop_reason=outcome.status,
-        summary=outcome.summary[:2000],
-        transcript_ref=outcome.transcript_ref,
-    )
-    return outcome.to_dict()
-
-
-def run_agents(run_id: str, tasks: Sequence[AgentTask]) -> list[AgentOutcome]:
-    """Run agent steps as child workflows on the agent queue (concurrently, bounded)."""
-    svc = services()
-    handles = []
-    for task in tasks:
-        ref = svc.artifacts.put_json(
-            run_id, f"tasks/{task.step_id.replace(':', '_')}.json", task.__dict__, "task"
-        )
-        with SetWorkflowID(f"{run_id}:{task.step_id}"):
-            handles.append(DBOS.enqueue_workflow(svc.queue_name, agent_workflow, run_id, ref))
-    outcomes = []
-    for handle in handles:
-        _await_child(svc.children, handle.get_workflow_id())
-        # DBOS polls for a child's result once a second by default: most of a second lost
-        # per agent group on the critical path. The child has returned by now, so poll at
-        # the queue's interval for the moment until DBOS has written its result.
-        outcomes.append(AgentOutcome.from_dict(handle.get_result(polling_interval_sec=POLL_S)))
-    return outcomes
-
-
-def _await_child(children: ChildSignals, workflow_id: str) -> None:
-    """Block until child ``workflow_id`` has returned: its in-process notice, or else a
-    status check every :data:`CHILD_FALLBACK_S` (a child run before a restart)."""
-    while not _child_ended(workflow_id):
-        if children.wait(workflow_id, CHILD_FALLBACK_S):
-            return
-
-
-def _child_ended(workflow_id: str) -> bool:
-    # Inside a workflow DBOS records every status query as a step; a varying number of
-    # them would break replay. Run the check in an empty context: outside any workflow.
-    def status() -> str | None:
-        found = DBOS.get_workflow_status(workflow_id)
-        return None if found is None else found.status
-
-    return contextvars.Context().run(status) not in {"PENDING", "ENQUEUED", "DELAYED"}
 
 
 def check_repository(repo: Path) -> Path:
@@ -284,6 +59,8 @@ class EngineRuntime:
 
     services: EngineServices
     system_database_url: str
+    pipelines: PipelineRegistry
+    """The pipelines this engine runs (the first is the default)."""
     max_concurrent_agents: int = 4
     executor_id: str = field(
         default_factory=lambda: (
@@ -294,14 +71,9 @@ class EngineRuntime:
 
     def launch(self) -> None:
         """Start DBOS (creating its system tables) and bind the services for workflows."""
-        if _BINDING.services is not None:
-            raise EngineError(
-                "an engine runtime is already launched in this process",
-                hint="call shutdown() on it first",
-            )
-        # Workflow modules register their workflows on import; import before launch.
-        import orchestra.pipelines.test_first  # noqa: F401
-
+        # DBOS must know every workflow by name before launch, or a resumed run cannot
+        # find its code: pipeline modules register theirs on import.
+        self.pipelines.check_registered()
         config: DBOSConfig = {
             "name": "orchestra",
             "system_database_url": self.system_database_url,
@@ -310,7 +82,7 @@ class EngineRuntime:
             "log_level": "WARNING",
             "notification_listener_polling_interval_sec": 0.05,
         }
-        _BINDING.services = self.services
+        bind(self.services)
         # DBOS binds its console handler to the stderr of its first launch; drop it so this
         # launch logs to the current stderr (a second run in one process, the CLI runner).
         dbos_log = logging.getLogger("dbos")
@@ -326,7 +98,7 @@ class EngineRuntime:
                 polling_interval_sec=self.polling_interval_s,
             )
         except Exception:
-            _BINDING.services = None
+            unbind()
             # A half-launched DBOS keeps its background threads polling the system
             # database; stop them, or they outlive this runtime (and its folder).
             with contextlib.suppress(Exception):
@@ -343,7 +115,7 @@ class EngineRuntime:
             # tracebacks from a dead runtime. Their next step fails at once, so join them.
             join_workflow_threads(timeout_s=wait_s + 30)
         finally:
-            _BINDING.services = None
+            unbind()
 
     def __enter__(self) -> EngineRuntime:
         self.launch()
@@ -360,10 +132,11 @@ class EngineRuntime:
         *,
         run_id: str | None = None,
         budget_usd: float | None = None,
+        pipeline: str | None = None,
     ) -> str:
-        """Record a run and start its workflow; returns the run id at once."""
-        from orchestra.pipelines.test_first import test_first_workflow
-
+        """Record a run of ``pipeline`` (default: the first registered) and start its
+        workflow; returns the run id at once."""
+        chosen = self.pipelines.get(pipeline)
         if not task.strip():
             raise EngineError("the task is empty", hint='say what to build: orchestra run "..."')
         repo = check_repository(repo)
@@ -372,7 +145,7 @@ class EngineRuntime:
         self.services.runs.create(
             id=run_id,
             task=task.strip(),
-            pipeline="test-first",
+            pipeline=chosen.name,
             repo_path=str(repo),
             branch=f"orchestra/{run_id}",
             worktree_path=str(self.services.artifacts.run_dir(run_id) / "worktree"),
@@ -385,7 +158,7 @@ class EngineRuntime:
         if budget is not None and self.services.budget_setup is not None:
             self.services.budget_setup(run_id, budget)
         with SetWorkflowID(run_id):
-            DBOS.start_workflow(test_first_workflow, run_id)
+            DBOS.start_workflow(chosen.workflow, run_id)
         return run_id
 
     def wait(self, run_id: str, timeout_s: float | None = None) -> RunRow:

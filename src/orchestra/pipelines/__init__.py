@@ -1,6 +1,20 @@
-"""Pipelines: the test-first pipeline (plan, red, green, review, finish) and its gates."""
+"""Pipelines: the test-first pipeline (plan, red, green, review, finish) and its gates.
 
+Each pipeline registers itself with an engine's registry (``register(registry)``);
+:func:`builtin_pipelines` is what the composition root hands the engine.
+"""
+
+from orchestra.engine import PipelineRegistry
+from orchestra.pipelines import test_first
 from orchestra.pipelines.gates import GateVerdict, judge_red
 from orchestra.pipelines.plan import Plan, PlanPart, parse_plan
 
-__all__ = ["GateVerdict", "Plan", "PlanPart", "judge_red", "parse_plan"]
+
+def builtin_pipelines() -> PipelineRegistry:
+    """A registry holding every built-in pipeline, the default (test-first) first."""
+    registry = PipelineRegistry()
+    test_first.register(registry)
+    return registry
+
+
+__all__ = ["GateVerdict", "Plan", "PlanPart", "builtin_pipelines", "judge_red", "parse_plan"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,8 @@ from orchestra.tools.toolbox import Toolbox
 from orchestra.tools.workspace import Workspace, git
 
 if TYPE_CHECKING:
-    from orchestra.engine.runtime import EngineServices
+    from orchestra.engine import EngineServices
+    from orchestra.pipelines.test_first.state import TestFirstState
 
 
 def run_bandit(toolbox: Toolbox, paths: list[str]) -> dict[str, Any]:
@@ -153,8 +155,7 @@ def build_report(
     run_id: str,
     status: str,
     reason: str | None,
-    record: dict[str, Any],
-    phases: dict[str, dict[str, float]],
+    state: TestFirstState,
 ) -> str:
     """Write ``report.json`` and ``report.md`` for the run; returns the Markdown path."""
     run = svc.runs.get(run_id)
@@ -192,7 +193,7 @@ def build_report(
             if "end" in span and "start" in span
             else None,
         }
-        for name, span in phases.items()
+        for name, span in state.phases.items()
     }
     total_cost = sum(v for v in costs.values()) if costs else None
     data = {
@@ -203,26 +204,31 @@ def build_report(
         "repository": run.repo_path,
         "branch": run.branch,
         "base_commit": run.base_commit,
-        "commits": record.get("commits", []),
+        "commits": [asdict(c) for c in state.commits],
         "phases": phase_rows,
         "agents": agents,
         "tokens_by_phase": tokens_by_phase,
         "cost_usd": total_cost,
         "cost_source": cost_source,
         "tests": {
-            "red": record.get("red", {}).get("counts"),
-            "red_rejections": record.get("red_rejections", []),
-            "green": {k: record["green"][k] for k in ("passed", "failed", "error", "iterations")}
-            if "green" in record
+            "red": state.red.counts if state.red is not None else None,
+            "red_rejections": list(state.red_rejections),
+            "green": {
+                "passed": state.green.passed,
+                "failed": state.green.failed,
+                "error": state.green.error,
+                "iterations": state.green.iterations,
+            }
+            if state.green is not None
             else None,
         },
-        "coverage": record.get("coverage"),
-        "security": record.get("bandit"),
-        "review": record.get("review"),
-        "blocking_findings": record.get("blocking", []),
-        "fixes": record.get("fixes"),
-        "plan": record.get("plan"),
-        "warnings": record.get("warnings", []),
+        "coverage": state.coverage,
+        "security": state.bandit,
+        "review": {k: asdict(v) for k, v in state.review.items()} if state.review else None,
+        "blocking_findings": list(state.blocking),
+        "fixes": asdict(state.fixes) if state.fixes is not None else None,
+        "plan": state.plan.model_dump() if state.plan is not None else None,
+        "warnings": list(state.warnings),
     }
     svc.artifacts.put_json(run_id, "report.json", data, "report")
     svc.artifacts.put_text(run_id, "report.md", render_markdown(data), "report")

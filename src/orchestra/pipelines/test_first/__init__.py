@@ -2,67 +2,73 @@
 
 Every phase is durable: agents are child workflows, gates and commits are DBOS steps.
 Code between steps only reads recorded outputs, so replaying it after a crash is safe.
-One module per phase (:mod:`.planning`, :mod:`.red`, :mod:`.green`, :mod:`.review`), each
-a class extending the previous one over the shared building blocks in :mod:`.steps`.
+Phases are functions over one :class:`TestFirstRun` (the engine's services, the durable
+building blocks of :mod:`.steps` and the typed :class:`TestFirstState` of :mod:`.state`);
+each reads what the earlier ones left in the state and adds its own part. One module per
+phase: :mod:`.planning`, :mod:`.red`, :mod:`.green`, :mod:`.review`, :mod:`.finish`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from dbos import DBOS
+from orchestra.engine import (
+    EngineServices,
+    PipelineDefinition,
+    PipelineRegistry,
+    pipeline_workflow,
+)
+from orchestra.pipelines.test_first.finish import finish
+from orchestra.pipelines.test_first.green import green_phase
+from orchestra.pipelines.test_first.planning import plan_phase
+from orchestra.pipelines.test_first.red import red_phase
+from orchestra.pipelines.test_first.review import review_phase
+from orchestra.pipelines.test_first.state import TestFirstState
+from orchestra.pipelines.test_first.steps import Phase, RunFailed, TestFirstRun, prepare_workspace
 
-from orchestra.engine.runtime import checkpoint, services
-from orchestra.pipelines.report import build_report, changed_line_coverage
-from orchestra.pipelines.test_first.review import ReviewPhase
-from orchestra.pipelines.test_first.steps import PhaseClock, PipelineSteps, RunFailed
-
-__all__ = ["PhaseClock", "PipelineSteps", "RunFailed", "TestFirstPipeline", "test_first_workflow"]
-
-
-class TestFirstPipeline(ReviewPhase):
-    """One run of the pipeline inside its workflow."""
-
-    def finish(self, status: str, reason: str | None) -> dict[str, Any]:
-        self.phase("finish")
-
-        def coverage() -> dict[str, Any]:
-            if status != "succeeded":
-                return {"status": "not measured (run did not reach green)"}
-            return changed_line_coverage(self.toolbox(), self.workspace())
-
-        self.record["coverage"] = checkpoint("coverage", coverage)
-
-        def write() -> str:
-            report = build_report(
-                self.svc, self.run_id, status, reason, self.record, self.clock.phases
-            )
-            return report
-
-        report_path = checkpoint("report", write)
-        self.svc.runs.update(
-            self.run_id,
-            status=status,
-            failure_reason=reason,
-            report_path=report_path,
-            finished_at=self.svc.runs.clock(),
-            phase="done",
-        )
-        return {"status": status, "reason": reason, "report": report_path}
-
-    def execute(self) -> dict[str, Any]:
-        self.prepare()
-        try:
-            plan = self.plan()
-            tests = self.red(plan)
-            self.green(plan, tests)
-            self.review(plan, tests)
-        except RunFailed as exc:
-            return self.finish("failed", str(exc))
-        return self.finish("succeeded", None)
+PHASES: Sequence[Phase] = (prepare_workspace, plan_phase, red_phase, green_phase, review_phase)
+"""The phases in order; ``finish`` follows, whether they succeeded or a gate failed."""
 
 
-@DBOS.workflow(name="orchestra.test_first")
-def test_first_workflow(run_id: str) -> dict[str, Any]:
+def execute(run: TestFirstRun, phases: Sequence[Phase] = PHASES) -> dict[str, Any]:
+    """Run ``phases`` in order, then finish: succeeded, or failed with the gate's reason."""
+    try:
+        for phase in phases:
+            phase(run)
+    except RunFailed as exc:
+        return finish(run, "failed", str(exc))
+    return finish(run, "succeeded", None)
+
+
+@pipeline_workflow("orchestra.test_first")
+def test_first_workflow(svc: EngineServices, run_id: str) -> dict[str, Any]:
     """The durable test-first pipeline for one run."""
-    return TestFirstPipeline(services(), run_id).execute()
+    return execute(TestFirstRun(svc, run_id))
+
+
+PIPELINE = PipelineDefinition(
+    name="test-first",
+    workflow=test_first_workflow,
+    state_type=TestFirstState,
+    description="plan -> red -> green -> review (parallel) -> finish",
+)
+"""The test-first pipeline as the engine sees it."""
+
+
+def register(registry: PipelineRegistry) -> None:
+    """Hand the test-first pipeline to an engine's registry."""
+    registry.add(PIPELINE)
+
+
+__all__ = [
+    "PHASES",
+    "PIPELINE",
+    "Phase",
+    "RunFailed",
+    "TestFirstRun",
+    "TestFirstState",
+    "execute",
+    "register",
+    "test_first_workflow",
+]

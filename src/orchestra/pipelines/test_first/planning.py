@@ -2,52 +2,45 @@
 
 from __future__ import annotations
 
-from orchestra.pipelines.plan import Plan, parse_plan
-from orchestra.pipelines.test_first.steps import (
-    ARCHITECT,
-    PipelineSteps,
-    RunFailed,
-)
-from orchestra.tools.workspace import git
+from orchestra.pipelines.plan import parse_plan
+from orchestra.pipelines.test_first.steps import ARCHITECT, RunFailed, TestFirstRun
+from orchestra.tools import git
 
 
-class PlanningPhase(PipelineSteps):
-    """Plan: the chief architect's approach, parts and tests, stored with the run."""
+def plan_phase(run: TestFirstRun) -> None:
+    """The architect's plan, validated (one retry with the errors), into ``run.state.plan``."""
+    run.phase("plan")
+    run.mark("plan", "start")
+    feedback = ""
+    for attempt in range(1, 3):
 
-    def plan(self) -> Plan:
-        self.phase("plan")
-        self.clock.mark("plan", "start")
-        feedback = ""
-        for attempt in range(1, 3):
-
-            def build(feedback: str = feedback) -> str:
-                listing = git(self.workspace().root, "ls-files")
-                readme = self.files_block(["README.md"]) if "README.md" in listing else ""
-                text = self.brief() + f"\n## Repository files\n{listing}\n{readme}\n"
-                text += (
-                    "\nCall `finish` with a `plan`: approach, parts (each with the files it "
-                    "owns; parts must not share files), tests, test_files, acceptance_criteria."
-                )
-                if feedback:
-                    text += f"\n\n## Your previous plan was rejected\n{feedback}"
-                return text
-
-            message = self.prepared(f"plan-{attempt}", build)
-            [outcome] = self.agents(
-                [self.task(f"plan-{attempt}", "plan", ARCHITECT, message, allowed_writes=[])]
+        def build(feedback: str = feedback) -> str:
+            listing = git(run.workspace().root, "ls-files")
+            readme = run.files_block(["README.md"]) if "README.md" in listing else ""
+            text = run.brief() + f"\n## Repository files\n{listing}\n{readme}\n"
+            text += (
+                "\nCall `finish` with a `plan`: approach, parts (each with the files it "
+                "owns; parts must not share files), tests, test_files, acceptance_criteria."
             )
-            plan, problem = parse_plan(outcome.result.get("plan"))
-            if plan is not None:
-                break
-            feedback = problem
-        else:
-            raise RunFailed(f"plan gate: no valid plan after 2 attempts ({feedback})")
-        self.svc.artifacts.put_json(self.run_id, "plan.json", plan.model_dump(), "plan")
-        self.svc.artifacts.put_text(self.run_id, "plan.md", plan.markdown(), "plan")
-        self.store_knowledge(
-            "plan", f"Plan for '{self.run.task}':\n{plan.markdown()}", "decision", ARCHITECT
+            if feedback:
+                text += f"\n\n## Your previous plan was rejected\n{feedback}"
+            return text
+
+        message = run.prepared(f"plan-{attempt}", build)
+        [outcome] = run.agents(
+            [run.task(f"plan-{attempt}", "plan", ARCHITECT, message, allowed_writes=[])]
         )
-        self.record["plan"] = plan.model_dump()
-        self.record["summaries"] = [f"plan ({outcome.agent}): {outcome.summary[:300]}"]
-        self.clock.mark("plan", "end")
-        return plan
+        plan, problem = parse_plan(outcome.result.get("plan"))
+        if plan is not None:
+            break
+        feedback = problem
+    else:
+        raise RunFailed(f"plan gate: no valid plan after 2 attempts ({feedback})")
+    run.svc.artifacts.put_json(run.run_id, "plan.json", plan.model_dump(), "plan")
+    run.svc.artifacts.put_text(run.run_id, "plan.md", plan.markdown(), "plan")
+    run.store_knowledge(
+        "plan", f"Plan for '{run.row.task}':\n{plan.markdown()}", "decision", ARCHITECT
+    )
+    run.state.plan = plan
+    run.state.summaries = [f"plan ({outcome.agent}): {outcome.summary[:300]}"]
+    run.mark("plan", "end")

@@ -6,13 +6,12 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from orchestra.engine.runtime import (
-    checkpoint,
-)
+from orchestra.engine import checkpoint
 from orchestra.pipelines import gates
-from orchestra.pipelines.plan import Plan
+from orchestra.pipelines.plan import Plan, PlanPart
 from orchestra.pipelines.report import run_bandit
-from orchestra.pipelines.test_first.green import GreenPhase
+from orchestra.pipelines.test_first.green import green_gate, implementers
+from orchestra.pipelines.test_first.state import FixRecord, ReviewVerdict
 from orchestra.pipelines.test_first.steps import (
     DOCS,
     QA,
@@ -20,159 +19,162 @@ from orchestra.pipelines.test_first.steps import (
     SECURITY,
     TEST_WRITER,
     RunFailed,
+    TestFirstRun,
 )
 
 
-class ReviewPhase(GreenPhase):
-    """Review in parallel (security, code, docs, QA), then a bounded fix round."""
-
-    def review(self, plan: Plan, tests: list[str]) -> None:
-        self.phase("review")
-        self.clock.mark("review", "start")
-        ws_files = checkpoint(
-            "changed:review",
-            lambda: [p for p in self.workspace().changed_files() if not gates.is_test_path(p)],
+def review_phase(run: TestFirstRun) -> None:
+    """The four reviewers at once; docs and QA tests committed; blocking findings fixed."""
+    state = run.state
+    plan, tests = state.require_plan(), state.tests
+    run.phase("review")
+    run.mark("review", "start")
+    ws_files = checkpoint(
+        "changed:review",
+        lambda: [p for p in run.workspace().changed_files() if not gates.is_test_path(p)],
+    )
+    py_files = [p for p in ws_files if p.endswith(".py")]
+    bandit = checkpoint("bandit", lambda: run_bandit(run.toolbox(), py_files))
+    state.bandit = bandit
+    diff_ref = checkpoint(
+        "diff:review",
+        lambda: run.svc.artifacts.put_text(
+            run.run_id, "diffs/review.diff", run.workspace().diff(), "diff"
+        ),
+    )
+    diff = run.svc.artifacts.get_text(run.run_id, diff_ref)[:40_000]
+    base = run.brief(plan, state.summaries) + f"\n## The change\n```diff\n{diff}\n```\n"
+    roles = [
+        (
+            SECURITY,
+            "security",
+            None,
+            "Review the change for security problems. Static analysis (bandit) found:\n"
+            f"```json\n{json.dumps(bandit['findings'], indent=1)[:6000]}\n```\n"
+            "Call finish with a verdict and findings (blocking=true only for real problems).",
+        ),
+        (
+            REVIEWER,
+            "code-review",
+            None,
+            "Review the change for correctness, clarity and tests. Call finish with a "
+            "verdict and findings; mark blocking only what must be fixed before merge.",
+        ),
+        (
+            DOCS,
+            "docs",
+            ["*.md", "docs/*"],
+            "Document the change for users (README or docs/). Call finish when done.",
+        ),
+        (
+            QA,
+            "qa",
+            ["tests/*"],
+            "Add edge-case tests in a new file under tests/ (do not edit existing tests). "
+            "They should pass if the implementation is right. Call finish when done.",
+        ),
+    ]
+    tasks = [
+        run.task(
+            f"review-{role}",
+            "review",
+            agent,
+            base + "\n" + instruction,
+            allowed_writes=allowed if allowed is not None else [],
+            protected=tests,
+            write_reason="Reviewers do not edit code.",
         )
-        py_files = [p for p in ws_files if p.endswith(".py")]
-        bandit = checkpoint("bandit", lambda: run_bandit(self.toolbox(), py_files))
-        self.record["bandit"] = bandit
-        diff_ref = checkpoint(
-            "diff:review",
-            lambda: self.svc.artifacts.put_text(
-                self.run_id, "diffs/review.diff", self.workspace().diff(), "diff"
-            ),
+        for agent, role, allowed, instruction in roles
+    ]
+    if "write_file" not in run.svc.agents.get(QA).tools:
+        # The roster gives the QA lead read-only tools (least privilege); its edge-case
+        # brief then goes to the test writer, who may write tests.
+        tasks[-1] = replace(
+            tasks[-1], agent=TEST_WRITER, model=run.task("qa", "review", TEST_WRITER, "").model
         )
-        diff = self.svc.artifacts.get_text(self.run_id, diff_ref)[:40_000]
-        base = (
-            self.brief(plan, self.record["summaries"]) + f"\n## The change\n```diff\n{diff}\n```\n"
+    outcomes = run.agents(tasks)
+    state.review = {
+        o.step_id: ReviewVerdict(
+            agent=o.agent,
+            status=o.status,
+            verdict=o.result.get("verdict"),
+            findings=o.result.get("findings") or [],
+            summary=o.summary[:500],
         )
-        roles = [
-            (
-                SECURITY,
-                "security",
-                None,
-                "Review the change for security problems. Static analysis (bandit) found:\n"
-                f"```json\n{json.dumps(bandit['findings'], indent=1)[:6000]}\n```\n"
-                "Call finish with a verdict and findings (blocking=true only for real problems).",
-            ),
-            (
-                REVIEWER,
-                "code-review",
-                None,
-                "Review the change for correctness, clarity and tests. Call finish with a "
-                "verdict and findings; mark blocking only what must be fixed before merge.",
-            ),
-            (
-                DOCS,
-                "docs",
-                ["*.md", "docs/*"],
-                "Document the change for users (README or docs/). Call finish when done.",
-            ),
-            (
-                QA,
-                "qa",
-                ["tests/*"],
-                "Add edge-case tests in a new file under tests/ (do not edit existing tests). "
-                "They should pass if the implementation is right. Call finish when done.",
-            ),
-        ]
-        tasks = [
-            self.task(
-                f"review-{role}",
-                "review",
-                agent,
-                base + "\n" + instruction,
-                allowed_writes=allowed if allowed is not None else [],
-                protected=tests,
-                write_reason="Reviewers do not edit code.",
-            )
-            for agent, role, allowed, instruction in roles
-        ]
-        if "write_file" not in self.svc.agents.get(QA).tools:
-            # The roster gives the QA lead read-only tools (least privilege); its edge-case
-            # brief then goes to the test writer, who may write tests.
-            tasks[-1] = replace(
-                tasks[-1], agent=TEST_WRITER, model=self.task("qa", "review", TEST_WRITER, "").model
-            )
-        outcomes = self.agents(tasks)
-        self.record["review"] = {
-            o.step_id: {
-                "agent": o.agent,
-                "status": o.status,
-                "verdict": o.result.get("verdict"),
-                "findings": o.result.get("findings") or [],
-                "summary": o.summary[:500],
+        for o in outcomes
+    }
+    for outcome in outcomes:
+        for finding in outcome.result.get("findings") or []:
+            if isinstance(finding, dict) and finding.get("blocking"):
+                run.store_knowledge(
+                    f"finding-{outcome.step_id}-{finding.get('line', 0)}",
+                    f"Review finding ({outcome.agent}): {finding.get('finding', '')}",
+                    "bug",
+                    outcome.agent,
+                )
+    # Docs and QA's tests are committed as they were written.
+    changed = checkpoint("changed:after-review", lambda: run.workspace().uncommitted_files())
+    docs = [p for p in changed if p.endswith(".md") or p.startswith("docs/")]
+    qa_tests = [p for p in changed if gates.is_test_path(p) and p not in tests]
+    run.commit("docs", f"docs: {run.row.task[:72]}", docs)
+    run.commit("qa-tests", "test: edge cases from QA review", qa_tests)
+    after = run.test_run("review", [])
+    blocking = [
+        f
+        for o in outcomes
+        for f in (o.result.get("findings") or [])
+        if isinstance(f, dict) and f.get("blocking")
+    ]
+    if not after.ok:
+        log = run.svc.artifacts.get_text(run.run_id, after.log)
+        blocking.append(
+            {
+                "severity": "high",
+                "finding": "edge-case tests fail",
+                "blocking": True,
+                "fix": log[-3000:],
             }
-            for o in outcomes
-        }
-        for outcome in outcomes:
-            for finding in outcome.result.get("findings") or []:
-                if isinstance(finding, dict) and finding.get("blocking"):
-                    self.store_knowledge(
-                        f"finding-{outcome.step_id}-{finding.get('line', 0)}",
-                        f"Review finding ({outcome.agent}): {finding.get('finding', '')}",
-                        "bug",
-                        outcome.agent,
-                    )
-        # Docs and QA's tests are committed as they were written.
-        changed = checkpoint("changed:after-review", lambda: self.workspace().uncommitted_files())
-        docs = [p for p in changed if p.endswith(".md") or p.startswith("docs/")]
-        qa_tests = [p for p in changed if gates.is_test_path(p) and p not in tests]
-        self.commit("docs", f"docs: {self.run.task[:72]}", docs)
-        self.commit("qa-tests", "test: edge cases from QA review", qa_tests)
-        after = self.test_run("review", [])
-        blocking = [
-            f
-            for o in outcomes
-            for f in (o.result.get("findings") or [])
-            if isinstance(f, dict) and f.get("blocking")
-        ]
-        if not after["ok"]:
-            log = self.svc.artifacts.get_text(self.run_id, after["log"])
-            blocking.append(
-                {
-                    "severity": "high",
-                    "finding": "edge-case tests fail",
-                    "blocking": True,
-                    "fix": log[-3000:],
-                }
-            )
-        self.clock.mark("review", "end")
-        self.record["blocking"] = blocking
-        if blocking:
-            self.fix(plan, tests + qa_tests, blocking)
+        )
+    run.mark("review", "end")
+    state.blocking = blocking
+    if blocking:
+        fix_round(run, plan, tests + qa_tests, blocking)
 
-    def fix(self, plan: Plan, protected: list[str], blocking: list[dict[str, Any]]) -> None:
-        self.phase("fix")
-        self.clock.mark("fix", "start")
-        rounds = self.svc.config.engine.fix_rounds
-        if rounds == 0:
-            raise RunFailed(f"review: {len(blocking)} blocking finding(s) and no fix rounds")
-        for rnd in range(1, rounds + 1):
-            findings = json.dumps(blocking, indent=1)[:8000]
-            tasks = []
-            for agent, part in self.implementers(plan):
-                step = f"fix-{rnd}-{part.name}"
 
-                def build(part: Any = part, findings: str = findings) -> str:
-                    return (
-                        self.brief(plan, self.record["summaries"])
-                        + f"\n## Blocking review findings\n```json\n{findings}\n```\n"
-                        + f"\n## Your files ({part.name})\n"
-                        + self.files_block(part.files)
-                        + "\n\nFix the findings that concern your files, then call finish."
-                    )
+def fix_round(
+    run: TestFirstRun, plan: Plan, protected: list[str], blocking: list[dict[str, Any]]
+) -> None:
+    """Implementers fix the blocking findings, within ``engine.fix_rounds`` rounds."""
+    run.phase("fix")
+    run.mark("fix", "start")
+    rounds = run.svc.config.engine.fix_rounds
+    if rounds == 0:
+        raise RunFailed(f"review: {len(blocking)} blocking finding(s) and no fix rounds")
+    for rnd in range(1, rounds + 1):
+        findings = json.dumps(blocking, indent=1)[:8000]
+        tasks = []
+        for agent, part in implementers(run, plan):
+            step = f"fix-{rnd}-{part.name}"
 
-                tasks.append(self.part_task(step, "fix", agent, part, build, protected))
-            self.agents(tasks)
-            self.record["test_hashes"].update(
-                checkpoint(f"hash:qa:{rnd}", lambda: self.workspace().file_hashes(protected))
-            )
-            result = self.green_gate(f"fix-{rnd}", protected)
-            if result["ok"]:
-                files = [f for part in plan.parts for f in part.files]
-                self.commit("fixes", "fix: address blocking review findings", files)
-                self.record["fixes"] = {"rounds": rnd, "findings": len(blocking), "tests": "pass"}
-                self.clock.mark("fix", "end")
-                return
-        raise RunFailed(f"fix round: tests fail after {rounds} round(s) of fixes")
+            def build(part: PlanPart = part, findings: str = findings) -> str:
+                return (
+                    run.brief(plan, run.state.summaries)
+                    + f"\n## Blocking review findings\n```json\n{findings}\n```\n"
+                    + f"\n## Your files ({part.name})\n"
+                    + run.files_block(part.files)
+                    + "\n\nFix the findings that concern your files, then call finish."
+                )
+
+            tasks.append(run.part_task(step, "fix", agent, part, build, protected))
+        run.agents(tasks)
+        run.state.test_hashes.update(
+            checkpoint(f"hash:qa:{rnd}", lambda: run.workspace().file_hashes(protected))
+        )
+        result = green_gate(run, f"fix-{rnd}", protected)
+        if result.ok:
+            files = [f for part in plan.parts for f in part.files]
+            run.commit("fixes", "fix: address blocking review findings", files)
+            run.state.fixes = FixRecord(rounds=rnd, findings=len(blocking), tests="pass")
+            run.mark("fix", "end")
+            return
+    raise RunFailed(f"fix round: tests fail after {rounds} round(s) of fixes")

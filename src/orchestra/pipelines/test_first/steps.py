@@ -1,4 +1,5 @@
-"""The test-first pipeline's state and durable building blocks, shared by its phases."""
+"""One test-first run inside its workflow: services, typed state and the durable building
+blocks (agent tasks, prepared messages, test runs, commits, knowledge writes) its phases use."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestra.engine.agent import AgentOutcome, AgentTask
-from orchestra.engine.runtime import (
+from orchestra.engine import (
+    AgentOutcome,
+    AgentTask,
     EngineServices,
     checkpoint,
     engine_source,
@@ -17,9 +19,9 @@ from orchestra.engine.runtime import (
 )
 from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan, PlanPart
+from orchestra.pipelines.test_first.state import Commit, TestFirstState, TestRunRecord
 from orchestra.store.tables.engine import RunRow
-from orchestra.tools.toolbox import WritePolicy
-from orchestra.tools.workspace import Workspace, git
+from orchestra.tools import Toolbox, Workspace, WritePolicy, git
 
 ARCHITECT = "chief-architect"
 TEST_WRITER = "test-writer"
@@ -35,39 +37,36 @@ class RunFailed(Exception):
 
 
 @dataclass
-class PhaseClock:
-    """Durations of phases, recorded as steps so a replay keeps the original times."""
+class TestFirstRun:
+    """One run of the pipeline inside its workflow: the engine's services, the run's
+    typed state, and the durable building blocks every phase uses."""
 
-    phases: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def mark(self, phase: str, edge: str) -> None:
-        stamp = checkpoint(f"clock:{phase}:{edge}", time.time)
-        self.phases.setdefault(phase, {})[edge] = stamp
-
-
-@dataclass
-class PipelineSteps:
-    """One run of the pipeline inside its workflow: state and the durable building blocks
-    (agent tasks, prepared messages, test runs, commits) every phase uses."""
+    __test__ = False  # not a pytest test class
 
     svc: EngineServices
     run_id: str
-    clock: PhaseClock = field(default_factory=PhaseClock)
-    record: dict[str, Any] = field(default_factory=dict)
+    state: TestFirstState = field(default_factory=TestFirstState)
 
     # -- helpers -----------------------------------------------------------------------
     @property
-    def run(self) -> RunRow:
+    def row(self) -> RunRow:
+        """The run's row as stored now."""
         return self.svc.runs.get(self.run_id)
 
     def workspace(self) -> Workspace:
-        return self.svc.workspace(self.run)
+        return self.svc.workspace(self.row)
 
-    def toolbox(self, policy: WritePolicy | None = None) -> Any:
-        return self.svc.toolbox(self.run, policy or WritePolicy())
+    def toolbox(self, policy: WritePolicy | None = None) -> Toolbox:
+        return self.svc.toolbox(self.row, policy or WritePolicy())
 
     def phase(self, name: str) -> None:
+        """Show ``name`` as the run's current phase."""
         self.svc.runs.update(self.run_id, phase=name)
+
+    def mark(self, phase: str, edge: str) -> None:
+        """Record the time ``phase`` reached ``edge`` (as a step, so a replay keeps it)."""
+        stamp = checkpoint(f"clock:{phase}:{edge}", time.time)
+        self.state.phases.setdefault(phase, {})[edge] = stamp
 
     def task(self, step_id: str, phase: str, agent: str, message: str, **kw: Any) -> AgentTask:
         engine = self.svc.config.engine
@@ -128,14 +127,14 @@ class PipelineSteps:
         return "\n\n".join(parts)
 
     def brief(self, plan: Plan | None = None, summaries: list[str] | None = None) -> str:
-        text = f"## Task\n{self.run.task}\n"
+        text = f"## Task\n{self.row.task}\n"
         if plan is not None:
             text += "\n# Plan\n" + plan.markdown() + "\n"
         if summaries:
             text += "\n## Earlier steps\n" + "\n".join(f"- {s}" for s in summaries) + "\n"
         return text
 
-    def prepared(self, name: str, build: Any) -> str:
+    def prepared(self, name: str, build: Callable[[], str]) -> str:
         """Build a message inside a step, so a replay sees the text the first run saw."""
         ref = f"messages/{name}.md"
 
@@ -147,7 +146,7 @@ class PipelineSteps:
 
     def test_run(
         self, name: str, paths: list[str], ignore: list[str] | None = None
-    ) -> dict[str, Any]:
+    ) -> TestRunRecord:
         """Run tests in a step; the log goes to the artefact store."""
 
         def go() -> dict[str, Any]:
@@ -165,8 +164,7 @@ class PipelineSteps:
                 "cases": [[c.name, c.outcome, c.message[:2000]] for c in run.cases],
             }
 
-        result: dict[str, Any] = checkpoint(f"tests:{name}", go)
-        return result
+        return TestRunRecord.from_step(checkpoint(f"tests:{name}", go))
 
     def commit(self, name: str, message: str, paths: list[str] | None) -> str | None:
         def go() -> str | None:
@@ -179,21 +177,8 @@ class PipelineSteps:
 
         sha: str | None = checkpoint(f"commit:{name}", go)
         if sha:
-            self.record.setdefault("commits", []).append({"sha": sha, "message": message})
+            self.state.commits.append(Commit(sha, message))
         return sha
-
-    # -- phases ------------------------------------------------------------------------
-    def prepare(self) -> None:
-        run = self.run
-
-        def go() -> dict[str, str]:
-            ws = Workspace.create(
-                Path(run.repo_path), Path(str(run.worktree_path)), str(run.branch)
-            )
-            return {"root": str(ws.root), "base": ws.base_commit}
-
-        info = checkpoint("workspace", go)
-        self.svc.runs.update(self.run_id, worktree_path=info["root"], base_commit=info["base"])
 
     def store_knowledge(self, name: str, text: str, kind: str, agent: str | None = None) -> None:
         """Keep ``text`` in the knowledge store, when the engine has one (as a step).
@@ -202,7 +187,7 @@ class PipelineSteps:
         one (or lacks one) must replay the same sequence of steps.
         """
         knowledge = self.svc.knowledge
-        project = Path(self.run.repo_path).name
+        project = Path(self.row.repo_path).name
 
         def go() -> str:
             if knowledge is None:
@@ -213,10 +198,26 @@ class PipelineSteps:
         try:
             checkpoint(f"knowledge:{name}", go)
         except Exception as exc:  # the knowledge store refusing (e.g. a secret) is not fatal
-            self.record.setdefault("warnings", []).append(f"knowledge store: {exc}")
+            self.state.warnings.append(f"knowledge store: {exc}")
 
 
-def _empty_run() -> gates.TestRun:
+Phase = Callable[[TestFirstRun], None]
+"""A phase: reads what earlier phases left in ``run.state`` and adds its own part."""
+
+
+def prepare_workspace(run: TestFirstRun) -> None:
+    """The run's own git worktree and branch (a step: created once, replayed after)."""
+    row = run.row
+
+    def go() -> dict[str, str]:
+        ws = Workspace.create(Path(row.repo_path), Path(str(row.worktree_path)), str(row.branch))
+        return {"root": str(ws.root), "base": ws.base_commit}
+
+    info = checkpoint("workspace", go)
+    run.svc.runs.update(run.run_id, worktree_path=info["root"], base_commit=info["base"])
+
+
+def empty_run() -> gates.TestRun:
     from orchestra.tools.sandbox import CommandResult
 
     return gates.TestRun(CommandResult((), 1, "", "", 0.0, False, False))

@@ -22,13 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from orchestra.config.schema import OrchestraConfig
-from orchestra.engine.demo import open_knowledge
-from orchestra.engine.factory import build_runtime
+from orchestra.engine import EngineRuntime, InProcessModelClient, RunStore, orphaned_runs
+from orchestra.engine.factory import build_runtime, open_knowledge
 from orchestra.engine.gateway_link import RunAccounting
-from orchestra.engine.model import InProcessModelClient
-from orchestra.engine.runs import RunStore
-from orchestra.engine.runtime import EngineRuntime, orphaned_runs
 from orchestra.gateway import GatewayApp
+from orchestra.pipelines import builtin_pipelines
 from orchestra.store import Database, open_database
 
 log = logging.getLogger("orchestra.engine")
@@ -76,6 +74,7 @@ class ServerEngine:
             database_url=self.database_url,
             home=self.home,
             client=client,
+            pipelines=builtin_pipelines(),
             budget_setup=ledger.define_run_budget,
             cost_source=ledger,
             knowledge=open_knowledge(None, log.warning),

@@ -18,9 +18,10 @@ from typing import Any
 
 from orchestra.config.loader import parse_config
 from orchestra.config.schema import OrchestraConfig
-from orchestra.engine.factory import runtime_with_local_gateway
+from orchestra.engine import EngineRuntime
+from orchestra.engine.factory import open_knowledge, runtime_with_local_gateway
 from orchestra.engine.gateway_link import LocalGateway
-from orchestra.engine.runtime import EngineRuntime
+from orchestra.pipelines import builtin_pipelines
 from orchestra.store import Database, open_database
 from orchestra.testing import FakeUpstream
 from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
@@ -104,6 +105,7 @@ def scripted_stack(
             database=database,
             database_url=url,
             home=home,
+            pipelines=builtin_pipelines(),
             agents=agents,
             knowledge=knowledge,
         ) as (runtime, gateway):
@@ -112,17 +114,6 @@ def scripted_stack(
         if upstream is not None:
             upstream.stop()
         database.dispose()
-
-
-def open_knowledge(location: Path | None, say: Callable[[str], None]) -> Any | None:
-    """The knowledge store for plans and findings; the run goes on without it if it fails."""
-    try:
-        from orchestra.knowledge import KnowledgeStore
-
-        return KnowledgeStore.open(location)
-    except Exception as exc:  # optional: a broken store must not stop the pipeline
-        say(f"knowledge store unavailable ({exc}); continuing without it")
-        return None
 
 
 def run_demo(

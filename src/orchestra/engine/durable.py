@@ -1,0 +1,134 @@
+"""The engine's durable building blocks, used inside workflows.
+
+:func:`checkpoint` records a step, :func:`run_agents` runs agent steps as child workflows
+on this process's agent queue, and :func:`pipeline_workflow` registers a pipeline's entry
+point as a DBOS workflow (at import, so it is registered before the runtime launches).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from dbos import DBOS, SetWorkflowID
+
+from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
+from orchestra.engine.services import CHILD_FALLBACK_S, ChildSignals, EngineServices, services
+from orchestra.tools import WritePolicy
+
+POLL_S = 0.05
+"""How often the engine polls DBOS for queue work and child results (seconds)."""
+
+Workflow = Callable[[str], Mapping[str, Any]]
+"""A pipeline's DBOS workflow: run id -> the run's outcome (a small JSON-able mapping)."""
+
+
+def checkpoint(name: str, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` as a DBOS step named ``name``: its result is recorded and replayed."""
+    return DBOS.run_step({"name": name, "retries_allowed": False}, fn)
+
+
+@DBOS.workflow(name="orchestra.agent")
+def agent_workflow(run_id: str, task_ref: str) -> dict[str, Any]:
+    """One agent step as a child workflow: its model calls and tool calls are DBOS steps."""
+    svc = services()
+    try:
+        return _agent_step(svc, run_id, task_ref)
+    finally:
+        # DBOS writes the result just after this returns; the parent's get_result then
+        # polls at POLL_S for that short gap only.
+        workflow_id = DBOS.workflow_id
+        if workflow_id is not None:
+            svc.children.mark_done(workflow_id)
+
+
+def _agent_step(svc: EngineServices, run_id: str, task_ref: str) -> dict[str, Any]:
+    task = AgentTask(**svc.artifacts.get_json(run_id, task_ref))
+    run = svc.runs.get(run_id)
+    svc.runs.start_step(task.step_id, run_id, task.phase, task.agent)
+    profile = svc.agents.get(task.agent)
+    policy = WritePolicy(
+        allowed=tuple(task.allowed_writes) if task.allowed_writes is not None else None,
+        protected=frozenset(task.protected),
+        reason=task.write_reason,
+    )
+    runner = AgentRunner(svc.client, svc.artifacts, svc.runs, checkpoint=checkpoint)
+    outcome = runner.run(task, profile.prompt, list(profile.tools), svc.toolbox(run, policy))
+    svc.runs.finish_step(
+        run_id,
+        task.step_id,
+        status=outcome.status,
+        stop_reason=outcome.status,
+        summary=outcome.summary[:2000],
+        transcript_ref=outcome.transcript_ref,
+    )
+    return outcome.to_dict()
+
+
+def run_agents(run_id: str, tasks: Sequence[AgentTask]) -> list[AgentOutcome]:
+    """Run agent steps as child workflows on the agent queue (concurrently, bounded)."""
+    svc = services()
+    handles = []
+    for task in tasks:
+        ref = svc.artifacts.put_json(
+            run_id, f"tasks/{task.step_id.replace(':', '_')}.json", task.__dict__, "task"
+        )
+        with SetWorkflowID(f"{run_id}:{task.step_id}"):
+            handles.append(DBOS.enqueue_workflow(svc.queue_name, agent_workflow, run_id, ref))
+    outcomes = []
+    for handle in handles:
+        _await_child(svc.children, handle.get_workflow_id())
+        # DBOS polls for a child's result once a second by default: most of a second lost
+        # per agent group on the critical path. The child has returned by now, so poll at
+        # the queue's interval for the moment until DBOS has written its result.
+        outcomes.append(AgentOutcome.from_dict(handle.get_result(polling_interval_sec=POLL_S)))
+    return outcomes
+
+
+def _await_child(children: ChildSignals, workflow_id: str) -> None:
+    """Block until child ``workflow_id`` has returned: its in-process notice, or else a
+    status check every :data:`CHILD_FALLBACK_S` (a child run before a restart)."""
+    while not _child_ended(workflow_id):
+        if children.wait(workflow_id, CHILD_FALLBACK_S):
+            return
+
+
+def _child_ended(workflow_id: str) -> bool:
+    # Inside a workflow DBOS records every status query as a step; a varying number of
+    # them would break replay. Run the check in an empty context: outside any workflow.
+    def status() -> str | None:
+        found = DBOS.get_workflow_status(workflow_id)
+        return None if found is None else found.status
+
+    return contextvars.Context().run(status) not in {"PENDING", "ENQUEUED", "DELAYED"}
+
+
+def pipeline_workflow(
+    name: str,
+) -> Callable[[Callable[[EngineServices, str], Mapping[str, Any]]], Workflow]:
+    """Register ``execute(services, run_id)`` as the DBOS workflow ``name``.
+
+    Use it at module level in the pipeline's own module: DBOS must know a workflow by
+    name before the runtime launches, so that a resumed run finds it. The returned
+    function (``run_id -> outcome``) is what a :class:`~orchestra.engine.Pipeline` hands
+    the engine as its ``workflow``.
+    """
+
+    def register(execute: Callable[[EngineServices, str], Mapping[str, Any]]) -> Workflow:
+        def entry(run_id: str) -> Mapping[str, Any]:
+            return execute(services(), run_id)
+
+        entry.__name__ = entry.__qualname__ = f"workflow_{execute.__name__}"
+        entry.__module__ = execute.__module__
+        entry.__doc__ = execute.__doc__
+        registered: Workflow = DBOS.workflow(name=name)(entry)
+        return registered
+
+    return register
+
+
+def registered_workflow_name(workflow: Workflow) -> str | None:
+    """The DBOS name ``workflow`` was registered under, or ``None`` if it never was."""
+    name = getattr(workflow, "dbos_function_name", None)
+    return str(name) if name is not None else None

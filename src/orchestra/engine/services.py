@@ -1,0 +1,176 @@
+"""What workflows reach for while they run: the services bound to the launched runtime.
+
+DBOS keeps its registry of workflows and its instance at module level; that is the one
+process-wide binding Orchestra accepts. :class:`~orchestra.engine.runtime.EngineRuntime`
+binds its :class:`EngineServices` here at ``launch()`` and releases them at ``shutdown()``;
+workflow code (the engine's agent workflow and every pipeline) reaches them through
+:func:`services`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestra.config.schema import OrchestraConfig
+from orchestra.engine.agents import AgentSource
+from orchestra.engine.artifacts import ArtifactStore
+from orchestra.engine.model import ModelClient
+from orchestra.engine.runs import RunStore
+from orchestra.errors import EngineError
+from orchestra.store import Database
+from orchestra.store.tables.engine import RunRow
+from orchestra.tools import CommandLimits, Toolbox, Workspace, WritePolicy
+
+CHILD_FALLBACK_S = 1.0
+"""How often a parent checks a child's status when no in-process notice arrives."""
+
+
+@dataclass
+class ChildSignals:
+    """In-process notices that agent child workflows returned.
+
+    A parent used to poll DBOS every 50 ms for each child's result for the whole length
+    of the agent step: with many runs waiting, those status queries were a large part of
+    the engine's CPU. Children run in this process's queue, so each one says when it
+    returns and the parent asks DBOS for the result only then (DBOS still records the
+    result as usual). A child this process never ran (a resume after a crash) is caught
+    by a status check every :data:`CHILD_FALLBACK_S`.
+    """
+
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _done: set[str] = field(default_factory=set)
+
+    def mark_done(self, workflow_id: str) -> None:
+        """Record that ``workflow_id`` returned (or raised) and wake its waiters."""
+        with self._cond:
+            self._done.add(workflow_id)
+            self._cond.notify_all()
+
+    def wait(self, workflow_id: str, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for ``workflow_id``'s notice; consumes it."""
+        with self._cond:
+            seen = self._cond.wait_for(lambda: workflow_id in self._done, timeout_s)
+            self._done.discard(workflow_id)
+            return seen
+
+
+BudgetSetup = Callable[[str, float], None]
+"""(run id, dollars) -> creates the gateway budget scoped to the run."""
+
+
+@dataclass
+class EngineServices:
+    """What workflows reach for while they run in this process."""
+
+    config: OrchestraConfig
+    database: Database
+    home: Path
+    client: ModelClient
+    agents: AgentSource
+    runs: RunStore
+    artifacts: ArtifactStore
+    queue_name: str
+    budget_setup: BudgetSetup | None = None
+    knowledge: Any | None = None
+    """An ``orchestra.knowledge.KnowledgeStore`` when available."""
+    cost_source: Any | None = None
+    """Something with ``costs_for_run(run_id) -> dict[step, float]`` (the gateway ledger)."""
+    children: ChildSignals = field(default_factory=ChildSignals)
+    """Notices that agent child workflows returned (see :func:`run_agents`)."""
+
+    def limits(self) -> CommandLimits:
+        engine = self.config.engine
+        return CommandLimits(
+            timeout_s=engine.command_timeout_s,
+            memory_mb=engine.command_memory_mb,
+            isolate_network=engine.isolate_network,
+        )
+
+    def test_command(self, repo_path: str) -> list[str]:
+        override = self.config.engine.repositories.get(Path(repo_path).name)
+        if override and override.test_command:
+            return list(override.test_command)
+        return list(self.config.engine.test_command)
+
+    def allowed_commands(self, repo_path: str) -> list[str]:
+        override = self.config.engine.repositories.get(Path(repo_path).name)
+        if override and override.allowed_commands is not None:
+            return list(override.allowed_commands)
+        return list(self.config.engine.allowed_commands)
+
+    def workspace(self, run: RunRow) -> Workspace:
+        if not run.worktree_path or not run.branch or not run.base_commit:
+            raise EngineError(f"run {run.id} has no workspace yet")
+        return Workspace(Path(run.worktree_path), run.branch, run.base_commit)
+
+    def toolbox(self, run: RunRow, policy: WritePolicy) -> Toolbox:
+        search = store = None
+        if self.knowledge is not None:
+            search, store = _knowledge_tools(self.knowledge, run)
+        return Toolbox(
+            workspace=self.workspace(run),
+            home=self.artifacts.run_dir(run.id) / "home",
+            test_command=self.test_command(run.repo_path),
+            allowed_commands=self.allowed_commands(run.repo_path),
+            limits=self.limits(),
+            policy=policy,
+            knowledge_search=search,
+            knowledge_store=store,
+        )
+
+
+def engine_source(run_id: str, agent: str | None = None) -> Any:
+    """Where an entry the engine stores came from (``orchestra.knowledge.Source``)."""
+    from orchestra.knowledge.models import Source
+
+    return Source(run=run_id, agent=agent, origin="engine")
+
+
+def _knowledge_tools(knowledge: Any, run: RunRow) -> tuple[Any, Any]:
+    project = Path(run.repo_path).name
+
+    def search(query: str, k: int) -> list[str]:
+        hits = knowledge.search(query, project=project, k=k)
+        return [f"[{hit.entry.kind}] {hit.entry.text}" for hit in hits]
+
+    def store(text: str, kind: str) -> str:
+        return str(knowledge.add(text, kind=kind, project=project, source=engine_source(run.id)))
+
+    return search, store
+
+
+@dataclass
+class _Binding:
+    services: EngineServices | None = None
+
+
+_BINDING = _Binding()
+
+
+def services() -> EngineServices:
+    """The services of the launched runtime (inside workflows)."""
+    if _BINDING.services is None:
+        raise EngineError(
+            "the engine runtime is not launched in this process",
+            hint="create an EngineRuntime and call launch() before starting runs",
+        )
+    return _BINDING.services
+
+
+def bind(bound: EngineServices) -> None:
+    """Bind ``bound`` for workflows in this process (one launched runtime at a time)."""
+    if _BINDING.services is not None:
+        raise EngineError(
+            "an engine runtime is already launched in this process",
+            hint="call shutdown() on it first",
+        )
+    _BINDING.services = bound
+
+
+def unbind() -> None:
+    """Release the binding (the runtime stopped, or its launch failed)."""
+    _BINDING.services = None
