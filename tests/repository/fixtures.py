@@ -1,8 +1,8 @@
 """Fixture repositories and virtualenvs, built inside the tests with no network.
 
-A virtualenv gets pytest by a ``.pth`` file naming a folder that links pytest and its
-dependencies from Orchestra's own environment (and nothing else: not Orchestra, not
-Hypothesis). Packages are installed into it by ``pip install --no-index`` from wheels
+A virtualenv gets pytest (and coverage.py) by a ``.pth`` file naming a folder that links
+them and their dependencies from Orchestra's own environment (and nothing else: not
+Orchestra, not Hypothesis). Packages are installed into it by ``pip install --no-index`` from wheels
 built here by hand, so the install is pip's own, editable installs included.
 """
 
@@ -22,11 +22,11 @@ from orchestra.testing.scripted import create_repository
 PYTEST_DISTRIBUTIONS = ("pytest", "pluggy", "iniconfig", "packaging", "pygments")
 
 
-def site_linking_pytest(dest: Path) -> Path:
-    """A folder of links to pytest and its dependencies (nothing else)."""
+def site_linking_pytest(dest: Path, *, with_coverage: bool = False) -> Path:
+    """A folder of links to pytest and its dependencies (and coverage.py if asked)."""
     dest.mkdir(parents=True, exist_ok=True)
     site = Path(sysconfig.get_paths()["purelib"])
-    for name in PYTEST_DISTRIBUTIONS:
+    for name in (*PYTEST_DISTRIBUTIONS, *(("coverage",) if with_coverage else ())):
         try:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:

@@ -147,3 +147,21 @@ def test_green_gate(tmp_path: Path) -> None:
     assert "tests/test_c.py::test_add" in failing.verdict.reason
     (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     assert green_gate(env, repo, **kwargs).verdict.accepted  # type: ignore[arg-type]
+
+
+def test_new_tests_of_a_file_that_cannot_import_yet_count_as_errors(tmp_path: Path) -> None:
+    repo, base, ids = _repo(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/mod.py": "def f():\n    return 1\n",
+            "tests/test_f.py": ("from pkg.mod import f\n\n\ndef test_f():\n    assert f() == 1\n"),
+        },
+    )
+    (repo / "tests/test_new.py").write_text(
+        "from pkg.mod import g\n\n\ndef test_g():\n    assert g()\n\n\ndef test_g2():\n"
+        "    assert g()\n"
+    )
+    result = _red(tmp_path, repo, base, ids, ["pkg/mod.py"])
+    assert result.verdict.accepted, result.verdict.reason
+    assert result.new_case_counts() == {"passed": 0, "failed": 0, "error": 2, "skipped": 0}

@@ -101,7 +101,7 @@ def test_replayed_commit_reaches_green_through_the_pipeline(
     tmp_path: Path,
     pipeline_agents: RosterAgents,
 ) -> None:
-    from orchestra.engine.demo import scripted_stack
+    from orchestra.demo import scripted_stack
 
     source = create_sample_repository(tmp_path / "source")
     sha = commit_files(

@@ -29,6 +29,31 @@ class GateResult:
     changed: ChangedTests | None = None
     planned: PlannedCode | None = None
 
+    def new_case_counts(self) -> dict[str, int]:
+        """Outcomes of the new or changed tests only (red), or of every case (green).
+
+        A new test whose file could not be collected (an import of planned code) did not
+        run: it counts as an ``error``.
+        """
+        counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
+        seen: set[str] = set()
+        for case in self.report.cases:
+            if self.changed is None or self.changed.is_new_or_changed(case.id):
+                counts[case.outcome] += 1
+                seen.add(case.function_id)
+        if self.changed is not None and self.report.cases:
+            counts["error"] += len(self.changed.functions - seen)
+        return counts
+
+    def details(self, limit: int = 3, chars: int = 600) -> str:
+        """The error lines of a few cases the verdict names, bounded; for a model."""
+        named = {i for p in self.verdict.problems for i in p.ids[:limit]}
+        parts: list[str] = []
+        for case in self.report.cases:
+            if case.id in named and case.detail and len(parts) < limit:
+                parts.append(f"{case.id}:\n{case.detail[:chars]}")
+        return "\n\n".join(parts)
+
 
 def implementation_files(files: Iterable[str]) -> list[str]:
     """The plan's files that are implementation (test files and test helpers removed)."""
@@ -55,9 +80,12 @@ def red_gate(
     """
     changed = changed_tests_in(worktree, base_commit, base_ids)
     planned = planned_code(worktree, implementation_files(planned_files))
-    report = run_test_suite(
-        env, worktree, home=home, limits=limits, report_dir=report_dir, name=name
-    )
+    if changed.unparsable:
+        report = TestReport()  # no run: the files do not even compile
+    else:
+        report = run_test_suite(
+            env, worktree, home=home, limits=limits, report_dir=report_dir, name=name
+        )
     verdict = judge_red_cases(report, changed, planned, preexisting)
     return GateResult(verdict, report, changed, planned)
 

@@ -169,6 +169,13 @@ class CaseVerdict:
     """New or changed tests failing for the right reason."""
     counts: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def headline(self) -> str:
+        """The problems' summaries on one line (no ids): for reports and run lists."""
+        if self.accepted:
+            return self.reason.split("\n", 1)[0]
+        return "; ".join(p.summary for p in self.problems)
+
 
 def _reason(problems: Sequence[Problem], accepted_text: str) -> str:
     if not problems:
@@ -197,7 +204,7 @@ def judge_red_cases(
                 "unparsable",
                 tuple(files),
                 tuple(f"{f}: {changed.unparsable[f]}" for f in files),
-                "test files do not compile",
+                "the test files do not compile",
             )
         )
     if not report.structured:
@@ -222,6 +229,8 @@ def judge_red_cases(
         if "::" not in case.id:  # a file or package that failed to load
             if case.outcome not in {"failed", "error"} or case.id in skip:
                 continue
+            if case.id in changed.unparsable:
+                continue  # reported as not compiling
             judgement = missing_behaviour(case, planned)
             file_verdicts[case.id] = judgement
             if changed.in_file(case.id):
@@ -262,7 +271,8 @@ def judge_red_cases(
             right.append(function)
         else:
             wrong.append((function, f"{function}: {verdict.why}"))
-    if not right and not wrong and not passing and not skipped and not not_run:
+    nothing = not right and not wrong and not passing and not skipped and not not_run
+    if nothing and not changed.unparsable:
         problems.append(
             Problem(
                 "no_new_tests",

@@ -1,11 +1,12 @@
-"""The test-first pipeline: plan -> red -> green -> review (parallel) -> finish.
+"""The test-first pipeline: preflight -> plan -> red -> green -> review (parallel) -> finish.
 
 Every phase is durable: agents are child workflows, gates and commits are DBOS steps.
 Code between steps only reads recorded outputs, so replaying it after a crash is safe.
 Phases are functions over one :class:`TestFirstRun` (the engine's services, the durable
 building blocks of :mod:`.steps` and the typed :class:`TestFirstState` of :mod:`.state`);
 each reads what the earlier ones left in the state and adds its own part. One module per
-phase: :mod:`.planning`, :mod:`.red`, :mod:`.green`, :mod:`.review`, :mod:`.finish`.
+phase: :mod:`.preflight`, :mod:`.planning`, :mod:`.red`, :mod:`.green`, :mod:`.review`,
+:mod:`.finish`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,20 @@ from orchestra.engine import (
 from orchestra.pipelines.test_first.finish import finish
 from orchestra.pipelines.test_first.green import green_phase
 from orchestra.pipelines.test_first.planning import plan_phase
+from orchestra.pipelines.test_first.preflight import preflight_phase
 from orchestra.pipelines.test_first.red import red_phase
 from orchestra.pipelines.test_first.review import review_phase
 from orchestra.pipelines.test_first.state import TestFirstState
 from orchestra.pipelines.test_first.steps import Phase, RunFailed, TestFirstRun, prepare_workspace
 
-PHASES: Sequence[Phase] = (prepare_workspace, plan_phase, red_phase, green_phase, review_phase)
+PHASES: Sequence[Phase] = (
+    prepare_workspace,
+    preflight_phase,
+    plan_phase,
+    red_phase,
+    green_phase,
+    review_phase,
+)
 """The phases in order; ``finish`` follows, whether they succeeded or a gate failed."""
 
 
@@ -51,7 +60,7 @@ PIPELINE = PipelineDefinition(
     name="test-first",
     workflow=test_first_workflow,
     state_type=TestFirstState,
-    description="plan -> red -> green -> review (parallel) -> finish",
+    description="preflight -> plan -> red -> green -> review (parallel) -> finish",
 )
 """The test-first pipeline as the engine sees it."""
 
