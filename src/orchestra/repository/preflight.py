@@ -107,7 +107,8 @@ def environment_fingerprint(env: TestEnvironment, worktree: Path) -> str:
         "env": dict(env.env),
         "passed": passed,
         "interpreter": [interpreter, stat.st_mtime_ns if stat else None],
-        "site": _site_listing(env.virtual_env),
+        # Orchestra's own environment when the tests run in it (no virtualenv of theirs).
+        "site": _site_listing(env.virtual_env or (sys.prefix if env.kind == "system" else None)),
         "locks": locks,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
