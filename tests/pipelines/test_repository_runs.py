@@ -3,14 +3,12 @@ repository's own environment, driven by replays of real commits (no network)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from orchestra.demo import scripted_stack
 from orchestra.engine.agents import RosterAgents
-from orchestra.roster import BUILTIN_AGENTS_DIR
 from orchestra.testing import CommitReplay, FakeUpstream
 from orchestra.testing.scripted import create_repository
 from orchestra.tools.workspace import git
@@ -18,6 +16,7 @@ from tests.engine.helpers import report_of
 from tests.repository.fixtures import (
     SRC_LAYOUT,
     build_wheel,
+    load_pipeline_agents,
     make_venv,
     pip_install,
     site_linking_pytest,
@@ -25,24 +24,11 @@ from tests.repository.fixtures import (
 
 pytestmark = pytest.mark.slow
 
-PIPELINE_AGENTS = (
-    "chief-architect",
-    "test-writer",
-    "python-developer",
-    "security-auditor",
-    "code-reviewer",
-    "readme-writer",
-    "qa-lead",
-)
-
 
 @pytest.fixture
 def agents(tmp_path: Path) -> RosterAgents:
-    folder = tmp_path / "agents"
-    folder.mkdir()
-    for name in PIPELINE_AGENTS:
-        shutil.copy(BUILTIN_AGENTS_DIR / f"{name}.md", folder / f"{name}.md")
-    return RosterAgents.load(folder)
+    """The built-in agents the test-first pipeline uses."""
+    return load_pipeline_agents(tmp_path / "agents")
 
 
 def _feature_commit(repo: Path, files: dict[str, str], message: str) -> str:

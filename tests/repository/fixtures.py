@@ -11,12 +11,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 import sysconfig
 import zipfile
 from pathlib import Path
 
+from orchestra.engine.agents import RosterAgents
+from orchestra.roster import BUILTIN_AGENTS_DIR
 from orchestra.testing.scripted import create_repository
 
 PYTEST_DISTRIBUTIONS = ("pytest", "pluggy", "iniconfig", "packaging", "pygments")
@@ -156,3 +159,22 @@ FLAT_LAYOUT = {
 def flat_repo(path: Path) -> Path:
     """A flat layout: a module at the root, tests under ``tests/`` with no ``__init__``."""
     return create_repository(path, FLAT_LAYOUT, "calc")
+
+
+PIPELINE_AGENTS = (
+    "chief-architect",
+    "test-writer",
+    "python-developer",
+    "security-auditor",
+    "code-reviewer",
+    "readme-writer",
+    "qa-lead",
+)
+
+
+def load_pipeline_agents(folder: Path) -> RosterAgents:
+    """The built-in agents the test-first pipeline uses, copied to ``folder`` and loaded."""
+    folder.mkdir()
+    for name in PIPELINE_AGENTS:
+        shutil.copy(BUILTIN_AGENTS_DIR / f"{name}.md", folder / f"{name}.md")
+    return RosterAgents.load(folder)

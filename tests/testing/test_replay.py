@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from orchestra.engine.agents import RosterAgents
-from orchestra.roster import BUILTIN_AGENTS_DIR
 from orchestra.testing import CommitChange, CommitReplay, FakeUpstream
 from orchestra.testing.scripted import SAMPLE_FILES, create_sample_repository
 from orchestra.testing.steps import RecordedRequest
 from orchestra.tools.workspace import git
-from tests.repository.fixtures import commit_files
+from tests.repository.fixtures import commit_files, load_pipeline_agents
 
 REPORT_PY = '"""Reports."""\n\n\ndef total(stock):\n    return sum(stock._items.values())\n'
 TOTAL_TEST = (
@@ -24,25 +22,10 @@ TOTAL_TEST = (
 )
 
 
-PIPELINE_AGENTS = (
-    "chief-architect",
-    "test-writer",
-    "python-developer",
-    "security-auditor",
-    "code-reviewer",
-    "readme-writer",
-    "qa-lead",
-)
-
-
 @pytest.fixture
 def pipeline_agents(tmp_path: Path) -> RosterAgents:
-    """The built-in agents the test-first pipeline uses (as in tests/engine)."""
-    folder = tmp_path / "agents"
-    folder.mkdir()
-    for name in PIPELINE_AGENTS:
-        shutil.copy(BUILTIN_AGENTS_DIR / f"{name}.md", folder / f"{name}.md")
-    return RosterAgents.load(folder)
+    """The built-in agents the test-first pipeline uses."""
+    return load_pipeline_agents(tmp_path / "agents")
 
 
 def _commit(repo: Path) -> str:
