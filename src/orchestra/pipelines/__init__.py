@@ -1,4 +1,4 @@
-"""Pipelines: the test-first pipeline (plan, red, green, review, finish) and its gates.
+"""Pipelines: the test-first pipeline (preflight, plan, red, green, review, finish).
 
 Each pipeline registers itself with an engine's registry (``register(registry)``);
 :func:`builtin_pipelines` is what the composition root hands the engine.
@@ -6,7 +6,6 @@ Each pipeline registers itself with an engine's registry (``register(registry)``
 
 from orchestra.engine import PipelineRegistry
 from orchestra.pipelines import test_first
-from orchestra.pipelines.gates import GateVerdict, judge_red
 from orchestra.pipelines.plan import Plan, PlanPart, parse_plan
 
 
@@ -17,4 +16,4 @@ def builtin_pipelines() -> PipelineRegistry:
     return registry
 
 
-__all__ = ["GateVerdict", "Plan", "PlanPart", "builtin_pipelines", "judge_red", "parse_plan"]
+__all__ = ["Plan", "PlanPart", "builtin_pipelines", "parse_plan"]

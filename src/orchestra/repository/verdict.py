@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from orchestra.repository.changes import ChangedTests
+from orchestra.repository.diagnosis import first_error_line
 from orchestra.repository.planned import PlannedCode
 from orchestra.repository.reports import CaseResult, TestReport, bounded
 
@@ -208,13 +209,13 @@ def judge_red_cases(
             )
         )
     if not report.structured:
-        first = next((ln for ln in report.output.splitlines() if ln.strip()), "")
+        first = first_error_line(report.output)
         problems.append(
             Problem(
                 "no_report",
                 (),
-                summary=f"the test runner wrote no report (exit {report.exit_code}): "
-                + bounded(first, LINE_LIMIT),
+                summary=f"existing tests fail: the test run wrote no report (exit "
+                f"{report.exit_code}) with the new tests present: " + bounded(first, LINE_LIMIT),
             )
         )
         return CaseVerdict(False, _reason(problems, ""), tuple(problems))
