@@ -21,16 +21,15 @@ from typing import Any
 import httpx
 from dbos import DBOS, SetWorkflowID
 
+from orchestra.app import Orchestra
 from orchestra.config.loader import parse_config
 from orchestra.demo import scripted_stack
 from orchestra.engine import checkpoint
 from orchestra.engine.agent import AgentRunner, AgentTask
 from orchestra.engine.agents import RosterAgents
 from orchestra.engine.artifacts import ArtifactStore
-from orchestra.engine.factory import build_runtime
 from orchestra.engine.model import HttpModelClient
 from orchestra.engine.runs import RunStore
-from orchestra.pipelines import builtin_pipelines
 from orchestra.store import open_database
 from orchestra.testing import FakeUpstream, RecordedRequest, Reply, ToolCall
 from orchestra.testing.scripted import SAMPLE_TASK, create_sample_repository
@@ -85,15 +84,8 @@ def overhead(turns: int, steps: int) -> dict[str, float]:
         with FakeUpstream.start() as up:
             up.responder = _turns_responder(turns)
             client = HttpModelClient(up.base_url, "bench")
-            runtime = build_runtime(
-                config=parse_config(""),
-                database=database,
-                database_url=f"sqlite:///{tmp / 'o.db'}",
-                home=tmp,
-                client=client,
-                pipelines=builtin_pipelines(),
-                agents=RosterAgents.load(),
-            )
+            services = Orchestra(f"sqlite:///{tmp / 'o.db'}", tmp, config_given=parse_config(""))
+            runtime = services.engine(client, agents=RosterAgents.load())
             runs = RunStore(database)
             _CONTEXT["agent"] = {
                 "client": client,
@@ -130,6 +122,7 @@ def overhead(turns: int, steps: int) -> dict[str, float]:
             finally:
                 runtime.shutdown()
                 client.close()
+                services.close()
 
             async def plain_loop() -> float:
                 messages: list[dict[str, Any]] = [{"role": "user", "content": "go"}]

@@ -1,5 +1,8 @@
 """The main job offline: a sample repository taken to a green, reviewed branch.
 
+This module sits above the library, next to the CLI: only ``orchestra demo`` (lazily),
+the tests and the benchmarks import it, never ``orchestra run``, ``serve`` or the gateway.
+
 The model is scripted (:mod:`orchestra.testing.scripted` on a real
 :class:`~orchestra.testing.FakeUpstream`); everything else is real: the gateway routes,
 budgets and records every call over HTTP, the engine enforces its gates on real test
@@ -16,13 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestra.config.loader import parse_config
-from orchestra.config.schema import OrchestraConfig
+from orchestra.app import Orchestra, open_knowledge
+from orchestra.config import OrchestraConfig, parse_config
 from orchestra.engine import EngineRuntime
-from orchestra.engine.factory import open_knowledge, runtime_with_local_gateway
 from orchestra.engine.gateway_link import LocalGateway
-from orchestra.pipelines import builtin_pipelines
-from orchestra.store import Database, open_database
+from orchestra.store import Database
 from orchestra.testing import FakeUpstream
 from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
 
@@ -70,6 +71,8 @@ class ScriptedStack:
     runtime: EngineRuntime
     database: Database
     config: OrchestraConfig
+    services: Orchestra
+    """The composition root the stack was built with."""
 
 
 @contextmanager
@@ -90,7 +93,6 @@ def scripted_stack(
     With ``upstream_url``, that (already scripted) upstream is used instead of a new one.
     """
     url = database_url or f"sqlite:///{home / 'orchestra.db'}"
-    database = open_database(url)
     upstream: FakeUpstream | None = None
     if upstream_url is None:
         upstream = FakeUpstream.start()
@@ -98,22 +100,18 @@ def scripted_stack(
             scenario, latency_s=latency_s, review_latency_s=review_latency_s
         )
         upstream_url = upstream.base_url
+    config = scripted_config(upstream_url, extra_yaml)
+    services = Orchestra(database_url=url, home=home, config_given=config)
     try:
-        config = scripted_config(upstream_url, extra_yaml)
-        with runtime_with_local_gateway(
-            config=config,
-            database=database,
-            database_url=url,
-            home=home,
-            pipelines=builtin_pipelines(),
-            agents=agents,
-            knowledge=knowledge,
-        ) as (runtime, gateway):
-            yield ScriptedStack(upstream, gateway, runtime, database, config)
+        with services.engine_with_local_gateway(agents=agents, knowledge=knowledge) as (
+            runtime,
+            gateway,
+        ):
+            yield ScriptedStack(upstream, gateway, runtime, services.database, config, services)
     finally:
         if upstream is not None:
             upstream.stop()
-        database.dispose()
+        services.close()
 
 
 def run_demo(
@@ -130,7 +128,7 @@ def run_demo(
     ``orchestra report`` show it afterwards. ``watch(runtime, run_id, gateway)``, when
     given, follows the run (the CLI's live view) and returns its final row.
     """
-    from orchestra.config.paths import default_database_url, orchestra_home
+    from orchestra.config import default_database_url, orchestra_home
 
     repo = folder / "sample-repo"
     if fresh and repo.exists():

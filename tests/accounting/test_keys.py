@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 
 from orchestra.accounting import Accounting, InvalidKey, KeyNotFound, KeyStore
+from orchestra.accounting.audit import AuditChainBroken
+from orchestra.config import OrchestraConfig
 from orchestra.store import Database
-from orchestra.store.tables.gateway import GatewayKey
+from orchestra.store.tables.gateway import GatewayAuditHead, GatewayKey
+from tests.polling import eventually
 
 from .conftest import FakeClock
 
@@ -123,3 +127,92 @@ def test_attribution_resolves_the_org_units_above_the_team(
     c = keys.require(lone_secret).attribution()
     assert (c.org, c.division, c.squad) == ("acme", None, "unknown-squad")
     keys._store.close()
+
+
+def test_key_changes_fail_without_their_audit_entry(
+    accounting: Accounting, database: Database
+) -> None:
+    secret, record = accounting.keys.create("alice", "payments")
+    with database.session() as session:
+        session.execute(delete(GatewayAuditHead))
+    with pytest.raises(AuditChainBroken) as err:
+        accounting.keys.create("mallory", admin=True)
+    assert err.value.hint and "orchestra audit" in err.value.hint
+    with pytest.raises(AuditChainBroken):
+        accounting.keys.revoke(record.id)
+    with pytest.raises(AuditChainBroken):
+        accounting.keys.rotate(record.id)
+    with database.session() as session:
+        rows = session.scalars(select(GatewayKey)).all()
+        assert [(r.developer, r.revoked_at, r.replaced_by) for r in rows] == [("alice", None, None)]
+    assert accounting.keys.authenticate(secret) is not None
+    assert [e.action for e in accounting.audit.list()] == ["key.create"]
+
+
+def test_a_revocation_by_another_process_takes_effect_at_once(
+    database: Database, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Two workers (or a worker and the CLI) on one database, with a long key cache."""
+    workers = [
+        Accounting(
+            database,
+            OrchestraConfig.model_validate({"gateway": {"key_cache_ttl_s": 3600}}),
+            clock=clock,
+            journal_dir=tmp_path / f"journal{i}",
+            pepper=b"shared",
+        )
+        for i in range(2)
+    ]
+    gateway, cli = workers
+    try:
+        secret, record = cli.keys.create("alice", "payments")
+        other_secret, _ = cli.keys.create("bob", "payments")
+        assert gateway.keys.authenticate(secret) is not None  # cached for an hour
+        assert gateway.keys.authenticate(other_secret) is not None
+        cli.keys.revoke(record.id)
+        assert eventually(lambda: gateway.keys.authenticate(secret) is None)
+        assert gateway.keys.authenticate(other_secret) is not None
+        rotated_secret, _ = cli.keys.rotate(_id_of(cli, "bob"), timedelta(0))
+        assert eventually(lambda: gateway.keys.authenticate(other_secret) is None)
+        assert gateway.keys.authenticate(rotated_secret) is not None
+    finally:
+        for acc in workers:
+            acc.close()
+
+
+def test_an_unchanged_key_is_served_from_the_cache(
+    accounting: Accounting, database: Database
+) -> None:
+    secret, _ = accounting.keys.create("alice", "payments")
+    assert accounting.keys.watch()
+    assert accounting.keys.authenticate(secret) is not None
+    with database.session() as session:  # behind the store's back: no audit, no counter
+        session.execute(delete(GatewayKey))
+    assert accounting.keys.authenticate(secret) is not None
+
+
+def _id_of(acc: Accounting, developer: str) -> str:
+    return next(k.id for k in acc.keys.list() if k.developer == developer)
+
+
+def test_a_lost_change_listener_serves_nothing_stale_and_comes_back(database: Database) -> None:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the LISTEN/NOTIFY listener is PostgreSQL's; SQLite reads the counter")
+    keys = KeyStore(database, pepper=b"p")
+    try:
+        assert keys.watch()
+        before = keys.version()
+        with database.engine.begin() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            ).all()
+        assert killed
+        # Either still disconnected (every check is new: nothing served from a cache) or
+        # already back, having moved the counter past everything read before.
+        assert eventually(lambda: keys.version() != keys.version() or keys.version() > before)
+        assert keys.watch() and keys.version() > before
+    finally:
+        keys.close()

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from typer.testing import CliRunner
 
 from orchestra.cli.app import app
 from orchestra.store import open_database
-from orchestra.store.tables.gateway import GatewayAuditEntry
+from orchestra.store.tables.gateway import GatewayAuditEntry, GatewayAuditHead
 
 runner = CliRunner()
 
@@ -77,3 +78,70 @@ def test_budgets_list_and_invalid_budget(url: str) -> None:
     removed = runner.invoke(app, ["budgets", "remove", "dev"])
     assert removed.exit_code == 0
     assert json.loads(runner.invoke(app, ["budgets", "list", "--json"]).stdout) == []
+
+
+def _checkpoint() -> Path:
+    [path] = (Path(os.environ["ORCHESTRA_HOME"]) / "audit-checkpoints").glob("*.json")
+    return path
+
+
+def test_the_newest_entry_removed_with_the_head_is_caught_by_checkpoint_and_anchor(
+    url: str, tmp_path: Path
+) -> None:
+    for dev in ("alice", "bob", "carol"):
+        assert runner.invoke(app, ["keys", "create", "--developer", dev]).exit_code == 0
+    anchor = tmp_path / "anchor.json"
+    exported = runner.invoke(app, ["audit", "anchor", "--output", str(anchor)])
+    assert exported.exit_code == 0 and "entry 3" in exported.stdout
+    printed = json.loads(runner.invoke(app, ["audit", "anchor"]).stdout)
+    assert printed == json.loads(anchor.read_text())
+    ok = runner.invoke(app, ["audit", "verify", "--anchor", str(anchor)])
+    assert ok.exit_code == 0 and "3 entries verified" in ok.stdout and "anchor" in ok.stdout
+    db = open_database(url)
+    with db.session() as s:
+        s.execute(delete(GatewayAuditEntry).where(GatewayAuditEntry.seq == 3))
+        s.execute(delete(GatewayAuditHead))
+    db.dispose()
+    broken = runner.invoke(app, ["audit", "verify", "--json"])
+    assert broken.exit_code == 1
+    assert json.loads(broken.stdout)["first_bad_index"] == 3
+    assert "removed" in json.loads(broken.stdout)["reason"]
+    _checkpoint().unlink()  # the intruder found the checkpoint too, and rebuilt a head
+    db = open_database(url)
+    with db.session() as s:
+        second = s.get(GatewayAuditEntry, 2)
+        assert second is not None
+        s.add(GatewayAuditHead(id=1, last_seq=2, last_hash=second.entry_hash))
+    db.dispose()
+    assert runner.invoke(app, ["audit", "verify"]).exit_code == 0  # nothing inside knows
+    caught = runner.invoke(app, ["audit", "verify", "--anchor", str(anchor)])
+    assert caught.exit_code == 1 and "records entry 3" in caught.output
+
+
+def test_key_changes_fail_without_their_audit_entry_until_resealed(url: str) -> None:
+    assert runner.invoke(app, ["keys", "create", "--developer", "alice"]).exit_code == 0
+    db = open_database(url)
+    with db.session() as s:
+        s.execute(delete(GatewayAuditHead))
+    db.dispose()
+    refused = runner.invoke(app, ["keys", "create", "--developer", "mallory", "--admin"])
+    assert refused.exit_code == 2
+    said = " ".join(refused.output.split())
+    assert "head row is missing" in said and "orchestra audit reseal" in said
+    listed = json.loads(runner.invoke(app, ["keys", "list", "--json"]).stdout)
+    assert [k["developer"] for k in listed] == ["alice"]
+    resealed = runner.invoke(app, ["audit", "reseal"])
+    assert resealed.exit_code == 0 and "Resealed" in resealed.stdout
+    assert runner.invoke(app, ["keys", "create", "--developer", "bob"]).exit_code == 0
+    actions = [
+        e["action"] for e in json.loads(runner.invoke(app, ["audit", "list", "--json"]).stdout)
+    ]
+    assert actions == ["key.create", "audit.reseal", "key.create"]
+
+
+def test_an_anchor_file_that_is_not_one_is_refused_with_a_fix(url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "anchor.json"
+    bad.write_text("{}")
+    result = runner.invoke(app, ["audit", "verify", "--anchor", str(bad)])
+    assert result.exit_code == 2 and "not an audit anchor file" in result.output
+    assert "orchestra audit anchor" in result.output

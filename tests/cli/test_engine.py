@@ -160,3 +160,33 @@ def test_cancel_from_the_cli_stops_a_run_in_another_engine(
     assert f"run {run_id} cancelled" in _text(result.output)
     again = runner.invoke(app, ["cancel", run_id])
     assert again.exit_code == 1 and "already ended" in _text(again.output)
+
+
+@pytest.mark.slow
+def test_demo_runs_from_an_install_without_the_test_extras(tmp_path: Path) -> None:
+    """What `make run` does on a fresh clone: the base install only (issue: no pytest)."""
+    import os
+    import subprocess
+
+    from tests.engine.base_install import build_base_venv
+
+    python = build_base_venv(tmp_path / "venv")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"PYTHONPATH", "ORCHESTRA_DATABASE_URL", "VIRTUAL_ENV"}
+    }
+    env["ORCHESTRA_HOME"] = str(tmp_path / "home")
+    extras = subprocess.run([python, "-c", "import hypothesis"], env=env, capture_output=True)
+    assert extras.returncode != 0, "the throwaway install must not hold the test extras"
+    result = subprocess.run(
+        [python, "-c", "from orchestra.cli import main; main()", "demo"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    text = _text(result.stdout)
+    assert "succeeded" in text and "scripted model calls through the gateway" in text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -85,3 +87,42 @@ def test_two_workers_start_on_a_fresh_database(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
     finally:
         stop(server)
+
+
+def _loaded_after_importing(modules: list[str]) -> list[str]:
+    """Modules loaded by importing ``modules`` in a fresh interpreter (this test process
+    has loaded orchestra.testing already)."""
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
+def test_serve_run_and_the_gateway_load_neither_the_demo_nor_the_test_doubles() -> None:
+    # Everything `orchestra run`, `orchestra serve` and `orchestra gateway` import.
+    loaded = _loaded_after_importing(
+        [
+            "orchestra.cli.app",
+            "orchestra.cli.engine",
+            "orchestra.cli.serve",
+            "orchestra.server.app",
+            "orchestra.server.resuming",
+            "orchestra.app",
+            "orchestra.pipelines",
+            "orchestra.gateway",
+        ]
+    )
+    assert "orchestra.server.resuming" in loaded  # the check ran on what it names
+    assert [m for m in loaded if m.startswith(("orchestra.demo", "orchestra.testing"))] == []
+
+
+def test_the_gateway_alone_does_not_load_the_engine() -> None:
+    # `orchestra gateway` workers build their gateway through the composition root, which
+    # loads the engine (and DBOS) only when an engine is asked for.
+    loaded = _loaded_after_importing(["orchestra.cli.serve", "orchestra.server.app"])
+    assert "orchestra.app" in loaded
+    assert [m for m in loaded if m.startswith(("dbos", "orchestra.engine"))] == []

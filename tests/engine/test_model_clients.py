@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from orchestra.accounting.facade import Accounting
+from orchestra.accounting import Accounting
+from orchestra.app import Orchestra
 from orchestra.demo import scripted_config
-from orchestra.engine.gateway_link import local_gateway
 from orchestra.engine.model import (
     Attribution,
     BudgetExhausted,
@@ -60,10 +60,11 @@ def test_in_process_client_goes_through_the_gateway_core(database: Database) -> 
     ]
 
 
-def test_http_client_gets_a_budget_refusal_from_the_gateway(database: Database) -> None:
+def test_http_client_gets_a_budget_refusal_from_the_gateway(tmp_path: Path) -> None:
     with FakeUpstream.start() as up:
         config = scripted_config(up.base_url)
-        with local_gateway(config, database) as gateway:
+        services = Orchestra(f"sqlite:///{tmp_path / 'o.db'}", tmp_path, config_given=config)
+        with services, services.local_gateway() as gateway:
             gateway.define_run_budget("run-b", 0.0001)
             client = HttpModelClient(gateway.base_url, gateway.api_key)
             try:

@@ -6,24 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from orchestra.app import Orchestra
 from orchestra.config.loader import parse_config
-from orchestra.engine import EngineRuntime, dbos_threads
-from orchestra.engine.agents import RosterAgents
-from orchestra.engine.factory import build_runtime
-from orchestra.pipelines import builtin_pipelines
-from orchestra.store import Database, open_database
+from orchestra.engine import EngineRuntime, RosterAgents, dbos_threads
 
 
 def _runtime(
-    tmp_path: Path, database: Database, agents: RosterAgents, system_url: str | None = None
+    services: Orchestra, agents: RosterAgents, system_url: str | None = None
 ) -> EngineRuntime:
-    return build_runtime(
-        config=parse_config("{}", source="<test>"),
-        database=database,
-        database_url=f"sqlite:///{tmp_path / 'orchestra.db'}",
-        home=tmp_path,
-        client=object(),  # type: ignore[arg-type]  # no run is started: no model call
-        pipelines=builtin_pipelines(),
+    return services.engine(
+        object(),  # type: ignore[arg-type]  # no run is started: no model call
         agents=agents,
         system_database_url=system_url,
     )
@@ -32,15 +24,16 @@ def _runtime(
 def test_a_failed_launch_stops_dbos_and_unbinds(
     tmp_path: Path, pipeline_agents: RosterAgents
 ) -> None:
-    database = open_database(f"sqlite:///{tmp_path / 'orchestra.db'}")
-    try:
+    with Orchestra(
+        database_url=f"sqlite:///{tmp_path / 'orchestra.db'}",
+        home=tmp_path,
+        config_given=parse_config("{}", source="<test>"),
+    ) as services:
         unreachable = f"sqlite:///{tmp_path / 'missing-folder' / 'dbos.sqlite'}"
-        runtime = _runtime(tmp_path, database, pipeline_agents, unreachable)
+        runtime = _runtime(services, pipeline_agents, unreachable)
         with pytest.raises(Exception):  # noqa: B017 - whatever DBOS raises for the folder
             runtime.launch()
         assert dbos_threads() == []
         # The failed launch left no binding behind: another runtime launches.
-        with _runtime(tmp_path, database, pipeline_agents):
+        with _runtime(services, pipeline_agents):
             assert dbos_threads()
-    finally:
-        database.dispose()

@@ -113,6 +113,7 @@ class Accounting:
     def close(self) -> None:
         """Flush pending writes and stop background threads (the database stays open)."""
         self.ledger.close()
+        self.keys.close()
         self.budgets.close()  # unused budget leases go back
         self.store.close()
         self.alerts.close()

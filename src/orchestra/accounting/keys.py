@@ -20,12 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 
 from orchestra.accounting.attribution import Attribution, OrgPath
 from orchestra.accounting.audit import AuditLog
 from orchestra.accounting.errors import InvalidKey, KeyNotFound
+from orchestra.accounting.key_changes import KeyChanges
 from orchestra.accounting.orgpath import OrgTableResolver
 from orchestra.accounting.store import AccountingStore, Clock, as_utc, utcnow
 from orchestra.config.paths import orchestra_home
@@ -108,7 +110,8 @@ class KeyRecord:
         )
 
 
-def _record(row: GatewayKey) -> KeyRecord:
+def _record(row: Any) -> KeyRecord:
+    """The record of a stored key (an ORM object or a row with the same columns)."""
     return KeyRecord(
         id=row.id,
         prefix=row.prefix,
@@ -126,9 +129,12 @@ def _record(row: GatewayKey) -> KeyRecord:
 class KeyStore:
     """Create, authenticate, list, revoke and rotate virtual keys; management is audited.
 
-    ``authenticate`` is on every request's path: successful lookups are cached in memory
-    for ``cache_ttl_s`` (5 s by default). A revocation made in this process takes effect
-    at once; one made by another process (the CLI, another worker) within the TTL.
+    ``authenticate`` is on every request's path: lookups are cached in memory for
+    ``cache_ttl_s`` (5 s by default), and only while the shared key-change counter
+    (:meth:`version`) stays where it was when the key was read. So a revocation or
+    rotation made anywhere (this process, the CLI, another worker or replica) takes
+    effect on the next request. Each change commits in one transaction with its audit
+    entry: when the entry cannot be written, the change is not made.
     """
 
     def __init__(
@@ -142,16 +148,35 @@ class KeyStore:
         cache_ttl_s: float = 5.0,
     ) -> None:
         self._store = AccountingStore.of(db)
-        self._pepper = pepper if pepper is not None else load_pepper()
+        self._pepper = pepper
+        """Read (or created) on first use: listing keys needs no pepper."""
         self._audit = audit if audit is not None else AuditLog(self._store, clock=clock)
         self._resolve = org_resolver or OrgTableResolver(self._store.db)
         self._clock = clock
         self._ttl = cache_ttl_s
-        self._cache: dict[str, tuple[float, KeyRecord]] = {}
+        self._cache: dict[str, tuple[float, int, KeyRecord]] = {}
+        """Hash -> (monotonic expiry, key-change counter when read, record)."""
         self._lock = threading.Lock()
+        self._changes = KeyChanges(self._store)
+
+    def version(self) -> int:
+        """The shared key-change counter: cached keys read under another value are stale."""
+        return self._changes.current()
+
+    def watch(self, timeout: float = 5.0) -> bool:
+        """Start following key changes made elsewhere now rather than on the first request
+        (PostgreSQL: the listener connects); whether they are followed within ``timeout``.
+        Until they are, every lookup reads the database: nothing stale is served."""
+        return self._changes.wait_ready(timeout)
+
+    def close(self) -> None:
+        """Stop watching for key changes (the listener thread on PostgreSQL)."""
+        self._changes.close()
 
     def hash(self, secret: str) -> str:
         """The keyed hash stored for ``secret``."""
+        if self._pepper is None:
+            self._pepper = load_pepper()
         return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
 
     def _with_org(self, record: KeyRecord) -> KeyRecord:
@@ -187,21 +212,21 @@ class KeyStore:
         if not developer:
             raise InvalidKey("a key needs a developer", hint="pass --developer NAME")
         secret, row = self._insert(developer, team, admin, name)
-        with self._store.db.session() as session:
-            session.add(row)
         record = _record(row)
-        self._audit.append(
-            actor,
-            "key.create",
-            record.id,
-            {
-                "developer": developer,
-                "team": team,
-                "admin": admin,
-                "name": name,
-                "prefix": record.prefix,
-            },
-        )
+        with self._audit.transaction() as tx:
+            tx.conn.execute(insert(GatewayKey).values(**_columns(row)))
+            tx.append(
+                actor,
+                "key.create",
+                record.id,
+                {
+                    "developer": developer,
+                    "team": team,
+                    "admin": admin,
+                    "name": name,
+                    "prefix": record.prefix,
+                },
+            )
         return secret, self._with_org(record)
 
     def authenticate(self, secret: str) -> KeyRecord | None:
@@ -210,9 +235,10 @@ class KeyStore:
             return None
         digest = self.hash(secret)
         now_mono = time.monotonic()
+        version = self._changes.current()
         cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now_mono:
-            record = cached[1]
+        if cached is not None and cached[0] > now_mono and cached[1] == version:
+            record = cached[2]
         else:
             with self._store.db.session() as session:
                 row = session.scalars(
@@ -224,7 +250,7 @@ class KeyStore:
             with self._lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
-                self._cache[digest] = (now_mono + self._ttl, record)
+                self._cache[digest] = (now_mono + self._ttl, version, record)
         return record if record.usable(self._clock()) else None
 
     def require(self, secret: str | None) -> KeyRecord:
@@ -259,25 +285,23 @@ class KeyStore:
 
     def _forget(self, key_id: str) -> None:
         with self._lock:
-            for digest, (_, rec) in list(self._cache.items()):
+            for digest, (_, _, rec) in list(self._cache.items()):
                 if rec.id == key_id:
                     del self._cache[digest]
 
     def revoke(self, key_id: str, *, actor: str = "system") -> KeyRecord:
         """Revoke a key at once (also an old key still in its rotation grace period)."""
         now = self._clock()
-        with self._store.db.session() as session:
-            row = session.get(GatewayKey, key_id)
-            if row is None:
-                raise KeyNotFound(f"no key with id {key_id!r}", hint="see `orchestra keys list`")
+        with self._audit.transaction() as tx:
+            row = _locked(tx.conn, key_id)
+            record = _record(row)
             if row.revoked_at is None:
-                session.execute(
+                tx.conn.execute(
                     update(GatewayKey).where(GatewayKey.id == key_id).values(revoked_at=now)
                 )
-                row.revoked_at = now
-            record = _record(row)
+                record = replace(record, revoked_at=as_utc(now))
+            tx.append(actor, "key.revoke", key_id, {"developer": record.developer})
         self._forget(key_id)
-        self._audit.append(actor, "key.revoke", key_id, {"developer": record.developer})
         return record
 
     def rotate(
@@ -289,28 +313,49 @@ class KeyStore:
                 "the grace period cannot be negative", hint="use e.g. --grace 1h or 0s"
             )
         now = self._clock()
-        with self._store.db.session() as session:
-            old = session.get(GatewayKey, key_id)
-            if old is None:
-                raise KeyNotFound(f"no key with id {key_id!r}", hint="see `orchestra keys list`")
-            if not _record(old).usable(now):
+        with self._audit.transaction() as tx:
+            old = _record(_locked(tx.conn, key_id))
+            if not old.usable(now):
                 raise InvalidKey(
-                    f"key {key_id} is {_record(old).status(now)} and cannot be rotated",
+                    f"key {key_id} is {old.status(now)} and cannot be rotated",
                     hint="create a new key with `orchestra keys create`",
                 )
             secret, row = self._insert(old.developer, old.team, old.admin, old.name)
-            session.add(row)
+            tx.conn.execute(insert(GatewayKey).values(**_columns(row)))
             expires = now + grace
-            if old.expires_at is not None and as_utc(old.expires_at) < expires:
-                expires = as_utc(old.expires_at)
-            old.expires_at = expires
-            old.replaced_by = row.id
+            if old.expires_at is not None and old.expires_at < expires:
+                expires = old.expires_at
+            tx.conn.execute(
+                update(GatewayKey)
+                .where(GatewayKey.id == key_id)
+                .values(expires_at=expires, replaced_by=row.id)
+            )
             record = _record(row)
+            tx.append(
+                actor,
+                "key.rotate",
+                key_id,
+                {
+                    "new_key": record.id,
+                    "grace_s": int(grace.total_seconds()),
+                    "prefix": record.prefix,
+                },
+            )
         self._forget(key_id)
-        self._audit.append(
-            actor,
-            "key.rotate",
-            key_id,
-            {"new_key": record.id, "grace_s": int(grace.total_seconds()), "prefix": record.prefix},
-        )
         return secret, self._with_org(record)
+
+
+def _columns(row: GatewayKey) -> dict[str, Any]:
+    """The column values of a new key row, for a Core ``INSERT``."""
+    return {c.key: getattr(row, c.key) for c in GatewayKey.__table__.columns}
+
+
+def _locked(conn: Connection, key_id: str) -> Any:
+    """The key's row, locked until the transaction ends; raises :class:`KeyNotFound`."""
+    query = select(GatewayKey.__table__).where(GatewayKey.id == key_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # SQLite: BEGIN IMMEDIATE holds the lock already
+    row = conn.execute(query).first()
+    if row is None:
+        raise KeyNotFound(f"no key with id {key_id!r}", hint="see `orchestra keys list`")
+    return row

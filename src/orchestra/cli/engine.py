@@ -27,26 +27,23 @@ def _fail(exc: OrchestraError) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _database() -> tuple[Any, str, Path]:
-    from orchestra.config.paths import default_database_url, orchestra_home
-    from orchestra.store import open_database
+def _services() -> Any:
+    """The composition root for these commands (``orchestra.app.Orchestra``)."""
+    from orchestra.app import Orchestra
 
-    url = default_database_url()
-    return open_database(url), url, orchestra_home()
+    return Orchestra.from_environment()
 
 
 @contextmanager
-def _run_store() -> Iterator[tuple[Any, Path, str]]:
-    """The state folder's run store, its folder and database URL; errors become exits."""
-    from orchestra.engine.runs import RunStore
-
-    database, url, home = _database()
+def _run_store() -> Iterator[tuple[Any, Any]]:
+    """The state folder's run store and the services it came from; errors become exits."""
+    services = _services()
     try:
-        yield RunStore(database), home, url
+        yield services.runs(), services
     except OrchestraError as exc:
         raise _fail(exc) from exc
     finally:
-        database.dispose()
+        services.close()
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
@@ -163,16 +160,11 @@ def _summary(row: Any) -> None:
 @contextmanager
 def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
     """An engine runtime on the configured gateway (or one started in this process)."""
-    from orchestra.config.loader import load_config
-    from orchestra.engine import HttpModelClient
-    from orchestra.engine.factory import build_runtime, open_knowledge, runtime_with_local_gateway
     from orchestra.errors import EngineError
-    from orchestra.pipelines import builtin_pipelines
 
-    config = load_config()
-    database, url, home = _database()
-    url_to_use = gateway_url or config.engine.gateway_url
-    try:
+    with _services() as services:
+        config = services.config
+        url_to_use = gateway_url or config.engine.gateway_url
         if url_to_use:
             key = os.environ.get(config.engine.gateway_key_env)
             if not key:
@@ -180,20 +172,8 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
                     f"no gateway key in ${config.engine.gateway_key_env}",
                     hint="create one with `orchestra keys create` and export it",
                 )
-            client = HttpModelClient(url_to_use, key)
-            runtime = build_runtime(
-                config=config,
-                database=database,
-                database_url=url,
-                home=home,
-                client=client,
-                pipelines=builtin_pipelines(),
-            )
-            try:
-                with runtime:
-                    yield runtime, None
-            finally:
-                client.close()
+            with services.engine_with_remote_gateway(url_to_use, key) as runtime:
+                yield runtime, None
             return
         if not config.tiers:
             raise EngineError(
@@ -201,17 +181,9 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
                 hint="add a provider, models and tiers to orchestra.yaml (see docs/quickstart.md)"
                 ", or try the offline demo: orchestra demo",
             )
-        with runtime_with_local_gateway(
-            config=config,
-            database=database,
-            database_url=url,
-            home=home,
-            pipelines=builtin_pipelines(),
-            knowledge=open_knowledge(None, error_console().print),
-        ) as (runtime, gateway):
+        knowledge = services.knowledge(error_console().print)
+        with services.engine_with_local_gateway(knowledge=knowledge) as (runtime, gateway):
             yield runtime, gateway
-    finally:
-        database.dispose()
 
 
 def register(app: typer.Typer) -> None:
@@ -229,7 +201,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Take TASK to a tested, reviewed branch with the test-first pipeline."""
-        from orchestra.engine.runtime import check_repository
+        from orchestra.engine import check_repository
 
         try:
             check_repository(repo)
@@ -247,7 +219,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """List recent runs."""
-        with _run_store() as (runs, _home, _url):
+        with _run_store() as (runs, _services):
             rows = runs.list_runs()
         if as_json:
             print_json([_row_dict(r) for r in rows])
@@ -265,7 +237,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Show a run's phase and steps."""
-        with _run_store() as (runs, home, _url):
+        with _run_store() as (runs, services):
             row = runs.get(run_id)
             if as_json:
                 steps = [
@@ -282,7 +254,7 @@ def register(app: typer.Typer) -> None:
                 ]
                 print_json({**_row_dict(row), "steps": steps})
             else:
-                console().print(_view(runs, row.id, None, home))
+                console().print(_view(runs, row.id, None, services.home))
 
     @app.command("report")
     def report_cmd(
@@ -292,7 +264,7 @@ def register(app: typer.Typer) -> None:
         """Print a finished run's report."""
         from orchestra.errors import EngineError
 
-        with _run_store() as (runs, _home, _url):
+        with _run_store() as (runs, _services):
             row = runs.get(run_id)
             if not row.report_path:
                 raise EngineError(
@@ -309,10 +281,10 @@ def register(app: typer.Typer) -> None:
         gateway: Annotated[str | None, typer.Option(help="Gateway URL.")] = None,
     ) -> None:
         """Continue a run whose process stopped; completed steps are not repeated."""
-        from orchestra.engine.runs import FINAL_STATUSES
+        from orchestra.engine import FINAL_STATUSES
         from orchestra.errors import EngineError
 
-        with _run_store() as (runs, _home, _url):
+        with _run_store() as (runs, _services):
             row = runs.get(run_id)
             if row.status in FINAL_STATUSES:
                 raise EngineError(
@@ -335,15 +307,14 @@ def register(app: typer.Typer) -> None:
         """Cancel a run: its workflow and agents stop at their next step."""
         from dbos import DBOSClient
 
-        from orchestra.engine.runs import FINAL_STATUSES
-        from orchestra.engine.runtime import default_system_database_url
+        from orchestra.engine import FINAL_STATUSES
         from orchestra.errors import EngineError
 
-        with _run_store() as (runs, home, url):
+        with _run_store() as (runs, services):
             row = runs.get(run_id)
             if row.status in FINAL_STATUSES:
                 raise EngineError(f"run {row.id} already ended ({row.status})")
-            client = DBOSClient(system_database_url=default_system_database_url(url, home))
+            client = DBOSClient(system_database_url=services.system_database_url)
             try:
                 for wf in client.list_workflows(workflow_id_prefix=row.id):
                     if wf.status in {"PENDING", "ENQUEUED"}:

@@ -7,6 +7,7 @@ itself (``orchestra gateway``, ``orchestra serve``) live in :mod:`orchestra.cli.
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -27,11 +28,14 @@ from orchestra.accounting import (
     SecretStore,
     spend_report,
 )
+from orchestra.accounting.audit import AuditAnchor
 from orchestra.accounting.money import fmt_usd
+from orchestra.accounting.secrets import SECRETS_FILE
 from orchestra.accounting.spend import SPEND_BY
 from orchestra.accounting.store import utcnow
 from orchestra.cli.output import console, error_console, print_json
 from orchestra.config import default_database_url, load_config
+from orchestra.config.paths import existing_database_url, orchestra_home
 from orchestra.errors import OrchestraError
 from orchestra.store import open_database
 
@@ -76,20 +80,44 @@ def _usage_error(message: str, hint: str) -> typer.Exit:
 
 
 @contextmanager
-def _accounting(config_path: Path | None, database: str | None) -> Iterator[Accounting]:
+def _config_file(config_path: Path | None) -> Iterator[None]:
+    """With ``--config``, the state folder follows that file (as it follows the nearest
+    ``orchestra.yaml`` otherwise) for the length of the command."""
+    if config_path is None:
+        yield
+        return
+    before = os.environ.get("ORCHESTRA_CONFIG")
+    os.environ["ORCHESTRA_CONFIG"] = str(config_path.expanduser().resolve())
     try:
-        config = load_config(config_path)
-        db = open_database(database or default_database_url())
-    except OrchestraError as exc:
-        raise _fail(exc) from exc
-    acc = Accounting(db, config)
-    try:
-        yield acc
-    except OrchestraError as exc:
-        raise _fail(exc) from exc
+        yield
     finally:
-        acc.close()
-        db.dispose()
+        if before is None:
+            os.environ.pop("ORCHESTRA_CONFIG", None)
+        else:
+            os.environ["ORCHESTRA_CONFIG"] = before
+
+
+@contextmanager
+def _accounting(
+    config_path: Path | None, database: str | None, *, read_only: bool = False
+) -> Iterator[Accounting]:
+    with _config_file(config_path):
+        try:
+            config = load_config(config_path)
+            url = database or default_database_url()
+            if read_only:
+                existing_database_url(url)
+            db = open_database(url)
+        except OrchestraError as exc:
+            raise _fail(exc) from exc
+        acc = Accounting(db, config)
+        try:
+            yield acc
+        except OrchestraError as exc:
+            raise _fail(exc) from exc
+        finally:
+            acc.close()
+            db.dispose()
 
 
 def _key_json(k: KeyRecord) -> dict[str, Any]:
@@ -162,7 +190,7 @@ def keys_list(
     database: DatabaseOption = None,
 ) -> None:
     """List keys (prefix only, never the secret)."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database, read_only=True) as acc:
         records = acc.keys.list(include_revoked=include_revoked)
     if as_json:
         print_json([_key_json(k) for k in records])
@@ -253,7 +281,7 @@ def budgets_list(
     database: DatabaseOption = None,
 ) -> None:
     """Budgets with this period's spend, reservations in flight and reset time."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database, read_only=True) as acc:
         rows = acc.budgets.status()
     if as_json:
         print_json(
@@ -330,7 +358,7 @@ def spend(
     database: DatabaseOption = None,
 ) -> None:
     """Spend from the ledger, grouped by developer, team, agent, model or day."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database, read_only=True) as acc:
         report = spend_report(acc.store, by=by, period=period, developer=developer, team=team)
     if as_json:
         print_json(report.to_json())
@@ -372,7 +400,7 @@ def audit_list(
     database: DatabaseOption = None,
 ) -> None:
     """Management actions, newest first."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database, read_only=True) as acc:
         entries = acc.audit.list(limit=limit, action=action)
     if as_json:
         print_json(
@@ -397,15 +425,37 @@ def audit_list(
     console().print(table)
 
 
+AnchorOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--anchor",
+        help="A head exported earlier with `orchestra audit anchor --output FILE`: the chain "
+        "must still hold it (catches the newest entries removed together with the head).",
+    ),
+]
+
+
+def _anchor(path: Path | None) -> tuple[str, AuditAnchor] | None:
+    if path is None:
+        return None
+    try:
+        return f"the anchor {path}", AuditAnchor.read(path)
+    except OrchestraError as exc:
+        raise _fail(exc) from exc
+
+
 @audit_app.command("verify")
 def audit_verify(
+    anchor: AnchorOption = None,
     as_json: JsonOption = False,
     config_path: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Check the hash chain; exit 1 and name the first changed or missing entry."""
-    with _accounting(config_path, database) as acc:
-        result = acc.audit.verify()
+    """Check the hash chain, its head, the checkpoint file and an exported anchor; exit 1
+    and name the first changed or missing entry."""
+    expected = _anchor(anchor)
+    with _accounting(config_path, database, read_only=True) as acc:
+        result = acc.audit.verify(anchor=expected)
     if as_json:
         print_json(
             {
@@ -416,11 +466,51 @@ def audit_verify(
             }
         )
     elif result.ok:
-        console().print(f"audit log intact: {result.checked} entries verified")
+        against = f" (against {', '.join(result.anchors)})" if result.anchors else ""
+        console().print(
+            f"audit log intact: {result.checked} entries verified{against}", highlight=False
+        )
     else:
         error_console().print(f"[bold red]audit log broken:[/] {result.reason}", highlight=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the anchor to this file (default: print)."),
+    ] = None,
+    config_path: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Export the chain's head (sequence and hash) to keep outside the database; give it
+    back to `orchestra audit verify --anchor FILE` later."""
+    with _accounting(config_path, database, read_only=True) as acc:
+        head = acc.audit.head()
+    if output is None:
+        print_json(head.to_json())
+        return
+    head.write(output)
+    console().print(f"Wrote the anchor of entry {head.seq} to {output}.", markup=False)
+
+
+@audit_app.command("reseal")
+def audit_reseal(
+    anchor: AnchorOption = None,
+    config_path: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Rebuild a lost head row from the newest entry (audited). Refused when entries are
+    changed or missing, or when the checkpoint or anchor records a longer chain."""
+    expected = _anchor(anchor)
+    with _accounting(config_path, database) as acc:
+        entry = acc.audit.reseal(_actor(), anchor=expected)
+    if entry is None:
+        console().print("audit log intact: nothing to reseal")
+    else:
+        console().print(f"Resealed the audit log (entry {entry.seq} records it).")
 
 
 @secrets_app.command("set")
@@ -438,9 +528,9 @@ def secrets_set(
         raise _usage_error(
             "no value given", "pipe it in: `printenv KEY | orchestra secrets set NAME`"
         )
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database) as acc, acc.audit.transaction() as audit:
+        audit.append(_actor(), "secret.set", name, {})  # not committed if the store fails
         SecretStore(SecretBox.from_home()).set(name, value)
-        acc.audit.append(_actor(), "secret.set", name, {})
     console().print(f"Stored secret {name} (encrypted).", markup=False)
 
 
@@ -448,7 +538,9 @@ def secrets_set(
 def secrets_list(as_json: JsonOption = False) -> None:
     """Names of the stored credentials (never their values)."""
     try:
-        names = SecretStore(SecretBox.from_home()).names()
+        # Nothing stored yet: answer without creating the encryption key.
+        stored = (orchestra_home() / SECRETS_FILE).exists()
+        names = SecretStore(SecretBox.from_home()).names() if stored else []
     except OrchestraError as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -465,10 +557,10 @@ def secrets_remove(
     database: DatabaseOption = None,
 ) -> None:
     """Delete a stored credential (audited)."""
-    with _accounting(config_path, database) as acc:
+    with _accounting(config_path, database) as acc, acc.audit.transaction() as audit:
+        audit.append(_actor(), "secret.remove", name, {})  # not committed if nothing goes
         if not SecretStore(SecretBox.from_home()).delete(name):
             raise _usage_error(f"no stored secret named {name!r}", "see `orchestra secrets list`")
-        acc.audit.append(_actor(), "secret.remove", name, {})
     console().print(f"Removed secret {name}.", markup=False)
 
 

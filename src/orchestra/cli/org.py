@@ -11,6 +11,7 @@ from rich.tree import Tree
 
 from orchestra.cli.output import console, error_console, print_json
 from orchestra.config import OrchestraConfig, default_database_url, load_config
+from orchestra.config.paths import unborn_database
 from orchestra.errors import OrchestraError
 from orchestra.org import (
     OrgInvalid,
@@ -109,11 +110,14 @@ def show(
 ) -> None:
     """Print the stored organisation tree (run `orchestra org sync` first)."""
     try:
-        db = open_database(database or default_database_url())
-        try:
-            tree = load_org(db)
-        finally:
-            db.dispose()
+        url = database or default_database_url()
+        tree = None
+        if not unborn_database(url):  # nothing stored: say so, and create nothing
+            db = open_database(url)
+            try:
+                tree = load_org(db)
+            finally:
+                db.dispose()
     except OrchestraError as exc:
         raise _fail(exc) from exc
     if tree is None:

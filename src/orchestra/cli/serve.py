@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestra.cli.output import error_console
-from orchestra.config import default_database_url, find_config, load_config
+from orchestra.config import find_config
 from orchestra.errors import OrchestraError
 
 ConfigOption = Annotated[
@@ -47,14 +47,16 @@ RESUMING_FACTORY = "orchestra.cli.serve:app_resuming_runs"
 
 def app_resuming_runs() -> Any:
     """uvicorn factory for ``orchestra serve``: the server app, resuming orphaned runs."""
-    from orchestra.config.paths import orchestra_home
+    from orchestra.app import Orchestra
     from orchestra.server.app import ServeOptions, app_from_environment
     from orchestra.server.resuming import hosting_engine
 
     options = ServeOptions.from_env()
-    config = load_config(Path(options.config_path) if options.config_path else None)
-    database_url = options.database_url or default_database_url()
-    return hosting_engine(app_from_environment(), config, database_url, orchestra_home())
+    services = Orchestra.from_environment(
+        config_path=Path(options.config_path) if options.config_path else None,
+        database_url=options.database_url,
+    )
+    return hosting_engine(app_from_environment(), services)
 
 
 def _run(
@@ -68,16 +70,18 @@ def _run(
 ) -> None:
     import uvicorn
 
+    from orchestra.app import Orchestra
     from orchestra.server import ServeOptions
     from orchestra.server.app import OPTIONS_ENV
     from orchestra.server.protocol import uvicorn_options
-    from orchestra.store import open_database
 
     path = config_path or find_config()
     try:
-        config = load_config(path)  # fail fast, before any worker starts
-        # Migrate once here: N workers migrating a fresh database at once would race.
-        open_database(database_url or default_database_url()).dispose()
+        # Fail fast on a bad configuration, before any worker starts; and migrate once
+        # here: N workers migrating a fresh database at once would race.
+        with Orchestra.from_environment(config_path=path, database_url=database_url) as services:
+            config = services.config
+            services.migrate()
     except OrchestraError as exc:
         error_console().print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from exc

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.model import Attribution, BudgetExhausted, ModelCallFailed, ModelClient
 from orchestra.engine.runs import RunStore
-from orchestra.providers.usage import Usage
-from orchestra.tools.toolbox import Toolbox
+from orchestra.providers import Usage
+from orchestra.tools import Toolbox
 
 T = TypeVar("T")
 Checkpoint = Callable[[str, Callable[[], Any]], Any]

@@ -1,9 +1,10 @@
 """Running the gateway next to the engine: for the offline demo, tests and one-process use.
 
-:class:`LocalGateway` starts the real gateway (``orchestra.gateway`` over
-``orchestra.accounting``) on a loopback port in a background thread, creates the engine's
-key, defines per-run budgets and reads the ledger's cost per step. :class:`RunAccounting`
-does the budget and cost part for any gateway in this process (``orchestra serve``).
+:func:`serve_on_loopback` serves a gateway app (built by the composition root,
+:mod:`orchestra.app`) on a loopback port in a background thread, creates the engine's key,
+and yields a :class:`LocalGateway` that defines per-run budgets and reads the ledger's cost
+per step. :class:`RunAccounting` does the budget and cost part for any gateway in this
+process (``orchestra serve``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import EngineError
-from orchestra.store import Database
 
 
 @dataclass
@@ -78,18 +77,15 @@ def _free_socket() -> socket.socket:
 
 
 @contextmanager
-def local_gateway(config: OrchestraConfig, database: Database) -> Iterator[LocalGateway]:
-    """Serve the gateway over HTTP on a free loopback port until the block ends."""
+def serve_on_loopback(app: Any, accounting: Any) -> Iterator[LocalGateway]:
+    """Serve the gateway ``app`` over HTTP on a free loopback port until the block ends.
+
+    ``accounting`` is the app's ``orchestra.accounting.Accounting`` (already started): the
+    engine's key is created in it, and run budgets and costs go through it.
+    """
     import uvicorn
 
-    from orchestra.accounting.facade import Accounting
-    from orchestra.gateway import Gateway, GatewayApp
-    from orchestra.gateway.store_accountant import StoreAccountant
-
-    accounting = Accounting(database, config)
-    accounting.start()
     secret = RunAccounting(accounting).create_engine_key()
-    app = GatewayApp(Gateway(config, StoreAccountant(accounting)))
     sock = _free_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(
@@ -102,14 +98,13 @@ def local_gateway(config: OrchestraConfig, database: Database) -> Iterator[Local
     thread = threading.Thread(target=serve, name="orchestra-gateway", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise EngineError("the local gateway did not start", hint="see the log above")
-        time.sleep(0.02)
     try:
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise EngineError("the local gateway did not start", hint="see the log above")
+            time.sleep(0.02)
         yield LocalGateway(accounting, base_url=f"http://127.0.0.1:{port}", api_key=secret)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-        accounting.close()

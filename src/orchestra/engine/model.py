@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from orchestra.errors import EngineError
-from orchestra.providers.usage import Usage
+from orchestra.providers import Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from orchestra.engine.artifacts import utcnow
 from orchestra.errors import EngineError
-from orchestra.providers.usage import Usage
+from orchestra.providers import Usage
 from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow, StepRow
 

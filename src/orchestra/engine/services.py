@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestra.config.schema import OrchestraConfig
+from orchestra.config import OrchestraConfig
 from orchestra.engine.agents import AgentSource
 from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.model import ModelClient
@@ -84,6 +84,7 @@ class EngineServices:
     """Notices that agent child workflows returned (see :func:`run_agents`)."""
 
     def limits(self) -> CommandLimits:
+        """The sandbox limits of every command a run starts."""
         engine = self.config.engine
         return CommandLimits(
             timeout_s=engine.command_timeout_s,
@@ -101,17 +102,20 @@ class EngineServices:
         return list(self.test_environment(repo_path).command)
 
     def allowed_commands(self, repo_path: str) -> list[str]:
+        """What agents may start with ``run_command`` in that repository."""
         override = self.config.engine.repositories.get(Path(repo_path).name)
         if override and override.allowed_commands is not None:
             return list(override.allowed_commands)
         return list(self.config.engine.allowed_commands)
 
     def workspace(self, run: RunRow) -> Workspace:
+        """The git worktree of ``run`` (once its workflow has created it)."""
         if not run.worktree_path or not run.branch or not run.base_commit:
             raise EngineError(f"run {run.id} has no workspace yet")
         return Workspace(Path(run.worktree_path), run.branch, run.base_commit)
 
     def toolbox(self, run: RunRow, policy: WritePolicy) -> Toolbox:
+        """The tools of ``run``'s agents and gates, writing under ``policy``."""
         search = store = None
         if self.knowledge is not None:
             search, store = _knowledge_tools(self.knowledge, run)

@@ -97,6 +97,11 @@ class Accountant(Protocol):
     def authenticate(self, secret: str) -> Caller | None:
         """The caller owning ``secret``; ``None`` when unknown, revoked or expired."""
 
+    def keys_version(self) -> int:
+        """A number that moves whenever a key may have changed, in any process: callers
+        cached under another number are authenticated again. Called on the event loop for
+        every request, so it must be cheap (it never waits for the network)."""
+
     def cost(self, model: str, usage: Usage) -> Decimal:
         """The price of ``usage`` on ``model`` in US dollars; raises
         :class:`~orchestra.gateway.errors.UnpricedModel` when the model has no price
@@ -197,6 +202,9 @@ class MemoryAccountant:
 
     def authenticate(self, secret: str) -> Caller | None:
         return self.keys.get(secret)
+
+    def keys_version(self) -> int:
+        return 0  # the keys live in this object only: nothing changes them elsewhere
 
     def check_limits(self, caller: Caller, tokens: int) -> None:
         name = f"key:{caller.key_id}"

@@ -58,6 +58,8 @@ class Snapshot:
 class _CachedKey:
     caller: Caller | None
     expires: float
+    version: int = 0
+    """The accountant's key-change counter when this was read (another one: stale)."""
 
 
 class RequestIds:
@@ -225,11 +227,12 @@ class Gateway:
                 code="missing_api_key",
             )
         now = self.deps.clock()
+        version = self.accountant.keys_version()  # a revocation anywhere applies at once
         cached = self._keys.get(secret)
-        if cached is None or cached.expires <= now:
+        if cached is None or cached.expires <= now or cached.version != version:
             found = await self.blocking(self.accountant.authenticate, secret)
             ttl = self.snapshot.config.gateway.key_cache_ttl_s
-            cached = _CachedKey(found, now + ttl)
+            cached = _CachedKey(found, now + ttl, version)
             if ttl > 0:
                 if len(self._keys) > 10_000:
                     self._keys.clear()

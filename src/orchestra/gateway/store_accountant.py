@@ -124,6 +124,9 @@ class StoreAccountant:
             attribution=record.attribution(),
         )
 
+    def keys_version(self) -> int:
+        return self.accounting.keys.version()
+
     def check_limits(self, caller: Caller, tokens: int) -> None:
         try:
             self.accounting.limits.check_and_count(caller.attribution, tokens)
@@ -184,6 +187,7 @@ class StoreAccountant:
         return _Journal(stream)
 
     def reconcile_incomplete(self) -> int:
+        self.accounting.keys.watch()  # follow key changes from the first request on
         return len(self.accounting.start())
 
     def spend(self, developer: str | None) -> dict[str, Any]:

@@ -9,9 +9,8 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from orchestra.providers.usage import Usage
-from orchestra.tools.sandbox import run_command
-from orchestra.tools.toolbox import Toolbox
+from orchestra.providers import Usage
+from orchestra.tools import Toolbox, run_command
 
 if TYPE_CHECKING:
     from orchestra.engine import EngineServices

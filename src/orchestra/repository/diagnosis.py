@@ -14,6 +14,7 @@ from pathlib import Path
 from orchestra.repository.environment import TestEnvironment
 
 _NO_PYTEST = re.compile(r"No module named '?pytest'?$|pytest: (?:command )?not found")
+_NO_RUNNER = re.compile(r"^\S*python[\d.]*: No module named '?(?P<name>[\w.]+)'?$")
 _NO_MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): No module named '(?P<name>[\w.]+)'")
 _NOT_FOUND = re.compile(r"command not found: (?P<name>\S+)|(?P<sh>\S+): (?:command )?not found")
 _ERROR_LINE = re.compile(
@@ -33,7 +34,7 @@ class Diagnosis:
 def first_error_line(output: str) -> str:
     """The line that says what went wrong, without traceback framing."""
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
-    for pattern in (_NO_PYTEST, _NO_MODULE, _NOT_FOUND):
+    for pattern in (_NO_PYTEST, _NO_RUNNER, _NO_MODULE, _NOT_FOUND):
         for line in lines:
             if pattern.search(line.strip()):
                 return _clean(line)
@@ -90,6 +91,13 @@ def diagnose(output: str, env: TestEnvironment, *, timed_out: bool = False) -> D
     line = first_error_line(output)
     if _NO_PYTEST.search(line):
         return Diagnosis(line, _install_hint(env, "pytest"))
+    if match := _NO_RUNNER.search(line):
+        name = match.group("name")
+        return Diagnosis(
+            line,
+            _install_hint(env, name) + "; or set the command your developers run: "
+            "repositories.overrides.<repository>.test_command",
+        )
     if match := _NO_MODULE.search(line):
         name = match.group("name")
         if _own_package(env.repository, name):

@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from orchestra.config import default_database_url, load_config
+from orchestra.app import OpenedGateway, Orchestra
+from orchestra.config import load_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway import Accountant, Gateway, GatewayApp, GatewayDeps, StartupHook
 
@@ -50,44 +51,12 @@ class ServeOptions:
         return cls(**json.loads(raw)) if raw else cls()
 
 
-@dataclass
-class OpenedGateway:
-    """A gateway over the database, and what must be closed with it."""
-
-    gateway: Gateway
-    close_hooks: list[StartupHook] = field(default_factory=list)
-
-
 def open_gateway(
     config: OrchestraConfig, database_url: str | None = None, deps: GatewayDeps | None = None
 ) -> OpenedGateway:
-    """A :class:`Gateway` over the database at ``database_url`` (default: the state folder)."""
-    from orchestra.accounting import Accounting
-    from orchestra.gateway.store_accountant import StoreAccountant
-    from orchestra.store import open_database
-
-    database = open_database(database_url or default_database_url())
-    accounting = Accounting(database, config)
-    if deps is None:
-        deps = GatewayDeps()
-    if deps.secrets is None and any(p.api_key_secret for p in config.providers.values()):
-        from orchestra.accounting import SecretBox, SecretStore
-
-        deps.secrets = SecretStore(SecretBox.from_home()).as_mapping()
-    try:
-        gateway = Gateway(config, StoreAccountant(accounting), deps)
-    except BaseException:
-        # A configuration the gateway refuses (e.g. a model with no price) must not leave
-        # the accounting writer thread and the database connections behind.
-        accounting.close()
-        database.dispose()
-        raise
-
-    async def close() -> None:
-        await asyncio.to_thread(accounting.close)
-        database.dispose()
-
-    return OpenedGateway(gateway, [close])
+    """A :class:`Gateway` over the database at ``database_url`` (default: the state folder),
+    built by the composition root (:class:`orchestra.app.Orchestra`)."""
+    return Orchestra.from_environment(config=config, database_url=database_url).open_gateway(deps)
 
 
 async def _api_root(request: Request) -> JSONResponse:

@@ -18,16 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from orchestra.config.schema import OrchestraConfig
-from orchestra.engine import EngineRuntime, InProcessModelClient, RunStore, orphaned_runs
-from orchestra.engine.factory import build_runtime, open_knowledge
+from orchestra.app import Orchestra
+from orchestra.engine import EngineRuntime, InProcessModelClient, orphaned_runs
 from orchestra.engine.gateway_link import RunAccounting
 from orchestra.gateway import GatewayApp
-from orchestra.pipelines import builtin_pipelines
-from orchestra.store import Database, open_database
 
 log = logging.getLogger("orchestra.engine")
 
@@ -36,12 +32,10 @@ log = logging.getLogger("orchestra.engine")
 class ServerEngine:
     """Resumes orphaned runs in a server process and stops them with it."""
 
-    config: OrchestraConfig
-    database_url: str
-    home: Path
+    services: Orchestra
+    """The server's services (configuration, database, state folder)."""
     resumed: list[str] = field(default_factory=list)
     """Ids of the runs resumed at startup."""
-    _database: Database | None = None
     _runtime: EngineRuntime | None = None
     _client: InProcessModelClient | None = None
 
@@ -52,9 +46,7 @@ class ServerEngine:
         return self.resumed
 
     def _start(self, app: GatewayApp, loop: asyncio.AbstractEventLoop) -> list[str]:
-        database = open_database(self.database_url)
-        self._database = database
-        orphans = orphaned_runs(RunStore(database))
+        orphans = orphaned_runs(self.services.runs())
         if not orphans:
             return []
         accounting = getattr(app.gateway.accountant, "accounting", None)
@@ -68,16 +60,11 @@ class ServerEngine:
         ledger = RunAccounting(accounting)
         client = InProcessModelClient(app, ledger.create_engine_key(), loop=loop)
         self._client = client
-        runtime = build_runtime(
-            config=self.config,
-            database=database,
-            database_url=self.database_url,
-            home=self.home,
-            client=client,
-            pipelines=builtin_pipelines(),
+        runtime = self.services.engine(
+            client,
             budget_setup=ledger.define_run_budget,
             cost_source=ledger,
-            knowledge=open_knowledge(None, log.warning),
+            knowledge=self.services.knowledge(log.warning),
         )
         runtime.launch()
         self._runtime = runtime
@@ -99,9 +86,7 @@ class ServerEngine:
             if self._client is not None:
                 self._client.close()
                 self._client = None
-            if self._database is not None:
-                self._database.dispose()
-                self._database = None
+            self.services.close()
 
 
 class EngineHostingApp:
@@ -118,6 +103,7 @@ class EngineHostingApp:
         app.startup_hooks.append(start_engine)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve ``scope``; on lifespan shutdown, stop the engine before the gateway."""
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
@@ -134,8 +120,6 @@ class EngineHostingApp:
         await self.app(scope, receive_stopping_engine_first, send)
 
 
-def hosting_engine(
-    app: GatewayApp, config: OrchestraConfig, database_url: str, home: Path
-) -> EngineHostingApp:
+def hosting_engine(app: GatewayApp, services: Orchestra) -> EngineHostingApp:
     """``app`` with the engine resuming orphaned runs at startup (see the module doc)."""
-    return EngineHostingApp(app, ServerEngine(config, database_url, home))
+    return EngineHostingApp(app, ServerEngine(services))

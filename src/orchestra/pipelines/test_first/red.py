@@ -10,7 +10,12 @@ from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan
 from orchestra.pipelines.test_first.preflight import baseline_ids
 from orchestra.pipelines.test_first.state import RedVerdict
-from orchestra.pipelines.test_first.steps import TEST_WRITER, RunFailed, TestFirstRun
+from orchestra.pipelines.test_first.steps import (
+    TEST_WRITER,
+    RunFailed,
+    TestFirstRun,
+    start_failure,
+)
 from orchestra.repository import is_test_support
 from orchestra.repository import red_gate as judge_red
 
@@ -119,6 +124,7 @@ def red_gate(run: TestFirstRun, attempt: int, plan: Plan) -> RedVerdict:
         )
         verdict = result.verdict
         details = result.details()
+        env = run.environment()
         log = run.svc.artifacts.put_text(
             run.run_id,
             f"tests/red-{attempt}.log",
@@ -134,6 +140,9 @@ def red_gate(run: TestFirstRun, attempt: int, plan: Plan) -> RedVerdict:
             "log": log,
             "counts": result.new_case_counts(),
             "attempt": attempt,
+            "cannot_start": start_failure(env, result.report),
         }
 
-    return RedVerdict.from_step(checkpoint(f"gate:red:{attempt}", go))
+    verdict = RedVerdict.from_step(checkpoint(f"gate:red:{attempt}", go))
+    run.refuse_environment(verdict.cannot_start)
+    return verdict

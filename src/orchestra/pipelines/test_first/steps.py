@@ -18,10 +18,11 @@ from orchestra.engine import (
     run_agents,
 )
 from orchestra.pipelines.plan import Plan, PlanPart
+from orchestra.pipelines.test_first.environment import cannot_start, describe
 from orchestra.pipelines.test_first.state import Commit, TestFirstState, TestRunRecord
-from orchestra.repository import TestEnvironment, green_gate
+from orchestra.repository import TestEnvironment, TestReport, green_gate
 from orchestra.store.tables.engine import RunRow
-from orchestra.tools import Toolbox, Workspace, WritePolicy, git
+from orchestra.tools import CommandResult, Toolbox, Workspace, WritePolicy, git
 
 ARCHITECT = "chief-architect"
 TEST_WRITER = "test-writer"
@@ -54,9 +55,11 @@ class TestFirstRun:
         return self.svc.runs.get(self.run_id)
 
     def workspace(self) -> Workspace:
+        """The run's git worktree."""
         return self.svc.workspace(self.row)
 
     def toolbox(self, policy: WritePolicy | None = None) -> Toolbox:
+        """The run's tools under ``policy`` (default: no write limits)."""
         return self.svc.toolbox(self.row, policy or WritePolicy())
 
     def phase(self, name: str) -> None:
@@ -69,6 +72,7 @@ class TestFirstRun:
         self.state.phases.setdefault(phase, {})[edge] = stamp
 
     def task(self, step_id: str, phase: str, agent: str, message: str, **kw: Any) -> AgentTask:
+        """An agent step for ``agent`` with the engine's limits and the agent's tier."""
         engine = self.svc.config.engine
         model = engine.model_override or self.svc.agents.get(agent).tier
         header = f"Phase: {phase}\nAgent: {agent}\nStep: {step_id}\n\n"
@@ -106,6 +110,8 @@ class TestFirstRun:
         )
 
     def agents(self, tasks: list[AgentTask]) -> list[AgentOutcome]:
+        """Run ``tasks`` as concurrent child workflows; a budget or model failure ends
+        the run."""
         outcomes = run_agents(self.run_id, tasks)
         for outcome in outcomes:
             if outcome.status == "budget":
@@ -115,6 +121,7 @@ class TestFirstRun:
         return outcomes
 
     def files_block(self, paths: list[str]) -> str:
+        """The contents of ``paths`` in the worktree, as Markdown sections."""
         root = self.workspace().root
         parts = []
         for rel in paths:
@@ -127,6 +134,7 @@ class TestFirstRun:
         return "\n\n".join(parts)
 
     def brief(self, plan: Plan | None = None, summaries: list[str] | None = None) -> str:
+        """The task, the plan and earlier steps' summaries: what every agent starts from."""
         text = f"## Task\n{self.row.task}\n"
         if plan is not None:
             text += "\n# Plan\n" + plan.markdown() + "\n"
@@ -161,8 +169,9 @@ class TestFirstRun:
         def go() -> dict[str, Any]:
             home = self.svc.artifacts.run_dir(self.run_id) / "home"
             started = time.perf_counter()
+            env = self.environment()
             result = green_gate(
-                self.environment(),
+                env,
                 self.workspace().root,
                 home=home,
                 limits=self.svc.limits(),
@@ -184,11 +193,26 @@ class TestFirstRun:
                 self.run_id, "tests/latest.json", {"name": name, **summary}, "test-status"
             )
             cases = [[c.id, c.outcome, c.message] for c in report.cases]
-            return {**summary, "log": log, "cases": cases}
+            return {
+                **summary,
+                "log": log,
+                "cases": cases,
+                "cannot_start": start_failure(env, report),
+            }
 
-        return TestRunRecord.from_step(checkpoint(f"tests:{name}", go))
+        record = TestRunRecord.from_step(checkpoint(f"tests:{name}", go))
+        self.refuse_environment(record.cannot_start)
+        return record
+
+    def refuse_environment(self, cause: str | None) -> None:
+        """End the run when the test command could not start: the environment's fault,
+        which no agent can fix (so no retry is spent on it)."""
+        if cause is not None:
+            raise RunFailed(describe(self.svc.test_command(self.row.repo_path), cause))
 
     def commit(self, name: str, message: str, paths: list[str] | None) -> str | None:
+        """Commit ``paths`` on the run's branch (a step); returns the sha, if any."""
+
         def go() -> str | None:
             ws = self.workspace()
             sha = ws.commit(message, paths)
@@ -225,6 +249,17 @@ class TestFirstRun:
 
 Phase = Callable[[TestFirstRun], None]
 """A phase: reads what earlier phases left in ``run.state`` and adds its own part."""
+
+
+def start_failure(env: TestEnvironment, report: TestReport) -> str | None:
+    """Why the test command could not start at all (no report, and the output says so),
+    else ``None``: that is the environment's fault, not the agents'."""
+    if report.structured:
+        return None
+    result = CommandResult(
+        tuple(env.command), report.exit_code, "", report.output, 0.0, report.timed_out, False
+    )
+    return cannot_start(result, list(env.command))
 
 
 def prepare_workspace(run: TestFirstRun) -> None:

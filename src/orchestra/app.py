@@ -1,0 +1,302 @@
+"""The composition root: the one place that builds Orchestra's object graph.
+
+The CLI, the server, the demo, the benchmarks and the tests all assemble the database,
+accounting, the gateway and the engine through :class:`Orchestra`, as datasette's CLI
+builds one ``Datasette(...)`` and asks it for everything else. Library packages never
+import this module; it imports them (it sits just under ``cli`` and ``server``, above
+``pipelines``). The engine gets its pipelines here: :func:`~orchestra.pipelines.builtin_pipelines`
+unless a caller hands others.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestra.accounting import Accounting
+from orchestra.config import OrchestraConfig, default_database_url, load_config, orchestra_home
+from orchestra.gateway import Gateway, GatewayApp, GatewayDeps, StartupHook
+from orchestra.gateway.store_accountant import StoreAccountant
+from orchestra.store import Database, open_database
+
+if TYPE_CHECKING:
+    # The engine (and DBOS) load only when an engine is built: `orchestra gateway`'s
+    # workers never need them.
+    from orchestra.engine import (
+        AgentSource,
+        BudgetSetup,
+        EngineRuntime,
+        ModelClient,
+        PipelineRegistry,
+        RunStore,
+    )
+    from orchestra.engine.gateway_link import LocalGateway
+
+
+@dataclass
+class OpenedGateway:
+    """A gateway over the database, and what must be closed with it."""
+
+    gateway: Gateway
+    close_hooks: list[StartupHook] = field(default_factory=list)
+
+
+def open_knowledge(location: Path | None, say: Callable[[str], None]) -> Any | None:
+    """The knowledge store for plans and findings; the run goes on without it if it fails."""
+    try:
+        from orchestra.knowledge import KnowledgeStore
+
+        return KnowledgeStore.open(location)
+    except Exception as exc:  # optional: a broken store must not stop the pipeline
+        say(f"knowledge store unavailable ({exc}); continuing without it")
+        return None
+
+
+def _builtin_pipelines() -> PipelineRegistry:
+    from orchestra.pipelines import builtin_pipelines
+
+    return builtin_pipelines()
+
+
+def max_concurrent_agents(config: OrchestraConfig) -> int:
+    """``engine.max_concurrent_agents`` or the organisation stage's limit."""
+    if config.engine.max_concurrent_agents is not None:
+        return config.engine.max_concurrent_agents
+    from orchestra.org.stages import current_stage
+
+    return int(current_stage(config).max_concurrent_agents)
+
+
+@dataclass
+class Orchestra:
+    """Orchestra's services for one process: configuration, state folder and database URL
+    in; database, accounting, gateway and engine out.
+
+    Nothing is read or opened until asked for (a command that lists runs never reads the
+    configuration). Use it as a context manager (or call :meth:`close`): the database it
+    opened is disposed at the end.
+    """
+
+    database_url: str
+    home: Path
+    config_given: OrchestraConfig | None = None
+    """The configuration, when the caller has it; else read on first use."""
+    config_path: Path | None = None
+    """Where to read the configuration from (default: the nearest ``orchestra.yaml``)."""
+    pipelines_given: PipelineRegistry | None = None
+    """What engines built here run; the built-in pipelines unless given."""
+    _config: OrchestraConfig | None = field(default=None, repr=False)
+    _database: Database | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_environment(
+        cls,
+        *,
+        config: OrchestraConfig | None = None,
+        config_path: Path | None = None,
+        database_url: str | None = None,
+        home: Path | None = None,
+        pipelines: PipelineRegistry | None = None,
+    ) -> Orchestra:
+        """The services as the environment says: ``orchestra.yaml`` (the nearest, or
+        ``config_path``), ``$ORCHESTRA_DATABASE_URL`` and ``$ORCHESTRA_HOME`` unless given;
+        engines run ``pipelines`` (default: the built-in ones)."""
+        return cls(
+            database_url=database_url or default_database_url(),
+            home=home or orchestra_home(),
+            config_given=config,
+            config_path=config_path,
+            pipelines_given=pipelines,
+        )
+
+    @property
+    def config(self) -> OrchestraConfig:
+        """The configuration (read, and validated, on first use)."""
+        if self._config is None:
+            self._config = (
+                self.config_given
+                if self.config_given is not None
+                else load_config(self.config_path)
+            )
+        return self._config
+
+    @property
+    def pipelines(self) -> PipelineRegistry:
+        """The pipelines engines built here run (loaded on first use, with the engine)."""
+        if self.pipelines_given is None:
+            self.pipelines_given = _builtin_pipelines()
+        return self.pipelines_given
+
+    # -- storage -----------------------------------------------------------------------
+    @property
+    def database(self) -> Database:
+        """The application database, opened (and migrated) on first use."""
+        if self._database is None:
+            self._database = open_database(self.database_url)
+        return self._database
+
+    def migrate(self) -> None:
+        """Open the database once, applying its migrations (before workers start)."""
+        _ = self.database
+
+    @property
+    def system_database_url(self) -> str:
+        """Where DBOS keeps its workflow records (next to the application database)."""
+        from orchestra.engine import default_system_database_url
+
+        return default_system_database_url(self.database_url, self.home)
+
+    def runs(self) -> RunStore:
+        """The engine's runs and steps."""
+        from orchestra.engine import RunStore
+
+        return RunStore(self.database)
+
+    def close(self) -> None:
+        """Dispose of the database, if it was opened."""
+        if self._database is not None:
+            self._database.dispose()
+            self._database = None
+
+    def __enter__(self) -> Orchestra:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- accounting and the gateway ----------------------------------------------------
+    def accounting(self) -> Accounting:
+        """A new accounting facade over the database (the caller closes it)."""
+        return Accounting(self.database, self.config)
+
+    def open_gateway(self, deps: GatewayDeps | None = None) -> OpenedGateway:
+        """A :class:`Gateway` over the database, with the hooks that close what it holds."""
+        accounting = self.accounting()
+        deps = deps if deps is not None else GatewayDeps()
+        if deps.secrets is None and any(p.api_key_secret for p in self.config.providers.values()):
+            from orchestra.accounting import SecretBox, SecretStore
+
+            deps.secrets = SecretStore(SecretBox.from_home(self.home)).as_mapping()
+        try:
+            gateway = Gateway(self.config, StoreAccountant(accounting), deps)
+        except BaseException:
+            # A configuration the gateway refuses (e.g. a model with no price) must not
+            # leave the accounting writer thread and the database connections behind.
+            accounting.close()
+            self.close()
+            raise
+
+        async def close() -> None:
+            import asyncio
+
+            await asyncio.to_thread(accounting.close)
+            self.close()
+
+        return OpenedGateway(gateway, [close])
+
+    @contextmanager
+    def local_gateway(self) -> Iterator[LocalGateway]:
+        """The gateway served on a loopback port in this process until the block ends."""
+        from orchestra.engine.gateway_link import serve_on_loopback
+
+        accounting = self.accounting()
+        accounting.start()
+        try:
+            app = GatewayApp(Gateway(self.config, StoreAccountant(accounting)))
+            with serve_on_loopback(app, accounting) as gateway:
+                yield gateway
+        finally:
+            accounting.close()
+
+    # -- the engine --------------------------------------------------------------------
+    def knowledge(self, say: Callable[[str], None], location: Path | None = None) -> Any | None:
+        """The knowledge store (``None``, said through ``say``, when it cannot open)."""
+        return open_knowledge(location, say)
+
+    def engine(
+        self,
+        client: ModelClient,
+        *,
+        agents: AgentSource | None = None,
+        budget_setup: BudgetSetup | None = None,
+        cost_source: Any | None = None,
+        knowledge: Any | None = None,
+        system_database_url: str | None = None,
+    ) -> EngineRuntime:
+        """An engine runtime (not yet launched) with this process's executor and queue,
+        running :attr:`pipelines` and calling the model through ``client``."""
+        from orchestra.engine import (
+            ArtifactStore,
+            EngineRuntime,
+            EngineServices,
+            RosterAgents,
+            RunStore,
+        )
+
+        executor = f"orchestra-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        services = EngineServices(
+            config=self.config,
+            database=self.database,
+            home=self.home,
+            client=client,
+            agents=agents or RosterAgents.load(),
+            runs=RunStore(self.database),
+            artifacts=ArtifactStore(self.home, self.database),
+            queue_name=f"agents-{executor}",
+            budget_setup=budget_setup,
+            knowledge=knowledge,
+            cost_source=cost_source,
+        )
+        return EngineRuntime(
+            services=services,
+            system_database_url=system_database_url or self.system_database_url,
+            pipelines=self.pipelines,
+            max_concurrent_agents=max_concurrent_agents(self.config),
+            executor_id=executor,
+        )
+
+    @contextmanager
+    def engine_with_local_gateway(
+        self, *, agents: AgentSource | None = None, knowledge: Any | None = None
+    ) -> Iterator[tuple[EngineRuntime, LocalGateway]]:
+        """The gateway on loopback and a launched engine calling it over HTTP.
+
+        Run budgets are defined in that gateway and report costs read from its ledger;
+        all of it is stopped when the block ends.
+        """
+        from orchestra.engine import HttpModelClient
+
+        with self.local_gateway() as gateway:
+            client = HttpModelClient(gateway.base_url, gateway.api_key)
+            runtime = self.engine(
+                client,
+                agents=agents,
+                budget_setup=gateway.define_run_budget,
+                cost_source=gateway,
+                knowledge=knowledge,
+            )
+            try:
+                with runtime:
+                    yield runtime, gateway
+            finally:
+                client.close()
+
+    @contextmanager
+    def engine_with_remote_gateway(self, url: str, key: str) -> Iterator[EngineRuntime]:
+        """A launched engine calling the gateway at ``url`` with ``key``."""
+        from orchestra.engine import HttpModelClient
+
+        client = HttpModelClient(url, key)
+        try:
+            with self.engine(client) as runtime:
+                yield runtime
+        finally:
+            client.close()
+
+
+__all__ = ["OpenedGateway", "Orchestra", "max_concurrent_agents", "open_knowledge"]
