@@ -1,4 +1,8 @@
-"""The red gate judged on real pytest runs: failing for the right reason only."""
+"""The red gate judged on real pytest runs: failing for the right reason only.
+
+Moved from the whole-file gate (``orchestra.pipelines.gates.judge_red``) to the per-case
+gate the pipeline now uses (``orchestra.repository.red_gate``); the assertions are kept.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestra.pipelines.gates import judge_red, run_tests, syntax_errors
 from orchestra.pipelines.plan import Plan, parse_plan
+from orchestra.repository import detect_environment, red_gate
 from orchestra.testing.scripted import create_repository
 from orchestra.tools import CommandLimits, Toolbox, Workspace
 
-pytestmark = pytest.mark.slow  # each case runs pytest twice in a subprocess
+pytestmark = pytest.mark.slow  # each case runs pytest in a subprocess
 
 PLAN = Plan.model_validate(
     {
@@ -47,20 +51,18 @@ def toolbox(tmp_path: Path) -> Toolbox:
 
 
 def _judge(toolbox: Toolbox, tmp_path: Path, test_source: str) -> tuple[bool, str]:
-    path = "tests/test_new.py"
-    (toolbox.workspace.root / path).write_text(test_source)
-    errors = syntax_errors(toolbox.workspace.root, [path])
-    if errors:
-        from orchestra.pipelines.gates import TestRun
-        from orchestra.tools.sandbox import CommandResult
-
-        empty = TestRun(CommandResult((), 1, "", "", 0.0, False, False))
-        verdict = judge_red([path], errors, None, empty, set(), True)
-        return verdict.accepted, verdict.reason
-    existing = run_tests(toolbox, [], tmp_path / "e.xml", [path])
-    new = run_tests(toolbox, [path], tmp_path / "n.xml")
-    verdict = judge_red([path], errors, existing, new, PLAN.module_names(), True)
-    return verdict.accepted, verdict.reason
+    ws = toolbox.workspace
+    (ws.root / "tests/test_new.py").write_text(test_source)
+    result = red_gate(
+        detect_environment(ws.root, environ={}),
+        ws.root,
+        base_commit=ws.base_commit,
+        planned_files=[f for part in PLAN.parts for f in part.files],
+        home=toolbox.home,
+        limits=toolbox.limits,
+        report_dir=tmp_path / "reports",
+    )
+    return result.verdict.accepted, result.verdict.reason
 
 
 def test_tests_failing_on_missing_behaviour_are_accepted(toolbox: Toolbox, tmp_path: Path) -> None:

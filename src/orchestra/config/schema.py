@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, TierConfig
+from orchestra.config.repositories import RepositoriesSection
 from orchestra.config.sections import (
     EngineSection,
     GatewaySection,
@@ -33,3 +34,5 @@ class OrchestraConfig(StrictModel):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     engine: EngineSection = Field(default_factory=EngineSection)
     knowledge: KnowledgeSection = Field(default_factory=KnowledgeSection)
+    repositories: RepositoriesSection = Field(default_factory=RepositoriesSection)
+    """How each repository's tests run (see ``docs/repositories.md``)."""

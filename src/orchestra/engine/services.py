@@ -21,6 +21,7 @@ from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.model import ModelClient
 from orchestra.engine.runs import RunStore
 from orchestra.errors import EngineError
+from orchestra.repository import TestEnvironment, resolve_environment
 from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow
 from orchestra.tools import CommandLimits, Toolbox, Workspace, WritePolicy
@@ -91,12 +92,14 @@ class EngineServices:
             isolate_network=engine.isolate_network,
         )
 
+    def test_environment(self, repo_path: str) -> TestEnvironment:
+        """How the repository's tests run: its own environment, settings first
+        (see ``docs/repositories.md``)."""
+        return resolve_environment(Path(repo_path), self.config)
+
     def test_command(self, repo_path: str) -> list[str]:
-        """How the tests of the repository at ``repo_path`` run."""
-        override = self.config.engine.repositories.get(Path(repo_path).name)
-        if override and override.test_command:
-            return list(override.test_command)
-        return list(self.config.engine.test_command)
+        """The repository's test command (configured, else detected)."""
+        return list(self.test_environment(repo_path).command)
 
     def allowed_commands(self, repo_path: str) -> list[str]:
         """What agents may start with ``run_command`` in that repository."""
@@ -116,10 +119,14 @@ class EngineServices:
         search = store = None
         if self.knowledge is not None:
             search, store = _knowledge_tools(self.knowledge, run)
+        workspace = self.workspace(run)
+        environment = self.test_environment(run.repo_path)
         return Toolbox(
-            workspace=self.workspace(run),
+            workspace=workspace,
             home=self.artifacts.run_dir(run.id) / "home",
-            test_command=self.test_command(run.repo_path),
+            test_command=list(environment.command),
+            test_env=environment.sandbox_env(workspace.root),
+            pass_env=environment.pass_env,
             allowed_commands=self.allowed_commands(run.repo_path),
             limits=self.limits(),
             policy=policy,

@@ -1,17 +1,16 @@
-"""Run reports (Markdown and JSON), static analysis and changed-line coverage."""
+"""Run reports (Markdown and JSON) and static analysis (changed-line coverage is measured
+by :func:`orchestra.repository.changed_line_coverage`)."""
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from orchestra.pipelines.gates import is_pytest, is_test_path
 from orchestra.providers import Usage
-from orchestra.tools import Toolbox, Workspace, git, run_command
+from orchestra.tools import Toolbox, run_command
 
 if TYPE_CHECKING:
     from orchestra.engine import EngineServices
@@ -44,78 +43,6 @@ def run_bandit(toolbox: Toolbox, paths: list[str]) -> dict[str, Any]:
         for item in data.get("results", [])
     ]
     return {"ran": True, "files": paths, "findings": findings}
-
-
-_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
-
-
-def changed_lines(workspace: Workspace) -> dict[str, set[int]]:
-    """Lines added or changed since the base commit, per non-test Python file."""
-    diff = git(workspace.root, "diff", "-U0", workspace.base_commit, "HEAD", "--", "*.py")
-    out: dict[str, set[int]] = {}
-    current: str | None = None
-    for line in diff.splitlines():
-        if line.startswith("+++ "):
-            path = line[4:].removeprefix("b/")
-            current = None if path == "/dev/null" or is_test_path(path) else path
-            continue
-        match = _HUNK.match(line)
-        if match and current:
-            start, count = int(match.group(1)), int(match.group(2) or 1)
-            out.setdefault(current, set()).update(range(start, start + count))
-    return out
-
-
-def changed_line_coverage(toolbox: Toolbox, workspace: Workspace) -> dict[str, Any]:
-    """Run the tests under coverage.py and measure the changed lines they execute."""
-    if not is_pytest(toolbox.test_command):
-        return {"status": "not measured (coverage needs a pytest test command)"}
-    data_file = toolbox.home / ".coverage"
-    env = {"COVERAGE_FILE": str(data_file)}
-    pytest_args = [a for a in toolbox.test_command if a not in {"python", "-m", "pytest"}]
-    run = run_command(
-        [sys.executable, "-m", "coverage", "run", "-m", "pytest", *pytest_args],
-        cwd=workspace.root,
-        home=toolbox.home,
-        limits=toolbox.limits,
-        env_extra=env,
-    )
-    out = toolbox.home / "coverage.json"
-    report = run_command(
-        [sys.executable, "-m", "coverage", "json", "-o", str(out), "-q"],
-        cwd=workspace.root,
-        home=toolbox.home,
-        limits=toolbox.limits,
-        env_extra=env,
-    )
-    if not out.is_file():
-        return {"status": "not measured", "detail": (run.combined(2000) + report.combined(2000))}
-    data = json.loads(out.read_text())
-    files = data.get("files", {})
-    per_file: dict[str, Any] = {}
-    total = covered = 0
-    for path, lines in changed_lines(workspace).items():
-        info = files.get(path)
-        if info is None:
-            continue
-        executable = set(info.get("executed_lines", [])) | set(info.get("missing_lines", []))
-        relevant = lines & executable
-        hit = relevant & set(info.get("executed_lines", []))
-        per_file[path] = {
-            "changed_executable": len(relevant),
-            "covered": len(hit),
-            "missing": sorted(relevant - hit),
-        }
-        total += len(relevant)
-        covered += len(hit)
-    return {
-        "status": "measured",
-        "tool": "coverage.py",
-        "changed_executable_lines": total,
-        "covered_lines": covered,
-        "percent": round(100.0 * covered / total, 1) if total else None,
-        "files": per_file,
-    }
 
 
 def _costs(svc: EngineServices, run_id: str, steps: list[Any]) -> tuple[dict[str, float], str]:

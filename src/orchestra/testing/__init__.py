@@ -3,11 +3,13 @@
 ``FakeUpstream`` is a real HTTP server that speaks Anthropic Messages and OpenAI Chat
 Completions, streaming and not, scripted with :class:`Reply`, :class:`Fault`,
 :class:`Timeout`, :class:`DropMidStream` and :class:`StreamError` steps.
+:class:`CommitReplay` is a responder that replays a git commit through the pipeline.
 """
 
 from orchestra.testing.asgi import BackgroundServer
 from orchestra.testing.claude_code import find_claude_code, offline_env
 from orchestra.testing.render import IdSource
+from orchestra.testing.replay import CommitChange, CommitReplay
 from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
 from orchestra.testing.server import (
     DEFAULT_MODELS,
@@ -37,6 +39,8 @@ __all__ = [
     "DEFAULT_TEXT",
     "SAMPLE_TASK",
     "BackgroundServer",
+    "CommitChange",
+    "CommitReplay",
     "DropMidStream",
     "FakeUpstream",
     "Fault",

@@ -8,8 +8,14 @@ What is enforced, exactly (see ``docs/engine.md``):
   exec'ing the command (so ``subprocess`` spawns without a Python ``preexec_fn``: no
   Python-level fork in a process where libraries such as lancedb hook ``fork``); where
   ``prlimit`` is missing, set in the forked child before ``exec`` instead;
-* an environment rebuilt from scratch: ``PATH``, ``HOME`` (a folder inside the run),
-  locale and a few Python settings — never the parent's credentials;
+* an environment rebuilt from scratch (see :func:`scrubbed_environment`): ``PATH``,
+  ``HOME`` (a folder inside the run), locale and a few Python settings — never the
+  parent's credentials. Only the variables named in :data:`PASSED_THROUGH` and in the
+  caller's ``pass_env`` (``repositories.pass_env`` and a repository's own ``pass_env`` in
+  ``orchestra.yaml``) are copied from Orchestra's environment; the repository's
+  environment (its virtualenv's ``bin`` first on ``PATH``, ``VIRTUAL_ENV``, a
+  ``PYTHONPATH`` that puts the worktree first and keeps the user's own entries) comes in
+  through ``env_extra``, built by :mod:`orchestra.repository`;
 * no network when ``unshare -rn`` works on this machine (an empty network namespace
   entered as an unprivileged user); where it does not, commands run with the network and
   :func:`network_isolation_available` says so.
@@ -26,9 +32,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+PASSED_THROUGH: tuple[str, ...] = ("TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
+"""Variables always copied from Orchestra's environment when set: none carries a secret."""
 
 OUTPUT_LIMIT = 200_000
 """Characters of output kept per stream; the rest is cut (and said to be cut)."""
@@ -84,8 +93,21 @@ def network_isolation_available() -> bool:
     return probe.returncode == 0
 
 
-def scrubbed_environment(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """A minimal environment: nothing inherited that could carry a credential."""
+def scrubbed_environment(
+    home: Path,
+    extra: Mapping[str, str] | None = None,
+    pass_env: Sequence[str] = (),
+    source: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A minimal environment: nothing inherited that could carry a credential.
+
+    Exactly these variables are set: ``PATH`` (Orchestra's interpreter folder, then the
+    system folders), ``HOME``, ``LANG``/``LC_ALL`` (``C.UTF-8``),
+    ``PYTHONDONTWRITEBYTECODE``, ``PYTHONHASHSEED=0``, ``PYTHONUNBUFFERED``,
+    ``GIT_TERMINAL_PROMPT=0`` and ``NO_COLOR``. Then the variables of
+    :data:`PASSED_THROUGH` and ``pass_env`` that are set in ``source`` (default: this
+    process's environment) are copied; then ``extra`` is applied, so an explicit value wins.
+    """
     python_bin = str(Path(sys.executable).parent)
     path = os.pathsep.join([python_bin, "/usr/local/bin", "/usr/bin", "/bin"])
     env = {
@@ -99,6 +121,10 @@ def scrubbed_environment(home: Path, extra: dict[str, str] | None = None) -> dic
         "GIT_TERMINAL_PROMPT": "0",
         "NO_COLOR": "1",
     }
+    inherited = os.environ if source is None else source
+    for name in (*PASSED_THROUGH, *pass_env):
+        if name in inherited:
+            env[name] = inherited[name]
     if extra:
         env.update(extra)
     return env
@@ -155,11 +181,16 @@ def run_command(
     cwd: Path,
     home: Path,
     limits: CommandLimits,
-    env_extra: dict[str, str] | None = None,
+    env_extra: Mapping[str, str] | None = None,
+    pass_env: Sequence[str] = (),
 ) -> CommandResult:
-    """Run ``argv`` in ``cwd`` under ``limits`` and return its output and exit code."""
+    """Run ``argv`` in ``cwd`` under ``limits`` and return its output and exit code.
+
+    The environment is :func:`scrubbed_environment` with ``pass_env`` copied from this
+    process and ``env_extra`` on top.
+    """
     isolated = limits.isolate_network and network_isolation_available()
-    env = scrubbed_environment(home, env_extra)
+    env = scrubbed_environment(home, env_extra, pass_env)
     # The wrappers exec the command themselves, so a missing one would otherwise show up
     # as their error message; look it up on the command's own PATH first.
     if shutil.which(argv[0], path=env["PATH"]) is None and not (cwd / argv[0]).is_file():

@@ -230,6 +230,11 @@ class Toolbox:
     policy: WritePolicy = field(default_factory=WritePolicy)
     knowledge_search: KnowledgeSearch | None = None
     knowledge_store: KnowledgeStore | None = None
+    test_env: dict[str, str] = field(default_factory=dict)
+    """Variables of the repository's test environment (``PATH``, ``VIRTUAL_ENV``,
+    ``PYTHONPATH``...) given to commands on top of the sandbox's own."""
+    pass_env: tuple[str, ...] = ()
+    """Variables copied from Orchestra's environment into commands (see the sandbox)."""
 
     def specs(self, names: Sequence[str]) -> list[ToolSpec]:
         """The specs of ``names`` that this toolbox can serve, in a stable order."""
@@ -404,6 +409,8 @@ class Toolbox:
             cwd=self.workspace.root,
             home=self.home,
             limits=self.limits,
+            env_extra=self.test_env,
+            pass_env=self.pass_env,
         )
 
     def _tool_run_tests(self, paths: list[str] | None = None) -> ToolResult:
@@ -421,7 +428,14 @@ class Toolbox:
                 f"{', '.join(self.allowed_commands)}",
                 True,
             )
-        result = run_command(argv, cwd=self.workspace.root, home=self.home, limits=self.limits)
+        result = run_command(
+            argv,
+            cwd=self.workspace.root,
+            home=self.home,
+            limits=self.limits,
+            env_extra=self.test_env,
+            pass_env=self.pass_env,
+        )
         return ToolResult(f"exit {result.exit_code}\n{result.combined()}", not result.ok)
 
     def _tool_git_status(self) -> ToolResult:

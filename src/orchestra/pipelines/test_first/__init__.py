@@ -5,7 +5,8 @@ Code between steps only reads recorded outputs, so replaying it after a crash is
 Phases are functions over one :class:`TestFirstRun` (the engine's services, the durable
 building blocks of :mod:`.steps` and the typed :class:`TestFirstState` of :mod:`.state`);
 each reads what the earlier ones left in the state and adds its own part. One module per
-phase: :mod:`.planning`, :mod:`.red`, :mod:`.green`, :mod:`.review`, :mod:`.finish`.
+phase: :mod:`.preflight`, :mod:`.planning`, :mod:`.red`, :mod:`.green`, :mod:`.review`,
+:mod:`.finish`.
 """
 
 from orchestra.pipelines.test_first.pipeline import (

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchestra.tools import CommandResult, Toolbox, run_command
+from orchestra.tools import CommandResult
 
 FIX_HINT = (
     "install the test runner where the test command runs it, or set engine.test_command "
@@ -54,32 +54,3 @@ def describe(command: Sequence[str], cause: str) -> str:
         f"the test command cannot start ({' '.join(command)}): {cause}. This is the "
         f"environment, not the agents' work: {FIX_HINT}"
     )
-
-
-def probe_test_command(toolbox: Toolbox) -> str | None:
-    """Check at $0, before any model call, that a ``python -m MODULE`` test command can
-    start in the run's sandbox (its interpreter exists and imports the runner). Returns
-    the run's failure reason, or ``None``. Other commands are not started here (running
-    them may run the tests); :func:`cannot_start` judges them when the gates run them."""
-    command = list(toolbox.test_command)
-    if not command:
-        return describe(command, "the test command is empty")
-    runner = _runner_module(command)
-    if runner is None:
-        return None
-    interpreter, module = runner
-    result = run_command(
-        [interpreter, "-c", f"import {module}"],
-        cwd=toolbox.workspace.root,
-        home=toolbox.home,
-        limits=toolbox.limits,
-    )
-    if result.exit_code == 127:
-        return describe(command, f"{interpreter}: command not found")
-    if not result.ok:
-        lines = [line.strip() for line in result.combined(4000).splitlines() if line.strip()]
-        cause = lines[-1] if lines else f"exit {result.exit_code}"
-        if cause.startswith("ModuleNotFoundError: "):
-            cause = cause.removeprefix("ModuleNotFoundError: ").replace("'", "")
-        return describe(command, cause)
-    return None

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.engine import checkpoint
-from orchestra.pipelines.report import build_report, changed_line_coverage
+from orchestra.pipelines.report import build_report
 from orchestra.pipelines.test_first.steps import TestFirstRun
+from orchestra.repository import changed_line_coverage
 
 
 def finish(run: TestFirstRun, status: str, reason: str | None) -> dict[str, Any]:
@@ -16,7 +17,16 @@ def finish(run: TestFirstRun, status: str, reason: str | None) -> dict[str, Any]
     def coverage() -> dict[str, Any]:
         if status != "succeeded":
             return {"status": "not measured (run did not reach green)"}
-        return changed_line_coverage(run.toolbox(), run.workspace())
+        ws = run.workspace()
+        home = run.svc.artifacts.run_dir(run.run_id) / "home"
+        return changed_line_coverage(
+            run.environment(),
+            ws.root,
+            ws.base_commit,
+            home=home,
+            limits=run.svc.limits(),
+            data_dir=home / "coverage",
+        )
 
     run.state.coverage = checkpoint("coverage", coverage)
 

@@ -73,7 +73,7 @@ def green_gate(run: TestFirstRun, name: str, protected: list[str]) -> GreenResul
         return {"tampered": changed}
 
     tamper = checkpoint(f"hash:{name}", check)
-    result = run.test_run(name, [])
+    result = run.test_run(name)
     log = run.svc.artifacts.get_text(run.run_id, result.log)
     feedback = log[-6000:]
     ok = result.ok

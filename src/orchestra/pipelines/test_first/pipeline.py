@@ -15,7 +15,7 @@ from orchestra.engine import (
 from orchestra.pipelines.test_first.finish import finish
 from orchestra.pipelines.test_first.green import green_phase
 from orchestra.pipelines.test_first.planning import plan_phase
-from orchestra.pipelines.test_first.preflight import check_test_command
+from orchestra.pipelines.test_first.preflight import preflight_phase
 from orchestra.pipelines.test_first.red import red_phase
 from orchestra.pipelines.test_first.review import review_phase
 from orchestra.pipelines.test_first.state import TestFirstState
@@ -23,7 +23,7 @@ from orchestra.pipelines.test_first.steps import Phase, RunFailed, TestFirstRun,
 
 PHASES: Sequence[Phase] = (
     prepare_workspace,
-    check_test_command,
+    preflight_phase,
     plan_phase,
     red_phase,
     green_phase,
@@ -52,7 +52,7 @@ PIPELINE = PipelineDefinition(
     name="test-first",
     workflow=test_first_workflow,
     state_type=TestFirstState,
-    description="plan -> red -> green -> review (parallel) -> finish",
+    description="preflight -> plan -> red -> green -> review (parallel) -> finish",
 )
 """The test-first pipeline as the engine sees it."""
 

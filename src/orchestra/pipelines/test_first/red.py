@@ -8,9 +8,27 @@ from typing import Any
 from orchestra.engine import checkpoint
 from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan
-from orchestra.pipelines.test_first.environment import cannot_start
+from orchestra.pipelines.test_first.preflight import baseline_ids
 from orchestra.pipelines.test_first.state import RedVerdict
-from orchestra.pipelines.test_first.steps import TEST_WRITER, RunFailed, TestFirstRun, empty_run
+from orchestra.pipelines.test_first.steps import (
+    TEST_WRITER,
+    RunFailed,
+    TestFirstRun,
+    start_failure,
+)
+from orchestra.repository import is_test_support
+from orchestra.repository import red_gate as judge_red
+
+RED_WRITES = (
+    *gates.TEST_PATTERNS,
+    "conftest.py",
+    "*/conftest.py",
+    "*_test.go",
+    "*.test.*",
+    "*.spec.*",
+    "*/__tests__/*",
+)
+"""Where the test writer may write: test files and test helpers, in any language."""
 
 
 def red_phase(run: TestFirstRun) -> None:
@@ -21,7 +39,6 @@ def red_phase(run: TestFirstRun) -> None:
     run.mark("red", "start")
     feedback = ""
     engine = run.svc.config.engine
-    pytest_runner = gates.is_pytest(run.svc.test_command(run.row.repo_path))
     for attempt in range(1, engine.red_attempts + 1):
 
         def build(feedback: str = feedback) -> str:
@@ -46,12 +63,12 @@ def red_phase(run: TestFirstRun) -> None:
                     "red",
                     TEST_WRITER,
                     message,
-                    allowed_writes=list(gates.TEST_PATTERNS),
+                    allowed_writes=list(RED_WRITES),
                     write_reason="The test writer writes tests only.",
                 )
             ]
         )
-        verdict = red_gate(run, attempt, plan, pytest_runner)
+        verdict = red_gate(run, attempt, plan)
         if verdict.accepted:
             state.red = verdict
             tests = list(verdict.new_tests)
@@ -62,63 +79,68 @@ def red_phase(run: TestFirstRun) -> None:
             state.tests = tests
             run.mark("red", "end")
             return
-        state.red_rejections.append(verdict.reason)
-        feedback = verdict.reason + "\n\nOutput:\n" + verdict.output[-6000:]
+        state.red_rejections.append(verdict.headline or verdict.reason)
+        feedback = verdict.reason + ("\n\nDetails:\n" + verdict.output if verdict.output else "")
     raise RunFailed(
         f"red gate: tests not accepted after {engine.red_attempts} "
         f"attempts; last reason: {state.red_rejections[-1]}"
     )
 
 
-def red_gate(run: TestFirstRun, attempt: int, plan: Plan, pytest_runner: bool) -> RedVerdict:
-    """Judge the written tests (a step): compile, existing tests still pass, new ones fail
-    because the behaviour is missing. A test command that cannot start ends the run with
-    that cause instead of being blamed on the test writer."""
+def red_gate(run: TestFirstRun, attempt: int, plan: Plan) -> RedVerdict:
+    """Judge the written tests per test case (a step): the new and changed tests fail
+    because the behaviour is missing, every other test still passes."""
 
     def go() -> dict[str, Any]:
         ws = run.workspace()
-        new_tests = [p for p in ws.uncommitted_files() if gates.is_test_path(p)]
-        new_tests = [p for p in new_tests if (ws.root / p).exists()]
-        errors = gates.syntax_errors(ws.root, new_tests)
+        written = [p for p in ws.uncommitted_files() if is_test_support(p)]
+        written = [p for p in written if (ws.root / p).exists()]
+        if not written:
+            reason = "no test files were written; write tests under tests/"
+            return {
+                "accepted": False,
+                "reason": reason,
+                "headline": reason,
+                "output": "",
+                "new_tests": [],
+                "log": run.svc.artifacts.put_text(
+                    run.run_id, f"tests/red-{attempt}.log", reason, "test-log"
+                ),
+                "counts": {},
+                "attempt": attempt,
+            }
         home = run.svc.artifacts.run_dir(run.run_id) / "home"
-        box = run.toolbox()
-        existing = None
-        if new_tests and not errors and pytest_runner:
-            existing = gates.run_tests(box, [], home / f"red-{attempt}-existing.xml", new_tests)
-        new = (
-            gates.run_tests(box, new_tests, home / f"red-{attempt}-new.xml")
-            if new_tests and not errors
-            else None
+        result = judge_red(
+            run.environment(),
+            ws.root,
+            base_commit=ws.base_commit,
+            base_ids=baseline_ids(run),
+            planned_files=[f for part in plan.parts for f in part.files],
+            home=home,
+            limits=run.svc.limits(),
+            report_dir=home / "reports",
+            preexisting=run.preexisting(),
+            name=f"red-{attempt}",
         )
-        if new is None:
-            verdict = gates.judge_red(new_tests, errors, None, empty_run(), set(), pytest_runner)
-        else:
-            verdict = gates.judge_red(
-                new_tests, errors, existing, new, plan.module_names(), pytest_runner
-            )
+        verdict = result.verdict
+        details = result.details()
+        env = run.environment()
         log = run.svc.artifacts.put_text(
             run.run_id,
             f"tests/red-{attempt}.log",
-            verdict.reason + "\n\n" + verdict.output,
+            verdict.reason + "\n\n" + details + "\n\n" + result.report.output,
             "test-log",
         )
         return {
             "accepted": verdict.accepted,
             "reason": verdict.reason,
-            "output": verdict.output[-8000:],
-            "new_tests": new_tests,
+            "headline": verdict.headline,
+            "output": details,
+            "new_tests": written,
             "log": log,
-            "counts": new.counts if new is not None else {},
+            "counts": result.new_case_counts(),
             "attempt": attempt,
-            "cannot_start": next(
-                (
-                    cause
-                    for ran in (existing, new)
-                    if ran is not None
-                    and (cause := cannot_start(ran.result, box.test_command)) is not None
-                ),
-                None,
-            ),
+            "cannot_start": start_failure(env, result.report),
         }
 
     verdict = RedVerdict.from_step(checkpoint(f"gate:red:{attempt}", go))

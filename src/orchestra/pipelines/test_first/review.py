@@ -118,7 +118,7 @@ def review_phase(run: TestFirstRun) -> None:
     qa_tests = [p for p in changed if gates.is_test_path(p) and p not in tests]
     run.commit("docs", f"docs: {run.row.task[:72]}", docs)
     run.commit("qa-tests", "test: edge cases from QA review", qa_tests)
-    after = run.test_run("review", [])
+    after = run.test_run("review")
     blocking = [
         f
         for o in outcomes

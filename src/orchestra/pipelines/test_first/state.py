@@ -71,11 +71,34 @@ class RedVerdict:
     log: str
     counts: dict[str, int]
     attempt: int
+    headline: str = ""
+    """The verdict's problems on one line (no ids): what the report lists."""
     cannot_start: str | None = None
     """Why the test command could not start at all (the environment, not the tests)."""
 
     @classmethod
     def from_step(cls, data: Mapping[str, Any]) -> RedVerdict:
+        """From the recorded step output."""
+        return cls(**_known(cls, data))
+
+
+@dataclass
+class BaselineRecord:
+    """The preflight's baseline, as its ``preflight`` step recorded it."""
+
+    commit: str
+    environment: str
+    """How the tests run: command, environment kind and where that was decided."""
+    ids: str
+    """Artefact reference of the base's test ids (a JSON list)."""
+    tests: int
+    preexisting: list[str] = field(default_factory=list)
+    """Tests failing at the base, left out of the gates (only when the user allowed it)."""
+    counts: dict[str, int] = field(default_factory=dict)
+    cached: bool = False
+
+    @classmethod
+    def from_step(cls, data: Mapping[str, Any]) -> BaselineRecord:
         """From the recorded step output."""
         return cls(**_known(cls, data))
 
@@ -115,6 +138,8 @@ class TestFirstState:
     __test__ = False  # not a pytest test class
 
     plan: Plan | None = None
+    baseline: BaselineRecord | None = None
+    """The preflight's baseline (the base's test ids, pre-existing failures)."""
     tests: list[str] = field(default_factory=list)
     """The red tests, committed and protected from then on."""
     summaries: list[str] = field(default_factory=list)

@@ -18,10 +18,10 @@ from orchestra.engine import (
     engine_source,
     run_agents,
 )
-from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan, PlanPart
 from orchestra.pipelines.test_first.environment import cannot_start, describe
 from orchestra.pipelines.test_first.state import Commit, TestFirstState, TestRunRecord
+from orchestra.repository import TestEnvironment, TestReport, green_gate
 from orchestra.store.tables.engine import RunRow
 from orchestra.tools import CommandResult, Toolbox, Workspace, WritePolicy, git
 
@@ -153,27 +153,52 @@ class TestFirstRun:
         checkpoint(f"message:{name}", make)
         return self.svc.artifacts.get_text(self.run_id, ref)
 
-    def test_run(
-        self, name: str, paths: list[str], ignore: list[str] | None = None
-    ) -> TestRunRecord:
-        """Run tests in a step; the log goes to the artefact store. A test command that
-        cannot start ends the run with that cause (see :mod:`.environment`)."""
+    def environment(self) -> TestEnvironment:
+        """How the repository's tests run (its own environment; settings first)."""
+        return self.svc.test_environment(self.row.repo_path)
+
+    def preexisting(self) -> list[str]:
+        """Tests failing at the base that the user chose to leave out of the gates."""
+        baseline = self.state.baseline
+        return list(baseline.preexisting) if baseline is not None else []
+
+    def test_run(self, name: str) -> TestRunRecord:
+        """Run the whole suite in a step, in the repository's environment, and judge it
+        per test case (green: everything passes bar pre-existing failures). The log
+        (verdict, then the runner's output) goes to the artefact store."""
 
         def go() -> dict[str, Any]:
-            report = self.svc.artifacts.run_dir(self.run_id) / "home" / f"{name}.xml"
-            box = self.toolbox()
-            run = gates.run_tests(box, paths, report, ignore)
-            log = self.svc.artifacts.put_text(
-                self.run_id, f"tests/{name}.log", run.result.combined(60_000), "test-log"
+            home = self.svc.artifacts.run_dir(self.run_id) / "home"
+            started = time.perf_counter()
+            env = self.environment()
+            result = green_gate(
+                env,
+                self.workspace().root,
+                home=home,
+                limits=self.svc.limits(),
+                report_dir=home / "reports",
+                preexisting=self.preexisting(),
+                name=name,
             )
+            report = result.report
+            text = result.verdict.reason + "\n\n" + report.output
+            log = self.svc.artifacts.put_text(self.run_id, f"tests/{name}.log", text, "test-log")
+            summary = {
+                "exit_code": report.exit_code,
+                "ok": result.verdict.accepted,
+                "duration_s": round(time.perf_counter() - started, 3),
+                "timed_out": report.timed_out,
+                **report.counts,
+            }
             self.svc.artifacts.put_json(
-                self.run_id, "tests/latest.json", {"name": name, **run.summary()}, "test-status"
+                self.run_id, "tests/latest.json", {"name": name, **summary}, "test-status"
             )
+            cases = [[c.id, c.outcome, c.message] for c in report.cases]
             return {
-                **run.summary(),
+                **summary,
                 "log": log,
-                "cases": [[c.name, c.outcome, c.message[:2000]] for c in run.cases],
-                "cannot_start": cannot_start(run.result, box.test_command),
+                "cases": cases,
+                "cannot_start": start_failure(env, report),
             }
 
         record = TestRunRecord.from_step(checkpoint(f"tests:{name}", go))
@@ -227,6 +252,17 @@ Phase = Callable[[TestFirstRun], None]
 """A phase: reads what earlier phases left in ``run.state`` and adds its own part."""
 
 
+def start_failure(env: TestEnvironment, report: TestReport) -> str | None:
+    """Why the test command could not start at all (no report, and the output says so),
+    else ``None``: that is the environment's fault, not the agents'."""
+    if report.structured:
+        return None
+    result = CommandResult(
+        tuple(env.command), report.exit_code, "", report.output, 0.0, report.timed_out, False
+    )
+    return cannot_start(result, list(env.command))
+
+
 def prepare_workspace(run: TestFirstRun) -> None:
     """The run's own git worktree and branch (a step: created once, replayed after)."""
     row = run.row
@@ -237,8 +273,3 @@ def prepare_workspace(run: TestFirstRun) -> None:
 
     info = checkpoint("workspace", go)
     run.svc.runs.update(run.run_id, worktree_path=info["root"], base_commit=info["base"])
-
-
-def empty_run() -> gates.TestRun:
-    """A test run that never ran (what the red gate judges when no test was written)."""
-    return gates.TestRun(CommandResult((), 1, "", "", 0.0, False, False))

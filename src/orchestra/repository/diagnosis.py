@@ -1,0 +1,122 @@
+"""The first real error of a test command's output, and the fix to suggest.
+
+A broken environment prints pages of traceback; what the user needs is one line
+(``No module named pytest``, ``ModuleNotFoundError: No module named 'mypkg'``) and what
+to change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestra.repository.environment import TestEnvironment
+
+_NO_PYTEST = re.compile(r"No module named '?pytest'?$|pytest: (?:command )?not found")
+_NO_RUNNER = re.compile(r"^\S*python[\d.]*: No module named '?(?P<name>[\w.]+)'?$")
+_NO_MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): No module named '(?P<name>[\w.]+)'")
+_NOT_FOUND = re.compile(r"command not found: (?P<name>\S+)|(?P<sh>\S+): (?:command )?not found")
+_ERROR_LINE = re.compile(
+    r"^(?:E\s+)?(?P<line>(?:[A-Za-z_][\w.]*(?:Error|Exception)|ERROR|error|FAIL)\b:?.*)$"
+)
+_SKIP = ("Traceback", "During handling", "The above exception")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The first real error line and the fix to suggest."""
+
+    first_error: str
+    hint: str
+
+
+def first_error_line(output: str) -> str:
+    """The line that says what went wrong, without traceback framing."""
+    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+    for pattern in (_NO_PYTEST, _NO_RUNNER, _NO_MODULE, _NOT_FOUND):
+        for line in lines:
+            if pattern.search(line.strip()):
+                return _clean(line)
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith(_SKIP) or line.startswith((" ", "\t")):
+            continue
+        if _ERROR_LINE.match(stripped):
+            return _clean(stripped)
+    return _clean(lines[-1]) if lines else ""
+
+
+def _clean(line: str) -> str:
+    text = line.strip()
+    if text.startswith("E "):
+        text = text[1:].strip()
+    return text[:300]
+
+
+def _own_package(repo: Path, name: str) -> bool:
+    top = name.split(".")[0]
+    for root in (repo, repo / "src"):
+        if (root / top).is_dir() or (root / f"{top}.py").is_file():
+            return True
+    return False
+
+
+def _install_hint(env: TestEnvironment, what: str) -> str:
+    if env.kind == "uv":
+        return f"add {what} to the project's dev dependencies and run `uv sync` in the repository"
+    if env.kind == "poetry":
+        return (
+            f"add {what} to the project's dependencies (poetry add --group dev {what}) "
+            "and run `poetry install`"
+        )
+    if env.interpreter and env.kind != "system":
+        return (
+            f"install it into the repository's environment: {env.interpreter} -m pip install {what}"
+        )
+    return (
+        f"tests run with Orchestra's own interpreter, which lacks {what}: create a virtualenv "
+        f"in the repository (python -m venv .venv; .venv/bin/pip install -e . {what}) so "
+        "Orchestra uses it, or set repositories.overrides.<repository>.venv"
+    )
+
+
+def diagnose(output: str, env: TestEnvironment, *, timed_out: bool = False) -> Diagnosis:
+    """What went wrong in a test command's ``output``, and how to fix it."""
+    if timed_out:
+        return Diagnosis(
+            "the test command did not finish in time",
+            "raise engine.command_timeout_s, or make the suite faster",
+        )
+    line = first_error_line(output)
+    if _NO_PYTEST.search(line):
+        return Diagnosis(line, _install_hint(env, "pytest"))
+    if match := _NO_RUNNER.search(line):
+        name = match.group("name")
+        return Diagnosis(
+            line,
+            _install_hint(env, name) + "; or set the command your developers run: "
+            "repositories.overrides.<repository>.test_command",
+        )
+    if match := _NO_MODULE.search(line):
+        name = match.group("name")
+        if _own_package(env.repository, name):
+            roots = ", ".join(env.python_path) or "."
+            return Diagnosis(
+                line,
+                f"{name} is the repository's own code but does not import from the worktree "
+                f"(import path: {roots}); set repositories.overrides.<repository>.python_path "
+                "to the folder that holds it",
+            )
+        return Diagnosis(line, _install_hint(env, name.split(".")[0]))
+    if match := _NOT_FOUND.search(line):
+        name = match.group("name") or match.group("sh")
+        return Diagnosis(
+            line,
+            f"install {name}, or set repositories.overrides.<repository>.test_command to the "
+            "command your developers run",
+        )
+    return Diagnosis(
+        line or "the test command failed without output",
+        f"run the test command in the repository to see the whole output: {' '.join(env.command)}",
+    )

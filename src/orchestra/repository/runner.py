@@ -1,0 +1,194 @@
+"""Running a repository's tests in its environment, with a structured report.
+
+The report options go where every command form passes them on: pytest's through
+``PYTEST_ADDOPTS`` (so ``sh -c``, ``env``, ``uv run``, ``tox`` wrappers keep working),
+vitest's and jest's as arguments after ``--`` for npm-style runners, ``node --test``'s
+through ``NODE_OPTIONS`` and Go's ``-json`` flag after ``go test``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestra.repository.changes import parse_collected_ids
+from orchestra.repository.environment import TestEnvironment
+from orchestra.repository.reports import (
+    TestReport,
+    parse_go_test_json,
+    parse_junit,
+    parse_pytest_junit,
+)
+from orchestra.tools.sandbox import CommandLimits, CommandResult, run_command
+
+OUTPUT_KEPT = 8000
+"""Characters of a run's output kept in its report (the end)."""
+
+
+@dataclass(frozen=True)
+class TestInvocation:
+    """One test command ready to run: argv, extra variables, and where its report lands."""
+
+    __test__ = False  # not a pytest test class
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    report: Path | None
+    """The JUnit file the runner writes; ``None`` when the report is on stdout (Go)."""
+
+
+def _is_npm_style(command: Sequence[str]) -> bool:
+    return bool(command) and Path(command[0]).name in {"npm", "pnpm", "yarn"}
+
+
+def build_invocation(
+    env: TestEnvironment,
+    worktree: Path,
+    report_dir: Path,
+    name: str,
+    paths: Sequence[str] = (),
+    extra_args: Sequence[str] = (),
+) -> TestInvocation:
+    """The argv and variables that run ``env``'s tests with a structured report."""
+    report = report_dir / f"{name}.xml"
+    variables = env.sandbox_env(worktree)
+    argv = [*env.command]
+    if env.runner == "pytest":
+        addopts = [
+            f"--junitxml={report}",
+            "-o",
+            "junit_family=xunit1",
+            "--continue-on-collection-errors",
+            *extra_args,
+        ]
+        variables["PYTEST_ADDOPTS"] = shlex.join(addopts)
+        return TestInvocation((*argv, *paths), variables, report)
+    if env.runner in {"vitest", "jest"}:
+        if env.runner == "vitest":
+            options = ["--reporter=default", "--reporter=junit", f"--outputFile.junit={report}"]
+        else:
+            options = ["--ci", "--reporters=default", "--reporters=jest-junit"]
+            variables["JEST_JUNIT_OUTPUT_FILE"] = str(report)
+        sep = ["--"] if _is_npm_style(argv) and "--" not in argv else []
+        return TestInvocation((*argv, *sep, *options, *paths), variables, report)
+    if env.runner == "node":
+        variables["NODE_OPTIONS"] = (
+            "--test-reporter=spec --test-reporter-destination=stdout "
+            f"--test-reporter=junit --test-reporter-destination={report}"
+        )
+        return TestInvocation((*argv, *paths), variables, report)
+    if env.runner == "go":
+        if "-json" not in argv and "test" in argv:
+            at = argv.index("test") + 1
+            argv = [*argv[:at], "-json", *argv[at:]]
+        return TestInvocation((*argv, *extra_args, *paths), variables, None)
+    return TestInvocation((*argv, *paths), variables, None)
+
+
+def read_report(
+    env: TestEnvironment, invocation: TestInvocation, result: CommandResult
+) -> TestReport:
+    """The structured report of a finished run (``structured=False`` when there is none)."""
+    report = TestReport(
+        exit_code=result.exit_code,
+        timed_out=result.timed_out,
+        output=result.combined(OUTPUT_KEPT),
+        structured=False,
+    )
+    try:
+        if env.runner == "go":
+            report.cases = parse_go_test_json(result.stdout, result.stderr)
+            report.structured = bool(report.cases) or result.exit_code == 0
+        elif invocation.report is not None and invocation.report.is_file():
+            text = invocation.report.read_text(encoding="utf-8", errors="replace")
+            parse = parse_pytest_junit if env.runner == "pytest" else parse_junit
+            report.cases = parse(text)
+            report.structured = True
+    except ValueError:  # ET.ParseError is a ValueError: a half-written report
+        report.structured = False
+    return report
+
+
+def run_test_suite(
+    env: TestEnvironment,
+    worktree: Path,
+    *,
+    home: Path,
+    limits: CommandLimits,
+    report_dir: Path,
+    name: str = "tests",
+    paths: Sequence[str] = (),
+) -> TestReport:
+    """Run the tests (all, or ``paths``) in ``worktree`` and read their structured report."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    invocation = build_invocation(env, worktree, report_dir, name, paths)
+    if invocation.report is not None:
+        invocation.report.unlink(missing_ok=True)
+    result = run_command(
+        list(invocation.argv),
+        cwd=worktree,
+        home=home,
+        limits=limits,
+        env_extra=invocation.env,
+        pass_env=env.pass_env,
+    )
+    return read_report(env, invocation, result)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """The test ids a runner collects, or the output explaining why it could not."""
+
+    ids: frozenset[str]
+    ok: bool
+    exit_code: int
+    output: str
+
+
+_COLLECT_PLUGIN = """import os
+
+
+def pytest_collection_finish(session):
+    with open(os.environ["ORCHESTRA_COLLECTED"], "w", encoding="utf-8") as out:
+        for item in session.items:
+            out.write(item.nodeid + "\\n")
+"""
+
+
+def collect_test_ids(
+    env: TestEnvironment, worktree: Path, *, home: Path, limits: CommandLimits
+) -> Collection | None:
+    """The test ids collected in ``worktree`` (pytest only; ``None`` for other runners).
+
+    A ten-line plugin writes the collected node ids to a file, so the result does not
+    depend on the command's ``-q``/``-v`` flags or on pytest's console format.
+    """
+    if env.runner != "pytest":
+        return None
+    plugin_dir = home / "orchestra-pytest-plugin"
+    plugin_dir.mkdir(parents=True, exist_ok=True)
+    (plugin_dir / "orchestra_collect.py").write_text(_COLLECT_PLUGIN, encoding="utf-8")
+    out = plugin_dir / "collected.txt"
+    out.unlink(missing_ok=True)
+    variables = env.sandbox_env(worktree)
+    path = variables.get("PYTHONPATH", "")
+    variables["PYTHONPATH"] = f"{path}{os.pathsep}{plugin_dir}" if path else str(plugin_dir)
+    variables["PYTEST_ADDOPTS"] = "--collect-only -p orchestra_collect"
+    variables["ORCHESTRA_COLLECTED"] = str(out)
+    result = run_command(
+        list(env.command),
+        cwd=worktree,
+        home=home,
+        limits=limits,
+        env_extra=variables,
+        pass_env=env.pass_env,
+    )
+    ok = result.exit_code in (0, 5) and not result.timed_out
+    if out.is_file():
+        ids = frozenset(line for line in out.read_text(encoding="utf-8").splitlines() if line)
+    else:
+        ids = parse_collected_ids(result.stdout)
+    return Collection(ids, ok, result.exit_code, result.combined(OUTPUT_KEPT))
