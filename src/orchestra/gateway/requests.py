@@ -90,7 +90,7 @@ def check_unicode(raw: bytes, body: Any) -> None:
     Such a string can only come from a ``\\uD8xx``-``\\uDFxx`` escape (raw UTF-8 bytes
     of a surrogate fail JSON decoding already), so bodies without one skip the walk.
     """
-    if (b"\\ud" in raw or b"\\uD" in raw) and _lone_surrogate_in(body):
+    if b"\\u" in raw and (b"\\ud" in raw or b"\\uD" in raw) and _lone_surrogate_in(body):
         raise BadRequest(
             "the request holds a string that is not valid Unicode (a lone surrogate such as "
             "\\ud800)",

@@ -122,9 +122,9 @@ class Gateway:
         self._client: UpstreamTransport | None = None
         # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
-        # Keyed by the SHA-256 digest of the secret: the cache holds 32 bytes per key
-        # whatever the client sent, and never the secret itself.
-        self._keys: dict[bytes, _CachedKey] = {}
+        # Keys that work are found by their text (no hash on the hot path); keys that failed
+        # by their SHA-256 digest: 32 bytes each whatever the client sent, never the text.
+        self._keys: dict[str, _CachedKey] = {}
         self._refused_keys: dict[bytes, _CachedKey] = {}
         self.started = False
         self.snapshot = self._build(config)
@@ -262,23 +262,28 @@ class Gateway:
             )
         now = self.deps.clock()
         version = self.accountant.keys_version()  # a revocation anywhere applies at once
-        digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
-        cached = self._keys.get(digest) or self._refused_keys.get(digest)
+        cached = self._keys.get(secret)
+        digest = b""
+        if cached is None:
+            digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+            cached = self._refused_keys.get(digest)
         if cached is None or cached.expires <= now or cached.version != version:
             found = await self.blocking(self.accountant.authenticate, secret)
             ttl = self.snapshot.config.gateway.key_cache_ttl_s
             cached = _CachedKey(found, now + ttl, version)
             if ttl > 0:
-                table, bound = (
-                    (self._keys, KEY_CACHE_ENTRIES)
-                    if found is not None
-                    else (self._refused_keys, REFUSED_KEY_CACHE_ENTRIES)
-                )
-                self._keys.pop(digest, None)  # a key revoked (or created) meanwhile
+                digest = digest or hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+                # A key revoked (or created) meanwhile moves from one table to the other.
+                self._keys.pop(secret, None)
                 self._refused_keys.pop(digest, None)
-                if len(table) >= bound:
-                    table.clear()
-                table[digest] = cached
+                if found is not None:
+                    if len(self._keys) >= KEY_CACHE_ENTRIES:
+                        self._keys.clear()
+                    self._keys[secret] = cached
+                else:
+                    if len(self._refused_keys) >= REFUSED_KEY_CACHE_ENTRIES:
+                        self._refused_keys.clear()
+                    self._refused_keys[digest] = cached
         if cached.caller is None:
             raise Unauthenticated(
                 "the API key is invalid, revoked or expired",

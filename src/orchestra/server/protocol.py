@@ -70,9 +70,6 @@ _PROTOCOL_METHODS = (
     "connection_lost",
     "data_received",
     "on_message_begin",
-    "on_headers_complete",
-    "on_message_complete",
-    "send_400_response",
 )
 
 
@@ -87,8 +84,8 @@ class ConnectionLimits:
     head_timeout_s: float = 10.0
     """From the connection (or a request's first byte) to the end of its headers; then 408."""
     body_timeout_s: float = 60.0
-    """From the end of the headers to the end of the body; then 408 (or the connection is
-    closed if the answer has begun)."""
+    """Added to ``head_timeout_s`` for the whole request, body included (from its first
+    byte); then 408, or the connection is closed if the answer has begun."""
     max_connections_per_client: int = 256
     """Open connections from one client address per worker process; more are answered 503
     and closed at once. Behind a reverse proxy every client shares the proxy's address:
@@ -98,7 +95,6 @@ class ConnectionLimits:
 LIMITS = ConnectionLimits()
 """The limits every gateway server process applies."""
 _SWEEP_S = 1.0
-_IDLE, _HEAD, _BODY = 0, 1, 2
 
 
 def _refusal(status_line: bytes, error_type: str, message: str) -> bytes:
@@ -219,11 +215,15 @@ if _stock is not None:
         which enforces :data:`LIMITS` on every connection."""
 
         limits: ConnectionLimits = LIMITS
-        _phase = _IDLE
         _since = 0.0
+        """When the current request's first byte (or the connection) came."""
+        _head_of: Any = None
+        """The cycle that was current when this request began: while it still is, the
+        request's head is incomplete (uvicorn makes a new cycle once the head is read).
+        Phases are told apart this way, not by more overridden parser callbacks: each one
+        costs a Python call per request."""
         _head_bytes = 0
         _peer: str | None = None
-        _refused: tuple[int, str, str] | None = None
 
         def _start_asgi_task(self, cycle: Any, app: Any) -> None:
             if type(cycle) is _stock.RequestResponseCycle:
@@ -250,13 +250,12 @@ if _stock is not None:
                     return
                 guard.clients[peer] = open_now + 1
                 self._peer = peer
-            self._phase, self._since = _HEAD, self.loop.time()
+            self._since = self.loop.time()
             if not guard.sweeping:
                 guard.sweeping = True
                 self.loop.call_later(_SWEEP_S, _sweep, self.server_state, guard, self.loop)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._phase = _IDLE
             peer = self._peer
             if peer is not None:
                 self._peer = None
@@ -269,44 +268,29 @@ if _stock is not None:
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            if self._phase == _HEAD:
+            in_head = self.cycle is self._head_of
+            if in_head:
                 self._head_bytes += len(data)
             super().data_received(data)
-            # The parser keeps a partial header line itself: the head is bounded here, by
-            # what arrived while it was incomplete (within one read of the limit).
-            if (
-                self._phase == _HEAD
-                and self._head_bytes > self.limits.max_head_bytes
-                and not self.transport.is_closing()
-            ):
-                self._refuse(431, "request_too_large", "the request headers are too large")
+            if self.transport.is_closing():
+                return
+            if self.cycle is self._head_of:
+                # The parser keeps a partial header line itself: the head is bounded here,
+                # by what arrived while it was incomplete (within one read of the limit).
+                if self._head_bytes > self.limits.max_head_bytes:
+                    self._refuse(431, "request_too_large", "the request headers are too large")
+            elif in_head:
+                self._head_bytes = 0
+                if len(self.headers) > self.limits.max_headers:
+                    self._refuse(431, "request_too_large", "the request has too many headers")
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._phase, self._since = _HEAD, self.loop.time()
-
-        def on_headers_complete(self) -> None:
-            self._head_bytes = 0
-            if len(self.headers) > self.limits.max_headers:
-                self._refused = (431, "request_too_large", "the request has too many headers")
-                raise ValueError("too many headers")  # the parser stops; answered below
-            self._phase, self._since = _BODY, self.loop.time()
-            super().on_headers_complete()
-
-        def on_message_complete(self) -> None:
-            self._phase = _IDLE
-            super().on_message_complete()
-
-        def send_400_response(self, msg: str) -> None:
-            refused = self._refused
-            if refused is None:
-                super().send_400_response(msg)
-            else:
-                self._refuse(*refused)
+            self._since = self.loop.time()
+            self._head_of = self.cycle
 
         def _refuse(self, status: int, error_type: str, message: str) -> None:
             """Answer ``status`` and close, unless the application's answer has begun."""
-            self._phase = _IDLE
             cycle = self.cycle
             if cycle is not None and not cycle.response_complete:
                 # The application is still reading or answering: it sees a disconnect, and
@@ -321,14 +305,17 @@ if _stock is not None:
                 self.transport.close()
 
         def _check_deadline(self, now: float) -> None:
-            phase = self._phase
-            if phase == _HEAD and now - self._since > self.limits.head_timeout_s:
-                self._refuse(408, "timeout_error", "the request headers were not sent in time")
-            elif phase == _BODY and now - self._since > self.limits.body_timeout_s:
-                cycle = self.cycle
-                if cycle is not None and cycle.response_complete:
+            if self.transport.is_closing():
+                return
+            cycle = self.cycle
+            waited = now - self._since
+            limits = self.limits
+            if cycle is self._head_of:
+                if waited > limits.head_timeout_s:
+                    self._refuse(408, "timeout_error", "the request headers were not sent in time")
+            elif cycle.more_body and waited > limits.head_timeout_s + limits.body_timeout_s:
+                if cycle.response_complete:
                     # Answered already (e.g. 401 before the body was read): just hang up.
-                    self._phase = _IDLE
                     self.transport.close()
                 else:
                     self._refuse(408, "timeout_error", "the request body was not sent in time")
