@@ -30,7 +30,7 @@ def doctor(
     from orchestra.config.loader import load_config
     from orchestra.config.paths import orchestra_home
     from orchestra.repository.doctor import run_doctor
-    from orchestra.tools.sandbox import CommandLimits
+    from orchestra.tools import CommandLimits
 
     scratch = Path(tempfile.mkdtemp(prefix="orchestra-doctor-"))
     try:

@@ -48,6 +48,7 @@ from orchestra.config.paths import (
     orchestra_home,
     unborn_database,
 )
+from orchestra.config.repositories import RepositoriesSection, RepositorySettings
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
 from orchestra.config.starter import STARTER_CONFIG, write_starter_config
@@ -76,6 +77,8 @@ __all__ = [
     "OrganisationSection",
     "ProviderConfig",
     "RateLimitConfig",
+    "RepositoriesSection",
+    "RepositorySettings",
     "RetrySettings",
     "RosterSection",
     "SecretsConfig",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from orchestra.repository.reports import strip_parameters
-from orchestra.tools.workspace import git
+from orchestra.tools import git
 
 TEST_FILE_PATTERNS = ("test_*.py", "*_test.py")
 TEST_DIRS = ("tests", "test", "testing")

@@ -19,8 +19,7 @@ from typing import Any
 
 from orchestra.repository.changes import is_test_support, touched_lines
 from orchestra.repository.environment import TestEnvironment
-from orchestra.tools.sandbox import CommandLimits, run_command
-from orchestra.tools.workspace import git
+from orchestra.tools import CommandLimits, git, run_command
 
 _PYTHON = re.compile(r"^python(?:\d+(?:\.\d+)*)?$")
 _PYTEST = {"pytest", "py.test"}

@@ -12,15 +12,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestra.config.schema import OrchestraConfig
+from orchestra.config import OrchestraConfig
 from orchestra.errors import OrchestraError
 from orchestra.repository.coverage_plan import CoveragePlan, coverage_plan
 from orchestra.repository.environment import TestEnvironment, resolve_environment, settings_for
 from orchestra.repository.errors import PreflightFailed, RepositoryError
 from orchestra.repository.keys import repository_keys
 from orchestra.repository.preflight import Baseline, preflight
-from orchestra.tools.sandbox import CommandLimits, run_command
-from orchestra.tools.workspace import git
+from orchestra.tools import CommandLimits, git, run_command
 
 
 @dataclass

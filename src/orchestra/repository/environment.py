@@ -22,12 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from orchestra.config.repositories import RepositoriesSection, RepositorySettings
-from orchestra.config.schema import OrchestraConfig
+from orchestra.config import OrchestraConfig, RepositoriesSection, RepositorySettings
 from orchestra.repository.errors import EnvironmentNotFound
 from orchestra.repository.keys import normalise_key, repository_keys
 from orchestra.repository.manifests import javascript_runner, read_package_json, read_pyproject
-from orchestra.tools.sandbox import scrubbed_environment
+from orchestra.tools import scrubbed_environment
 
 PYTEST_ARGS: tuple[str, ...] = ("-q", "-p", "no:cacheprovider")
 """Arguments every detected pytest command gets (no cache folder in the worktree)."""

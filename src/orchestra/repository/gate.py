@@ -17,7 +17,7 @@ from orchestra.repository.planned import PlannedCode, planned_code
 from orchestra.repository.reports import TestReport
 from orchestra.repository.runner import run_test_suite
 from orchestra.repository.verdict import CaseVerdict, judge_green_cases, judge_red_cases
-from orchestra.tools.sandbox import CommandLimits
+from orchestra.tools import CommandLimits
 
 
 @dataclass(frozen=True)

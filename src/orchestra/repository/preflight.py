@@ -27,8 +27,7 @@ from orchestra.repository.environment import TestEnvironment, prepare_worktree
 from orchestra.repository.errors import PreflightFailed
 from orchestra.repository.runner import collect_test_ids, run_test_suite
 from orchestra.repository.verdict import name_ids
-from orchestra.tools.sandbox import CommandLimits
-from orchestra.tools.workspace import git
+from orchestra.tools import CommandLimits, git
 
 LOCKFILES = (
     "uv.lock",

@@ -22,7 +22,7 @@ from orchestra.repository.reports import (
     parse_junit,
     parse_pytest_junit,
 )
-from orchestra.tools.sandbox import CommandLimits, CommandResult, run_command
+from orchestra.tools import CommandLimits, CommandResult, run_command
 
 OUTPUT_KEPT = 8000
 """Characters of a run's output kept in its report (the end)."""

@@ -5,6 +5,7 @@ from orchestra.tools.sandbox import (
     CommandResult,
     network_isolation_available,
     run_command,
+    scrubbed_environment,
 )
 from orchestra.tools.toolbox import TOOL_SPECS, Toolbox, ToolResult, ToolSpec, WritePolicy
 from orchestra.tools.workspace import Workspace, WorkspaceError, git
@@ -22,4 +23,5 @@ __all__ = [
     "git",
     "network_isolation_available",
     "run_command",
+    "scrubbed_environment",
 ]
