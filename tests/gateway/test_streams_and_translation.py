@@ -11,6 +11,7 @@ import openai
 from orchestra.providers import Usage
 from orchestra.testing import FakeUpstream, InjectedEvent, Reply, ToolCall
 from tests.gateway.conftest import LiveGateway
+from tests.polling import eventually
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -32,6 +33,8 @@ def test_unknown_stream_events_pass_through_byte_for_byte(
     assert response.headers["x-orchestra-served-model"] == "claude-haiku-4-5"
     assert f"event: future_event\ndata: {novel}\n\n".encode() in body
     assert body.index(b"future_event") < body.index(b"message_stop")
+    # The entry is stored as the stream ends, which may be just after the client saw its end.
+    assert eventually(lambda: bool(live.accountant.entries))
     assert live.accountant.entries[-1].outcome == "ok"
 
 
@@ -71,6 +74,7 @@ def test_openai_stream_tool_calls_from_an_anthropic_upstream(
     assert usage is not None and usage.completion_tokens == 12
     sent = upstream.requests[-1]
     assert sent.path == "/v1/messages" and sent.json["tools"][0]["name"] == "lookup"
+    assert eventually(lambda: bool(live.accountant.entries))
     assert live.accountant.entries[-1].usage.output_tokens == 12
 
 
@@ -99,5 +103,6 @@ def test_anthropic_stream_tool_calls_from_an_openai_upstream(
     sent = upstream.requests[-1]
     assert sent.path == "/v1/chat/completions"
     assert sent.json["stream_options"] == {"include_usage": True}
+    assert eventually(lambda: bool(live.accountant.entries))
     entry = live.accountant.entries[-1]
     assert entry.usage.output_tokens == 4 and entry.served_model == "qwen-local"
