@@ -20,6 +20,7 @@ from orchestra.config.models import (
 )
 from orchestra.config.org import DeveloperConfig, OrganisationSection, UnitConfig
 from orchestra.config.paths import default_database_url, find_config, orchestra_home
+from orchestra.config.repositories import RepositoriesSection, RepositorySettings
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
 
@@ -37,6 +38,8 @@ __all__ = [
     "OrchestraConfig",
     "OrganisationSection",
     "ProviderConfig",
+    "RepositoriesSection",
+    "RepositorySettings",
     "RosterSection",
     "SecretsConfig",
     "StrictModel",
