@@ -10,7 +10,7 @@ CLAUDE_CODE   := @anthropic-ai/claude-code@2.1.329
 NODE_PREFIX   := $(VENV)/node
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck unit bench clean
+.PHONY: help run test lint typecheck unit bench fuzz clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,20 +33,35 @@ $(VENV)/.test: $(VENV)/.base
 run: $(VENV)/.base ## Run the main job offline on the embedded default (SQLite, local files)
 	$(BIN)/orchestra demo
 
-lint: $(VENV)/.test ## Lint and format check (ruff)
+lint: $(VENV)/.test ## Lint, format check (ruff) and import contracts (import-linter)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+.PHONY: format
+format: $(VENV)/.test ## Format the code and apply ruff's safe fixes
+	$(BIN)/ruff check --fix-only src tests bench
+	$(BIN)/ruff format src tests bench
 
 typecheck: $(VENV)/.test ## Type check (mypy --strict on src/)
 	$(BIN)/mypy
 
-unit: $(VENV)/.test ## Run the test suite only
-	PATH="$(CURDIR)/$(NODE_PREFIX)/node_modules/.bin:$$PATH" $(BIN)/pytest
+# One worker per core: tests are process-safe (each binds port 0, gets its own temporary
+# folders and scratch PostgreSQL database; DBOS state is per process). worksteal keeps the
+# long pipeline runs from queueing behind each other. Not in pytest's addopts: starting the
+# workers costs seconds, more than a run of one test file takes.
+PYTEST_PARALLEL ?= -n auto --dist worksteal
+
+unit: $(VENV)/.test ## Run the test suite only (in parallel; PYTEST_PARALLEL= for one process)
+	PATH="$(CURDIR)/$(NODE_PREFIX)/node_modules/.bin:$$PATH" $(BIN)/pytest $(PYTEST_PARALLEL)
 
 test: lint typecheck unit ## Lint, type check and the whole test suite
 
 bench: $(VENV)/.test ## Run the benchmarks (prints ratios against in-run baselines)
 	$(BIN)/python -m bench
+
+fuzz: $(VENV)/.test ## Long fuzz run of the gateway on loopback (bench/fuzz; EXAMPLES=20000)
+	$(BIN)/python -m bench.fuzz --examples $(or $(EXAMPLES),20000)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -12,9 +13,20 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from orchestra.store import Database, normalise_url, open_database
+pytest.register_assert_rewrite("tests.exports")
+
+from orchestra.store import Database, normalise_url, open_database  # noqa: E402
 
 POSTGRES_ENV = "ORCHESTRA_TEST_DATABASE_URL"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Leave the modules and objects loaded by collection out of every later garbage
+    collection: they live for the whole session, and walking them again in each full
+    collection made tests that collect (and the collector's own runs) slow late in the
+    suite."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,76 @@
 """The one exception hierarchy of Orchestra.
 
 Every error a user can meet says what happened (the message) and what to do about it
-(``hint``). Subpackages add their own subclasses here, so callers can catch a domain's
-errors without importing the domain.
+(``hint``). Each layer has one base here, so callers can catch a domain's errors without
+importing the domain; the domain's own subclasses live next to the code that raises them.
+
+The tree follows the layers (``docs/architecture.md``): a class derives from the base of its
+own layer, never from a higher one's, so catching a layer's base never catches a refusal of
+a layer it calls. From the lowest layer to the highest::
+
+    OrchestraError                      errors: message + hint
+    ├── StoreError                      store
+    ├── ConfigError                     config (``location``)
+    │   └── ConfigInvalid                 config.loader (every problem)
+    ├── RosterError                     roster
+    │   └── RosterInvalid                 roster.definition (every problem)
+    ├── OrgError                        org
+    │   └── OrgInvalid                    org.tree (every problem)
+    ├── KnowledgeError                  knowledge
+    │   └── HookInputError                knowledge.hook
+    ├── ToolError                       tools
+    │   └── WorkspaceError                tools.workspace
+    ├── ProviderError                   providers
+    │   └── WireFormatError               providers.errors  (wire answer, see below)
+    │       └── TranslationError
+    ├── AccountingError                 accounting  (wire answer, see below)
+    │   ├── InvalidKey, KeyNotFound, BudgetNotFound, InvalidBudget, UnknownPrice,
+    │   │   BudgetExceeded, RateLimited, SecretError      accounting.errors
+    │   └── InvalidSpendQuery             accounting.spend
+    ├── GatewayError                    gateway
+    │   ├── GatewayHTTPError              gateway.errors  (wire answer, see below)
+    │   │   ├── BadRequest, UnsupportedMediaType, PayloadTooLarge, Unauthenticated,
+    │   │   │   Forbidden, UnknownModel, NotFound, LimitRefused, UpstreamFailed,
+    │   │   │   Overloaded, UpstreamTimeout, UnpricedModel, CircuitOpen
+    │   │   └── UpstreamClientError         gateway.upstream
+    │   └── UpstreamConnectionError       gateway.http_client (also an ``OSError``)
+    │       └── UpstreamTimeoutError        (also a ``TimeoutError``)
+    ├── EngineError                     engine
+    │   ├── ModelCallFailed               engine.model
+    │   │   └── BudgetExhausted
+    │   └── RunNotFound                   engine.runs
+    ├── PipelineError                   pipelines
+    │   └── RunFailed                     pipelines.test_first.steps (ends a run as failed)
+    └── ScriptError                     testing (the test doubles, above the library)
+
+**Wire answer.** An error the gateway may answer a client with carries ``status`` (the
+HTTP status: the official SDKs pick their exception class from it), ``error_type`` (the
+Anthropic error type, ``invalid_request_error``, ``rate_limit_error`` ...; the OpenAI shape
+is derived from it) and, for refusals that clear with time, ``retry_after_s``. One name,
+``error_type``, is used for the Anthropic type everywhere.
+
+**Exit codes.** The CLI prints an error's message and its ``fix:`` on stderr and exits 2:
+the user can correct the input, the configuration or the name and try again. A command
+that ran and whose answer is "no" (a pipeline run that failed or was stopped by its
+budget, a check that found errors) exits 1. See ``docs/cli.md``.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "AccountingError",
+    "ConfigError",
+    "EngineError",
+    "GatewayError",
+    "KnowledgeError",
+    "OrchestraError",
+    "OrgError",
+    "PipelineError",
+    "ProviderError",
+    "RosterError",
+    "StoreError",
+    "ToolError",
+]
 
 
 class OrchestraError(Exception):
@@ -22,6 +87,10 @@ class OrchestraError(Exception):
         return self.message
 
 
+class StoreError(OrchestraError):
+    """The database could not be opened, migrated or written."""
+
+
 class ConfigError(OrchestraError):
     """The configuration file or environment is invalid."""
 
@@ -35,16 +104,38 @@ class ConfigError(OrchestraError):
         return f"{text}\n  fix: {self.hint}" if self.hint else text
 
 
-class StoreError(OrchestraError):
-    """The database could not be opened, migrated or written."""
-
-
 class RosterError(OrchestraError):
     """An agent definition is malformed or the roster breaks a rule."""
 
 
 class OrgError(OrchestraError):
     """The organisation tree is invalid (cycle, unknown parent, duplicate member)."""
+
+
+class KnowledgeError(OrchestraError):
+    """The knowledge store could not store, search or ingest."""
+
+
+class ToolError(OrchestraError):
+    """An agent tool could not do what it was asked (a path outside its workspace ...)."""
+
+
+class ProviderError(OrchestraError):
+    """A provider's wire format could not be read, written or translated."""
+
+
+class AccountingError(OrchestraError):
+    """Keys, prices, budgets, limits, the ledger or secrets refused or failed.
+
+    Carries the wire answer the gateway gives when it meets one (see the module's docstring).
+    """
+
+    status: int = 500
+    """HTTP status the gateway answers with."""
+    error_type: str = "api_error"
+    """Anthropic error type (``authentication_error``, ``rate_limit_error`` ...)."""
+    retry_after_s: float | None = None
+    """For refusals that clear with time: when to try again."""
 
 
 class GatewayError(OrchestraError):
@@ -55,5 +146,5 @@ class EngineError(OrchestraError):
     """A pipeline run could not start, continue or finish."""
 
 
-class KnowledgeError(OrchestraError):
-    """The knowledge store could not store, search or ingest."""
+class PipelineError(OrchestraError):
+    """A pipeline could not take its run further (a gate that could not be met ...)."""

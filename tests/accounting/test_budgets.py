@@ -10,6 +10,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import delete
 
 from orchestra.accounting import (
     Accounting,
@@ -22,7 +23,9 @@ from orchestra.accounting import (
     InvalidBudget,
     period_bounds,
 )
+from orchestra.accounting.audit import AuditChainBroken
 from orchestra.store import Database
+from orchestra.store.tables.gateway import GatewayAuditHead
 
 from .conftest import FakeClock
 
@@ -179,7 +182,7 @@ def test_soft_threshold_alerts_once_per_period_with_webhook(
         assert [p["budget"] for p in posted] == ["dev", "dev"]
         assert posted[0]["kind"] == "orchestra.budget.soft_threshold"
     finally:
-        book._store.close()
+        book.store.close()
 
 
 def test_a_failing_webhook_never_blocks_or_leaks_its_token(
@@ -199,7 +202,7 @@ def test_a_failing_webhook_never_blocks_or_leaks_its_token(
         assert "s3cret" not in caplog.text
         assert "failed" in caplog.text
     finally:
-        book._store.close()
+        book.store.close()
 
 
 @pytest.mark.parametrize("threads", [100])
@@ -264,7 +267,7 @@ def test_separate_writers_on_one_database_never_overspend(database: Database) ->
         assert status.spent_usd == D("1.00") and status.reserved_usd == 0
     finally:
         for book in books:
-            book._store.close()
+            book.store.close()
 
 
 @pytest.mark.slow
@@ -358,7 +361,7 @@ def test_reserve_settle_release_sequences_keep_the_invariant(
             assert status.spent_usd == spent  # settlement totals equal the actual costs
             assert status.reserved_usd == sum((e for r, e in held if not r.empty), D(0))  # type: ignore[attr-defined]
     finally:
-        book._store.close()
+        book.store.close()
         db.dispose()
 
 
@@ -417,3 +420,22 @@ def test_async_twins_reserve_settle_release(accounting: Accounting) -> None:
     asyncio.run(scenario())
     (status,) = book.status()
     assert status.spent_usd == D("0.1") and status.reserved_usd == D("0.3")
+
+
+def test_budget_changes_fail_without_their_audit_entry(
+    accounting: Accounting, database: Database
+) -> None:
+    """A budget change and its audit entry commit together, or neither does (issue 16 #9)."""
+    accounting.budgets.define(BudgetSpec("cap", "team", "payments", Decimal(10), "month"))
+    with database.session() as session:
+        session.execute(delete(GatewayAuditHead))
+    with pytest.raises(AuditChainBroken):
+        accounting.budgets.define(BudgetSpec("cap", "team", "payments", Decimal(10**6), "month"))
+    with pytest.raises(AuditChainBroken):
+        accounting.budgets.define(BudgetSpec("new", "developer", "eve", Decimal(10**6), "month"))
+    with pytest.raises(AuditChainBroken):
+        accounting.budgets.remove("cap")
+    assert [(s.spec.name, s.spec.cap_usd) for s in accounting.budgets.status()] == [
+        ("cap", Decimal(10))
+    ]
+    assert [e.action for e in accounting.audit.list()] == ["budget.set"]

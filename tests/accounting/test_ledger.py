@@ -25,9 +25,8 @@ from orchestra.accounting import (
     LedgerEntry,
     StreamRecord,
 )
-from orchestra.accounting.store import GroupCommitter
 from orchestra.providers import Usage
-from orchestra.store import Database, open_database
+from orchestra.store import Database, GroupCommitter, open_database
 
 from .conftest import FakeClock
 
@@ -201,17 +200,15 @@ def test_sigkill_mid_stream_is_reconciled_on_restart(tmp_path: Path, clock: Fake
 def test_journal_stays_small_and_unfinished_streams_survive_close(
     database: Database, tmp_path: Path
 ) -> None:
-    ledger = Ledger(database, journal_dir=tmp_path)
+    ledger = Ledger(database, journal_dir=tmp_path, journal_max_bytes=100)
     ledger.open_stream(LedgerEntry(ALICE, "m", "claude-haiku-4-5")).finish()
-    journal = ledger._journal
-    assert journal is not None
-    journal.max_bytes = 100
     b = ledger.open_stream(LedgerEntry(ALICE, "m", "claude-haiku-4-5"))
     c = ledger.open_stream(LedgerEntry(ALICE, "m", "claude-haiku-4-5"))
     b.finish()
-    assert journal.path.stat().st_size > 100  # c is still open: nothing may be dropped
+    (path,) = ledger.journal_dir.glob("*.jsonl")
+    assert path.stat().st_size > 100  # c is still open: nothing may be dropped
     c.finish()
-    assert journal.path.stat().st_size == 0  # nothing unfinished left: started afresh
+    assert path.stat().st_size == 0  # nothing unfinished left: started afresh
     d = ledger.open_stream(LedgerEntry(ALICE, "m", "claude-haiku-4-5"))
     d.progress(Usage(7, 3))
     ledger.close()  # shutting down with a stream in flight keeps its journal
@@ -266,12 +263,12 @@ def test_journal_stays_bounded_under_sustained_overlapping_calls(
             oldest.finish(usage=usage)
             finished += 1
         largest = max(largest, ledger.journal_size)
-    journal = ledger._journal
-    assert journal is not None and journal.compactions > 0
-    assert journal.open_streams == len(window) == 8
+    assert ledger.journal_compactions > 0
+    assert ledger.unfinished == len(window) == 8
     # Bounded by the threshold plus what is unfinished, not by the hours of traffic.
     assert largest <= 20_000 + 2 * 9 * 1_000
-    assert journal.path.stat().st_size == ledger.journal_size
+    (path,) = ledger.journal_dir.glob("*.jsonl")
+    assert path.stat().st_size == ledger.journal_size
     unfinished = {r.id: u for r, u in window}
     ledger.close()  # what a SIGKILL leaves behind: the journal with its open streams
     other = Ledger(database, journal_dir=tmp_path)

@@ -1,10 +1,12 @@
 """The journal's ``row`` line of a finished call: the entry's own row values, read back to
-the same entry; and journals of earlier versions (``final``/``open`` lines) still reconcile."""
+the same entry; and a dead process's journal of ``open``/``usage``/``row``/``done`` lines
+reconciles."""
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -16,13 +18,9 @@ from hypothesis import strategies as st
 
 from orchestra.accounting import Accounting, Attribution, BudgetSpec, Ledger, LedgerEntry
 from orchestra.accounting.budgets import Hold, Reservation
-from orchestra.accounting.ledger import (
-    OUTCOMES,
-    _row,
-    _row_json,
-    _row_line,
-    entry_from_values,
-)
+from orchestra.accounting.ledger import OUTCOMES
+from orchestra.accounting.ledger.entries import entry_from_values, entry_row, row_json
+from orchestra.accounting.ledger.journal import row_line
 from orchestra.accounting.store import as_utc, sqlite_time, time_for
 from orchestra.gateway.accounts import Attempt, Caller, CallRecord
 from orchestra.gateway.store_accountant import ledger_entry
@@ -36,7 +34,7 @@ T0 = datetime(2026, 3, 18, 12, 0, tzinfo=UTC)
 
 def _through_line(entry: LedgerEntry, time: Any, reservation: Reservation | None = None) -> Any:
     """``entry`` written as a ``row`` line (rows in ``time``'s form) and read back."""
-    rec = json.loads(_row_line(_row_json(_row(entry, time)), reservation))
+    rec = json.loads(row_line(row_json(entry_row(entry, time)), reservation))
     assert rec["op"] == "row" and set(rec) == {"op", "row", "r"}
     return entry_from_values(rec["row"]), rec["r"]
 
@@ -108,7 +106,7 @@ def test_a_row_line_is_flat_and_keeps_the_reservation() -> None:
         "res_1", Decimal("0.25"), (Hold(3, "dev", 250_000_000, None), Hold(4, "team", 7, "ls_9"))
     )
     entry = LedgerEntry(ALICE, "haiku", started_at=T0, ended_at=T0, cost_usd=Decimal("1.5"))
-    line = _row_line(_row_json(_row(entry, time_for("postgresql"))), reservation)
+    line = row_line(row_json(entry_row(entry, time_for("postgresql"))), reservation)
     assert line.endswith(b"\n") and line.count(b"\n") == 1 and line.isascii()
     rec = json.loads(line)
     assert rec["row"][:3] == [entry.id, sqlite_time(T0), sqlite_time(T0)]
@@ -116,7 +114,7 @@ def test_a_row_line_is_flat_and_keeps_the_reservation() -> None:
     assert Reservation.from_json(rec["r"]) == reservation
     # Only JSON's own types: what is not one is a bug, never written as some text.
     with pytest.raises(TypeError):
-        _row_json((*_row(entry, time_for("postgresql"))[:-1], Decimal(1)))
+        row_json((*entry_row(entry, time_for("postgresql"))[:-1], Decimal(1)))
 
 
 def test_a_naive_time_is_taken_as_utc() -> None:
@@ -129,7 +127,7 @@ def test_a_naive_time_is_taken_as_utc() -> None:
 def _never_committed(ledger: Ledger) -> None:
     """Journal lines written, their commits dropped: what a SIGKILL before the writer's
     batch leaves (the journal is kept by close, its records being unfinished)."""
-    ledger._store.committer.enqueue = lambda job, what: None  # type: ignore[method-assign]
+    ledger.store.committer.enqueue = lambda job, what: None  # type: ignore[method-assign]
 
 
 def test_journaled_rows_reconcile_to_the_entries_returned_and_settle_once(
@@ -170,44 +168,29 @@ def test_journaled_rows_reconcile_to_the_entries_returned_and_settle_once(
         again.close()
 
 
-def _old_journal(ledger: Ledger, lines: list[dict[str, Any]]) -> Path:
-    """A journal as an earlier version left it (its process dead: no lock held)."""
+def _dead_journal(ledger: Ledger, lines: list[dict[str, Any]]) -> Path:
+    """A journal as a dead process left it (no lock held)."""
     ledger.journal_dir.mkdir(parents=True, exist_ok=True)
     path = ledger.journal_dir / f"{os.getpid() + 1}-0ldf0rm5.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 
 
-def test_journals_of_earlier_versions_still_reconcile(database: Database, tmp_path: Path) -> None:
-    """``final`` lines (the entry's to_json form) are committed as they are; an ``open``
-    stream with ``usage`` progress is reconciled; ``done`` ones are left alone; the new
-    ``row`` lines may follow in the same file."""
+def test_a_dead_process_journal_reconciles(database: Database, tmp_path: Path) -> None:
+    """An ``open`` stream with ``usage`` progress is reconciled; ``done`` ones are left
+    alone; ``row`` lines are committed as they are; a cut last line is skipped."""
     acc = Accounting(database, journal_dir=tmp_path, pepper=b"p")
     acc.budgets.define(BudgetSpec("dev", "developer", "alice", Decimal(5), "month"))
     held = acc.budgets.reserve(ALICE, "claude-haiku-4-5", Decimal("0.5"))
-    final = LedgerEntry(
-        ALICE,
-        "haiku",
-        "claude-haiku-4-5",
-        usage=Usage(10, 5),
-        cost_usd=HAIKU_CALL,
-        outcome="error",
-        error_type="upstream_529",
-        started_at=T0,
-        ended_at=T0 + timedelta(seconds=1),
-        latency_ms=1000.0,
-        fallback_path=("claude-haiku-4-5:529",),
-    )
     done = LedgerEntry(ALICE, "haiku", started_at=T0, ended_at=T0, cost_usd=Decimal(0))
     stream = LedgerEntry(ALICE, "haiku", "claude-haiku-4-5", started_at=T0, stream=True)
     row_entry = LedgerEntry(
         ALICE, "haiku", started_at=T0, ended_at=T0, cost_usd=Decimal(1), latency_ms=0.0
     )
-    path = _old_journal(
+    path = _dead_journal(
         acc.ledger,
         [
-            {"op": "final", "id": final.id, "entry": final.to_json(), "reservation": None},
-            {"op": "final", "id": done.id, "entry": done.to_json(), "reservation": None},
+            {"op": "open", "id": done.id, "entry": done.to_json(), "reservation": None},
             {"op": "open", "id": stream.id, "entry": stream.to_json(), "reservation": None},
             {
                 "op": "usage",
@@ -219,12 +202,11 @@ def test_journals_of_earlier_versions_still_reconcile(database: Database, tmp_pa
         ],
     )
     with path.open("ab") as f:
-        f.write(_row_line(_row_json(_row(row_entry, time_for("sqlite"))), held))
+        f.write(row_line(row_json(entry_row(row_entry, time_for("sqlite"))), held))
         f.write(b'{"op":"row","row":["cut sho')  # the crash's last, partial line
     try:
         reconciled = {e.id: e for e in acc.start()}
-        assert set(reconciled) == {final.id, stream.id, row_entry.id}
-        assert reconciled[final.id] == final
+        assert set(reconciled) == {stream.id, row_entry.id}
         assert reconciled[row_entry.id] == row_entry
         crashed = reconciled[stream.id]
         assert (crashed.outcome, crashed.error_type) == ("reconciled", "gateway_crash")
@@ -243,8 +225,10 @@ def test_a_complete_entry_is_not_copied(database: Database, tmp_path: Path) -> N
     entry = LedgerEntry(
         ALICE, started_at=T0, ended_at=T0, cost_usd=Decimal(0), latency_ms=0.0, outcome="ok"
     )
-    assert ledger._complete(entry) is entry
     assert ledger.journal_and_queue(entry) is entry
+    assert ledger.append(replace(entry, id="another")).id == "another"
+    other = replace(entry, id="third")
+    assert ledger.append(other) is other
     ledger.close()
 
 
@@ -269,5 +253,5 @@ def test_the_gateways_entry_is_complete_with_its_end_from_the_latency(
     entry = ledger_entry(record)
     assert entry.ended_at == T0 + timedelta(milliseconds=1234.5)
     ledger = Ledger(database, journal_dir=tmp_path)
-    assert ledger._complete(entry) is entry  # nothing for the ledger to fill in
+    assert ledger.journal_and_queue(entry) is entry  # nothing for the ledger to fill in
     ledger.close()

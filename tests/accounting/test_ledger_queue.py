@@ -25,16 +25,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from orchestra.accounting import Accounting, Attribution, BudgetSpec, Ledger, LedgerEntry
-from orchestra.accounting.ledger import _INSERT, _row
-from orchestra.accounting.store import (
-    AccountingStore,
-    GroupCommitter,
-    as_utc,
-    sqlite_time,
-    time_for,
-)
+from orchestra.accounting.store import AccountingStore, as_utc, sqlite_time
 from orchestra.providers import Usage
-from orchestra.store import Database
+from orchestra.store import Database, GroupCommitter
 from orchestra.store.tables.gateway import GatewayLedgerEntry
 
 from .conftest import FakeClock
@@ -88,8 +81,7 @@ def test_queued_calls_are_committed_settled_and_marked_done_once(
     (status,) = accounting.budgets.status()
     assert status.reserved_usd == held.reserved_usd - 30 * Decimal("0.01")  # all settled
     assert status.spent_usd == 30 * HAIKU_CALL
-    journal = accounting.ledger._journal
-    assert journal is not None and journal.open_streams == 0
+    assert accounting.ledger.unfinished == 0
     lines = _lines(tmp_path / "journal")
     finals = [r["row"][0] for r in lines if r["op"] == "row"]  # the id is the row's first
     done = [sid for r in lines if r["op"] == "done" for sid in r["ids"]]
@@ -154,10 +146,9 @@ def test_compaction_keeps_what_batched_done_lines_leave_unfinished(
             store.committer.flush()  # a batch: one done line for its calls
         largest = max(largest, ledger.journal_size)
     store.committer.flush()
-    journal = ledger._journal
-    assert journal is not None and journal.compactions > 0
+    assert ledger.journal_compactions > 0
     assert largest <= 20_000 + 2 * 10 * 1_000
-    assert journal.open_streams == len(window) == 6
+    assert ledger.unfinished == len(window) == 6
     open_ids = {r.id for r in window}
     ledger.close()  # what a SIGKILL leaves behind: the journal with its open streams
     store.close()
@@ -178,10 +169,9 @@ def test_a_failed_queued_commit_stays_journaled_and_is_not_stored_twice(
     first = ledger.append(_call())
     ledger.journal_and_queue(_call(id=first.id))
     ledger.journal_and_queue(_call())
-    ledger._store.committer.flush()
+    ledger.store.committer.flush()
     assert any("failed" in r.getMessage() for r in caplog.records)
-    journal = ledger._journal
-    assert journal is not None and journal.open_streams == 1  # the failed one only
+    assert ledger.unfinished == 1  # the failed one only
     ledger.close()
     other = Ledger(database, journal_dir=tmp_path)
     assert other.reconcile_incomplete() == []
@@ -205,13 +195,11 @@ def test_a_batch_of_queued_entries_alone_keeps_the_good_ones_when_one_fails(
     ledger.journal_and_queue(good[0])
     ledger.journal_and_queue(_call(id=first.id))
     ledger.journal_and_queue(good[1])
-    journal = ledger._journal
-    assert journal is not None
     deadline = time.monotonic() + 10
-    while journal.open_streams > 1:  # no flush: the writer's own deferred batch, alone
+    while ledger.unfinished > 1:  # no flush: the writer's own deferred batch, alone
         assert time.monotonic() < deadline
         threading.Event().wait(0.01)
-    assert journal.open_streams == 1  # the entry whose id was taken
+    assert ledger.unfinished == 1  # the entry whose id was taken
     assert any(first.id in r.getMessage() for r in caplog.records)
     with database.session() as session:
         stored = set(session.scalars(select(GatewayLedgerEntry.id)))
@@ -253,8 +241,7 @@ def test_a_queued_entry_is_stored_exactly_as_bound_values_store_it(
     ledger.flush()
     dialect = database.engine.dialect.name
     bound = replace(queued, id="reference")
-    with database.engine.begin() as conn:
-        _INSERT.run_many(conn, [_row(bound, time_for(dialect))])
+    ledger.append(bound)  # a row someone waits for: inserted with bound values
     names = [c.name for c in GatewayLedgerEntry.__table__.columns if c.name != "id"]
     if dialect == "sqlite":
         names = [f"{c}, typeof({c})" for c in names]
@@ -272,7 +259,7 @@ CHILD = textwrap.dedent("""
     import os, signal, sys
     from decimal import Decimal
     from orchestra.accounting import Accounting, Attribution, LedgerEntry
-    from orchestra.accounting.ledger import _Journal
+    from orchestra.accounting.ledger.journal import Journal
     from orchestra.providers import Usage
     from orchestra.store import open_database
 
@@ -283,7 +270,7 @@ CHILD = textwrap.dedent("""
     if when == "before-commit":
         acc.store.committer._defer_s = 3600  # queued, and never committed before the kill
     else:  # after the commit, before its done line
-        _Journal.mark_done = lambda self, ids: os.kill(os.getpid(), signal.SIGKILL)
+        Journal.mark_done = lambda self, ids: os.kill(os.getpid(), signal.SIGKILL)
     reservations = [
         acc.budgets.reserve(alice, "claude-haiku-4-5", Decimal("0.5")) for _ in range(5)
     ]
@@ -416,7 +403,7 @@ def test_flush_opens_no_transaction_when_nothing_is_queued(
     """Reads flush first (read-your-writes); with nothing queued that must not cost a write
     transaction, which on SQLite would take the database's write lock."""
     ledger = Ledger(_slow_store(database), journal_dir=tmp_path)
-    committer = ledger._store.committer
+    committer = ledger.store.committer
     submitted: list[Any] = []
     real_submit = committer.submit
 

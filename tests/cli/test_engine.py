@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from orchestra.cli.app import app
 
@@ -69,12 +69,16 @@ def test_demo_then_runs_status_and_report(tmp_path: Path, monkeypatch: pytest.Mo
     assert all(h.entry.source.run == run["id"] for h in hits)
 
     again = runner.invoke(app, ["resume", run["id"]])
-    assert again.exit_code == 1 and "already ended" in _text(again.output)
+    assert again.exit_code == 2 and "already ended" in _text(again.output)
 
 
 def test_unknown_run_says_how_to_find_runs(tmp_path: Path) -> None:
+    from orchestra.app import Orchestra
+
+    with Orchestra.from_environment() as services:  # a state folder where runs are kept
+        services.migrate()
     result = runner.invoke(app, ["status", "run-nope"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no run 'run-nope'" in _text(result.output)
     assert "orchestra runs" in _text(result.output)
 
@@ -87,7 +91,7 @@ def test_run_without_a_model_explains_the_fix(
     repo = create_sample_repository(tmp_path / "repo")
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["run", "add a thing", "--repo", str(repo)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no model is configured" in _text(result.output)
     assert "orchestra demo" in _text(result.output)
 
@@ -103,14 +107,14 @@ def test_run_refuses_a_folder_that_is_not_a_repository(
         "opus: {model: m}}\n"
     )
     result = runner.invoke(app, ["run", "add a thing", "--repo", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "is not a git repository" in _text(result.output)
 
 
-@pytest.mark.slow
-def test_run_with_a_configured_model_shows_progress_and_the_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _run_on_a_configured_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: str
+) -> Result:
+    """`orchestra run` of the sample task, the scripted model behind a fake upstream."""
     from orchestra.testing import FakeUpstream
     from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
 
@@ -124,7 +128,14 @@ def test_run_with_a_configured_model_shows_progress_and_the_report(
             "models: {m: {provider: up, price: {input: 1.0, output: 2.0}}}\n"
             "tiers: {haiku: {model: m}, sonnet: {model: m}, opus: {model: m}}\n"
         )
-        result = runner.invoke(app, ["run", SAMPLE_TASK, "--repo", str(repo), "--budget", "2"])
+        return runner.invoke(app, ["run", SAMPLE_TASK, "--repo", str(repo), "--budget", budget])
+
+
+@pytest.mark.slow
+def test_run_with_a_configured_model_shows_progress_and_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _run_on_a_configured_model(tmp_path, monkeypatch, "2")
     text = _text(result.output)
     assert result.exit_code == 0, result.output
     assert "review-security" in text and "agents working now" in text
@@ -132,6 +143,16 @@ def test_run_with_a_configured_model_shows_progress_and_the_report(
     assert "tests (fix-1): pass — 11 passed, 0 failed" in text
     assert "changed-line coverage 100.0%" in text
     assert "(gateway ledger)" in text
+
+
+def test_a_run_stopped_by_its_budget_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed run is not the user's error: exit 1, not 2 (docs/cli.md)."""
+    result = _run_on_a_configured_model(tmp_path, monkeypatch, "0.000001")
+    text = _text(result.output)
+    assert result.exit_code == 1, result.output
+    assert "failed" in text and "budget exhausted during plan" in text
 
 
 @pytest.mark.slow
@@ -159,7 +180,7 @@ def test_cancel_from_the_cli_stops_a_run_in_another_engine(
     assert row.status == "cancelled"
     assert f"run {run_id} cancelled" in _text(result.output)
     again = runner.invoke(app, ["cancel", run_id])
-    assert again.exit_code == 1 and "already ended" in _text(again.output)
+    assert again.exit_code == 2 and "already ended" in _text(again.output)
 
 
 @pytest.mark.slow

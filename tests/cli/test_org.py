@@ -18,7 +18,7 @@ def test_sync_show_and_resync(tmp_path: Path) -> None:
     config.write_text(ORG)
     db = f"sqlite:///{tmp_path / 'org.db'}"
     empty = runner.invoke(app, ["org", "show", "--database", db])
-    assert empty.exit_code == 1 and "orchestra org sync" in empty.output
+    assert empty.exit_code == 2 and "orchestra org sync" in empty.output
 
     synced = runner.invoke(app, ["org", "sync", "--config", str(config), "--database", db])
     assert synced.exit_code == 0, synced.output
@@ -48,7 +48,7 @@ def test_sync_with_a_cycle_fails_and_writes_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "cycle: a -> b -> a" in result.output
     assert "break the cycle" in result.output
-    assert runner.invoke(app, ["org", "show", "--database", db]).exit_code == 1
+    assert runner.invoke(app, ["org", "show", "--database", db]).exit_code == 2
 
 
 def test_stage_json_and_pinned_warning(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ READ_ONLY = [
     ["audit", "list"],
     ["audit", "verify"],
     ["audit", "anchor"],
+    ["runs"],
 ]
 
 
@@ -114,7 +115,7 @@ def test_showing_an_organisation_never_stored_creates_nothing(
 ) -> None:
     monkeypatch.chdir(project / "src")
     result = runner.invoke(app, ["org", "show"])
-    assert result.exit_code == 1 and "no organisation stored yet" in result.output
+    assert result.exit_code == 2 and "no organisation stored yet" in result.output
     assert _files(project) == {"orchestra.yaml", "src", "src/pkg"}
 
 
@@ -130,3 +131,14 @@ def test_read_only_commands_on_an_existing_database_create_no_pepper_or_key(
         result = runner.invoke(app, command)
         assert result.exit_code == 0, (command, result.output)
     assert _files(project) == before
+
+
+@pytest.mark.parametrize("command", [["status", "r-1"], ["report", "r-1"]], ids=" ".join)
+def test_asking_about_a_run_where_nothing_was_recorded_creates_nothing(
+    command: list[str], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project / "src")
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2
+    assert "noOrchestradatabaseat" in "".join(result.output.split())
+    assert _files(project) == {"orchestra.yaml", "src", "src/pkg"}

@@ -16,10 +16,16 @@ import uvicorn
 from orchestra.config import parse_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway import Gateway, GatewayApp, GatewayDeps, MemoryAccountant
+from orchestra.testing.asgi import PromptServer
 
 
 def gateway_config(base_url: str, **gateway: Any) -> OrchestraConfig:
     """Anthropic and OpenAI providers on the fake upstream; tiers with fallbacks."""
+    return parse_config(gateway_config_yaml(base_url, **gateway), environ={})
+
+
+def gateway_config_yaml(base_url: str, **gateway: Any) -> str:
+    """:func:`gateway_config` as the text of an ``orchestra.yaml``."""
     import yaml
 
     data: dict[str, Any] = {
@@ -45,7 +51,7 @@ def gateway_config(base_url: str, **gateway: Any) -> OrchestraConfig:
             **gateway,
         },
     }
-    return parse_config(yaml.safe_dump(data), environ={})
+    return str(yaml.safe_dump(data))
 
 
 def memory_accountant() -> MemoryAccountant:
@@ -74,14 +80,17 @@ def make_app(
 class ServerThread:
     """uvicorn serving ``app`` on 127.0.0.1 (free port) in a background thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
+        """``options`` go to ``uvicorn.Config`` (e.g. ``uvicorn_options()``)."""
+        self.app = app
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-        self.server = uvicorn.Server(config)
+        settings = {"log_level": "warning", "lifespan": "on", "access_log": False, **options}
+        config = uvicorn.Config(app, **settings)
+        self.server = PromptServer(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -97,7 +106,7 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        self.server.exit_soon()
         self.thread.join(10)
         self.sock.close()
 

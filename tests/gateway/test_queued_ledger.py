@@ -9,17 +9,37 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
+
 from orchestra.config.paths import orchestra_home
-from orchestra.gateway.accounts import CallRecord
+from orchestra.gateway.accounts import Caller, CallRecord
 from orchestra.gateway.store_accountant import StoreAccountant
 from orchestra.providers import Usage
 from orchestra.server import build_app
 from orchestra.store import open_database
 from orchestra.store.tables.gateway import GatewayLedgerEntry
 from orchestra.testing import FakeUpstream
-from tests.gateway.helpers import gateway_config
+from tests.gateway.helpers import ServerThread, gateway_config
 
 COST = Decimal(10 * 1 + 100 * 5) / Decimal(1_000_000)  # claude-haiku-4-5: $1 / $5 per Mtok
+
+
+def _served(caller: Caller) -> CallRecord:
+    """A finished, served call of 10 + 100 tokens on claude-haiku-4-5."""
+    return CallRecord(
+        request_id=f"req_{uuid.uuid4().hex}",
+        started_at=datetime.now(UTC),
+        caller=caller,
+        client_format="anthropic",
+        requested_model="claude-haiku-4-5",
+        served_model="claude-haiku-4-5",
+        provider="anthropic",
+        usage=Usage(10, 100),
+        cost_usd=COST,
+        outcome="ok",
+        status=200,
+        latency_ms=1.5,
+    )
 
 
 async def _lifespan(app: Any, events: list[str]) -> list[str]:
@@ -75,20 +95,7 @@ def test_shutdown_commits_every_queued_call_and_removes_the_journal(
 
         async def call(reservation: Any) -> str:
             await asyncio.sleep(0)
-            record = CallRecord(
-                request_id=f"req_{uuid.uuid4().hex}",
-                started_at=datetime.now(UTC),
-                caller=caller,
-                client_format="anthropic",
-                requested_model="claude-haiku-4-5",
-                served_model="claude-haiku-4-5",
-                provider="anthropic",
-                usage=Usage(10, 100),
-                cost_usd=COST,
-                outcome="ok",
-                status=200,
-                latency_ms=1.5,
-            )
+            record = _served(caller)
             assert accountant.journal_and_queue(reservation, record)
             return record.request_id
 
@@ -108,3 +115,131 @@ def test_shutdown_commits_every_queued_call_and_removes_the_journal(
     finally:
         db.dispose()
     assert list((orchestra_home() / "ledger-journal").rglob("*.jsonl*")) == []
+
+
+def test_a_poisoned_journal_lets_the_gateway_start_and_shows_in_metrics(
+    database_url: str, upstream: FakeUpstream
+) -> None:
+    """A dead process's journal with a line no version can store: the gateway starts,
+    stores what it can, quarantines the rest and counts it on ``/metrics``."""
+    app = build_app(gateway_config(upstream.base_url), database_url=database_url, include_api=False)
+    accountant = app.gateway.accountant
+    assert isinstance(accountant, StoreAccountant)
+    ledger = accountant.accounting.ledger
+    ledger.journal_dir.mkdir(parents=True, exist_ok=True)
+    (ledger.journal_dir / "999999-deadbeef.jsonl").write_bytes(
+        b'{"op":"row","row":["only","three","values"]}\n'
+    )
+    secret, _ = accountant.accounting.keys.create("root", admin=True)
+
+    async def scenario() -> str:
+        await app.gateway.startup()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            response = await client.get("/metrics", headers={"x-api-key": secret})
+        assert response.status_code == 200
+        assert await _lifespan(app, ["shutdown"]) == ["lifespan.shutdown.complete"]
+        return response.text
+
+    text = asyncio.run(scenario())
+    assert "\norchestra_ledger_quarantined_total 1\n" in text
+    assert list(ledger.journal_dir.glob("*.jsonl")) == []
+    assert len(list((ledger.journal_dir / "quarantine").glob("*.jsonl"))) == 1
+
+
+def test_refused_calls_get_their_ledger_rows(database_url: str, upstream: FakeUpstream) -> None:
+    """A call refused by a budget or a rate limit has its row (issue 16 #6), queued like a
+    finished call: outcome ``budget_refused`` / ``rate_limited``, nothing charged."""
+    config = gateway_config(
+        upstream.base_url,
+        budgets=[
+            {
+                "name": "bob-tiny",
+                "scope": "developer",
+                "subject": "bob",
+                "cap_usd": 0.000001,
+                "period": "day",
+            }
+        ],
+        limits={"developers": {"carol": {"rpm": 1}}},
+    )
+    app = build_app(config, database_url=database_url, include_api=False)
+    accountant = app.gateway.accountant
+    assert isinstance(accountant, StoreAccountant)
+    accounting = accountant.accounting
+    bob, _ = accounting.keys.create("bob", team="payments")
+    carol, _ = accounting.keys.create("carol", team="payments")
+    server = ServerThread(app).start()
+    body = {"model": "haiku", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        url = f"{server.base_url}/v1/messages"
+        refused = httpx.post(url, json=body, headers={"x-api-key": bob, "x-orchestra-step": "s1"})
+        assert refused.status_code == 429
+        assert httpx.post(url, json=body, headers={"x-api-key": carol}).status_code == 200
+        limited = httpx.post(url, json=body, headers={"x-api-key": carol})
+        assert limited.status_code == 429
+    finally:
+        server.stop()
+    rows = {
+        (e.attribution.developer, e.outcome): e
+        for e in accounting.ledger.entries()  # the shutdown committed the queued rows
+    }
+    assert set(rows) == {("bob", "budget_refused"), ("carol", "ok"), ("carol", "rate_limited")}
+    for key in (("bob", "budget_refused"), ("carol", "rate_limited")):
+        entry = rows[key]
+        assert entry.cost_usd == 0 and entry.usage == Usage()
+        assert entry.requested_model == "haiku" and entry.tier == "haiku"
+        assert entry.served_model is None and entry.provider is None
+    assert rows[("bob", "budget_refused")].error_type == "budget_exceeded"
+    assert rows[("bob", "budget_refused")].attribution.step == "s1"
+    assert rows[("carol", "rate_limited")].error_type == "rate_limit_exceeded"
+    (status,) = accounting.budgets.status()
+    assert status.spent_usd == 0 and status.reserved_usd == 0
+    assert len(upstream.requests) == 1  # refused calls never went upstream
+    accounting.close()
+    accounting.store.db.dispose()
+
+
+def test_back_to_back_calls_near_a_cap_are_not_refused_by_queued_settlements(
+    database_url: str, upstream: FakeUpstream
+) -> None:
+    """Issue 10 §6: each finished call's settlement is queued (its journal line is
+    durable); the next call, reserved at once, must not find the previous call's
+    reservation still counting ("reserved by calls in flight" with nothing in flight)."""
+    config = gateway_config(
+        upstream.base_url,
+        budgets=[
+            {
+                "name": "run-cap",
+                "scope": "developer",
+                "subject": "alice",
+                "cap_usd": 0.05,
+                "period": "day",
+            }
+        ],
+        budget_leases={"enabled": False},
+    )
+    app = build_app(config, database_url=database_url, include_api=False)
+    accountant = app.gateway.accountant
+    assert isinstance(accountant, StoreAccountant)
+    accounting = accountant.accounting
+    accounting.store.committer._defer_s = 60  # queued settlements wait: the worst case
+    secret, _ = accounting.keys.create("alice", team="payments")
+    caller = accountant.authenticate(secret)
+    assert caller is not None
+
+    async def calls() -> None:
+        await app.gateway.startup()
+        for _ in range(10):  # each holds 0.03 of 0.05 while in flight, costs 0.00051
+            reservation = await accountant.admit(
+                caller, None, "claude-haiku-4-5", 100, Decimal("0.03")
+            )
+            record = _served(caller)
+            assert accountant.journal_and_queue(reservation, record)
+        assert await _lifespan(app, ["shutdown"]) == ["lifespan.shutdown.complete"]
+
+    asyncio.run(calls())
+    (status,) = accounting.budgets.status()
+    assert status.spent_usd == 10 * COST and status.reserved_usd == 0
+    accounting.close()
+    accounting.store.db.dispose()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,6 +13,8 @@ from hypothesis import strategies as st
 from orchestra.config.gateway import CircuitSettings
 from orchestra.errors import ConfigError
 from orchestra.gateway import (
+    Caller,
+    CallRecord,
     CircuitBreaker,
     CircuitState,
     RetryPolicy,
@@ -17,6 +23,7 @@ from orchestra.gateway import (
 )
 from orchestra.gateway.errors import UnknownModel
 from orchestra.gateway.resilience import CircuitBoard, parse_retry_after
+from orchestra.gateway.upstream import CallPlan, UpstreamCaller
 from tests.gateway.helpers import gateway_config
 
 
@@ -109,3 +116,77 @@ def test_circuit_board_keeps_one_breaker_per_upstream() -> None:
     board.get("a").failure()
     assert board.get("a").state is CircuitState.OPEN
     assert board.get("b").state is CircuitState.CLOSED
+
+
+def _half_open_caller(post: object) -> tuple[object, CircuitBreaker, object]:
+    """An upstream caller whose ``anthropic`` breaker is half-open (the next call is the
+    trial), with ``post`` as its transport's post."""
+    now = [0.0]
+
+    class Transport:
+        closed = False
+
+        async def post(self, *args: object, **kwargs: object) -> object:
+            return await post()  # type: ignore[operator]
+
+    board = CircuitBoard(CircuitSettings(failure_threshold=1, reset_after_s=10), lambda: now[0])
+    breaker = board.get("anthropic")
+    breaker.failure()
+    now[0] = 11.0
+    caller = UpstreamCaller(
+        client=lambda: Transport(),  # type: ignore[arg-type, return-value]
+        circuits=board,
+        policy=RetryPolicy(max_attempts=1),
+        first_byte_timeout_s=5,
+        allow_costlier_fallback=False,
+        cost=lambda model, usage: Decimal(0),
+        credential=lambda target: None,
+        sleep=asyncio.sleep,
+        clock=lambda: now[0],
+    )
+    route = RoutingSnapshot.from_config(gateway_config("http://127.0.0.1:9")).resolve(
+        "claude-haiku-4-5"
+    )
+    return caller, breaker, route
+
+
+def _record() -> object:
+    return CallRecord("r1", datetime.now(UTC), Caller("k", "alice", None), "anthropic", "m")
+
+
+def test_a_request_that_cannot_be_built_gives_the_half_open_trial_back() -> None:
+
+    async def never() -> object:
+        raise AssertionError("the upstream must not be called")
+
+    caller, breaker, route = _half_open_caller(never)
+
+    def build(target: object) -> tuple[str, bytes]:
+        raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+    plan = CallPlan(build=build, query="", client_headers={})
+    with pytest.raises(UnicodeEncodeError):
+        asyncio.run(caller.open(route, plan, _record()))  # type: ignore[attr-defined]
+    assert breaker.state is CircuitState.HALF_OPEN and not breaker.trial_in_flight
+    assert breaker.allow()  # the next call is the trial
+
+
+def test_a_cancelled_trial_call_gives_the_half_open_trial_back() -> None:
+
+    async def hang() -> object:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    caller, breaker, route = _half_open_caller(hang)
+    plan = CallPlan(build=lambda t: ("/v1/messages", b"{}"), query="", client_headers={})
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(caller.open(route, plan, _record()))  # type: ignore[attr-defined]
+        await asyncio.sleep(0.01)
+        assert breaker.trial_in_flight
+        task.cancel()  # the client went away
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert not breaker.trial_in_flight and breaker.allow()

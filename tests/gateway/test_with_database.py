@@ -255,9 +255,65 @@ def test_the_journal_stays_bounded_while_a_stream_is_always_open(
         calls = asyncio.run(run())
         recorded = entries(gw, calls)
         assert len(recorded) == calls
-        assert ledger._journal is not None and ledger._journal.compactions > 0
+        assert ledger.journal_compactions > 0
     finally:
         gw.server.stop()
     # 121 journaled calls of ~1 kB each went through; the file never held much more than
     # the threshold plus the calls in flight.
     assert max(sizes) <= 8_000 + 2 * 12 * 1_500
+
+
+def _raw(model: str = "haiku", max_tokens: object = 5, tail: str = "") -> bytes:
+    """A request body written by hand: JSON escapes (``\\ud800``) stay as sent."""
+    return f'{{"model": "{model}", "max_tokens": {max_tokens}, "messages": []{tail}}}'.encode()
+
+
+_LONG = "a" * 300
+HOSTILE: list[tuple[str, bytes, dict[str, str]]] = [
+    # (path, body, extra headers): each is a 400 that reaches no counter, row or journal
+    ("/v1/messages", _raw(max_tokens="9" * 309), {}),
+    ("/v1/messages", _raw(max_tokens=2**63), {}),
+    ("/v1/messages", _raw(max_tokens=2**63 - 100), {}),
+    ("/v1/chat/completions", _raw("sonnet", max_tokens=2**63), {}),
+    ("/v1/messages", _raw("claude-sonnet-" + _LONG), {}),
+    ("/v1/messages", _raw("claude-sonnet-4-5\\u0000"), {}),
+    ("/v1/messages", _raw("claude-haiku-\\ud800", tail=', "stream": true'), {}),
+    ("/v1/messages", _raw(tail=', "system": "\\ud800"'), {}),
+    ("/v1/chat/completions", _raw(tail=', "user": "\\udc00"'), {}),
+    ("/v1/messages", _raw(), {"x-orchestra-agent": _LONG}),
+    ("/v1/messages", _raw(), {"x-orchestra-step": "s" * 201}),
+]
+
+
+def test_hostile_values_never_reach_the_database_and_restarts_work(
+    database_url: str, upstream: FakeUpstream
+) -> None:
+    """Issue 16: values that poisoned the journal (and so every restart), pushed a shared
+    rate counter to the edge of BIGINT, or were served, are 400s on both backends."""
+    limits = {"team": {"rpm": 10_000, "tpm": 100_000_000}, "shared": True}
+    gw = _start(database_url, upstream, limits=limits)
+    key = gw.key("alice")
+    try:
+        for path, body, extra in HOSTILE:
+            headers = {"x-api-key": key, "content-type": "application/json", **extra}
+            response = httpx.post(gw.url + path, content=body, headers=headers, timeout=10)
+            assert response.status_code == 400, (path, body[:80], response.text)
+            error = response.json()
+            assert error["error"]["message"]
+            assert (error.get("type") == "error") is path.startswith("/v1/messages")
+        ok = httpx.post(
+            f"{gw.url}/v1/messages",
+            json={"model": "haiku", "max_tokens": 5, "messages": MESSAGES},
+            headers={"x-api-key": key},
+            timeout=10,
+        )
+        assert ok.status_code == 200  # the team's counter is not at the edge of anything
+        assert len(entries(gw, 1)) == 1
+    finally:
+        gw.server.stop()
+    assert len(upstream.requests) == 1
+    again = _start(database_url, upstream)  # the journal holds nothing that blocks a start
+    try:
+        assert httpx.get(f"{again.url}/readyz", timeout=10).status_code == 200
+    finally:
+        again.server.stop()

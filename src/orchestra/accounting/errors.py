@@ -10,15 +10,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from orchestra.errors import GatewayError
-
-
-class AccountingError(GatewayError):
-    """Base of accounting errors."""
-
-    status: int = 500
-    error_type: str = "api_error"
-    retry_after_s: float | None = None
+# The domain's base lives in orchestra.errors with the other layers' bases; re-exported here.
+from orchestra.errors import AccountingError as AccountingError
 
 
 class InvalidKey(AccountingError):

@@ -101,6 +101,7 @@ class Accounting:
             budgets=self.budgets,
             journal_dir=journal_dir,
             clock=clock,
+            audit=self.audit,
         )
 
     def start(self) -> list[LedgerEntry]:

@@ -13,7 +13,12 @@ from sqlalchemy import func, select
 from orchestra.accounting.budgets import period_bounds
 from orchestra.accounting.errors import AccountingError
 from orchestra.accounting.money import from_nano
-from orchestra.accounting.store import AccountingStore, as_utc, utcnow
+from orchestra.accounting.store import (
+    AccountingStore,
+    as_utc,
+    read_rows,
+    utcnow,
+)
 from orchestra.store import Database
 from orchestra.store.tables.gateway import GatewayLedgerEntry as L
 
@@ -165,6 +170,7 @@ def spend_report(
     if team is not None:
         query = query.where((L.squad == team) | (L.tribe == team) | (L.division == team))
     with store_db.engine.connect() as conn:
+        found = read_rows(conn, query)  # a damaged text is grouped with its bytes escaped
         rows = [
             SpendRow(
                 None if g is None else str(g),
@@ -175,7 +181,7 @@ def spend_report(
                 int(cw or 0),
                 from_nano(int(c or 0)),
             )
-            for g, n, i, o, cr, cw, c in conn.execute(query)
+            for g, n, i, o, cr, cw, c in found
         ]
     rows.sort(
         key=lambda r: (

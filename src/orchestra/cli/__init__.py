@@ -1,7 +1,8 @@
 """The command-line interface: a thin shell over the library.
 
 Commands parse their arguments, call the library and present the result. Errors derived
-from :class:`orchestra.errors.OrchestraError` are shown as a message and a fix, exit code 2.
+from :class:`orchestra.errors.OrchestraError` are shown as a message and a fix
+(:func:`orchestra.cli.output.fail`), exit code 2; a run that failed exits 1 (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ from orchestra.errors import OrchestraError
 def main() -> None:
     """Console-script entry point."""
     from orchestra.cli.app import app
-    from orchestra.cli.output import error_console
+    from orchestra.cli.output import USER_ERROR, print_error
 
     try:
         app()
     except OrchestraError as exc:
-        error_console().print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        if exc.hint:
-            error_console().print(f"[bold]fix:[/] {exc.hint}", highlight=False)
-        sys.exit(2)
+        print_error(exc)
+        sys.exit(USER_ERROR)
     except SystemExit:
         raise
     except KeyboardInterrupt:

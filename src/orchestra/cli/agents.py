@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestra.cli.output import console, error_console, print_json
+from orchestra.cli.output import console, fail, print_json
 from orchestra.config import OrchestraConfig, find_config, load_config
 from orchestra.errors import OrchestraError
 from orchestra.roster import (
@@ -35,15 +35,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 
 
 def _fail(exc: OrchestraError) -> typer.Exit:
-    err = error_console()
+    """Print ``exc`` (every problem of a roster or a configuration) and exit 2."""
     if isinstance(exc, RosterInvalid):
-        for problem in exc.problems:
-            _print_problem(problem, err)
-        err.print(f"[bold red]{len(exc.problems)} problem(s)[/]; nothing was changed.")
-    else:
-        # str(exc) lists every problem of a ConfigInvalid, and the fix.
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+        return fail(exc, note=f"{len(exc.problems)} problem(s); nothing was changed.")
+    return fail(exc)
 
 
 def _print_problem(problem: RosterProblem, out: Any) -> None:
@@ -224,11 +219,7 @@ def export_agents(
 ) -> None:
     """Export the roster as Claude Code sub-agents (model = tier after overrides)."""
     if format != "claude-code":
-        error_console().print(
-            f"[red]error:[/] unknown format {escape(repr(format))}", highlight=False
-        )
-        error_console().print("fix: use --format claude-code")
-        raise typer.Exit(2)
+        raise fail(f"unknown format {format!r}", "use --format claude-code")
     try:
         roster, config = _roster(config_path)
         result = export_claude_code(roster, dest, config, force=force)

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestra.cli.output import console, error_console, print_json
+from orchestra.cli.output import console, fail, print_json
 from orchestra.config import find_config, load_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import OrchestraError
@@ -55,8 +55,7 @@ def _config() -> OrchestraConfig:
     try:
         return load_config(find_config())
     except OrchestraError as exc:
-        error_console().print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
 
 
 def gateway_url(config: OrchestraConfig) -> str:
@@ -179,8 +178,7 @@ def install_command(
         roster = load_roster(config=config)
         result = export_claude_code(roster, claude_dir / "agents", config, force=force)
     except OrchestraError as exc:
-        error_console().print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     url = base_url or gateway_url(config)
     env = claude_env(url)  # no key here: settings.json is committed
     current_env = settings.get("env")

@@ -6,19 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from orchestra.cli.output import console, error_console, print_json
+from orchestra.cli.output import console, print_json
+from orchestra.cli.output import fail as _fail
 from orchestra.config.check import check_config_file
 from orchestra.config.starter import write_starter_config
 from orchestra.errors import OrchestraError
+from orchestra.org import ORGANISATION_CHECK
+from orchestra.roster import ROSTER_CHECK
 
-
-def _fail(exc: OrchestraError) -> typer.Exit:
-    error_console().print(
-        f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-    )
-    return typer.Exit(2)
+# The checks configuration cannot make itself: it sits below the packages that know them.
+CONFIG_CHECKS = (ORGANISATION_CHECK, ROSTER_CHECK)
 
 
 def init(
@@ -44,7 +42,7 @@ def check(
 ) -> None:
     """Check the configuration: every error with its file:line and its fix."""
     try:
-        report = check_config_file(config_path)
+        report = check_config_file(config_path, checks=CONFIG_CHECKS)
     except OrchestraError as exc:
         raise _fail(exc) from exc
     if json_out:

@@ -16,28 +16,39 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from orchestra.cli.output import console, error_console, print_json
+from orchestra.cli.output import FAILED, console, error_console, fail, print_json
 from orchestra.errors import OrchestraError
 
 RUN_HELP = "Pipeline runs: take a task to a tested, reviewed branch."
 
 
 def _fail(exc: OrchestraError) -> typer.Exit:
-    error_console().print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
+    """Print ``exc`` and exit 2: the user's error (a failed run exits 1)."""
+    return fail(exc)
 
 
-def _services() -> Any:
-    """The composition root for these commands (``orchestra.app.Orchestra``)."""
+def _services(*, existing_only: bool = False) -> Any:
+    """The composition root for these commands (``orchestra.app.Orchestra``); with
+    ``existing_only``, over the state folder's database only if it exists (commands about
+    recorded runs create nothing)."""
     from orchestra.app import Orchestra
+    from orchestra.config import default_database_url
+    from orchestra.config.paths import existing_database_url
 
-    return Orchestra.from_environment()
+    url = default_database_url()
+    return Orchestra.from_environment(
+        database_url=existing_database_url(url) if existing_only else url
+    )
 
 
 @contextmanager
 def _run_store() -> Iterator[tuple[Any, Any]]:
-    """The state folder's run store and the services it came from; errors become exits."""
-    services = _services()
+    """The state folder's run store and the services it came from; errors become exits.
+    Runs are only ever recorded by a run, so a missing database is reported, not created."""
+    try:
+        services = _services(existing_only=True)
+    except OrchestraError as exc:
+        raise _fail(exc) from exc
     try:
         yield services.runs(), services
     except OrchestraError as exc:
@@ -212,7 +223,7 @@ def register(app: typer.Typer) -> None:
             raise _fail(exc) from exc
         _summary(row)
         if row.status != "succeeded":
-            raise typer.Exit(2)
+            raise typer.Exit(FAILED)
 
     @app.command("runs")
     def runs_cmd(
@@ -299,6 +310,8 @@ def register(app: typer.Typer) -> None:
         except OrchestraError as exc:
             raise _fail(exc) from exc
         _summary(row)
+        if row.status != "succeeded":
+            raise typer.Exit(FAILED)
 
     @app.command("cancel")
     def cancel_cmd(
@@ -357,4 +370,4 @@ def register(app: typer.Typer) -> None:
             'http://127.0.0.1:11434/v1), then: orchestra run "your task" --repo PATH'
         )
         if result["status"] != "succeeded":
-            raise typer.Exit(2)
+            raise typer.Exit(FAILED)

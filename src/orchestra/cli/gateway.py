@@ -34,6 +34,7 @@ from orchestra.accounting.secrets import SECRETS_FILE
 from orchestra.accounting.spend import SPEND_BY
 from orchestra.accounting.store import utcnow
 from orchestra.cli.output import console, error_console, print_json
+from orchestra.cli.output import fail as _fail
 from orchestra.config import default_database_url, load_config
 from orchestra.config.paths import existing_database_url, orchestra_home
 from orchestra.errors import OrchestraError
@@ -69,14 +70,8 @@ def _actor() -> str:
         return "cli"
 
 
-def _fail(exc: OrchestraError) -> typer.Exit:
-    error_console().print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-    return typer.Exit(2)
-
-
 def _usage_error(message: str, hint: str) -> typer.Exit:
-    error_console().print(f"[bold red]error:[/] {message}\n  fix: {hint}", highlight=False)
-    return typer.Exit(2)
+    return _fail(message, hint)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from orchestra.cli.output import console, error_console, print_json
+from orchestra.cli.output import fail as _fail
 from orchestra.errors import OrchestraError
 
 if TYPE_CHECKING:
@@ -30,15 +31,6 @@ StoreOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ProjectOption = Annotated[str | None, typer.Option("--project", "-p", help="Project namespace.")]
-
-
-def _fail(exc: OrchestraError) -> typer.Exit:
-    error_console().print(
-        f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True
-    )
-    if exc.hint:
-        error_console().print(f"[bold]fix:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
 
 
 def _open(store: str | None) -> KnowledgeStore:
@@ -337,9 +329,9 @@ def hook(
     event: Annotated[str, typer.Argument(help="pre-compact or session-start.")],
 ) -> None:
     """Run a Claude Code hook (JSON on stdin); exits 0, or 1 on failure — never 2."""
-    from orchestra.knowledge.hook import main
+    from orchestra.knowledge import run_hook
 
-    raise typer.Exit(main([event]))
+    raise typer.Exit(run_hook(event))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.tree import Tree
 
-from orchestra.cli.output import console, error_console, print_json
+from orchestra.cli.output import console, fail, print_json
 from orchestra.config import OrchestraConfig, default_database_url, load_config
 from orchestra.config.paths import unborn_database
 from orchestra.errors import OrchestraError
@@ -39,19 +39,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 
 
 def _fail(exc: OrchestraError) -> typer.Exit:
-    err = error_console()
+    """Print ``exc`` (every problem of an organisation section) and exit 2."""
     if isinstance(exc, OrgInvalid):
-        for problem in exc.problems:
-            err.print(
-                f"[red]error[/] {escape('.'.join(problem.path))}: {escape(problem.message)}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            err.print(f"  fix: {problem.hint}", highlight=False, markup=False, soft_wrap=True)
-        err.print("nothing was written; `orchestra config check` shows file:line locations")
-    else:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+        note = "nothing was written; `orchestra config check` shows file:line locations"
+        return fail(exc, note=note)
+    return fail(exc)
 
 
 def _config(path: Path | None) -> OrchestraConfig:
@@ -121,9 +113,10 @@ def show(
     except OrchestraError as exc:
         raise _fail(exc) from exc
     if tree is None:
-        error_console().print("[red]error:[/] no organisation stored yet")
-        error_console().print("fix: run `orchestra org sync` to store the one in orchestra.yaml")
-        raise typer.Exit(1)
+        raise fail(
+            "no organisation stored yet",
+            "run `orchestra org sync` to store the one in orchestra.yaml",
+        )
     if json_out:
         print_json(tree.to_dict())
         return

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestra.cli.output import error_console
+from orchestra.cli.output import error_console, fail
 from orchestra.config import find_config
 from orchestra.errors import OrchestraError
 
@@ -83,8 +83,7 @@ def _run(
             config = services.config
             services.migrate()
     except OrchestraError as exc:
-        error_console().print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     options = ServeOptions(
         include_api=include_api,
         config_path=str(path) if path else None,

@@ -1,5 +1,21 @@
 """Configuration: ``orchestra.yaml``, validated, with environment overrides."""
 
+from orchestra.config.check import (
+    CheckReport,
+    CrossCheck,
+    Finding,
+    check_config_file,
+    check_config_text,
+)
+from orchestra.config.gateway import (
+    BudgetConfig,
+    BudgetLeaseSettings,
+    CircuitSettings,
+    GatewaySection,
+    LimitsConfig,
+    RateLimitConfig,
+    RetrySettings,
+)
 from orchestra.config.knowledge import (
     EmbeddingConfig,
     HooksConfig,
@@ -7,7 +23,13 @@ from orchestra.config.knowledge import (
     KnowledgeSection,
     SecretsConfig,
 )
-from orchestra.config.loader import ConfigInvalid, ConfigProblem, load_config, parse_config
+from orchestra.config.loader import (
+    ConfigInvalid,
+    ConfigProblem,
+    load_config,
+    parse_config,
+    yaml_line_index,
+)
 from orchestra.config.models import (
     TIERS,
     ModelConfig,
@@ -19,27 +41,45 @@ from orchestra.config.models import (
     TierName,
 )
 from orchestra.config.org import DeveloperConfig, OrganisationSection, UnitConfig
-from orchestra.config.paths import default_database_url, find_config, orchestra_home
+from orchestra.config.paths import (
+    default_database_url,
+    existing_database_url,
+    find_config,
+    orchestra_home,
+    unborn_database,
+)
 from orchestra.config.repositories import RepositoriesSection, RepositorySettings
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
+from orchestra.config.starter import STARTER_CONFIG, write_starter_config
 
 __all__ = [
+    "STARTER_CONFIG",
     "TIERS",
+    "BudgetConfig",
+    "BudgetLeaseSettings",
+    "CheckReport",
+    "CircuitSettings",
     "ConfigInvalid",
     "ConfigProblem",
+    "CrossCheck",
     "DeveloperConfig",
     "EmbeddingConfig",
+    "Finding",
+    "GatewaySection",
     "HooksConfig",
     "IngestConfig",
     "KnowledgeSection",
+    "LimitsConfig",
     "ModelConfig",
     "ModelPrice",
     "OrchestraConfig",
     "OrganisationSection",
     "ProviderConfig",
+    "RateLimitConfig",
     "RepositoriesSection",
     "RepositorySettings",
+    "RetrySettings",
     "RosterSection",
     "SecretsConfig",
     "StrictModel",
@@ -48,9 +88,15 @@ __all__ = [
     "TierName",
     "TierOverrides",
     "UnitConfig",
+    "check_config_file",
+    "check_config_text",
     "default_database_url",
+    "existing_database_url",
     "find_config",
     "load_config",
     "orchestra_home",
     "parse_config",
+    "unborn_database",
+    "write_starter_config",
+    "yaml_line_index",
 ]

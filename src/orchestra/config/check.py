@@ -5,13 +5,18 @@ module checks what a schema cannot: that names refer to things that exist (tiers
 models, models to providers, team overrides to units, parents to units), that the
 organisation tree has no cycles, and that credentials are reachable. Messages name
 environment variables, never their values.
+
+Checks that need a higher package (the organisation tree, the agent roster) are handed in
+as :class:`CrossCheck` values: configuration sits below those packages and never imports
+them. ``orchestra config check`` passes :data:`orchestra.org.ORGANISATION_CHECK` and
+:data:`orchestra.roster.ROSTER_CHECK`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +37,28 @@ from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import ConfigError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem a :class:`CrossCheck` found, before it is given a file location."""
+
+    path: tuple[str, ...]
+    """Key path in the configuration, e.g. ``("roster", "directories", "0")``."""
+    message: str
+    hint: str
+    warning: bool = False
+    """A warning is shown but does not make the configuration invalid."""
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """A check of one section that needs more than the configuration package knows."""
+
+    section: str
+    """The top-level section the check reads; it runs only when that section is valid."""
+    run: Callable[[OrchestraConfig, Path], Iterable[Finding]]
+    """Called with the parsed configuration and the folder relative paths resolve against."""
 
 
 @dataclass
@@ -85,11 +112,12 @@ def check_config_text(
     source: str = "orchestra.yaml",
     environ: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
+    checks: Sequence[CrossCheck] = (),
 ) -> CheckReport:
-    """Check YAML text: schema first, then every cross-reference.
+    """Check YAML text: schema first, then every cross-reference, then ``checks``.
 
-    ``base_dir`` is the folder relative roster paths are resolved against (default:
-    the working folder).
+    ``base_dir`` is the folder relative paths are resolved against (default: the working
+    folder).
     """
     env = os.environ if environ is None else environ
     report = CheckReport(source=source)
@@ -113,10 +141,10 @@ def check_config_text(
         _check_models(config, at)
     if "providers" in usable:
         _check_providers(config, env, at)
-    if "organisation" in usable:
-        _check_organisation(config, at)
-    if "roster" in usable:
-        _check_roster(config, base_dir, at)
+    for check in checks:
+        if check.section in usable:
+            for finding in check.run(config, base_dir or Path.cwd()):
+                at.add(finding.path, finding.message, finding.hint, warning=finding.warning)
     report.problems.extend(at.problems)
     return report
 
@@ -139,12 +167,15 @@ def _valid_sections(data: Mapping[str, object]) -> tuple[OrchestraConfig, set[st
 
 
 def check_config_file(
-    path: Path | None = None, *, environ: Mapping[str, str] | None = None
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    checks: Sequence[CrossCheck] = (),
 ) -> CheckReport:
     """Check the file at ``path``, or the nearest ``orchestra.yaml``, or the defaults."""
     path = path or find_config()
     if path is None:
-        report = check_config_text("", source="<defaults>", environ=environ)
+        report = check_config_text("", source="<defaults>", environ=environ, checks=checks)
         report.problems.insert(
             0,
             ConfigProblem(
@@ -163,7 +194,9 @@ def check_config_file(
             f"cannot read configuration file {path}: {exc}",
             hint="check the path, or run `orchestra init` to write a starter file",
         ) from exc
-    return check_config_text(text, source=str(path), environ=environ, base_dir=path.parent)
+    return check_config_text(
+        text, source=str(path), environ=environ, base_dir=path.parent, checks=checks
+    )
 
 
 def _check_tier_map(
@@ -252,63 +285,5 @@ def _check_providers(config: OrchestraConfig, environ: Mapping[str, str], at: _L
                 ("providers", name),
                 f"provider {name!r} has no credential configured",
                 "add `api_key_env: ANTHROPIC_API_KEY` (or api_key_secret)",
-                warning=True,
-            )
-
-
-def _check_organisation(config: OrchestraConfig, at: _Locator) -> None:
-    # Imported here: the org package builds on config, not the other way round.
-    from orchestra.org.stages import assess_stage
-    from orchestra.org.tree import org_problems
-
-    for problem in org_problems(config.organisation):
-        at.add(problem.path, problem.message, problem.hint)
-    for warning in assess_stage(config).warnings:
-        path = ("organisation", "stage") if config.organisation.stage else ("organisation",)
-        at.add(path, warning, "see docs/organisation.md for the stages", warning=True)
-
-
-def _check_roster(config: OrchestraConfig, base_dir: Path | None, at: _Locator) -> None:
-    from orchestra.roster.roster import BUILTIN_AGENTS_DIR, read_directory
-
-    base = base_dir or Path.cwd()
-    folders = [BUILTIN_AGENTS_DIR]
-    for i, folder in enumerate(config.roster.directories):
-        resolved = folder if folder.is_absolute() else base / folder
-        if not resolved.is_dir():
-            at.add(
-                ("roster", "directories", str(i)),
-                f"agent folder {resolved} does not exist",
-                "create it, correct the path (relative to orchestra.yaml), or remove it",
-            )
-        else:
-            folders.append(resolved)
-    import_dir = config.roster.import_dir
-    import_dir = import_dir if import_dir.is_absolute() else base / import_dir
-    if import_dir.is_dir():
-        folders.append(import_dir)
-    overrides = config.roster.tier_overrides
-    if not overrides.agents and not overrides.categories:
-        return  # nothing refers to agents; spare reading every agent file
-    names: set[str] = set()
-    categories: set[str] = set()
-    for folder in folders:
-        agents, _ = read_directory(folder)
-        names.update(a.name for a in agents)
-        categories.update(a.category for a in agents)
-    for agent in overrides.agents:
-        if agent not in names:
-            at.add(
-                ("roster", "tier_overrides", "agents", agent),
-                f"tier override for unknown agent {agent!r}",
-                "use a name from `orchestra agents list`",
-                warning=True,
-            )
-    for category in overrides.categories:
-        if category not in categories:
-            at.add(
-                ("roster", "tier_overrides", "categories", category),
-                f"tier override for unknown category {category!r}",
-                "known categories: " + ", ".join(sorted(categories)),
                 warning=True,
             )

@@ -70,7 +70,7 @@ class CallRecord:
     attempts: list[Attempt] = field(default_factory=list)
     outcome: str = "pending"
     """``ok``, ``upstream_error``, ``client_error``, ``client_disconnected``,
-    ``stream_failed``, ``refused``."""
+    ``stream_failed``, ``budget_refused``, ``rate_limited``."""
     status: int | None = None
     error: str | None = None
     reserved_usd: Decimal = Decimal(0)
@@ -118,6 +118,18 @@ class Accountant(Protocol):
         :class:`LimitRefused` naming the limit or budget (and when it resets). Never blocks
         the event loop."""
 
+    def refused(self, record: CallRecord, refusal: LimitRefused) -> None:
+        """Record a call a budget or a rate limit refused (outcome ``budget_refused`` or
+        ``rate_limited``) without waiting for the database (the row is queued); never
+        raises, never blocks the event loop."""
+
+    def journal_call(self, reservation: Any, record: CallRecord) -> None:
+        """Journal the admitted call before its upstream request (an ``open`` line), so a
+        crash at any later moment leaves its entry, reconciled at the next start. The
+        call's finish (:meth:`finish`, :meth:`journal_and_queue` or its stream's close)
+        ends the line. Never raises (the call goes on without it); never blocks the event
+        loop for long (one journal write)."""
+
     async def finish(self, reservation: Any, record: CallRecord) -> None:
         """Append the ledger entry and settle ``reservation`` to ``record.cost_usd`` (to $0
         when the call failed); durable when this returns. Never blocks the event loop."""
@@ -144,6 +156,10 @@ class Accountant(Protocol):
 
     def healthy(self) -> bool:
         """Whether the database answers."""
+
+    def exposition(self) -> str:
+        """Accounting's own ``/metrics`` lines (Prometheus text, each ending in a newline;
+        empty when there are none). Never raises: a scrape must not fail half-way."""
 
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         """Append a management action to the audit log."""
@@ -190,6 +206,8 @@ class MemoryAccountant:
     held: dict[str, Decimal] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     entries: list[CallRecord] = field(default_factory=list)
+    refusals: list[CallRecord] = field(default_factory=list)
+    """Calls refused by a budget or a rate limit (:meth:`refused`)."""
     open_streams: dict[str, CallRecord] = field(default_factory=dict)
     audit_log: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -257,6 +275,14 @@ class MemoryAccountant:
                 self.held[name] = self.held.get(name, Decimal(0)) + usd
         return _MemoryReservation(names, usd)
 
+    def refused(self, record: CallRecord, refusal: LimitRefused) -> None:
+        record.outcome = "budget_refused" if refusal.code == "budget_exceeded" else "rate_limited"
+        with self.lock:
+            self.refusals.append(record)
+
+    def journal_call(self, reservation: Any, record: CallRecord) -> None:
+        return None  # nothing survives a crash in memory anyway
+
     async def admit(
         self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
     ) -> _MemoryReservation:
@@ -302,6 +328,9 @@ class MemoryAccountant:
 
     def healthy(self) -> bool:
         return True
+
+    def exposition(self) -> str:
+        return ""
 
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         with self.lock:

@@ -20,6 +20,9 @@ from orchestra.gateway.errors import (
     Forbidden,
     GatewayHTTPError,
     NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+    UnsupportedMediaType,
 )
 from orchestra.gateway.formats import WireFormat, error_body, error_headers
 from orchestra.gateway.service import Gateway
@@ -73,9 +76,27 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Send, fmt: WireFormat, error: GatewayHTTPError) -> None:
+UNREAD_BODY_CLOSE_BYTES = 64 * 1024
+"""A request refused before its body was read (no key, too large, not JSON) whose body is
+larger than this (or of unknown length) is answered with ``connection: close``: the client
+stops sending instead of the server reading and discarding the rest."""
+_REFUSED_UNREAD = (Unauthenticated, PayloadTooLarge, UnsupportedMediaType)
+
+
+def _body_left_unread(headers: dict[str, str]) -> bool:
+    if "transfer-encoding" in headers:
+        return True
+    declared = headers.get("content-length", "")
+    return declared.isdigit() and int(declared) > UNREAD_BODY_CLOSE_BYTES
+
+
+async def send_error(
+    send: Send, fmt: WireFormat, error: GatewayHTTPError, *, close: bool = False
+) -> None:
     body = error_body(fmt, error)
     headers = [*error_headers(error), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -145,7 +166,7 @@ class GatewayApp:
                     raise GatewayHTTPError(
                         f"method {scope['method']} is not allowed on {path}",
                         status=405,
-                        kind="invalid_request_error",
+                        error_type="invalid_request_error",
                     )
                 raise NotFound(f"no endpoint at {path}", hint="see docs/gateway.md")
             await handler(scope, receive, tracking_send)
@@ -154,12 +175,15 @@ class GatewayApp:
                 elapsed = self.gateway.deps.clock() - t0
                 self.gateway.metrics.request(fmt.value, exc.status, "", elapsed)
             if not started:
-                await send_error(send, fmt, exc)
+                close = (handler is None or isinstance(exc, _REFUSED_UNREAD)) and (
+                    _body_left_unread(headers)
+                )
+                await send_error(send, fmt, exc, close=close)
         except OrchestraError as exc:
             # Wire-format errors carry their own status (400 client's fault, 502 upstream's).
             status = getattr(exc, "status", 500)
             err = GatewayHTTPError(exc.message, hint=exc.hint, status=status)
-            err.kind = getattr(exc, "error_type", err.kind)
+            err.error_type = getattr(exc, "error_type", err.error_type)
             if not started:
                 await send_error(send, fmt, err)
         except Exception:
@@ -226,6 +250,7 @@ class GatewayApp:
                 "database": "ok" if db_ok else "unreachable",
                 "config_loaded_at": self.gateway.snapshot.loaded_at.isoformat(),
                 "started": self.gateway.started,
+                "providers_without_credential": list(self.gateway.snapshot.missing_credentials),
             },
         )
 
@@ -237,15 +262,17 @@ class GatewayApp:
         except Exception:
             log.exception("budget headroom unavailable for /metrics")
             headroom = []
+        # Rendered and encoded whole before the status goes out: a scrape answers all of
+        # its metrics or an error, never a 200 cut short.
         text = self.gateway.metrics.render(self.gateway.circuits.breakers, headroom)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
-            }
-        )
-        await send({"type": "http.response.body", "body": text.encode()})
+        text += self.gateway.accountant.exposition()  # accounting's counters (ledger)
+        body = text.encode()
+        headers = [
+            (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _spend(self, scope: Scope, receive: Receive, send: Send) -> None:
         caller = await self.gateway.authenticate(headers_of(scope))

@@ -29,13 +29,24 @@ from orchestra.gateway.formats import WireFormat, sse_error_event
 from orchestra.gateway.http_client import UpstreamConnectionError
 from orchestra.gateway.requests import (
     ModelRequest,
+    attribution,
+    check_model_name,
+    check_unicode,
+    encode_body,
     parse_json_object,
     parse_model_request,
     upstream_body,
 )
 from orchestra.gateway.routing import Route, Target
 from orchestra.gateway.service import Gateway
-from orchestra.gateway.upstream import CallPlan, OpenedReply, UpstreamClientError, upstream_headers
+from orchestra.gateway.upstream import (
+    CallPlan,
+    OpenedReply,
+    ProviderAuthFailed,
+    UpstreamClientError,
+    missing_credential,
+    upstream_headers,
+)
 from orchestra.providers import anthropic as anthropic_wire
 from orchestra.providers import openai as openai_wire
 from orchestra.providers import translate
@@ -132,11 +143,13 @@ class ModelCallHandler:
         t0 = deps.clock()
         headers = headers_of(scope)
         snapshot = gw.snapshot
-        raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
+        # The key first: a client without one never gets its body read (held in memory).
         caller = await gw.authenticate(headers)
+        raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
         request = parse_model_request(raw, fmt)
         route = snapshot.routing.resolve(request.model, caller.team)
         gw.check_allowed(caller, route)
+        label = _label(route)
         record = CallRecord(
             request_id=deps.new_id(),
             started_at=deps.now(),
@@ -144,9 +157,9 @@ class ModelCallHandler:
             client_format=fmt.value,
             requested_model=request.model,
             tier=route.tier,
-            agent=headers.get("x-orchestra-agent") or request.agent,
-            run_id=headers.get("x-orchestra-run"),
-            step=headers.get("x-orchestra-step"),
+            agent=attribution(headers, "x-orchestra-agent") or request.agent,
+            run_id=attribution(headers, "x-orchestra-run"),
+            step=attribution(headers, "x-orchestra-step"),
             stream=request.stream,
         )
         input_tokens = await self._estimate(request)
@@ -162,7 +175,8 @@ class ModelCallHandler:
                 usd,
             )
         except LimitRefused as exc:
-            gw.metrics.request(fmt.value, 429, request.model, deps.clock() - t0)
+            gw.accountant.refused(record, exc)  # its ledger row, queued (issue 16 #6)
+            gw.metrics.request(fmt.value, 429, label, deps.clock() - t0)
             exc.counted = True
             raise
         plan = CallPlan(
@@ -170,17 +184,16 @@ class ModelCallHandler:
             query=scope.get("query_string", b"").decode("latin-1"),
             client_headers=headers,
         )
+        gw.accountant.journal_call(reservation, record)  # before the upstream (issue 16 #5)
         try:
             opened = await snapshot.caller.open(route, plan, record)
         except BaseException as exc:
-            record.outcome = (
-                "client_error" if isinstance(exc, UpstreamClientError) else ("upstream_error")
-            )
+            record.outcome = "client_error" if _clients_fault(exc) else "upstream_error"
             record.status = getattr(exc, "status", None)
             record.error = getattr(exc, "message", type(exc).__name__)
             record.latency_ms = round((deps.clock() - t0) * 1000, 3)
             await asyncio.shield(gw.accountant.finish(reservation, record))
-            gw.metrics.request(fmt.value, record.status or 500, request.model, deps.clock() - t0)
+            gw.metrics.request(fmt.value, record.status or 500, label, deps.clock() - t0)
             if isinstance(exc, UpstreamClientError):
                 await self._send_upstream_error(send, fmt, exc)
                 return
@@ -224,9 +237,7 @@ class ModelCallHandler:
         else:
             body = translate.openai_to_anthropic_request(request.body)
         body["model"] = target.upstream_name
-        return _PATHS[target.kind], json.dumps(
-            body, ensure_ascii=False, separators=(",", ":")
-        ).encode()
+        return _PATHS[target.kind], encode_body(body)
 
     def _response_headers(
         self, route: Route, target: Target, record: CallRecord, ctype: bytes
@@ -296,7 +307,7 @@ class ModelCallHandler:
             queued = False
         if not queued:
             await asyncio.shield(gw.accountant.finish(reservation, record))
-        gw.metrics.request(request.fmt.value, record.status, request.model, elapsed)
+        gw.metrics.request(request.fmt.value, record.status, _label(route), elapsed)
         gw.metrics.usage(target.model, usage, record.cost_usd)
         headers = self._response_headers(route, target, record, b"application/json")
         headers.append((b"content-length", str(len(out)).encode()))
@@ -385,7 +396,7 @@ class ModelCallHandler:
             elapsed = deps.clock() - t0
             record.latency_ms = round(elapsed * 1000, 3)
             await asyncio.shield(journal.close(record))
-            gw.metrics.request(request.fmt.value, 200, request.model, elapsed)
+            gw.metrics.request(request.fmt.value, 200, _label(route), elapsed)
             gw.metrics.usage(target.model, usage, record.cost_usd)
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -500,12 +511,11 @@ class ModelCallHandler:
         gw = self.gateway
         headers = headers_of(scope)
         snapshot = gw.snapshot
-        raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
         caller = await gw.authenticate(headers)
+        raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
         body = parse_json_object(raw)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise BadRequest("'model' is required and must be a non-empty string")
+        model = check_model_name(body.get("model"))
+        check_unicode(raw, body)
         route = snapshot.routing.resolve(model, caller.team)
         gw.check_allowed(caller, route)
         target = route.primary
@@ -515,11 +525,14 @@ class ModelCallHandler:
 
             request.mark_stripped = _strip_system(body, WireFormat.ANTHROPIC) is not None
             out = upstream_body(request, target.upstream_name)
+            credential = gw._credential(target)
+            if (target.api_key_env or target.api_key_secret) and not credential:
+                raise missing_credential(target)
             url = target.base_url + "/v1/messages/count_tokens"
             query = scope.get("query_string", b"").decode("latin-1")
             if query:
                 url += "?" + query
-            hdrs = upstream_headers(target, gw._credential(target), headers)
+            hdrs = upstream_headers(target, credential, headers)
             response = None
             try:
                 async with asyncio.timeout(target.connect_timeout_s + 30):
@@ -538,6 +551,8 @@ class ModelCallHandler:
             finally:
                 if response is not None:
                     response.release()
+            if status in (401, 403):
+                raise ProviderAuthFailed(target, status)
             await send(
                 {
                     "type": "http.response.start",
@@ -566,6 +581,20 @@ class ModelCallHandler:
         await send(
             {"type": "http.response.body", "body": json.dumps({"input_tokens": tokens}).encode()}
         )
+
+
+def _label(route: Route) -> str:
+    """The ``model`` label of a call's metrics: what the name resolved to (the tier or the
+    configured model), never the client's string, so the label set stays bounded."""
+    return route.tier or route.primary.model
+
+
+def _clients_fault(exc: BaseException) -> bool:
+    """Whether a call failed before or at the upstream because of what the client sent
+    (the upstream's 4xx, or a request that cannot be built for the upstream)."""
+    if isinstance(exc, UpstreamClientError):
+        return True
+    return isinstance(exc, BadRequest | WireFormatError) and getattr(exc, "status", 500) == 400
 
 
 def _usage_so_far(tracker: Any, kind: WireFormat, input_tokens: int) -> Usage:

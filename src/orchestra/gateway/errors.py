@@ -1,7 +1,7 @@
 """Errors the gateway answers with, in whichever wire format the client speaks.
 
-Each error carries its HTTP status, the Anthropic error ``type`` (the OpenAI shape is
-derived from it) and, for limits, budgets and overloads, a ``retry-after``. The official
+Each error carries its HTTP status, the Anthropic error type, ``error_type`` (the OpenAI
+shape is derived from it) and, for limits, budgets and overloads, a ``retry-after``. The official
 SDKs pick their exception class from the status code, so the status is the contract.
 """
 
@@ -14,7 +14,7 @@ class GatewayHTTPError(GatewayError):
     """A request the gateway refuses or could not serve, with how to answer it."""
 
     status: int = 500
-    kind: str = "api_error"
+    error_type: str = "api_error"
     """Anthropic error type (``invalid_request_error``, ``rate_limit_error`` ...)."""
 
     def __init__(
@@ -23,15 +23,15 @@ class GatewayHTTPError(GatewayError):
         *,
         hint: str | None = None,
         status: int | None = None,
-        kind: str | None = None,
+        error_type: str | None = None,
         retry_after_s: float | None = None,
         code: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         if status is not None:
             self.status = status
-        if kind is not None:
-            self.kind = kind
+        if error_type is not None:
+            self.error_type = error_type
         self.retry_after_s = retry_after_s
         self.code = code
         """OpenAI error ``code`` (``model_not_found``, ``rate_limit_exceeded`` ...)."""
@@ -43,77 +43,77 @@ class BadRequest(GatewayHTTPError):
     """Malformed JSON or a body that is not a request of this endpoint."""
 
     status = 400
-    kind = "invalid_request_error"
+    error_type = "invalid_request_error"
 
 
 class UnsupportedMediaType(GatewayHTTPError):
     """The body is not ``application/json``."""
 
     status = 415
-    kind = "invalid_request_error"
+    error_type = "invalid_request_error"
 
 
 class PayloadTooLarge(GatewayHTTPError):
     """The body exceeds ``gateway.max_body_bytes``."""
 
     status = 413
-    kind = "request_too_large"
+    error_type = "request_too_large"
 
 
 class Unauthenticated(GatewayHTTPError):
     """No key, or a key that is unknown, revoked or expired."""
 
     status = 401
-    kind = "authentication_error"
+    error_type = "authentication_error"
 
 
 class Forbidden(GatewayHTTPError):
     """The key is valid but may not do this (admin endpoint, model not allowed)."""
 
     status = 403
-    kind = "permission_error"
+    error_type = "permission_error"
 
 
 class UnknownModel(GatewayHTTPError):
     """The requested model is neither a configured model, an alias nor a tier."""
 
     status = 404
-    kind = "not_found_error"
+    error_type = "not_found_error"
 
 
 class NotFound(GatewayHTTPError):
     """No such endpoint."""
 
     status = 404
-    kind = "not_found_error"
+    error_type = "not_found_error"
 
 
 class LimitRefused(GatewayHTTPError):
     """A rate limit or a dollar budget refuses the request (429 with ``retry-after``)."""
 
     status = 429
-    kind = "rate_limit_error"
+    error_type = "rate_limit_error"
 
 
 class UpstreamFailed(GatewayHTTPError):
     """Every model of the chain failed; carries the last upstream status."""
 
     status = 502
-    kind = "api_error"
+    error_type = "api_error"
 
 
 class Overloaded(GatewayHTTPError):
     """The upstream said it is overloaded (529) and no fallback could serve."""
 
     status = 529
-    kind = "overloaded_error"
+    error_type = "overloaded_error"
 
 
 class UpstreamTimeout(GatewayHTTPError):
     """The upstream did not answer in time."""
 
     status = 504
-    kind = "timeout_error"
+    error_type = "timeout_error"
 
 
 class UnpricedModel(GatewayHTTPError):
@@ -140,4 +140,4 @@ class CircuitOpen(GatewayHTTPError):
     """Every upstream of the chain has an open circuit breaker."""
 
     status = 503
-    kind = "overloaded_error"
+    error_type = "overloaded_error"

@@ -35,13 +35,13 @@ def error_body(fmt: WireFormat, error: GatewayHTTPError) -> bytes:
     if fmt is WireFormat.ANTHROPIC:
         payload: dict[str, object] = {
             "type": "error",
-            "error": {"type": error.kind, "message": message},
+            "error": {"type": error.error_type, "message": message},
         }
     else:
         payload = {
             "error": {
                 "message": message,
-                "type": _OPENAI_TYPES.get(error.kind, "server_error"),
+                "type": _OPENAI_TYPES.get(error.error_type, "server_error"),
                 "param": None,
                 "code": error.code,
             }

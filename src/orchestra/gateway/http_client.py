@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 import httptools
 
+from orchestra.errors import GatewayError
+
 DEFAULT_LIMIT = 1000
 """Most connections open at once, over all upstreams (aiohttp's default ``limit``)."""
 IDLE_EXPIRY_S = 15.0
@@ -38,9 +40,13 @@ _DIRECT_BODY_BYTES = 64 * 1024
 """Bodies up to this size go out in one write with the request head."""
 
 
-class UpstreamConnectionError(OSError):
+class UpstreamConnectionError(GatewayError, OSError):
     """The upstream could not be reached, or broke the exchange: refused, reset, closed
-    before or in the middle of its answer, or sent something that is not HTTP/1.1."""
+    before or in the middle of its answer, or sent something that is not HTTP/1.1.
+
+    Also an :class:`OSError`, so code that handles sockets handles it; the gateway answers
+    the client with :class:`~orchestra.gateway.errors.UpstreamFailed` or ``UpstreamTimeout``.
+    """
 
 
 class UpstreamTimeoutError(UpstreamConnectionError, TimeoutError):

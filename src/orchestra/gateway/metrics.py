@@ -16,11 +16,16 @@ from orchestra.providers.usage import Usage
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-def _labels(pairs: Iterable[tuple[str, str]]) -> str:
-    def esc(v: str) -> str:
-        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _label_value(value: str) -> str:
+    """A label value escaped for the exposition format, always encodable as UTF-8 (a lone
+    surrogate becomes ``\\udXXX`` text instead of failing the whole scrape)."""
+    if not value.isascii():
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
-    inner = ",".join(f'{k}="{esc(v)}"' for k, v in pairs)
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+    inner = ",".join(f'{k}="{_label_value(v)}"' for k, v in pairs)
     return "{" + inner + "}" if inner else ""
 
 
@@ -41,7 +46,9 @@ class GatewayMetrics:
     """Requests, latency, tokens, cost and upstream errors of this process."""
 
     requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    """(endpoint, status, model) -> count."""
+    """(endpoint, status, model) -> count; ``model`` is the tier or configured model the
+    request resolved to (``""`` before that), never the client's string, so the label set
+    is bounded by the configuration."""
     latency: dict[str, _Histogram] = field(default_factory=dict)
     tokens: dict[tuple[str, str], int] = field(default_factory=dict)
     """(model, kind) -> tokens."""

@@ -82,6 +82,8 @@ class CircuitBreaker:
     failures: int = 0
     opened_at: float = 0.0
     trial_in_flight: bool = False
+    last_error: str | None = None
+    """What the latest failure was (shown to clients refused while the circuit is open)."""
 
     def allow(self) -> bool:
         """Whether a call may go to this upstream now (claims the half-open trial)."""
@@ -97,13 +99,21 @@ class CircuitBreaker:
         self.trial_in_flight = True
         return True
 
+    def release(self) -> None:
+        """End a call that says nothing about the upstream's health (it was never sent, or
+        was rate-limited): a half-open trial it held is given back for the next call."""
+        self.trial_in_flight = False
+
     def success(self) -> None:
         self.state = CircuitState.CLOSED
         self.failures = 0
         self.trial_in_flight = False
 
-    def failure(self) -> None:
+    def failure(self, reason: str | None = None) -> None:
+        """Count a failed call (``reason``: what went wrong, for the clients it refuses)."""
         self.trial_in_flight = False
+        if reason is not None:
+            self.last_error = reason
         if self.state is CircuitState.HALF_OPEN:
             self._open()
             return

@@ -8,6 +8,7 @@ of everything derived from the configuration, swapped atomically by :meth:`Gatew
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import os
@@ -52,6 +53,9 @@ class Snapshot:
     loaded_at: datetime
     credentials: dict[str, str | None] = field(default_factory=dict)
     """Provider -> credential, resolved (and decrypted) once per snapshot, not per call."""
+    missing_credentials: tuple[str, ...] = ()
+    """Providers configured with a credential that is not available: their models are
+    never called (a 502 naming the provider instead); listed by ``/readyz``."""
 
 
 @dataclass
@@ -60,6 +64,16 @@ class _CachedKey:
     expires: float
     version: int = 0
     """The accountant's key-change counter when this was read (another one: stale)."""
+
+
+MAX_KEY_CHARS = 256
+"""Longest API key looked up (Orchestra's keys are 47 characters); a longer one is refused
+without a database lookup or a cache entry."""
+KEY_CACHE_ENTRIES = 10_000
+"""Keys that authenticated, remembered for ``gateway.key_cache_ttl_s``."""
+REFUSED_KEY_CACHE_ENTRIES = 1_024
+"""Keys that did not, remembered as well (so garbage keys cost no lookup each time) in a
+table of their own: a flood of garbage never evicts a good key."""
 
 
 class RequestIds:
@@ -108,7 +122,10 @@ class Gateway:
         self._client: UpstreamTransport | None = None
         # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
+        # Keys that work are found by their text (no hash on the hot path); keys that failed
+        # by their SHA-256 digest: 32 bytes each whatever the client sent, never the text.
         self._keys: dict[str, _CachedKey] = {}
+        self._refused_keys: dict[bytes, _CachedKey] = {}
         self.started = False
         self.snapshot = self._build(config)
 
@@ -129,14 +146,25 @@ class Gateway:
             on_error=self.metrics.upstream_error,
         )
         credentials: dict[str, str | None] = {}
+        missing: list[str] = []
         for target in routing.targets.values():
             if target.provider not in credentials:
                 credentials[target.provider] = upstream_credential(target, self.deps.secrets)
                 if credentials[target.provider] is None and (
                     target.api_key_env or target.api_key_secret
                 ):
-                    log.warning("no credential found for provider %r", target.provider)
-        return Snapshot(config, routing, caller, self.deps.now(), credentials)
+                    missing.append(target.provider)
+                    log.error(
+                        "provider %r has no credential (%s): its models will answer 502 "
+                        "without being called",
+                        target.provider,
+                        f"${target.api_key_env} is not set"
+                        if target.api_key_env
+                        else f"secret {target.api_key_secret!r} not found",
+                    )
+        return Snapshot(
+            config, routing, caller, self.deps.now(), credentials, tuple(sorted(missing))
+        )
 
     def _check_prices(self, routing: RoutingSnapshot) -> None:
         """Refuse a configuration in which an Anthropic-format model has no price: its
@@ -226,17 +254,36 @@ class Gateway:
                 hint="create one with `orchestra keys create --developer NAME --team TEAM`",
                 code="missing_api_key",
             )
+        if len(secret) > MAX_KEY_CHARS:
+            raise Unauthenticated(
+                "the API key is invalid, revoked or expired",
+                hint="ask an admin for a new key (`orchestra keys create`)",
+                code="invalid_api_key",
+            )
         now = self.deps.clock()
         version = self.accountant.keys_version()  # a revocation anywhere applies at once
         cached = self._keys.get(secret)
+        digest = b""
+        if cached is None:
+            digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+            cached = self._refused_keys.get(digest)
         if cached is None or cached.expires <= now or cached.version != version:
             found = await self.blocking(self.accountant.authenticate, secret)
             ttl = self.snapshot.config.gateway.key_cache_ttl_s
             cached = _CachedKey(found, now + ttl, version)
             if ttl > 0:
-                if len(self._keys) > 10_000:
-                    self._keys.clear()
-                self._keys[secret] = cached
+                digest = digest or hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+                # A key revoked (or created) meanwhile moves from one table to the other.
+                self._keys.pop(secret, None)
+                self._refused_keys.pop(digest, None)
+                if found is not None:
+                    if len(self._keys) >= KEY_CACHE_ENTRIES:
+                        self._keys.clear()
+                    self._keys[secret] = cached
+                else:
+                    if len(self._refused_keys) >= REFUSED_KEY_CACHE_ENTRIES:
+                        self._refused_keys.clear()
+                    self._refused_keys[digest] = cached
         if cached.caller is None:
             raise Unauthenticated(
                 "the API key is invalid, revoked or expired",

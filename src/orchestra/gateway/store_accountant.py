@@ -28,21 +28,29 @@ from orchestra.providers.usage import Usage
 
 log = logging.getLogger("orchestra.gateway")
 
-_OUTCOMES = {"ok": "ok", "client_disconnected": "client_disconnected"}
+_OUTCOMES = {
+    "ok": "ok",
+    "client_disconnected": "client_disconnected",
+    "budget_refused": "budget_refused",
+    "rate_limited": "rate_limited",
+}
+
+
+def _attribution(record: CallRecord) -> Attribution:
+    """The caller's attribution completed with the call's agent, run and step."""
+    base = record.caller.attribution
+    if not isinstance(base, Attribution):
+        base = Attribution(developer=record.caller.developer, squad=record.caller.team)
+    if record.agent is None and record.run_id is None and record.step is None:
+        return base  # nothing to fill in: no copy
+    return base.for_call(agent=record.agent, run_id=record.run_id, step=record.step)
 
 
 def ledger_entry(record: CallRecord) -> LedgerEntry:
     """The ledger's view of a call record (attribution completed with agent, run, step)."""
-    base = record.caller.attribution
-    if not isinstance(base, Attribution):
-        base = Attribution(developer=record.caller.developer, squad=record.caller.team)
-    attribution = (
-        base.for_call(agent=record.agent, run_id=record.run_id, step=record.step)
-        if record.agent is not None or record.run_id is not None or record.step is not None
-        else base  # nothing to fill in: no copy
-    )
+    attribution = _attribution(record)
     outcome = _OUTCOMES.get(record.outcome, "error")
-    error_type = None
+    error_type = record.error if outcome in ("budget_refused", "rate_limited") else None
     if outcome == "error":
         error_type = (
             record.outcome if record.status is None else f"{record.outcome}_{record.status}"
@@ -73,6 +81,23 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
         ttft_ms=record.ttft_ms,
         retries=max(0, len(record.attempts) - 1),
         fallback_path=path,
+        stream=record.stream,
+        id=record.request_id,
+    )
+
+
+_NOTHING = Decimal(0)
+
+
+def _draft(record: CallRecord) -> LedgerEntry:
+    """The ledger's view of a call before its upstream request: who, what was asked, when
+    (what :func:`ledger_entry` builds, without what only a finished call has)."""
+    return LedgerEntry(
+        _attribution(record),
+        record.requested_model,
+        tier=record.tier,
+        cost_usd=_NOTHING,
+        started_at=record.started_at,
         stream=record.stream,
         id=record.request_id,
     )
@@ -172,8 +197,35 @@ class StoreAccountant:
                 code="budget_exceeded",
             ) from exc
 
+    def refused(self, record: CallRecord, refusal: LimitRefused) -> None:
+        # Fire-and-forget: the row rides along with the writer's next batch, with no
+        # journal line (a refusal costs nothing, so a crash within the batch delay loses
+        # no money); a client over its limit may call in a loop, so this stays cheap.
+        record.outcome = "budget_refused" if refusal.code == "budget_exceeded" else "rate_limited"
+        record.status = 429
+        record.error = refusal.code
+        if record.latency_ms is None:  # complete: the ledger then copies nothing
+            elapsed = self.accounting.ledger.clock() - record.started_at
+            record.latency_ms = max(elapsed.total_seconds() * 1000, 0.0)
+        try:
+            self.accounting.ledger.queue(ledger_entry(record))
+        except Exception:
+            log.exception("the refusal of call %s has no ledger entry", record.request_id)
+
+    def journal_call(self, reservation: Any, record: CallRecord) -> None:
+        try:
+            self.accounting.ledger.open_call(_draft(record), reservation=reservation)
+        except Exception:
+            log.exception(
+                "call %s not journaled before its upstream request: a crash during it would "
+                "leave no entry",
+                record.request_id,
+            )
+
     async def finish(self, reservation: Any, record: CallRecord) -> None:
-        await self.accounting.ledger.aappend(ledger_entry(record), reservation=reservation)
+        ledger = self.accounting.ledger
+        entry = await ledger.aappend(ledger_entry(record), reservation=reservation)
+        ledger.end_open(entry.id)  # committed: its open line (journal_call) is done
 
     def journal_and_queue(self, reservation: Any, record: CallRecord) -> bool:
         # One journal line (an O_APPEND write, survives SIGKILL) makes the entry durable;
@@ -183,6 +235,8 @@ class StoreAccountant:
         return True
 
     def open_stream(self, draft: CallRecord, reservation: Any) -> StreamJournal:
+        # Same id as the call's open line (journal_call): this one, with the served model
+        # and provider, takes its place.
         stream = self.accounting.ledger.open_stream(ledger_entry(draft), reservation=reservation)
         return _Journal(stream)
 
@@ -207,6 +261,23 @@ class StoreAccountant:
         except Exception:
             return False
         return True
+
+    def exposition(self) -> str:
+        try:
+            ledger = self.accounting.ledger
+            return (
+                "# HELP orchestra_ledger_quarantined_total Journal records moved to quarantine "
+                "at start-up (they could not be stored; see the log).\n"
+                "# TYPE orchestra_ledger_quarantined_total counter\n"
+                f"orchestra_ledger_quarantined_total {ledger.quarantined}\n"
+                "# HELP orchestra_ledger_unreadable_rows_total Damaged ledger rows read "
+                "(reported, read with their bad bytes escaped).\n"
+                "# TYPE orchestra_ledger_unreadable_rows_total counter\n"
+                f"orchestra_ledger_unreadable_rows_total {ledger.unreadable_rows}\n"
+            )
+        except Exception:
+            log.exception("ledger counters unavailable for /metrics")
+            return ""
 
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         self.accounting.audit.append(f"key:{caller.key_id}", action, target, details)

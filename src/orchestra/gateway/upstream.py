@@ -49,9 +49,45 @@ class UpstreamClientError(GatewayHTTPError):
     no retry, no fallback; the body is passed back."""
 
     def __init__(self, status: int, body: bytes, kind: WireFormat, message: str) -> None:
-        super().__init__(message, status=status, kind="invalid_request_error")
+        super().__init__(message, status=status, error_type="invalid_request_error")
         self.body = body
         self.body_format = kind
+
+
+class ProviderAuthFailed(UpstreamFailed):
+    """The provider refused the gateway's credential for it (its 401/403): a 502 naming
+    the provider; the next model of the chain may still serve."""
+
+    def __init__(self, target: Target, status: int) -> None:
+        where = (
+            f"environment variable {target.api_key_env}"
+            if target.api_key_env
+            else f"secret {target.api_key_secret!r}"
+            if target.api_key_secret
+            else "no credential configured"
+        )
+        super().__init__(
+            f"provider {target.provider!r} refused the gateway's credential (HTTP {status}); "
+            "your Orchestra key is fine",
+            hint=f"the operator must check the credential of providers.{target.provider} ({where})",
+            code="provider_credential_refused",
+        )
+
+
+def missing_credential(target: Target) -> UpstreamFailed:
+    """The 502 for a provider whose credential is not available: it is never called."""
+    where = (
+        f"environment variable {target.api_key_env} is not set"
+        if target.api_key_env
+        else f"secret {target.api_key_secret!r} is not in the secrets store"
+    )
+    return UpstreamFailed(
+        f"provider {target.provider!r} has no credential ({where}), so model "
+        f"{target.model!r} was not called",
+        hint=f"the operator must set the credential of providers.{target.provider} and reload "
+        "(`orchestra secrets set NAME` or export the variable)",
+        code="provider_credential_missing",
+    )
 
 
 @dataclass
@@ -142,6 +178,13 @@ class UpstreamCaller:
                     Attempt(target.model, target.provider, None, "fallback refused: costlier", 0)
                 )
                 continue
+            if (target.api_key_env or target.api_key_secret) and not self.credential(target):
+                # Never sent: the provider's 401 would read as the client's key being wrong.
+                record.attempts.append(
+                    Attempt(target.model, target.provider, None, "no credential", 0)
+                )
+                last = last or missing_credential(target)
+                continue
             breaker = self.circuits.get(target.upstream_id)
             attempt = 0
             while True:
@@ -150,24 +193,40 @@ class UpstreamCaller:
                     record.attempts.append(
                         Attempt(target.model, target.provider, None, "circuit open", 0)
                     )
+                    cause = f" (last failure: {breaker.last_error})" if breaker.last_error else ""
                     last = last or CircuitOpen(
-                        f"upstream {target.provider!r} is failing; its circuit breaker is open",
+                        f"upstream {target.provider!r} is failing{cause}; its circuit breaker "
+                        "is open",
                         hint="retry later; the gateway tries it again after a pause",
                         retry_after_s=self.circuits.settings.reset_after_s,
                     )
                     break
                 started = self.clock()
-                path, body = plan.build(target)
-                error, retry_after = await self._attempt(target, path, body, plan, record, started)
+                try:
+                    path, body = plan.build(target)
+                    error, retry_after = await self._attempt(
+                        target, path, body, plan, record, started
+                    )
+                except BaseException:
+                    # Nothing was learnt about the upstream (the request could not be built,
+                    # or the call was cancelled): a claimed half-open trial goes back.
+                    breaker.release()
+                    raise
                 if isinstance(error, OpenedReply):
                     breaker.success()
                     return error
                 if isinstance(error, UpstreamClientError):
                     breaker.success()
                     raise error
-                if not isinstance(error, LimitRefused):
-                    # An upstream rate limit says nothing about the upstream's health.
-                    breaker.failure()
+                if isinstance(error, LimitRefused | ProviderAuthFailed):
+                    # An upstream rate limit says nothing about the upstream's health, nor
+                    # does a refused credential (and retrying it cannot help).
+                    breaker.release()
+                else:
+                    breaker.failure(error.message)
+                if isinstance(error, ProviderAuthFailed):
+                    last = error
+                    break
                 last = error
                 delay = self.policy.delay(attempt, retry_after, self.rand)
                 if delay is None:
@@ -210,11 +269,14 @@ class UpstreamCaller:
                 hint="retry; a smaller request or a faster tier may help",
             ), None
         except UpstreamConnectionError as exc:
-            what = f"connection error: {type(exc.__cause__ or exc).__name__}"
+            cause = exc.__cause__ or exc
+            what = f"connection error: {type(cause).__name__}"
             self._failed(target, record, None, what, started)
+            detail = str(cause)
             return UpstreamFailed(
-                f"could not reach the upstream of model {target.model!r}",
-                hint="check the provider's base_url and that it is running",
+                f"could not reach provider {target.provider!r} at {target.base_url} for model "
+                f"{target.model!r}: {type(cause).__name__}" + (f": {detail}" if detail else ""),
+                hint=f"check providers.{target.provider}.base_url and that the server is running",
             ), None
         status = response.status
         if status < 400:
@@ -242,6 +304,10 @@ class UpstreamCaller:
             ), retry_after
         if status in RETRYABLE_STATUSES or status >= 500:
             return UpstreamFailed(message, status=status if status >= 500 else 502), retry_after
+        if status in (401, 403):
+            # The provider refused the gateway's own credential: not the client's fault, and
+            # passing the 401 on would tell the client its Orchestra key is wrong.
+            return ProviderAuthFailed(target, status), None
         return UpstreamClientError(status, data, target.kind, message), None
 
     def _target_headers(self, target: Target, client_headers: dict[str, str]) -> dict[str, str]:

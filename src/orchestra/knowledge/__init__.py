@@ -18,9 +18,9 @@ do not pay for LanceDB and numpy at import time.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+import typing
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from orchestra.errors import KnowledgeError
     from orchestra.knowledge.embeddings import (
         Embedder,
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         embed_async,
         embedder_from_config,
     )
+    from orchestra.knowledge.hook import run_hook
     from orchestra.knowledge.hooks import claude_code_hooks
     from orchestra.knowledge.ingest import IngestReport, ingest_repository
     from orchestra.knowledge.models import (
@@ -52,6 +53,7 @@ _EXPORTS = {
     "ProviderEmbedder": "orchestra.knowledge.embeddings",
     "embed_async": "orchestra.knowledge.embeddings",
     "embedder_from_config": "orchestra.knowledge.embeddings",
+    "run_hook": "orchestra.knowledge.hook",
     "claude_code_hooks": "orchestra.knowledge.hooks",
     "IngestReport": "orchestra.knowledge.ingest",
     "ingest_repository": "orchestra.knowledge.ingest",
@@ -96,11 +98,12 @@ __all__ = [
     "embedder_from_config",
     "find_secrets",
     "ingest_repository",
+    "run_hook",
     "scrub",
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'orchestra.knowledge' has no attribute {name!r}")

@@ -191,9 +191,14 @@ def _budget_seconds() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the hook in a worker thread and give up when the budget is spent."""
+    """Entry point of ``python -m orchestra.knowledge.hook EVENT``; see :func:`run_hook`."""
     args = sys.argv[1:] if argv is None else argv
-    event = args[0] if args else ""
+    return run_hook(args[0] if args else "")
+
+
+def run_hook(event: str) -> int:
+    """Run the ``event`` hook on this process's standard streams in a worker thread, and give
+    up when the time budget is spent; returns the exit code for Claude Code."""
     result: list[int] = []
     worker = threading.Thread(
         target=lambda: result.append(run(event, sys.stdin, sys.stdout, sys.stderr)),

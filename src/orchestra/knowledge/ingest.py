@@ -80,40 +80,15 @@ def ingest_repository(
     project = project or root.name
     started = time.perf_counter()
     report = IngestReport(project=project)
-    limits = store.config.ingest
     paths = list_files(root)
     report.files_seen = len(paths)
     known = store.file_hashes(project)
-    pending: list[NewEntry] = []
-    pending_files: list[tuple[str, str, int]] = []
-
-    def flush() -> None:
-        if pending:
-            store.add_many(pending)
-            report.chunks_added += len(pending)
-            pending.clear()
-        if pending_files:
-            store.record_files(project, pending_files)
-            pending_files.clear()
-
+    batch = _Batch(store, project, report)
     for done, rel in enumerate(paths, start=1):
         if progress:
             progress(done - 1, len(paths), rel)
-        full = root / rel
-        try:
-            size = full.stat().st_size
-            if size > limits.max_file_bytes:
-                report.skipped_huge += 1
-                report.skipped_paths.append(rel)
-                continue
-            data = full.read_bytes()
-        except OSError:
-            report.skipped_unreadable += 1
-            report.skipped_paths.append(rel)
-            continue
-        if _is_binary(data):
-            report.skipped_binary += 1
-            report.skipped_paths.append(rel)
+        data = _read_text(root / rel, rel, store.config.ingest.max_file_bytes, report)
+        if data is None:
             continue
         digest = hashlib.sha256(data).hexdigest()
         if known.get(rel) == digest:
@@ -121,35 +96,10 @@ def ingest_repository(
             continue
         if rel in known:
             report.chunks_removed += store.delete_files_entries(project, [rel])
-        chunks = chunk_file(rel, data.decode("utf-8"), max_lines=limits.max_chunk_lines)
-        kept = 0
-        for chunk in chunks:
-            try:
-                scrub(chunk.text, store.config.secrets)
-            except KnowledgeError:
-                report.chunks_refused += 1
-                continue
-            kept += 1
-            pending.append(
-                NewEntry(
-                    text=chunk.text,
-                    kind=chunk.kind,
-                    project=project,
-                    team=team,
-                    source=Source(
-                        file=rel,
-                        start_line=chunk.start_line,
-                        end_line=chunk.end_line,
-                        origin="ingest",
-                    ),
-                    title=chunk.title,
-                )
-            )
-        pending_files.append((rel, digest, kept))
+        entries = _entries(store, rel, data.decode("utf-8"), project, team, report)
+        batch.add(entries, (rel, digest, len(entries)))
         report.files_indexed += 1
-        if len(pending) >= _BATCH:
-            flush()
-    flush()
+    batch.flush()
     current = set(paths)
     gone = sorted(p for p in known if p not in current)
     if gone:
@@ -162,3 +112,83 @@ def ingest_repository(
         progress(len(paths), len(paths), "")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _read_text(full: Path, rel: str, max_bytes: int, report: IngestReport) -> bytes | None:
+    """The file's bytes, or ``None`` (counted in ``report``) when it is huge, unreadable or
+    binary."""
+    try:
+        if full.stat().st_size > max_bytes:
+            report.skipped_huge += 1
+            report.skipped_paths.append(rel)
+            return None
+        data = full.read_bytes()
+    except OSError:
+        report.skipped_unreadable += 1
+        report.skipped_paths.append(rel)
+        return None
+    if _is_binary(data):
+        report.skipped_binary += 1
+        report.skipped_paths.append(rel)
+        return None
+    return data
+
+
+def _entries(
+    store: KnowledgeStore,
+    rel: str,
+    text: str,
+    project: str,
+    team: str | None,
+    report: IngestReport,
+) -> list[NewEntry]:
+    """The file's chunks as entries; chunks the secret policy refuses are counted, not kept."""
+    entries: list[NewEntry] = []
+    for chunk in chunk_file(rel, text, max_lines=store.config.ingest.max_chunk_lines):
+        try:
+            scrub(chunk.text, store.config.secrets)
+        except KnowledgeError:
+            report.chunks_refused += 1
+            continue
+        entries.append(
+            NewEntry(
+                text=chunk.text,
+                kind=chunk.kind,
+                project=project,
+                team=team,
+                source=Source(
+                    file=rel,
+                    start_line=chunk.start_line,
+                    end_line=chunk.end_line,
+                    origin="ingest",
+                ),
+                title=chunk.title,
+            )
+        )
+    return entries
+
+
+class _Batch:
+    """Entries and file hashes written together, one LanceDB commit per ``_BATCH`` chunks."""
+
+    def __init__(self, store: KnowledgeStore, project: str, report: IngestReport) -> None:
+        self._store = store
+        self._project = project
+        self._report = report
+        self._entries: list[NewEntry] = []
+        self._files: list[tuple[str, str, int]] = []
+
+    def add(self, entries: list[NewEntry], file: tuple[str, str, int]) -> None:
+        self._entries.extend(entries)
+        self._files.append(file)
+        if len(self._entries) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._entries:
+            self._store.add_many(self._entries)
+            self._report.chunks_added += len(self._entries)
+            self._entries = []
+        if self._files:
+            self._store.record_files(self._project, self._files)
+            self._files = []

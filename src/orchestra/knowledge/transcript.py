@@ -117,39 +117,41 @@ def extract_facts(texts: Iterable[str], *, limit: int = MAX_FACTS) -> list[Fact]
     """Decisions, conventions, bugs and notes found in message texts, deduplicated."""
     facts: list[Fact] = []
     seen: set[str] = set()
-
-    def keep(text: str, kind: str) -> None:
-        text = _clean(text)
-        key = text.lower()
-        if _MIN_CHARS <= len(text) <= _MAX_CHARS and key not in seen:
-            seen.add(key)
-            facts.append(Fact(text, kind))
-
     for message in texts:
-        section_kind: str | None = None
-        in_fence = False
-        for line in message.splitlines():
-            if line.lstrip().startswith("```"):
-                in_fence = not in_fence
-                continue
-            if in_fence:
-                continue
-            heading = _HEADING.match(line)
-            if heading:
-                title = heading.group("title")
-                section_kind = next((k for p, k in _HEADING_KINDS if p.search(title)), None)
-                continue
-            if not line.strip():
-                continue
-            bullet = _BULLET.match(line)
-            if bullet and section_kind:
-                keep(bullet.group("text"), section_kind)
-                continue
-            for sentence in _SENTENCE.split(bullet.group("text") if bullet else line):
-                for kind, marker in _MARKERS:
-                    if marker.search(sentence):
-                        keep(sentence, kind)
-                        break
+        for candidate, kind in _candidates(message):
+            text = _clean(candidate)
+            key = text.lower()
+            if _MIN_CHARS <= len(text) <= _MAX_CHARS and key not in seen:
+                seen.add(key)
+                facts.append(Fact(text, kind))
         if len(facts) >= limit:
             break
     return facts[:limit]
+
+
+def _candidates(message: str) -> Iterator[tuple[str, str]]:
+    """``(text, kind)`` pairs worth keeping: bullets under a recognised heading, and
+    sentences carrying a marker; code fences are skipped."""
+    section_kind: str | None = None
+    in_fence = False
+    for line in message.splitlines():
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            title = heading.group("title")
+            section_kind = next((k for p, k in _HEADING_KINDS if p.search(title)), None)
+            continue
+        if not line.strip():
+            continue
+        bullet = _BULLET.match(line)
+        if bullet and section_kind:
+            yield bullet.group("text"), section_kind
+            continue
+        for sentence in _SENTENCE.split(bullet.group("text") if bullet else line):
+            kind = next((k for k, marker in _MARKERS if marker.search(sentence)), None)
+            if kind is not None:
+                yield sentence, kind

@@ -1,5 +1,6 @@
 """The organisation: its tree of units, developers and roles, stages, and storage."""
 
+from orchestra.org.checks import ORGANISATION_CHECK, organisation_findings
 from orchestra.org.stages import (
     STAGES,
     Stage,
@@ -23,6 +24,7 @@ from orchestra.org.tree import (
 )
 
 __all__ = [
+    "ORGANISATION_CHECK",
     "STAGES",
     "Developer",
     "OrgInvalid",
@@ -38,6 +40,7 @@ __all__ = [
     "load_org",
     "next_stage",
     "org_problems",
+    "organisation_findings",
     "stage_changes",
     "stage_for_headcount",
     "stage_named",

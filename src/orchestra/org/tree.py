@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from orchestra.config.org import OrganisationSection
+from orchestra.config.org import DeveloperConfig, OrganisationSection, UnitConfig
 from orchestra.errors import OrgError
 
 LEVEL: Mapping[str, int] = MappingProxyType({"division": 3, "tribe": 2, "squad": 1})
@@ -134,9 +134,24 @@ class OrgInvalid(OrgError):
         super().__init__(f"{'.'.join(first.path)}: {first.message}", hint=first.hint)
         self.problems = problems
 
+    def __str__(self) -> str:
+        return "\n".join(f"{'.'.join(p.path)}: {p.message}\n  fix: {p.hint}" for p in self.problems)
+
 
 def org_problems(section: OrganisationSection) -> list[OrgProblem]:
     """Every problem in ``section``: duplicates, unknown parents, cycles, bad nesting."""
+    kinds = {u.name: u.kind for u in section.units}
+    problems = _duplicate_units(section)
+    for i, unit in enumerate(section.units):
+        problem = _parent_problem(unit, kinds, ("organisation", "units", str(i), "parent"))
+        if problem is not None:
+            problems.append(problem)
+    problems.extend(_cycles(section))
+    problems.extend(_developer_problems(section, kinds))
+    return problems
+
+
+def _duplicate_units(section: OrganisationSection) -> list[OrgProblem]:
     problems: list[OrgProblem] = []
     units: dict[str, int] = {}
     for i, unit in enumerate(section.units):
@@ -150,58 +165,53 @@ def org_problems(section: OrganisationSection) -> list[OrgProblem]:
             )
         else:
             units[unit.name] = i
+    return problems
 
-    kinds = {u.name: u.kind for u in section.units}
-    for i, unit in enumerate(section.units):
-        where = ("organisation", "units", str(i), "parent")
-        if unit.parent is None:
-            continue
-        if unit.kind == "guild":
-            problems.append(
-                OrgProblem(
-                    where,
-                    f"guild {unit.name!r} has a parent; guilds cut across the tree",
-                    "remove `parent` from the guild; add members through developers' `guilds`",
-                )
-            )
-            continue
-        if unit.parent == unit.name:
-            problems.append(
-                OrgProblem(
-                    where,
-                    f"unit {unit.name!r} is its own parent",
-                    "set `parent` to the enclosing unit, or remove it",
-                )
-            )
-            continue
-        parent_kind = kinds.get(unit.parent)
-        if parent_kind is None:
-            problems.append(
-                OrgProblem(
-                    where,
-                    f"unit {unit.name!r} names unknown parent {unit.parent!r}",
-                    f"add a unit named {unit.parent!r}, or correct the name "
-                    f"(known units: {', '.join(sorted(kinds)) or 'none'})",
-                )
-            )
-        elif parent_kind == "guild":
-            problems.append(
-                OrgProblem(
-                    where,
-                    f"unit {unit.name!r} has guild {unit.parent!r} as parent",
-                    "a guild cannot contain units; use a division or tribe as parent",
-                )
-            )
-        elif LEVEL[parent_kind] < LEVEL[unit.kind]:
-            problems.append(
-                OrgProblem(
-                    where,
-                    f"{unit.kind} {unit.name!r} sits under {parent_kind} {unit.parent!r}",
-                    "nest squads in tribes and tribes in divisions, not the other way round",
-                )
-            )
-    problems.extend(_cycles(section))
 
+def _parent_problem(
+    unit: UnitConfig, kinds: Mapping[str, str], where: tuple[str, ...]
+) -> OrgProblem | None:
+    """What is wrong with ``unit``'s parent link, if anything (cycles aside)."""
+    if unit.parent is None:
+        return None
+    if unit.kind == "guild":
+        return OrgProblem(
+            where,
+            f"guild {unit.name!r} has a parent; guilds cut across the tree",
+            "remove `parent` from the guild; add members through developers' `guilds`",
+        )
+    if unit.parent == unit.name:
+        return OrgProblem(
+            where,
+            f"unit {unit.name!r} is its own parent",
+            "set `parent` to the enclosing unit, or remove it",
+        )
+    parent_kind = kinds.get(unit.parent)
+    if parent_kind is None:
+        return OrgProblem(
+            where,
+            f"unit {unit.name!r} names unknown parent {unit.parent!r}",
+            f"add a unit named {unit.parent!r}, or correct the name "
+            f"(known units: {', '.join(sorted(kinds)) or 'none'})",
+        )
+    if parent_kind == "guild":
+        return OrgProblem(
+            where,
+            f"unit {unit.name!r} has guild {unit.parent!r} as parent",
+            "a guild cannot contain units; use a division or tribe as parent",
+        )
+    if LEVEL[parent_kind] < LEVEL[unit.kind]:
+        return OrgProblem(
+            where,
+            f"{unit.kind} {unit.name!r} sits under {parent_kind} {unit.parent!r}",
+            "nest squads in tribes and tribes in divisions, not the other way round",
+        )
+    return None
+
+
+def _developer_problems(section: OrganisationSection, kinds: Mapping[str, str]) -> list[OrgProblem]:
+    """Duplicate developers, unknown or guild home units, and guilds that are not guilds."""
+    problems: list[OrgProblem] = []
     developers: dict[str, int] = {}
     for i, dev in enumerate(section.developers):
         base = ("organisation", "developers", str(i))
@@ -216,34 +226,40 @@ def org_problems(section: OrganisationSection) -> list[OrgProblem]:
             )
         else:
             developers[dev.name] = i
-        if dev.unit is not None:
-            kind = kinds.get(dev.unit)
-            if kind is None:
-                problems.append(
-                    OrgProblem(
-                        (*base, "unit"),
-                        f"developer {dev.name!r} belongs to unknown unit {dev.unit!r}",
-                        f"add a unit named {dev.unit!r}, or correct the name",
-                    )
-                )
-            elif kind == "guild":
-                problems.append(
-                    OrgProblem(
-                        (*base, "unit"),
-                        f"developer {dev.name!r} has guild {dev.unit!r} as home unit",
-                        "set `unit` to a squad (or tribe/division); list guilds under `guilds`",
-                    )
-                )
-        for j, guild in enumerate(dev.guilds):
-            if kinds.get(guild) != "guild":
-                problems.append(
-                    OrgProblem(
-                        (*base, "guilds", str(j)),
-                        f"developer {dev.name!r} joins {guild!r}, which is not a guild",
-                        f"add a unit with `kind: guild` named {guild!r}, or correct the name",
-                    )
-                )
+        home = _home_unit_problem(dev, kinds, (*base, "unit"))
+        if home is not None:
+            problems.append(home)
+        problems.extend(
+            OrgProblem(
+                (*base, "guilds", str(j)),
+                f"developer {dev.name!r} joins {guild!r}, which is not a guild",
+                f"add a unit with `kind: guild` named {guild!r}, or correct the name",
+            )
+            for j, guild in enumerate(dev.guilds)
+            if kinds.get(guild) != "guild"
+        )
     return problems
+
+
+def _home_unit_problem(
+    dev: DeveloperConfig, kinds: Mapping[str, str], where: tuple[str, ...]
+) -> OrgProblem | None:
+    if dev.unit is None:
+        return None
+    kind = kinds.get(dev.unit)
+    if kind is None:
+        return OrgProblem(
+            where,
+            f"developer {dev.name!r} belongs to unknown unit {dev.unit!r}",
+            f"add a unit named {dev.unit!r}, or correct the name",
+        )
+    if kind == "guild":
+        return OrgProblem(
+            where,
+            f"developer {dev.name!r} has guild {dev.unit!r} as home unit",
+            "set `unit` to a squad (or tribe/division); list guilds under `guilds`",
+        )
+    return None
 
 
 def _cycles(section: OrganisationSection) -> list[OrgProblem]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from orchestra.errors import GatewayError
+from orchestra.errors import ProviderError
 
 
-class WireFormatError(GatewayError):
+class WireFormatError(ProviderError):
     """A request, response or stream does not follow the wire format it claims to.
 
     ``status`` and ``error_type`` say how a gateway should answer the client: a request the

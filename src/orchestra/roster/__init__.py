@@ -5,6 +5,7 @@ Claude Code with :func:`export_claude_code`. The tier an agent runs at after the
 configuration's overrides is :func:`effective_tier`.
 """
 
+from orchestra.roster.checks import ROSTER_CHECK, roster_findings
 from orchestra.roster.definition import (
     REQUIRED_SECTIONS,
     AgentDefinition,
@@ -42,6 +43,7 @@ __all__ = [
     "EXPECTED_BUILTIN_TIERS",
     "EXTENSION_KEYWORDS",
     "REQUIRED_SECTIONS",
+    "ROSTER_CHECK",
     "SIMILARITY_THRESHOLD",
     "AgentDefinition",
     "ExportResult",
@@ -63,6 +65,7 @@ __all__ = [
     "read_directory",
     "render_claude_code",
     "roster_directories",
+    "roster_findings",
     "strip_agent_mark",
     "validate_directory",
 ]

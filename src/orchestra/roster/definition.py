@@ -8,6 +8,7 @@ the field, and says how to fix it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -238,24 +239,59 @@ def check_agent(
                 return found + 1  # the header starts on the file's second line
         return None
 
-    problems: list[RosterProblem] = []
     try:
         front = AgentFrontMatter.model_validate(data)
     except ValidationError as exc:
-        for item in exc.errors():
-            path = tuple(str(p) for p in item["loc"])
-            problems.append(
-                RosterProblem(
-                    source,
-                    line_of(*path) if path else 2,
-                    ".".join(path),
-                    item["msg"],
-                    _HINTS.get(item["type"], "correct the value; see docs/roster.md"),
-                )
-            )
+        problems = _schema_problems(exc, source, line_of)
         problems.extend(_body_problems(body, body_line, source))
         return None, problems
+    problems = _consistency_problems(front, source, stem, line_of)
+    problems.extend(_body_problems(body, body_line, source))
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+    agent = AgentDefinition(
+        name=front.name,
+        description=front.description.strip(),
+        claude_tools=tuple(front.tools),
+        engine_tools=engine_tools(front.tools),
+        tier=front.tier,
+        fallback_tier=front.fallback_tier,
+        category=front.category,
+        specialties=tuple(front.specialties),
+        decides=tuple(front.decides),
+        escalates=tuple(front.escalates),
+        prompt=body.strip() + "\n",
+        source=Path(source),
+    )
+    return agent, problems
 
+
+_LineOf = Callable[..., int | None]
+"""The 1-based line of a front-matter key path in the agent file, if known."""
+
+
+def _schema_problems(exc: ValidationError, source: str, line_of: _LineOf) -> list[RosterProblem]:
+    problems: list[RosterProblem] = []
+    for item in exc.errors():
+        path = tuple(str(p) for p in item["loc"])
+        problems.append(
+            RosterProblem(
+                source,
+                line_of(*path) if path else 2,
+                ".".join(path),
+                item["msg"],
+                _HINTS.get(item["type"], "correct the value; see docs/roster.md"),
+            )
+        )
+    return problems
+
+
+def _consistency_problems(
+    front: AgentFrontMatter, source: str, stem: str | None, line_of: _LineOf
+) -> list[RosterProblem]:
+    """What the schema cannot say: the name matches the file, tools exist and appear once,
+    model equals tier, and the fallback tier differs from the tier."""
+    problems: list[RosterProblem] = []
     if stem is not None and front.name != stem:
         problems.append(
             RosterProblem(
@@ -266,17 +302,17 @@ def check_agent(
                 f"rename the file to {front.name}.md or set `name: {stem}`",
             )
         )
-    for tool in front.tools:
-        if tool not in CLAUDE_CODE_TOOLS:
-            problems.append(
-                RosterProblem(
-                    source,
-                    line_of("tools"),
-                    "tools",
-                    f"unknown tool {tool!r}",
-                    f"use Claude Code tool names: {', '.join(CLAUDE_CODE_TOOLS)}",
-                )
-            )
+    problems.extend(
+        RosterProblem(
+            source,
+            line_of("tools"),
+            "tools",
+            f"unknown tool {tool!r}",
+            f"use Claude Code tool names: {', '.join(CLAUDE_CODE_TOOLS)}",
+        )
+        for tool in front.tools
+        if tool not in CLAUDE_CODE_TOOLS
+    )
     if len(set(front.tools)) != len(front.tools):
         problems.append(
             RosterProblem(
@@ -303,24 +339,7 @@ def check_agent(
                 "name a different tier to escalate to, or null",
             )
         )
-    problems.extend(_body_problems(body, body_line, source))
-    if any(p.severity == "error" for p in problems):
-        return None, problems
-    agent = AgentDefinition(
-        name=front.name,
-        description=front.description.strip(),
-        claude_tools=tuple(front.tools),
-        engine_tools=engine_tools(front.tools),
-        tier=front.tier,
-        fallback_tier=front.fallback_tier,
-        category=front.category,
-        specialties=tuple(front.specialties),
-        decides=tuple(front.decides),
-        escalates=tuple(front.escalates),
-        prompt=body.strip() + "\n",
-        source=Path(source),
-    )
-    return agent, problems
+    return problems
 
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -10,6 +10,7 @@ from orchestra.testing.asgi import BackgroundServer
 from orchestra.testing.claude_code import find_claude_code, offline_env
 from orchestra.testing.render import IdSource
 from orchestra.testing.replay import CommitChange, CommitReplay
+from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
 from orchestra.testing.server import (
     DEFAULT_MODELS,
     DEFAULT_TEXT,
@@ -36,6 +37,7 @@ from orchestra.testing.steps import (
 __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_TEXT",
+    "SAMPLE_TASK",
     "BackgroundServer",
     "CommitChange",
     "CommitReplay",
@@ -49,11 +51,13 @@ __all__ = [
     "Reply",
     "Responder",
     "ScriptError",
+    "ScriptedModel",
     "Step",
     "StreamError",
     "Timeout",
     "ToolCall",
     "UpstreamOptions",
+    "create_sample_repository",
     "find_claude_code",
     "load_script",
     "offline_env",

@@ -112,6 +112,7 @@ class CommitReplay:
         return cls(CommitChange.read(repo, commit), latency_s)
 
     def __call__(self, request: RecordedRequest) -> Reply | None:
+        """The reply the commit dictates for this request, or ``None`` (not a model call)."""
         body = request.json if isinstance(request.json, dict) else {}
         if "messages" not in body:
             return None

@@ -43,6 +43,18 @@ from orchestra.testing.steps import (
 __all__ = ["ReplyWriter"]
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What a reply's encoding needs besides its content."""
+
+    model: str
+    usage: Usage
+    created: int
+    headers: list[tuple[bytes, bytes]]
+    drop_after: int | None
+    canned: str | None
+
+
 class ReplyWriter:
     """Writes the fake's answers to ASGI ``send``; safe to share between requests."""
 
@@ -95,43 +107,65 @@ class ReplyWriter:
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()
         ]
         created = int(self._clock())
+        shape = _Shape(model, usage, created, headers, drop_after, canned)
         if request.stream:
-            if openai:
-                options = body.get("stream_options")
-                include = isinstance(options, dict) and options.get("include_usage") is True
-                events = openai_chunks(reply, model, usage, self._ids, created, include)
-            else:
-                events = anthropic_events(reply, model, usage, self._ids)
-            if isinstance(step, StreamError) and error_after is not None:
-                events = [*events[:error_after], self._stream_error(step, openai)]
-            start = {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": SSE_HEADERS + headers,
-            }
-            if drop_after is None and not reply.chunk_delay_s:
-                # Nothing to pace: one write for the whole stream (still chunked, still SSE).
-                data = b"".join(events)
-                if canned is not None:
-                    self._remember(canned, request.body, created, True, data, events[0])
-                await send(start)
-                await send({"type": "http.response.body", "body": data})
-                return
-            await send(start)
-            for position, event in enumerate(events):
-                if drop_after is not None and position >= drop_after:
-                    return  # returning mid-body makes the server close the connection
-                if position and reply.chunk_delay_s:
-                    await asyncio.sleep(reply.chunk_delay_s)
-                await send({"type": "http.response.body", "body": event, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-        if openai:
-            payload = openai_completion(reply, model, usage, self._ids, created)
+            await self._stream(send, request, body, step, reply, openai, shape, error_after)
         else:
-            payload = anthropic_message(reply, model, usage, self._ids)
+            await self._whole(send, request, reply, openai, shape)
+
+    async def _stream(
+        self,
+        send: Send,
+        request: RecordedRequest,
+        body: dict[str, Any],
+        step: Reply | DropMidStream | StreamError,
+        reply: Reply,
+        openai: bool,
+        shape: _Shape,
+        error_after: int | None,
+    ) -> None:
+        if openai:
+            options = body.get("stream_options")
+            include = isinstance(options, dict) and options.get("include_usage") is True
+            events = openai_chunks(
+                reply, shape.model, shape.usage, self._ids, shape.created, include
+            )
+        else:
+            events = anthropic_events(reply, shape.model, shape.usage, self._ids)
+        if isinstance(step, StreamError) and error_after is not None:
+            events = [*events[:error_after], self._stream_error(step, openai)]
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": SSE_HEADERS + shape.headers,
+        }
+        drop_after = shape.drop_after
+        if drop_after is None and not reply.chunk_delay_s:
+            # Nothing to pace: one write for the whole stream (still chunked, still SSE).
+            data = b"".join(events)
+            if shape.canned is not None:
+                self._remember(shape.canned, request.body, shape.created, True, data, events[0])
+            await send(start)
+            await send({"type": "http.response.body", "body": data})
+            return
+        await send(start)
+        for position, event in enumerate(events):
+            if drop_after is not None and position >= drop_after:
+                return  # returning mid-body makes the server close the connection
+            if position and reply.chunk_delay_s:
+                await asyncio.sleep(reply.chunk_delay_s)
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _whole(
+        self, send: Send, request: RecordedRequest, reply: Reply, openai: bool, shape: _Shape
+    ) -> None:
+        if openai:
+            payload = openai_completion(reply, shape.model, shape.usage, self._ids, shape.created)
+        else:
+            payload = anthropic_message(reply, shape.model, shape.usage, self._ids)
         data = dumps(payload).encode()
-        if drop_after is not None:
+        if shape.drop_after is not None:
             length = [(b"content-length", str(len(data)).encode())]
             await send(
                 {"type": "http.response.start", "status": 200, "headers": JSON_HEADERS + length}
@@ -140,9 +174,9 @@ class ReplyWriter:
                 {"type": "http.response.body", "body": data[: len(data) // 2], "more_body": True}
             )
             return
-        if canned is not None:
-            self._remember(canned, request.body, created, False, data, data)
-        await send_bytes(send, 200, data, JSON_HEADERS + headers)
+        if shape.canned is not None:
+            self._remember(shape.canned, request.body, shape.created, False, data, data)
+        await send_bytes(send, 200, data, JSON_HEADERS + shape.headers)
 
     def _stream_error(self, step: StreamError, openai: bool) -> bytes:
         message = step.message or _DEFAULT_MESSAGES.get(step.status, f"fake error {step.status}")

@@ -280,6 +280,8 @@ class ScriptedModel:
             raise ValueError(f"unknown scenario {self.scenario!r}; use one of {SCENARIOS}")
 
     def __call__(self, request: RecordedRequest) -> Reply | None:
+        """The reply to ``request`` (a responder for the fake upstream); ``None`` for a
+        request that is not a generation."""
         body = request.json if isinstance(request.json, dict) else {}
         if "messages" not in body:
             return None

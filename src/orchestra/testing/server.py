@@ -264,6 +264,19 @@ class FakeUpstream:
                 send, openai, Fault(400, message="the request body is not a JSON object")
             )
             return
+        await self._generate(send, receive, request, parsed, path, openai)
+
+    async def _generate(
+        self,
+        send: Send,
+        receive: Receive,
+        request: RecordedRequest,
+        parsed: dict[str, Any],
+        path: str,
+        openai: bool,
+    ) -> None:
+        """Answer a routed POST with the responder's step, the next scripted one, or the
+        default reply."""
         generation = path in _GENERATION_PATHS
         step: Step | None = None
         responder = self.responder

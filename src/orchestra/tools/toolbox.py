@@ -50,6 +50,7 @@ class WritePolicy:
     """Said in the refusal, so the model knows what to do instead."""
 
     def check(self, rel: str) -> None:
+        """Raise :class:`WorkspaceError` if this step may not write ``rel``."""
         if rel in self.protected:
             raise WorkspaceError(
                 f"{rel} is a test committed in the red phase and cannot be changed",
@@ -71,6 +72,7 @@ class ToolSpec:
     input_schema: dict[str, Any]
 
     def as_anthropic(self) -> dict[str, Any]:
+        """The tool in the Anthropic Messages ``tools`` format."""
         return {
             "name": self.name,
             "description": self.description,

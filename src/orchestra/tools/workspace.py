@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from orchestra.errors import EngineError
+from orchestra.errors import ToolError
 
 
-class WorkspaceError(EngineError):
+class WorkspaceError(ToolError):
     """A path or git operation the workspace refuses; the message says why."""
 
 

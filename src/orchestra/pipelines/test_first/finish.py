@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.engine import checkpoint
-from orchestra.pipelines.report import build_report
+from orchestra.pipelines.test_first.report import build_report
 from orchestra.pipelines.test_first.steps import TestFirstRun
 from orchestra.repository import changed_line_coverage
 

@@ -9,8 +9,8 @@ from typing import Any
 from orchestra.engine import checkpoint
 from orchestra.pipelines import gates
 from orchestra.pipelines.plan import Plan, PlanPart
-from orchestra.pipelines.report import run_bandit
 from orchestra.pipelines.test_first.green import green_gate, implementers
+from orchestra.pipelines.test_first.report import run_bandit
 from orchestra.pipelines.test_first.state import FixRecord, ReviewVerdict
 from orchestra.pipelines.test_first.steps import (
     DOCS,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orchestra.errors
 from orchestra.engine import (
     AgentOutcome,
     AgentTask,
@@ -33,7 +34,7 @@ QA = "qa-lead"
 MAX_FILE_CHARS = 12_000
 
 
-class RunFailed(Exception):
+class RunFailed(orchestra.errors.PipelineError):
     """A gate could not be met within its bounds; ends the run as failed."""
 
 

@@ -1,0 +1,1 @@
+"""Migration revisions; each domain branches from ``0001_base``."""

@@ -1,5 +1,5 @@
-"""Run reports (Markdown and JSON) and static analysis (changed-line coverage is measured
-by :func:`orchestra.repository.changed_line_coverage`)."""
+"""The test-first run's reports (Markdown and JSON) and static analysis (changed-line
+coverage is measured by :func:`orchestra.repository.changed_line_coverage`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from orchestra.pipelines.test_first.state import TestFirstState
 from orchestra.providers import Usage
 from orchestra.tools import Toolbox, run_command
 
 if TYPE_CHECKING:
     from orchestra.engine import EngineServices
-    from orchestra.pipelines.test_first.state import TestFirstState
 
 
 def run_bandit(toolbox: Toolbox, paths: list[str]) -> dict[str, Any]:
