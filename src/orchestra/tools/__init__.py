@@ -1,6 +1,7 @@
 """Agent tools: the workspace (a git worktree per run), sandboxed commands, the toolbox."""
 
 from orchestra.tools.sandbox import (
+    PASSED_THROUGH,
     CommandLimits,
     CommandResult,
     network_isolation_available,
@@ -11,6 +12,7 @@ from orchestra.tools.toolbox import TOOL_SPECS, Toolbox, ToolResult, ToolSpec, W
 from orchestra.tools.workspace import Workspace, WorkspaceError, git
 
 __all__ = [
+    "PASSED_THROUGH",
     "TOOL_SPECS",
     "CommandLimits",
     "CommandResult",
