@@ -48,11 +48,10 @@ from orchestra.gateway.upstream import (
     upstream_headers,
 )
 from orchestra.providers import anthropic as anthropic_wire
+from orchestra.providers import estimate_input_tokens, translate
 from orchestra.providers import openai as openai_wire
-from orchestra.providers import translate
 from orchestra.providers.errors import WireFormatError
 from orchestra.providers.sse import SSEEvent, SSEParser, encode_event
-from orchestra.providers.tokens import estimate_input_tokens
 from orchestra.providers.usage import Usage
 
 log = logging.getLogger("orchestra.gateway")

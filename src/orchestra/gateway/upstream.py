@@ -1,6 +1,6 @@
 """Calling one upstream model: retries, fallbacks, circuit breakers and timeouts.
 
-:func:`open_upstream` walks a route's chain and returns the first upstream response whose
+:meth:`UpstreamCaller.open` walks a route's chain and returns the first upstream response whose
 status says it will be served (2xx), or raises the error to answer the client with. The
 response is still open: the caller streams or reads its body. Once the client has seen a
 byte, there is no fallback any more; that is the caller's concern.
