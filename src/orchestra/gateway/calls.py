@@ -26,7 +26,6 @@ from orchestra.gateway.errors import (
     UpstreamTimeout,
 )
 from orchestra.gateway.formats import WireFormat, sse_error_event
-from orchestra.gateway.http_client import UpstreamConnectionError
 from orchestra.gateway.requests import (
     ModelRequest,
     attribution,
@@ -39,6 +38,7 @@ from orchestra.gateway.requests import (
 )
 from orchestra.gateway.routing import Route, Target
 from orchestra.gateway.service import Gateway
+from orchestra.gateway.transport import UpstreamConnectionError
 from orchestra.gateway.upstream import (
     CallPlan,
     OpenedReply,

@@ -25,11 +25,6 @@ from orchestra.gateway.errors import (
     UpstreamTimeout,
 )
 from orchestra.gateway.formats import WireFormat
-from orchestra.gateway.http_client import (
-    UpstreamConnectionError,
-    UpstreamResponse,
-    UpstreamTransport,
-)
 from orchestra.gateway.resilience import (
     RETRYABLE_STATUSES,
     CircuitBoard,
@@ -38,6 +33,11 @@ from orchestra.gateway.resilience import (
     parse_retry_after,
 )
 from orchestra.gateway.routing import Route, Target
+from orchestra.gateway.transport import (
+    UpstreamConnectionError,
+    UpstreamResponse,
+    UpstreamTransport,
+)
 from orchestra.providers.usage import Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
