@@ -1,4 +1,13 @@
-"""The one ASGI application: gateway endpoints plus the REST API (and later the dashboard)."""
+"""The one ASGI application: gateway endpoints plus the REST API (and later the dashboard).
+
+:func:`hosting_engine` is imported lazily: ``orchestra gateway`` workers import this package
+and must not load the engine (nor DBOS) for a name they never use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import typing
 
 from orchestra.server.app import (
     OPTIONS_ENV,
@@ -8,7 +17,11 @@ from orchestra.server.app import (
     open_gateway,
 )
 from orchestra.server.protocol import uvicorn_options
-from orchestra.server.resuming import hosting_engine
+
+if typing.TYPE_CHECKING:
+    from orchestra.server.resuming import hosting_engine
+
+_EXPORTS = {"hosting_engine": "orchestra.server.resuming"}
 
 __all__ = [
     "OPTIONS_ENV",
@@ -19,3 +32,10 @@ __all__ = [
     "open_gateway",
     "uvicorn_options",
 ]
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestra.server' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
