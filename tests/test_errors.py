@@ -134,7 +134,7 @@ def test_a_domains_errors_derive_from_its_layers_base(
     library_exceptions: list[type[BaseException]],
 ) -> None:
     from orchestra.accounting import BudgetExceeded, InvalidKey
-    from orchestra.gateway.http_client import UpstreamConnectionError, UpstreamTimeoutError
+    from orchestra.gateway.transport import UpstreamConnectionError, UpstreamTimeoutError
     from orchestra.pipelines.test_first import RunFailed
     from orchestra.providers import TranslationError, WireFormatError
     from orchestra.tools.workspace import WorkspaceError

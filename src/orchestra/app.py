@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestra.accounting import Accounting
 from orchestra.config import OrchestraConfig, default_database_url, load_config, orchestra_home
-from orchestra.gateway import Gateway, GatewayApp, GatewayDeps, StartupHook
-from orchestra.gateway.store_accountant import StoreAccountant
+from orchestra.gateway import Gateway, GatewayApp, GatewayDeps, StartupHook, StoreAccountant
 from orchestra.store import Database, open_database
 
 if TYPE_CHECKING:

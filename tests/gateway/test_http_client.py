@@ -23,12 +23,9 @@ import httpx
 import pytest
 
 from orchestra.gateway import GatewayDeps
-from orchestra.gateway.http_client import (
-    HTTPClient,
-    UpstreamConnectionError,
-    UpstreamTimeoutError,
-)
+from orchestra.gateway.http_client import HTTPClient
 from orchestra.gateway.proxy_client import ProxyAwareClient, client_from_environment
+from orchestra.gateway.transport import UpstreamConnectionError, UpstreamTimeoutError
 from orchestra.testing import FakeUpstream
 from tests.gateway.helpers import ServerThread, gateway_config, make_app, memory_accountant
 

@@ -48,8 +48,7 @@ RESUMING_FACTORY = "orchestra.cli.serve:app_resuming_runs"
 def app_resuming_runs() -> Any:
     """uvicorn factory for ``orchestra serve``: the server app, resuming orphaned runs."""
     from orchestra.app import Orchestra
-    from orchestra.server.app import ServeOptions, app_from_environment
-    from orchestra.server.resuming import hosting_engine
+    from orchestra.server import ServeOptions, app_from_environment, hosting_engine
 
     options = ServeOptions.from_env()
     services = Orchestra.from_environment(
@@ -71,9 +70,7 @@ def _run(
     import uvicorn
 
     from orchestra.app import Orchestra
-    from orchestra.server import ServeOptions
-    from orchestra.server.app import OPTIONS_ENV
-    from orchestra.server.protocol import uvicorn_options
+    from orchestra.server import OPTIONS_ENV, ServeOptions, uvicorn_options
 
     path = config_path or find_config()
     try:

@@ -1,8 +1,10 @@
 """The model gateway: Anthropic- and OpenAI-compatible endpoints with routing, fallbacks,
 limits, budgets and a ledger entry for every call.
 
-``build_gateway(config, accountant)`` gives the core; ``GatewayApp(gateway)`` its ASGI app.
-:func:`orchestra.server.build_app` composes it with the REST API.
+``Gateway(config, accountant, deps)`` gives the core; ``GatewayApp(gateway)`` its ASGI app.
+:meth:`orchestra.app.Orchestra.open_gateway` builds the core over the store's accounting
+(:class:`StoreAccountant`); :func:`orchestra.server.build_app` composes the app with the
+REST API.
 """
 
 from orchestra.gateway.accounts import (
@@ -19,6 +21,7 @@ from orchestra.gateway.formats import WireFormat
 from orchestra.gateway.resilience import CircuitBreaker, CircuitState, RetryPolicy
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, family_tier
 from orchestra.gateway.service import Gateway, GatewayDeps
+from orchestra.gateway.store_accountant import StoreAccountant
 
 __all__ = [
     "Accountant",
@@ -36,6 +39,7 @@ __all__ = [
     "Route",
     "RoutingSnapshot",
     "StartupHook",
+    "StoreAccountant",
     "StreamJournal",
     "Target",
     "WireFormat",

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import OrchestraError
-from orchestra.gateway.calls import ModelCallHandler, headers_of, read_body
+from orchestra.gateway.asgi import Message, Receive, Scope, Send, headers_of, read_body
+from orchestra.gateway.calls import ModelCallHandler
 from orchestra.gateway.errors import (
     BadRequest,
     Forbidden,
@@ -30,10 +31,6 @@ from orchestra.providers.models import models_list_body
 
 log = logging.getLogger("orchestra.gateway")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 StartupHook = Callable[[], Awaitable[None]]
 

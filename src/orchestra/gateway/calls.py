@@ -3,30 +3,28 @@
 auth -> parse -> route -> limits and budget reservation -> upstream (retries, fallbacks,
 circuit breakers) -> response or stream (translated if the upstream speaks the other
 format) -> settle the reservation and append the ledger entry.
+
+Streams are relayed by :class:`~orchestra.gateway.streaming.StreamRelay`; the ASGI plumbing
+(body, headers, message types) is in :mod:`orchestra.gateway.asgi`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import MutableMapping
 from typing import Any
 
-from orchestra.gateway.accounts import CallRecord, StreamJournal
+from orchestra.gateway.accounts import CallRecord
+from orchestra.gateway.asgi import Receive, Send, headers_of, read_body
 from orchestra.gateway.errors import (
     BadRequest,
     GatewayHTTPError,
     LimitRefused,
-    PayloadTooLarge,
-    UnsupportedMediaType,
     UpstreamFailed,
-    UpstreamTimeout,
 )
-from orchestra.gateway.formats import WireFormat, sse_error_event
-from orchestra.gateway.http_client import UpstreamConnectionError
+from orchestra.gateway.formats import WireFormat
 from orchestra.gateway.requests import (
     ModelRequest,
     attribution,
@@ -39,6 +37,8 @@ from orchestra.gateway.requests import (
 )
 from orchestra.gateway.routing import Route, Target
 from orchestra.gateway.service import Gateway
+from orchestra.gateway.streaming import StreamRelay
+from orchestra.gateway.transport import UpstreamConnectionError
 from orchestra.gateway.upstream import (
     CallPlan,
     OpenedReply,
@@ -48,77 +48,14 @@ from orchestra.gateway.upstream import (
     upstream_headers,
 )
 from orchestra.providers import anthropic as anthropic_wire
+from orchestra.providers import estimate_input_tokens, translate
 from orchestra.providers import openai as openai_wire
-from orchestra.providers import translate
 from orchestra.providers.errors import WireFormatError
-from orchestra.providers.sse import SSEEvent, SSEParser, encode_event
-from orchestra.providers.tokens import estimate_input_tokens
 from orchestra.providers.usage import Usage
 
 log = logging.getLogger("orchestra.gateway")
 
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 _PATHS = {WireFormat.ANTHROPIC: "/v1/messages", WireFormat.OPENAI: "/chat/completions"}
-
-
-async def read_body(
-    receive: Receive, headers: dict[str, str], limit: int, *, require_json: bool = True
-) -> bytes:
-    """The request body, refused with 415 (not JSON) or 413 (over ``limit`` bytes)."""
-    if require_json:
-        ctype = headers.get("content-type", "")
-        if "json" not in ctype.lower():
-            raise UnsupportedMediaType(
-                f"content type {ctype or '(none)'!r} is not supported",
-                hint="send the body as JSON with Content-Type: application/json",
-            )
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"request body of {declared} bytes exceeds the limit of {limit} bytes",
-            hint="send a smaller request (or raise gateway.max_body_bytes)",
-        )
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BadRequest("the client disconnected while sending the body")
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"request body exceeds the limit of {limit} bytes",
-                    hint="send a smaller request (or raise gateway.max_body_bytes)",
-                )
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def headers_of(scope: MutableMapping[str, Any]) -> dict[str, str]:
-    """Request headers, lower-cased names, latin-1 decoded (the last value wins); decoded
-    once per request and kept in the scope."""
-    headers: dict[str, str] | None = scope.get("orchestra.headers")
-    if headers is None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        scope["orchestra.headers"] = headers
-    return headers
-
-
-@dataclass
-class _StreamState:
-    """What a stream has shown so far (shared with the disconnect watcher)."""
-
-    tracker: Any
-    events: int = 0
-    upstream_error: str | None = None
-    finished: bool = False
 
 
 class ModelCallHandler:
@@ -126,6 +63,7 @@ class ModelCallHandler:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self._relay = StreamRelay(gateway)
 
     async def _estimate(self, request: ModelRequest) -> int:
         large = self.gateway.snapshot.config.gateway.large_input_bytes
@@ -138,6 +76,7 @@ class ModelCallHandler:
     async def handle(
         self, scope: MutableMapping[str, Any], receive: Receive, send: Send, fmt: WireFormat
     ) -> None:
+        """Serve one model call in ``fmt``, whole or streamed, and account for it."""
         gw = self.gateway
         deps = gw.deps
         t0 = deps.clock()
@@ -205,17 +144,19 @@ class ModelCallHandler:
         ctype = opened.response.headers.get("content-type", "")
         try:
             if request.stream and "text/event-stream" in ctype:
-                await self._stream(
-                    scope,
+                await self._relay.relay(
                     receive,
                     send,
                     request,
-                    route,
                     opened,
                     record,
                     reservation,
                     input_tokens,
                     t0,
+                    headers=self._response_headers(
+                        route, opened.target, record, b"text/event-stream"
+                    ),
+                    label=label,
                 )
             else:
                 await self._whole(send, request, route, opened, record, reservation, t0)
@@ -313,172 +254,6 @@ class ModelCallHandler:
         headers.append((b"content-length", str(len(out)).encode()))
         await send({"type": "http.response.start", "status": record.status, "headers": headers})
         await send({"type": "http.response.body", "body": out})
-
-    async def _stream(
-        self,
-        scope: MutableMapping[str, Any],
-        receive: Receive,
-        send: Send,
-        request: ModelRequest,
-        route: Route,
-        opened: OpenedReply,
-        record: CallRecord,
-        reservation: Any,
-        input_tokens: int,
-        t0: float,
-    ) -> None:
-        gw = self.gateway
-        deps = gw.deps
-        target = opened.target
-        try:
-            journal: StreamJournal = await gw.blocking(
-                gw.accountant.open_stream, record, reservation
-            )
-        except Exception:
-            record.outcome = "upstream_error"
-            record.error = "the stream could not be journaled"
-            await asyncio.shield(gw.accountant.finish(reservation, record))
-            raise
-        if target.kind is WireFormat.ANTHROPIC:
-            state = _StreamState(anthropic_wire.StreamUsageTracker())
-        else:
-            state = _StreamState(openai_wire.StreamUsageTracker())
-        translator: Any = None
-        if target.kind is not request.fmt:
-            if request.fmt is WireFormat.ANTHROPIC:
-                translator = translate.OpenAIToAnthropicStream(
-                    model=request.model, input_tokens=input_tokens
-                )
-            else:
-                options = request.body.get("stream_options")
-                translator = translate.AnthropicToOpenAIStream(
-                    model=request.model,
-                    include_usage=isinstance(options, dict)
-                    and options.get("include_usage") is True,
-                )
-        headers = self._response_headers(route, target, record, b"text/event-stream")
-        headers.append((b"cache-control", b"no-cache"))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        pump = asyncio.ensure_future(
-            self._pump(send, opened, state, translator, journal, record, input_tokens, t0)
-        )
-        watcher = asyncio.ensure_future(_wait_disconnect(receive))
-        disconnected = False
-        try:
-            done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if pump not in done:
-                disconnected = True
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pump
-            else:
-                pump.result()
-        finally:
-            watcher.cancel()
-            if not pump.done():
-                pump.cancel()
-            tracker = state.tracker
-            if target.kind is WireFormat.OPENAI:
-                usage = tracker.usage_so_far(input_tokens)
-            else:
-                usage = tracker.usage_so_far()
-            complete = tracker.finished if target.kind is WireFormat.ANTHROPIC else tracker.done
-            record.usage = usage
-            record.cost_usd = gw.cost_after_call(target.model, usage, record.reserved_usd)
-            if disconnected:
-                record.outcome = "client_disconnected"
-            elif state.upstream_error is not None or not complete:
-                record.outcome = "stream_failed"
-                record.error = state.upstream_error or "the upstream stream ended early"
-            else:
-                record.outcome = "ok"
-            record.status = 200
-            elapsed = deps.clock() - t0
-            record.latency_ms = round(elapsed * 1000, 3)
-            await asyncio.shield(journal.close(record))
-            gw.metrics.request(request.fmt.value, 200, _label(route), elapsed)
-            gw.metrics.usage(target.model, usage, record.cost_usd)
-        if not disconnected:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _pump(
-        self,
-        send: Send,
-        opened: OpenedReply,
-        state: _StreamState,
-        translator: Any,
-        journal: StreamJournal,
-        record: CallRecord,
-        input_tokens: int,
-        t0: float,
-    ) -> None:
-        gw = self.gateway
-        clock = gw.deps.clock
-        interval = gw.snapshot.config.gateway.stream_journal_interval_s
-        target = opened.target
-        parser = SSEParser()
-        tracker = state.tracker
-        last_journal = clock()
-        pending: asyncio.Future[None] | None = None
-        client_fmt = (
-            WireFormat.OPENAI if target.kind is WireFormat.ANTHROPIC else WireFormat.ANTHROPIC
-        )
-        if translator is None:
-            client_fmt = target.kind
-        try:
-            async for chunk in opened.response:
-                events = parser.feed(chunk)
-                for event in events:
-                    # An event we cannot read still passes through untouched.
-                    with contextlib.suppress(WireFormatError):
-                        tracker.feed(event)
-                if record.ttft_ms is None:
-                    record.ttft_ms = round((clock() - t0) * 1000, 3)
-                out = chunk if translator is None else _encode(translator, events)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-                now = clock()
-                if now - last_journal >= interval and (pending is None or pending.done()):
-                    last_journal = now
-                    usage = _usage_so_far(tracker, target.kind, input_tokens)
-                    cost = gw.cost_after_call(target.model, usage, record.reserved_usd)
-                    pending = asyncio.ensure_future(gw.blocking(journal.progress, usage, cost))
-            tail = parser.finish()
-            for event in tail:
-                with contextlib.suppress(WireFormatError):
-                    tracker.feed(event)
-            if translator is not None:
-                out = _encode(translator, tail) + _encode_events(translator.finish(), client_fmt)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-        except (UpstreamConnectionError, TimeoutError, WireFormatError) as exc:
-            timeout = isinstance(exc, TimeoutError)
-            state.upstream_error = f"upstream stream failed: {_failure_name(exc)}"
-            leftover = opened.response.unread()
-            if leftover:
-                # Events that arrived with the failure: account for them and pass them on.
-                events = parser.feed(leftover)
-                for event in events:
-                    with contextlib.suppress(WireFormatError):
-                        tracker.feed(event)
-                out = leftover if translator is None else _encode(translator, events)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-            error: GatewayHTTPError = (
-                UpstreamTimeout("the upstream stopped sending mid-stream")
-                if timeout
-                else UpstreamFailed("the upstream broke off the stream")
-            )
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": sse_error_event(client_fmt, error),
-                    "more_body": True,
-                }
-            )
-        finally:
-            if pending is not None and not pending.done():
-                await asyncio.shield(pending)
 
     async def _send_upstream_error(
         self, send: Send, fmt: WireFormat, exc: UpstreamClientError
@@ -595,37 +370,3 @@ def _clients_fault(exc: BaseException) -> bool:
     if isinstance(exc, UpstreamClientError):
         return True
     return isinstance(exc, BadRequest | WireFormatError) and getattr(exc, "status", 500) == 400
-
-
-def _usage_so_far(tracker: Any, kind: WireFormat, input_tokens: int) -> Usage:
-    if kind is WireFormat.OPENAI:
-        usage: Usage = tracker.usage_so_far(input_tokens)
-        return usage
-    result: Usage = tracker.usage_so_far()
-    return result
-
-
-def _encode(translator: Any, events: list[SSEEvent]) -> bytes:
-    out: list[SSEEvent] = []
-    for event in events:
-        out.extend(translator.feed(event))
-    return b"".join(encode_event(e.event, e.data) for e in out)
-
-
-def _encode_events(events: list[SSEEvent], fmt: WireFormat) -> bytes:
-    return b"".join(encode_event(e.event, e.data) for e in events)
-
-
-def _failure_name(exc: BaseException) -> str:
-    """The name of what broke a stream: the underlying error when the client wrapped one
-    (``ConnectionResetError`` says more than ``UpstreamConnectionError``)."""
-    if isinstance(exc, UpstreamConnectionError) and exc.__cause__ is not None:
-        return type(exc.__cause__).__name__
-    return type(exc).__name__
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return

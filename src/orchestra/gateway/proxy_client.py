@@ -16,9 +16,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 import aiohttp
 
-from orchestra.gateway.http_client import (
-    DEFAULT_LIMIT,
-    HTTPClient,
+from orchestra.gateway.http_client import DEFAULT_LIMIT, HTTPClient
+from orchestra.gateway.transport import (
     UpstreamConnectionError,
     UpstreamResponse,
     UpstreamTimeoutError,

@@ -31,11 +31,11 @@ from orchestra.gateway.errors import (
     UnpricedModel,
 )
 from orchestra.gateway.formats import WireFormat
-from orchestra.gateway.http_client import UpstreamTransport
 from orchestra.gateway.metrics import GatewayMetrics
 from orchestra.gateway.proxy_client import client_from_environment
 from orchestra.gateway.resilience import CircuitBoard, RetryPolicy, default_random
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, upstream_credential
+from orchestra.gateway.transport import UpstreamTransport
 from orchestra.gateway.upstream import UpstreamCaller
 from orchestra.providers.usage import Usage
 

@@ -1,6 +1,6 @@
 """Calling one upstream model: retries, fallbacks, circuit breakers and timeouts.
 
-:func:`open_upstream` walks a route's chain and returns the first upstream response whose
+:meth:`UpstreamCaller.open` walks a route's chain and returns the first upstream response whose
 status says it will be served (2xx), or raises the error to answer the client with. The
 response is still open: the caller streams or reads its body. Once the client has seen a
 byte, there is no fallback any more; that is the caller's concern.
@@ -25,11 +25,6 @@ from orchestra.gateway.errors import (
     UpstreamTimeout,
 )
 from orchestra.gateway.formats import WireFormat
-from orchestra.gateway.http_client import (
-    UpstreamConnectionError,
-    UpstreamResponse,
-    UpstreamTransport,
-)
 from orchestra.gateway.resilience import (
     RETRYABLE_STATUSES,
     CircuitBoard,
@@ -38,6 +33,11 @@ from orchestra.gateway.resilience import (
     parse_retry_after,
 )
 from orchestra.gateway.routing import Route, Target
+from orchestra.gateway.transport import (
+    UpstreamConnectionError,
+    UpstreamResponse,
+    UpstreamTransport,
+)
 from orchestra.providers.usage import Usage
 
 ANTHROPIC_VERSION = "2023-06-01"

@@ -8,6 +8,12 @@ extraction, stream trackers, error bodies), ``tokens`` (input token estimate), `
 from orchestra.providers.errors import TranslationError, WireFormatError, upstream_fault
 from orchestra.providers.models import models_list_body
 from orchestra.providers.sse import SSEEvent, SSEParser, encode_event
+from orchestra.providers.tokens import estimate_input_tokens, estimate_text_tokens
+from orchestra.providers.translate import (
+    anthropic_usage_json,
+    to_anthropic_stop_reason,
+    to_openai_finish_reason,
+)
 from orchestra.providers.usage import Usage, token_count
 
 __all__ = [
@@ -16,8 +22,13 @@ __all__ = [
     "TranslationError",
     "Usage",
     "WireFormatError",
+    "anthropic_usage_json",
     "encode_event",
+    "estimate_input_tokens",
+    "estimate_text_tokens",
     "models_list_body",
+    "to_anthropic_stop_reason",
+    "to_openai_finish_reason",
     "token_count",
     "upstream_fault",
 ]

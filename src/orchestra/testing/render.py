@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestra.providers.sse import encode_event
-from orchestra.providers.translate import (
+from orchestra.providers import (
     anthropic_usage_json,
+    encode_event,
     to_anthropic_stop_reason,
     to_openai_finish_reason,
 )

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestra.providers import anthropic as anthropic_wire
+from orchestra.providers import estimate_input_tokens, estimate_text_tokens
 from orchestra.providers import openai as openai_wire
 from orchestra.providers.models import models_list_body
 from orchestra.providers.sse import encode_event
-from orchestra.providers.tokens import estimate_input_tokens, estimate_text_tokens
 from orchestra.providers.usage import Usage
 from orchestra.testing.asgi import JSON_HEADERS, SSE_HEADERS, Send, send_bytes, send_json
 from orchestra.testing.render import (
