@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 
-from orchestra.errors import OrchestraError
+__all__ = ["main"]
 
 
 def main() -> None:
     """Console-script entry point."""
     from orchestra.cli.app import app
     from orchestra.cli.output import USER_ERROR, print_error
+    from orchestra.errors import OrchestraError
 
     try:
         app()
