@@ -13,84 +13,41 @@ is measured with the rows it now writes.
 
 from __future__ import annotations
 
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-from bench.gateway.run import ROUNDS, Server, free_port, start, start_upstream, wrk
+from bench.gateway.run import ROUNDS, Server, start_gateway_process, start_upstream, wrk
 
 BODY = {"model": "haiku", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi."}]}
 
 
 def _start_gateway(work: Path, upstream_url: str) -> tuple[Server, dict[str, str], str]:
-    from orchestra.accounting import Accounting
-    from orchestra.config import load_config
-    from orchestra.store import open_database
-
-    home = work / "orchestra-home"
-    os.environ["ORCHESTRA_HOME"] = str(home)
-    config_path = work / "orchestra.yaml"
-    config_path.write_text(
-        yaml.safe_dump(
+    gateway: dict[str, object] = {
+        "budgets": [
             {
-                "providers": {"anthropic": {"kind": "anthropic", "base_url": upstream_url}},
-                "models": {"claude-haiku-4-5": {"provider": "anthropic"}},
-                "tiers": {"haiku": {"model": "claude-haiku-4-5"}},
-                "gateway": {
-                    "budgets": [
-                        {
-                            "name": "broke",
-                            "scope": "developer",
-                            "subject": "broke",
-                            "cap_usd": 0,
-                            "period": "day",
-                        },
-                        {
-                            "name": "served",
-                            "scope": "developer",
-                            "subject": "served",
-                            "cap_usd": 1_000_000,
-                            "period": "day",
-                        },
-                    ],
-                    "limits": {
-                        "key": {"rpm": 100_000_000, "tpm": 1_000_000_000},
-                        "developers": {"slow": {"rpm": 1}},
-                    },
-                },
-            }
-        )
-    )
-    database_url = f"sqlite:///{work / 'orchestra.db'}"
-    database = open_database(database_url)
-    accounting = Accounting(database, load_config(config_path))
-    keys = {
-        who: accounting.keys.create(who, "bench-team")[0] for who in ("broke", "slow", "served")
-    }
-    accounting.close()
-    database.dispose()
-    port = free_port()
-    server = start(
-        "orchestra",
-        [
-            str(Path(sys.executable).parent / "orchestra"),
-            "gateway",
-            "--config",
-            str(config_path),
-            "--port",
-            str(port),
-            "--database-url",
-            database_url,
+                "name": "broke",
+                "scope": "developer",
+                "subject": "broke",
+                "cap_usd": 0,
+                "period": "day",
+            },
+            {
+                "name": "served",
+                "scope": "developer",
+                "subject": "served",
+                "cap_usd": 1_000_000,
+                "period": "day",
+            },
         ],
-        {**os.environ, "ORCHESTRA_HOME": str(home)},
-        f"http://127.0.0.1:{port}",
-        "/healthz",
-        work,
+        "limits": {
+            "key": {"rpm": 100_000_000, "tpm": 1_000_000_000},
+            "developers": {"slow": {"rpm": 1}},
+        },
+    }
+    server, keys, database_url, _ = start_gateway_process(
+        work, upstream_url, gateway, ["broke", "slow", "served"]
     )
     return server, keys, database_url
 

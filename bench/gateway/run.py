@@ -404,6 +404,30 @@ def run_all(work: Path, upstream_kind: str) -> tuple[dict[str, Measure], str]:
 def start_orchestra(work: Path, upstream_url: str) -> tuple[Server, str, tuple[str, Path]]:
     """``orchestra gateway`` on SQLite with a key, a budget and rate limits on the call path;
     returns the server, its key and (database URL, config path) for the ledger check."""
+    gateway = {
+        "budgets": [
+            {
+                "name": "bench-dev",
+                "scope": "developer",
+                "subject": "bench",
+                "cap_usd": 1_000_000,
+                "period": "day",
+            }
+        ],
+        "limits": {"key": {"rpm": 100_000_000, "tpm": 1_000_000_000}},
+    }
+    orchestra, keys, database_url, config_path = start_gateway_process(
+        work, upstream_url, gateway, ["bench"]
+    )
+    return orchestra, keys["bench"], (database_url, config_path)
+
+
+def start_gateway_process(
+    work: Path, upstream_url: str, gateway: dict[str, object], developers: list[str]
+) -> tuple[Server, dict[str, str], str, Path]:
+    """``orchestra gateway`` as its own process on SQLite, with the ``gateway`` section given
+    and one key per developer (team ``bench-team``); returns the server, the keys by
+    developer, the database URL and the configuration file."""
     import yaml
 
     from orchestra.accounting import Accounting
@@ -419,29 +443,18 @@ def start_orchestra(work: Path, upstream_url: str) -> tuple[Server, str, tuple[s
                 "providers": {"anthropic": {"kind": "anthropic", "base_url": upstream_url}},
                 "models": {"claude-haiku-4-5": {"provider": "anthropic"}},
                 "tiers": {"haiku": {"model": "claude-haiku-4-5"}},
-                "gateway": {
-                    "budgets": [
-                        {
-                            "name": "bench-dev",
-                            "scope": "developer",
-                            "subject": "bench",
-                            "cap_usd": 1_000_000,
-                            "period": "day",
-                        }
-                    ],
-                    "limits": {"key": {"rpm": 100_000_000, "tpm": 1_000_000_000}},
-                },
+                "gateway": gateway,
             }
         )
     )
     database_url = f"sqlite:///{work / 'orchestra.db'}"
     database = open_database(database_url)
     accounting = Accounting(database, load_config(config_path))
-    key, _ = accounting.keys.create("bench", "bench-team")
+    keys = {who: accounting.keys.create(who, "bench-team")[0] for who in developers}
     accounting.close()
     database.dispose()
     port = free_port()
-    orchestra = start(
+    server = start(
         "orchestra",
         [
             str(Path(sys.executable).parent / "orchestra"),
@@ -458,7 +471,7 @@ def start_orchestra(work: Path, upstream_url: str) -> tuple[Server, str, tuple[s
         "/healthz",
         work,
     )
-    return orchestra, key, (database_url, config_path)
+    return server, keys, database_url, config_path
 
 
 def check_ledger(result: Measure, database_url: str, config_path: Path) -> None:
