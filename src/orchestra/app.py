@@ -171,7 +171,7 @@ class Orchestra:
     # -- accounting and the gateway ----------------------------------------------------
     def accounting(self) -> Accounting:
         """A new accounting facade over the database (the caller closes it)."""
-        return Accounting(self.database, self.config)
+        return Accounting(self.database, self.config, home=self.home)
 
     def open_gateway(self, deps: GatewayDeps | None = None) -> OpenedGateway:
         """A :class:`Gateway` over the database, with the hooks that close what it holds."""

@@ -229,11 +229,12 @@ class AuditLog:
         *,
         clock: Clock = utcnow,
         checkpoint: Path | None = None,
+        home: Path | None = None,
     ) -> None:
         self._store = AccountingStore.of(db)
         self._clock = clock
         path = checkpoint or (
-            orchestra_home() / CHECKPOINT_DIR / f"{database_digest(self._store.db)}.json"
+            (home or orchestra_home()) / CHECKPOINT_DIR / f"{database_digest(self._store.db)}.json"
         )
         self.checkpoint = AuditCheckpoint(path)
 

@@ -67,11 +67,14 @@ class Accounting:
         org_resolver: OrgResolver | None = None,
         journal_dir: Path | None = None,
         pepper: bytes | None = None,
+        home: Path | None = None,
     ) -> None:
         self.config = config or OrchestraConfig()
         gw = self.config.gateway
         self.store = AccountingStore.of(db)
-        self.audit = AuditLog(self.store, clock=clock)
+        # The state folder (default: orchestra_home()) holds the key pepper, the audit
+        # checkpoint and the ledger's journal.
+        self.audit = AuditLog(self.store, clock=clock, home=home)
         self.prices = PriceTable.load(
             gw.price_file, models=self.config.models, providers=self.config.providers
         )
@@ -91,6 +94,7 @@ class Accounting:
             clock=clock,
             cache_ttl_s=gw.key_cache_ttl_s,
             pepper=pepper,
+            home=home,
         )
         self.limits = RateLimiter.for_database(
             policy_from_config(gw.limits), self.store, shared=gw.limits.shared
@@ -99,7 +103,9 @@ class Accounting:
             self.store,
             prices=self.prices,
             budgets=self.budgets,
-            journal_dir=journal_dir,
+            journal_dir=journal_dir
+            if journal_dir is not None or home is None
+            else home / "ledger-journal",
             clock=clock,
             audit=self.audit,
         )

@@ -146,8 +146,11 @@ class KeyStore:
         org_resolver: OrgResolver | None = None,
         clock: Clock = utcnow,
         cache_ttl_s: float = 5.0,
+        home: Path | None = None,
     ) -> None:
         self._store = AccountingStore.of(db)
+        self._home = home
+        """The state folder holding the pepper file (default: :func:`orchestra_home`)."""
         self._pepper = pepper
         """Read (or created) on first use: listing keys needs no pepper."""
         self._audit = audit if audit is not None else AuditLog(self._store, clock=clock)
@@ -176,7 +179,7 @@ class KeyStore:
     def hash(self, secret: str) -> str:
         """The keyed hash stored for ``secret``."""
         if self._pepper is None:
-            self._pepper = load_pepper()
+            self._pepper = load_pepper(self._home)
         return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
 
     def _with_org(self, record: KeyRecord) -> KeyRecord:

@@ -1,0 +1,37 @@
+"""The composition root: services built for a state folder keep their state there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestra.app import Orchestra
+from orchestra.config import OrchestraConfig
+
+
+def test_the_accountings_state_lives_in_the_state_folder_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Key pepper, audit checkpoint and ledger journal go to ``home``, never to the
+    working folder's ``.orchestra`` (a demo or a test run from /tmp left state there)."""
+    monkeypatch.delenv("ORCHESTRA_HOME")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    home = tmp_path / "state"
+    services = Orchestra(
+        database_url=f"sqlite:///{tmp_path / 'o.db'}", home=home, config_given=OrchestraConfig()
+    )
+    with services:
+        services.migrate()
+        accounting = services.accounting()
+        try:
+            accounting.keys.create("alice", "payments")
+            journal = accounting.ledger.journal_dir
+        finally:
+            accounting.close()
+    assert (home / "key-pepper").is_file()
+    assert any((home / "audit-checkpoints").iterdir())
+    assert journal.parent == home / "ledger-journal"
+    assert not (elsewhere / ".orchestra").exists()
