@@ -211,3 +211,17 @@ def test_demo_runs_from_an_install_without_the_test_extras(tmp_path: Path) -> No
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     text = _text(result.stdout)
     assert "succeeded" in text and "scripted model calls through the gateway" in text
+
+
+def test_demo_inside_a_project_with_its_own_pytest_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` in a clone of Orchestra: the sample repository lies under a folder whose
+    pyproject.toml configures pytest, which must not change the sample's test ids."""
+    outer = tmp_path / "checkout"
+    outer.mkdir()
+    (outer / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "-ra"\n')
+    monkeypatch.setenv("ORCHESTRA_HOME", str(outer / ".orchestra"))
+    result = runner.invoke(app, ["demo", "--folder", str(outer / ".orchestra" / "demo")])
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output

@@ -58,6 +58,9 @@ def build_invocation(
     argv = [*env.command]
     if env.runner == "pytest":
         addopts = [
+            # Ids relative to the repository, whatever pytest configuration lies above it
+            # (the demo's sample repository sits inside Orchestra's own checkout).
+            f"--rootdir={worktree}",
             f"--junitxml={report}",
             "-o",
             "junit_family=xunit1",
@@ -176,7 +179,9 @@ def collect_test_ids(
     variables = env.sandbox_env(worktree)
     path = variables.get("PYTHONPATH", "")
     variables["PYTHONPATH"] = f"{path}{os.pathsep}{plugin_dir}" if path else str(plugin_dir)
-    variables["PYTEST_ADDOPTS"] = "--collect-only -p orchestra_collect"
+    variables["PYTEST_ADDOPTS"] = shlex.join(
+        [f"--rootdir={worktree}", "--collect-only", "-p", "orchestra_collect"]
+    )
     variables["ORCHESTRA_COLLECTED"] = str(out)
     result = run_command(
         list(env.command),
