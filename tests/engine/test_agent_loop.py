@@ -108,9 +108,13 @@ def test_loop_detection_stops_the_same_call_with_the_same_result(
 ) -> None:
     with FakeUpstream.start() as up:
         up.responder = lambda r: Reply(tool_calls=[ToolCall("read_file", {"path": "a.txt"})])
-        outcome = _runner(up, tmp_path, database).run(_task(), "x", TOOLS, toolbox)
+        outcome = _runner(up, tmp_path, database).run(_task(max_corrections=1), "x", TOOLS, toolbox)
+        last = up.requests[-1].json["messages"][-1]["content"][0]["content"]
+    # Three identical calls, the model told once (the fourth call), then the step ends.
     assert outcome.status == "loop"
-    assert outcome.model_calls == 3
+    assert outcome.model_calls == 4
+    assert "same call 3 times" in last
+    assert "repeated the same tool call with the same result 2 times" in outcome.summary
 
 
 def test_budget_refusal_stops_the_agent_with_the_gateway_message(

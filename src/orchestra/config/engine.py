@@ -17,6 +17,20 @@ class RepositoryEngineSettings(StrictModel):
     allowed_commands: list[str] | None = None
 
 
+class ModelRetrySettings(StrictModel):
+    """How the agent loop retries a model call refused for a while (429 rate limit, 529
+    overloaded, 5xx): the server's ``retry-after`` is honoured within these bounds."""
+
+    max_attempts: int = Field(default=4, ge=1)
+    """Calls in all, the first included (1: never retry)."""
+    base_delay_s: float = Field(default=1.0, ge=0)
+    """First wait when the server does not say how long; doubled on each retry."""
+    max_wait_s: float = Field(default=60.0, ge=0)
+    """A server asking for a longer wait is not waited for: the step fails with its message."""
+    max_total_wait_s: float = Field(default=120.0, ge=0)
+    """Waiting for one call never adds up to more than this."""
+
+
 class EngineSection(StrictModel):
     """Pipeline engine settings: concurrency, workspace limits, test command."""
 
@@ -53,4 +67,11 @@ class EngineSection(StrictModel):
     """Per-run budget enforced by the gateway; ``None`` for no run budget."""
     max_output_tokens: int = Field(default=4096, ge=1)
     loop_repeats: int = Field(default=3, ge=2)
-    """Stop an agent that repeats the same tool call with the same result this many times."""
+    """Tell an agent that repeats the same tool call with the same result this many times."""
+    max_corrections: int = Field(default=2, ge=0)
+    """A model's mistakes of one kind (malformed or unknown tool calls, text-only replies,
+    repeated calls) told back to it before the next one ends its step."""
+    max_continuations: int = Field(default=2, ge=0)
+    """Replies cut off at ``max_output_tokens`` the model is asked to continue in a step."""
+    model_retry: ModelRetrySettings = Field(default_factory=ModelRetrySettings)
+    """Waiting and retrying model calls refused by rate limits and overloads."""

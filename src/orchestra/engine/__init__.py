@@ -23,6 +23,7 @@ from orchestra.engine.model import (
     ModelResponse,
 )
 from orchestra.engine.pipeline import Pipeline, PipelineDefinition, PipelineRegistry
+from orchestra.engine.retries import ModelRetry, RetryHint, retry_hint
 from orchestra.engine.runs import ACTIVE_STATUSES, FINAL_STATUSES, RunNotFound, RunStore
 from orchestra.engine.runtime import (
     EngineRuntime,
@@ -59,9 +60,11 @@ __all__ = [
     "ModelCallFailed",
     "ModelClient",
     "ModelResponse",
+    "ModelRetry",
     "Pipeline",
     "PipelineDefinition",
     "PipelineRegistry",
+    "RetryHint",
     "RosterAgents",
     "RunNotFound",
     "RunStore",
@@ -73,6 +76,7 @@ __all__ = [
     "engine_source",
     "orphaned_runs",
     "pipeline_workflow",
+    "retry_hint",
     "run_agents",
     "services",
 ]

@@ -8,6 +8,7 @@ artefact store; the loop rebuilds the conversation from them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -16,8 +17,29 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from orchestra.engine.artifacts import ArtifactStore
-from orchestra.engine.model import Attribution, BudgetExhausted, ModelCallFailed, ModelClient
+from orchestra.engine.model import (
+    Attribution,
+    BudgetExhausted,
+    ModelCallFailed,
+    ModelClient,
+    ModelResponse,
+)
+from orchestra.engine.retries import ModelRetry
 from orchestra.engine.runs import RunStore
+from orchestra.engine.turns import (
+    CONTINUE,
+    LOOP,
+    MAX_TOKENS,
+    NO_TOOL_CALL,
+    NUDGE,
+    REPEATED,
+    CheckedCall,
+    Corrections,
+    check_call,
+    cut_block,
+    reply_text,
+    tool_uses,
+)
 from orchestra.providers import Usage
 from orchestra.tools import Toolbox
 
@@ -54,6 +76,12 @@ class AgentTask:
     max_turns: int = 24
     max_tokens: int = 4096
     loop_repeats: int = 3
+    max_corrections: int = 2
+    """Mistakes of one kind (malformed or unknown tool calls, text-only replies, repeated
+    calls) told back to the model before the next one ends the step."""
+    max_continuations: int = 2
+    """Replies cut off at ``max_tokens`` the model is asked to continue; one more ends
+    the step with status ``max_tokens``."""
     allowed_writes: list[str] | None = None
     protected: list[str] = field(default_factory=list)
     write_reason: str = ""
@@ -66,7 +94,8 @@ class AgentOutcome:
     step_id: str
     agent: str
     status: str
-    """``finished``, ``turn_limit``, ``budget``, ``loop``, ``model_error``."""
+    """``finished``, ``turn_limit``, ``budget``, ``model_error``, or the mistake that ended
+    it: ``loop``, ``malformed_call``, ``unknown_tool``, ``no_tool_call``, ``max_tokens``."""
     summary: str
     result: dict[str, Any]
     """The ``finish`` call's input (plan, verdict, findings ...)."""
@@ -100,6 +129,45 @@ def _usage_dict(usage: Usage) -> dict[str, int]:
 
 
 @dataclass
+class _Step:
+    """One agent step while it runs: the conversation and how it is going."""
+
+    task: AgentTask
+    base: str
+    """Where the step's artefacts go (``steps/<step id>``)."""
+    messages: list[dict[str, Any]]
+    corrections: Corrections
+    usage: Usage = field(default_factory=Usage)
+    calls: int = 0
+    seen: dict[str, int] = field(default_factory=dict)
+    truncations: int = 0
+    waits: list[float] = field(default_factory=list)
+    """Seconds waited before retried model calls (rate limits, overloads)."""
+    status: str = "turn_limit"
+    summary: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def end(self, status: str, summary: str, result: dict[str, Any] | None = None) -> bool:
+        """Record how the step ended; True (so a turn can ``return step.end(...)``)."""
+        self.status, self.summary, self.result = status, summary, result or {}
+        return True
+
+    def stop_for(self, kind: str) -> bool:
+        """End the step because of mistake ``kind`` (its count is over the limit)."""
+        return self.end(kind, self.corrections.reason(kind, self.task.max_tokens))
+
+
+def _failure_message(exc: ModelCallFailed, attempts: int, waited: float) -> str:
+    if attempts == 1 and not exc.retry.retryable:
+        return exc.message
+    asked = exc.retry.wait_s
+    detail = f"after {attempts} attempt(s) and {waited:.1f}s of waiting"
+    if asked is not None:
+        detail += f"; the server last asked to wait {asked:.1f}s"
+    return f"{exc.message} ({detail})"
+
+
+@dataclass
 class AgentRunner:
     """Runs one :class:`AgentTask` to an :class:`AgentOutcome`."""
 
@@ -107,139 +175,196 @@ class AgentRunner:
     artifacts: ArtifactStore
     runs: RunStore
     checkpoint: Checkpoint = plain_call
+    retry: ModelRetry = field(default_factory=ModelRetry)
+    """When a failed model call is tried again (rate limits, overloads), and how to wait."""
 
     def run(
         self, task: AgentTask, system_prompt: str, tool_names: list[str], toolbox: Toolbox
     ) -> AgentOutcome:
-        base = f"steps/{safe_name(task.step_id)}"
-        tools = [spec.as_anthropic() for spec in toolbox.specs(tool_names)]
-        offered = {tool["name"] for tool in tools}
+        """Run the conversation until the agent finishes or a stop condition holds."""
+        specs = toolbox.specs(tool_names)
+        tools = [spec.as_anthropic() for spec in specs]
+        schemas = {spec.name: spec.input_schema for spec in specs}
         system = system_prompt + ENGINE_RULES
-        messages: list[dict[str, Any]] = [{"role": "user", "content": task.user_message}]
-        usage = Usage()
-        calls = 0
-        seen: dict[str, int] = {}
+        step = _Step(
+            task,
+            f"steps/{safe_name(task.step_id)}",
+            [{"role": "user", "content": task.user_message}],
+            Corrections(task.max_corrections),
+        )
         attribution = Attribution(task.run_id, task.step_id, task.agent)
-        status, summary, result = "turn_limit", "", {}
-        nudged = False
         for turn in range(task.max_turns):
             request = {
                 "model": task.model,
                 "max_tokens": task.max_tokens,
                 "system": system,
                 "tools": tools,
-                "messages": messages,
+                "messages": step.messages,
             }
-
-            def call_model(turn: int = turn, request: dict[str, Any] = request) -> dict[str, Any]:
-                try:
-                    response = self.client.create(request, attribution)
-                except BudgetExhausted as exc:
-                    return {"error": "budget", "message": exc.message}
-                except ModelCallFailed as exc:
-                    return {"error": "model", "message": exc.message}
-                ref = self.artifacts.put_json(
-                    task.run_id, f"{base}/turn-{turn:03d}.json", response.raw, "transcript"
-                )
-                return {"ref": ref, "usage": _usage_dict(response.usage), "model": response.model}
-
-            outcome = self.checkpoint(f"model:{task.step_id}:{turn}", call_model)
+            outcome = self.checkpoint(
+                f"model:{task.step_id}:{turn}",
+                functools.partial(self._call_model, step, turn, request, attribution),
+            )
             if "error" in outcome:
                 status = "budget" if outcome["error"] == "budget" else "model_error"
-                summary = outcome["message"]
+                step.end(status, outcome["message"])
                 break
-            calls += 1
-            usage = usage + Usage(**outcome["usage"])
-            model = outcome.get("model") or task.model
-            self.runs.set_usage(task.run_id, task.step_id, usage, calls, model)
-            body = self.artifacts.get_json(task.run_id, outcome["ref"])
-            content = list(body.get("content") or [])
-            messages.append({"role": "assistant", "content": content})
-            uses = [block for block in content if block.get("type") == "tool_use"]
-            if not uses:
-                text = " ".join(b.get("text", "") for b in content if b.get("type") == "text")
-                if nudged:
-                    status, summary = "finished", text.strip()[:2000]
-                    break
-                nudged = True
-                messages.append(
-                    {"role": "user", "content": "Use the tools to do the work, then call `finish`."}
-                )
-                continue
-            results: list[dict[str, Any]] = []
-            finish_input: dict[str, Any] | None = None
-            looping = False
-            for index, use in enumerate(uses):
-                name, arguments = str(use.get("name")), use.get("input") or {}
-                if name == "finish" and name in offered:
-                    finish_input = arguments if isinstance(arguments, dict) else {}
-                    results.append(
-                        {"type": "tool_result", "tool_use_id": use.get("id"), "content": "ok"}
-                    )
-                    continue
-
-                def run_tool(
-                    turn: int = turn,
-                    index: int = index,
-                    name: str = name,
-                    arguments: Any = arguments,
-                ) -> dict[str, Any]:
-                    if name not in offered:
-                        return {
-                            "content": f"tool {name!r} is not available to you",
-                            "is_error": True,
-                        }
-                    res = toolbox.execute(name, arguments)
-                    if len(res.content) <= INLINE_RESULT_LIMIT:
-                        return {"content": res.content, "is_error": res.is_error}
-                    ref = self.artifacts.put_text(
-                        task.run_id, f"{base}/tool-{turn:03d}-{index}.txt", res.content, "tool"
-                    )
-                    return {"ref": ref, "is_error": res.is_error}
-
-                recorded = self.checkpoint(f"tool:{task.step_id}:{turn}:{index}:{name}", run_tool)
-                text = recorded.get("content")
-                if text is None:
-                    text = self.artifacts.get_text(task.run_id, recorded["ref"])
-                results.append(
-                    {
-                        "type": "tool_result",
-                        "tool_use_id": use.get("id"),
-                        "content": text,
-                        "is_error": bool(recorded.get("is_error")),
-                    }
-                )
-                key = hashlib.sha256(
-                    json.dumps([name, arguments, text], sort_keys=True, default=str).encode()
-                ).hexdigest()
-                seen[key] = seen.get(key, 0) + 1
-                if seen[key] >= task.loop_repeats:
-                    looping = True
-            messages.append({"role": "user", "content": results})
-            if finish_input is not None:
-                status = "finished"
-                summary = str(finish_input.get("summary", ""))[:4000]
-                result = finish_input
-                break
-            if looping:
-                status, summary = (
-                    "loop",
-                    "stopped: the same tool call returned the same result repeatedly",
-                )
+            body = self._record_call(step, outcome)
+            if self._take_turn(step, turn, body, schemas, toolbox):
                 break
         transcript_ref = self.artifacts.put_json(
             task.run_id,
-            f"{base}/transcript.json",
-            {"system": system, "messages": messages, "status": status},
+            f"{step.base}/transcript.json",
+            {
+                "system": system,
+                "messages": step.messages,
+                "status": step.status,
+                "waits_s": step.waits,
+            },
             "transcript",
         )
         return AgentOutcome(
             step_id=task.step_id,
             agent=task.agent,
-            status=status,
-            summary=summary,
-            result=result,
-            usage=_usage_dict(usage),
-            model_calls=calls,
+            status=step.status,
+            summary=step.summary,
+            result=step.result,
+            usage=_usage_dict(step.usage),
+            model_calls=step.calls,
             transcript_ref=transcript_ref,
         )
+
+    def _call_model(
+        self, step: _Step, turn: int, request: dict[str, Any], attribution: Attribution
+    ) -> dict[str, Any]:
+        """One model call, retried within :attr:`retry`'s bounds when the failure clears
+        with time; the recorded output is a reference to the response (or the error)."""
+        waits: list[float] = []
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response: ModelResponse = self.client.create(request, attribution)
+                break
+            except BudgetExhausted as exc:
+                return {"error": "budget", "message": exc.message}
+            except ModelCallFailed as exc:
+                delay = self.retry.delay(attempt, exc.retry, sum(waits))
+                if delay is None:
+                    return {"error": "model", "message": _failure_message(exc, attempt, sum(waits))}
+                self.retry.sleep(delay)
+                waits.append(delay)
+        task = step.task
+        ref = self.artifacts.put_json(
+            task.run_id, f"{step.base}/turn-{turn:03d}.json", response.raw, "transcript"
+        )
+        return {
+            "ref": ref,
+            "usage": _usage_dict(response.usage),
+            "model": response.model,
+            "waits_s": waits,
+        }
+
+    def _record_call(self, step: _Step, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Count the call's usage (shown live) and return the response body."""
+        task = step.task
+        step.calls += 1
+        step.usage = step.usage + Usage(**outcome["usage"])
+        step.waits.extend(outcome.get("waits_s") or [])
+        model = outcome.get("model") or task.model
+        self.runs.set_usage(task.run_id, task.step_id, step.usage, step.calls, model)
+        body: dict[str, Any] = self.artifacts.get_json(task.run_id, outcome["ref"])
+        return body
+
+    def _take_turn(
+        self,
+        step: _Step,
+        turn: int,
+        body: dict[str, Any],
+        schemas: dict[str, dict[str, Any]],
+        toolbox: Toolbox,
+    ) -> bool:
+        """Answer one reply (tool results, a nudge or a request to continue); True when
+        the step ends with it."""
+        task = step.task
+        content = list(body.get("content") or []) or [{"type": "text", "text": "(no reply)"}]
+        step.messages.append({"role": "assistant", "content": content})
+        stop_reason = body.get("stop_reason")
+        truncated = stop_reason == "max_tokens"
+        if truncated:
+            step.truncations += 1
+            if step.truncations > task.max_continuations:
+                step.corrections.counts[MAX_TOKENS] = step.truncations
+                return step.stop_for(MAX_TOKENS)
+        uses = tool_uses(content)
+        if not uses:
+            if truncated:
+                step.messages.append(
+                    {"role": "user", "content": CONTINUE.format(limit=task.max_tokens)}
+                )
+                return False
+            if step.corrections.note(NO_TOOL_CALL):
+                step.stop_for(NO_TOOL_CALL)
+                said = reply_text(content)[:300]
+                step.summary += f" (its last reply: {said!r})" if said else ""
+                return True
+            step.messages.append({"role": "user", "content": NUDGE})
+            return False
+        cut = cut_block(content, stop_reason)
+        results: list[dict[str, Any]] = []
+        finish_input: dict[str, Any] | None = None
+        ended: str | None = None
+        for index, use in enumerate(uses):
+            call = check_call(use, schemas, cut=use is cut, max_tokens=task.max_tokens)
+            if call.fault is None and call.name == "finish":
+                finish_input = call.arguments
+                results.append({"type": "tool_result", "tool_use_id": call.id, "content": "ok"})
+                continue
+            result, fault = self._tool_result(step, turn, index, call, toolbox)
+            results.append(result)
+            if fault is not None and fault != MAX_TOKENS and step.corrections.note(fault):
+                ended = ended or fault
+        step.messages.append({"role": "user", "content": results})
+        if finish_input is not None:
+            summary = str(finish_input.get("summary", ""))[:4000]
+            return step.end("finished", summary, finish_input)
+        return step.stop_for(ended) if ended is not None else False
+
+    def _tool_result(
+        self, step: _Step, turn: int, index: int, call: CheckedCall, toolbox: Toolbox
+    ) -> tuple[dict[str, Any], str | None]:
+        """Run ``call`` as a step (or record why it does not run): its ``tool_result``
+        block, and the mistake it was (a repeat of the same call and result included)."""
+        task = step.task
+
+        def run_tool() -> dict[str, Any]:
+            if call.fault is not None:
+                return {"content": call.message, "is_error": True, "fault": call.fault}
+            res = toolbox.execute(call.name, call.arguments)
+            if len(res.content) <= INLINE_RESULT_LIMIT:
+                return {"content": res.content, "is_error": res.is_error}
+            ref = self.artifacts.put_text(
+                task.run_id, f"{step.base}/tool-{turn:03d}-{index}.txt", res.content, "tool"
+            )
+            return {"ref": ref, "is_error": res.is_error}
+
+        recorded = self.checkpoint(f"tool:{task.step_id}:{turn}:{index}:{call.name}", run_tool)
+        text = recorded.get("content")
+        if text is None:
+            text = self.artifacts.get_text(task.run_id, recorded["ref"])
+        fault: str | None = recorded.get("fault")
+        if fault is None:
+            key = hashlib.sha256(
+                json.dumps([call.name, call.arguments, text], sort_keys=True, default=str).encode()
+            ).hexdigest()
+            step.seen[key] = step.seen.get(key, 0) + 1
+            if step.seen[key] >= task.loop_repeats:
+                fault = LOOP
+                text = f"{text}\n\n{REPEATED.format(n=step.seen[key])}"
+        block = {
+            "type": "tool_result",
+            "tool_use_id": call.id,
+            "content": text,
+            "is_error": bool(recorded.get("is_error")),
+        }
+        return block, fault

@@ -53,7 +53,9 @@ def _agent_step(svc: EngineServices, run_id: str, task_ref: str) -> dict[str, An
         protected=frozenset(task.protected),
         reason=task.write_reason,
     )
-    runner = AgentRunner(svc.client, svc.artifacts, svc.runs, checkpoint=checkpoint)
+    runner = AgentRunner(
+        svc.client, svc.artifacts, svc.runs, checkpoint=checkpoint, retry=svc.model_retry()
+    )
     outcome = runner.run(task, profile.prompt, list(profile.tools), svc.toolbox(run, policy))
     svc.runs.finish_step(
         run_id,

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
+from orchestra.engine.retries import RetryHint, retry_hint
 from orchestra.errors import EngineError
 from orchestra.providers import Usage
 
@@ -27,9 +28,18 @@ T = TypeVar("T")
 class ModelCallFailed(EngineError):
     """The gateway or model could not answer; the message carries its status and error."""
 
-    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        hint: str | None = None,
+        retry: RetryHint | None = None,
+    ):
         super().__init__(message, hint=hint or "check `orchestra gateway` logs and the upstream")
         self.status = status
+        self.retry = retry or RetryHint(False)
+        """Whether the call may be tried again, and after how long the server asked."""
 
 
 class BudgetExhausted(ModelCallFailed):
@@ -88,9 +98,11 @@ class ModelClient(Protocol):
 
 
 def _raise_for(response: httpx.Response) -> None:
+    body: Any = None
     try:
         body = response.json()
-        error = body.get("error") or {}
+        error = body.get("error") if isinstance(body, dict) else None
+        error = error if isinstance(error, dict) else {}
         message = str(error.get("message") or body)
         kind = str(error.get("type") or "")
     except ValueError:
@@ -102,14 +114,17 @@ def _raise_for(response: httpx.Response) -> None:
             status=response.status_code,
             hint="raise the run's budget (engine.run_budget_usd or --budget) and resume",
         )
-    raise ModelCallFailed(text, status=response.status_code)
-
-
-RETRYABLE = {408, 500, 502, 503, 504, 529}
+    hint = retry_hint(response.status_code, response.headers, body)
+    raise ModelCallFailed(text, status=response.status_code, retry=hint)
 
 
 class HttpModelClient:
-    """Anthropic Messages over HTTP to ``base_url`` (the gateway), with the engine's key."""
+    """Anthropic Messages over HTTP to ``base_url`` (the gateway), with the engine's key.
+
+    A connection that fails is tried ``retries`` more times at once (a blip); an error
+    answer is raised as :class:`ModelCallFailed` with its :class:`RetryHint`, and the agent
+    loop decides whether to wait and try again (:class:`~orchestra.engine.ModelRetry`).
+    """
 
     def __init__(
         self,
@@ -145,9 +160,6 @@ class HttpModelClient:
                     f"cannot reach the gateway at {self._client.base_url}: {exc}",
                     hint="start it with `orchestra serve` or set engine.gateway_url",
                 ) from exc
-            if response.status_code in RETRYABLE and attempt < self._retries:
-                time.sleep(0.2 * (attempt + 1))
-                continue
             if response.status_code >= 400:
                 _raise_for(response)
             return ModelResponse.from_body(response.json())

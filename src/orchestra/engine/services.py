@@ -10,6 +10,7 @@ workflow code (the engine's agent workflow and every pipeline) reaches them thro
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from orchestra.config import OrchestraConfig
 from orchestra.engine.agents import AgentSource
 from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.model import ModelClient
+from orchestra.engine.retries import ModelRetry
 from orchestra.engine.runs import RunStore
 from orchestra.errors import EngineError
 from orchestra.repository import TestEnvironment, resolve_environment
@@ -82,6 +84,19 @@ class EngineServices:
     """Something with ``costs_for_run(run_id) -> dict[step, float]`` (the gateway ledger)."""
     children: ChildSignals = field(default_factory=ChildSignals)
     """Notices that agent child workflows returned (see :func:`run_agents`)."""
+    sleep: Callable[[float], None] = time.sleep
+    """How agents wait before retrying a model call (tests inject one that does not)."""
+
+    def model_retry(self) -> ModelRetry:
+        """When agents retry a model call refused for a while (``engine.model_retry``)."""
+        settings = self.config.engine.model_retry
+        return ModelRetry(
+            max_attempts=settings.max_attempts,
+            base_delay_s=settings.base_delay_s,
+            max_wait_s=settings.max_wait_s,
+            max_total_wait_s=settings.max_total_wait_s,
+            sleep=self.sleep,
+        )
 
     def limits(self) -> CommandLimits:
         """The sandbox limits of every command a run starts."""

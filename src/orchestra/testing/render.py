@@ -52,6 +52,11 @@ def _chunks(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
+def _arguments(call: ToolCall) -> str:
+    """The call's argument text: as written (cut off, or malformed on purpose) or encoded."""
+    return call.raw_arguments if call.raw_arguments is not None else _dumps(call.input)
+
+
 def _tool_ids(reply: Reply, ids: IdSource, prefix: str) -> list[tuple[ToolCall, str]]:
     return [(call, call.id or ids.next(prefix)) for call in reply.tool_calls]
 
@@ -135,7 +140,7 @@ def anthropic_events(reply: Reply, model: str, usage: Usage, ids: IdSource) -> l
         events.append(_block_start(index, block))
         if index == 0:
             events.append(("ping", {"type": "ping"}))
-        for piece in _chunks(_dumps(call.input), reply.chunk_chars):
+        for piece in _chunks(_arguments(call), reply.chunk_chars):
             events.append(_block_delta(index, {"type": "input_json_delta", "partial_json": piece}))
         events.append(_block_stop(index))
         index += 1
@@ -215,7 +220,7 @@ def openai_completion(
             {
                 "id": call_id,
                 "type": "function",
-                "function": {"name": call.name, "arguments": _dumps(call.input)},
+                "function": {"name": call.name, "arguments": _arguments(call)},
             }
             for call, call_id in calls
         ]
@@ -277,7 +282,7 @@ def openai_chunks(
                 }
             )
         )
-        for piece in _chunks(_dumps(call.input), reply.chunk_chars):
+        for piece in _chunks(_arguments(call), reply.chunk_chars):
             chunks.append(
                 chunk({"tool_calls": [{"index": position, "function": {"arguments": piece}}]})
             )

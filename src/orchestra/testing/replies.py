@@ -13,7 +13,7 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from orchestra.testing.steps import (
     Reply,
     StreamError,
 )
+from orchestra.testing.truncate import cut_to_max_tokens, output_estimate, requested_max_tokens
 
 __all__ = ["ReplyWriter"]
 
@@ -103,6 +104,13 @@ class ReplyWriter:
         model = body.get("model")
         model = model if isinstance(model, str) else "unknown"
         usage = reply.usage or self._usage_for(body, reply)
+        limit = requested_max_tokens(body, openai) if canned is None else None
+        if limit is not None:
+            # A scripted reply longer than the request allows is cut, as a model's would be
+            # (the fixed default reply is not: benchmarks rely on its exact bytes).
+            cut = cut_to_max_tokens(reply, limit)
+            if cut is not None:
+                reply, usage = cut, replace(usage, output_tokens=limit)
         headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()
         ]
@@ -211,10 +219,8 @@ class ReplyWriter:
         return True
 
     def _usage_for(self, body: dict[str, Any], reply: Reply) -> Usage:
-        output = _text_tokens(reply.text) + estimate_text_tokens(reply.thinking or "")
-        for call in reply.tool_calls:
-            output += estimate_text_tokens(call.name) + estimate_text_tokens(json.dumps(call.input))
-        return Usage(input_tokens=estimate_input_tokens(body), output_tokens=max(1, output))
+        output = output_estimate(reply, _text_tokens(reply.text))
+        return Usage(input_tokens=estimate_input_tokens(body), output_tokens=output)
 
     async def count_tokens(self, send: Send, body: dict[str, Any], step: Reply) -> None:
         """Answer ``count_tokens``: the step's input tokens, else the estimate of ``body``."""

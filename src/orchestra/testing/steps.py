@@ -49,6 +49,11 @@ class ToolCall:
     input: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
     """Call id; generated (``toolu_…`` or ``call_…``) when not given."""
+    raw_arguments: str | None = None
+    """The argument text as the model wrote it, sent instead of ``input`` encoded where the
+    format carries text (stream deltas, OpenAI ``arguments``): a call cut off at
+    ``max_tokens``, or malformed JSON scripted on purpose. A whole Anthropic reply still
+    carries ``input``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +214,7 @@ class _ToolCallIn(_Strict):
     name: str
     input: dict[str, Any] = {}
     id: str | None = None
+    raw_arguments: str | None = None
 
 
 class _InjectIn(_Strict):
@@ -233,7 +239,9 @@ class _ReplyIn(_Strict):
     def build(self) -> Reply:
         return Reply(
             text=self.text,
-            tool_calls=tuple(ToolCall(c.name, c.input, c.id) for c in self.tool_calls),
+            tool_calls=tuple(
+                ToolCall(c.name, c.input, c.id, c.raw_arguments) for c in self.tool_calls
+            ),
             usage=Usage(**self.usage.model_dump()) if self.usage else None,
             stop_reason=self.stop_reason,
             delay_s=self.delay_s,

@@ -1,5 +1,6 @@
 """Agent tools: the workspace (a git worktree per run), sandboxed commands, the toolbox."""
 
+from orchestra.tools.arguments import argument_problems
 from orchestra.tools.sandbox import (
     PASSED_THROUGH,
     CommandLimits,
@@ -22,6 +23,7 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "WritePolicy",
+    "argument_problems",
     "git",
     "network_isolation_available",
     "run_command",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestra.tools.arguments import argument_problems
 from orchestra.tools.sandbox import CommandLimits, CommandResult, run_command
 from orchestra.tools.workspace import Workspace, WorkspaceError, git
 
@@ -254,8 +255,12 @@ class Toolbox:
         handler = getattr(self, f"_tool_{name}", None)
         if handler is None or name not in TOOL_SPECS:
             return ToolResult(f"unknown tool {name!r}; use one of the tools offered", True)
-        if not isinstance(arguments, dict):
-            return ToolResult("tool input must be a JSON object", True)
+        problems = argument_problems(TOOL_SPECS[name].input_schema, arguments)
+        if problems:
+            schema = json.dumps(TOOL_SPECS[name].input_schema["properties"])
+            return ToolResult(
+                f"bad arguments for {name}: {'; '.join(problems)}. Expected: {schema}", True
+            )
         try:
             result: ToolResult = handler(**arguments)
             return result

@@ -87,6 +87,8 @@ class TestFirstRun:
             max_turns=engine.max_turns,
             max_tokens=engine.max_output_tokens,
             loop_repeats=engine.loop_repeats,
+            max_corrections=engine.max_corrections,
+            max_continuations=engine.max_continuations,
             **kw,
         )
 
