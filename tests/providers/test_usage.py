@@ -18,7 +18,7 @@ from .conftest import stream_events
 USAGE = Usage(input_tokens=120, output_tokens=45, cache_read_tokens=300, cache_write_tokens=80)
 BODY = {
     "model": "claude-haiku-4-5",
-    "max_tokens": 5,
+    "max_tokens": 64,  # above the scripted output, so no reply is cut
     "messages": [{"role": "user", "content": "x"}],
 }
 

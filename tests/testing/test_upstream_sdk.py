@@ -90,7 +90,7 @@ def test_anthropic_stream_event_sequence_and_accumulation(
 
 def test_anthropic_raw_stream_matches_the_documented_sequence(upstream: FakeUpstream) -> None:
     upstream.script(Reply(text="abcdefgh", tool_calls=[ToolCall("t", {"a": 1})], chunk_chars=4))
-    body = {"model": MODEL, "max_tokens": 5, "messages": HELLO, "stream": True}
+    body = {"model": MODEL, "max_tokens": 50, "messages": HELLO, "stream": True}
     with httpx.stream("POST", upstream.base_url + "/v1/messages", json=body) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         parser = SSEParser()
