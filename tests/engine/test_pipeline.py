@@ -9,6 +9,7 @@ import pytest
 
 from orchestra.demo import scripted_stack
 from orchestra.engine.agents import RosterAgents
+from orchestra.pipelines import commit_subject
 from orchestra.testing.scripted import RED_TESTS, SAMPLE_TASK, create_sample_repository
 from orchestra.tools.workspace import git
 from tests.engine.helpers import branch_log, call_keys, report_of
@@ -127,7 +128,9 @@ def test_implementation_that_never_passes_fails_within_its_bounds(
     report = report_of(row)
     assert report["status"] == "failed"
     # The branch keeps what was done: the red tests are committed.
-    assert branch_log(repo, str(row.branch)) == [f"test: failing tests for: {SAMPLE_TASK[:60]}"]
+    assert branch_log(repo, str(row.branch)) == [
+        commit_subject("test: failing tests for: ", SAMPLE_TASK)
+    ]
 
 
 def test_budget_exhausted_mid_run_stops_cleanly(

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -73,18 +74,34 @@ def _row_dict(row: Any) -> dict[str, Any]:
 
 
 def _test_status(home: Path | None, run_id: str) -> str:
+    """The latest test result the run recorded (baseline, red gate, green, review...)."""
+    from orchestra.pipelines import counts_text
+
     if home is None:
         return ""
     latest = home / "runs" / run_id / "tests" / "latest.json"
     try:
         data = json.loads(latest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return "   tests: not run yet"
-    verdict = "pass" if data.get("ok") else "FAIL"
-    return (
-        f"   tests ({data['name']}): {verdict} — {data.get('passed', 0)} passed, "
-        f"{data.get('failed', 0)} failed, {data.get('error', 0)} errors"
-    )
+        return "   tests: none run yet"
+    verdict = data.get("verdict") or ("pass" if data.get("ok") else "FAIL")
+    counts = data if any(k in data for k in ("passed", "failed", "error")) else None
+    result = f" — {counts_text(counts, skipped=False)}" if counts else ""
+    return f"   tests ({data.get('name', '?')}): {verdict}{result}"
+
+
+def _costs(database: Any, run_id: str, cost_source: Any | None) -> dict[str, float] | None:
+    """Dollars per step: the running gateway's, else the ledger in this database; ``None``
+    when neither has the run's calls (its gateway keeps its own ledger)."""
+    if cost_source is not None:
+        try:
+            return dict(cost_source.costs_for_run(run_id))
+        except Exception:  # noqa: S110 - the view must not kill the run; read the ledger
+            pass
+    from orchestra.engine import ledger_cost
+
+    found = ledger_cost(database, run_id)
+    return found.by_step if found.calls else None
 
 
 def _view(
@@ -92,7 +109,7 @@ def _view(
 ) -> Group:
     row = runs.get(run_id)
     steps = runs.steps(run_id)
-    table = Table(title=f"{row.id} — phase: {row.phase}", expand=False)
+    table = Table(title=f"{row.id} — phase: {row.phase or 'not started'}", expand=False)
     for column in ("step", "agent", "status", "calls", "tokens in", "tokens out", "cost"):
         table.add_column(column)
     total_in = total_out = 0
@@ -111,7 +128,13 @@ def _view(
             "-" if cost is None else f"${cost:.4f}",
         )
     running = sum(1 for s in steps if s.status == "running")
-    dollars = "unknown" if costs is None else f"${sum(costs.values()):.4f}"
+    calls = sum(s.model_calls for s in steps)
+    if costs is not None:
+        dollars = f"${sum(costs.values()):.4f}"
+    elif calls:
+        dollars = "unknown (no ledger entries here: its gateway keeps its own)"
+    else:
+        dollars = "$0.0000 (no model call yet)"
     summary = Text(
         f"agents working now: {running}   tokens so far: {total_in} in / {total_out} out   "
         f"spent: {dollars}   run status: {row.status}" + _test_status(home, run_id)
@@ -123,16 +146,12 @@ def _watch(runtime: Any, run_id: str, cost_source: Any | None) -> Any:
     """Live view until the run ends; returns its final row."""
     runs = runtime.services.runs
     out = console()
+    home = runtime.services.home
+    database = runtime.services.database
 
     def costs() -> dict[str, float] | None:
-        if cost_source is None:
-            return None
-        try:
-            return dict(cost_source.costs_for_run(run_id))
-        except Exception:  # the view must not kill the run
-            return None
+        return _costs(database, run_id, cost_source)
 
-    home = runtime.services.home
     with Live(_view(runs, run_id, costs(), home), console=out, refresh_per_second=4) as live:
         while True:
             row = runs.get(run_id)
@@ -143,29 +162,23 @@ def _watch(runtime: Any, run_id: str, cost_source: Any | None) -> Any:
     return runtime.wait(run_id)
 
 
-def _dollars(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4f}"
-
-
 def _summary(row: Any) -> None:
+    from orchestra.pipelines import summary_line
+
     out = console()
     colour = "green" if row.status == "succeeded" else "red"
     out.print(f"[{colour}]run {row.id}: {row.status}[/{colour}]")
     if row.failure_reason:
-        out.print(f"reason: {row.failure_reason}")
-    out.print(f"branch: {row.branch} (worktree {row.worktree_path})")
+        out.print(f"reason: {escape(row.failure_reason)}")
+    if row.worktree_path:
+        out.print(f"branch: {row.branch} (worktree {row.worktree_path})")
+    else:
+        out.print(f"branch: {row.branch} (no worktree was created)")
     if row.report_path:
         out.print(f"report: {row.report_path}")
         report = Path(row.report_path).with_suffix(".json")
         if report.is_file():
-            data = json.loads(report.read_text())
-            cov = data.get("coverage") or {}
-            out.print(
-                f"tests red {data['tests']['red']} -> green {data['tests']['green']}; "
-                f"changed-line coverage {cov.get('percent', 'n/a')}%; "
-                f"cost {_dollars(data['cost_usd'])} "
-                f"({data['cost_source']})"
-            )
+            out.print(escape(summary_line(json.loads(report.read_text()))))
 
 
 @contextmanager
@@ -230,6 +243,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """List recent runs."""
+        from orchestra.pipelines import task_title
+
         with _run_store() as (runs, _services):
             rows = runs.list_runs()
         if as_json:
@@ -239,7 +254,7 @@ def register(app: typer.Typer) -> None:
         for column in ("id", "status", "phase", "task"):
             table.add_column(column)
         for r in rows:
-            table.add_row(r.id, r.status, r.phase or "", r.task[:60])
+            table.add_row(r.id, r.status, r.phase or "", escape(task_title(r.task, 60)))
         console().print(table)
 
     @app.command("status")
@@ -247,9 +262,10 @@ def register(app: typer.Typer) -> None:
         run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix works).")],
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Show a run's phase and steps."""
+        """Show a run's phase, steps, latest test result and cost (from the ledger)."""
         with _run_store() as (runs, services):
             row = runs.get(run_id)
+            costs = _costs(services.database, row.id, None)
             if as_json:
                 steps = [
                     {
@@ -258,14 +274,16 @@ def register(app: typer.Typer) -> None:
                         "status": s.status,
                         "input_tokens": s.input_tokens,
                         "output_tokens": s.output_tokens,
+                        "cost_usd": None if costs is None else costs.get(s.step, 0.0),
                         "started_at": s.started_at,
                         "finished_at": s.finished_at,
                     }
                     for s in runs.steps(row.id)
                 ]
-                print_json({**_row_dict(row), "steps": steps})
+                total = None if costs is None else sum(costs.values())
+                print_json({**_row_dict(row), "cost_usd": total, "steps": steps})
             else:
-                console().print(_view(runs, row.id, None, services.home))
+                console().print(_view(runs, row.id, costs, services.home))
 
     @app.command("report")
     def report_cmd(

@@ -7,6 +7,7 @@ imports; :mod:`orchestra.app` builds it with the built-in pipelines.
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
 from orchestra.engine.agents import AgentProfile, AgentSource, RosterAgents
 from orchestra.engine.artifacts import ArtifactStore
+from orchestra.engine.costs import RunCost, ledger_cost
 from orchestra.engine.durable import (
     Workflow,
     checkpoint,
@@ -66,6 +67,7 @@ __all__ = [
     "PipelineRegistry",
     "RetryHint",
     "RosterAgents",
+    "RunCost",
     "RunNotFound",
     "RunStore",
     "Workflow",
@@ -74,6 +76,7 @@ __all__ = [
     "dbos_threads",
     "default_system_database_url",
     "engine_source",
+    "ledger_cost",
     "orphaned_runs",
     "pipeline_workflow",
     "retry_hint",

@@ -91,7 +91,7 @@ def _arguments(raw: Any) -> tuple[Any, str | None]:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw) if raw.strip() else {}
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             return None, f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})"
     if raw is None:
         raw = {}

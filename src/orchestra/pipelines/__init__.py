@@ -7,5 +7,18 @@ engine.
 
 from orchestra.pipelines.builtin import builtin_pipelines
 from orchestra.pipelines.plan import Plan, PlanPart, parse_plan
+from orchestra.pipelines.test_first import counts_text, summary_line
+from orchestra.pipelines.text import commit_subject, markdown_block, markdown_inline, task_title
 
-__all__ = ["Plan", "PlanPart", "builtin_pipelines", "parse_plan"]
+__all__ = [
+    "Plan",
+    "PlanPart",
+    "builtin_pipelines",
+    "commit_subject",
+    "counts_text",
+    "markdown_block",
+    "markdown_inline",
+    "parse_plan",
+    "summary_line",
+    "task_title",
+]

@@ -16,6 +16,7 @@ from orchestra.pipelines.test_first.pipeline import (
     register,
     test_first_workflow,
 )
+from orchestra.pipelines.test_first.rendering import counts_text, render_markdown, summary_line
 from orchestra.pipelines.test_first.state import TestFirstState
 from orchestra.pipelines.test_first.steps import Phase, RunFailed, TestFirstRun
 
@@ -26,7 +27,10 @@ __all__ = [
     "RunFailed",
     "TestFirstRun",
     "TestFirstState",
+    "counts_text",
     "execute",
     "register",
+    "render_markdown",
+    "summary_line",
     "test_first_workflow",
 ]

@@ -9,6 +9,7 @@ from orchestra.engine import checkpoint
 from orchestra.pipelines.plan import Plan, PlanPart
 from orchestra.pipelines.test_first.state import GreenResult
 from orchestra.pipelines.test_first.steps import RunFailed, TestFirstRun
+from orchestra.pipelines.text import commit_subject
 from orchestra.tools import git
 
 
@@ -52,7 +53,7 @@ def green_phase(run: TestFirstRun) -> None:
             outcome.iterations = iteration
             state.green = outcome
             files = [f for part in plan.parts for f in part.files]
-            run.commit("implementation", f"feat: {run.row.task[:72]}", files)
+            run.commit("implementation", commit_subject("feat: ", run.row.task), files)
             state.summaries.append(f"green: all tests pass after {iteration} round(s)")
             run.mark("green", "end")
             return

@@ -33,10 +33,11 @@ def preflight_phase(run: TestFirstRun) -> None:
                 report_dir=home / "reports",
                 cache_dir=run.svc.home / "cache" / "baselines",
             )
-        except PreflightFailed as exc:
+        except (PreflightFailed, RepositoryError) as exc:
+            run.show_tests("baseline", f"preflight failed: {exc.message[:200]}", {})
             return {"ok": False, "message": exc.message, "hint": exc.hint or ""}
-        except RepositoryError as exc:
-            return {"ok": False, "message": exc.message, "hint": exc.hint or ""}
+        cached = " (cached for this commit)" if baseline.cached else ""
+        run.show_tests("baseline", f"baseline passes{cached}", dict(baseline.counts))
         ids = run.svc.artifacts.put_json(
             run.run_id, "tests/baseline-ids.json", sorted(baseline.test_ids), "test-ids"
         )

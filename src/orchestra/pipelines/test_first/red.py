@@ -16,6 +16,7 @@ from orchestra.pipelines.test_first.steps import (
     TestFirstRun,
     start_failure,
 )
+from orchestra.pipelines.text import commit_subject
 from orchestra.repository import is_test_support
 from orchestra.repository import red_gate as judge_red
 
@@ -72,7 +73,7 @@ def red_phase(run: TestFirstRun) -> None:
         if verdict.accepted:
             state.red = verdict
             tests = list(verdict.new_tests)
-            run.commit("tests", f"test: failing tests for: {run.row.task[:60]}", tests)
+            run.commit("tests", commit_subject("test: failing tests for: ", run.row.task), tests)
             ws = run.workspace()
             state.test_hashes = checkpoint("hash:red", functools.partial(ws.file_hashes, tests))
             state.summaries.append(f"red: tests written and failing: {', '.join(tests)}")
@@ -124,6 +125,13 @@ def red_gate(run: TestFirstRun, attempt: int, plan: Plan) -> RedVerdict:
         )
         verdict = result.verdict
         details = result.details()
+        run.show_tests(
+            f"red-{attempt}",
+            "red gate accepted: the new tests fail for the right reason"
+            if verdict.accepted
+            else f"red gate rejected: {(verdict.headline or verdict.reason)[:200]}",
+            dict(result.report.counts),
+        )
         env = run.environment()
         log = run.svc.artifacts.put_text(
             run.run_id,

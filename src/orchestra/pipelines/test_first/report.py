@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from orchestra.pipelines.test_first.rendering import render_markdown
 from orchestra.pipelines.test_first.state import TestFirstState
 from orchestra.providers import Usage
 from orchestra.tools import Toolbox, run_command
@@ -158,68 +159,3 @@ def build_report(
     svc.artifacts.put_json(run_id, "report.json", data, "report")
     svc.artifacts.put_text(run_id, "report.md", render_markdown(data), "report")
     return str(svc.artifacts.run_dir(run_id) / "report.md")
-
-
-def _money(value: Any) -> str:
-    return "unknown" if value is None else f"${float(value):.4f}"
-
-
-def render_markdown(data: dict[str, Any]) -> str:
-    """The human-readable run report."""
-    lines = [
-        f"# Run {data['run_id']}: {data['status']}",
-        "",
-        f"**Task:** {data['task']}",
-        f"**Branch:** `{data['branch']}` (from `{(data['base_commit'] or '')[:10]}`)",
-    ]
-    if data["failure_reason"]:
-        lines.append(f"**Failed:** {data['failure_reason']}")
-    lines += ["", "## Phases", "| phase | duration (s) |", "| --- | --- |"]
-    for name, span in data["phases"].items():
-        lines.append(
-            f"| {name} | {span['duration_s'] if span['duration_s'] is not None else '-'} |"
-        )
-    lines += [
-        "",
-        f"## Agents (cost: {data['cost_source']})",
-        "| step | agent | calls | input tok | output tok | cost | status |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for a in data["agents"]:
-        lines.append(
-            f"| {a['step']} | {a['agent']} | {a['model_calls']} | "
-            f"{a['input_tokens'] + a['cache_read_tokens']} | {a['output_tokens']} | "
-            f"{_money(a['cost_usd'])} | {a['status']} |"
-        )
-    lines += ["", f"**Total cost:** {_money(data['cost_usd'])}", "", "## Tokens by phase"]
-    for phase, t in data["tokens_by_phase"].items():
-        lines.append(f"- {phase}: {t['input']} in, {t['output']} out, {t['calls']} calls")
-    tests = data["tests"]
-    lines += ["", "## Tests", f"- red: {tests['red']}", f"- green: {tests['green']}"]
-    for rejection in tests["red_rejections"]:
-        lines.append(f"- red gate rejected an attempt: {rejection}")
-    cov = data["coverage"] or {}
-    lines += ["", "## Coverage of changed lines"]
-    if cov.get("status") == "measured":
-        lines.append(
-            f"{cov['covered_lines']}/{cov['changed_executable_lines']} changed executable "
-            f"lines covered ({cov['percent']}%), measured with coverage.py"
-        )
-    else:
-        lines.append(str(cov.get("status", "not measured")))
-    sec = data["security"] or {}
-    lines += ["", "## Security", f"bandit: {len(sec.get('findings', []))} finding(s)"]
-    for f in sec.get("findings", []):
-        lines.append(f"- {f['severity']} {f['file']}:{f['line']} {f['test']}: {f['finding']}")
-    lines += ["", "## Review"]
-    for review in (data["review"] or {}).values():
-        lines.append(
-            f"- {review['agent']}: {review['verdict'] or review['status']} — {review['summary']}"
-        )
-        for f in review["findings"]:
-            mark = "BLOCKING " if f.get("blocking") else ""
-            lines.append(f"  - {mark}{f.get('severity')}: {f.get('finding')}")
-    if data["fixes"]:
-        lines.append(f"- fixes: {data['fixes']}")
-    lines += ["", "## Commits"] + [f"- `{c['sha'][:10]}` {c['message']}" for c in data["commits"]]
-    return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ from orchestra.pipelines.test_first.steps import (
     RunFailed,
     TestFirstRun,
 )
+from orchestra.pipelines.text import commit_subject
 
 
 def review_phase(run: TestFirstRun) -> None:
@@ -116,7 +117,7 @@ def review_phase(run: TestFirstRun) -> None:
     changed = checkpoint("changed:after-review", lambda: run.workspace().uncommitted_files())
     docs = [p for p in changed if p.endswith(".md") or p.startswith("docs/")]
     qa_tests = [p for p in changed if gates.is_test_path(p) and p not in tests]
-    run.commit("docs", f"docs: {run.row.task[:72]}", docs)
+    run.commit("docs", commit_subject("docs: ", run.row.task), docs)
     run.commit("qa-tests", "test: edge cases from QA review", qa_tests)
     after = run.test_run("review")
     blocking = [

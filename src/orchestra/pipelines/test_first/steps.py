@@ -155,6 +155,12 @@ class TestFirstRun:
         checkpoint(f"message:{name}", make)
         return self.svc.artifacts.get_text(self.run_id, ref)
 
+    def show_tests(self, name: str, verdict: str, counts: dict[str, Any]) -> None:
+        """Record the latest test result (``tests/latest.json``), which the live view and
+        ``orchestra status`` show: what ran (``name``), the verdict in words, the counts."""
+        latest = {"name": name, "verdict": verdict, **counts}
+        self.svc.artifacts.put_json(self.run_id, "tests/latest.json", latest, "test-status")
+
     def environment(self) -> TestEnvironment:
         """How the repository's tests run (its own environment; settings first)."""
         return self.svc.test_environment(self.row.repo_path)
@@ -192,9 +198,7 @@ class TestFirstRun:
                 "timed_out": report.timed_out,
                 **report.counts,
             }
-            self.svc.artifacts.put_json(
-                self.run_id, "tests/latest.json", {"name": name, **summary}, "test-status"
-            )
+            self.show_tests(name, "pass" if summary["ok"] else "FAIL", summary)
             cases = [[c.id, c.outcome, c.message] for c in report.cases]
             return {
                 **summary,
