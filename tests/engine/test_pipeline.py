@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -10,7 +11,13 @@ import pytest
 from orchestra.demo import scripted_stack
 from orchestra.engine.agents import RosterAgents
 from orchestra.pipelines import commit_subject
-from orchestra.testing.scripted import RED_TESTS, SAMPLE_TASK, create_sample_repository
+from orchestra.testing import FakeUpstream, Fault, RecordedRequest, Step
+from orchestra.testing.scripted import (
+    RED_TESTS,
+    SAMPLE_TASK,
+    ScriptedModel,
+    create_sample_repository,
+)
 from orchestra.tools.workspace import git
 from tests.engine.helpers import branch_log, call_keys, report_of
 
@@ -178,3 +185,40 @@ def test_two_runs_at_once_on_the_same_repository_are_isolated(
     for row in rows:
         assert "low_stock" in git(repo, "show", f"{row.branch}:inventory/stock.py")
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_an_upstream_rate_limit_is_waited_out_and_the_run_succeeds(
+    tmp_path: Path, pipeline_agents: RosterAgents
+) -> None:
+    """Upstream 429s reach the agent through the real gateway (its own retry off); the
+    agent waits the retry-after (an injected sleep) and goes on. Before, the run failed."""
+    repo = create_sample_repository(tmp_path / "repo")
+    model = ScriptedModel("happy")
+    refused: list[str] = []
+
+    def respond(request: RecordedRequest) -> Step | None:
+        body = request.json or {}
+        first = json.dumps((body.get("messages") or [{}])[0].get("content", ""))
+        if "Step: green-1-stock" in first and len(refused) < 2:
+            refused.append("green-1-stock")
+            return Fault(429, retry_after=3)
+        return model(request)
+
+    waits: list[float] = []
+    upstream = FakeUpstream.start()
+    upstream.responder = respond
+    try:
+        with scripted_stack(
+            tmp_path / "home",
+            agents=pipeline_agents,
+            upstream_url=upstream.base_url,
+            extra_yaml="gateway: {retry: {max_attempts: 1}}",
+        ) as stack:
+            stack.runtime.services.sleep = waits.append
+            run_id = stack.runtime.start_run(SAMPLE_TASK, repo)
+            row = stack.runtime.wait(run_id, timeout_s=300)
+    finally:
+        upstream.stop()
+    assert row.status == "succeeded", row.failure_reason
+    assert refused == ["green-1-stock"] * 2
+    assert waits == [3.0, 3.0]  # the upstream's retry-after, passed on by the gateway

@@ -33,7 +33,8 @@ def plan_phase(run: TestFirstRun) -> None:
         plan, problem = parse_plan(outcome.result.get("plan"))
         if plan is not None:
             break
-        feedback = problem
+        # A step that ended on a mistake (malformed calls, no finish...) says which.
+        feedback = problem if outcome.finished else f"{outcome.summary} ({problem})"
     else:
         raise RunFailed(f"plan gate: no valid plan after 2 attempts ({feedback})")
     run.svc.artifacts.put_json(run.run_id, "plan.json", plan.model_dump(), "plan")
