@@ -224,7 +224,8 @@ def test_malformed_arguments_are_told_back_then_end_the_step(
 def test_arguments_sent_as_text_are_parsed_or_refused_as_not_json(
     tmp_path: Path, database: Database, toolbox: Toolbox
 ) -> None:
-    # Some Anthropic-compatible servers pass the model's argument text through as a string.
+    # Some Anthropic-compatible servers pass the model's argument text through as a string
+    # (scripted as a 200 with a verbatim body: no Reply renders a string `input`).
     text_args = Fault(
         200,
         body={
@@ -325,3 +326,22 @@ def test_a_tool_call_cut_off_at_max_tokens_is_never_run(
     first, second = _last_results(requests[1])
     assert not first.get("is_error")
     assert second["is_error"] and "cut off at the max_tokens limit" in second["content"]
+
+
+def test_retry_hints_from_headers_and_bodies() -> None:
+    from datetime import UTC, datetime
+
+    from orchestra.engine import retry_hint
+
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    dated = retry_hint(503, {"retry-after": "Thu, 01 Jan 2026 12:00:30 GMT"}, None, now=lambda: now)
+    assert dated.retryable and dated.wait_s == 30.0
+    assert retry_hint(429, {"retry-after-ms": "250", "retry-after": "9"}, None).wait_s == 0.25
+    # x-should-retry decides when present, both ways.
+    assert not retry_hint(529, {"x-should-retry": "false"}, None).retryable
+    assert retry_hint(409, {"x-should-retry": "true"}, None).retryable
+    # An overloaded error with no wait given: retryable, the backoff decides how long.
+    body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    hint = retry_hint(500, {}, body)
+    assert hint.retryable and hint.wait_s is None
+    assert not retry_hint(404, {}, {"error": {"message": "no such model"}}).retryable
