@@ -95,6 +95,10 @@ def test_red_gate_rejects_tests_that_already_pass(
     assert all("already pass" in r for r in report["tests"]["red_rejections"])
     assert {s.phase for s in steps} == {"plan", "red"}  # no implementer ever ran
     assert branch_log(repo, str(row.branch)) == []  # nothing committed
+    # The live view's latest test result is the last red-gate attempt, with its verdict.
+    latest = json.loads((tmp_path / "home" / "runs" / run_id / "tests" / "latest.json").read_text())
+    assert latest["name"] == "red-2"
+    assert latest["verdict"].startswith("red gate rejected") and latest["passed"] >= 1
 
 
 def test_broken_test_file_is_sent_back_with_the_error(
@@ -145,9 +149,10 @@ def test_budget_exhausted_mid_run_stops_cleanly(
 ) -> None:
     repo = create_sample_repository(tmp_path / "repo")
     # Small replies keep the gateway's per-call reservation (priced on max_tokens) below
-    # the budget, so the run gets going and runs out part-way.
+    # the budget, so the run gets going and runs out part-way; 600 is above the scripted
+    # model's longest reply (~490 tokens), which the fake upstream would otherwise cut.
     with scripted_stack(
-        tmp_path / "home", agents=pipeline_agents, extra_yaml="engine: {max_output_tokens: 400}"
+        tmp_path / "home", agents=pipeline_agents, extra_yaml="engine: {max_output_tokens: 600}"
     ) as stack:
         # A whole run costs ~$0.23 at the demo's prices; the plan alone ~$0.11.
         run_id = stack.runtime.start_run(SAMPLE_TASK, repo, budget_usd=0.2)

@@ -3,6 +3,7 @@ repository's own environment, driven by replays of real commits (no network)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,6 @@ def test_broken_environment_stops_in_preflight_before_any_model_call(
     assert "No module named pytest" in (row.failure_reason or "")
     assert "pip install pytest" in (row.failure_reason or "")
     assert requests == []  # no model call: nothing spent
+    # The live view and `orchestra status` show the baseline's result, not "not run yet".
+    latest = (tmp_path / "home" / "runs" / row.id / "tests" / "latest.json").read_text()
+    assert json.loads(latest)["verdict"].startswith("preflight failed: ")
