@@ -141,7 +141,7 @@ def test_run_with_a_configured_model_shows_progress_and_the_report(
     assert "review-security" in text and "agents working now" in text
     assert "succeeded" in text and "report:" in text
     assert "tests (fix-1): pass — 11 passed, 0 failed" in text
-    assert "changed-line coverage 100.0%" in text
+    assert "changed-line coverage: 100.0% (" in text
     assert "(gateway ledger)" in text
 
 
