@@ -50,7 +50,14 @@ def _replay(tmp_path: Path, agents: RosterAgents, repo: Path, sha: str):  # type
     try:
         replay = CommitReplay.of(repo, sha)
         upstream.responder = replay
-        with scripted_stack(tmp_path / "home", agents=agents, upstream_url=upstream.base_url) as s:
+        # The replay writes whole files in one call (a 10 KB test file is ~4,400 tokens):
+        # room for them, or the fake upstream cuts the call at max_tokens, as a model would.
+        with scripted_stack(
+            tmp_path / "home",
+            agents=agents,
+            upstream_url=upstream.base_url,
+            extra_yaml="engine: {max_output_tokens: 16000}",
+        ) as s:
             run_id = s.runtime.start_run(replay.change.task, repo)
             row = s.runtime.wait(run_id, timeout_s=600)
         return row, list(upstream.requests)
