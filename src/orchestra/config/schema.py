@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, TierConfig
+from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection
 from orchestra.config.sections import (
     EngineSection,
@@ -36,3 +37,5 @@ class OrchestraConfig(StrictModel):
     knowledge: KnowledgeSection = Field(default_factory=KnowledgeSection)
     repositories: RepositoriesSection = Field(default_factory=RepositoriesSection)
     """How each repository's tests run (see ``docs/repositories.md``)."""
+    policies: PoliciesSection = Field(default_factory=PoliciesSection)
+    """The Cedar policy set (see ``docs/policies.md``)."""
