@@ -6,6 +6,7 @@ made of a :class:`Principal`, an action (``call_model``, ``start_run`` ...) and 
 :class:`Resource`. See ``docs/policies.md``.
 """
 
+from orchestra.policy.cases import CaseResult, PolicyCases, read_cases, run_cases
 from orchestra.policy.engine import (
     DecisionAudit,
     PolicyEngine,
@@ -23,6 +24,8 @@ from orchestra.policy.sources import (
 )
 
 __all__ = [
+    "CaseResult",
+    "PolicyCases",
     "Decision",
     "DecisionAudit",
     "PolicyBundle",
@@ -37,4 +40,6 @@ __all__ = [
     "load_bundle",
     "merged_schema",
     "policy_files",
+    "read_cases",
+    "run_cases",
 ]

@@ -277,6 +277,11 @@ class PolicyEngine:
             regions=allowed_regions(org, dev.unit, dev.regions),
         )
 
+    def developer_names(self) -> list[str]:
+        """The developers of the organisation the policies were loaded with."""
+        org = self._source.org
+        return sorted(d.name for d in org.developers) if org is not None else []
+
     # -- internals --------------------------------------------------------------------
 
     def _build(self, source: PolicySource) -> _Snapshot:
@@ -324,7 +329,7 @@ class PolicyEngine:
             "context": dict(context or {}),
         }
         result = cedarpy.is_authorized(request, snap.bundle.policies, entities)
-        ids = tuple(result.diagnostics.reasons)
+        ids = tuple(sorted(result.diagnostics.reasons))
         errors = tuple(str(e) for e in result.diagnostics.errors)
         if errors:
             # Cedar skips a policy it cannot evaluate; a forbid skipped must not let the
