@@ -24,8 +24,8 @@ a layer it calls. From the lowest layer to the highest::
     │   └── WireFormatError               providers.errors  (wire answer, see below)
     │       └── TranslationError
     ├── AccountingError                 accounting  (wire answer, see below)
-    │   ├── InvalidKey, KeyNotFound, BudgetNotFound, InvalidBudget, UnknownPrice,
-    │   │   BudgetExceeded, RateLimited, SecretError      accounting.errors
+    │   ├── InvalidKey, KeyNotFound, BudgetNotFound, InvalidBudget, UnknownName,
+    │   │   UnknownPrice, BudgetExceeded, RateLimited, SecretError      accounting.errors
     │   └── InvalidSpendQuery             accounting.spend
     ├── PolicyError                     policy  (wire answer, see below)
     │   ├── PolicyInvalid                 policy.sources (every problem, file and line)

@@ -37,6 +37,7 @@ ORG = {
 def _config(base_url: str, folder: Path | None = None, **extra: Any) -> OrchestraConfig:
     data = yaml.safe_load(gateway_config_yaml(base_url))
     data["organisation"] = ORG
+    del data["teams"]  # its team is not a unit of ORG: refused (tests/config/test_names.py)
     data["providers"]["anthropic"]["region"] = "eu"
     data["providers"]["local"]["region"] = "us"
     if folder is not None:
