@@ -53,7 +53,8 @@ def test_check_names_file_line_and_column_of_each_problem(tmp_path: Path) -> Non
         tmp_path,
         GOOD
         + "\n// a typo in the syntax\n  permit (principal, action resource);\n"
-        + '@id("colour")\npermit (principal, action, resource) when { principal.colour == "red" };\n'
+        + '@id("colour")\n'
+        + 'permit (principal, action, resource) when { principal.colour == "red" };\n'
         + '@id("typo-role")\nforbid (principal in Role::"veiwer", action, resource);\n',
     )
     result = runner.invoke(app, ["policy", "check", "--config", str(config)])
@@ -62,7 +63,7 @@ def test_check_names_file_line_and_column_of_each_problem(tmp_path: Path) -> Non
     where = str(tmp_path / "policies" / "org.cedar")
     assert f"{where}:6:3: {where}:2: cannot parse: unexpected token `resource`" in out
     assert f"{where}:7:1: colour: attribute `colour` on entity type `Developer` not found" in out
-    assert f"{where}:9:1: typo-role: unknown role Role::\"veiwer\"" in out
+    assert f'{where}:9:1: typo-role: unknown role Role::"veiwer"' in out
     assert "did you mean 'viewer'?" in out
 
 

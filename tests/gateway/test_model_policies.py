@@ -67,8 +67,11 @@ class _Client:
                 )
             return await client.post(
                 "/v1/messages",
-                json={"model": model, "max_tokens": 5,
-                      "messages": [{"role": "user", "content": "hi"}]},
+                json={
+                    "model": model,
+                    "max_tokens": 5,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
                 headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
             )
 

@@ -168,7 +168,9 @@ def test_config_names_the_folder_relative_to_orchestra_yaml(tmp_path: Path) -> N
     from orchestra.config import load_config
 
     (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "x.cedar").write_text('@id("x")\nforbid (principal, action, resource);\n')
+    (tmp_path / "policies" / "x.cedar").write_text(
+        '@id("x")\nforbid (principal, action, resource);\n'
+    )
     (tmp_path / "orchestra.yaml").write_text("policies: {folder: policies, default: deny}\n")
     config = load_config(tmp_path / "orchestra.yaml")
     engine = PolicyEngine.from_config(config)

@@ -22,7 +22,16 @@ def root() -> None:
 
 
 for module in (
-    config_cmd, agents, org, gateway, claude_code, engine, kb, serve_cmd, doctor, policy
+    config_cmd,
+    agents,
+    org,
+    gateway,
+    claude_code,
+    engine,
+    kb,
+    serve_cmd,
+    doctor,
+    policy,
 ):
     module.register(app)
 

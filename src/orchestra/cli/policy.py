@@ -41,8 +41,14 @@ def check(config_path: ConfigOption = None, json_out: JsonOption = False) -> Non
         raise _fail(exc) from exc
     bundle = engine.bundle
     if json_out:
-        print_json({"ok": True, "version": bundle.version, "files": list(bundle.files),
-                    "policies": list(bundle.ids)})
+        print_json(
+            {
+                "ok": True,
+                "version": bundle.version,
+                "files": list(bundle.files),
+                "policies": list(bundle.ids),
+            }
+        )
         return
     console().print(
         f"[green]valid[/]: {len(bundle.ids)} policies in {len(bundle.files)} file(s), "
@@ -86,12 +92,19 @@ def test(
         for r in results:
             got = "permit" if r.decision.allowed else "deny"
             mark = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
-            out.print(f"{mark} {r.case.name}: {got} by {r.decision.refused_by}", highlight=False,
-                      soft_wrap=True)
+            out.print(
+                f"{mark} {r.case.name}: {got} by {r.decision.refused_by}",
+                highlight=False,
+                soft_wrap=True,
+            )
             if not r.passed:
                 want = r.case.expect + (f" by {r.case.policy}" if r.case.policy else "")
-                out.print(f"     expected {want}; {'; '.join(r.decision.reasons)}",
-                          highlight=False, markup=False, soft_wrap=True)
+                out.print(
+                    f"     expected {want}; {'; '.join(r.decision.reasons)}",
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
         out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed", highlight=False)
     if failed:
         raise typer.Exit(FAILED)

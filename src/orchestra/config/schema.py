@@ -9,8 +9,8 @@ from __future__ import annotations
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from orchestra.config.names import OrgNames
 from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, TierConfig
+from orchestra.config.names import OrgNames
 from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection
 from orchestra.config.sections import (
@@ -52,8 +52,10 @@ class OrchestraConfig(StrictModel):
             (("teams", team), names.unknown_unit(team)) for team in self.teams
         ]
         limits = self.gateway.limits
-        named += [(("gateway", "limits", "developers", d), names.unknown_developer(d))
-                  for d in limits.developers]
+        named += [
+            (("gateway", "limits", "developers", d), names.unknown_developer(d))
+            for d in limits.developers
+        ]
         named += [(("gateway", "limits", "teams", t), names.unknown_unit(t)) for t in limits.teams]
         named += [
             (("gateway", "budgets", i, "subject"), names.unknown_subject(b.scope, b.subject))

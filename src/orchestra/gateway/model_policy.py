@@ -93,12 +93,18 @@ class ModelPolicy:
             resource = Resource(
                 "Model",
                 target.model,
-                {"provider": target.provider, "region": self.region_of(target),
-                 "tier": route.tier or ""},
+                {
+                    "provider": target.provider,
+                    "region": self.region_of(target),
+                    "tier": route.tier or "",
+                },
                 (("Provider", target.provider),) + ((("Tier", route.tier),) if route.tier else ()),
             )
-            context = {"requested": route.requested, "tier": route.tier or "",
-                       "fallback": index > 0}
+            context = {
+                "requested": route.requested,
+                "tier": route.tier or "",
+                "fallback": index > 0,
+            }
             decision = self.engine.decide(principal, "call_model", resource, context)
             if first is None:
                 first = (resource, decision)

@@ -227,7 +227,9 @@ class Gateway:
                 "problems": [str(p) for p in exc.problems][:20],
             }
             log.error("policy reload refused; the policies in force stay:\n%s", exc)
-            self.accountant.audit(actor or SYSTEM_CALLER, "policy.reload_failed", "policies", details)
+            self.accountant.audit(
+                actor or SYSTEM_CALLER, "policy.reload_failed", "policies", details
+            )
             raise
         self.circuits.settings = config.gateway.circuit
         self.snapshot = snapshot

@@ -25,10 +25,10 @@ from orchestra.policy.sources import (
 
 __all__ = [
     "CaseResult",
-    "PolicyCases",
     "Decision",
     "DecisionAudit",
     "PolicyBundle",
+    "PolicyCases",
     "PolicyDenied",
     "PolicyEngine",
     "PolicyInvalid",
