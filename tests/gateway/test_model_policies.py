@@ -16,6 +16,7 @@ import yaml
 from orchestra.config import parse_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway import GatewayApp, MemoryAccountant
+from orchestra.policy import PolicyInvalid
 from orchestra.testing import FakeUpstream, Fault
 from tests.gateway.helpers import gateway_config_yaml, make_app, memory_accountant
 
@@ -186,3 +187,28 @@ def test_a_squad_cannot_leave_its_region_fallbacks_included(
     response = _call(accountant.add_key("lou", "labs"), "haiku")
     assert response.status_code == 200, response.text
     assert [r.json["model"] for r in upstream.requests][-1] == "qwen2.5-coder"
+
+
+def test_a_bad_policy_reload_keeps_the_old_set_and_is_audited(
+    upstream: FakeUpstream, tmp_path: Path, clients: Clients
+) -> None:
+    (tmp_path / "labs.cedar").write_text(
+        '@id("labs-no-sonnet")\n'
+        'forbid (principal in Unit::"labs", action == Action::"call_model",\n'
+        '        resource == Model::"claude-sonnet-4-5");\n'
+    )
+    accountant = memory_accountant()
+    app = make_app(_config(upstream.base_url, tmp_path), accountant)
+    _call = clients(app)
+    lou = accountant.add_key("lou", "labs")
+    assert _call(lou, "claude-sonnet-4-5").status_code == 403
+    (tmp_path / "labs.cedar").write_text('forbid (principal in Rol::"viewer", action, resource);\n')
+    with pytest.raises(PolicyInvalid) as caught:
+        app.gateway.reload(_config(upstream.base_url, tmp_path))
+    assert f"{tmp_path / 'labs.cedar'}:1:1" in str(caught.value)
+    assert _call(lou, "claude-sonnet-4-5").status_code == 403  # the old set still decides
+    (failed,) = [e for e in accountant.audit_log if e[1] == "policy.reload_failed"]
+    assert "unrecognized entity type `Rol`" in " ".join(failed[3]["problems"])
+    (tmp_path / "labs.cedar").write_text("// labs may use sonnet again\n")
+    app.gateway.reload(_config(upstream.base_url, tmp_path))
+    assert _call(lou, "claude-sonnet-4-5").status_code == 200

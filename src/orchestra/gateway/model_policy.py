@@ -14,7 +14,7 @@ policy reload (a new version) starts from an empty cache; a full table is cleare
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway.accounts import Caller
@@ -67,8 +67,8 @@ class ModelPolicy:
         """The principal behind a key: its developer as the organisation knows them."""
         known = self.engine.principal_for_developer(caller.developer)
         if known is not None:
-            if caller.team and known.unit != caller.team:
-                return replace(known, unit=caller.team)
+            # The developer's own unit, whatever team the key charges: a key made out to
+            # another team must not step out of the policies (and regions) of one's unit.
             return known
         return Principal(
             kind="developer",
