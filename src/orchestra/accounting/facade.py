@@ -16,8 +16,8 @@ from orchestra.accounting.ledger import Ledger, LedgerEntry
 from orchestra.accounting.limits import RateLimit, RateLimiter, RateLimitPolicy
 from orchestra.accounting.pricing import PriceTable
 from orchestra.accounting.store import AccountingStore, Clock, utcnow
+from orchestra.config import OrgNames
 from orchestra.config.gateway import BudgetLeaseSettings, LimitsConfig, RateLimitConfig
-from orchestra.config.names import OrgNames
 from orchestra.config.schema import OrchestraConfig
 from orchestra.store import Database
 

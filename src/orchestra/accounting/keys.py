@@ -30,7 +30,7 @@ from orchestra.accounting.errors import InvalidKey, KeyNotFound, UnknownName
 from orchestra.accounting.key_changes import KeyChanges
 from orchestra.accounting.orgpath import OrgTableResolver
 from orchestra.accounting.store import AccountingStore, Clock, as_utc, utcnow
-from orchestra.config.names import OrgNames
+from orchestra.config import OrgNames
 from orchestra.config.paths import orchestra_home
 from orchestra.store import Database
 from orchestra.store.tables.gateway import GatewayKey

@@ -22,8 +22,7 @@ from typing import Any, Protocol
 
 import cedarpy
 
-from orchestra.config import OrchestraConfig
-from orchestra.config.org import OrganisationSection
+from orchestra.config import OrchestraConfig, OrganisationSection
 from orchestra.policy.model import Decision, PolicyDenied, Principal, Resource
 from orchestra.policy.sources import (
     PolicyBundle,

@@ -49,7 +49,7 @@ from orchestra.accounting.budgets.specs import BudgetSpec, BudgetStatus, spec_of
 from orchestra.accounting.errors import BudgetExceeded, BudgetNotFound, UnknownName
 from orchestra.accounting.money import fmt_usd, from_nano, to_nano
 from orchestra.accounting.store import AccountingStore, Clock, db_time, utcnow
-from orchestra.config.names import OrgNames
+from orchestra.config import OrgNames
 from orchestra.store import Database
 from orchestra.store.tables.gateway import GatewayBudget, GatewayBudgetWindow
 
