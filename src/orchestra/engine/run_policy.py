@@ -1,9 +1,12 @@
-"""The policies on runs: who may start one on which repository, with how large a budget.
+"""The policies on runs: who may start one on which repository, with how large a budget,
+and which reviews it may skip.
 
 ``start_run`` on ``Repository::"<path>"`` (with the ``tags`` of its settings under
 ``repositories:`` in ``orchestra.yaml``) and the context ``budget_cents`` (the run's
 budget; a run without one counts as :data:`NO_BUDGET_CENTS`, larger than any cap) and
-``pipeline``. A refusal is audited with the deciding policy ids and raises
+``pipeline``; then ``skip_phase`` on the same repository for each review of
+``engine.skip_reviews`` (context ``phase``: the review's name, ``security`` ...). A
+refusal is audited with the deciding policy ids and raises
 :class:`~orchestra.policy.PolicyDenied` before anything of the run is recorded.
 """
 
@@ -17,6 +20,9 @@ from orchestra.repository import normalise_key, repository_keys
 
 NO_BUDGET_CENTS = 10**12
 """``budget_cents`` of a run without a budget: above any cap a policy may set."""
+ENGINE_PRINCIPAL = Principal(kind="service", id="engine")
+"""Who asks to skip a review when no one is named: no role, so a skip stands only where
+the policies allow it to anyone (``policies.default: permit``, no forbid)."""
 
 
 def repository_resource(repo: Path, config: OrchestraConfig) -> Resource:
@@ -33,16 +39,20 @@ def repository_resource(repo: Path, config: OrchestraConfig) -> Resource:
 def require_run_start(
     policy: PolicyEngine,
     config: OrchestraConfig,
-    principal: Principal,
+    principal: Principal | None,
     repo: Path,
     budget_usd: float | None,
     pipeline: str,
-) -> Decision:
-    """The permit to start the run; audits the refusal and raises ``PolicyDenied``."""
-    cents = NO_BUDGET_CENTS if budget_usd is None else round(budget_usd * 100)
-    return policy.require(
-        principal,
-        "start_run",
-        repository_resource(repo, config),
-        {"budget_cents": cents, "pipeline": pipeline},
-    )
+) -> list[Decision]:
+    """The permits to start the run (when a principal is named) and to skip each review of
+    ``engine.skip_reviews``; audits a refusal and raises ``PolicyDenied``."""
+    repository = repository_resource(repo, config)
+    decisions: list[Decision] = []
+    if principal is not None:
+        cents = NO_BUDGET_CENTS if budget_usd is None else round(budget_usd * 100)
+        context = {"budget_cents": cents, "pipeline": pipeline}
+        decisions.append(policy.require(principal, "start_run", repository, context))
+    for review in config.engine.skip_reviews:
+        who = principal or ENGINE_PRINCIPAL
+        decisions.append(policy.require(who, "skip_phase", repository, {"phase": review}))
+    return decisions

@@ -140,9 +140,11 @@ class EngineRuntime:
         """Record a run of ``pipeline`` (default: the first registered) and start its
         workflow; returns the run id at once.
 
-        With the engine's policies (``services.policy``) and the ``principal`` starting
-        the run, ``start_run`` must be permitted first (see :mod:`.run_policy`): a refusal
-        is audited and raises :class:`~orchestra.policy.PolicyDenied`, nothing recorded.
+        With the engine's policies (``services.policy``), ``start_run`` (when the
+        ``principal`` starting the run is named) and each review skip of
+        ``engine.skip_reviews`` must be permitted first (see :mod:`.run_policy`): a
+        refusal is audited and raises :class:`~orchestra.policy.PolicyDenied`, nothing
+        recorded.
         """
         chosen = self.pipelines.get(pipeline)
         if not task.strip():
@@ -150,7 +152,7 @@ class EngineRuntime:
         repo = check_repository(repo)
         run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         budget = self.services.config.engine.run_budget_usd if budget_usd is None else budget_usd
-        if self.services.policy is not None and principal is not None:
+        if self.services.policy is not None:
             require_run_start(
                 self.services.policy, self.services.config, principal, repo, budget, chosen.name
             )
