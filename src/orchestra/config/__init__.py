@@ -40,6 +40,7 @@ from orchestra.config.models import (
     TierConfig,
     TierName,
 )
+from orchestra.config.names import OrgNames
 from orchestra.config.org import DeveloperConfig, OrganisationSection, UnitConfig
 from orchestra.config.paths import (
     default_database_url,
@@ -48,6 +49,7 @@ from orchestra.config.paths import (
     orchestra_home,
     unborn_database,
 )
+from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection, RepositorySettings
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
@@ -74,7 +76,9 @@ __all__ = [
     "ModelConfig",
     "ModelPrice",
     "OrchestraConfig",
+    "OrgNames",
     "OrganisationSection",
+    "PoliciesSection",
     "ProviderConfig",
     "RateLimitConfig",
     "RepositoriesSection",
