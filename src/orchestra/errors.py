@@ -27,6 +27,9 @@ a layer it calls. From the lowest layer to the highest::
     │   ├── InvalidKey, KeyNotFound, BudgetNotFound, InvalidBudget, UnknownPrice,
     │   │   BudgetExceeded, RateLimited, SecretError      accounting.errors
     │   └── InvalidSpendQuery             accounting.spend
+    ├── RegistryError                   registry (``status``)
+    │   ├── AgentUnknown, VersionUnknown, InvalidDefinition, ApprovalRefused,
+    │   │   RegistryConflict, AgentNotInPool, UnknownUnit      registry.errors
     ├── GatewayError                    gateway
     │   ├── GatewayHTTPError              gateway.errors  (wire answer, see below)
     │   │   ├── BadRequest, UnsupportedMediaType, PayloadTooLarge, Unauthenticated,
@@ -67,6 +70,7 @@ __all__ = [
     "OrgError",
     "PipelineError",
     "ProviderError",
+    "RegistryError",
     "RosterError",
     "StoreError",
     "ToolError",
@@ -140,6 +144,18 @@ class AccountingError(OrchestraError):
 
 class GatewayError(OrchestraError):
     """A model call could not be routed, authorised, budgeted or served."""
+
+
+class RegistryError(OrchestraError):
+    """The agent registry refused a change or a lookup (unknown agent or version, a
+    refused approval, an agent outside a pool).
+
+    Carries the HTTP status an API answers with (404 unknown, 403 refused, 409 conflict,
+    422 invalid definition).
+    """
+
+    status: int = 400
+    """HTTP status an API answers with."""
 
 
 class EngineError(OrchestraError):
