@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from orchestra.org import OrgTree
-from orchestra.registry.errors import AgentNotInPool, AgentUnknown, UnknownUnit, close_matches
+from orchestra.registry.errors import (
+    AgentNotInPool,
+    AgentUnknown,
+    RegistryConflict,
+    UnknownUnit,
+    close_matches,
+)
 from orchestra.registry.model import AgentSummary, PoolView
 from orchestra.registry.registry import AgentRegistry, definition_of
 from orchestra.registry.seam import Principal, Resource
@@ -105,10 +111,29 @@ class UnitPools:
             cleaned.append(entry)
         return tuple(cleaned)
 
+    def _check_within_parent(self, chain: tuple[str, ...], entries: tuple[str, ...]) -> None:
+        """A unit narrows its parent's pool: naming an agent the parent excludes is refused
+        (``category:`` and ``*`` entries are narrowed by the parent silently)."""
+        if len(chain) < 2:
+            return
+        parent = self.view(chain[1])
+        if not parent.restricted_by:
+            return
+        outside = [e for e in entries if e != ALL and not e.startswith(CATEGORY)]
+        outside = [e for e in outside if e not in parent.agents]
+        if outside:
+            raise RegistryConflict(
+                f"{chain[0]!r} may only narrow the pool of {chain[1]!r}, which does not allow "
+                f"{', '.join(outside)} (narrowed by {', '.join(parent.restricted_by)})",
+                hint=f"remove them, or ask a lead of {parent.restricted_by[0]!r} to add them "
+                "to its pool",
+            )
+
     def set(self, principal: Principal, unit: str, entries: Iterable[str]) -> PoolView:
         """Give ``unit`` its own pool (it narrows what the units above allow)."""
         chain = unit_chain(self.tree, unit)
         checked = self._check_entries(chain[0], list(entries))
+        self._check_within_parent(chain, checked)
         self.registry.policy.require(
             principal, "manage_agent_pool", Resource("Unit", chain[0], {"chain": list(chain)})
         )
