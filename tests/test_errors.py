@@ -27,6 +27,7 @@ LEVEL = {
     "providers": 3,
     "accounting": 4,
     "gateway": 5,
+    "registry": 5,  # the agent registry: uses roster, org and accounting's audit log
     "engine": 6,
     "pipelines": 7,
     "repository": 7,  # environments and baselines of the repositories runs work on
@@ -45,6 +46,7 @@ LAYER_BASES = {
     "ProviderError": "providers",
     "AccountingError": "accounting",
     "GatewayError": "gateway",
+    "RegistryError": "registry",
     "EngineError": "engine",
     "PipelineError": "pipelines",
 }
