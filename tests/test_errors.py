@@ -16,7 +16,7 @@ from orchestra.errors import OrchestraError
 
 # Bottom to top, as docs/architecture.md draws them; siblings share a level. A new
 # subpackage fails these tests until it is given its level here.
-LEVEL = {
+LEVEL: dict[str, float] = {
     "errors": 0,
     "store": 1,
     "config": 1,
@@ -26,6 +26,7 @@ LEVEL = {
     "tools": 2,
     "providers": 3,
     "accounting": 4,
+    "policy": 4.5,  # Cedar decisions: above accounting (its audit log), below their enforcers
     "gateway": 5,
     "registry": 5,  # the agent registry: uses roster, org and accounting's audit log
     "engine": 6,
@@ -45,6 +46,7 @@ LAYER_BASES = {
     "ToolError": "tools",
     "ProviderError": "providers",
     "AccountingError": "accounting",
+    "PolicyError": "policy",
     "GatewayError": "gateway",
     "RegistryError": "registry",
     "EngineError": "engine",

@@ -24,12 +24,15 @@ a layer it calls. From the lowest layer to the highest::
     │   └── WireFormatError               providers.errors  (wire answer, see below)
     │       └── TranslationError
     ├── AccountingError                 accounting  (wire answer, see below)
-    │   ├── InvalidKey, KeyNotFound, BudgetNotFound, InvalidBudget, UnknownPrice,
-    │   │   BudgetExceeded, RateLimited, SecretError      accounting.errors
+    │   ├── InvalidKey, KeyNotFound, BudgetNotFound, InvalidBudget, UnknownName,
+    │   │   UnknownPrice, BudgetExceeded, RateLimited, SecretError      accounting.errors
     │   └── InvalidSpendQuery             accounting.spend
+    ├── PolicyError                     policy  (wire answer, see below)
+    │   ├── PolicyInvalid                 policy.sources (every problem, file and line)
+    │   └── PolicyDenied                  policy.model (403: a policy refused the request)
     ├── RegistryError                   registry (``status``)
-    │   ├── AgentUnknown, VersionUnknown, InvalidDefinition, ApprovalRefused,
-    │   │   RegistryConflict, AgentNotInPool, UnknownUnit      registry.errors
+    │   └── AgentUnknown, VersionUnknown, InvalidDefinition, RegistryConflict,
+    │       AgentNotInPool, UnknownUnit                  registry.errors
     ├── GatewayError                    gateway
     │   ├── GatewayHTTPError              gateway.errors  (wire answer, see below)
     │   │   ├── BadRequest, UnsupportedMediaType, PayloadTooLarge, Unauthenticated,
@@ -69,6 +72,7 @@ __all__ = [
     "OrchestraError",
     "OrgError",
     "PipelineError",
+    "PolicyError",
     "ProviderError",
     "RegistryError",
     "RosterError",
@@ -142,13 +146,26 @@ class AccountingError(OrchestraError):
     """For refusals that clear with time: when to try again."""
 
 
+class PolicyError(OrchestraError):
+    """A Cedar policy set is invalid, or a policy refused a request.
+
+    Carries a wire answer like :class:`AccountingError`: a refusal is 403
+    ``permission_error``, an invalid policy set 400 ``invalid_request_error``.
+    """
+
+    status: int = 400
+    """HTTP status an endpoint answers with."""
+    error_type: str = "invalid_request_error"
+    """Anthropic error type (the OpenAI shape is derived from it)."""
+
+
 class GatewayError(OrchestraError):
     """A model call could not be routed, authorised, budgeted or served."""
 
 
 class RegistryError(OrchestraError):
-    """The agent registry refused a change or a lookup (unknown agent or version, a
-    refused approval, an agent outside a pool).
+    """The agent registry refused a change or a lookup (unknown agent or version, an
+    invalid definition, an agent outside a pool; a policy's refusal is a ``PolicyError``).
 
     Carries the HTTP status an API answers with (404 unknown, 403 refused, 409 conflict,
     422 invalid definition).

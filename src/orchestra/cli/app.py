@@ -13,6 +13,7 @@ from orchestra.cli import (
     gateway,
     kb,
     org,
+    policy,
     registry,
 )
 from orchestra.cli import serve as serve_cmd
@@ -42,6 +43,7 @@ for module in (
     kb,
     serve_cmd,
     doctor,
+    policy,
 ):
     module.register(app)
 
