@@ -19,10 +19,12 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    """A database with the test organisation stored and the built-in agents seeded."""
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A database with the test organisation stored and the built-in agents seeded; the
+    policies are those of that organisation's orchestra.yaml (the shipped ones)."""
     config = tmp_path / "orchestra.yaml"
     config.write_text(ORG)
+    monkeypatch.setenv("ORCHESTRA_CONFIG", str(config))
     url = f"sqlite:///{tmp_path / 'orchestra.db'}"
     synced = runner.invoke(app, ["org", "sync", "--config", str(config), "--database", url])
     assert synced.exit_code == 0, synced.output
@@ -48,11 +50,13 @@ def test_publish_review_show_and_diff(db: str, tmp_path: Path) -> None:
 
     code, out = _run("approve", "python-developer", "2", "--as", "ben", "--database", db)
     assert code == 2
-    assert "ben may not approve agent 'python-developer'" in out
-    assert "policy registry-review-by-lead-or-admin" in out
+    assert 'developer:ben may not approve_agent on Agent::"python-developer"' in out
+    assert "refused by registry-review-needs-lead-or-admin" in out
     audit = runner.invoke(app, ["audit", "list", "--database", db, "--json"])
-    denials = [e for e in json.loads(audit.output) if e["action"] == "policy.deny"]
-    assert denials[0]["details"]["policy_ids"] == ["registry-review-by-lead-or-admin"]
+    entries = json.loads(audit.output)
+    denials = [e for e in entries if e["action"] == "policy.deny"]
+    assert denials[0]["actor"] == "developer:ben"
+    assert denials[0]["details"]["policy_ids"] == ["registry-review-needs-lead-or-admin"]
 
     code, out = _run("approve", "python-developer", "v2", "--as", "ana", "--database", db)
     assert code == 0, out

@@ -10,6 +10,7 @@ import pytest
 
 from orchestra.config import parse_config
 from orchestra.org import OrgTree, build_org_tree
+from orchestra.policy import PolicyEngine, PolicySource
 from orchestra.registry import AgentRegistry, seed_builtins
 from orchestra.store import Database
 from tests.org.test_tree import ORG
@@ -47,10 +48,21 @@ def builtins(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture(params=["permit"])
+def policy_default(request: pytest.FixtureRequest) -> str:
+    """``policies.default`` of the registry's policy engine."""
+    return str(request.param)
+
+
 @pytest.fixture
-def registry(database: Database, builtins: Path) -> Iterator[AgentRegistry]:
-    """A registry seeded with :data:`SEEDED` as the official publisher."""
+def registry(database: Database, builtins: Path, policy_default: str) -> Iterator[AgentRegistry]:
+    """A registry seeded with :data:`SEEDED` as the official publisher, deciding with the
+    shipped Cedar policies over the test organisation."""
     registry = AgentRegistry(database, clock=StepClock())
+    org = parse_config(ORG, environ={}).organisation
+    registry.policy = PolicyEngine(
+        PolicySource(default=policy_default, org=org), audit=registry.audit
+    )
     seed_builtins(registry, builtins)
     yield registry
     registry.close()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from orchestra.org import OrgTree
+from orchestra.policy import PolicyDenied
 from orchestra.registry import (
     AgentNotInPool,
     AgentRegistry,
     AgentUnknown,
-    ApprovalRefused,
     RegistryConflict,
     UnitPools,
     UnknownUnit,
@@ -18,6 +18,7 @@ from orchestra.registry import (
 )
 
 
+@pytest.mark.parametrize("policy_default", ["permit", "deny"], indirect=True)
 def test_pools_inherit_down_the_tree_and_a_squad_narrows_its_tribe(
     registry: AgentRegistry, tree: OrgTree
 ) -> None:
@@ -41,7 +42,10 @@ def test_pools_inherit_down_the_tree_and_a_squad_narrows_its_tribe(
         pools.set(ana, "checkout", ["go-developer"])
 
     set_entries = registry.audit.list(action="registry.pool")
-    assert [(e.actor, e.target) for e in set_entries] == [("ana", "checkout"), ("dee", "payments")]
+    assert [(e.actor, e.target) for e in set_entries] == [
+        ("developer:ana", "checkout"),
+        ("developer:dee", "payments"),
+    ]
 
     cleared = pools.clear(ana, "checkout")
     assert cleared.own is None and cleared.agents == tribe.agents
@@ -86,9 +90,15 @@ def test_pool_changes_need_a_lead_and_name_known_units_and_agents(
 ) -> None:
     pools = UnitPools(registry, tree)
     ben = principal_for(tree, "ben")
-    with pytest.raises(ApprovalRefused, match="registry-pools-by-lead-or-admin"):
+    with pytest.raises(PolicyDenied, match="registry-pools-need-a-lead-of-the-unit"):
         pools.set(ben, "checkout", ["python-developer"])
-    assert registry.audit.list(action="policy.deny")[0].target == "Unit::checkout"
+    assert registry.audit.list(action="policy.deny")[0].target == (
+        'manage_agent_pool Unit::"checkout"'
+    )
+    with pytest.raises(PolicyDenied, match="registry-pools-need-a-lead-of-the-unit"):
+        pools.set(principal_for(tree, "ana"), "payments", ["python-developer"])  # above her unit
+    with pytest.raises(PolicyDenied, match="registry-pools-need-a-lead-of-the-unit"):
+        pools.set(principal_for(tree, "ana"), "acme", ["python-developer"])  # the organisation
     with pytest.raises(UnknownUnit) as unit:
         pools.view("chekout")
     assert unit.value.hint == "did you mean checkout?"

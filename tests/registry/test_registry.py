@@ -9,10 +9,10 @@ from sqlalchemy import delete
 
 from orchestra.accounting.audit import AuditChainBroken
 from orchestra.org import OrgTree
+from orchestra.policy import PolicyDenied
 from orchestra.registry import (
     AgentRegistry,
     AgentUnknown,
-    ApprovalRefused,
     InvalidDefinition,
     RegistryConflict,
     VersionUnknown,
@@ -28,6 +28,7 @@ def _v2() -> str:
     return agent_text("python-developer", body=prompt_for("a second prompt"))
 
 
+@pytest.mark.parametrize("policy_default", ["permit", "deny"], indirect=True)
 def test_publish_waits_for_a_lead_and_a_developer_cannot_approve(
     registry: AgentRegistry, tree: OrgTree
 ) -> None:
@@ -40,14 +41,14 @@ def test_publish_waits_for_a_lead_and_a_developer_cannot_approve(
     )
     assert registry.served("python-developer").version == 1  # pending is not served
 
-    with pytest.raises(ApprovalRefused) as refused:
+    with pytest.raises(PolicyDenied) as refused:
         registry.approve(ben, "python-developer", "v2")
     assert refused.value.status == 403
-    assert "registry-review-by-lead-or-admin" in refused.value.message
+    assert "refused by registry-review-needs-lead-or-admin" in refused.value.message
     denial = registry.audit.list(action="policy.deny")[0]
-    assert denial.actor == "ben" and denial.target == "Agent::python-developer"
-    assert denial.details["policy_ids"] == ["registry-review-by-lead-or-admin"]
-    assert denial.details["action"] == "approve_agent"
+    assert denial.actor == "developer:ben"
+    assert denial.target == 'approve_agent Agent::"python-developer"'
+    assert denial.details["policy_ids"] == ["registry-review-needs-lead-or-admin"]
     assert registry.version("python-developer", 2).state == "pending"
 
     approved = registry.approve(ana, "python-developer", 2, note="reviewed the prompt")
@@ -60,9 +61,15 @@ def test_publish_waits_for_a_lead_and_a_developer_cannot_approve(
     assert registry.served("python-developer").version == 2
     actions = [(e.actor, e.action, e.target) for e in registry.audit.list(action="registry.")]
     assert actions[:2] == [
-        ("ana", "registry.approve", "python-developer@v2"),
-        ("ben", "registry.publish", "python-developer@v2"),
+        ("developer:ana", "registry.approve", "python-developer@v2"),
+        ("developer:ben", "registry.publish", "python-developer@v2"),
     ]
+
+
+def test_a_viewer_cannot_publish(registry: AgentRegistry, tree: OrgTree) -> None:
+    with pytest.raises(PolicyDenied, match="viewer-read-only"):
+        registry.publish(principal_for(tree, "cy"), _v2())
+    assert [v.version for v in registry.versions("python-developer")] == [1]
 
 
 def test_diff_shows_what_changed_between_versions(registry: AgentRegistry, tree: OrgTree) -> None:

@@ -12,13 +12,13 @@ import typer
 from rich.table import Table
 
 from orchestra.cli.output import console, error_console, fail, print_json
-from orchestra.config import default_database_url
+from orchestra.config import default_database_url, find_config, load_config
 from orchestra.errors import OrchestraError
 from orchestra.org import OrgTree, load_org
+from orchestra.policy import PolicyEngine, Principal
 from orchestra.registry import (
     AgentRegistry,
     AgentVersion,
-    Principal,
     UnitPools,
     UnknownUnit,
     principal_for,
@@ -57,12 +57,19 @@ NoteOption = Annotated[str, typer.Option("--note", help="Why (kept with the vers
 
 @contextmanager
 def _registry(database: str | None) -> Iterator[AgentRegistry]:
+    """The registry, deciding with the policies of the nearest orchestra.yaml
+    (``$ORCHESTRA_CONFIG``); errors become exits."""
     try:
+        path = find_config()
+        config = load_config(path)
         db = open_database(database or default_database_url())
     except OrchestraError as exc:
         raise fail(exc) from exc
     registry = AgentRegistry(db)
     try:
+        registry.policy = PolicyEngine.from_config(
+            config, base_dir=path.parent if path else None, audit=registry.audit
+        )
         yield registry
     except OrchestraError as exc:
         raise fail(exc) from exc

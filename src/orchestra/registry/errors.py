@@ -54,12 +54,6 @@ class InvalidDefinition(RegistryError):
     status = 422
 
 
-class ApprovalRefused(RegistryError):
-    """The policy refused the action (the refusal is in the audit log with its policy id)."""
-
-    status = 403
-
-
 class RegistryConflict(RegistryError):
     """The change does not fit the version's state (approving a yanked version ...)."""
 

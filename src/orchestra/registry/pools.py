@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from orchestra.org import OrgTree
+from orchestra.policy import Principal
 from orchestra.registry.errors import (
     AgentNotInPool,
     AgentUnknown,
@@ -26,7 +27,7 @@ from orchestra.registry.errors import (
 )
 from orchestra.registry.model import AgentSummary, PoolView
 from orchestra.registry.registry import AgentRegistry, definition_of
-from orchestra.registry.seam import Principal, Resource
+from orchestra.registry.seam import REGISTRY_ACTIONS, unit_resource
 from orchestra.roster import AgentDefinition, Roster
 from orchestra.store.tables.registry import RegistryPool
 
@@ -135,7 +136,7 @@ class UnitPools:
         checked = self._check_entries(chain[0], list(entries))
         self._check_within_parent(chain, checked)
         self.registry.policy.require(
-            principal, "manage_agent_pool", Resource("Unit", chain[0], {"chain": list(chain)})
+            principal, REGISTRY_ACTIONS["pool"], unit_resource(self.tree, chain[0])
         )
         with self.registry.audit.transaction() as tx, tx.session() as session:
             row = session.get(RegistryPool, chain[0], with_for_update=True)
@@ -148,7 +149,7 @@ class UnitPools:
             row.updated_at = self.registry.clock()
             session.flush()
             tx.append(
-                principal.id,
+                principal.actor,
                 "registry.pool.set",
                 chain[0],
                 {"before": before, "after": list(checked)},
@@ -159,7 +160,7 @@ class UnitPools:
         """Remove ``unit``'s own pool: it inherits its parent's again."""
         chain = unit_chain(self.tree, unit)
         self.registry.policy.require(
-            principal, "manage_agent_pool", Resource("Unit", chain[0], {"chain": list(chain)})
+            principal, REGISTRY_ACTIONS["pool"], unit_resource(self.tree, chain[0])
         )
         with self.registry.audit.transaction() as tx, tx.session() as session:
             row = session.get(RegistryPool, chain[0], with_for_update=True)
@@ -167,7 +168,7 @@ class UnitPools:
                 before = json.loads(row.entries)
                 session.delete(row)
                 session.flush()
-                tx.append(principal.id, "registry.pool.clear", chain[0], {"before": before})
+                tx.append(principal.actor, "registry.pool.clear", chain[0], {"before": before})
         return self.view(chain[0])
 
     def roster_for(self, developer: str) -> PoolRoster:

@@ -2,8 +2,8 @@
 
 Every change commits in one transaction with its audit entry (``registry.*`` actions,
 the acting principal as actor): a change is never stored without its record, nor the
-record without the change. The policy is asked before each change; a refusal is audited
-by the policy with the id of the policy that refused.
+record without the change. The policy engine is asked before each change; a refusal is
+audited by it with the ids of the policies that refused, and raised as ``PolicyDenied``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestra.accounting import AccountingStore, AuditLog
+from orchestra.policy import PolicyEngine, PolicySource, Principal
 from orchestra.registry.errors import (
     AgentUnknown,
     InvalidDefinition,
@@ -26,7 +27,7 @@ from orchestra.registry.errors import (
     VersionUnknown,
 )
 from orchestra.registry.model import SERVED_STATES, AgentSummary, AgentVersion
-from orchestra.registry.seam import PolicyDecider, Principal, Resource, RolePolicy
+from orchestra.registry.seam import REGISTRY_ACTIONS, agent_resource
 from orchestra.roster import AgentDefinition, RosterInvalid, check_agent
 from orchestra.store import Database
 from orchestra.store.tables.registry import RegistryVersion
@@ -35,17 +36,14 @@ Clock = Callable[[], datetime]
 
 _VERSION = re.compile(r"^v?([1-9][0-9]{0,8})$")
 
-TRANSITIONS: dict[str, tuple[str, frozenset[str], str]] = {
-    "approve": ("approve_agent", frozenset({"pending"}), "approved"),
-    "reject": ("approve_agent", frozenset({"pending"}), "rejected"),
-    "deprecate": ("deprecate_agent", frozenset({"approved"}), "deprecated"),
-    "yank": (
-        "yank_agent",
-        frozenset({"pending", "approved", "rejected", "deprecated"}),
-        "yanked",
-    ),
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "approve": (frozenset({"pending"}), "approved"),
+    "reject": (frozenset({"pending"}), "rejected"),
+    "deprecate": (frozenset({"approved"}), "deprecated"),
+    "yank": (frozenset({"pending", "approved", "rejected", "deprecated"}), "yanked"),
 }
-"""Verb -> (policy action, states it applies to, state it leads to)."""
+"""Verb -> (states it applies to, state it leads to); the policy action is
+:data:`~orchestra.registry.seam.REGISTRY_ACTIONS`' entry for the verb."""
 
 
 def _utcnow() -> datetime:
@@ -113,8 +111,9 @@ def _version_of(row: RegistryVersion) -> AgentVersion:
 class AgentRegistry:
     """Versioned agent definitions in the database.
 
-    ``policy`` decides who may publish, approve, deprecate and yank (default: the roles,
-    :class:`~orchestra.registry.seam.RolePolicy`); ``audit`` records every change.
+    ``policy`` decides who may publish, approve, deprecate and yank (default: the shipped
+    Cedar policies with ``policies.default: permit``, auditing refusals to ``audit``);
+    ``audit`` records every change.
     """
 
     def __init__(
@@ -122,7 +121,7 @@ class AgentRegistry:
         database: Database,
         *,
         audit: AuditLog | None = None,
-        policy: PolicyDecider | None = None,
+        policy: PolicyEngine | None = None,
         clock: Clock = _utcnow,
         home: Path | None = None,
     ) -> None:
@@ -132,7 +131,7 @@ class AgentRegistry:
             self._store = AccountingStore(database)
             audit = AuditLog(self._store, home=home)
         self.audit = audit
-        self.policy: PolicyDecider = policy or RolePolicy(audit)
+        self.policy = policy or PolicyEngine(PolicySource(), audit=audit)
         self.clock = clock
 
     def close(self) -> None:
@@ -214,15 +213,11 @@ class AgentRegistry:
     ) -> AgentVersion:
         """Store ``text`` as the next version of the agent it defines, pending review."""
         definition = validate_definition(text, source)
-        self.policy.require(
-            principal,
-            "publish_agent",
-            Resource("Agent", definition.name, {"category": definition.category}),
-        )
-        return self._insert(principal.id, definition, text, state="pending")
+        self.policy.require(principal, REGISTRY_ACTIONS["publish"], agent_resource(definition.name))
+        return self._insert(principal.id, principal.actor, definition, text)
 
     def _insert(
-        self, actor: str, definition: AgentDefinition, text: str, *, state: str
+        self, publisher: str, actor: str, definition: AgentDefinition, text: str
     ) -> AgentVersion:
         digest = digest_of(text)
         now = self.clock()
@@ -238,16 +233,14 @@ class AgentRegistry:
             row = RegistryVersion(
                 agent=definition.name,
                 version=(rows[-1].version if rows else 0) + 1,
-                state=state,
+                state="pending",
                 definition=text,
                 digest=digest,
                 description=definition.description,
                 category=definition.category,
                 tags=" ".join(definition.specialties),
-                publisher=actor,
+                publisher=publisher,
                 published_at=now,
-                reviewed_by=actor if state == "approved" else None,
-                reviewed_at=now if state == "approved" else None,
                 note="",
             )
             session.add(row)
@@ -256,7 +249,7 @@ class AgentRegistry:
                 actor,
                 "registry.publish",
                 f"{row.agent}@v{row.version}",
-                {"digest": digest, "state": state},
+                {"digest": digest, "state": "pending"},
             )
             return _version_of(row)
 
@@ -264,21 +257,12 @@ class AgentRegistry:
         self, verb: str, principal: Principal, agent: str, version: str | int, note: str = ""
     ) -> AgentVersion:
         """Approve, reject, deprecate or yank one version (see :data:`TRANSITIONS`)."""
-        action, allowed_from, target = TRANSITIONS[verb]
+        allowed_from, target = TRANSITIONS[verb]
         current = self.version(agent, version)
         self.policy.require(
             principal,
-            action,
-            Resource(
-                "Agent",
-                agent,
-                {
-                    "version": current.version,
-                    "publisher": current.publisher,
-                    "state": current.state,
-                    "category": current.category,
-                },
-            ),
+            REGISTRY_ACTIONS[verb],
+            agent_resource(agent, current.publisher, current.version),
         )
         now = self.clock()
         with self.audit.transaction() as tx, tx.session() as session:
@@ -300,7 +284,7 @@ class AgentRegistry:
                 row.reviewed_by, row.reviewed_at = principal.id, now
             session.flush()
             tx.append(
-                principal.id,
+                principal.actor,
                 f"registry.{verb}",
                 f"{agent}@v{row.version}",
                 {"from": before, "to": target, "note": note},
