@@ -57,19 +57,13 @@ NoteOption = Annotated[str, typer.Option("--note", help="Why (kept with the vers
 
 @contextmanager
 def _registry(database: str | None) -> Iterator[AgentRegistry]:
-    """The registry, deciding with the policies of the nearest orchestra.yaml
-    (``$ORCHESTRA_CONFIG``); errors become exits."""
+    """The registry over ``database``; errors become exits."""
     try:
-        path = find_config()
-        config = load_config(path)
         db = open_database(database or default_database_url())
     except OrchestraError as exc:
         raise fail(exc) from exc
     registry = AgentRegistry(db)
     try:
-        registry.policy = PolicyEngine.from_config(
-            config, base_dir=path.parent if path else None, audit=registry.audit
-        )
         yield registry
     except OrchestraError as exc:
         raise fail(exc) from exc
@@ -89,6 +83,12 @@ def _tree(registry: AgentRegistry) -> OrgTree:
 
 
 def _principal(registry: AgentRegistry, actor: str | None) -> Principal:
+    """Who acts; the registry then decides with the policies of the nearest orchestra.yaml
+    (``$ORCHESTRA_CONFIG``), loaded only by the commands that change something."""
+    path = find_config()
+    registry.policy = PolicyEngine.from_config(
+        load_config(path), base_dir=path.parent if path else None, audit=registry.audit
+    )
     name = actor or os.environ.get(DEVELOPER_ENV)
     if not name:
         raise UnknownUnit(

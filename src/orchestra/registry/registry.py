@@ -131,8 +131,20 @@ class AgentRegistry:
             self._store = AccountingStore(database)
             audit = AuditLog(self._store, home=home)
         self.audit = audit
-        self.policy = policy or PolicyEngine(PolicySource(), audit=audit)
+        self._policy = policy
         self.clock = clock
+
+    @property
+    def policy(self) -> PolicyEngine:
+        """The policy engine asked before every change (the default one is built on first
+        use: reading the registry never loads the policies)."""
+        if self._policy is None:
+            self._policy = PolicyEngine(PolicySource(), audit=self.audit)
+        return self._policy
+
+    @policy.setter
+    def policy(self, engine: PolicyEngine) -> None:
+        self._policy = engine
 
     def close(self) -> None:
         """Release the audit log's write engine (when the registry opened it)."""
