@@ -154,3 +154,16 @@ def test_pools_drive_claude_code_install_and_the_engine(db: str, tmp_path: Path)
         with pytest.raises(AgentNotInPool, match="pool of unit 'checkout'"):
             agents.get("go-developer")
         assert agents.pick_for_files(["src/app.py"]) == "python-developer"
+
+
+def test_run_developer_takes_the_pool_before_any_model(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCHESTRA_DATABASE_URL", db)
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    unknown = runner.invoke(app, ["run", "add a flag", "--repo", str(repo), "--developer", "bne"])
+    assert unknown.exit_code == 2
+    assert "no developer named 'bne'" in unknown.output and "did you mean ben" in unknown.output
+    known = runner.invoke(app, ["run", "add a flag", "--repo", str(repo), "--developer", "ben"])
+    assert known.exit_code == 2 and "no model is configured" in known.output  # pool resolved
