@@ -213,9 +213,10 @@ class Orchestra:
             accounting.close()
 
     # -- the engine --------------------------------------------------------------------
-    def pool_agents(self, developer: str) -> AgentSource:
+    def pool_agents(self, developer: str, say: Callable[[str], None] | None = None) -> AgentSource:
         """The agents ``developer`` may use: their unit's pool in the agent registry (an
-        agent outside it is refused naming the pool and the unit)."""
+        agent outside it is refused naming the pool and the unit). Each deprecated version
+        served is said through ``say``."""
         from orchestra.engine import RosterAgents
         from orchestra.org import load_org
         from orchestra.registry import AgentRegistry, UnitPools, UnknownUnit
@@ -228,9 +229,13 @@ class Orchestra:
             )
         registry = AgentRegistry(self.database, home=self.home)
         try:
-            return RosterAgents(UnitPools(registry, tree).roster_for(developer))
+            roster = UnitPools(registry, tree).roster_for(developer)
         finally:
             registry.close()
+        if say is not None:
+            for warning in roster.warnings:
+                say(f"warning: {warning}")
+        return RosterAgents(roster)
 
     def knowledge(self, say: Callable[[str], None], location: Path | None = None) -> Any | None:
         """The knowledge store (``None``, said through ``say``, when it cannot open)."""

@@ -148,8 +148,13 @@ def test_pools_drive_claude_code_install_and_the_engine(db: str, tmp_path: Path)
     written = sorted(p.name for p in (project / ".claude" / "agents").glob("*.md"))
     assert written == ["python-developer.md", "python-reviewer.md"]
 
+    code, out = _run("deprecate", "python-reviewer", "1", "--as", "dee", "--database", db)
+    assert code == 0, out
+    said: list[str] = []
     with Orchestra.from_environment(database_url=db, home=tmp_path / "home") as services:
-        agents = services.pool_agents("ben")
+        agents = services.pool_agents("ben", said.append)
+        assert said == ["warning: python-reviewer@v1 is deprecated"]
+        assert agents.get("python-reviewer").name == "python-reviewer"  # still served
         assert agents.get("python-developer").name == "python-developer"
         with pytest.raises(AgentNotInPool, match="pool of unit 'checkout'"):
             agents.get("go-developer")

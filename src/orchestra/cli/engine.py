@@ -176,7 +176,7 @@ def _runtime(gateway_url: str | None, developer: str | None = None) -> Iterator[
 
     with _services() as services:
         config = services.config
-        agents = services.pool_agents(developer) if developer else None
+        agents = services.pool_agents(developer, error_console().print) if developer else None
         url_to_use = gateway_url or config.engine.gateway_url
         if url_to_use:
             key = os.environ.get(config.engine.gateway_key_env)
