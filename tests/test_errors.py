@@ -28,6 +28,7 @@ LEVEL: dict[str, float] = {
     "accounting": 4,
     "policy": 4.5,  # Cedar decisions: above accounting (its audit log), below their enforcers
     "gateway": 5,
+    "registry": 5,  # the agent registry: uses roster, org and accounting's audit log
     "engine": 6,
     "pipelines": 7,
     "repository": 7,  # environments and baselines of the repositories runs work on
@@ -47,6 +48,7 @@ LAYER_BASES = {
     "AccountingError": "accounting",
     "PolicyError": "policy",
     "GatewayError": "gateway",
+    "RegistryError": "registry",
     "EngineError": "engine",
     "PipelineError": "pipelines",
 }

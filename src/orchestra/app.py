@@ -218,6 +218,30 @@ class Orchestra:
             accounting.close()
 
     # -- the engine --------------------------------------------------------------------
+    def pool_agents(self, developer: str, say: Callable[[str], None] | None = None) -> AgentSource:
+        """The agents ``developer`` may use: their unit's pool in the agent registry (an
+        agent outside it is refused naming the pool and the unit). Each deprecated version
+        served is said through ``say``."""
+        from orchestra.engine import RosterAgents
+        from orchestra.org import load_org
+        from orchestra.registry import AgentRegistry, UnitPools, UnknownUnit
+
+        tree = load_org(self.database)
+        if tree is None:
+            raise UnknownUnit(
+                "no organisation is stored, so no developer has an agent pool",
+                hint="run `orchestra org sync`, or run without --developer",
+            )
+        registry = AgentRegistry(self.database, home=self.home)
+        try:
+            roster = UnitPools(registry, tree).roster_for(developer)
+        finally:
+            registry.close()
+        if say is not None:
+            for warning in roster.warnings:
+                say(f"warning: {warning}")
+        return RosterAgents(roster)
+
     def knowledge(self, say: Callable[[str], None], location: Path | None = None) -> Any | None:
         """The knowledge store (``None``, said through ``say``, when it cannot open)."""
         return open_knowledge(location, say)
@@ -292,13 +316,15 @@ class Orchestra:
                 client.close()
 
     @contextmanager
-    def engine_with_remote_gateway(self, url: str, key: str) -> Iterator[EngineRuntime]:
+    def engine_with_remote_gateway(
+        self, url: str, key: str, *, agents: AgentSource | None = None
+    ) -> Iterator[EngineRuntime]:
         """A launched engine calling the gateway at ``url`` with ``key``."""
         from orchestra.engine import HttpModelClient
 
         client = HttpModelClient(url, key)
         try:
-            with self.engine(client) as runtime:
+            with self.engine(client, agents=agents) as runtime:
                 yield runtime
         finally:
             client.close()

@@ -30,6 +30,9 @@ a layer it calls. From the lowest layer to the highest::
     ├── PolicyError                     policy  (wire answer, see below)
     │   ├── PolicyInvalid                 policy.sources (every problem, file and line)
     │   └── PolicyDenied                  policy.model (403: a policy refused the request)
+    ├── RegistryError                   registry (``status``)
+    │   └── AgentUnknown, VersionUnknown, InvalidDefinition, RegistryConflict,
+    │       AgentNotInPool, UnknownUnit                  registry.errors
     ├── GatewayError                    gateway
     │   ├── GatewayHTTPError              gateway.errors  (wire answer, see below)
     │   │   ├── BadRequest, UnsupportedMediaType, PayloadTooLarge, Unauthenticated,
@@ -71,6 +74,7 @@ __all__ = [
     "PipelineError",
     "PolicyError",
     "ProviderError",
+    "RegistryError",
     "RosterError",
     "StoreError",
     "ToolError",
@@ -157,6 +161,18 @@ class PolicyError(OrchestraError):
 
 class GatewayError(OrchestraError):
     """A model call could not be routed, authorised, budgeted or served."""
+
+
+class RegistryError(OrchestraError):
+    """The agent registry refused a change or a lookup (unknown agent or version, an
+    invalid definition, an agent outside a pool; a policy's refusal is a ``PolicyError``).
+
+    Carries the HTTP status an API answers with (404 unknown, 403 refused, 409 conflict,
+    422 invalid definition).
+    """
+
+    status: int = 400
+    """HTTP status an API answers with."""
 
 
 class EngineError(OrchestraError):

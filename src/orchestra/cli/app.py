@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from orchestra.cli import agents, claude_code, config_cmd, doctor, engine, gateway, kb, org, policy
+from orchestra.cli import (
+    agents,
+    claude_code,
+    config_cmd,
+    doctor,
+    engine,
+    gateway,
+    kb,
+    org,
+    policy,
+    registry,
+)
 from orchestra.cli import serve as serve_cmd
 
 app = typer.Typer(
@@ -25,6 +36,7 @@ for module in (
     config_cmd,
     agents,
     org,
+    registry,
     gateway,
     claude_code,
     engine,

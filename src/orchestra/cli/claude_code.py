@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestra.cli.output import console, fail, print_json
+from orchestra.cli.output import console, error_console, fail, print_json
 from orchestra.config import find_config, load_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import OrchestraError
@@ -152,6 +152,31 @@ def _knowledge_hooks() -> dict[str, Any] | None:
     return hooks
 
 
+def _pool_roster(developer: str, database: str | None) -> Any:
+    """The roster of ``developer``'s pool in the agent registry (warnings on stderr)."""
+    from orchestra.config import default_database_url
+    from orchestra.org import load_org
+    from orchestra.registry import AgentRegistry, UnitPools, UnknownUnit
+    from orchestra.store import open_database
+
+    db = open_database(database or default_database_url())
+    registry = AgentRegistry(db)
+    try:
+        tree = load_org(db)
+        if tree is None:
+            raise UnknownUnit(
+                "no organisation is stored, so no developer has a pool",
+                hint="run `orchestra org sync`, or install without --developer",
+            )
+        roster = UnitPools(registry, tree).roster_for(developer)
+    finally:
+        registry.close()
+        db.dispose()
+    for warning in roster.warnings:
+        error_console().print(f"warning: {warning}", markup=False, highlight=False)
+    return roster
+
+
 @claude_app.command("install")
 def install_command(
     directory: Annotated[
@@ -163,8 +188,22 @@ def install_command(
     force: Annotated[
         bool, typer.Option("--force", help="overwrite agent files Orchestra did not write")
     ] = False,
+    developer: Annotated[
+        str | None,
+        typer.Option(
+            "--developer",
+            envvar="ORCHESTRA_DEVELOPER",
+            help="install the agents of this developer's pool in the agent registry "
+            "(default: $ORCHESTRA_DEVELOPER; without it, the roster files)",
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="registry database URL (with --developer)"),
+    ] = None,
 ) -> None:
-    """Write the roster as Claude Code sub-agents and point the project at the gateway."""
+    """Write the roster (or a developer's pool) as Claude Code sub-agents and point the
+    project at the gateway."""
     from orchestra.roster import export_claude_code, load_roster
 
     config = _config()
@@ -175,7 +214,7 @@ def install_command(
     try:
         settings = _read_settings(settings_path)
         local = _read_settings(local_path) if key else {}
-        roster = load_roster(config=config)
+        roster = _pool_roster(developer, database) if developer else load_roster(config=config)
         result = export_claude_code(roster, claude_dir / "agents", config, force=force)
     except OrchestraError as exc:
         raise fail(exc) from exc

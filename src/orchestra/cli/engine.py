@@ -182,12 +182,14 @@ def _summary(row: Any) -> None:
 
 
 @contextmanager
-def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
-    """An engine runtime on the configured gateway (or one started in this process)."""
+def _runtime(gateway_url: str | None, developer: str | None = None) -> Iterator[tuple[Any, Any]]:
+    """An engine runtime on the configured gateway (or one started in this process); with
+    ``developer``, its agents are that developer's pool in the agent registry."""
     from orchestra.errors import EngineError
 
     with _services() as services:
         config = services.config
+        agents = services.pool_agents(developer, error_console().print) if developer else None
         url_to_use = gateway_url or config.engine.gateway_url
         if url_to_use:
             key = os.environ.get(config.engine.gateway_key_env)
@@ -196,7 +198,7 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
                     f"no gateway key in ${config.engine.gateway_key_env}",
                     hint="create one with `orchestra keys create` and export it",
                 )
-            with services.engine_with_remote_gateway(url_to_use, key) as runtime:
+            with services.engine_with_remote_gateway(url_to_use, key, agents=agents) as runtime:
                 yield runtime, None
             return
         if not config.tiers:
@@ -206,7 +208,10 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
                 ", or try the offline demo: orchestra demo",
             )
         knowledge = services.knowledge(error_console().print)
-        with services.engine_with_local_gateway(knowledge=knowledge) as (runtime, gateway):
+        with services.engine_with_local_gateway(agents=agents, knowledge=knowledge) as (
+            runtime,
+            gateway,
+        ):
             yield runtime, gateway
 
 
@@ -223,13 +228,21 @@ def register(app: typer.Typer) -> None:
         gateway: Annotated[
             str | None, typer.Option(help="Gateway URL (default: engine.gateway_url or local).")
         ] = None,
+        developer: Annotated[
+            str | None,
+            typer.Option(
+                "--developer",
+                envvar="ORCHESTRA_DEVELOPER",
+                help="Run with the agents of this developer's pool in the agent registry.",
+            ),
+        ] = None,
     ) -> None:
         """Take TASK to a tested, reviewed branch with the test-first pipeline."""
         from orchestra.engine import check_repository
 
         try:
             check_repository(repo)
-            with _runtime(gateway) as (runtime, local):
+            with _runtime(gateway, developer) as (runtime, local):
                 run_id = runtime.start_run(task, repo, budget_usd=budget)
                 row = _watch(runtime, run_id, local)
         except OrchestraError as exc:
