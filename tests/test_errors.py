@@ -27,6 +27,7 @@ LEVEL = {
     "providers": 3,
     "accounting": 4,
     "gateway": 5,
+    "analytics": 5,  # reads the ledger, runs and the organisation
     "engine": 6,
     "pipelines": 7,
     "repository": 7,  # environments and baselines of the repositories runs work on
@@ -44,6 +45,7 @@ LAYER_BASES = {
     "ToolError": "tools",
     "ProviderError": "providers",
     "AccountingError": "accounting",
+    "AnalyticsError": "analytics",
     "GatewayError": "gateway",
     "EngineError": "engine",
     "PipelineError": "pipelines",
