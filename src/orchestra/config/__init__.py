@@ -16,6 +16,7 @@ from orchestra.config.gateway import (
     RateLimitConfig,
     RetrySettings,
 )
+from orchestra.config.insight import InsightSection, IssueLabelsConfig
 from orchestra.config.knowledge import (
     EmbeddingConfig,
     HooksConfig,
@@ -69,6 +70,8 @@ __all__ = [
     "GatewaySection",
     "HooksConfig",
     "IngestConfig",
+    "InsightSection",
+    "IssueLabelsConfig",
     "KnowledgeSection",
     "LimitsConfig",
     "ModelConfig",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from orchestra.config.insight import InsightSection
 from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, TierConfig
 from orchestra.config.repositories import RepositoriesSection
 from orchestra.config.sections import (
@@ -36,3 +37,5 @@ class OrchestraConfig(StrictModel):
     knowledge: KnowledgeSection = Field(default_factory=KnowledgeSection)
     repositories: RepositoriesSection = Field(default_factory=RepositoriesSection)
     """How each repository's tests run (see ``docs/repositories.md``)."""
+    insight: InsightSection = Field(default_factory=InsightSection)
+    """Insight's webhooks, identities and targets (see ``docs/insight.md``)."""
