@@ -139,11 +139,9 @@ def lead_time_for_changes(data: Dataset) -> Figure:
         done = [
             deployments[i]
             for i in data.linked("change", change.id, "deployment")
-            if i in deployments
+            if i in deployments and deployments[i].finished_at is not None
         ]
-        first = (
-            min(done, key=lambda d: aware(d.finished_at) or aware(d.created_at)) if done else None
-        )
+        first = min(done, key=lambda d: d.finished_at or d.created_at) if done else None
         if first is not None and data.period.contains(first.finished_at):
             hours = _hours(change.created_at, first.finished_at)
             if hours is not None:

@@ -20,7 +20,7 @@ class InsightSection(StrictModel):
 
     github_secret: str | None = None
     """Name of the stored (encrypted) secret GitHub signs webhooks with
-    (``orchestra insight secret github``); ``None``: the GitHub route answers 404."""
+    (``orchestra secrets set NAME``); ``None``: the GitHub route answers 404."""
     gitlab_secret: str | None = None
     """Name of the stored secret token GitLab sends; ``None``: the GitLab route answers 404."""
     production: list[str] = Field(default_factory=lambda: ["production", "prod"])

@@ -156,6 +156,18 @@ async def _tune_gc_hook() -> None:
     tune_gc()
 
 
+def _insight_routes(config: OrchestraConfig, options: ServeOptions) -> list[BaseRoute]:
+    """Insight's webhook routes, when a webhook secret is configured."""
+    if config.insight.github_secret is None and config.insight.gitlab_secret is None:
+        return []
+    from orchestra.accounting import SecretBox, SecretStore
+    from orchestra.server.insight import insight_routes
+
+    root = Orchestra.from_environment(config=config, database_url=options.database_url)
+    secrets = SecretStore(SecretBox.from_home(root.home))
+    return insight_routes(config, root.database, secrets.get)
+
+
 def app_from_environment() -> GatewayApp:
     """uvicorn factory (``--factory``) for worker processes: options from the environment."""
     options = ServeOptions.from_env()
@@ -165,6 +177,7 @@ def app_from_environment() -> GatewayApp:
         config,
         database_url=options.database_url,
         include_api=options.include_api,
+        extra_routes=_insight_routes(config, options) if options.include_api else (),
         config_path=path,
         install_sighup=options.install_sighup,
     )
