@@ -54,9 +54,12 @@ def pull_request(number: int, *, author: str = "alice", opened: datetime = T0,
     }
 
 
-def review(number: int, submitted: datetime, *, opened: datetime = T0) -> dict[str, Any]:
-    payload = pull_request(number, opened=opened)
+def review(number: int, submitted: datetime, *, opened: datetime = T0,
+           branch: str | None = None) -> dict[str, Any]:
+    payload = pull_request(number, opened=opened, branch=branch)
     payload["action"] = "submitted"
+    for key in ("additions", "deletions", "merged", "merged_at"):  # not in a review's PR
+        del payload["pull_request"][key]
     payload["review"] = {"id": 5, "user": {"login": "bob"}, "state": "approved",
                          "submitted_at": iso(submitted)}
     return payload
