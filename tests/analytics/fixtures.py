@@ -24,10 +24,17 @@ def _repo() -> dict[str, Any]:
     return {"id": 1, "name": "shop", "full_name": REPO, "owner": {"login": "acme"}}
 
 
-def pull_request(number: int, *, author: str = "alice", opened: datetime = T0,
-                 merged: datetime | None = None, sha: str | None = None,
-                 branch: str | None = None, additions: int = 100,
-                 deletions: int = 0) -> dict[str, Any]:
+def pull_request(
+    number: int,
+    *,
+    author: str = "alice",
+    opened: datetime = T0,
+    merged: datetime | None = None,
+    sha: str | None = None,
+    branch: str | None = None,
+    additions: int = 100,
+    deletions: int = 0,
+) -> dict[str, Any]:
     return {
         "action": "closed" if merged else "opened",
         "number": number,
@@ -54,34 +61,57 @@ def pull_request(number: int, *, author: str = "alice", opened: datetime = T0,
     }
 
 
-def review(number: int, submitted: datetime, *, opened: datetime = T0,
-           branch: str | None = None) -> dict[str, Any]:
+def review(
+    number: int, submitted: datetime, *, opened: datetime = T0, branch: str | None = None
+) -> dict[str, Any]:
     payload = pull_request(number, opened=opened, branch=branch)
     payload["action"] = "submitted"
     for key in ("additions", "deletions", "merged", "merged_at"):  # not in a review's PR
         del payload["pull_request"][key]
-    payload["review"] = {"id": 5, "user": {"login": "bob"}, "state": "approved",
-                         "submitted_at": iso(submitted)}
+    payload["review"] = {
+        "id": 5,
+        "user": {"login": "bob"},
+        "state": "approved",
+        "submitted_at": iso(submitted),
+    }
     return payload
 
 
-def deployment_status(deployment_id: int, sha: str, state: str, at: datetime, *,
-                      environment: str = "production") -> dict[str, Any]:
+def deployment_status(
+    deployment_id: int, sha: str, state: str, at: datetime, *, environment: str = "production"
+) -> dict[str, Any]:
     return {
         "action": "created",
-        "deployment_status": {"id": 9000 + deployment_id, "state": state,
-                              "environment": environment, "created_at": iso(at),
-                              "updated_at": iso(at)},
-        "deployment": {"id": deployment_id, "sha": sha, "ref": "main", "task": "deploy",
-                       "environment": environment, "created_at": iso(at - timedelta(minutes=10)),
-                       "updated_at": iso(at)},
+        "deployment_status": {
+            "id": 9000 + deployment_id,
+            "state": state,
+            "environment": environment,
+            "created_at": iso(at),
+            "updated_at": iso(at),
+        },
+        "deployment": {
+            "id": deployment_id,
+            "sha": sha,
+            "ref": "main",
+            "task": "deploy",
+            "environment": environment,
+            "created_at": iso(at - timedelta(minutes=10)),
+            "updated_at": iso(at),
+        },
         "repository": _repo(),
         "sender": {"login": "deploy-bot"},
     }
 
 
-def issue(number: int, *, labels: list[str], opened: datetime, closed: datetime | None = None,
-          body: str = "", title: str | None = None) -> dict[str, Any]:
+def issue(
+    number: int,
+    *,
+    labels: list[str],
+    opened: datetime,
+    closed: datetime | None = None,
+    body: str = "",
+    title: str | None = None,
+) -> dict[str, Any]:
     return {
         "action": "closed" if closed else "opened",
         "issue": {
@@ -109,22 +139,24 @@ def github(db: Database, event: str, payload: dict[str, Any]) -> None:
 
 
 def organisation(db: Database) -> None:
-    section = OrganisationSection.model_validate({
-        "name": "acme",
-        "units": [
-            {"name": "retail", "kind": "division"},
-            {"name": "checkout", "kind": "tribe", "parent": "retail"},
-            {"name": "payments", "kind": "squad", "parent": "checkout"},
-            {"name": "search", "kind": "squad", "parent": "retail"},
-        ],
-        "developers": [
-            {"name": "alice", "unit": "payments", "email": "alice@acme.test"},
-            {"name": "bob", "unit": "payments"},
-            {"name": "lead", "unit": "checkout", "role": "lead"},
-            {"name": "carol", "unit": "search"},
-            {"name": "root", "role": "admin"},
-        ],
-    })
+    section = OrganisationSection.model_validate(
+        {
+            "name": "acme",
+            "units": [
+                {"name": "retail", "kind": "division"},
+                {"name": "checkout", "kind": "tribe", "parent": "retail"},
+                {"name": "payments", "kind": "squad", "parent": "checkout"},
+                {"name": "search", "kind": "squad", "parent": "retail"},
+            ],
+            "developers": [
+                {"name": "alice", "unit": "payments", "email": "alice@acme.test"},
+                {"name": "bob", "unit": "payments"},
+                {"name": "lead", "unit": "checkout", "role": "lead"},
+                {"name": "carol", "unit": "search"},
+                {"name": "root", "role": "admin"},
+            ],
+        }
+    )
     sync_org(db, build_org_tree(section))
 
 
@@ -133,9 +165,23 @@ def ledger(db: Database, rows: list[tuple[str, str | None, str | None, int, date
     squads = {"alice": "payments", "bob": "payments", "carol": "search"}
     with db.session() as session:
         for ident, developer, run_id, cost, at in rows:
-            session.add(GatewayLedgerEntry(
-                id=ident, started_at=at, ended_at=at, org="acme", developer=developer,
-                squad=squads.get(developer or ""), run_id=run_id, cost_nano=cost,
-                outcome="ok", input_tokens=0, output_tokens=0, cache_read_tokens=0,
-                cache_write_tokens=0, retries=0, fallback_path="", stream=False,
-            ))
+            session.add(
+                GatewayLedgerEntry(
+                    id=ident,
+                    started_at=at,
+                    ended_at=at,
+                    org="acme",
+                    developer=developer,
+                    squad=squads.get(developer or ""),
+                    run_id=run_id,
+                    cost_nano=cost,
+                    outcome="ok",
+                    input_tokens=0,
+                    output_tokens=0,
+                    cache_read_tokens=0,
+                    cache_write_tokens=0,
+                    retries=0,
+                    fallback_path="",
+                    stream=False,
+                )
+            )

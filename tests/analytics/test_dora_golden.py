@@ -36,19 +36,36 @@ def deployed(db: Database) -> Database:
     for i in range(1, 24):
         at = T0 + timedelta(days=i)
         merged = at - timedelta(hours=i)  # lead time i hours from merge; opened 2 h earlier
-        github(db, "pull_request", pull_request(i, opened=merged - timedelta(hours=2),
-                                                merged=merged, sha=sha(i)))
-        github(db, "deployment_status",
-               deployment_status(i, sha(i), "failure" if i == 1 else "success", at))
+        github(
+            db,
+            "pull_request",
+            pull_request(i, opened=merged - timedelta(hours=2), merged=merged, sha=sha(i)),
+        )
+        github(
+            db,
+            "deployment_status",
+            deployment_status(i, sha(i), "failure" if i == 1 else "success", at),
+        )
     for j in range(24, 47):  # merged, never deployed
-        github(db, "pull_request", pull_request(j, opened=T0, merged=T0 + timedelta(hours=1),
-                                                sha="b" * 40))
+        github(
+            db,
+            "pull_request",
+            pull_request(j, opened=T0, merged=T0 + timedelta(hours=1), sha="b" * 40),
+        )
     incidents = [(2, sha(2)), (3, sha(3)), (4, sha(3)), (5, sha(4)), (6, ""), (7, "")]
     for number, named in incidents:
         opened = T0 + timedelta(days=number + 1)
-        github(db, "issues", issue(number, labels=["incident"], opened=opened,
-                                   closed=opened + timedelta(hours=number),
-                                   body=f"Caused by the deploy of {named}" if named else "DNS"))
+        github(
+            db,
+            "issues",
+            issue(
+                number,
+                labels=["incident"],
+                opened=opened,
+                closed=opened + timedelta(hours=number),
+                body=f"Caused by the deploy of {named}" if named else "DNS",
+            ),
+        )
     link_all(db)
     return db
 
@@ -74,8 +91,11 @@ def test_the_three_public_mistakes_give_other_numbers(deployed: Database) -> Non
     assert round(by_changes * 100, 1) == 8.7
     assert round(by_incidents * 100, 1) == 26.1
     assert round(joined * 100, 1) == 21.7
-    assert right not in (pytest.approx(by_changes), pytest.approx(by_incidents),
-                         pytest.approx(joined))
+    assert right not in (
+        pytest.approx(by_changes),
+        pytest.approx(by_incidents),
+        pytest.approx(joined),
+    )
 
 
 def test_the_other_dora_keys(deployed: Database) -> None:
@@ -101,8 +121,12 @@ def statistics_median(values: list[int]) -> float:
 
 def test_no_deployments_is_unknown_not_zero(db: Database) -> None:
     report = kpi_report(db, ADMIN, period=NOVEMBER)
-    for key in ("deployment_frequency", "change_failure_rate", "lead_time_for_changes",
-                "time_to_restore"):
+    for key in (
+        "deployment_frequency",
+        "change_failure_rate",
+        "lead_time_for_changes",
+        "time_to_restore",
+    ):
         fig = report.figures[key]
         assert fig.value is None and fig.unknown and fig.rows == ()
         assert report.bands[key] is None
@@ -118,7 +142,8 @@ def test_no_deployments_is_unknown_not_zero(db: Database) -> None:
         ("2021", "lead_time_for_changes", 0.5, "elite"),
     ],
 )
-def test_bands_come_from_the_versioned_files(version: str, kpi: str, value: float,
-                                             band: str) -> None:
+def test_bands_come_from_the_versioned_files(
+    version: str, kpi: str, value: float, band: str
+) -> None:
     found = rate(kpi, value, version)
     assert found is not None and (found.version, found.band) == (version, band)

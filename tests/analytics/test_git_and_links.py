@@ -18,12 +18,18 @@ from tests.analytics.fixtures import REPO, T0, deployment_status, github, pull_r
 
 
 def git(path: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "Alice", "GIT_AUTHOR_EMAIL": "Alice@acme.test",
-           "GIT_COMMITTER_NAME": "Alice", "GIT_COMMITTER_EMAIL": "alice@acme.test",
-           "GIT_AUTHOR_DATE": "2026-11-02T09:00:00+01:00",
-           "GIT_COMMITTER_DATE": "2026-11-02T09:00:00+01:00", "HOME": str(path)}
-    return subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True,
-                          text=True, env=env).stdout.strip()
+    env = {
+        "GIT_AUTHOR_NAME": "Alice",
+        "GIT_AUTHOR_EMAIL": "Alice@acme.test",
+        "GIT_COMMITTER_NAME": "Alice",
+        "GIT_COMMITTER_EMAIL": "alice@acme.test",
+        "GIT_AUTHOR_DATE": "2026-11-02T09:00:00+01:00",
+        "GIT_COMMITTER_DATE": "2026-11-02T09:00:00+01:00",
+        "HOME": str(path),
+    }
+    return subprocess.run(
+        ["git", "-C", str(path), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
 
 
 def commit(path: Path, name: str, lines: int) -> str:
@@ -42,12 +48,15 @@ def repo(tmp_path: Path) -> Path:
 
 def links(db: Database) -> set[tuple[str, str, str, str, str]]:
     with db.session() as session:
-        return {(r.src_kind, r.src_id, r.dst_kind, r.dst_id, r.method)
-                for r in session.scalars(select(InsightLinkRow))}
+        return {
+            (r.src_kind, r.src_id, r.dst_kind, r.dst_id, r.method)
+            for r in session.scalars(select(InsightLinkRow))
+        }
 
 
-def test_import_is_incremental_and_reads_authors_sizes_and_merges(tmp_path: Path,
-                                                                  db: Database) -> None:
+def test_import_is_incremental_and_reads_authors_sizes_and_merges(
+    tmp_path: Path, db: Database
+) -> None:
     path = repo(tmp_path)
     first = commit(path, "a.txt", 10)
     result = import_git_history(db, REPO, path)
@@ -65,7 +74,8 @@ def test_import_is_incremental_and_reads_authors_sizes_and_merges(tmp_path: Path
         assert row is not None
         assert (row.author_email, row.additions, row.is_merge) == ("alice@acme.test", 10, False)
         assert row.authored_at == datetime(2026, 11, 2, 8, 0) or row.authored_at == datetime(
-            2026, 11, 2, 8, 0, tzinfo=UTC)
+            2026, 11, 2, 8, 0, tzinfo=UTC
+        )
         assert session.query(InsightCommitRow).count() == 4
 
 
@@ -80,16 +90,32 @@ def test_links_exact_from_the_run_and_by_ancestry_to_a_later_deployment(
     run_dir.mkdir(parents=True)
     (run_dir / "report.json").write_text(json.dumps({"commits": [{"sha": merged, "message": "m"}]}))
     with db.session() as session:
-        session.add(RunRow(id="run-1", task="t", pipeline="test-first", repo_path=str(path),
-                           branch="orchestra/run-1", status="succeeded",
-                           report_path=str(run_dir / "report.md"), created_at=T0,
-                           updated_at=T0, finished_at=T0))
-    github(db, "pull_request", pull_request(1, merged=T0 + timedelta(hours=1), sha=merged,
-                                            branch="orchestra/run-1"))
+        session.add(
+            RunRow(
+                id="run-1",
+                task="t",
+                pipeline="test-first",
+                repo_path=str(path),
+                branch="orchestra/run-1",
+                status="succeeded",
+                report_path=str(run_dir / "report.md"),
+                created_at=T0,
+                updated_at=T0,
+                finished_at=T0,
+            )
+        )
+    github(
+        db,
+        "pull_request",
+        pull_request(1, merged=T0 + timedelta(hours=1), sha=merged, branch="orchestra/run-1"),
+    )
     github(db, "pull_request", pull_request(2, merged=T0 + timedelta(hours=1), sha="9" * 40))
     github(db, "deployment_status", deployment_status(1, later, "success", T0 + timedelta(hours=2)))
-    github(db, "deployment_status", deployment_status(2, later, "success", T0 + timedelta(hours=3),
-                                                      environment="staging"))
+    github(
+        db,
+        "deployment_status",
+        deployment_status(2, later, "success", T0 + timedelta(hours=3), environment="staging"),
+    )
     assert link_all(db) > 0
     found = links(db)
     change = f"github:{REPO}#1"

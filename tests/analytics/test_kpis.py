@@ -34,18 +34,32 @@ H = timedelta(hours=1)
 USD = 1_000_000_000
 
 
-def _run(db: Database, tmp: Path, run_id: str, coverage: float | None,
-         findings: int | None) -> None:
+def _run(
+    db: Database, tmp: Path, run_id: str, coverage: float | None, findings: int | None
+) -> None:
     folder = tmp / run_id
     folder.mkdir()
-    report = {"commits": [], "coverage": {"percent": coverage} if coverage is not None else None,
-              "security": {"ran": findings is not None, "findings": [{}] * (findings or 0)}}
+    report = {
+        "commits": [],
+        "coverage": {"percent": coverage} if coverage is not None else None,
+        "security": {"ran": findings is not None, "findings": [{}] * (findings or 0)},
+    }
     (folder / "report.json").write_text(json.dumps(report))
     with db.session() as session:
-        session.add(RunRow(id=run_id, task="t", pipeline="test-first", repo_path="/r",
-                           branch=f"orchestra/{run_id}", status="succeeded",
-                           report_path=str(folder / "report.md"), created_at=T0,
-                           updated_at=T0, finished_at=T0 + 2 * H))
+        session.add(
+            RunRow(
+                id=run_id,
+                task="t",
+                pipeline="test-first",
+                repo_path="/r",
+                branch=f"orchestra/{run_id}",
+                status="succeeded",
+                report_path=str(folder / "report.md"),
+                created_at=T0,
+                updated_at=T0,
+                finished_at=T0 + 2 * H,
+            )
+        )
 
 
 @pytest.fixture
@@ -53,16 +67,38 @@ def recorded(db: Database, tmp_path: Path) -> Database:
     # alice: PR 1 from run r1 (opened T0, reviewed +2 h, merged +10 h, 400 lines),
     #        PR 2 by hand (opened T0, reviewed +4 h, merged +20 h, 600 lines)
     # carol: PR 3 from run r2 (opened T0, merged +30 h, 1000 lines); PR 4 still open
-    github(db, "pull_request", pull_request(1, author="alice", merged=T0 + 10 * H,
-                                            sha="1" * 40, branch="orchestra/r1",
-                                            additions=300, deletions=100))
+    github(
+        db,
+        "pull_request",
+        pull_request(
+            1,
+            author="alice",
+            merged=T0 + 10 * H,
+            sha="1" * 40,
+            branch="orchestra/r1",
+            additions=300,
+            deletions=100,
+        ),
+    )
     github(db, "pull_request_review", review(1, T0 + 2 * H, branch="orchestra/r1"))
-    github(db, "pull_request", pull_request(2, author="alice", merged=T0 + 20 * H,
-                                            sha="2" * 40, additions=600))
+    github(
+        db,
+        "pull_request",
+        pull_request(2, author="alice", merged=T0 + 20 * H, sha="2" * 40, additions=600),
+    )
     github(db, "pull_request_review", review(2, T0 + 4 * H))
-    github(db, "pull_request", pull_request(3, author="carol", merged=T0 + 30 * H,
-                                            sha="3" * 40, branch="orchestra/r2",
-                                            additions=1000))
+    github(
+        db,
+        "pull_request",
+        pull_request(
+            3,
+            author="carol",
+            merged=T0 + 30 * H,
+            sha="3" * 40,
+            branch="orchestra/r2",
+            additions=1000,
+        ),
+    )
     github(db, "pull_request", pull_request(4, author="carol"))
     github(db, "deployment_status", deployment_status(1, "1" * 40, "success", T0 + 12 * H))
     # a bug naming PR 1, a security issue, an unrelated bug
@@ -71,13 +107,16 @@ def recorded(db: Database, tmp_path: Path) -> Database:
     github(db, "issues", issue(12, labels=["bug"], opened=T0 + 42 * H, body="old"))
     _run(db, tmp_path, "r1", coverage=80.0, findings=2)
     _run(db, tmp_path, "r2", coverage=90.0, findings=None)
-    ledger(db, [
-        ("l1", "alice", "r1", 3 * USD, T0),
-        ("l2", "alice", "r1", 1 * USD, T0 + H),
-        ("l3", "carol", "r2", 2 * USD, T0),
-        ("l4", "alice", None, 2 * USD, T0 + 2 * H),
-        ("l5", "bob", None, 1 * USD, T0 - timedelta(days=40)),  # October: outside
-    ])
+    ledger(
+        db,
+        [
+            ("l1", "alice", "r1", 3 * USD, T0),
+            ("l2", "alice", "r1", 1 * USD, T0 + H),
+            ("l3", "carol", "r2", 2 * USD, T0),
+            ("l4", "alice", None, 2 * USD, T0 + 2 * H),
+            ("l5", "bob", None, 1 * USD, T0 - timedelta(days=40)),  # October: outside
+        ],
+    )
     link_all(db)
     return db
 
@@ -98,8 +137,12 @@ def test_org_figures(recorded: Database) -> None:
     assert f["cost_per_pr"].value == pytest.approx(3.0)  # PR 1: 4, PR 3: 2
     assert f["cost_per_feature"].value == pytest.approx(3.0)
     assert f["cost_per_developer_month"].value == pytest.approx(4.0)  # 8 / (alice, carol)
-    assert f["cost_per_developer_month"].rows == ("ledger:l1", "ledger:l2", "ledger:l3",
-                                                  "ledger:l4")
+    assert f["cost_per_developer_month"].rows == (
+        "ledger:l1",
+        "ledger:l2",
+        "ledger:l3",
+        "ledger:l4",
+    )
     assert f["ai_adoption_developers"].value == pytest.approx(2 / 5)
     assert f["ai_adoption_changes"].value == pytest.approx(2 / 3)
     assert f["lead_time_for_changes"].value == pytest.approx(12.0)
@@ -118,8 +161,9 @@ def test_unit_and_developer_scopes(recorded: Database) -> None:
 
 def test_unknown_is_never_zero(db: Database) -> None:
     figures = kpi_report(db, ADMIN, period=NOVEMBER).figures
-    assert all(f.value is None and f.unknown for k, f in figures.items()
-               if k != "ai_adoption_developers")
+    assert all(
+        f.value is None and f.unknown for k, f in figures.items() if k != "ai_adoption_developers"
+    )
     assert figures["ai_adoption_developers"].value == 0.0  # 5 developers, none used it
 
 

@@ -33,9 +33,12 @@ def client(db: Database) -> httpx.AsyncClient:
 
 
 def _signed(body: bytes, event: str, delivery: str, secret: str = SECRETS["gh"]) -> dict[str, str]:
-    return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-            "X-Hub-Signature-256": github_signature(secret, body),
-            "Content-Type": "application/json"}
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": github_signature(secret, body),
+        "Content-Type": "application/json",
+    }
 
 
 def test_github_documented_signature_example() -> None:
@@ -45,8 +48,9 @@ def test_github_documented_signature_example() -> None:
     )
 
 
-async def test_a_signed_pull_request_is_stored_once(client: httpx.AsyncClient,
-                                                    db: Database) -> None:
+async def test_a_signed_pull_request_is_stored_once(
+    client: httpx.AsyncClient, db: Database
+) -> None:
     body = json.dumps(pull_request(7, merged=T0 + timedelta(hours=3), sha="c" * 40)).encode()
     first = await client.post(GH, content=body, headers=_signed(body, "pull_request", "u-1"))
     assert first.status_code == 202 and first.json()["records"] == 1
@@ -57,11 +61,13 @@ async def test_a_signed_pull_request_is_stored_once(client: httpx.AsyncClient,
         assert row is not None and row.state == "merged" and row.merge_commit_sha == "c" * 40
 
 
-async def test_bad_or_missing_signature_is_refused_with_401(client: httpx.AsyncClient,
-                                                            db: Database) -> None:
+async def test_bad_or_missing_signature_is_refused_with_401(
+    client: httpx.AsyncClient, db: Database
+) -> None:
     body = json.dumps(pull_request(8)).encode()
-    wrong = await client.post(GH, content=body,
-                              headers=_signed(body, "pull_request", "u-2", secret="guess"))
+    wrong = await client.post(
+        GH, content=body, headers=_signed(body, "pull_request", "u-2", secret="guess")
+    )
     assert wrong.status_code == 401
     headers = _signed(body, "pull_request", "u-3")
     del headers["X-Hub-Signature-256"]
@@ -85,8 +91,9 @@ async def test_deployment_statuses_in_any_order(client: httpx.AsyncClient, db: D
     pending = deployment_status(3, "d" * 40, "in_progress", T0)
     for i, payload in enumerate((done, pending)):
         body = json.dumps(payload).encode()
-        answer = await client.post(GH, content=body,
-                                   headers=_signed(body, "deployment_status", f"dep-{i}"))
+        answer = await client.post(
+            GH, content=body, headers=_signed(body, "deployment_status", f"dep-{i}")
+        )
         assert answer.status_code == 202
     with db.session() as session:
         row = session.get(InsightDeploymentRow, f"github:{REPO}:3")
@@ -100,9 +107,15 @@ def _gitlab_mr(iid: int, state: str, action: str) -> dict[str, object]:
         "user": {"id": 1, "name": "Alice", "username": "alice"},
         "project": {"id": 15, "name": "shop", "path_with_namespace": "acme/shop"},
         "object_attributes": {
-            "id": 99, "iid": iid, "title": "Add checkout", "state": state, "action": action,
-            "source_branch": "orchestra/run-1", "target_branch": "main",
-            "created_at": "2026-11-02 09:00:00 UTC", "updated_at": "2026-11-03 10:30:00 UTC",
+            "id": 99,
+            "iid": iid,
+            "title": "Add checkout",
+            "state": state,
+            "action": action,
+            "source_branch": "orchestra/run-1",
+            "target_branch": "main",
+            "created_at": "2026-11-02 09:00:00 UTC",
+            "updated_at": "2026-11-03 10:30:00 UTC",
             "merge_commit_sha": "e" * 40 if state == "merged" else None,
         },
     }
@@ -111,11 +124,17 @@ def _gitlab_mr(iid: int, state: str, action: str) -> dict[str, object]:
 async def test_gitlab_token_and_merge_request(client: httpx.AsyncClient, db: Database) -> None:
     for i, (state, action) in enumerate((("opened", "open"), ("merged", "merge"))):
         body = json.dumps(_gitlab_mr(4, state, action)).encode()
-        headers = {"X-Gitlab-Event": "Merge Request Hook", "X-Gitlab-Token": SECRETS["gl"],
-                   "X-Gitlab-Event-UUID": f"gl-{i}"}
+        headers = {
+            "X-Gitlab-Event": "Merge Request Hook",
+            "X-Gitlab-Token": SECRETS["gl"],
+            "X-Gitlab-Event-UUID": f"gl-{i}",
+        }
         assert (await client.post(GL, content=body, headers=headers)).status_code == 202
-    bad = {"X-Gitlab-Event": "Merge Request Hook", "X-Gitlab-Token": "nope",
-           "X-Gitlab-Event-UUID": "gl-9"}
+    bad = {
+        "X-Gitlab-Event": "Merge Request Hook",
+        "X-Gitlab-Token": "nope",
+        "X-Gitlab-Event-UUID": "gl-9",
+    }
     assert (await client.post(GL, content=b"{}", headers=bad)).status_code == 401
     with db.session() as session:
         row = session.get(InsightChangeRow, "gitlab:acme/shop#4")

@@ -132,9 +132,7 @@ def kpis(
             _show_value(fig.value, fig.unit),
             str(fig.rows_total),
             f"{band.band} ({band.version})" if band else "-",
-            "-"
-            if target is None
-            else f"{target.target:g} {_verdict(target.met)}",
+            "-" if target is None else f"{target.target:g} {_verdict(target.met)}",
         )
     console().print(table)
 

@@ -67,9 +67,7 @@ class InsightChangeRow(Base):
     """``open``, ``merged`` or ``closed``."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     merged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    first_review_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    first_review_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     merge_commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
     additions: Mapped[int | None] = mapped_column(Integer, nullable=True)
     deletions: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,0 +1,85 @@
+"""orchestra insight through the Typer runner: import payloads, kpis --json, show --drill-down."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestra.cli.app import app
+from orchestra.store import Database
+from tests.analytics.fixtures import T0, deployment_status, pull_request
+
+runner = CliRunner()
+
+
+def test_import_then_kpis_and_drill_down(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = str(db.engine.url)
+    prs = tmp_path / "prs.json"
+    prs.write_text(json.dumps([pull_request(1, merged=T0 + timedelta(hours=5), sha="a" * 40)]))
+    deploys = tmp_path / "deploys.json"
+    deploys.write_text(
+        json.dumps(deployment_status(1, "a" * 40, "success", T0 + timedelta(hours=7)))
+    )
+    args = ["insight", "import", "payloads", "github", "pull_request", str(prs), "--database", url]
+    first = runner.invoke(app, [*args, "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output) == {"payloads": 1, "new": 1, "records": 1}
+    again = runner.invoke(app, [*args, "--json"])
+    assert json.loads(again.output)["new"] == 0  # idempotent
+    runner.invoke(
+        app,
+        [
+            "insight",
+            "import",
+            "payloads",
+            "github",
+            "deployment_status",
+            str(deploys),
+            "--database",
+            url,
+        ],
+    )
+    kpis = runner.invoke(
+        app, ["insight", "kpis", "--period", "2026-11", "--as", "root", "--database", url, "--json"]
+    )
+    assert kpis.exit_code == 0, kpis.output
+    data = json.loads(kpis.output)
+    assert data["kpis"]["lead_time_for_changes"]["value"] == 7.0
+    assert data["kpis"]["time_to_restore"]["value"] is None
+    assert data["kpis"]["time_to_restore"]["definition"]["unknown_when"]
+    shown = runner.invoke(
+        app,
+        [
+            "insight",
+            "show",
+            "cycle_time",
+            "--drill-down",
+            "--period",
+            "2026-11",
+            "--as",
+            "root",
+            "--database",
+            url,
+        ],
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "5.00 hours" in shown.output and "change:github:acme/shop#1" in shown.output
+
+
+def test_refusals_exit_2(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = str(db.engine.url)
+    hidden = runner.invoke(
+        app, ["insight", "kpis", "--unit", "alice", "--as", "bob", "--database", url]
+    )
+    assert hidden.exit_code == 2 and "may not see" in hidden.output
+    assert runner.invoke(app, ["insight", "show", "nope", "--database", url]).exit_code == 2
+    bad = runner.invoke(app, ["insight", "kpis", "--period", "someday", "--database", url])
+    assert bad.exit_code == 2 and "fix:" in bad.output
