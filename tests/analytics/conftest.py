@@ -1,17 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from orchestra.store import Database, open_database
+from orchestra.store import Database
 from tests.analytics.fixtures import organisation
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'insight.db'}")
+def db(database: Database) -> Database:
+    """A migrated database (SQLite, and PostgreSQL where configured) with the organisation
+    of the fixtures stored."""
     organisation(database)
-    yield database
-    database.dispose()
+    return database

@@ -4,12 +4,13 @@ the documentation lists for each event), an organisation, and ledger rows."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from orchestra.analytics import receive
 from orchestra.config import OrganisationSection
 from orchestra.org import build_org_tree, sync_org
-from orchestra.store import Database
+from orchestra.store import Database, open_database
 from orchestra.store.tables.gateway import GatewayLedgerEntry
 
 REPO = "acme/shop"
@@ -185,3 +186,10 @@ def ledger(db: Database, rows: list[tuple[str, str | None, str | None, int, date
                     stream=False,
                 )
             )
+
+
+def sqlite_database(path: Path) -> Database:
+    """A migrated SQLite database with the organisation stored (tests of one backend)."""
+    database = open_database(f"sqlite:///{path / 'insight.db'}")
+    organisation(database)
+    return database

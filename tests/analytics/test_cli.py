@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,17 @@ from typer.testing import CliRunner
 
 from orchestra.cli.app import app
 from orchestra.store import Database
-from tests.analytics.fixtures import T0, deployment_status, pull_request
+from tests.analytics.fixtures import T0, deployment_status, pull_request, sqlite_database
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """SQLite only: what these tests check does not depend on the backend (the formulas'
+    golden fixtures run on both)."""
+    database = sqlite_database(tmp_path)
+    yield database
+    database.dispose()
+
 
 runner = CliRunner()
 

@@ -5,16 +5,34 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from orchestra.analytics import import_git_history, link_all
 from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow
 from orchestra.store.tables.insight import InsightCommitRow, InsightLinkRow
-from tests.analytics.fixtures import REPO, T0, deployment_status, github, pull_request
+from tests.analytics.fixtures import (
+    REPO,
+    T0,
+    deployment_status,
+    github,
+    pull_request,
+    sqlite_database,
+)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """SQLite only: what these tests check does not depend on the backend (the formulas'
+    golden fixtures run on both)."""
+    database = sqlite_database(tmp_path)
+    yield database
+    database.dispose()
 
 
 def git(path: Path, *args: str) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +16,17 @@ from orchestra.config import OrchestraConfig
 from orchestra.server.insight import insight_routes
 from orchestra.store import Database
 from orchestra.store.tables.insight import InsightChangeRow, InsightDeploymentRow
-from tests.analytics.fixtures import REPO, T0, deployment_status, pull_request
+from tests.analytics.fixtures import REPO, T0, deployment_status, pull_request, sqlite_database
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """SQLite only: what these tests check does not depend on the backend (the formulas'
+    golden fixtures run on both)."""
+    database = sqlite_database(tmp_path)
+    yield database
+    database.dispose()
+
 
 SECRETS = {"gh": "It's a Secret to Everybody", "gl": "gitlab-token-1"}
 GH = "/api/insight/webhooks/github"
