@@ -89,12 +89,18 @@ def _carries(paths: dict[str, Path], repo: str, sha: str, deployed: str) -> str 
 
 
 def _first_deployments(
-    deployments: list[InsightDeploymentRow], paths: dict[str, Path], repo: str, sha: str
+    deployments: list[InsightDeploymentRow],
+    paths: dict[str, Path],
+    repo: str,
+    sha: str,
+    *,
+    skip: frozenset[str] = frozenset(),
 ) -> list[tuple[InsightDeploymentRow, str]]:
-    """Per environment, the earliest deployment carrying ``sha``, with the link's method."""
+    """Per environment (but those in ``skip``), the earliest deployment carrying ``sha``,
+    with the link's method."""
     found: dict[str, tuple[InsightDeploymentRow, str]] = {}
     for dep in deployments:  # oldest first
-        if dep.repo != repo or dep.environment in found:
+        if dep.repo != repo or dep.environment in found or dep.environment in skip:
             continue
         method = _carries(paths, repo, sha, dep.sha)
         if method is not None:
@@ -106,10 +112,24 @@ def _link_changes(
     session: Session, deployments: list[InsightDeploymentRow], paths: dict[str, Path]
 ) -> int:
     made = 0
+    environment = {d.id: d.environment for d in deployments}
+    done: dict[str, set[str]] = defaultdict(set)  # change -> environments already linked
+    for link in session.scalars(
+        select(InsightLinkRow).where(
+            InsightLinkRow.src_kind == "change", InsightLinkRow.dst_kind == "deployment"
+        )
+    ):
+        done[link.src_id].add(environment.get(link.dst_id, ""))
     merged = select(InsightChangeRow).where(InsightChangeRow.merge_commit_sha.isnot(None))
     for change in session.scalars(merged):
+        # Once a change is linked in an environment, its earliest deployment there is known:
+        # later imports do not walk the history again for it.
         for dep, method in _first_deployments(
-            deployments, paths, change.repo, str(change.merge_commit_sha)
+            deployments,
+            paths,
+            change.repo,
+            str(change.merge_commit_sha),
+            skip=frozenset(done[change.id]),
         ):
             made += _link(session, ("change", change.id), ("deployment", dep.id), method)
     return made

@@ -156,16 +156,22 @@ async def _tune_gc_hook() -> None:
     tune_gc()
 
 
-def _insight_routes(config: OrchestraConfig, options: ServeOptions) -> list[BaseRoute]:
-    """Insight's webhook routes, when a webhook secret is configured."""
+def _insight_routes(
+    config: OrchestraConfig, options: ServeOptions
+) -> tuple[list[BaseRoute], StartupHook | None]:
+    """Insight's webhook routes, when a webhook secret is configured, and what closes them."""
     if config.insight.github_secret is None and config.insight.gitlab_secret is None:
-        return []
+        return [], None
     from orchestra.accounting import SecretBox, SecretStore
     from orchestra.server.insight import insight_routes
 
     root = Orchestra.from_environment(config=config, database_url=options.database_url)
     secrets = SecretStore(SecretBox.from_home(root.home))
-    return insight_routes(config, root.database, secrets.get)
+
+    async def close() -> None:
+        root.close()
+
+    return insight_routes(config, root.database, secrets.get), close
 
 
 def app_from_environment() -> GatewayApp:
@@ -173,13 +179,16 @@ def app_from_environment() -> GatewayApp:
     options = ServeOptions.from_env()
     path = Path(options.config_path) if options.config_path else None
     config = load_config(path)
+    routes, close = _insight_routes(config, options) if options.include_api else ([], None)
     app = build_app(
         config,
         database_url=options.database_url,
         include_api=options.include_api,
-        extra_routes=_insight_routes(config, options) if options.include_api else (),
+        extra_routes=routes,
         config_path=path,
         install_sighup=options.install_sighup,
     )
     app.startup_hooks.append(_tune_gc_hook)  # this process is a server: nothing else runs here
+    if close is not None:
+        app.shutdown_hooks.append(close)
     return app
