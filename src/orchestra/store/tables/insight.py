@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from orchestra.store.base import Base
@@ -130,3 +130,41 @@ class InsightDeliveryRow(Base):
     """``<source>:<delivery id>``."""
     event: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InsightAlertRow(Base):
+    """An early warning: one per unit and indicator while it is open or acknowledged."""
+
+    __tablename__ = "insight_alerts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(255), index=True)
+    """``<unit>/<indicator>``: a new finding with an open alert's fingerprint updates it."""
+    unit: Mapped[str] = mapped_column(String(200))
+    indicator: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    """``warning`` (a significant worsening trend) or ``critical`` (and past the threshold)."""
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """``open``, ``acknowledged`` or ``resolved``."""
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    summary: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON: the series, the trend test's statistics."""
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class InsightAlertEventRow(Base):
+    """The history of an alert: opened, seen again, escalated, acknowledged, resolved."""
+
+    __tablename__ = "insight_alert_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(40), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")

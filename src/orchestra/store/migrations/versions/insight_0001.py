@@ -1,4 +1,5 @@
-"""Insight tables: commits, git cursors, changes, deployments, incidents, links, deliveries.
+"""Insight tables: commits, git cursors, changes, deployments, incidents, links, deliveries,
+alerts and their history.
 
 Revision ID: insight_0001
 Revises: 0001_base
@@ -114,9 +115,45 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_insight_deliveries")),
     )
 
+    op.create_table(
+        "insight_alerts",
+        sa.Column("id", sa.String(40), nullable=False),
+        sa.Column("fingerprint", sa.String(255), nullable=False),
+        sa.Column("unit", sa.String(200), nullable=False),
+        sa.Column("indicator", sa.String(64), nullable=False),
+        sa.Column("severity", sa.String(16), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("value", sa.Float(), nullable=True),
+        sa.Column("threshold", sa.Float(), nullable=True),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("first_seen", _TS, nullable=False),
+        sa.Column("last_seen", _TS, nullable=False),
+        sa.Column("acknowledged_by", sa.String(200), nullable=True),
+        sa.Column("resolved_at", _TS, nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_insight_alerts")),
+    )
+    op.create_index(op.f("ix_insight_alerts_fingerprint"), "insight_alerts", ["fingerprint"])
+    op.create_index(op.f("ix_insight_alerts_state"), "insight_alerts", ["state"])
+    op.create_table(
+        "insight_alert_events",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("alert_id", sa.String(40), nullable=False),
+        sa.Column("at", _TS, nullable=False),
+        sa.Column("event", sa.String(32), nullable=False),
+        sa.Column("actor", sa.String(200), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_insight_alert_events")),
+    )
+    op.create_index(
+        op.f("ix_insight_alert_events_alert_id"), "insight_alert_events", ["alert_id"]
+    )
+
 
 def downgrade() -> None:
     for table in (
+        "insight_alert_events",
+        "insight_alerts",
         "insight_deliveries",
         "insight_links",
         "insight_incidents",
