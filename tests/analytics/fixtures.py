@@ -161,11 +161,13 @@ def organisation(db: Database) -> None:
     sync_org(db, build_org_tree(section))
 
 
-def ledger(db: Database, rows: list[tuple[str, str | None, str | None, int, datetime]]) -> None:
-    """(id, developer, run id, cost in nano-dollars, started) -> ledger rows."""
+def ledger(db: Database, rows: list[tuple[Any, ...]]) -> None:
+    """(id, developer, run id, cost in nano-dollars, started[, outcome]) -> ledger rows."""
     squads = {"alice": "payments", "bob": "payments", "carol": "search"}
+    tribes = {"payments": "checkout"}
     with db.session() as session:
-        for ident, developer, run_id, cost, at in rows:
+        for ident, developer, run_id, cost, at, *rest in rows:
+            squad = squads.get(developer or "")
             session.add(
                 GatewayLedgerEntry(
                     id=ident,
@@ -173,10 +175,12 @@ def ledger(db: Database, rows: list[tuple[str, str | None, str | None, int, date
                     ended_at=at,
                     org="acme",
                     developer=developer,
-                    squad=squads.get(developer or ""),
+                    squad=squad,
+                    tribe=tribes.get(squad or ""),
                     run_id=run_id,
                     cost_nano=cost,
-                    outcome="ok",
+                    outcome=rest[0] if rest else "ok",
+                    latency_ms=100.0,
                     input_tokens=0,
                     output_tokens=0,
                     cache_read_tokens=0,

@@ -2,8 +2,18 @@
 files, git history), Orchestra's runs and ledger, the links between them, and KPIs with
 their definitions, drill-down rows, DORA bands and per-stage targets."""
 
+from orchestra.analytics.alerts import (
+    Alert,
+    AlertNotFound,
+    acknowledge,
+    alert_history,
+    list_alerts,
+    record_findings,
+    resolve,
+)
 from orchestra.analytics.bands import Band, band_versions, load_bands, rate
 from orchestra.analytics.definitions import DEFINITIONS, DORA_KEYS, KPIDefinition, definition
+from orchestra.analytics.early_warnings import INDICATORS, Finding, Indicator, find_warnings
 from orchestra.analytics.errors import (
     AnalyticsError,
     InvalidPeriod,
@@ -13,6 +23,7 @@ from orchestra.analytics.errors import (
     UnknownKPI,
     UnknownUnit,
 )
+from orchestra.analytics.escalation import Escalator, Message
 from orchestra.analytics.gitlog import GitImport, import_git_history, is_ancestor
 from orchestra.analytics.kpis import FORMULAS, Figure
 from orchestra.analytics.links import link_all
@@ -20,6 +31,7 @@ from orchestra.analytics.payloads import IssueLabels, github_records, gitlab_rec
 from orchestra.analytics.report import (
     InsightSettings,
     KPIReport,
+    check_warnings,
     import_payload_file,
     kpi_report,
 )
@@ -38,6 +50,7 @@ from orchestra.analytics.stage_targets import (
     compare_targets,
     targets_for,
 )
+from orchestra.analytics.trend import Trend, mann_kendall
 from orchestra.analytics.webhooks import (
     Delivery,
     github_signature,
@@ -52,12 +65,18 @@ __all__ = [
     "DEFINITIONS",
     "DORA_KEYS",
     "FORMULAS",
+    "INDICATORS",
+    "Alert",
+    "AlertNotFound",
     "AnalyticsError",
     "Asker",
     "Band",
     "Delivery",
+    "Escalator",
     "Figure",
+    "Finding",
     "GitImport",
+    "Indicator",
     "InsightSettings",
     "InvalidPeriod",
     "InvalidSignature",
@@ -65,17 +84,23 @@ __all__ = [
     "KPIDefinition",
     "KPIReport",
     "MalformedPayload",
+    "Message",
     "NotVisible",
     "Period",
     "Principal",
     "Scope",
     "TargetCheck",
+    "Trend",
     "UnknownKPI",
     "UnknownUnit",
+    "acknowledge",
+    "alert_history",
     "band_versions",
     "check_visible",
+    "check_warnings",
     "compare_targets",
     "definition",
+    "find_warnings",
     "github_records",
     "github_signature",
     "gitlab_records",
@@ -84,11 +109,15 @@ __all__ = [
     "is_ancestor",
     "kpi_report",
     "link_all",
+    "list_alerts",
     "load_bands",
+    "mann_kendall",
     "parse_json",
     "parse_period",
     "rate",
     "receive",
+    "record_findings",
+    "resolve",
     "resolve_scope",
     "targets_for",
     "verify_github",

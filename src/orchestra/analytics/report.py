@@ -7,12 +7,15 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestra.analytics.alerts import Alert, Send, list_alerts, record_findings
 from orchestra.analytics.bands import Band, rate
 from orchestra.analytics.dataset import load_dataset
 from orchestra.analytics.definitions import DEFINITIONS, definition
+from orchestra.analytics.early_warnings import find_warnings
 from orchestra.analytics.errors import AnalyticsError, MalformedPayload
 from orchestra.analytics.kpis import FORMULAS, Figure
 from orchestra.analytics.links import link_all
@@ -20,7 +23,7 @@ from orchestra.analytics.payloads import IssueLabels
 from orchestra.analytics.scope import Period, Principal, Scope, check_visible, resolve_scope
 from orchestra.analytics.stage_targets import TargetCheck, compare_targets, targets_for
 from orchestra.analytics.webhooks import Delivery, receive
-from orchestra.config import InsightSection
+from orchestra.config import InsightSection, WarningSettings
 from orchestra.org import OrgTree, load_org, stage_for_headcount
 from orchestra.store import Database
 
@@ -34,6 +37,7 @@ class InsightSettings:
     labels: IssueLabels = field(default_factory=IssueLabels)
     bands: str = "2023"
     stage_targets: dict[str, dict[str, float]] = field(default_factory=dict)
+    warnings: WarningSettings = field(default_factory=WarningSettings)
 
     @classmethod
     def from_config(cls, section: InsightSection) -> InsightSettings:
@@ -49,6 +53,7 @@ class InsightSettings:
             ),
             bands=section.bands,
             stage_targets={k: dict(v) for k, v in section.stage_targets.items()},
+            warnings=section.warnings,
         )
 
 
@@ -152,3 +157,33 @@ def import_payload_file(
         )
     link_all(db)
     return deliveries
+
+
+def check_warnings(
+    db: Database,
+    *,
+    unit: str | None = None,
+    settings: InsightSettings | None = None,
+    now: datetime | None = None,
+    send: Send | None = None,
+) -> list[Alert]:
+    """Evaluate every early-warning indicator for ``unit`` (default: the organisation),
+    record the findings as alerts (de-duplicated; stale ones resolved) and escalate new or
+    worsened ones through ``send``. The unit's live alerts after the check."""
+    settings = settings or InsightSettings()
+    now = now or datetime.now(UTC)
+    scope = resolve_scope(_tree(db), unit, settings.aliases)
+    w = settings.warnings
+    with db.session() as session:
+        findings = find_warnings(
+            session,
+            scope,
+            now=now,
+            days=w.days,
+            weeks=w.weeks,
+            alpha=w.alpha,
+            thresholds=w.thresholds,
+            production=settings.production,
+        )
+    ids = set(record_findings(db, scope.name, findings, now=now, send=send))
+    return [a for a in list_alerts(db) if a.id in ids]

@@ -16,7 +16,13 @@ from orchestra.config.gateway import (
     RateLimitConfig,
     RetrySettings,
 )
-from orchestra.config.insight import InsightSection, IssueLabelsConfig
+from orchestra.config.insight import (
+    EscalationPath,
+    InsightSection,
+    IssueLabelsConfig,
+    SMTPSettings,
+    WarningSettings,
+)
 from orchestra.config.knowledge import (
     EmbeddingConfig,
     HooksConfig,
@@ -66,6 +72,7 @@ __all__ = [
     "CrossCheck",
     "DeveloperConfig",
     "EmbeddingConfig",
+    "EscalationPath",
     "Finding",
     "GatewaySection",
     "HooksConfig",
@@ -84,6 +91,7 @@ __all__ = [
     "RepositorySettings",
     "RetrySettings",
     "RosterSection",
+    "SMTPSettings",
     "SecretsConfig",
     "StrictModel",
     "TeamOverride",
@@ -91,6 +99,7 @@ __all__ = [
     "TierName",
     "TierOverrides",
     "UnitConfig",
+    "WarningSettings",
     "check_config_file",
     "check_config_text",
     "default_database_url",

@@ -145,9 +145,7 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_insight_alert_events")),
     )
-    op.create_index(
-        op.f("ix_insight_alert_events_alert_id"), "insight_alert_events", ["alert_id"]
-    )
+    op.create_index(op.f("ix_insight_alert_events_alert_id"), "insight_alert_events", ["alert_id"])
 
 
 def downgrade() -> None:
