@@ -94,3 +94,35 @@ def test_refusals_exit_2(db: Database, tmp_path: Path, monkeypatch: pytest.Monke
     assert runner.invoke(app, ["insight", "show", "nope", "--database", url]).exit_code == 2
     bad = runner.invoke(app, ["insight", "kpis", "--period", "someday", "--database", url])
     assert bad.exit_code == 2 and "fix:" in bad.output
+
+
+def test_check_then_alerts_ack_and_history(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from tests.analytics.test_warnings import _rising_errors
+
+    monkeypatch.chdir(tmp_path)
+    url = str(db.engine.url)
+    # errors rising over the ten days up to yesterday (the check looks back from now)
+    shift = datetime.now(UTC) - (T0 + timedelta(days=14))
+    _rising_errors(db, shift=shift)
+    checked = runner.invoke(
+        app, ["insight", "check", "--unit", "payments", "--database", url, "--json"]
+    )
+    assert checked.exit_code == 0, checked.output
+    (alert,) = json.loads(checked.output)
+    assert (alert["indicator"], alert["state"]) == ("gateway_error_rate", "open")
+    listed = runner.invoke(app, ["insight", "alerts", "list", "--database", url])
+    assert alert["id"] in listed.output
+    acked = runner.invoke(
+        app, ["insight", "alerts", "ack", alert["id"], "--as", "lead", "--database", url]
+    )
+    assert acked.exit_code == 0 and "acknowledged by lead" in acked.output
+    history = runner.invoke(
+        app, ["insight", "alerts", "history", alert["id"], "--database", url, "--json"]
+    )
+    assert [e["event"] for e in json.loads(history.output)] == ["opened", "acknowledged"]
+    missing = runner.invoke(app, ["insight", "alerts", "resolve", "nope", "--database", url])
+    assert missing.exit_code == 2 and "no alert" in missing.output

@@ -118,10 +118,10 @@ def receivers() -> Iterator[tuple[str, list[dict[str, Any]], _Mailbox, int]]:
         http.server_close()
 
 
-def _rising_errors(db: Database) -> None:
+def _rising_errors(db: Database, shift: timedelta = timedelta(0)) -> None:
     rows = []
     for day in range(10):  # errors rise from 0 to 9 in 20 calls a day
-        at = T0 + timedelta(days=4 + day)
+        at = T0 + shift + timedelta(days=4 + day)
         for call in range(20):
             outcome = "upstream_error" if call < day else "ok"
             rows.append(

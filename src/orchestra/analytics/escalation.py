@@ -35,6 +35,10 @@ class Escalator:
     """Secret name -> value, for ``smtp.password_secret``."""
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10.0))
 
+    def close(self) -> None:
+        """Close the webhook client."""
+        self.http.close()
+
     def path_for(self, unit: str) -> tuple[str, EscalationPath] | None:
         """The unit whose path applies to ``unit``, and the path."""
         name: str | None = unit

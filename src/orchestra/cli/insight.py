@@ -9,26 +9,34 @@ from typing import Annotated
 
 import typer
 
+from orchestra.accounting import SecretBox, SecretStore
 from orchestra.analytics import (
     DEFINITIONS,
     Asker,
+    Escalator,
     InsightSettings,
     KPIReport,
+    acknowledge,
+    alert_history,
+    check_warnings,
     definition,
     import_git_history,
     import_payload_file,
     kpi_report,
     link_all,
+    list_alerts,
     parse_period,
+    resolve,
 )
 from orchestra.cli.output import console, fail, print_json
-from orchestra.config import default_database_url, load_config
+from orchestra.config import OrchestraConfig, default_database_url, load_config
 from orchestra.errors import OrchestraError
 from orchestra.org import load_org
 from orchestra.store import Database, open_database
 
 insight_app = typer.Typer(help="KPIs computed from what was recorded.", no_args_is_help=True)
 import_app = typer.Typer(help="Import git history and webhook payloads.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Early-warning alerts.", no_args_is_help=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="orchestra.yaml to use (default: the nearest).")
@@ -247,7 +255,124 @@ def import_payloads(
     )
 
 
+def _escalator(config: OrchestraConfig, db: Database) -> Escalator | None:
+    tree = load_org(db)
+    section = config.insight
+    if tree is None or not section.escalation:
+        return None
+    secrets = SecretStore(SecretBox.from_home())
+    return Escalator(dict(section.escalation), section.smtp, tree, password=secrets.get)
+
+
+@insight_app.command("check")
+def check(
+    unit: UnitOption = None,
+    config_path: ConfigOption = None,
+    database: DatabaseOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Evaluate the early-warning indicators of a unit; record and escalate what they find."""
+    try:
+        config = load_config(config_path)
+        db = _open(database)
+        escalator = _escalator(config, db)
+        try:
+            alerts = check_warnings(
+                db,
+                unit=unit,
+                settings=InsightSettings.from_config(config.insight),
+                send=escalator.send if escalator is not None else None,
+            )
+        finally:
+            if escalator is not None:
+                escalator.close()
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
+    if json_out:
+        print_json([a.to_dict() for a in alerts])
+        return
+    for alert in alerts:
+        console().print(f"{alert.id} [{alert.severity}] {alert.summary}", markup=False)
+    if not alerts:
+        console().print("no warnings", markup=False)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    state: Annotated[
+        str | None, typer.Option("--state", help="open, acknowledged or resolved.")
+    ] = None,
+    database: DatabaseOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Alerts, newest first."""
+    db = _open(database)
+    try:
+        alerts = list_alerts(db, state=state)
+    finally:
+        db.dispose()
+    if json_out:
+        print_json([a.to_dict() for a in alerts])
+        return
+    for a in alerts:
+        console().print(f"{a.id} {a.state} [{a.severity}] {a.summary}", markup=False)
+
+
+def _alert_action(action: str, alert_id: str, who: str | None, database: str | None) -> None:
+    actor = who or os.environ.get("ORCHESTRA_DEVELOPER") or getpass.getuser()
+    try:
+        db = _open(database)
+        try:
+            alert = (acknowledge if action == "ack" else resolve)(db, alert_id, actor)
+        finally:
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
+    console().print(f"{alert.id} {alert.state} by {actor}", markup=False)
+
+
+AlertId = Annotated[str, typer.Argument(help="The alert's id (`alerts list`).")]
+
+
+@alerts_app.command("ack")
+def alerts_ack(alert_id: AlertId, who: AsOption = None, database: DatabaseOption = None) -> None:
+    """Acknowledge an alert: someone handles it (no more escalation as it worsens)."""
+    _alert_action("ack", alert_id, who, database)
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(
+    alert_id: AlertId, who: AsOption = None, database: DatabaseOption = None
+) -> None:
+    """Resolve an alert by hand."""
+    _alert_action("resolve", alert_id, who, database)
+
+
+@alerts_app.command("history")
+def alerts_history(
+    alert_id: AlertId, database: DatabaseOption = None, json_out: JsonOption = False
+) -> None:
+    """Every event of an alert: opened, escalated, seen, acknowledged, resolved."""
+    try:
+        db = _open(database)
+        try:
+            events = alert_history(db, alert_id)
+        finally:
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
+    if json_out:
+        print_json(events)
+        return
+    for e in events:
+        console().print(
+            f"{e['at']} {e['event']} {e['actor'] or ''} {e['detail']}".rstrip(), markup=False
+        )
+
+
 def register(app: typer.Typer) -> None:
     """Add ``orchestra insight`` to the root application."""
     insight_app.add_typer(import_app, name="import")
+    insight_app.add_typer(alerts_app, name="alerts")
     app.add_typer(insight_app, name="insight")
