@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -29,17 +28,10 @@ from orchestra.analytics.early_warnings import evaluate
 from orchestra.config import EscalationPath, SMTPSettings
 from orchestra.org import load_org
 from orchestra.store import Database
-from tests.analytics.fixtures import T0, ledger, sqlite_database
+from tests.analytics.fixtures import T0, ledger
 
 INDICATOR = {i.name: i for i in INDICATORS}
 NOW = T0 + timedelta(days=14)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = sqlite_database(tmp_path)
-    yield database
-    database.dispose()
 
 
 def _points(values: list[float]) -> list[tuple[str, float]]:
