@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orchestra.analytics.trend import mann_kendall
 
@@ -30,3 +32,13 @@ def test_one_bad_day_is_not_a_trend() -> None:
     t = mann_kendall(flat_then_spike)
     assert not t.rising()
     assert mann_kendall([5.0, 5.0, 5.0, 5.0]).p_value == 1.0
+
+
+@given(st.lists(st.integers(min_value=-1000, max_value=1000), min_size=2, max_size=40))
+def test_reversing_a_series_negates_s_and_keeps_p(values: list[int]) -> None:
+    forward = mann_kendall([float(v) for v in values])
+    backward = mann_kendall([float(v) for v in reversed(values)])
+    assert backward.s == -forward.s
+    assert backward.p_value == pytest.approx(forward.p_value)
+    assert 0.0 <= forward.p_value <= 1.0
+    assert not (forward.rising() and forward.falling())
