@@ -143,3 +143,23 @@ def test_links_exact_from_the_run_and_by_ancestry_to_a_later_deployment(
     assert ("change", change, "deployment", f"github:{REPO}:2", "ancestry") in found  # staging
     assert not [f for f in found if f[1] == f"github:{REPO}#2"]  # its commit is not deployed
     assert link_all(db) == 0  # idempotent
+
+
+def test_a_change_whose_first_deployment_failed_reaches_production_on_the_retry(
+    db: Database,
+) -> None:
+    from orchestra.analytics import Asker, kpi_report, parse_period
+
+    sha = "a" * 40
+    github(db, "pull_request", pull_request(5, opened=T0, merged=T0 + timedelta(hours=1), sha=sha))
+    github(db, "deployment_status", deployment_status(1, sha, "failure", T0 + timedelta(hours=2)))
+    github(db, "deployment_status", deployment_status(2, sha, "success", T0 + timedelta(hours=4)))
+    github(db, "deployment_status", deployment_status(3, sha, "success", T0 + timedelta(hours=9)))
+    link_all(db)
+    linked = {f[3] for f in links(db) if f[1] == f"github:{REPO}#5"}
+    assert linked == {f"github:{REPO}:1", f"github:{REPO}:2"}  # not the later redeploy
+    figures = kpi_report(
+        db, Asker("root", frozenset({"admin"})), period=parse_period("2026-11")
+    ).figures
+    assert figures["lead_time_for_changes"].value == 4.0
+    assert figures["change_failure_rate"].value == 1 / 3

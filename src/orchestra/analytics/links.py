@@ -3,8 +3,9 @@ otherwise; never guessed from timing.
 
 - run → change: the change's branch is the branch the run made (``orchestra/<run id>``);
 - run → commit: the commits the run's report lists;
-- change → deployment: per environment, the earliest deployment of the change's merge
-  commit (``exact``) or of a commit it is an ancestor of (``ancestry``);
+- change → deployment: per environment, the deployments of the change's merge commit
+  (``exact``) or of a commit it is an ancestor of (``ancestry``), from the earliest up to
+  the first that succeeded;
 - incident → change: the incident names the change (``#12`` on GitHub, ``!12`` on GitLab);
 - incident → deployment: the incident names the deployed commit (``exact``), a commit the
   deployment carries (``ancestry``), or a change (the change's deployments, ``exact``).
@@ -95,34 +96,42 @@ def _first_deployments(
     sha: str,
     *,
     skip: frozenset[str] = frozenset(),
+    until_success: bool = False,
 ) -> list[tuple[InsightDeploymentRow, str]]:
-    """Per environment (but those in ``skip``), the earliest deployment carrying ``sha``,
-    with the link's method."""
-    found: dict[str, tuple[InsightDeploymentRow, str]] = {}
+    """Per environment (but those in ``skip``), the earliest deployment carrying ``sha``
+    (and, ``until_success``, every later one up to the first that succeeded), with the
+    link's method."""
+    found: list[tuple[InsightDeploymentRow, str]] = []
+    closed: set[str] = set(skip)
     for dep in deployments:  # oldest first
-        if dep.repo != repo or dep.environment in found or dep.environment in skip:
+        if dep.repo != repo or dep.environment in closed:
             continue
         method = _carries(paths, repo, sha, dep.sha)
-        if method is not None:
-            found[dep.environment] = (dep, method)
-    return list(found.values())
+        if method is None:
+            continue
+        found.append((dep, method))
+        if not until_success or dep.status == "success":
+            closed.add(dep.environment)
+    return found
 
 
 def _link_changes(
     session: Session, deployments: list[InsightDeploymentRow], paths: dict[str, Path]
 ) -> int:
     made = 0
-    environment = {d.id: d.environment for d in deployments}
-    done: dict[str, set[str]] = defaultdict(set)  # change -> environments already linked
+    succeeded = {d.id: d.environment for d in deployments if d.status == "success"}
+    done: dict[str, set[str]] = defaultdict(set)  # change -> environments it reached
     for link in session.scalars(
         select(InsightLinkRow).where(
             InsightLinkRow.src_kind == "change", InsightLinkRow.dst_kind == "deployment"
         )
     ):
-        done[link.src_id].add(environment.get(link.dst_id, ""))
+        if link.dst_id in succeeded:
+            done[link.src_id].add(succeeded[link.dst_id])
     merged = select(InsightChangeRow).where(InsightChangeRow.merge_commit_sha.isnot(None))
     for change in session.scalars(merged):
-        # Once a change is linked in an environment, its earliest deployment there is known:
+        # A change is linked to the deployments that carried it in each environment up to
+        # the first that succeeded (lead time ends there); once it reached an environment,
         # later imports do not walk the history again for it.
         for dep, method in _first_deployments(
             deployments,
@@ -130,6 +139,7 @@ def _link_changes(
             change.repo,
             str(change.merge_commit_sha),
             skip=frozenset(done[change.id]),
+            until_success=True,
         ):
             made += _link(session, ("change", change.id), ("deployment", dep.id), method)
     return made
