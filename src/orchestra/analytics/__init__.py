@@ -42,6 +42,7 @@ from orchestra.analytics.scope import (
     Scope,
     check_visible,
     parse_period,
+    principal_in,
     resolve_scope,
 )
 from orchestra.analytics.stage_targets import (
@@ -114,6 +115,7 @@ __all__ = [
     "mann_kendall",
     "parse_json",
     "parse_period",
+    "principal_in",
     "rate",
     "receive",
     "record_findings",

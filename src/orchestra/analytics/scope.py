@@ -173,6 +173,17 @@ class Asker:
     unit: str | None = None
 
 
+def principal_in(tree: OrgTree | None, name: str, *, admin: bool = False) -> Asker:
+    """The principal ``name`` is in the stored organisation: their role and home unit
+    (``admin`` adds the admin role, as an admin gateway key does). Someone the organisation
+    does not know has no role: they see unit figures only."""
+    developer = next((d for d in tree.developers if d.name == name), None) if tree else None
+    roles = {developer.role} if developer is not None else set()
+    if admin:
+        roles.add("admin")
+    return Asker(name, frozenset(roles), developer.unit if developer is not None else None)
+
+
 def check_visible(principal: Principal, scope: Scope, tree: OrgTree) -> None:
     """Raise :class:`NotVisible` unless ``principal`` may see ``scope``'s figures.
 

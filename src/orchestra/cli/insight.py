@@ -26,6 +26,7 @@ from orchestra.analytics import (
     link_all,
     list_alerts,
     parse_period,
+    principal_in,
     resolve,
 )
 from orchestra.cli.output import console, fail, print_json
@@ -66,11 +67,7 @@ def _open(database: str | None) -> Database:
 def _asker(db: Database, name: str | None) -> Asker:
     """The asking developer with their role and unit from the stored organisation."""
     who = name or os.environ.get("ORCHESTRA_DEVELOPER") or getpass.getuser()
-    tree = load_org(db)
-    dev = next((d for d in tree.developers if d.name == who), None) if tree else None
-    if dev is None:
-        return Asker(who, frozenset())
-    return Asker(who, frozenset({dev.role}), dev.unit)
+    return principal_in(load_org(db), who)
 
 
 def _report(

@@ -1,4 +1,4 @@
-"""REST routes of insight: GitHub's and GitLab's webhooks.
+"""REST routes of insight: GitHub's and GitLab's webhooks, and the KPIs.
 
 ``POST /api/insight/webhooks/github`` and ``/api/insight/webhooks/gitlab`` check the
 signature (401), read the payload (400), store its records once per delivery id and derive
@@ -19,8 +19,11 @@ from starlette.routing import BaseRoute, Route
 from orchestra.analytics import (
     AnalyticsError,
     InsightSettings,
+    Principal,
+    kpi_report,
     link_all,
     parse_json,
+    parse_period,
     receive,
     verify_github,
     verify_gitlab,
@@ -94,3 +97,54 @@ def insight_routes(config: OrchestraConfig, db: Database, secrets: SecretLookup)
         Route("/api/insight/webhooks/github", github, methods=["POST"]),
         Route("/api/insight/webhooks/gitlab", gitlab, methods=["POST"]),
     ]
+
+
+KeyPrincipal = Callable[[str], Principal | None]
+"""A gateway key's secret -> the principal it stands for, or ``None`` (not a usable key)."""
+
+
+def _key_of(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def kpi_routes(
+    config: OrchestraConfig, database: Callable[[], Database], principal_of: KeyPrincipal
+) -> list[BaseRoute]:
+    """``GET /api/insight/kpis?unit=&period=&kpi=a,b``: a unit's figures with their
+    definitions and drill-down rows, for the holder of a gateway key (until the governance
+    work's roles and SSO land). A developer's own figures: that developer, their leads,
+    admins (403 otherwise)."""
+    settings = InsightSettings.from_config(config.insight)
+
+    async def kpis(request: Request) -> JSONResponse:
+        secret = _key_of(request)
+        principal = await asyncio.to_thread(principal_of, secret) if secret else None
+        if principal is None:
+            return JSONResponse(
+                {
+                    "error": "a valid gateway key is required",
+                    "hint": "send it as x-api-key or Authorization: Bearer",
+                },
+                status_code=401,
+            )
+        params = request.query_params
+        names = [n for n in (params.get("kpi") or "").split(",") if n] or None
+        try:
+            period = parse_period(params.get("period"))
+            report = await asyncio.to_thread(
+                kpi_report,
+                database(),
+                principal,
+                unit=params.get("unit"),
+                period=period,
+                names=names,
+                settings=settings,
+            )
+        except AnalyticsError as exc:
+            return _error(exc)
+        return JSONResponse(report.to_dict())
+
+    return [Route("/api/insight/kpis", kpis, methods=["GET"])]
