@@ -29,6 +29,7 @@ LEVEL: dict[str, float] = {
     "policy": 4.5,  # Cedar decisions: above accounting (its audit log), below their enforcers
     "gateway": 5,
     "registry": 5,  # the agent registry: uses roster, org and accounting's audit log
+    "analytics": 5,  # reads the ledger, runs and the organisation
     "engine": 6,
     "pipelines": 7,
     "repository": 7,  # environments and baselines of the repositories runs work on
@@ -47,6 +48,7 @@ LAYER_BASES = {
     "ProviderError": "providers",
     "AccountingError": "accounting",
     "PolicyError": "policy",
+    "AnalyticsError": "analytics",
     "GatewayError": "gateway",
     "RegistryError": "registry",
     "EngineError": "engine",

@@ -33,6 +33,8 @@ a layer it calls. From the lowest layer to the highest::
     ├── RegistryError                   registry (``status``)
     │   └── AgentUnknown, VersionUnknown, InvalidDefinition, RegistryConflict,
     │       AgentNotInPool, UnknownUnit                  registry.errors
+    ├── AnalyticsError                  analytics  (``status``: the HTTP answer)
+    │   └── InvalidSignature, MalformedPayload, InvalidPeriod, NotVisible, UnknownKPI
     ├── GatewayError                    gateway
     │   ├── GatewayHTTPError              gateway.errors  (wire answer, see below)
     │   │   ├── BadRequest, UnsupportedMediaType, PayloadTooLarge, Unauthenticated,
@@ -65,6 +67,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccountingError",
+    "AnalyticsError",
     "ConfigError",
     "EngineError",
     "GatewayError",
@@ -181,3 +184,10 @@ class EngineError(OrchestraError):
 
 class PipelineError(OrchestraError):
     """A pipeline could not take its run further (a gate that could not be met ...)."""
+
+
+class AnalyticsError(OrchestraError):
+    """Insight data could not be imported, or a figure could not be computed or shown."""
+
+    status: int = 400
+    """HTTP status a route answers with (401 bad signature, 403 not visible ...)."""

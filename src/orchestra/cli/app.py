@@ -11,6 +11,7 @@ from orchestra.cli import (
     doctor,
     engine,
     gateway,
+    insight,
     kb,
     org,
     policy,
@@ -44,6 +45,7 @@ for module in (
     serve_cmd,
     doctor,
     policy,
+    insight,
 ):
     module.register(app)
 

@@ -16,6 +16,13 @@ from orchestra.config.gateway import (
     RateLimitConfig,
     RetrySettings,
 )
+from orchestra.config.insight import (
+    EscalationPath,
+    InsightSection,
+    IssueLabelsConfig,
+    SMTPSettings,
+    WarningSettings,
+)
 from orchestra.config.knowledge import (
     EmbeddingConfig,
     HooksConfig,
@@ -67,10 +74,13 @@ __all__ = [
     "CrossCheck",
     "DeveloperConfig",
     "EmbeddingConfig",
+    "EscalationPath",
     "Finding",
     "GatewaySection",
     "HooksConfig",
     "IngestConfig",
+    "InsightSection",
+    "IssueLabelsConfig",
     "KnowledgeSection",
     "LimitsConfig",
     "ModelConfig",
@@ -85,6 +95,7 @@ __all__ = [
     "RepositorySettings",
     "RetrySettings",
     "RosterSection",
+    "SMTPSettings",
     "SecretsConfig",
     "StrictModel",
     "TeamOverride",
@@ -92,6 +103,7 @@ __all__ = [
     "TierName",
     "TierOverrides",
     "UnitConfig",
+    "WarningSettings",
     "check_config_file",
     "check_config_text",
     "default_database_url",

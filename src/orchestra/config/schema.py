@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from orchestra.config.insight import InsightSection
 from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, TierConfig
 from orchestra.config.names import OrgNames
 from orchestra.config.policy import PoliciesSection
@@ -77,3 +78,6 @@ class OrchestraConfig(StrictModel):
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
+
+    insight: InsightSection = Field(default_factory=InsightSection)
+    """Insight's webhooks, identities and targets (see ``docs/insight.md``)."""

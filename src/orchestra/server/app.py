@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,17 +157,57 @@ async def _tune_gc_hook() -> None:
     tune_gc()
 
 
+def _insight_routes(
+    config: OrchestraConfig, options: ServeOptions
+) -> tuple[list[BaseRoute], StartupHook]:
+    """Insight's routes: the KPIs (for gateway-key holders), and the webhooks when a
+    webhook secret is configured; and what closes what they opened (lazily)."""
+    from orchestra.accounting import Accounting, SecretBox, SecretStore
+    from orchestra.analytics import Principal, principal_in
+    from orchestra.org import load_org
+    from orchestra.server.insight import insight_routes, kpi_routes
+
+    root = Orchestra.from_environment(config=config, database_url=options.database_url)
+    opened: list[Accounting] = []
+    lock = threading.Lock()
+
+    def principal_of(secret: str) -> Principal | None:
+        with lock:
+            if not opened:
+                opened.append(root.accounting())
+        record = opened[0].keys.authenticate(secret)
+        if record is None:
+            return None
+        return principal_in(load_org(root.database), record.developer, admin=record.admin)
+
+    routes = kpi_routes(config, lambda: root.database, principal_of)
+    if config.insight.github_secret is not None or config.insight.gitlab_secret is not None:
+        secrets = SecretStore(SecretBox.from_home(root.home))
+        routes += insight_routes(config, root.database, secrets.get)
+
+    async def close() -> None:
+        for accounting in opened:
+            accounting.close()
+        root.close()
+
+    return routes, close
+
+
 def app_from_environment() -> GatewayApp:
     """uvicorn factory (``--factory``) for worker processes: options from the environment."""
     options = ServeOptions.from_env()
     path = Path(options.config_path) if options.config_path else None
     config = load_config(path)
+    routes, close = _insight_routes(config, options) if options.include_api else ([], None)
     app = build_app(
         config,
         database_url=options.database_url,
         include_api=options.include_api,
+        extra_routes=routes,
         config_path=path,
         install_sighup=options.install_sighup,
     )
     app.startup_hooks.append(_tune_gc_hook)  # this process is a server: nothing else runs here
+    if close is not None:
+        app.shutdown_hooks.append(close)
     return app

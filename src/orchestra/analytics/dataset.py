@@ -1,0 +1,192 @@
+"""The rows a unit's figures are computed from, read once per question.
+
+Changes, deployments and incidents are small streams and are read whole for the unit;
+the ledger is aggregated in SQL (per run, per developer-month), and only its row ids for
+the drill-down are read, capped at :data:`DRILL_DOWN_CAP` (the figure says how many
+there were). See ``docs/insight.md`` for how rollups maintained as the ledger is written
+replace these aggregates at scale.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy.orm import Session
+
+from orchestra.analytics.scope import Period, Scope
+from orchestra.store.tables.engine import RunRow
+from orchestra.store.tables.gateway import GatewayLedgerEntry as Ledger
+from orchestra.store.tables.insight import (
+    InsightChangeRow,
+    InsightDeploymentRow,
+    InsightIncidentRow,
+    InsightLinkRow,
+)
+
+DRILL_DOWN_CAP = 1000
+"""Ledger row ids returned with a figure at most (the total is always given)."""
+
+PRODUCTION = frozenset({"production", "prod"})
+"""Default names of production environments (``insight.production``)."""
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """``moment`` in UTC (SQLite returns naive datetimes that were stored as UTC)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class RunFacts:
+    """What a run's records say: status, when it finished, its report's measurements."""
+
+    id: str
+    status: str
+    finished_at: datetime | None
+    cost_nano: int = 0
+    coverage: float | None = None
+    findings: int | None = None
+    """Bandit findings; ``None`` when the scan did not run."""
+
+
+@dataclass
+class Dataset:
+    """A unit's rows for one period."""
+
+    scope: Scope
+    period: Period
+    changes: list[InsightChangeRow] = field(default_factory=list)
+    deployments: list[InsightDeploymentRow] = field(default_factory=list)
+    incidents: list[InsightIncidentRow] = field(default_factory=list)
+    links: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
+    """(src kind, src id) -> [(dst kind, dst id)], both directions."""
+    runs: dict[str, RunFacts] = field(default_factory=dict)
+    ledger_nano: int = 0
+    ledger_ids: list[str] = field(default_factory=list)
+    ledger_rows: int = 0
+    developer_months: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(developer, YYYY-MM) -> cost in nano-dollars, in the period."""
+
+    def linked(self, kind: str, ident: str, to: str) -> list[str]:
+        """Ids of ``to`` rows linked to (``kind``, ``ident``), either direction."""
+        return [dst for k, dst in self.links.get((kind, ident), []) if k == to]
+
+
+def _ledger_filter(scope: Scope) -> ColumnElement[bool]:
+    column = {
+        "developer": Ledger.developer,
+        "squad": Ledger.squad,
+        "tribe": Ledger.tribe,
+        "division": Ledger.division,
+    }.get(scope.kind)
+    return true() if column is None else column == scope.name
+
+
+def _read_report(run: RunRow) -> dict[str, Any]:
+    if not run.report_path:
+        return {}
+    try:
+        data = json.loads(Path(run.report_path).with_name("report.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _run_facts(run: RunRow, cost: int) -> RunFacts:
+    report = _read_report(run)
+    coverage = report.get("coverage") or {}
+    security = report.get("security") or {}
+    percent = coverage.get("percent") if isinstance(coverage, dict) else None
+    findings = None
+    if isinstance(security, dict) and security.get("ran"):
+        findings = len(security.get("findings") or [])
+    return RunFacts(
+        run.id,
+        run.status,
+        aware(run.finished_at),
+        cost,
+        float(percent) if isinstance(percent, int | float) else None,
+        findings,
+    )
+
+
+def _load_ledger(session: Session, data: Dataset) -> None:
+    scope, period = data.scope, data.period
+    where = (
+        _ledger_filter(scope),
+        Ledger.started_at >= period.start,
+        Ledger.started_at < period.end,
+    )
+    data.ledger_nano, data.ledger_rows = session.execute(
+        select(func.coalesce(func.sum(Ledger.cost_nano), 0), func.count()).where(*where)
+    ).one()
+    data.ledger_ids = list(
+        session.scalars(select(Ledger.id).where(*where).order_by(Ledger.id).limit(DRILL_DOWN_CAP))
+    )
+    months: dict[tuple[str, str], int] = defaultdict(int)
+    rows = session.execute(
+        select(Ledger.developer, Ledger.started_at, Ledger.cost_nano).where(
+            *where, Ledger.developer.isnot(None)
+        )
+    )
+    for developer, started, cost in rows:
+        months[(str(developer), f"{started:%Y-%m}")] += int(cost)
+    data.developer_months = dict(months)
+    per_run = session.execute(
+        select(Ledger.run_id, func.sum(Ledger.cost_nano))
+        .where(_ledger_filter(scope), Ledger.run_id.isnot(None))
+        .group_by(Ledger.run_id)
+    )
+    costs = {str(run_id): int(cost) for run_id, cost in per_run}
+    runs = (
+        select(RunRow)
+        if scope.is_organisation
+        else select(RunRow).where(RunRow.id.in_(list(costs)))
+    )
+    data.runs = {run.id: _run_facts(run, costs.get(run.id, 0)) for run in session.scalars(runs)}
+
+
+def _in_scope_changes(session: Session, scope: Scope) -> list[InsightChangeRow]:
+    rows = list(session.scalars(select(InsightChangeRow)))
+    return rows if scope.is_organisation else [r for r in rows if scope.developer_of(r.author)]
+
+
+def load_dataset(
+    session: Session, scope: Scope, period: Period, production: frozenset[str] = PRODUCTION
+) -> Dataset:
+    """Read the unit's rows (changes, production deployments, incidents, links, runs and
+    the ledger's aggregates) for ``period``."""
+    data = Dataset(scope, period)
+    links: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for link in session.scalars(select(InsightLinkRow)):
+        links[(link.src_kind, link.src_id)].append((link.dst_kind, link.dst_id))
+        links[(link.dst_kind, link.dst_id)].append((link.src_kind, link.src_id))
+    data.links = dict(links)
+    data.changes = _in_scope_changes(session, scope)
+    deployments = session.scalars(
+        select(InsightDeploymentRow).where(InsightDeploymentRow.environment.in_(production))
+    )
+    change_ids = {c.id for c in data.changes}
+    data.deployments = [
+        d
+        for d in deployments
+        if scope.is_organisation or set(data.linked("deployment", d.id, "change")) & change_ids
+    ]
+    deployment_ids = {d.id for d in data.deployments}
+    incidents = session.scalars(select(InsightIncidentRow))
+    data.incidents = [
+        i
+        for i in incidents
+        if scope.is_organisation
+        or set(data.linked("incident", i.id, "deployment")) & deployment_ids
+        or set(data.linked("incident", i.id, "change")) & change_ids
+    ]
+    _load_ledger(session, data)
+    return data

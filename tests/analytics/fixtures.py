@@ -1,0 +1,199 @@
+"""Payloads in GitHub's and GitLab's documented webhook formats (trimmed to the fields
+the documentation lists for each event), an organisation, and ledger rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from orchestra.analytics import receive
+from orchestra.config import OrganisationSection
+from orchestra.org import build_org_tree, sync_org
+from orchestra.store import Database, open_database
+from orchestra.store.tables.gateway import GatewayLedgerEntry
+
+REPO = "acme/shop"
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _repo() -> dict[str, Any]:
+    return {"id": 1, "name": "shop", "full_name": REPO, "owner": {"login": "acme"}}
+
+
+def pull_request(
+    number: int,
+    *,
+    author: str = "alice",
+    opened: datetime = T0,
+    merged: datetime | None = None,
+    sha: str | None = None,
+    branch: str | None = None,
+    additions: int = 100,
+    deletions: int = 0,
+) -> dict[str, Any]:
+    return {
+        "action": "closed" if merged else "opened",
+        "number": number,
+        "pull_request": {
+            "url": f"https://api.github.com/repos/{REPO}/pulls/{number}",
+            "id": 1000 + number,
+            "number": number,
+            "state": "closed" if merged else "open",
+            "title": f"Change {number}",
+            "user": {"login": author, "id": 7},
+            "created_at": iso(opened),
+            "updated_at": iso(merged or opened),
+            "closed_at": iso(merged) if merged else None,
+            "merged_at": iso(merged) if merged else None,
+            "merge_commit_sha": sha,
+            "merged": merged is not None,
+            "head": {"ref": branch or f"feature-{number}", "sha": "f" * 40},
+            "base": {"ref": "main", "sha": "e" * 40},
+            "additions": additions,
+            "deletions": deletions,
+        },
+        "repository": _repo(),
+        "sender": {"login": author},
+    }
+
+
+def review(
+    number: int, submitted: datetime, *, opened: datetime = T0, branch: str | None = None
+) -> dict[str, Any]:
+    payload = pull_request(number, opened=opened, branch=branch)
+    payload["action"] = "submitted"
+    for key in ("additions", "deletions", "merged", "merged_at"):  # not in a review's PR
+        del payload["pull_request"][key]
+    payload["review"] = {
+        "id": 5,
+        "user": {"login": "bob"},
+        "state": "approved",
+        "submitted_at": iso(submitted),
+    }
+    return payload
+
+
+def deployment_status(
+    deployment_id: int, sha: str, state: str, at: datetime, *, environment: str = "production"
+) -> dict[str, Any]:
+    return {
+        "action": "created",
+        "deployment_status": {
+            "id": 9000 + deployment_id,
+            "state": state,
+            "environment": environment,
+            "created_at": iso(at),
+            "updated_at": iso(at),
+        },
+        "deployment": {
+            "id": deployment_id,
+            "sha": sha,
+            "ref": "main",
+            "task": "deploy",
+            "environment": environment,
+            "created_at": iso(at - timedelta(minutes=10)),
+            "updated_at": iso(at),
+        },
+        "repository": _repo(),
+        "sender": {"login": "deploy-bot"},
+    }
+
+
+def issue(
+    number: int,
+    *,
+    labels: list[str],
+    opened: datetime,
+    closed: datetime | None = None,
+    body: str = "",
+    title: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "action": "closed" if closed else "opened",
+        "issue": {
+            "id": 500 + number,
+            "number": number,
+            "title": title or f"Issue {number}",
+            "body": body,
+            "user": {"login": "ops"},
+            "labels": [{"id": i, "name": name} for i, name in enumerate(labels)],
+            "state": "closed" if closed else "open",
+            "created_at": iso(opened),
+            "updated_at": iso(closed or opened),
+            "closed_at": iso(closed) if closed else None,
+        },
+        "repository": _repo(),
+        "sender": {"login": "ops"},
+    }
+
+
+_COUNTER = iter(range(1, 1_000_000))
+
+
+def github(db: Database, event: str, payload: dict[str, Any]) -> None:
+    receive(db, source="github", event=event, delivery_id=f"d-{next(_COUNTER)}", payload=payload)
+
+
+def organisation(db: Database) -> None:
+    section = OrganisationSection.model_validate(
+        {
+            "name": "acme",
+            "units": [
+                {"name": "retail", "kind": "division"},
+                {"name": "checkout", "kind": "tribe", "parent": "retail"},
+                {"name": "payments", "kind": "squad", "parent": "checkout"},
+                {"name": "search", "kind": "squad", "parent": "retail"},
+            ],
+            "developers": [
+                {"name": "alice", "unit": "payments", "email": "alice@acme.test"},
+                {"name": "bob", "unit": "payments"},
+                {"name": "lead", "unit": "checkout", "role": "lead"},
+                {"name": "carol", "unit": "search"},
+                {"name": "root", "role": "admin"},
+            ],
+        }
+    )
+    sync_org(db, build_org_tree(section))
+
+
+def ledger(db: Database, rows: list[tuple[Any, ...]]) -> None:
+    """(id, developer, run id, cost in nano-dollars, started[, outcome]) -> ledger rows."""
+    squads = {"alice": "payments", "bob": "payments", "carol": "search"}
+    tribes = {"payments": "checkout"}
+    with db.session() as session:
+        for ident, developer, run_id, cost, at, *rest in rows:
+            squad = squads.get(developer or "")
+            session.add(
+                GatewayLedgerEntry(
+                    id=ident,
+                    started_at=at,
+                    ended_at=at,
+                    org="acme",
+                    developer=developer,
+                    squad=squad,
+                    tribe=tribes.get(squad or ""),
+                    run_id=run_id,
+                    cost_nano=cost,
+                    outcome=rest[0] if rest else "ok",
+                    latency_ms=100.0,
+                    input_tokens=0,
+                    output_tokens=0,
+                    cache_read_tokens=0,
+                    cache_write_tokens=0,
+                    retries=0,
+                    fallback_path="",
+                    stream=False,
+                )
+            )
+
+
+def sqlite_database(path: Path) -> Database:
+    """A migrated SQLite database with the organisation stored (tests of one backend)."""
+    database = open_database(f"sqlite:///{path / 'insight.db'}")
+    organisation(database)
+    return database
