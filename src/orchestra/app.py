@@ -28,10 +28,10 @@ if TYPE_CHECKING:
     # workers never need them.
     from orchestra.engine import (
         AgentSource,
-        BudgetSetup,
         EngineRuntime,
         ModelClient,
         PipelineRegistry,
+        RunKeys,
         RunStore,
     )
     from orchestra.engine.gateway_link import LocalGateway
@@ -222,7 +222,7 @@ class Orchestra:
         client: ModelClient,
         *,
         agents: AgentSource | None = None,
-        budget_setup: BudgetSetup | None = None,
+        run_keys: RunKeys | None = None,
         cost_source: Any | None = None,
         knowledge: Any | None = None,
         system_database_url: str | None = None,
@@ -247,7 +247,7 @@ class Orchestra:
             runs=RunStore(self.database),
             artifacts=ArtifactStore(self.home, self.database),
             queue_name=f"agents-{executor}",
-            budget_setup=budget_setup,
+            run_keys=run_keys,
             knowledge=knowledge,
             cost_source=cost_source,
         )
@@ -265,17 +265,20 @@ class Orchestra:
     ) -> Iterator[tuple[EngineRuntime, LocalGateway]]:
         """The gateway on loopback and a launched engine calling it over HTTP.
 
-        Run budgets are defined in that gateway and report costs read from its ledger;
-        all of it is stopped when the block ends.
+        Each run gets its own key and budget in that gateway, charged to the configured
+        developer (:func:`~orchestra.engine.gateway_link.run_developer`); reports read costs
+        from its ledger. All of it is stopped when the block ends.
         """
         from orchestra.engine import HttpModelClient
+        from orchestra.engine.gateway_link import LocalRunKeys, run_developer
 
+        developer, team = run_developer(self.config)
         with self.local_gateway() as gateway:
-            client = HttpModelClient(gateway.base_url, gateway.api_key)
+            client = HttpModelClient(gateway.base_url, "")
             runtime = self.engine(
                 client,
                 agents=agents,
-                budget_setup=gateway.define_run_budget,
+                run_keys=LocalRunKeys(gateway.accounting, developer, team),
                 cost_source=gateway,
                 knowledge=knowledge,
             )
@@ -287,15 +290,19 @@ class Orchestra:
 
     @contextmanager
     def engine_with_remote_gateway(self, url: str, key: str) -> Iterator[EngineRuntime]:
-        """A launched engine calling the gateway at ``url`` with ``key``."""
+        """A launched engine calling the gateway at ``url``: each run with its own key,
+        which the gateway makes from ``key`` (the developer's) with the run's budget."""
         from orchestra.engine import HttpModelClient
+        from orchestra.engine.gateway_link import GatewayRunKeys
 
         client = HttpModelClient(url, key)
+        run_keys = GatewayRunKeys(url, key)
         try:
-            with self.engine(client) as runtime:
+            with self.engine(client, run_keys=run_keys) as runtime:
                 yield runtime
         finally:
             client.close()
+            run_keys.close()
 
 
 __all__ = ["OpenedGateway", "Orchestra", "max_concurrent_agents", "open_knowledge"]

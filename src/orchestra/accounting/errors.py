@@ -111,3 +111,10 @@ class RateLimited(AccountingError):
 
 class SecretError(AccountingError):
     """An encrypted secret cannot be read (wrong key, corrupted file, unknown name)."""
+
+
+class RunOwnedElsewhere(AccountingError):
+    """A run's key or budget was asked for by someone other than the run's developer."""
+
+    status = 403
+    error_type = "permission_error"

@@ -32,9 +32,9 @@ from orchestra.engine.runtime import (
     orphaned_runs,
 )
 from orchestra.engine.services import (
-    BudgetSetup,
     ChildSignals,
     EngineServices,
+    RunKeys,
     engine_source,
     services,
 )
@@ -50,7 +50,6 @@ __all__ = [
     "ArtifactStore",
     "Attribution",
     "BudgetExhausted",
-    "BudgetSetup",
     "ChildSignals",
     "EngineRuntime",
     "EngineServices",
@@ -63,6 +62,7 @@ __all__ = [
     "PipelineDefinition",
     "PipelineRegistry",
     "RosterAgents",
+    "RunKeys",
     "RunNotFound",
     "RunStore",
     "Workflow",

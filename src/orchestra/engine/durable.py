@@ -117,7 +117,13 @@ def pipeline_workflow(
 
     def register(execute: Callable[[EngineServices, str], Mapping[str, Any]]) -> Workflow:
         def entry(run_id: str) -> Mapping[str, Any]:
-            return execute(services(), run_id)
+            svc = services()
+            try:
+                return execute(svc, run_id)
+            finally:
+                # Ended, failed or cancelled: the run's key stops working (a resume gets
+                # a new one). Revoking an already revoked key on a replay changes nothing.
+                svc.end_run(run_id)
 
         entry.__name__ = entry.__qualname__ = f"workflow_{execute.__name__}"
         entry.__module__ = execute.__module__

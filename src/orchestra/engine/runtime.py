@@ -155,8 +155,13 @@ class EngineRuntime:
             worker_pid=os.getpid(),
             worker_host=socket.gethostname(),
         )
-        if budget is not None and self.services.budget_setup is not None:
-            self.services.budget_setup(run_id, budget)
+        try:
+            self.services.open_run(run_id, budget)
+        except Exception as exc:
+            self.services.runs.update(
+                run_id, status="failed", failure_reason=f"the gateway refused the run: {exc}"
+            )
+            raise
         with SetWorkflowID(run_id):
             DBOS.start_workflow(chosen.workflow, run_id)
         return run_id
@@ -183,8 +188,11 @@ class EngineRuntime:
                     )
         return self.services.runs.get(run_id)
 
-    def resume(self, run_id: str) -> None:
-        """Continue a run whose process stopped: its completed steps are not repeated."""
+    def resume(self, run_id: str, *, budget_usd: float | None = None) -> None:
+        """Continue a run whose process stopped: its completed steps are not repeated.
+
+        With ``budget_usd`` the run's budget becomes that (a run stopped by its budget
+        continues with a higher one, see :meth:`continue_run`)."""
         row = self.services.runs.get(run_id)
         if row.status in FINAL_STATUSES:
             raise EngineError(
@@ -201,7 +209,11 @@ class EngineRuntime:
                 f"run {row.id} is still being worked on by process {row.worker_pid}",
                 hint="wait for it, or stop that process first",
             )
-        self.services.runs.update(row.id, worker_pid=os.getpid(), worker_host=socket.gethostname())
+        budget = row.budget_usd if budget_usd is None else budget_usd
+        self.services.runs.update(
+            row.id, worker_pid=os.getpid(), worker_host=socket.gethostname(), budget_usd=budget
+        )
+        self.services.open_run(row.id, budget)
         # Children first: the parent's replay waits on them, and they belong to the dead
         # executor's queue, so they are re-enqueued on this process's queue.
         pending = DBOS.list_workflows(workflow_id_prefix=row.id, status=["PENDING", "ENQUEUED"])
@@ -230,6 +242,7 @@ class EngineRuntime:
             if wf.status in {"PENDING", "ENQUEUED"}:
                 DBOS.cancel_workflow(wf.workflow_id)
         self.services.runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
+        self.services.end_run(row.id)
 
 
 WORKFLOW_THREAD_PREFIX = "dbos-executor-"
