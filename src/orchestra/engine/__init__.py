@@ -23,7 +23,15 @@ from orchestra.engine.model import (
     ModelResponse,
 )
 from orchestra.engine.pipeline import Pipeline, PipelineDefinition, PipelineRegistry
-from orchestra.engine.runs import ACTIVE_STATUSES, FINAL_STATUSES, RunNotFound, RunStore
+from orchestra.engine.runs import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    RunNotFound,
+    RunStore,
+    budget_stop,
+    resume_command,
+    stopped_by_budget,
+)
 from orchestra.engine.runtime import (
     EngineRuntime,
     check_repository,
@@ -66,6 +74,7 @@ __all__ = [
     "RunNotFound",
     "RunStore",
     "Workflow",
+    "budget_stop",
     "check_repository",
     "checkpoint",
     "dbos_threads",
@@ -73,6 +82,8 @@ __all__ = [
     "engine_source",
     "orphaned_runs",
     "pipeline_workflow",
+    "resume_command",
     "run_agents",
     "services",
+    "stopped_by_budget",
 ]

@@ -100,7 +100,7 @@ def _raise_for(response: httpx.Response) -> None:
         raise BudgetExhausted(
             text,
             status=response.status_code,
-            hint="raise the run's budget (engine.run_budget_usd or --budget) and resume",
+            hint="continue the run with a higher budget: orchestra resume RUN --budget USD",
         )
     raise ModelCallFailed(text, status=response.status_code)
 
