@@ -202,3 +202,21 @@ def test_a_run_key_is_charged_to_its_run_whatever_run_a_request_names(tmp_path: 
             )
     assert reply.status_code == 429
     assert "run:run-a" in reply.text
+
+
+@pytest.mark.slow  # a whole run (~1 min on a busy machine): the run-level check of a fix
+def test_back_to_back_calls_near_the_run_budget_are_not_refused_for_finished_calls(
+    tmp_path: Path, pipeline_agents: RosterAgents
+) -> None:
+    """The hole: a finished call's settlement still queued in the ledger writer kept its
+    reservation counting, so a `--budget 0.5` run failed after spending $0.03 ("reserved
+    by calls in flight" with nothing in flight). Each opus call reserves ~$0.31 (priced on
+    max_tokens 4096); two such holds do not fit in $0.5, one does."""
+    repo = create_sample_repository(tmp_path / "repo")
+    with scripted_stack(tmp_path / "home", agents=pipeline_agents) as stack:
+        run_id = stack.runtime.start_run(SAMPLE_TASK, repo, budget_usd=0.5)
+        row = stack.runtime.wait(run_id, timeout_s=300)
+        spent = sum(stack.gateway.costs_for_run(run_id).values())
+    assert "reserved by calls in flight" not in (row.failure_reason or ""), row.failure_reason
+    assert row.status == "succeeded", row.failure_reason
+    assert 0.03 < spent <= 0.5

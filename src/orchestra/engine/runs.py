@@ -31,10 +31,11 @@ def resume_command(run_id: str) -> str:
 def budget_stop(run_id: str, step_id: str, detail: str) -> str:
     """The failure reason of a run stopped by a budget in step ``step_id``: the gateway's
     refusal and the exact command that continues the run with a higher budget."""
-    return (
-        f"{BUDGET_STOP}{step_id}: {detail.rstrip('. ')}. Continue it with a higher budget: "
-        f"{resume_command(run_id)}"
-    )
+    command = resume_command(run_id)
+    detail = detail.replace(resume_command("RUN"), command)  # the gateway's run-budget hint
+    if command in detail:
+        return f"{BUDGET_STOP}{step_id}: {detail}"
+    return f"{BUDGET_STOP}{step_id}: {detail.rstrip('. ')}. Continue it with a higher budget: {command}"
 
 
 def stopped_by_budget(row: RunRow) -> bool:
