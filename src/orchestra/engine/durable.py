@@ -74,7 +74,11 @@ def run_agents(run_id: str, tasks: Sequence[AgentTask]) -> list[AgentOutcome]:
         ref = svc.artifacts.put_json(
             run_id, f"tasks/{task.step_id.replace(':', '_')}.json", task.__dict__, "task"
         )
-        with SetWorkflowID(f"{run_id}:{task.step_id}"):
+        # Children are named after the run's current workflow: the run id itself, or the
+        # workflow that continues a run stopped by its budget (``run-...~2``, see
+        # EngineRuntime.continue_run), whose re-run steps must not find the old results.
+        parent = DBOS.workflow_id or run_id
+        with SetWorkflowID(f"{parent}:{task.step_id}"):
             handles.append(DBOS.enqueue_workflow(svc.queue_name, agent_workflow, run_id, ref))
     outcomes = []
     for handle in handles:

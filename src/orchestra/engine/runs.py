@@ -35,7 +35,8 @@ def budget_stop(run_id: str, step_id: str, detail: str) -> str:
     detail = detail.replace(resume_command("RUN"), command)  # the gateway's run-budget hint
     if command in detail:
         return f"{BUDGET_STOP}{step_id}: {detail}"
-    return f"{BUDGET_STOP}{step_id}: {detail.rstrip('. ')}. Continue it with a higher budget: {command}"
+    detail = detail.rstrip(". ")
+    return f"{BUDGET_STOP}{step_id}: {detail}. Continue it with a higher budget: {command}"
 
 
 def stopped_by_budget(row: RunRow) -> bool:

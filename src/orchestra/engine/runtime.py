@@ -29,7 +29,14 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID
 from orchestra import __version__
 from orchestra.engine.durable import POLL_S
 from orchestra.engine.pipeline import PipelineRegistry
-from orchestra.engine.runs import ACTIVE_STATUSES, FINAL_STATUSES, RunStore
+from orchestra.engine.runs import (
+    ACTIVE_STATUSES,
+    BUDGET_STOP,
+    FINAL_STATUSES,
+    RunStore,
+    resume_command,
+    stopped_by_budget,
+)
 from orchestra.engine.services import EngineServices, bind, unbind
 from orchestra.errors import EngineError
 from orchestra.store.tables.engine import RunRow
@@ -168,7 +175,7 @@ class EngineRuntime:
 
     def wait(self, run_id: str, timeout_s: float | None = None) -> RunRow:
         """Block until the run's workflow ends; returns its final row."""
-        handle: Any = DBOS.retrieve_workflow(run_id)
+        handle: Any = DBOS.retrieve_workflow(current_workflow(run_id))
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             status = handle.get_status().status
@@ -195,10 +202,12 @@ class EngineRuntime:
         continues with a higher one, see :meth:`continue_run`)."""
         row = self.services.runs.get(run_id)
         if row.status in FINAL_STATUSES:
-            raise EngineError(
-                f"run {row.id} already ended ({row.status})",
-                hint="start a new run with `orchestra run`",
+            hint = (
+                f"continue it with a higher budget: {resume_command(row.id)}"
+                if stopped_by_budget(row)
+                else "start a new run with `orchestra run`"
             )
+            raise EngineError(f"run {row.id} already ended ({row.status})", hint=hint)
         if (
             row.worker_pid
             and row.worker_host == socket.gethostname()
@@ -216,11 +225,45 @@ class EngineRuntime:
         self.services.open_run(row.id, budget)
         # Children first: the parent's replay waits on them, and they belong to the dead
         # executor's queue, so they are re-enqueued on this process's queue.
+        current = current_workflow(row.id)
         pending = DBOS.list_workflows(workflow_id_prefix=row.id, status=["PENDING", "ENQUEUED"])
         for wf in pending:
-            if wf.workflow_id != row.id:
+            if ":" in wf.workflow_id:
                 DBOS.resume_workflow(wf.workflow_id, queue_name=self.services.queue_name)
-        DBOS.resume_workflow(row.id)
+        DBOS.resume_workflow(current)
+
+    def continue_run(self, run_id: str, budget_usd: float) -> None:
+        """Continue a run stopped by its budget with ``budget_usd``: its workflow is forked
+        just before the step the budget stopped; the steps before are not repeated, that
+        step and the rest run again (with a new key, charged to the same developer)."""
+        row = self.services.runs.get(run_id)
+        if not stopped_by_budget(row):
+            raise EngineError(
+                f"run {row.id} was not stopped by a budget ({row.status})",
+                hint="only a run stopped by its budget continues with --budget; "
+                "`orchestra resume RUN` continues a run whose process stopped",
+            )
+        if row.budget_usd is not None and budget_usd <= row.budget_usd:
+            raise EngineError(
+                f"the new budget ${budget_usd} is not above the run's ${row.budget_usd}",
+                hint=f"pass a higher one: {resume_command(row.id)}",
+            )
+        current = current_workflow(row.id)
+        step_id = (row.failure_reason or "")[len(BUDGET_STOP) :].split(":", 1)[0]
+        start = _first_step_of_child(current, f"{current}:{step_id}")
+        self.services.runs.update(
+            row.id,
+            status="running",
+            failure_reason=None,
+            finished_at=None,
+            budget_usd=budget_usd,
+            worker_pid=os.getpid(),
+            worker_host=socket.gethostname(),
+        )
+        self.services.open_run(row.id, budget_usd)
+        attempt = current.rsplit(CONTINUED, 1)[1] if CONTINUED in current else "1"
+        with SetWorkflowID(f"{row.id}{CONTINUED}{int(attempt) + 1}"):
+            DBOS.fork_workflow(current, start)
 
     def resume_orphaned(self) -> list[str]:
         """Resume every running run whose worker process on this host is gone.
@@ -243,6 +286,37 @@ class EngineRuntime:
                 DBOS.cancel_workflow(wf.workflow_id)
         self.services.runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
         self.services.end_run(row.id)
+
+
+CONTINUED = "~"
+"""Separates a run id from the number of the workflow that continues it (``run-...~2``)."""
+
+
+def current_workflow(run_id: str) -> str:
+    """The id of the workflow running ``run_id`` now: the run id, or the latest workflow
+    that continued it after a budget stop (:meth:`EngineRuntime.continue_run`)."""
+    forks = DBOS.list_workflows(workflow_id_prefix=f"{run_id}{CONTINUED}")
+    numbers = [
+        int(tail)
+        for wf in forks
+        if (tail := wf.workflow_id[len(run_id) + len(CONTINUED) :]).isdigit()
+    ]
+    return f"{run_id}{CONTINUED}{max(numbers)}" if numbers else run_id
+
+
+def _first_step_of_child(workflow_id: str, child_id: str) -> int:
+    """The number of ``workflow_id``'s step that started child ``child_id``."""
+    steps = [
+        s["function_id"]
+        for s in DBOS.list_workflow_steps(workflow_id, load_output=False)
+        if s["child_workflow_id"] == child_id
+    ]
+    if not steps:
+        raise EngineError(
+            f"no step of {workflow_id} started {child_id}",
+            hint="the run's records do not show where its budget stopped it; start a new run",
+        )
+    return min(steps)
 
 
 WORKFLOW_THREAD_PREFIX = "dbos-executor-"
