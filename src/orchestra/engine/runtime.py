@@ -27,11 +27,11 @@ from typing import Any
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from orchestra import __version__
+from orchestra.engine.continuing import current_workflow, fork_past_budget_stop, next_workflow
 from orchestra.engine.durable import POLL_S
 from orchestra.engine.pipeline import PipelineRegistry
 from orchestra.engine.runs import (
     ACTIVE_STATUSES,
-    BUDGET_STOP,
     FINAL_STATUSES,
     RunStore,
     resume_command,
@@ -233,9 +233,10 @@ class EngineRuntime:
         DBOS.resume_workflow(current)
 
     def continue_run(self, run_id: str, budget_usd: float) -> None:
-        """Continue a run stopped by its budget with ``budget_usd``: its workflow is forked
-        just before the step the budget stopped; the steps before are not repeated, that
-        step and the rest run again (with a new key, charged to the same developer)."""
+        """Continue a run stopped by its budget with ``budget_usd`` (a new key, charged to
+        the same developer): the agent steps the budget stopped go on from their refused
+        model call, then the rest of the run; nothing done before is repeated
+        (:mod:`orchestra.engine.continuing`)."""
         row = self.services.runs.get(run_id)
         if not stopped_by_budget(row):
             raise EngineError(
@@ -249,8 +250,6 @@ class EngineRuntime:
                 hint=f"pass a higher one: {resume_command(row.id)}",
             )
         current = current_workflow(row.id)
-        step_id = (row.failure_reason or "")[len(BUDGET_STOP) :].split(":", 1)[0]
-        start = _first_step_of_child(current, f"{current}:{step_id}")
         self.services.runs.update(
             row.id,
             status="running",
@@ -261,9 +260,7 @@ class EngineRuntime:
             worker_host=socket.gethostname(),
         )
         self.services.open_run(row.id, budget_usd)
-        attempt = current.rsplit(CONTINUED, 1)[1] if CONTINUED in current else "1"
-        with SetWorkflowID(f"{row.id}{CONTINUED}{int(attempt) + 1}"):
-            DBOS.fork_workflow(current, start)
+        fork_past_budget_stop(current, next_workflow(row.id, current), self.services.queue_name)
 
     def resume_orphaned(self) -> list[str]:
         """Resume every running run whose worker process on this host is gone.
@@ -286,37 +283,6 @@ class EngineRuntime:
                 DBOS.cancel_workflow(wf.workflow_id)
         self.services.runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
         self.services.end_run(row.id)
-
-
-CONTINUED = "~"
-"""Separates a run id from the number of the workflow that continues it (``run-...~2``)."""
-
-
-def current_workflow(run_id: str) -> str:
-    """The id of the workflow running ``run_id`` now: the run id, or the latest workflow
-    that continued it after a budget stop (:meth:`EngineRuntime.continue_run`)."""
-    forks = DBOS.list_workflows(workflow_id_prefix=f"{run_id}{CONTINUED}")
-    numbers = [
-        int(tail)
-        for wf in forks
-        if (tail := wf.workflow_id[len(run_id) + len(CONTINUED) :]).isdigit()
-    ]
-    return f"{run_id}{CONTINUED}{max(numbers)}" if numbers else run_id
-
-
-def _first_step_of_child(workflow_id: str, child_id: str) -> int:
-    """The number of ``workflow_id``'s step that started child ``child_id``."""
-    steps = [
-        s["function_id"]
-        for s in DBOS.list_workflow_steps(workflow_id, load_output=False)
-        if s["child_workflow_id"] == child_id
-    ]
-    if not steps:
-        raise EngineError(
-            f"no step of {workflow_id} started {child_id}",
-            hint="the run's records do not show where its budget stopped it; start a new run",
-        )
-    return min(steps)
 
 
 WORKFLOW_THREAD_PREFIX = "dbos-executor-"
