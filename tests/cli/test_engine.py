@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +155,16 @@ def test_a_run_stopped_by_its_budget_exits_1(
     text = _text(result.output)
     assert result.exit_code == 1, result.output
     assert "failed" in text and "budget exhausted during plan" in text
+    # The reason, the CLI's hint and docs/cli.md name the same command.
+    run_id = re.search(r"run (run-[0-9a-f-]+): failed", text)
+    assert run_id is not None, text
+    command = f"orchestra resume {run_id.group(1)} --budget USD"
+    assert command in text
+    again = runner.invoke(app, ["resume", run_id.group(1)])
+    assert again.exit_code == 2 and "stopped by its budget" in _text(again.output)
+    assert command in _text(again.output)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    assert "orchestra resume RUN --budget USD" in docs
 
 
 @pytest.mark.slow
