@@ -83,7 +83,7 @@ def test_the_developer_comes_from_the_environment_the_config_or_the_solo_default
     monkeypatch.setenv("ORCHESTRA_DEVELOPER", "alice")
     assert run_developer(configured) == ("alice", "payments")
     monkeypatch.setenv("ORCHESTRA_DEVELOPER", "mallory")
-    with pytest.raises(EngineError, match="'mallory' is not in organisation.developers"):
+    with pytest.raises(EngineError, match=r"'mallory' is not in organisation\.developers"):
         run_developer(configured)
 
 
@@ -112,10 +112,9 @@ def _remote_engine(tmp_path: Path, url: str, key: str, agents: RosterAgents) -> 
     engine = f"engine: {{gateway_url: '{url}', max_output_tokens: 400}}\n"
     config = scripted_config("http://127.0.0.1:9", engine)
     services = Orchestra(f"sqlite:///{home / 'engine.db'}", home, config_given=config)
-    with services:
-        with services.engine_with_remote_gateway(url, key) as runtime:
-            runtime.services.agents = agents
-            yield runtime
+    with services, services.engine_with_remote_gateway(url, key) as runtime:
+        runtime.services.agents = agents
+        yield runtime
 
 
 def test_a_shared_gateway_enforces_the_runs_budget(
@@ -183,23 +182,24 @@ def test_the_run_endpoints_refuse_what_is_not_theirs(tmp_path: Path) -> None:
 
 
 def test_a_run_key_is_charged_to_its_run_whatever_run_a_request_names(tmp_path: Path) -> None:
-    with _shared_gateway(tmp_path) as (gateway, alice_key, _upstream):
-        with httpx.Client(base_url=gateway.base_url) as http:
-            opened = http.post(
-                "/v1/orchestra/runs",
-                json={"run_id": "run-a", "budget_usd": 0.000001},
-                headers={"x-api-key": alice_key},
-            )
-            run_key = opened.json()["key"]
-            reply = http.post(
-                "/v1/messages",
-                json={
-                    "model": "haiku",
-                    "max_tokens": 64,
-                    "messages": [{"role": "user", "content": "hi"}],
-                },
-                headers={"x-api-key": run_key, "x-orchestra-run": "run-elsewhere"},
-            )
+    with (
+        _shared_gateway(tmp_path) as (gateway, alice_key, _upstream),
+        httpx.Client(base_url=gateway.base_url) as http,
+    ):
+        opened = http.post(
+            "/v1/orchestra/runs",
+            json={"run_id": "run-a", "budget_usd": 0.000001},
+            headers={"x-api-key": alice_key},
+        )
+        reply = http.post(
+            "/v1/messages",
+            json={
+                "model": "haiku",
+                "max_tokens": 64,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            headers={"x-api-key": opened.json()["key"], "x-orchestra-run": "run-elsewhere"},
+        )
     assert reply.status_code == 429
     assert "run:run-a" in reply.text
 
