@@ -71,6 +71,32 @@ def max_concurrent_agents(config: OrchestraConfig) -> int:
     return int(current_stage(config).max_concurrent_agents)
 
 
+def refuse_tiers_without_credential(gateway: Gateway) -> None:
+    """Refuse to run agents on a gateway some of whose tiers no model can serve for want
+    of a provider credential: the run would fail at its first call to them (a 502), after
+    its preflight; this says so before anything starts."""
+    unservable = gateway.tiers_without_credential()
+    if not unservable:
+        return
+    from orchestra.errors import GatewayError
+
+    providers = sorted({p for chain in unservable.values() for p in chain})
+    configured = gateway.snapshot.config.providers
+    where = ", ".join(_credential_source(configured[p]) for p in providers)
+    raise GatewayError(
+        f"tier(s) {', '.join(sorted(unservable))} cannot be served: provider(s) "
+        f"{', '.join(repr(p) for p in providers)} have no credential ({where})",
+        hint="export the variable or store the secret (`orchestra secrets set NAME`), "
+        "or point the tiers at a model that needs none; nothing was started",
+    )
+
+
+def _credential_source(provider: Any) -> str:
+    if provider.api_key_env:
+        return f"${provider.api_key_env} is not set"
+    return f"secret {provider.api_key_secret!r} is not stored"
+
+
 @dataclass
 class Orchestra:
     """Orchestra's services for one process: configuration, state folder and database URL
@@ -206,7 +232,9 @@ class Orchestra:
         accounting = self.accounting()
         accounting.start()
         try:
-            app = GatewayApp(Gateway(self.config, StoreAccountant(accounting)))
+            core = Gateway(self.config, StoreAccountant(accounting))
+            refuse_tiers_without_credential(core)
+            app = GatewayApp(core)
             with serve_on_loopback(app, accounting) as gateway:
                 yield gateway
         finally:
@@ -305,4 +333,10 @@ class Orchestra:
             run_keys.close()
 
 
-__all__ = ["OpenedGateway", "Orchestra", "max_concurrent_agents", "open_knowledge"]
+__all__ = [
+    "OpenedGateway",
+    "Orchestra",
+    "max_concurrent_agents",
+    "open_knowledge",
+    "refuse_tiers_without_credential",
+]

@@ -236,3 +236,27 @@ def test_demo_inside_a_project_with_its_own_pytest_configuration(
     result = runner.invoke(app, ["demo", "--folder", str(outer / ".orchestra" / "demo")])
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.output
+
+
+def test_a_run_whose_tiers_have_no_credential_is_refused_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused at start, $0 spent: not a run that fails at its first model call."""
+    from orchestra.testing.scripted import create_sample_repository
+
+    repo = create_sample_repository(tmp_path / "repo")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ORCHESTRA_TEST_PROVIDER_KEY", raising=False)
+    (tmp_path / "orchestra.yaml").write_text(
+        "providers: {anthropic: {kind: anthropic, base_url: 'http://127.0.0.1:9', "
+        "api_key_env: ORCHESTRA_TEST_PROVIDER_KEY}}\n"
+        "models: {m: {provider: anthropic, price: {input: 1.0, output: 2.0}}}\n"
+        "tiers: {haiku: {model: m}, sonnet: {model: m}, opus: {model: m}}\n"
+    )
+    result = runner.invoke(app, ["run", "add a thing", "--repo", str(repo)])
+    text = _text(result.output)
+    assert result.exit_code == 2, result.output
+    assert "tier(s) haiku, opus, sonnet cannot be served" in text
+    assert "'anthropic'" in text and "$ORCHESTRA_TEST_PROVIDER_KEY is not set" in text
+    runs = runner.invoke(app, ["runs", "--json"])
+    assert runs.exit_code == 0 and json.loads(runs.stdout) == []

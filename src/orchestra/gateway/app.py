@@ -313,6 +313,14 @@ class GatewayApp:
         await self.gateway.blocking(
             self.gateway.accountant.audit, caller, "gateway.reload", "config", {}
         )
+        snapshot = self.gateway.snapshot
         await send_json(
-            send, 200, {"reloaded": True, "loaded_at": self.gateway.snapshot.loaded_at.isoformat()}
+            send,
+            200,
+            {
+                "reloaded": True,
+                "loaded_at": snapshot.loaded_at.isoformat(),
+                # Their models answer 502 naming the provider, without being called.
+                "providers_without_credential": list(snapshot.missing_credentials),
+            },
         )
