@@ -260,3 +260,36 @@ def test_a_run_whose_tiers_have_no_credential_is_refused_before_it_starts(
     assert "'anthropic'" in text and "$ORCHESTRA_TEST_PROVIDER_KEY is not set" in text
     runs = runner.invoke(app, ["runs", "--json"])
     assert runs.exit_code == 0 and json.loads(runs.stdout) == []
+
+
+def test_cancelling_a_run_whose_process_is_gone_revokes_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestra.app import Orchestra
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("ORCHESTRA_HOME", str(home))
+    monkeypatch.delenv("ORCHESTRA_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with Orchestra.from_environment(home=home) as services:
+        with services.engine(client=object(), agents=object()):  # type: ignore[arg-type]
+            pass  # an engine ran here once: DBOS's records exist, its process is gone
+        services.runs().create(
+            id="run-gone",
+            task="t",
+            pipeline="test-first",
+            repo_path=str(tmp_path),
+            status="running",
+            worker_pid=999_999_999,
+            worker_host="elsewhere",
+        )
+        accounting = services.accounting()
+        accounting.runs.open("developer", None, "run-gone", 1.0)
+        accounting.close()
+    result = runner.invoke(app, ["cancel", "run-gone"])
+    assert result.exit_code == 0, result.output
+    with Orchestra.from_environment(home=home) as services:
+        accounting = services.accounting()
+        keys = accounting.keys.run_keys("run-gone")
+        accounting.close()
+    assert len(keys) == 1 and keys[0].revoked_at is not None

@@ -197,6 +197,33 @@ def _runtime(gateway_url: str | None) -> Iterator[tuple[Any, Any]]:
             yield runtime, gateway
 
 
+def _end_run_keys(services: Any, run_id: str) -> None:
+    """Revoke a cancelled run's keys here too: its engine revokes them as its workflow
+    stops, but a run whose process is gone has no engine to do it."""
+    config = services.config
+    if config.engine.gateway_url:
+        key = os.environ.get(config.engine.gateway_key_env)
+        if not key:
+            error_console().print(
+                f"note: ${config.engine.gateway_key_env} is not set, so the run's gateway key "
+                "stays usable until its engine stops"
+            )
+            return
+        from orchestra.engine.gateway_link import GatewayRunKeys
+
+        remote = GatewayRunKeys(config.engine.gateway_url, key)
+        try:
+            remote.end(run_id)
+        finally:
+            remote.close()
+        return
+    accounting = services.accounting()
+    try:
+        accounting.runs.end(run_id, actor="cli")
+    finally:
+        accounting.close()
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root application."""
 
@@ -353,6 +380,7 @@ def register(app: typer.Typer) -> None:
             finally:
                 client.destroy()
             runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
+            _end_run_keys(services, row.id)
             console().print(f"run {row.id} cancelled; its branch {row.branch} keeps what was done")
 
     @app.command("demo")
