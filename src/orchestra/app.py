@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     # workers never need them.
     from orchestra.engine import (
         AgentSource,
-        BudgetSetup,
         EngineRuntime,
         ModelClient,
         PipelineRegistry,
+        RunKeys,
         RunStore,
     )
     from orchestra.engine.gateway_link import LocalGateway
@@ -70,6 +70,32 @@ def max_concurrent_agents(config: OrchestraConfig) -> int:
     from orchestra.org.stages import current_stage
 
     return int(current_stage(config).max_concurrent_agents)
+
+
+def refuse_tiers_without_credential(gateway: Gateway) -> None:
+    """Refuse to run agents on a gateway some of whose tiers no model can serve for want
+    of a provider credential: the run would fail at its first call to them (a 502), after
+    its preflight; this says so before anything starts."""
+    unservable = gateway.tiers_without_credential()
+    if not unservable:
+        return
+    from orchestra.errors import GatewayError
+
+    providers = sorted({p for chain in unservable.values() for p in chain})
+    configured = gateway.snapshot.config.providers
+    where = ", ".join(_credential_source(configured[p]) for p in providers)
+    raise GatewayError(
+        f"tier(s) {', '.join(sorted(unservable))} cannot be served: provider(s) "
+        f"{', '.join(repr(p) for p in providers)} have no credential ({where})",
+        hint="export the variable or store the secret (`orchestra secrets set NAME`), "
+        "or point the tiers at a model that needs none; nothing was started",
+    )
+
+
+def _credential_source(provider: Any) -> str:
+    if provider.api_key_env:
+        return f"${provider.api_key_env} is not set"
+    return f"secret {provider.api_key_secret!r} is not stored"
 
 
 @dataclass
@@ -211,7 +237,9 @@ class Orchestra:
         accounting = self.accounting()
         accounting.start()
         try:
-            app = GatewayApp(Gateway(self.config, StoreAccountant(accounting)))
+            core = Gateway(self.config, StoreAccountant(accounting))
+            refuse_tiers_without_credential(core)
+            app = GatewayApp(core)
             with serve_on_loopback(app, accounting) as gateway:
                 yield gateway
         finally:
@@ -251,7 +279,7 @@ class Orchestra:
         client: ModelClient,
         *,
         agents: AgentSource | None = None,
-        budget_setup: BudgetSetup | None = None,
+        run_keys: RunKeys | None = None,
         cost_source: Any | None = None,
         knowledge: Any | None = None,
         system_database_url: str | None = None,
@@ -276,7 +304,7 @@ class Orchestra:
             runs=RunStore(self.database),
             artifacts=ArtifactStore(self.home, self.database),
             queue_name=f"agents-{executor}",
-            budget_setup=budget_setup,
+            run_keys=run_keys,
             knowledge=knowledge,
             cost_source=cost_source,
             policy=self.policies(),
@@ -295,17 +323,20 @@ class Orchestra:
     ) -> Iterator[tuple[EngineRuntime, LocalGateway]]:
         """The gateway on loopback and a launched engine calling it over HTTP.
 
-        Run budgets are defined in that gateway and report costs read from its ledger;
-        all of it is stopped when the block ends.
+        Each run gets its own key and budget in that gateway, charged to the configured
+        developer (:func:`~orchestra.engine.gateway_link.run_developer`); reports read costs
+        from its ledger. All of it is stopped when the block ends.
         """
         from orchestra.engine import HttpModelClient
+        from orchestra.engine.gateway_link import LocalRunKeys, run_developer
 
+        developer, team = run_developer(self.config)
         with self.local_gateway() as gateway:
-            client = HttpModelClient(gateway.base_url, gateway.api_key)
+            client = HttpModelClient(gateway.base_url, "")
             runtime = self.engine(
                 client,
                 agents=agents,
-                budget_setup=gateway.define_run_budget,
+                run_keys=LocalRunKeys(gateway.accounting, developer, team),
                 cost_source=gateway,
                 knowledge=knowledge,
             )
@@ -319,15 +350,25 @@ class Orchestra:
     def engine_with_remote_gateway(
         self, url: str, key: str, *, agents: AgentSource | None = None
     ) -> Iterator[EngineRuntime]:
-        """A launched engine calling the gateway at ``url`` with ``key``."""
+        """A launched engine calling the gateway at ``url``: each run with its own key,
+        which the gateway makes from ``key`` (the developer's) with the run's budget."""
         from orchestra.engine import HttpModelClient
+        from orchestra.engine.gateway_link import GatewayRunKeys
 
         client = HttpModelClient(url, key)
+        run_keys = GatewayRunKeys(url, key)
         try:
-            with self.engine(client, agents=agents) as runtime:
+            with self.engine(client, agents=agents, run_keys=run_keys) as runtime:
                 yield runtime
         finally:
             client.close()
+            run_keys.close()
 
 
-__all__ = ["OpenedGateway", "Orchestra", "max_concurrent_agents", "open_knowledge"]
+__all__ = [
+    "OpenedGateway",
+    "Orchestra",
+    "max_concurrent_agents",
+    "open_knowledge",
+    "refuse_tiers_without_credential",
+]

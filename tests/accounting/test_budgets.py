@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -126,7 +127,10 @@ def test_run_budget_has_no_period(accounting: Accounting, clock: FakeClock) -> N
         book.reserve(ALICE, "m", D("0.6"))
     assert err.value.resets_at is None and err.value.retry_after_s is None
     assert "does not reset" in err.value.message
-    assert book.reserve(ALICE.for_call(run_id="run-2"), "m", D("0.6")).holds == ()
+    # Another run of the same developer is not charged to run-1 (ALICE's calls are
+    # run-1's, as a run key's are: the run an attribution carries binds).
+    assert book.reserve(replace(ALICE, run_id="run-2"), "m", D("0.6")).holds == ()
+    assert ALICE.for_call(run_id="run-2").run_id == "run-1"
 
 
 def test_stale_reservations_expire_and_are_reclaimed_once(

@@ -216,3 +216,18 @@ def test_a_lost_change_listener_serves_nothing_stale_and_comes_back(database: Da
         assert keys.watch() and keys.version() > before
     finally:
         keys.close()
+
+
+def test_run_keys_are_the_engines_own_and_bound_to_their_run(accounting: Accounting) -> None:
+    with pytest.raises(InvalidKey, match="reserved for pipeline runs"):
+        accounting.keys.create("alice", name="run:someone-elses")
+    secret, record = accounting.runs.open("alice", "payments", "run-1", 2.0)
+    assert record.run_id == "run-1" and record.attribution().run_id == "run-1"
+    assert record.attribution().for_call(run_id="run-2").run_id == "run-1"
+    # A second open (a resume) revokes the first key; ending the run revokes the last.
+    again, _ = accounting.runs.open("alice", "payments", "run-1", None)
+    assert accounting.keys.authenticate(secret) is None
+    assert accounting.keys.authenticate(again) is not None
+    assert accounting.runs.end("run-1") == 1
+    assert accounting.keys.authenticate(again) is None
+    assert [s.cap_usd for s in accounting.budgets.list() if s.name == "run:run-1"] == [2]

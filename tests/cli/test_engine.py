@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,6 +154,16 @@ def test_a_run_stopped_by_its_budget_exits_1(
     text = _text(result.output)
     assert result.exit_code == 1, result.output
     assert "failed" in text and "budget exhausted during plan" in text
+    # The reason, the CLI's hint and docs/cli.md name the same command.
+    run_id = re.search(r"run (run-[0-9a-f-]+): failed", text)
+    assert run_id is not None, text
+    command = f"orchestra resume {run_id.group(1)} --budget USD"
+    assert command in text
+    again = runner.invoke(app, ["resume", run_id.group(1)])
+    assert again.exit_code == 2 and "stopped by its budget" in _text(again.output)
+    assert command in _text(again.output)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    assert "orchestra resume RUN --budget USD" in docs
 
 
 @pytest.mark.slow
@@ -225,3 +236,60 @@ def test_demo_inside_a_project_with_its_own_pytest_configuration(
     result = runner.invoke(app, ["demo", "--folder", str(outer / ".orchestra" / "demo")])
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.output
+
+
+def test_a_run_whose_tiers_have_no_credential_is_refused_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused at start, $0 spent: not a run that fails at its first model call."""
+    from orchestra.testing.scripted import create_sample_repository
+
+    repo = create_sample_repository(tmp_path / "repo")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ORCHESTRA_TEST_PROVIDER_KEY", raising=False)
+    (tmp_path / "orchestra.yaml").write_text(
+        "providers: {anthropic: {kind: anthropic, base_url: 'http://127.0.0.1:9', "
+        "api_key_env: ORCHESTRA_TEST_PROVIDER_KEY}}\n"
+        "models: {m: {provider: anthropic, price: {input: 1.0, output: 2.0}}}\n"
+        "tiers: {haiku: {model: m}, sonnet: {model: m}, opus: {model: m}}\n"
+    )
+    result = runner.invoke(app, ["run", "add a thing", "--repo", str(repo)])
+    text = _text(result.output)
+    assert result.exit_code == 2, result.output
+    assert "tier(s) haiku, opus, sonnet cannot be served" in text
+    assert "'anthropic'" in text and "$ORCHESTRA_TEST_PROVIDER_KEY is not set" in text
+    runs = runner.invoke(app, ["runs", "--json"])
+    assert runs.exit_code == 0 and json.loads(runs.stdout) == []
+
+
+def test_cancelling_a_run_whose_process_is_gone_revokes_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestra.app import Orchestra
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("ORCHESTRA_HOME", str(home))
+    monkeypatch.delenv("ORCHESTRA_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with Orchestra.from_environment(home=home) as services:
+        with services.engine(client=object(), agents=object()):  # type: ignore[arg-type]
+            pass  # an engine ran here once: DBOS's records exist, its process is gone
+        services.runs().create(
+            id="run-gone",
+            task="t",
+            pipeline="test-first",
+            repo_path=str(tmp_path),
+            status="running",
+            worker_pid=999_999_999,
+            worker_host="elsewhere",
+        )
+        accounting = services.accounting()
+        accounting.runs.open("developer", None, "run-gone", 1.0)
+        accounting.close()
+    result = runner.invoke(app, ["cancel", "run-gone"])
+    assert result.exit_code == 0, result.output
+    with Orchestra.from_environment(home=home) as services:
+        accounting = services.accounting()
+        keys = accounting.keys.run_keys("run-gone")
+        accounting.close()
+    assert len(keys) == 1 and keys[0].revoked_at is not None

@@ -58,6 +58,7 @@ def test_cancel_stops_a_running_run(tmp_path: Path, pipeline_agents: RosterAgent
         row = runtime.wait(run_id, timeout_s=60)
         with pytest.raises(EngineError, match="already ended"):
             runtime.cancel(run_id)
+        keys = stack.gateway.accounting.keys.run_keys(run_id)
     # The stack has stopped (the engine waited for its workflows, the gateway is closed):
     # every call the run will ever make has reached the upstream by now. The call in
     # flight at the cancel was answered; the agent stopped at its next step and made no
@@ -65,5 +66,7 @@ def test_cancel_stops_a_running_run(tmp_path: Path, pipeline_agents: RosterAgent
     assert len(stack.upstream.requests) == calls_at_cancel
     assert row.status == "cancelled"
     assert row.failure_reason == "cancelled by user"
+    # The run's key was revoked with the cancel: nothing can spend on the run any more.
+    assert len(keys) == 1 and keys[0].revoked_at is not None
     steps = {s.phase for s in runtime.services.runs.steps(run_id)}
     assert "green" not in steps

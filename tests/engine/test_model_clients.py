@@ -11,6 +11,7 @@ import pytest
 from orchestra.accounting import Accounting
 from orchestra.app import Orchestra
 from orchestra.demo import scripted_config
+from orchestra.engine.gateway_link import LocalRunKeys
 from orchestra.engine.model import (
     Attribution,
     BudgetExhausted,
@@ -65,9 +66,11 @@ def test_http_client_gets_a_budget_refusal_from_the_gateway(tmp_path: Path) -> N
         config = scripted_config(up.base_url)
         services = Orchestra(f"sqlite:///{tmp_path / 'o.db'}", tmp_path, config_given=config)
         with services, services.local_gateway() as gateway:
-            gateway.define_run_budget("run-b", 0.0001)
-            client = HttpModelClient(gateway.base_url, gateway.api_key)
+            keys = LocalRunKeys(gateway.accounting, "developer")
+            client = HttpModelClient(gateway.base_url, "")
             try:
+                client.use_key("run-b", keys.open("run-b", 0.0001))
+                client.use_key("run-c", keys.open("run-c", None))
                 with pytest.raises(BudgetExhausted, match="run:run-b"):
                     client.create({**REQUEST, "max_tokens": 4096}, Attribution("run-b", "s", "a"))
                 ok = client.create(REQUEST, Attribution("run-c", "s", "a"))

@@ -38,7 +38,10 @@ def test_happy_path_red_then_green_with_concurrent_review(
         row = stack.runtime.wait(run_id, timeout_s=300)
         steps = stack.runtime.services.runs.steps(run_id)
         requests = stack.upstream.requests if stack.upstream else []
+        keys = stack.gateway.accounting.keys.run_keys(run_id)
     assert row.status == "succeeded", row.failure_reason
+    # The run had its own key, the configured developer's, revoked when it ended.
+    assert [(k.developer, k.revoked_at is not None) for k in keys] == [("developer", True)]
     report = report_of(row)
 
     # Red before green: the red tests failed (all four), then everything passed.

@@ -145,3 +145,26 @@ def test_an_unreachable_provider_shows_its_root_cause_also_once_the_circuit_is_o
         message = refused.json()["error"]["message"]
         assert "circuit breaker is open" in message
         assert "ConnectionRefusedError" in message and dead in message  # the root cause
+
+
+def test_a_credential_gone_at_reload_is_reported_and_its_provider_never_called(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(VARIABLE, "sk-right")
+    with FakeUpstream.start(api_key="sk-right") as guarded, FakeUpstream.start() as local:
+        config = _config(guarded.base_url, local.base_url, api_key_env=VARIABLE)
+        app = make_app(config, memory_accountant())
+        app.config_loader = lambda: config
+        client = Client(app)
+        admin = client.accountant.add_key("root", admin=True)  # type: ignore[attr-defined]
+        with client.http:
+            assert client.messages("claude-haiku-4-5").status_code == 200
+            monkeypatch.delenv(VARIABLE)
+            reloaded = client.http.post("/v1/orchestra/admin/reload", headers={"x-api-key": admin})
+            assert reloaded.status_code == 200, reloaded.text
+            assert reloaded.json()["providers_without_credential"] == ["anthropic"]
+            refused = client.messages("claude-haiku-4-5")
+            assert refused.status_code == 502
+            message = refused.json()["error"]["message"]
+            assert "'anthropic'" in message and VARIABLE in message
+        assert len(guarded.requests) == 1  # only the call made before the reload

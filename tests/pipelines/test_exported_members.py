@@ -53,6 +53,10 @@ ALLOWED_DEEP = {
     ("orchestra.engine.gateway_link", "LocalGateway"),
     ("orchestra.engine.gateway_link", "serve_on_loopback"),
     ("orchestra.engine.gateway_link", "RunAccounting"),
+    # ... and gives each run its key: in that gateway, or from a shared one
+    ("orchestra.engine.gateway_link", "LocalRunKeys"),
+    ("orchestra.engine.gateway_link", "GatewayRunKeys"),
+    ("orchestra.engine.gateway_link", "run_developer"),
 }
 
 

@@ -24,6 +24,7 @@ from orchestra.accounting.errors import (
     InvalidKey,
     KeyNotFound,
     RateLimited,
+    RunOwnedElsewhere,
     SecretError,
     UnknownName,
     UnknownPrice,
@@ -33,6 +34,7 @@ from orchestra.accounting.keys import KeyRecord, KeyStore
 from orchestra.accounting.ledger import OUTCOMES, Ledger, LedgerEntry, StreamRecord
 from orchestra.accounting.limits import RateLimit, RateLimiter, RateLimitPolicy
 from orchestra.accounting.pricing import BUILTIN_PRICES, Price, PriceTable
+from orchestra.accounting.runs import RunGrants, run_budget_name
 from orchestra.accounting.secrets import SecretBox, SecretStore
 from orchestra.accounting.spend import (
     InvalidSpendQuery,
@@ -75,6 +77,8 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "Reservation",
+    "RunGrants",
+    "RunOwnedElsewhere",
     "SecretBox",
     "SecretError",
     "SecretStore",
@@ -86,5 +90,6 @@ __all__ = [
     "VerifyResult",
     "parse_period",
     "period_bounds",
+    "run_budget_name",
     "spend_report",
 ]

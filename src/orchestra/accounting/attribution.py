@@ -33,13 +33,14 @@ class Attribution:
         self, *, agent: str | None = None, run_id: str | None = None, step: str | None = None
     ) -> Attribution:
         """This attribution with the request's agent, run and step filled in (itself when
-        the request names none of them: no copy on the hot path)."""
+        the request names none of them: no copy on the hot path). A run key's run binds:
+        a request naming another run is still charged to the key's run."""
         if agent is None and run_id is None and step is None:
             return self
         return replace(
             self,
             agent=agent if agent is not None else self.agent,
-            run_id=run_id if run_id is not None else self.run_id,
+            run_id=self.run_id if self.run_id is not None else run_id,
             step=step if step is not None else self.step,
         )
 

@@ -93,7 +93,9 @@ class BudgetExceeded(AccountingError):
             f"reserved by calls in flight ${reserved_usd}, this call needs up to "
             f"${requested_usd}; {when}",
             hint="wait for the reset, lower max_tokens, use a cheaper tier, or ask an admin "
-            "to raise the budget (orchestra budgets set)",
+            "to raise the budget (orchestra budgets set)"
+            if resets_at is not None
+            else "continue the run with a higher budget: orchestra resume RUN --budget USD",
         )
         self.budget_name = budget_name
         self.resets_at = resets_at
@@ -118,3 +120,10 @@ class RateLimited(AccountingError):
 
 class SecretError(AccountingError):
     """An encrypted secret cannot be read (wrong key, corrupted file, unknown name)."""
+
+
+class RunOwnedElsewhere(AccountingError):
+    """A run's key or budget was asked for by someone other than the run's developer."""
+
+    status = 403
+    error_type = "permission_error"

@@ -15,6 +15,7 @@ from orchestra.accounting.keys import KeyStore, OrgResolver
 from orchestra.accounting.ledger import Ledger, LedgerEntry
 from orchestra.accounting.limits import RateLimit, RateLimiter, RateLimitPolicy
 from orchestra.accounting.pricing import PriceTable
+from orchestra.accounting.runs import RunGrants
 from orchestra.accounting.store import AccountingStore, Clock, utcnow
 from orchestra.config import OrgNames
 from orchestra.config.gateway import BudgetLeaseSettings, LimitsConfig, RateLimitConfig
@@ -100,6 +101,8 @@ class Accounting:
             pepper=pepper,
             home=home,
         )
+        self.runs = RunGrants(self.keys, self.budgets)
+        """The key and budget of each pipeline run."""
         self.limits = RateLimiter.for_database(
             policy_from_config(gw.limits), self.store, shared=gw.limits.shared
         )

@@ -9,6 +9,7 @@ means a stolen database alone does not even let an attacker test candidate keys.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import os
@@ -39,6 +40,8 @@ KEY_PREFIX = "orc_"
 DISPLAY_PREFIX_LEN = 12
 PEPPER_ENV = "ORCHESTRA_KEY_PEPPER"
 PEPPER_FILE = "key-pepper"
+RUN_KEY_PREFIX = "run:"
+"""The name of a run's key is this prefix and the run id: its calls are charged to that run."""
 
 OrgResolver = Callable[[str, str | None], OrgPath]
 """Maps ``(developer, team)`` to the organisation units the developer's calls belong to."""
@@ -99,6 +102,13 @@ class KeyRecord:
     def usable(self, now: datetime) -> bool:
         return self.status(now) in ("active", "rotating")
 
+    @property
+    def run_id(self) -> str | None:
+        """The run a run key belongs to (``None`` for a developer's own key)."""
+        if self.name is not None and self.name.startswith(RUN_KEY_PREFIX):
+            return self.name[len(RUN_KEY_PREFIX) :]
+        return None
+
     def attribution(self) -> Attribution:
         """The attribution of calls made with this key (agent/run/step added per call)."""
         return Attribution(
@@ -108,6 +118,7 @@ class KeyRecord:
             squad=self.org.squad if self.org.squad is not None else self.team,
             developer=self.developer,
             key_id=self.id,
+            run_id=self.run_id,
         )
 
 
@@ -215,6 +226,43 @@ class KeyStore:
         actor: str = "system",
     ) -> tuple[str, KeyRecord]:
         """Create a key; returns ``(secret, record)``. The secret is never stored or shown again."""
+        if name is not None and name.startswith(RUN_KEY_PREFIX):
+            raise InvalidKey(
+                f"key names starting with {RUN_KEY_PREFIX!r} are reserved for pipeline runs",
+                hint="choose another --name; runs get their keys from the engine",
+            )
+        return self._create(developer, team, admin, name, actor=actor)
+
+    def create_for_run(
+        self, developer: str, team: str | None, run_id: str, *, actor: str = "system"
+    ) -> tuple[str, KeyRecord]:
+        """A key for one pipeline run of ``developer``: its calls are charged to the run
+        (whatever run a request names) as well as to the developer and their team."""
+        return self._create(developer, team, False, RUN_KEY_PREFIX + run_id, actor=actor)
+
+    def run_keys(self, run_id: str) -> builtins.list[KeyRecord]:
+        """The keys (active or not) of the run ``run_id``, oldest first."""
+        with self._store.db.session() as session:
+            query = (
+                select(GatewayKey)
+                .where(GatewayKey.name == RUN_KEY_PREFIX + run_id)
+                .order_by(GatewayKey.created_at, GatewayKey.id)
+            )
+            return [_record(r) for r in session.scalars(query)]
+
+    def revoke_run(self, run_id: str, *, actor: str = "system") -> int:
+        """Revoke every key of the run ``run_id`` still usable; returns how many."""
+        now = self._clock()
+        revoked = 0
+        for record in self.run_keys(run_id):
+            if record.usable(now):
+                self.revoke(record.id, actor=actor)
+                revoked += 1
+        return revoked
+
+    def _create(
+        self, developer: str, team: str | None, admin: bool, name: str | None, *, actor: str
+    ) -> tuple[str, KeyRecord]:
         developer = developer.strip()
         if not developer:
             raise InvalidKey("a key needs a developer", hint="pass --developer NAME")

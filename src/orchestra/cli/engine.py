@@ -215,6 +215,33 @@ def _runtime(gateway_url: str | None, developer: str | None = None) -> Iterator[
             yield runtime, gateway
 
 
+def _end_run_keys(services: Any, run_id: str) -> None:
+    """Revoke a cancelled run's keys here too: its engine revokes them as its workflow
+    stops, but a run whose process is gone has no engine to do it."""
+    config = services.config
+    if config.engine.gateway_url:
+        key = os.environ.get(config.engine.gateway_key_env)
+        if not key:
+            error_console().print(
+                f"note: ${config.engine.gateway_key_env} is not set, so the run's gateway key "
+                "stays usable until its engine stops"
+            )
+            return
+        from orchestra.engine.gateway_link import GatewayRunKeys
+
+        remote = GatewayRunKeys(config.engine.gateway_url, key)
+        try:
+            remote.end(run_id)
+        finally:
+            remote.close()
+        return
+    accounting = services.accounting()
+    try:
+        accounting.runs.end(run_id, actor="cli")
+    finally:
+        accounting.close()
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root application."""
 
@@ -320,23 +347,41 @@ def register(app: typer.Typer) -> None:
     @app.command("resume")
     def resume_cmd(
         run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix works).")],
+        budget: Annotated[
+            float | None,
+            typer.Option(
+                help="New dollar budget of the run: continues a run stopped by its budget."
+            ),
+        ] = None,
         gateway: Annotated[str | None, typer.Option(help="Gateway URL.")] = None,
     ) -> None:
-        """Continue a run whose process stopped; completed steps are not repeated."""
-        from orchestra.engine import FINAL_STATUSES
+        """Continue a run whose process stopped, or (with --budget) a run stopped by its
+        budget; completed steps are not repeated."""
+        from orchestra.engine import FINAL_STATUSES, resume_command, stopped_by_budget
         from orchestra.errors import EngineError
 
         with _run_store() as (runs, _services):
             row = runs.get(run_id)
-            if row.status in FINAL_STATUSES:
-                raise EngineError(
-                    f"run {row.id} already ended ({row.status})",
-                    hint="start a new run with `orchestra run`",
+            if stopped_by_budget(row) and budget is None:
+                raise _fail(
+                    EngineError(
+                        f"run {row.id} was stopped by its budget",
+                        hint=f"continue it with a higher budget: {resume_command(row.id)}",
+                    )
+                )
+            if row.status in FINAL_STATUSES and not stopped_by_budget(row):
+                raise _fail(
+                    EngineError(
+                        f"run {row.id} already ended ({row.status})",
+                        hint="start a new run with `orchestra run`",
+                    )
                 )
         try:
             with _runtime(gateway) as (runtime, local):
-                row = runtime.services.runs.get(run_id)
-                runtime.resume(row.id)
+                if stopped_by_budget(row):
+                    runtime.continue_run(row.id, budget)
+                else:
+                    runtime.resume(row.id, budget_usd=budget)
                 row = _watch(runtime, row.id, local)
         except OrchestraError as exc:
             raise _fail(exc) from exc
@@ -366,6 +411,7 @@ def register(app: typer.Typer) -> None:
             finally:
                 client.destroy()
             runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
+            _end_run_keys(services, row.id)
             console().print(f"run {row.id} cancelled; its branch {row.branch} keeps what was done")
 
     @app.command("demo")

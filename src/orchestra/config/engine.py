@@ -40,6 +40,11 @@ class EngineSection(StrictModel):
     """Base URL of the gateway agents call; ``None`` means the in-process gateway core."""
     gateway_key_env: str = "ORCHESTRA_GATEWAY_KEY"
     """Environment variable holding the gateway key the engine uses (never the key)."""
+    developer: str | None = None
+    """Who runs started here are charged to (with their team), when the gateway runs in
+    this process: a name in ``organisation.developers``. ``$ORCHESTRA_DEVELOPER`` wins;
+    unset, the organisation's only developer. With ``gateway_url`` the developer is the
+    owner of the key in ``gateway_key_env``."""
     model_override: str | None = None
     """Request this model for every agent instead of the agent's tier (e.g. a local model)."""
     max_concurrent_agents: int | None = Field(default=None, ge=1)

@@ -25,7 +25,15 @@ from orchestra.engine.model import (
 )
 from orchestra.engine.pipeline import Pipeline, PipelineDefinition, PipelineRegistry
 from orchestra.engine.retries import ModelRetry, RetryHint, retry_hint
-from orchestra.engine.runs import ACTIVE_STATUSES, FINAL_STATUSES, RunNotFound, RunStore
+from orchestra.engine.runs import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    RunNotFound,
+    RunStore,
+    budget_stop,
+    resume_command,
+    stopped_by_budget,
+)
 from orchestra.engine.runtime import (
     EngineRuntime,
     check_repository,
@@ -34,9 +42,9 @@ from orchestra.engine.runtime import (
     orphaned_runs,
 )
 from orchestra.engine.services import (
-    BudgetSetup,
     ChildSignals,
     EngineServices,
+    RunKeys,
     engine_source,
     services,
 )
@@ -52,7 +60,6 @@ __all__ = [
     "ArtifactStore",
     "Attribution",
     "BudgetExhausted",
-    "BudgetSetup",
     "ChildSignals",
     "EngineRuntime",
     "EngineServices",
@@ -68,9 +75,11 @@ __all__ = [
     "RetryHint",
     "RosterAgents",
     "RunCost",
+    "RunKeys",
     "RunNotFound",
     "RunStore",
     "Workflow",
+    "budget_stop",
     "check_repository",
     "checkpoint",
     "dbos_threads",
@@ -79,7 +88,9 @@ __all__ = [
     "ledger_cost",
     "orphaned_runs",
     "pipeline_workflow",
+    "resume_command",
     "retry_hint",
     "run_agents",
     "services",
+    "stopped_by_budget",
 ]

@@ -76,7 +76,11 @@ def run_agents(run_id: str, tasks: Sequence[AgentTask]) -> list[AgentOutcome]:
         ref = svc.artifacts.put_json(
             run_id, f"tasks/{task.step_id.replace(':', '_')}.json", task.__dict__, "task"
         )
-        with SetWorkflowID(f"{run_id}:{task.step_id}"):
+        # Children are named after the run's current workflow: the run id itself, or the
+        # workflow that continues a run stopped by its budget (``run-...~2``, see
+        # EngineRuntime.continue_run), whose re-run steps must not find the old results.
+        parent = DBOS.workflow_id or run_id
+        with SetWorkflowID(f"{parent}:{task.step_id}"):
             handles.append(DBOS.enqueue_workflow(svc.queue_name, agent_workflow, run_id, ref))
     outcomes = []
     for handle in handles:
@@ -119,7 +123,13 @@ def pipeline_workflow(
 
     def register(execute: Callable[[EngineServices, str], Mapping[str, Any]]) -> Workflow:
         def entry(run_id: str) -> Mapping[str, Any]:
-            return execute(services(), run_id)
+            svc = services()
+            try:
+                return execute(svc, run_id)
+            finally:
+                # Ended, failed or cancelled: the run's key stops working (a resume gets
+                # a new one). Revoking an already revoked key on a replay changes nothing.
+                svc.end_run(run_id)
 
         entry.__name__ = entry.__qualname__ = f"workflow_{execute.__name__}"
         entry.__module__ = execute.__module__

@@ -1,10 +1,16 @@
-"""Running the gateway next to the engine: for the offline demo, tests and one-process use.
+"""How the engine reaches a gateway's accounting: run keys, run budgets, costs per step.
+
+Each run calls the gateway with its own key, charged to the developer who started the run
+and to their team, and bound to the run's budget; the key is revoked when the run ends.
+
+- :class:`LocalRunKeys`: a gateway in this process (shared database): keys and budgets
+  are made in its accounting directly, for the developer :func:`run_developer` names.
+- :class:`GatewayRunKeys`: a shared gateway elsewhere (``engine.gateway_url``): the
+  gateway makes them (``POST /v1/orchestra/runs``) for the owner of the developer's key.
 
 :func:`serve_on_loopback` serves a gateway app (built by the composition root,
-:mod:`orchestra.app`) on a loopback port in a background thread, creates the engine's key,
-and yields a :class:`LocalGateway` that defines per-run budgets and reads the ledger's cost
-per step. :class:`RunAccounting` does the budget and cost part for any gateway in this
-process (``orchestra serve``).
+:mod:`orchestra.app`) on a loopback port in a background thread and yields a
+:class:`LocalGateway`; :class:`RunAccounting` reads the ledger's cost per step.
 """
 
 from __future__ import annotations
@@ -16,10 +22,110 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
+import httpx
+
+from orchestra.config import OrchestraConfig
 from orchestra.errors import EngineError
+
+DEVELOPER_ENV = "ORCHESTRA_DEVELOPER"
+"""Environment variable naming the developer a run is charged to (wins over the config)."""
+
+
+def run_developer(config: OrchestraConfig) -> tuple[str, str | None]:
+    """``(developer, team)`` a run started here is charged to: ``$ORCHESTRA_DEVELOPER``,
+    else ``engine.developer``, else the organisation's only developer (the solo default
+    ``developer``); the team is the developer's ``unit`` in ``organisation.developers``."""
+    import os
+
+    listed = {d.name: d for d in config.organisation.developers}
+    name = os.environ.get(DEVELOPER_ENV) or config.engine.developer
+    if name is None:
+        if len(listed) != 1:
+            raise EngineError(
+                f"the organisation lists {len(listed)} developers: whose run is this?",
+                hint=f"set {DEVELOPER_ENV}=NAME or engine.developer in orchestra.yaml",
+            )
+        name = next(iter(listed))
+    if name not in listed:
+        raise EngineError(
+            f"developer {name!r} is not in organisation.developers",
+            hint=f"add them to orchestra.yaml, or set {DEVELOPER_ENV} to one of: "
+            + ", ".join(sorted(listed)),
+        )
+    return name, listed[name].unit
+
+
+@dataclass
+class LocalRunKeys:
+    """Run keys and budgets made in a gateway's accounting in this process."""
+
+    accounting: Any
+    """The gateway's ``orchestra.accounting.Accounting``."""
+    developer: str
+    team: str | None = None
+
+    def open(self, run_id: str, budget_usd: float | None) -> str:
+        """A new key for ``run_id``: its first developer's on a resume, else ours."""
+        earlier = self.accounting.keys.run_keys(run_id)
+        developer, team = (
+            (earlier[-1].developer, earlier[-1].team) if earlier else (self.developer, self.team)
+        )
+        secret, _record = self.accounting.runs.open(developer, team, run_id, budget_usd)
+        return str(secret)
+
+    def end(self, run_id: str) -> None:
+        """Revoke the keys of ``run_id``."""
+        self.accounting.runs.end(run_id)
+
+
+class GatewayRunKeys:
+    """Run keys and budgets made by a shared gateway, for the owner of ``api_key``."""
+
+    def __init__(
+        self, base_url: str, api_key: str, *, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(60.0), transport=transport
+        )
+        self._api_key = api_key
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self._client.post(path, json=body, headers={"x-api-key": self._api_key})
+        except httpx.TransportError as exc:
+            raise EngineError(
+                f"cannot reach the gateway at {self._client.base_url}: {exc}",
+                hint="check engine.gateway_url and that the gateway is running",
+            ) from exc
+        if response.status_code >= 400:
+            try:
+                error = response.json().get("error") or {}
+                message = str(error.get("message") or response.text[:300])
+            except ValueError:
+                message = response.text[:300]
+            raise EngineError(
+                f"the gateway refused {path} (HTTP {response.status_code}): {message}",
+                hint="the gateway must be this Orchestra version or newer, and the key in "
+                "engine.gateway_key_env a developer's key",
+            )
+        data: dict[str, Any] = response.json()
+        return data
+
+    def open(self, run_id: str, budget_usd: float | None) -> str:
+        """A new key for ``run_id`` from the gateway (with the run's budget)."""
+        return str(
+            self._post("/v1/orchestra/runs", {"run_id": run_id, "budget_usd": budget_usd})["key"]
+        )
+
+    def end(self, run_id: str) -> None:
+        """Ask the gateway to revoke the keys of ``run_id``."""
+        self._post("/v1/orchestra/runs/end", {"run_id": run_id})
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._client.close()
 
 
 @dataclass
@@ -28,22 +134,6 @@ class RunAccounting:
 
     accounting: Any
     """The gateway's ``orchestra.accounting.Accounting``."""
-
-    def define_run_budget(self, run_id: str, usd: float) -> None:
-        """A budget scoped to ``run_id`` (the gateway refuses calls beyond it)."""
-        from orchestra.accounting.budgets import BudgetSpec
-
-        self.accounting.budgets.define(
-            BudgetSpec(
-                name=f"run:{run_id}",
-                scope="run",
-                subject=run_id,
-                cap_usd=Decimal(str(usd)),
-                period="none",
-                soft_pct=None,
-            ),
-            actor="engine",
-        )
 
     def costs_for_run(self, run_id: str) -> dict[str, float]:
         """Dollars per step of ``run_id``, from the ledger entries the gateway wrote."""
@@ -55,18 +145,12 @@ class RunAccounting:
             out[step] = out.get(step, 0.0) + float(entry.cost_usd)
         return out
 
-    def create_engine_key(self) -> str:
-        """A new gateway key for the engine's model calls (its secret)."""
-        secret, _record = self.accounting.keys.create("orchestra-engine", name="engine")
-        return str(secret)
-
 
 @dataclass
 class LocalGateway(RunAccounting):
-    """A running gateway: its URL, the engine's key, budgets and costs."""
+    """A running gateway: its URL and costs (runs get their keys from its accounting)."""
 
     base_url: str = ""
-    api_key: str = ""
 
 
 def _free_socket() -> socket.socket:
@@ -80,12 +164,11 @@ def _free_socket() -> socket.socket:
 def serve_on_loopback(app: Any, accounting: Any) -> Iterator[LocalGateway]:
     """Serve the gateway ``app`` over HTTP on a free loopback port until the block ends.
 
-    ``accounting`` is the app's ``orchestra.accounting.Accounting`` (already started): the
-    engine's key is created in it, and run budgets and costs go through it.
+    ``accounting`` is the app's ``orchestra.accounting.Accounting`` (already started):
+    costs are read from it.
     """
     import uvicorn
 
-    secret = RunAccounting(accounting).create_engine_key()
     sock = _free_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(
@@ -103,7 +186,7 @@ def serve_on_loopback(app: Any, accounting: Any) -> Iterator[LocalGateway]:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise EngineError("the local gateway did not start", hint="see the log above")
             time.sleep(0.02)
-        yield LocalGateway(accounting, base_url=f"http://127.0.0.1:{port}", api_key=secret)
+        yield LocalGateway(accounting, base_url=f"http://127.0.0.1:{port}")
     finally:
         server.should_exit = True
         thread.join(timeout=10)

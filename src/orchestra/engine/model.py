@@ -112,10 +112,32 @@ def _raise_for(response: httpx.Response) -> None:
         raise BudgetExhausted(
             text,
             status=response.status_code,
-            hint="raise the run's budget (engine.run_budget_usd or --budget) and resume",
+            hint="continue the run with a higher budget: orchestra resume RUN --budget USD",
         )
     hint = retry_hint(response.status_code, response.headers, body)
     raise ModelCallFailed(text, status=response.status_code, retry=hint)
+
+
+class RunKeyring:
+    """The gateway key of each run a client calls for (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def use(self, run_id: str, secret: str) -> None:
+        """Send ``run_id``'s calls with ``secret``."""
+        with self._lock:
+            self._keys[run_id] = secret
+
+    def drop(self, run_id: str) -> None:
+        """Forget ``run_id``'s key."""
+        with self._lock:
+            self._keys.pop(run_id, None)
+
+    def key_for(self, run_id: str, default: str) -> str:
+        """``run_id``'s key, else ``default`` (the client's own)."""
+        return self._keys.get(run_id, default)
 
 
 class HttpModelClient:
@@ -142,10 +164,19 @@ class HttpModelClient:
         )
         self._api_key = api_key
         self._retries = retries
+        self._keys = RunKeyring()
+
+    def use_key(self, run_id: str, secret: str) -> None:
+        """Send ``run_id``'s calls with its own key ``secret``."""
+        self._keys.use(run_id, secret)
+
+    def drop_key(self, run_id: str) -> None:
+        """Forget ``run_id``'s key (the run ended)."""
+        self._keys.drop(run_id)
 
     def create(self, request: dict[str, Any], attribution: Attribution) -> ModelResponse:
         headers = {
-            "x-api-key": self._api_key,
+            "x-api-key": self._keys.key_for(attribution.run_id, self._api_key),
             "anthropic-version": ANTHROPIC_VERSION,
             **attribution.headers(),
         }
@@ -184,6 +215,7 @@ class InProcessModelClient:
     ) -> None:
         self._app = app
         self._api_key = api_key
+        self._keys = RunKeyring()
         self._own_loop = loop is None
         self._lifespan_inbox: asyncio.Queue[dict[str, Any]] | None = None
         self._lifespan_task: asyncio.Task[None] | None = None
@@ -233,9 +265,17 @@ class InProcessModelClient:
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    def use_key(self, run_id: str, secret: str) -> None:
+        """Send ``run_id``'s calls with its own key ``secret``."""
+        self._keys.use(run_id, secret)
+
+    def drop_key(self, run_id: str) -> None:
+        """Forget ``run_id``'s key (the run ended)."""
+        self._keys.drop(run_id)
+
     def create(self, request: dict[str, Any], attribution: Attribution) -> ModelResponse:
         headers = {
-            "x-api-key": self._api_key,
+            "x-api-key": self._keys.key_for(attribution.run_id, self._api_key),
             "anthropic-version": ANTHROPIC_VERSION,
             **attribution.headers(),
         }

@@ -19,6 +19,31 @@ ACTIVE_STATUSES = frozenset({"queued", "running"})
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
+BUDGET_STOP = "budget exhausted during "
+"""How the failure reason of a run stopped by a budget starts."""
+
+
+def resume_command(run_id: str) -> str:
+    """The command that continues ``run_id`` with a higher budget."""
+    return f"orchestra resume {run_id} --budget USD"
+
+
+def budget_stop(run_id: str, step_id: str, detail: str) -> str:
+    """The failure reason of a run stopped by a budget in step ``step_id``: the gateway's
+    refusal and the exact command that continues the run with a higher budget."""
+    command = resume_command(run_id)
+    detail = detail.replace(resume_command("RUN"), command)  # the gateway's run-budget hint
+    if command in detail:
+        return f"{BUDGET_STOP}{step_id}: {detail}"
+    detail = detail.rstrip(". ")
+    return f"{BUDGET_STOP}{step_id}: {detail}. Continue it with a higher budget: {command}"
+
+
+def stopped_by_budget(row: RunRow) -> bool:
+    """Whether ``row`` failed because a budget ran out (it can be continued)."""
+    return row.status == "failed" and (row.failure_reason or "").startswith(BUDGET_STOP)
+
+
 def step_key(run_id: str, step_id: str) -> str:
     """Primary key of a step row: step names repeat across runs (``plan-1``)."""
     return f"{run_id}/{step_id}"

@@ -27,10 +27,17 @@ from typing import Any
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from orchestra import __version__
+from orchestra.engine.continuing import current_workflow, fork_past_budget_stop, next_workflow
 from orchestra.engine.durable import POLL_S
 from orchestra.engine.pipeline import PipelineRegistry
 from orchestra.engine.run_policy import require_run_start
-from orchestra.engine.runs import ACTIVE_STATUSES, FINAL_STATUSES, RunStore
+from orchestra.engine.runs import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    RunStore,
+    resume_command,
+    stopped_by_budget,
+)
 from orchestra.engine.services import EngineServices, bind, unbind
 from orchestra.errors import EngineError
 from orchestra.policy import Principal
@@ -169,15 +176,20 @@ class EngineRuntime:
             worker_pid=os.getpid(),
             worker_host=socket.gethostname(),
         )
-        if budget is not None and self.services.budget_setup is not None:
-            self.services.budget_setup(run_id, budget)
+        try:
+            self.services.open_run(run_id, budget)
+        except Exception as exc:
+            self.services.runs.update(
+                run_id, status="failed", failure_reason=f"the gateway refused the run: {exc}"
+            )
+            raise
         with SetWorkflowID(run_id):
             DBOS.start_workflow(chosen.workflow, run_id)
         return run_id
 
     def wait(self, run_id: str, timeout_s: float | None = None) -> RunRow:
         """Block until the run's workflow ends; returns its final row."""
-        handle: Any = DBOS.retrieve_workflow(run_id)
+        handle: Any = DBOS.retrieve_workflow(current_workflow(run_id))
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             status = handle.get_status().status
@@ -197,14 +209,19 @@ class EngineRuntime:
                     )
         return self.services.runs.get(run_id)
 
-    def resume(self, run_id: str) -> None:
-        """Continue a run whose process stopped: its completed steps are not repeated."""
+    def resume(self, run_id: str, *, budget_usd: float | None = None) -> None:
+        """Continue a run whose process stopped: its completed steps are not repeated.
+
+        With ``budget_usd`` the run's budget becomes that (a run stopped by its budget
+        continues with a higher one, see :meth:`continue_run`)."""
         row = self.services.runs.get(run_id)
         if row.status in FINAL_STATUSES:
-            raise EngineError(
-                f"run {row.id} already ended ({row.status})",
-                hint="start a new run with `orchestra run`",
+            hint = (
+                f"continue it with a higher budget: {resume_command(row.id)}"
+                if stopped_by_budget(row)
+                else "start a new run with `orchestra run`"
             )
+            raise EngineError(f"run {row.id} already ended ({row.status})", hint=hint)
         if (
             row.worker_pid
             and row.worker_host == socket.gethostname()
@@ -215,14 +232,49 @@ class EngineRuntime:
                 f"run {row.id} is still being worked on by process {row.worker_pid}",
                 hint="wait for it, or stop that process first",
             )
-        self.services.runs.update(row.id, worker_pid=os.getpid(), worker_host=socket.gethostname())
+        budget = row.budget_usd if budget_usd is None else budget_usd
+        self.services.runs.update(
+            row.id, worker_pid=os.getpid(), worker_host=socket.gethostname(), budget_usd=budget
+        )
+        self.services.open_run(row.id, budget)
         # Children first: the parent's replay waits on them, and they belong to the dead
         # executor's queue, so they are re-enqueued on this process's queue.
+        current = current_workflow(row.id)
         pending = DBOS.list_workflows(workflow_id_prefix=row.id, status=["PENDING", "ENQUEUED"])
         for wf in pending:
-            if wf.workflow_id != row.id:
+            if ":" in wf.workflow_id:
                 DBOS.resume_workflow(wf.workflow_id, queue_name=self.services.queue_name)
-        DBOS.resume_workflow(row.id)
+        DBOS.resume_workflow(current)
+
+    def continue_run(self, run_id: str, budget_usd: float) -> None:
+        """Continue a run stopped by its budget with ``budget_usd`` (a new key, charged to
+        the same developer): the agent steps the budget stopped go on from their refused
+        model call, then the rest of the run; nothing done before is repeated
+        (:mod:`orchestra.engine.continuing`)."""
+        row = self.services.runs.get(run_id)
+        if not stopped_by_budget(row):
+            raise EngineError(
+                f"run {row.id} was not stopped by a budget ({row.status})",
+                hint="only a run stopped by its budget continues with --budget; "
+                "`orchestra resume RUN` continues a run whose process stopped",
+            )
+        if row.budget_usd is not None and budget_usd <= row.budget_usd:
+            raise EngineError(
+                f"the new budget ${budget_usd} is not above the run's ${row.budget_usd}",
+                hint=f"pass a higher one: {resume_command(row.id)}",
+            )
+        current = current_workflow(row.id)
+        self.services.runs.update(
+            row.id,
+            status="running",
+            failure_reason=None,
+            finished_at=None,
+            budget_usd=budget_usd,
+            worker_pid=os.getpid(),
+            worker_host=socket.gethostname(),
+        )
+        self.services.open_run(row.id, budget_usd)
+        fork_past_budget_stop(current, next_workflow(row.id, current), self.services.queue_name)
 
     def resume_orphaned(self) -> list[str]:
         """Resume every running run whose worker process on this host is gone.
@@ -244,6 +296,7 @@ class EngineRuntime:
             if wf.status in {"PENDING", "ENQUEUED"}:
                 DBOS.cancel_workflow(wf.workflow_id)
         self.services.runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
+        self.services.end_run(row.id)
 
 
 WORKFLOW_THREAD_PREFIX = "dbos-executor-"

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from orchestra.config import OrchestraConfig
 from orchestra.engine.agents import AgentSource
@@ -62,8 +62,19 @@ class ChildSignals:
             return seen
 
 
-BudgetSetup = Callable[[str, float], None]
-"""(run id, dollars) -> creates the gateway budget scoped to the run."""
+class RunKeys(Protocol):
+    """Where each run gets its own gateway key: charged to the developer who started it
+    (and their team), bound to the run's budget, revoked when the run ends."""
+
+    def open(self, run_id: str, budget_usd: float | None) -> str:
+        """A new key for ``run_id`` (earlier ones revoked) whose calls the gateway charges
+        to the run, with the run's budget set to ``budget_usd`` (``None``: no run budget,
+        an earlier one stays); returns its secret."""
+        ...
+
+    def end(self, run_id: str) -> None:
+        """Revoke the keys of ``run_id`` (it ended, or was cancelled)."""
+        ...
 
 
 @dataclass
@@ -78,7 +89,8 @@ class EngineServices:
     runs: RunStore
     artifacts: ArtifactStore
     queue_name: str
-    budget_setup: BudgetSetup | None = None
+    run_keys: RunKeys | None = None
+    """Where runs get their keys and budgets (``None``: the client's own key is used)."""
     knowledge: Any | None = None
     """An ``orchestra.knowledge.KnowledgeStore`` when available."""
     cost_source: Any | None = None
@@ -100,6 +112,24 @@ class EngineServices:
             max_total_wait_s=settings.max_total_wait_s,
             sleep=self.sleep,
         )
+
+    def open_run(self, run_id: str, budget_usd: float | None) -> None:
+        """Give ``run_id`` its own key (and budget) for its model calls."""
+        if self.run_keys is None:
+            return
+        secret = self.run_keys.open(run_id, budget_usd)
+        use_key = getattr(self.client, "use_key", None)
+        if use_key is not None:
+            use_key(run_id, secret)
+
+    def end_run(self, run_id: str) -> None:
+        """Revoke ``run_id``'s key: it made its last model call."""
+        if self.run_keys is None:
+            return
+        drop_key = getattr(self.client, "drop_key", None)
+        if drop_key is not None:
+            drop_key(run_id)
+        self.run_keys.end(run_id)
 
     def limits(self) -> CommandLimits:
         """The sandbox limits of every command a run starts."""

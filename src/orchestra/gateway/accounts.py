@@ -33,6 +33,8 @@ class Caller:
     """Names this key may request; ``None`` means every configured name."""
     attribution: Any = None
     """Accounting's attribution record (org units above the team), opaque here."""
+    run_id: str | None = None
+    """The pipeline run a run key belongs to: its calls are charged to that run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,15 @@ class Accountant(Protocol):
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         """Append a management action to the audit log."""
 
+    def open_run(self, caller: Caller, run_id: str, budget_usd: Decimal | None) -> str:
+        """A new key for pipeline run ``run_id`` of the caller's developer and team (the
+        run's earlier keys revoked), with the run's budget set to ``budget_usd``; returns
+        its secret. Raises an accounting error when the run is someone else's."""
+
+    def end_run(self, caller: Caller, run_id: str) -> int:
+        """Revoke the keys of run ``run_id`` (the caller's, or any with an admin key);
+        returns how many were still usable."""
+
 
 @dataclass
 class _MemoryJournal:
@@ -253,6 +264,7 @@ class MemoryAccountant:
 
     def _applicable(self, caller: Caller, run_id: str | None) -> list[str]:
         names = [f"developer:{caller.developer}", f"team:{caller.team}", "org"]
+        run_id = caller.run_id or run_id  # a run key's run binds
         if run_id:
             names.append(f"run:{run_id}")
         return [n for n in names if n in self.budgets]
@@ -335,3 +347,21 @@ class MemoryAccountant:
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         with self.lock:
             self.audit_log.append((caller.key_id, action, target, details))
+
+    def open_run(self, caller: Caller, run_id: str, budget_usd: Decimal | None) -> str:
+        self.end_run(caller, run_id)
+        secret = f"orc_test_{uuid.uuid4().hex}"
+        with self.lock:
+            self.keys[secret] = Caller(
+                uuid.uuid4().hex[:12], caller.developer, caller.team, run_id=run_id
+            )
+            if budget_usd is not None:
+                self.budgets[f"run:{run_id}"] = budget_usd
+        return secret
+
+    def end_run(self, caller: Caller, run_id: str) -> int:
+        with self.lock:
+            ended = [s for s, c in self.keys.items() if c.run_id == run_id]
+            for secret in ended:
+                del self.keys[secret]
+        return len(ended)

@@ -26,6 +26,7 @@ from orchestra.gateway.errors import (
     UnsupportedMediaType,
 )
 from orchestra.gateway.formats import WireFormat, error_body, error_headers
+from orchestra.gateway.runs import RUNS_END_PATH, RUNS_PATH, end_run, open_run
 from orchestra.gateway.service import Gateway
 from orchestra.providers.models import models_list_body
 
@@ -45,6 +46,8 @@ GATEWAY_PATHS = frozenset(
         "/metrics",
         "/v1/orchestra/spend",
         "/v1/orchestra/admin/reload",
+        RUNS_PATH,
+        RUNS_END_PATH,
     }
 )
 
@@ -130,6 +133,8 @@ class GatewayApp:
             ("GET", "/metrics"): self._metrics,
             ("GET", "/v1/orchestra/spend"): self._spend,
             ("POST", "/v1/orchestra/admin/reload"): self._reload,
+            ("POST", RUNS_PATH): self._open_run,
+            ("POST", RUNS_END_PATH): self._end_run,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -288,6 +293,12 @@ class GatewayApp:
         result = await self.gateway.blocking(self.gateway.accountant.spend, developer)
         await send_json(send, 200, result)
 
+    async def _open_run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_json(send, 200, await open_run(self.gateway, scope, receive))
+
+    async def _end_run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_json(send, 200, await end_run(self.gateway, scope, receive))
+
     async def _reload(self, scope: Scope, receive: Receive, send: Send) -> None:
         caller = await self.gateway.authenticate(headers_of(scope))
         self.gateway.require_admin(caller)
@@ -302,6 +313,14 @@ class GatewayApp:
         await self.gateway.blocking(
             self.gateway.accountant.audit, caller, "gateway.reload", "config", {}
         )
+        snapshot = self.gateway.snapshot
         await send_json(
-            send, 200, {"reloaded": True, "loaded_at": self.gateway.snapshot.loaded_at.isoformat()}
+            send,
+            200,
+            {
+                "reloaded": True,
+                "loaded_at": snapshot.loaded_at.isoformat(),
+                # Their models answer 502 naming the provider, without being called.
+                "providers_without_credential": list(snapshot.missing_credentials),
+            },
         )

@@ -248,6 +248,18 @@ class Gateway:
     def _credential(self, target: Target) -> str | None:
         return self.snapshot.credentials.get(target.provider)
 
+    def tiers_without_credential(self) -> dict[str, tuple[str, ...]]:
+        """Tier -> providers, for each tier no model of whose chain has its provider's
+        credential: every call to it would be a 502 (nothing is sent upstream)."""
+        snapshot = self.snapshot
+        missing = set(snapshot.missing_credentials)
+        out: dict[str, tuple[str, ...]] = {}
+        for tier, chain in snapshot.routing.tiers.items():
+            providers = tuple(dict.fromkeys(snapshot.routing.targets[m].provider for m in chain))
+            if all(p in missing for p in providers):
+                out[tier] = providers
+        return out
+
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking accounting work on the worker threads, off the event loop."""
         loop = asyncio.get_running_loop()

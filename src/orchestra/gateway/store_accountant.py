@@ -147,6 +147,7 @@ class StoreAccountant:
             team=record.team,
             admin=record.admin,
             attribution=record.attribution(),
+            run_id=record.run_id,
         )
 
     def keys_version(self) -> int:
@@ -281,3 +282,16 @@ class StoreAccountant:
 
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         self.accounting.audit.append(f"key:{caller.key_id}", action, target, details)
+
+    def open_run(self, caller: Caller, run_id: str, budget_usd: Decimal | None) -> str:
+        secret, _record = self.accounting.runs.open(
+            caller.developer, caller.team, run_id, budget_usd, actor=f"key:{caller.key_id}"
+        )
+        return secret
+
+    def end_run(self, caller: Caller, run_id: str) -> int:
+        return self.accounting.runs.end(
+            run_id,
+            developer=None if caller.admin else caller.developer,
+            actor=f"key:{caller.key_id}",
+        )

@@ -22,7 +22,8 @@ from typing import Any
 
 from orchestra.app import Orchestra
 from orchestra.engine import EngineRuntime, InProcessModelClient, orphaned_runs
-from orchestra.engine.gateway_link import RunAccounting
+from orchestra.engine.gateway_link import LocalRunKeys, RunAccounting, run_developer
+from orchestra.errors import EngineError
 from orchestra.gateway import GatewayApp
 
 log = logging.getLogger("orchestra.engine")
@@ -58,11 +59,17 @@ class ServerEngine:
             )
             return []
         ledger = RunAccounting(accounting)
-        client = InProcessModelClient(app, ledger.create_engine_key(), loop=loop)
+        # A resumed run keeps being charged to the developer who started it (its earlier
+        # keys name them); the configured developer is only the fallback.
+        try:
+            developer, team = run_developer(self.services.config)
+        except EngineError:
+            developer, team = "", None  # every orphan has its earlier keys to go by
+        client = InProcessModelClient(app, "", loop=loop)
         self._client = client
         runtime = self.services.engine(
             client,
-            budget_setup=ledger.define_run_budget,
+            run_keys=LocalRunKeys(accounting, developer, team),
             cost_source=ledger,
             knowledge=self.services.knowledge(log.warning),
         )

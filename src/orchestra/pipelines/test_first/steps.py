@@ -14,6 +14,7 @@ from orchestra.engine import (
     AgentOutcome,
     AgentTask,
     EngineServices,
+    budget_stop,
     checkpoint,
     engine_source,
     run_agents,
@@ -118,7 +119,7 @@ class TestFirstRun:
         outcomes = run_agents(self.run_id, tasks)
         for outcome in outcomes:
             if outcome.status == "budget":
-                raise RunFailed(f"budget exhausted during {outcome.step_id}: {outcome.summary}")
+                raise RunFailed(budget_stop(self.run_id, outcome.step_id, outcome.summary))
             if outcome.status == "model_error":
                 raise RunFailed(f"model call failed in {outcome.step_id}: {outcome.summary}")
         return outcomes
