@@ -20,6 +20,8 @@ a layer it calls. From the lowest layer to the highest::
     │   └── HookInputError                knowledge.hook
     ├── ToolError                       tools
     │   └── WorkspaceError                tools.workspace
+    ├── IdentityError                   identity  (``status``: 401 or 403)
+    │   └── TokenRefused, NotAuthenticated, NotAllowed    identity.errors
     ├── ProviderError                   providers
     │   └── WireFormatError               providers.errors  (wire answer, see below)
     │       └── TranslationError
@@ -62,6 +64,7 @@ __all__ = [
     "ConfigError",
     "EngineError",
     "GatewayError",
+    "IdentityError",
     "KnowledgeError",
     "OrchestraError",
     "OrgError",
@@ -118,6 +121,13 @@ class KnowledgeError(OrchestraError):
 
 class ToolError(OrchestraError):
     """An agent tool could not do what it was asked (a path outside its workspace ...)."""
+
+
+class IdentityError(OrchestraError):
+    """Who is asking could not be established, or may not do what they asked."""
+
+    status: int = 401
+    """HTTP status the API answers with (401: not authenticated, 403: not allowed)."""
 
 
 class ProviderError(OrchestraError):

@@ -53,7 +53,16 @@ from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
 from orchestra.config.starter import STARTER_CONFIG, write_starter_config
 
+from orchestra.config.identity import (
+    SAFE_ALGORITHMS,
+    GroupMapping,
+    IdentitySection,
+    OIDCSettings,
+    ServiceKey,
+)
+
 __all__ = [
+    "SAFE_ALGORITHMS",
     "STARTER_CONFIG",
     "TIERS",
     "BudgetConfig",
@@ -67,12 +76,15 @@ __all__ = [
     "EmbeddingConfig",
     "Finding",
     "GatewaySection",
+    "GroupMapping",
     "HooksConfig",
+    "IdentitySection",
     "IngestConfig",
     "KnowledgeSection",
     "LimitsConfig",
     "ModelConfig",
     "ModelPrice",
+    "OIDCSettings",
     "OrchestraConfig",
     "OrganisationSection",
     "ProviderConfig",
@@ -82,6 +94,7 @@ __all__ = [
     "RetrySettings",
     "RosterSection",
     "SecretsConfig",
+    "ServiceKey",
     "StrictModel",
     "TeamOverride",
     "TierConfig",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from orchestra.config.identity import IdentitySection
 from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, TierConfig
 from orchestra.config.repositories import RepositoriesSection
 from orchestra.config.sections import (
@@ -34,5 +35,7 @@ class OrchestraConfig(StrictModel):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     engine: EngineSection = Field(default_factory=EngineSection)
     knowledge: KnowledgeSection = Field(default_factory=KnowledgeSection)
+    identity: IdentitySection = Field(default_factory=IdentitySection)
+    """SSO (OpenID Connect), group mapping, service-key scopes, the CLI's actor."""
     repositories: RepositoriesSection = Field(default_factory=RepositoriesSection)
     """How each repository's tests run (see ``docs/repositories.md``)."""
