@@ -31,6 +31,7 @@ from orchestra.accounting.facade import Accounting
 from orchestra.accounting.keys import KeyRecord, KeyStore
 from orchestra.accounting.ledger import OUTCOMES, Ledger, LedgerEntry, StreamRecord
 from orchestra.accounting.limits import RateLimit, RateLimiter, RateLimitPolicy
+from orchestra.accounting.org_changes import sync_org_audited
 from orchestra.accounting.pricing import BUILTIN_PRICES, Price, PriceTable
 from orchestra.accounting.secrets import SecretBox, SecretStore
 from orchestra.accounting.spend import (
@@ -85,4 +86,5 @@ __all__ = [
     "parse_period",
     "period_bounds",
     "spend_report",
+    "sync_org_audited",
 ]

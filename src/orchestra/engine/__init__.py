@@ -23,6 +23,7 @@ from orchestra.engine.model import (
     ModelResponse,
 )
 from orchestra.engine.pipeline import Pipeline, PipelineDefinition, PipelineRegistry
+from orchestra.engine.cancelling import RunAlreadyEnded, cancel_run
 from orchestra.engine.runs import ACTIVE_STATUSES, FINAL_STATUSES, RunNotFound, RunStore
 from orchestra.engine.runtime import (
     EngineRuntime,
@@ -63,9 +64,11 @@ __all__ = [
     "PipelineDefinition",
     "PipelineRegistry",
     "RosterAgents",
+    "RunAlreadyEnded",
     "RunNotFound",
     "RunStore",
     "Workflow",
+    "cancel_run",
     "check_repository",
     "checkpoint",
     "dbos_threads",

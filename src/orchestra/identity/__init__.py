@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from orchestra.identity.actions import (
     ACTIONS,
+    ANY_UNIT,
     Action,
     Authorizer,
     RoleAuthorizer,
@@ -34,6 +35,7 @@ from orchestra.identity.sessions import (
 __all__ = [
     "ACTIONS",
     "ANONYMOUS",
+    "ANY_UNIT",
     "COOKIE",
     "DEVELOPER_ENV",
     "ROLES",

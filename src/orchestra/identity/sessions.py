@@ -129,6 +129,23 @@ class SessionSigner:
         )
         return Identity(principal, via="session", credential_id=sid)
 
+    def seal(self, data: dict[str, str]) -> str:
+        """``data`` signed (the login's state, PKCE verifier and nonce between redirects)."""
+        body = _b64(json.dumps(data, separators=(",", ":")).encode())
+        return f"{body}.{self._sign(body)}"
+
+    def unseal(self, value: str) -> dict[str, str]:
+        """What :meth:`seal` signed; :class:`TokenRefused` if it was altered."""
+        body, _, signature = value.partition(".")
+        if not hmac.compare_digest(self._sign(body), signature):
+            raise TokenRefused(
+                "the login state cookie does not verify",
+                hint="start the login again at /api/v1/auth/login",
+                reason="state",
+            )
+        data = json.loads(_unb64(body))
+        return {str(k): str(v) for k, v in data.items()}
+
     def revoke(self, identity: Identity) -> None:
         """End a session (logout): its cookie is refused from now on in this process."""
         if identity.credential_id is None:

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from orchestra.app import OpenedGateway, Orchestra
 from orchestra.config import load_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway import Accountant, Gateway, GatewayApp, GatewayDeps, StartupHook
+from orchestra.server.api import ApiContext, api_routes, not_found
 
 log = logging.getLogger("orchestra.server")
 
@@ -59,12 +58,6 @@ def open_gateway(
     return Orchestra.from_environment(config=config, database_url=database_url).open_gateway(deps)
 
 
-async def _api_root(request: Request) -> JSONResponse:
-    from orchestra import __version__
-
-    return JSONResponse({"name": "orchestra", "version": __version__})
-
-
 def build_app(
     config: OrchestraConfig,
     *,
@@ -90,9 +83,16 @@ def build_app(
     else:
         gateway = Gateway(config, accountant, deps)
     fallback = None
+    api: ApiContext | None = None
     if include_api:
-        routes: list[BaseRoute] = [Route("/api", _api_root), *extra_routes]
-        fallback = Starlette(routes=routes)
+        api = ApiContext(
+            config,
+            services=lambda: Orchestra.from_environment(config=config, database_url=database_url),
+        )
+        routes: list[BaseRoute] = [*api_routes(api), *extra_routes]
+        fallback = Starlette(
+            routes=routes, exception_handlers={404: not_found, 405: not_found}
+        )
 
     def loader() -> OrchestraConfig:
         return load_config(config_path)
@@ -104,9 +104,30 @@ def build_app(
         startup_hooks=list(startup_hooks),
         shutdown_hooks=close_hooks,
     )
+    if api is not None:
+        api.app = app
+
+        async def close_api() -> None:
+            await api.aclose()
+
+        app.shutdown_hooks.append(close_api)
     if install_sighup:
         app.startup_hooks.insert(0, _sighup_hook(app))
     return app
+
+
+def _audit_signal_reload(app: GatewayApp) -> None:
+    """Record a SIGHUP-triggered reload: the actor is the signal (no one authenticated)."""
+    accounting = getattr(app.gateway.accountant, "accounting", None)
+    if accounting is None:
+        log.warning("configuration reloaded on SIGHUP; no audit log to record it in")
+        return
+    accounting.audit.append(
+        f"signal:SIGHUP(pid {os.getpid()})",
+        "config.reload",
+        "config",
+        {"trigger": "SIGHUP", "loaded_at": app.gateway.snapshot.loaded_at.isoformat()},
+    )
 
 
 def _sighup_hook(app: GatewayApp) -> StartupHook:
@@ -119,6 +140,7 @@ def _sighup_hook(app: GatewayApp) -> StartupHook:
             try:
                 config = await asyncio.to_thread(app.config_loader)  # type: ignore[arg-type]
                 await asyncio.to_thread(app.gateway.reload, config)
+                await asyncio.to_thread(_audit_signal_reload, app)
             except Exception:
                 log.exception("configuration reload on SIGHUP failed; keeping the old one")
 
