@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import RedirectResponse
 
 from orchestra.identity import COOKIE, OIDCClient, TokenRefused
-from orchestra.server.api.context import ServiceUnavailable
+from orchestra.server.api.context import NotConfigured
 from orchestra.server.api.endpoint import PREFIX, Call, Endpoint
 
 LOGIN_COOKIE = "orchestra_login"
@@ -25,7 +25,7 @@ class LoginQuery(BaseModel):
     """Where to go after logging in (a path on this server)."""
 
     model_config = ConfigDict(extra="forbid")
-    next: str = Field(default="/", max_length=500, pattern=r"^/(?!/)[^\s\\]*$")
+    next: str = Field(default="/", max_length=500, pattern=r"^/([^/\s\\][^\s\\]*)?$")
 
 
 class CallbackQuery(BaseModel):
@@ -47,7 +47,7 @@ class LoggedOut(BaseModel):
 
 def _oidc(call: Call[Any, Any]) -> OIDCClient:
     if call.ctx.oidc is None:
-        raise ServiceUnavailable(
+        raise NotConfigured(
             "single sign-on is not configured", hint="set identity.oidc in orchestra.yaml"
         )
     return call.ctx.oidc
@@ -122,10 +122,10 @@ async def _logout(call: Call[Any, Any]) -> Any:
 ENDPOINTS = [
     Endpoint("GET", "/auth/login", None, _login, "Start the web login (redirect to the provider)",
              None, query=LoginQuery, status=302, public=True, tag="auth",
-             statuses=(400, 503)),
+             statuses=(400, 404)),
     Endpoint("GET", "/auth/callback", None, _callback,
              "The provider's answer: check it and start a session", None, query=CallbackQuery,
-             status=303, public=True, tag="auth", statuses=(400, 401, 503)),
+             status=303, public=True, tag="auth", statuses=(400, 401, 404)),
     Endpoint("POST", "/auth/logout", "whoami", _logout, "End the login session", LoggedOut,
              tag="auth"),
 ]

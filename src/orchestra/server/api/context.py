@@ -37,9 +37,15 @@ log = logging.getLogger("orchestra.server")
 
 
 class ServiceUnavailable(OrchestraError):
-    """Something an endpoint needs is not part of this server."""
+    """Something an endpoint needs is down (the database, the OpenID provider)."""
 
     status = 503
+
+
+class NotConfigured(OrchestraError):
+    """The endpoint's feature is not configured on this server (SSO, a config file)."""
+
+    status = 404
 
 
 @dataclass
@@ -94,7 +100,7 @@ class ApiContext:
         """The database accounting behind the gateway (keys, budgets, audit)."""
         accounting = getattr(self.app.gateway.accountant, "accounting", None) if self.app else None
         if not isinstance(accounting, Accounting):
-            raise ServiceUnavailable(
+            raise NotConfigured(
                 "this server has no database accounting (keys, budgets and the audit log)",
                 hint="serve with a database: orchestra serve --database-url URL",
             )

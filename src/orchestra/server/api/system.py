@@ -59,9 +59,9 @@ async def _whoami(call: Call[Any, Any]) -> Me:
 async def _reload_config(call: Call[Any, Any]) -> Reloaded:
     app = call.ctx.app
     if app is None or app.config_loader is None:
-        from orchestra.server.api.context import ServiceUnavailable
+        from orchestra.server.api.context import NotConfigured
 
-        raise ServiceUnavailable(
+        raise NotConfigured(
             "this server was started without a configuration file to reload",
             hint="start it with `orchestra serve` in a folder with orchestra.yaml",
         )
@@ -84,5 +84,5 @@ ENDPOINTS = [
     Endpoint("GET", "/me", "whoami", _whoami, "The authenticated identity", Me, tag="api"),
     Endpoint("POST", "/config/reload", "reload_config", _reload_config,
              "Reload orchestra.yaml (audited)", Reloaded, tag="api",
-             statuses=(400, 401, 403, 503)),
+             statuses=(400, 401, 403, 404)),
 ]
