@@ -60,7 +60,10 @@ const provider = new Provider(issuer, {
     });
     grant.addOIDCScope('openid profile email');
     grant.addOIDCClaims(['groups', 'email', 'name']);
-    grant.addResourceScope(cfg.audience, 'openid profile email');
+    const asked = ctx.oidc.params.resource;
+    for (const resource of [cfg.audience, ...(Array.isArray(asked) ? asked : asked ? [asked] : [])]) {
+      grant.addResourceScope(resource, 'openid profile email');
+    }
     await grant.save();
     return grant;
   },

@@ -74,12 +74,12 @@ class OIDCClient:
         self,
         settings: OIDCSettings,
         *,
-        http: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = time.time,
         client_secret: str | None = None,
     ) -> None:
         self.settings = settings
-        self._http = http or httpx.AsyncClient(timeout=10.0)
+        self._transport = transport
         self._clock = clock
         self._secret = client_secret
         self._metadata: dict[str, Any] | None = None
@@ -92,7 +92,10 @@ class OIDCClient:
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
-            response = await self._http.get(url)
+            # A client per fetch: discovery and keys are fetched rarely (then cached), and a
+            # client kept open would be tied to the event loop that made it.
+            async with httpx.AsyncClient(timeout=10.0, transport=self._transport) as http:
+                response = await http.get(url)
             response.raise_for_status()
             data = response.json()
         except (httpx.HTTPError, ValueError) as exc:
@@ -259,5 +262,6 @@ class OIDCClient:
         return f"{endpoint}?{query}"
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
-        await self._http.aclose()
+        """Forget the cached metadata and keys."""
+        self._metadata = None
+        self._keys = None

@@ -93,6 +93,7 @@ def build_app(
         fallback = Starlette(
             routes=routes, exception_handlers={404: not_found, 405: not_found}
         )
+        fallback.state.api = api
 
     def loader() -> OrchestraConfig:
         return load_config(config_path)

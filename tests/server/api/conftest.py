@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,5 @@ def api(tmp_path: Path) -> Iterator[Api]:
 
 
 @pytest.fixture
-async def root(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    async with api.client("root") as client:
-        yield client
+def anyio_backend() -> str:
+    return "asyncio"

@@ -101,7 +101,7 @@ async def _callback(call: Call[CallbackQuery, Any]) -> RedirectResponse:
     )
     response = RedirectResponse(kept.get("next", "/"), status_code=303)
     response.set_cookie(
-        COOKIE, cookie, max_age=max(1, int(end - call.ctx.clock())), httponly=True,
+        COOKIE, cookie, max_age=max(1, int(end - call.ctx.now())), httponly=True,
         samesite="lax", secure=call.request.url.scheme == "https", path="/",
     )
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX + "/auth")

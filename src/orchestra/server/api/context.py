@@ -67,11 +67,15 @@ class ApiContext:
     def __post_init__(self) -> None:
         settings = self.config.identity.oidc
         if self.oidc is None and settings is not None:
-            self.oidc = OIDCClient(settings, clock=self.clock)
+            self.oidc = OIDCClient(settings, clock=self.now)
         if self.sessions is None:
             self.sessions = SessionSigner(
-                load_session_secret(), ttl_s=self.config.identity.session_ttl_s, clock=self.clock
+                load_session_secret(), ttl_s=self.config.identity.session_ttl_s, clock=self.now
             )
+
+    def now(self) -> float:
+        """The time tokens and sessions are checked at (``clock`` may be replaced in tests)."""
+        return self.clock()
 
     @property
     def directory(self) -> IdentityDirectory:
