@@ -32,6 +32,9 @@ class Action:
     """Changes state (audited)."""
 
 
+WHOAMI = "whoami"
+"""Asking who one is: open to every authenticated caller, whatever its roles or scopes."""
+
 ANY_UNIT = "*"
 """The ``unit`` of a check made before the unit is known (an endpoint's own check): a scoped
 lead passes it, and the handler checks the real unit once it has read the request."""
@@ -109,6 +112,8 @@ class RoleAuthorizer:
                 hint="send a gateway key (x-api-key or Authorization: Bearer) or an OpenID "
                 "Connect bearer token, or log in at /api/v1/auth/login",
             )
+        if action == WHOAMI:
+            return  # any authenticated caller may ask who it is
         if identity.scopes is not None:
             if action not in identity.scopes:
                 raise NotAllowed(

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from orchestra.config import OrchestraConfig
 from orchestra.gateway import GatewayApp
@@ -56,9 +57,12 @@ class Api:
         return self.app.gateway.accountant.accounting  # type: ignore[attr-defined]
 
 
-def make_api(
-    tmp_path: Path, config: OrchestraConfig, config_path: Path | None = None
-) -> Iterator[Api]:
+def make_api(tmp_path: Path, config: OrchestraConfig) -> Iterator[Api]:
+    """The app over a fresh SQLite database; ``config`` is also written to the file a
+    reload reads."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config_path = tmp_path / "orchestra.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
     app = build_app(
         config, database_url=f"sqlite:///{tmp_path / 'orchestra.db'}", config_path=config_path
     )

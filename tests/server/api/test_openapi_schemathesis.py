@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-import yaml
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import (
@@ -22,7 +21,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.server.api.conftest import ORG, Api, api_config, make_api
+from tests.server.api.conftest import Api, api_config, make_api
 
 CHECKS = [
     not_a_server_error,
@@ -35,9 +34,7 @@ EXAMPLES = 15
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Api]:
-    config_file = tmp_path / "orchestra.yaml"
-    config_file.write_text(yaml.safe_dump({"organisation": ORG}))
-    yield from make_api(tmp_path, api_config(), config_path=config_file)
+    yield from make_api(tmp_path, api_config())
 
 
 def test_the_document_is_openapi_3_1(served: Api) -> None:
