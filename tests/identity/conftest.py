@@ -22,9 +22,7 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
 
 
 @pytest.fixture
-def sso(
-    provider: Provider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Api]:
+def sso(provider: Provider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.setenv("TEST_OIDC_CLIENT_SECRET", CLIENT_SECRET)
     config = api_config(oidc=provider.oidc_settings(), groups=GROUPS, session_ttl_s=3600)
     yield from make_api(tmp_path, config)

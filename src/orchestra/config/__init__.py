@@ -16,6 +16,13 @@ from orchestra.config.gateway import (
     RateLimitConfig,
     RetrySettings,
 )
+from orchestra.config.identity import (
+    SAFE_ALGORITHMS,
+    GroupMapping,
+    IdentitySection,
+    OIDCSettings,
+    ServiceKey,
+)
 from orchestra.config.knowledge import (
     EmbeddingConfig,
     HooksConfig,
@@ -52,14 +59,6 @@ from orchestra.config.repositories import RepositoriesSection, RepositorySetting
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
 from orchestra.config.starter import STARTER_CONFIG, write_starter_config
-
-from orchestra.config.identity import (
-    SAFE_ALGORITHMS,
-    GroupMapping,
-    IdentitySection,
-    OIDCSettings,
-    ServiceKey,
-)
 
 __all__ = [
     "SAFE_ALGORITHMS",

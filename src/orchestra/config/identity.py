@@ -25,7 +25,7 @@ class OIDCSettings(StrictModel):
     issuer: str = Field(pattern=r"^https?://")
     """The provider's issuer URL; discovery reads ``<issuer>/.well-known/openid-configuration``."""
     client_id: str = Field(min_length=1)
-    client_secret_env: str = "ORCHESTRA_OIDC_CLIENT_SECRET"
+    client_secret_env: str = "ORCHESTRA_OIDC_CLIENT_SECRET"  # noqa: S105 (a variable name)
     """Environment variable holding the client secret (the web login's code exchange)."""
     audience: str = Field(min_length=1)
     """The ``aud`` an API bearer token must carry (the API's resource indicator)."""

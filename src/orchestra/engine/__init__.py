@@ -7,6 +7,7 @@ imports; :mod:`orchestra.app` builds it with the built-in pipelines.
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
 from orchestra.engine.agents import AgentProfile, AgentSource, RosterAgents
 from orchestra.engine.artifacts import ArtifactStore
+from orchestra.engine.cancelling import RunAlreadyEnded, cancel_run
 from orchestra.engine.durable import (
     Workflow,
     checkpoint,
@@ -23,7 +24,6 @@ from orchestra.engine.model import (
     ModelResponse,
 )
 from orchestra.engine.pipeline import Pipeline, PipelineDefinition, PipelineRegistry
-from orchestra.engine.cancelling import RunAlreadyEnded, cancel_run
 from orchestra.engine.runs import ACTIVE_STATUSES, FINAL_STATUSES, RunNotFound, RunStore
 from orchestra.engine.runtime import (
     EngineRuntime,

@@ -102,9 +102,7 @@ class RoleAuthorizer:
         """Raise unless ``identity`` may take ``action`` (on ``unit``, for scoped actions)."""
         spec = ACTIONS.get(action)
         if spec is None:
-            raise NotAllowed(
-                f"unknown action {action!r}", hint="actions are listed in docs/api.md"
-            )
+            raise NotAllowed(f"unknown action {action!r}", hint="actions are listed in docs/api.md")
         principal = identity.principal
         if principal.kind == "anonymous":
             raise NotAuthenticated(

@@ -57,6 +57,16 @@ class IdentityDirectory:
             parent = self._parents.get(parent)
         return "/".join(reversed(path))
 
+    def budget_unit(self, scope: str, subject: str) -> str | None:
+        """The unit a budget belongs to (a team's, or a developer's home unit); ``None``
+        for organisation and run budgets, which no scoped lead may change."""
+        if scope == "team":
+            return self.unit_path(subject)
+        if scope == "developer":
+            dev = self._developers.get(subject)
+            return self.unit_path(dev.unit) if dev is not None else None
+        return None
+
     def developer(self, name: str, *, via: str, credential_id: str | None = None) -> Identity:
         """A configured developer (no role if unknown: every action is then refused)."""
         dev = self._developers.get(name)

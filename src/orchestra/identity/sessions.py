@@ -25,7 +25,7 @@ from orchestra.config.paths import orchestra_home
 from orchestra.identity.errors import TokenRefused
 from orchestra.identity.principal import Identity, Principal
 
-SESSION_SECRET_ENV = "ORCHESTRA_SESSION_SECRET"
+SESSION_SECRET_ENV = "ORCHESTRA_SESSION_SECRET"  # noqa: S105 (a variable name)
 SESSION_KEY_FILE = "session-key"
 COOKIE = "orchestra_session"
 

@@ -90,9 +90,7 @@ def build_app(
             services=lambda: Orchestra.from_environment(config=config, database_url=database_url),
         )
         routes: list[BaseRoute] = [*api_routes(api), *extra_routes]
-        fallback = Starlette(
-            routes=routes, exception_handlers={404: not_found, 405: not_found}
-        )
+        fallback = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
         fallback.state.api = api
 
     def loader() -> OrchestraConfig:

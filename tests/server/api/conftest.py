@@ -48,7 +48,8 @@ class Api:
         if who is not None:
             headers["authorization"] = f"Bearer {self.keys[who]}"
         return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://testserver",
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://testserver",
             headers=headers,
         )
 

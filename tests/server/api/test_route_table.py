@@ -68,7 +68,10 @@ async def test_each_role_is_refused_exactly_the_actions_it_lacks(api: Api) -> No
                 allowed = role in ACTIONS[spec.action].roles
                 if allowed:
                     assert response.status_code != 403 or "leads" in response.text, (
-                        role, method, path, response.text,
+                        role,
+                        method,
+                        path,
+                        response.text,
                     )
                 else:
                     assert response.status_code == 403, (role, method, path, response.text)

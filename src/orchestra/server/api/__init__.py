@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 
 from orchestra.server.api.context import ApiContext
-from orchestra.server.api.endpoint import PREFIX, Endpoint, ErrorBody, error_response
+from orchestra.server.api.endpoint import Endpoint, ErrorBody, error_response
 from orchestra.server.api.openapi import openapi_document
 
 DOMAINS = ("system", "auth", "runs", "org", "keys", "budgets", "audit")
@@ -46,10 +46,29 @@ def api_routes(ctx: ApiContext, extra: Sequence[Endpoint] = ()) -> list[BaseRout
         return JSONResponse({"name": "orchestra", "version": __version__})
 
     declared = [
-        Endpoint("GET", "/api", None, _api_root, "Name and version (kept from 0.x)", None,
-                 public=True, absolute=True, tag="api", statuses=(400,)),
-        Endpoint("GET", "/openapi.json", None, _openapi, "This API's OpenAPI 3.1 document",
-                 None, public=True, tag="api", statuses=(400,)),
+        Endpoint(
+            "GET",
+            "/api",
+            None,
+            _api_root,
+            "Name and version (kept from 0.x)",
+            None,
+            public=True,
+            absolute=True,
+            tag="api",
+            statuses=(400,),
+        ),
+        Endpoint(
+            "GET",
+            "/openapi.json",
+            None,
+            _openapi,
+            "This API's OpenAPI 3.1 document",
+            None,
+            public=True,
+            tag="api",
+            statuses=(400,),
+        ),
         *endpoints(extra),
     ]
     document.update(openapi_document(declared, version=__version__))

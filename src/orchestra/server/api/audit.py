@@ -73,7 +73,9 @@ async def _list_audit(call: Call[AuditQuery, Any]) -> AuditList:
     rows = await call.blocking(log.list, limit=q.offset + q.limit + 1, action=q.action)
     items = rows[q.offset : q.offset + q.limit]
     more = len(rows) > q.offset + q.limit
-    return AuditList(items=[_out(e) for e in items], next_offset=q.offset + q.limit if more else None)
+    return AuditList(
+        items=[_out(e) for e in items], next_offset=q.offset + q.limit if more else None
+    )
 
 
 async def _verify_audit(call: Call[Any, Any]) -> VerifyOut:
@@ -93,11 +95,33 @@ async def _reseal_audit(call: Call[Any, Any]) -> ResealOut:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/audit", "read_audit", _list_audit, "Audit entries, newest first",
-             AuditList, query=AuditQuery, tag="audit"),
-    Endpoint("GET", "/audit/verify", "read_audit", _verify_audit,
-             "Check the hash chain and its anchors", VerifyOut, tag="audit"),
-    Endpoint("POST", "/audit/reseal", "manage_audit", _reseal_audit,
-             "Rebuild a lost head row from the newest entry (audited)", ResealOut, tag="audit",
-             statuses=(400, 401, 403, 409)),
+    Endpoint(
+        "GET",
+        "/audit",
+        "read_audit",
+        _list_audit,
+        "Audit entries, newest first",
+        AuditList,
+        query=AuditQuery,
+        tag="audit",
+    ),
+    Endpoint(
+        "GET",
+        "/audit/verify",
+        "read_audit",
+        _verify_audit,
+        "Check the hash chain and its anchors",
+        VerifyOut,
+        tag="audit",
+    ),
+    Endpoint(
+        "POST",
+        "/audit/reseal",
+        "manage_audit",
+        _reseal_audit,
+        "Rebuild a lost head row from the newest entry (audited)",
+        ResealOut,
+        tag="audit",
+        statuses=(400, 401, 403, 409),
+    ),
 ]

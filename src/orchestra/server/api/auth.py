@@ -63,8 +63,13 @@ async def _login(call: Call[LoginQuery, Any]) -> RedirectResponse:
     sealed = call.ctx.sessions.seal({**state, "next": call.query.next})
     response = RedirectResponse(url, status_code=302)
     response.set_cookie(
-        LOGIN_COOKIE, sealed, max_age=LOGIN_TTL_S, httponly=True, samesite="lax",
-        secure=call.request.url.scheme == "https", path=PREFIX + "/auth",
+        LOGIN_COOKIE,
+        sealed,
+        max_age=LOGIN_TTL_S,
+        httponly=True,
+        samesite="lax",
+        secure=call.request.url.scheme == "https",
+        path=PREFIX + "/auth",
     )
     return response
 
@@ -96,13 +101,21 @@ async def _callback(call: Call[CallbackQuery, Any]) -> RedirectResponse:
         identity, token_expiry=float(exp) if isinstance(exp, int | float) else None
     )
     await call.blocking(
-        call.ctx.accounting().audit.append, identity.actor, "auth.login", identity.actor,
+        call.ctx.accounting().audit.append,
+        identity.actor,
+        "auth.login",
+        identity.actor,
         {"roles": sorted(identity.principal.roles), "unit": identity.principal.unit},
     )
     response = RedirectResponse(kept.get("next", "/"), status_code=303)
     response.set_cookie(
-        COOKIE, cookie, max_age=max(1, int(end - call.ctx.now())), httponly=True,
-        samesite="lax", secure=call.request.url.scheme == "https", path="/",
+        COOKIE,
+        cookie,
+        max_age=max(1, int(end - call.ctx.now())),
+        httponly=True,
+        samesite="lax",
+        secure=call.request.url.scheme == "https",
+        path="/",
     )
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX + "/auth")
     return response
@@ -120,12 +133,33 @@ async def _logout(call: Call[Any, Any]) -> Any:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/auth/login", None, _login, "Start the web login (redirect to the provider)",
-             None, query=LoginQuery, status=302, public=True, tag="auth",
-             statuses=(400, 404)),
-    Endpoint("GET", "/auth/callback", None, _callback,
-             "The provider's answer: check it and start a session", None, query=CallbackQuery,
-             status=303, public=True, tag="auth", statuses=(400, 401, 404)),
-    Endpoint("POST", "/auth/logout", "whoami", _logout, "End the login session", LoggedOut,
-             tag="auth"),
+    Endpoint(
+        "GET",
+        "/auth/login",
+        None,
+        _login,
+        "Start the web login (redirect to the provider)",
+        None,
+        query=LoginQuery,
+        status=302,
+        public=True,
+        tag="auth",
+        statuses=(400, 404),
+    ),
+    Endpoint(
+        "GET",
+        "/auth/callback",
+        None,
+        _callback,
+        "The provider's answer: check it and start a session",
+        None,
+        query=CallbackQuery,
+        status=303,
+        public=True,
+        tag="auth",
+        statuses=(400, 401, 404),
+    ),
+    Endpoint(
+        "POST", "/auth/logout", "whoami", _logout, "End the login session", LoggedOut, tag="auth"
+    ),
 ]

@@ -101,17 +101,7 @@ def _out(status: BudgetStatus) -> BudgetOut:
 
 
 def _budget_unit(call: Call[Any, Any], scope: str, subject: str) -> str | None:
-    """The unit a budget belongs to, for a lead scoped to units (org/run budgets: none)."""
-    directory = call.ctx.directory
-    if scope == "team":
-        return directory.unit_path(subject)
-    if scope == "developer":
-        dev = next(
-            (d for d in call.ctx.current_config.organisation.developers if d.name == subject),
-            None,
-        )
-        return directory.unit_path(dev.unit) if dev is not None else None
-    return None
+    return call.ctx.directory.budget_unit(scope, subject)
 
 
 async def _list_budgets(call: Call[Page, Any]) -> BudgetList:
@@ -158,12 +148,44 @@ async def _spend(call: Call[SpendQuery, Any]) -> SpendOut:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/budgets", "read_budgets", _list_budgets,
-             "Budgets with this period's spend", BudgetList, query=Page, tag="budgets"),
-    Endpoint("PUT", "/budgets/{name}", "change_budget", _set_budget,
-             "Create or change a budget (audited)", BudgetOut, body=BudgetIn, tag="budgets"),
-    Endpoint("DELETE", "/budgets/{name}", "change_budget", _remove_budget,
-             "Remove a budget (audited)", Removed, tag="budgets", statuses=(400, 401, 403, 404)),
-    Endpoint("GET", "/spend", "read_spend", _spend, "Spend by model (yours, or any for an admin)",
-             SpendOut, query=SpendQuery, tag="spend"),
+    Endpoint(
+        "GET",
+        "/budgets",
+        "read_budgets",
+        _list_budgets,
+        "Budgets with this period's spend",
+        BudgetList,
+        query=Page,
+        tag="budgets",
+    ),
+    Endpoint(
+        "PUT",
+        "/budgets/{name}",
+        "change_budget",
+        _set_budget,
+        "Create or change a budget (audited)",
+        BudgetOut,
+        body=BudgetIn,
+        tag="budgets",
+    ),
+    Endpoint(
+        "DELETE",
+        "/budgets/{name}",
+        "change_budget",
+        _remove_budget,
+        "Remove a budget (audited)",
+        Removed,
+        tag="budgets",
+        statuses=(400, 401, 403, 404),
+    ),
+    Endpoint(
+        "GET",
+        "/spend",
+        "read_spend",
+        _spend,
+        "Spend by model (yours, or any for an admin)",
+        SpendOut,
+        query=SpendQuery,
+        tag="spend",
+    ),
 ]

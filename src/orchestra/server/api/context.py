@@ -110,7 +110,9 @@ class ApiContext:
             )
         return accounting
 
-    async def authenticate(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> Identity:
+    async def authenticate(
+        self, headers: Mapping[str, str], cookies: Mapping[str, str]
+    ) -> Identity:
         """The identity behind a request (``ANONYMOUS`` when it brings no credential)."""
         credential = _bearer(headers)
         if credential is not None:
@@ -155,4 +157,3 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
-

@@ -40,7 +40,13 @@ async def _sync_org(call: Call[Any, Any]) -> SyncOut:
 
 ENDPOINTS = [
     Endpoint("GET", "/org", "read_org", _show_org, "The organisation tree", OrgOut, tag="org"),
-    Endpoint("POST", "/org/sync", "manage_org", _sync_org,
-             "Store the organisation of the configuration in force (audited)", SyncOut,
-             tag="org"),
+    Endpoint(
+        "POST",
+        "/org/sync",
+        "manage_org",
+        _sync_org,
+        "Store the organisation of the configuration in force (audited)",
+        SyncOut,
+        tag="org",
+    ),
 ]

@@ -79,10 +79,26 @@ async def _reload_config(call: Call[Any, Any]) -> Reloaded:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "", None, _api_v1_root, "The API's name and version", ApiRoot, public=True,
-             tag="api", statuses=(400,)),
+    Endpoint(
+        "GET",
+        "",
+        None,
+        _api_v1_root,
+        "The API's name and version",
+        ApiRoot,
+        public=True,
+        tag="api",
+        statuses=(400,),
+    ),
     Endpoint("GET", "/me", "whoami", _whoami, "The authenticated identity", Me, tag="api"),
-    Endpoint("POST", "/config/reload", "reload_config", _reload_config,
-             "Reload orchestra.yaml (audited)", Reloaded, tag="api",
-             statuses=(400, 401, 403, 404)),
+    Endpoint(
+        "POST",
+        "/config/reload",
+        "reload_config",
+        _reload_config,
+        "Reload orchestra.yaml (audited)",
+        Reloaded,
+        tag="api",
+        statuses=(400, 401, 403, 404),
+    ),
 ]
