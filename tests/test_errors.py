@@ -49,6 +49,7 @@ LAYER_BASES = {
     "GatewayError": "gateway",
     "EngineError": "engine",
     "PipelineError": "pipelines",
+    "ApiError": "server",
 }
 
 

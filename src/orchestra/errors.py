@@ -42,6 +42,7 @@ a layer it calls. From the lowest layer to the highest::
     │   │   └── BudgetExhausted
     │   └── RunNotFound                   engine.runs
     ├── PipelineError                   pipelines
+    ├── ApiError                        server.api  (``status``: the HTTP answer)
     │   └── RunFailed                     pipelines.test_first.steps (ends a run as failed)
     └── ScriptError                     testing (the test doubles, above the library)
 
@@ -61,6 +62,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccountingError",
+    "ApiError",
     "ConfigError",
     "EngineError",
     "GatewayError",
@@ -158,3 +160,10 @@ class EngineError(OrchestraError):
 
 class PipelineError(OrchestraError):
     """A pipeline could not take its run further (a gate that could not be met ...)."""
+
+
+class ApiError(OrchestraError):
+    """The REST API could not take a request (its body, a feature not configured here)."""
+
+    status: int = 400
+    """HTTP status the API answers with."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from orchestra.accounting import Accounting
 from orchestra.app import Orchestra
 from orchestra.config.schema import OrchestraConfig
-from orchestra.errors import OrchestraError
+from orchestra.errors import ApiError
 from orchestra.gateway import GatewayApp
 from orchestra.identity import (
     ANONYMOUS,
@@ -36,13 +36,13 @@ from orchestra.identity import (
 log = logging.getLogger("orchestra.server")
 
 
-class ServiceUnavailable(OrchestraError):
+class ServiceUnavailable(ApiError):
     """Something an endpoint needs is down (the database, the OpenID provider)."""
 
     status = 503
 
 
-class NotConfigured(OrchestraError):
+class NotConfigured(ApiError):
     """The endpoint's feature is not configured on this server (SSO, a config file)."""
 
     status = 404

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from orchestra.errors import EngineError, OrchestraError
+from orchestra.errors import ApiError, EngineError, OrchestraError
 from orchestra.identity import ANONYMOUS, ANY_UNIT, Identity
 from orchestra.server.api.context import ApiContext
 
@@ -219,7 +219,7 @@ async def _prepare(endpoint: Endpoint, ctx: ApiContext, request: Request) -> Cal
     return Call(ctx, identity, path, query, body, request)
 
 
-class BadBody(OrchestraError):
+class BadBody(ApiError):
     """The request body is not a JSON object the endpoint accepts."""
 
     status = 400
