@@ -35,3 +35,31 @@ def test_the_accountings_state_lives_in_the_state_folder_it_was_given(
     assert any((home / "audit-checkpoints").iterdir())
     assert journal.parent == home / "ledger-journal"
     assert not (elsewhere / ".orchestra").exists()
+
+
+def test_the_policies_it_builds_audit_refusals_in_its_database(tmp_path: Path) -> None:
+    from orchestra.config import parse_config
+    from orchestra.policy import PolicyDenied, Resource
+
+    config = parse_config("organisation:\n  developers: [{name: vic, role: viewer}]\n", environ={})
+    services = Orchestra(
+        database_url=f"sqlite:///{tmp_path / 'o.db'}", home=tmp_path, config_given=config
+    )
+    with services:
+        services.migrate()
+        policies = services.policies()
+        vic = policies.principal_for_developer("vic")
+        assert vic is not None
+        with pytest.raises(PolicyDenied):
+            policies.require(
+                vic,
+                "start_run",
+                Resource("Repository", "r", {"tags": []}),
+                {"budget_cents": 1, "pipeline": "test-first"},
+            )
+        accounting = services.accounting()
+        try:
+            (entry,) = accounting.audit.list(action="policy.deny")
+        finally:
+            accounting.close()
+    assert entry.actor == "developer:vic" and entry.details["policy_ids"] == ["viewer-cannot-spend"]

@@ -324,11 +324,19 @@ def start_uvicorn(name: str, app: list[str], env: dict[str, str], ready: str, wo
     return start(name, cmd, env, f"http://127.0.0.1:{port}", ready, work)
 
 
-def start_module(name: str, module: str, env: dict[str, str], ready: str, work: Path) -> Server:
-    """A bench module that serves itself on the port given as its argument."""
+def start_module(
+    name: str,
+    module: str,
+    env: dict[str, str],
+    ready: str,
+    work: Path,
+    args: tuple[str, ...] = (),
+) -> Server:
+    """A bench module that serves itself on the port given as its first argument."""
     port = free_port()
-    cmd = [sys.executable, "-m", module, str(port)]
-    env = {**env, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", module, str(port), *args]
+    # This checkout's code (src/), whatever the virtualenv's editable install points at.
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
     return start(name, cmd, env, f"http://127.0.0.1:{port}", ready, work)
 
 
@@ -369,6 +377,18 @@ def run_all(work: Path, upstream_kind: str) -> tuple[dict[str, Measure], str]:
 
         headers = {"anthropic-version": "2023-06-01", "x-api-key": BENCH_KEY}
         targets.append(Target("orch-memory", memory, "/v1/messages", body, headers))
+
+        print("(c'') baseline of the policy check: (c') without the Cedar policies", flush=True)
+        no_policies = start_module(
+            "orch-mem-nopol",
+            "bench.gateway.memory_gateway",
+            env,
+            "/healthz",
+            work,
+            ("no-policies",),
+        )
+        servers.append(no_policies)
+        targets.append(Target("orch-mem-nopol", no_policies, "/v1/messages", body, headers))
 
         if os.environ.get("BENCH_SKIP_LITELLM"):
             print("(d) LiteLLM skipped (BENCH_SKIP_LITELLM is set)")
@@ -592,6 +612,9 @@ def report(results: dict[str, Measure], upstream: str) -> dict[str, object]:
     summary = {
         "orchestra_vs_floor_throughput": paired(orch, floor),
         "orchestra_memory_vs_floor_throughput": paired(memory, floor),
+        "policies_vs_no_policies_throughput": paired(
+            memory, results.get("orch-mem-nopol", Measure())
+        ),
         "orchestra_vs_lean_floor_throughput": paired(orch, lean),
         "orchestra_vs_litellm_throughput": paired(orch, lite),
         "floor_vs_direct_throughput": paired(floor, direct),
@@ -612,6 +635,11 @@ def report(results: dict[str, Measure], upstream: str) -> dict[str, object]:
     line("Orchestra throughput vs LiteLLM", "orchestra_vs_litellm_throughput", " (target >= 30x)")
     line("diagnostic, accounting in memory vs floor", "orchestra_memory_vs_floor_throughput", "")
     line("diagnostic, Orchestra vs lean floor", "orchestra_vs_lean_floor_throughput", "")
+    line(
+        "policy check: with / without policies (c' / c'')",
+        "policies_vs_no_policies_throughput",
+        " (target >= 0.95x)",
+    )
     if cpu_ratio:
         print(
             f"CPU per answer, floor / Orchestra: {cpu_ratio:.2f}x "

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestra.accounting import Accounting
+from orchestra.accounting import Accounting, AuditLog
 from orchestra.config import OrchestraConfig, default_database_url, load_config, orchestra_home
 from orchestra.gateway import Gateway, GatewayApp, GatewayDeps, StartupHook, StoreAccountant
+from orchestra.policy import PolicyEngine
 from orchestra.store import Database, open_database
 
 if TYPE_CHECKING:
@@ -173,6 +174,10 @@ class Orchestra:
         """A new accounting facade over the database (the caller closes it)."""
         return Accounting(self.database, self.config, home=self.home)
 
+    def policies(self) -> PolicyEngine:
+        """The Cedar policies of ``orchestra.yaml``, auditing into the database's audit log."""
+        return PolicyEngine.from_config(self.config, audit=AuditLog(self.database, home=self.home))
+
     def open_gateway(self, deps: GatewayDeps | None = None) -> OpenedGateway:
         """A :class:`Gateway` over the database, with the hooks that close what it holds."""
         accounting = self.accounting()
@@ -250,6 +255,7 @@ class Orchestra:
             budget_setup=budget_setup,
             knowledge=knowledge,
             cost_source=cost_source,
+            policy=self.policies(),
         )
         return EngineRuntime(
             services=services,

@@ -26,9 +26,12 @@ a layer it calls. From the lowest layer to the highest::
     │   └── WireFormatError               providers.errors  (wire answer, see below)
     │       └── TranslationError
     ├── AccountingError                 accounting  (wire answer, see below)
-    │   ├── InvalidKey, KeyNotFound, BudgetNotFound, InvalidBudget, UnknownPrice,
-    │   │   BudgetExceeded, RateLimited, SecretError      accounting.errors
+    │   ├── InvalidKey, KeyNotFound, BudgetNotFound, InvalidBudget, UnknownName,
+    │   │   UnknownPrice, BudgetExceeded, RateLimited, SecretError      accounting.errors
     │   └── InvalidSpendQuery             accounting.spend
+    ├── PolicyError                     policy  (wire answer, see below)
+    │   ├── PolicyInvalid                 policy.sources (every problem, file and line)
+    │   └── PolicyDenied                  policy.model (403: a policy refused the request)
     ├── GatewayError                    gateway
     │   ├── GatewayHTTPError              gateway.errors  (wire answer, see below)
     │   │   ├── BadRequest, UnsupportedMediaType, PayloadTooLarge, Unauthenticated,
@@ -71,6 +74,7 @@ __all__ = [
     "OrchestraError",
     "OrgError",
     "PipelineError",
+    "PolicyError",
     "ProviderError",
     "RosterError",
     "StoreError",
@@ -148,6 +152,19 @@ class AccountingError(OrchestraError):
     """Anthropic error type (``authentication_error``, ``rate_limit_error`` ...)."""
     retry_after_s: float | None = None
     """For refusals that clear with time: when to try again."""
+
+
+class PolicyError(OrchestraError):
+    """A Cedar policy set is invalid, or a policy refused a request.
+
+    Carries a wire answer like :class:`AccountingError`: a refusal is 403
+    ``permission_error``, an invalid policy set 400 ``invalid_request_error``.
+    """
+
+    status: int = 400
+    """HTTP status an endpoint answers with."""
+    error_type: str = "invalid_request_error"
+    """Anthropic error type (the OpenAI shape is derived from it)."""
 
 
 class GatewayError(OrchestraError):

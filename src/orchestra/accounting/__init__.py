@@ -25,6 +25,7 @@ from orchestra.accounting.errors import (
     KeyNotFound,
     RateLimited,
     SecretError,
+    UnknownName,
     UnknownPrice,
 )
 from orchestra.accounting.facade import Accounting
@@ -81,6 +82,7 @@ __all__ = [
     "SpendReport",
     "SpendRow",
     "StreamRecord",
+    "UnknownName",
     "UnknownPrice",
     "VerifyResult",
     "parse_period",

@@ -42,6 +42,13 @@ class InvalidBudget(AccountingError):
     error_type = "invalid_request_error"
 
 
+class UnknownName(AccountingError):
+    """A key, budget or limit names a developer or unit the organisation does not have."""
+
+    status = 400
+    error_type = "invalid_request_error"
+
+
 class UnknownPrice(AccountingError):
     """The model has no price: it is not built in, not configured and not local."""
 

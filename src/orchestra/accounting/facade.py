@@ -16,6 +16,7 @@ from orchestra.accounting.ledger import Ledger, LedgerEntry
 from orchestra.accounting.limits import RateLimit, RateLimiter, RateLimitPolicy
 from orchestra.accounting.pricing import PriceTable
 from orchestra.accounting.store import AccountingStore, Clock, utcnow
+from orchestra.config import OrgNames
 from orchestra.config.gateway import BudgetLeaseSettings, LimitsConfig, RateLimitConfig
 from orchestra.config.schema import OrchestraConfig
 from orchestra.store import Database
@@ -79,6 +80,7 @@ class Accounting:
             gw.price_file, models=self.config.models, providers=self.config.providers
         )
         self.alerts = BudgetAlerts(gw.budget_webhook, transport=webhook_transport)
+        names = OrgNames.of(self.config.organisation)
         self.budgets = BudgetBook(
             self.store,
             audit=self.audit,
@@ -86,11 +88,13 @@ class Accounting:
             clock=clock,
             reservation_ttl=timedelta(seconds=gw.reservation_ttl_s),
             leases=lease_policy(gw.budget_leases),
+            names=names,
         )
         self.keys = KeyStore(
             self.store,
             audit=self.audit,
             org_resolver=org_resolver,
+            names=names,
             clock=clock,
             cache_ttl_s=gw.key_cache_ttl_s,
             pepper=pepper,

@@ -26,10 +26,11 @@ from sqlalchemy import Connection, insert, select, update
 
 from orchestra.accounting.attribution import Attribution, OrgPath
 from orchestra.accounting.audit import AuditLog
-from orchestra.accounting.errors import InvalidKey, KeyNotFound
+from orchestra.accounting.errors import InvalidKey, KeyNotFound, UnknownName
 from orchestra.accounting.key_changes import KeyChanges
 from orchestra.accounting.orgpath import OrgTableResolver
 from orchestra.accounting.store import AccountingStore, Clock, as_utc, utcnow
+from orchestra.config import OrgNames
 from orchestra.config.paths import orchestra_home
 from orchestra.store import Database
 from orchestra.store.tables.gateway import GatewayKey
@@ -144,6 +145,7 @@ class KeyStore:
         pepper: bytes | None = None,
         audit: AuditLog | None = None,
         org_resolver: OrgResolver | None = None,
+        names: OrgNames | None = None,
         clock: Clock = utcnow,
         cache_ttl_s: float = 5.0,
         home: Path | None = None,
@@ -155,6 +157,8 @@ class KeyStore:
         """Read (or created) on first use: listing keys needs no pepper."""
         self._audit = audit if audit is not None else AuditLog(self._store, clock=clock)
         self._resolve = org_resolver or OrgTableResolver(self._store.db)
+        self._names = names
+        """The organisation's names: keys for developers or teams outside it are refused."""
         self._clock = clock
         self._ttl = cache_ttl_s
         self._cache: dict[str, tuple[float, int, KeyRecord]] = {}
@@ -214,6 +218,7 @@ class KeyStore:
         developer = developer.strip()
         if not developer:
             raise InvalidKey("a key needs a developer", hint="pass --developer NAME")
+        self._check_names(developer, team)
         secret, row = self._insert(developer, team, admin, name)
         record = _record(row)
         with self._audit.transaction() as tx:
@@ -231,6 +236,19 @@ class KeyStore:
                 },
             )
         return secret, self._with_org(record)
+
+    def _check_names(self, developer: str, team: str | None) -> None:
+        if self._names is None:
+            return
+        why = self._names.unknown_developer(developer) or (
+            self._names.unknown_unit(team) if team is not None else None
+        )
+        if why is not None:
+            raise UnknownName(
+                f"no key created: {why}",
+                hint="use a name from orchestra.yaml's organisation (`orchestra org show`), "
+                "or add it there and run `orchestra org sync`",
+            )
 
     def authenticate(self, secret: str) -> KeyRecord | None:
         """The usable key for ``secret``, or ``None`` (unknown, revoked, grace period over)."""

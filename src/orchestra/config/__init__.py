@@ -47,6 +47,7 @@ from orchestra.config.models import (
     TierConfig,
     TierName,
 )
+from orchestra.config.names import OrgNames
 from orchestra.config.org import DeveloperConfig, OrganisationSection, UnitConfig
 from orchestra.config.paths import (
     default_database_url,
@@ -55,6 +56,7 @@ from orchestra.config.paths import (
     orchestra_home,
     unborn_database,
 )
+from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection, RepositorySettings
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
@@ -85,7 +87,9 @@ __all__ = [
     "ModelPrice",
     "OIDCSettings",
     "OrchestraConfig",
+    "OrgNames",
     "OrganisationSection",
+    "PoliciesSection",
     "ProviderConfig",
     "RateLimitConfig",
     "RepositoriesSection",

@@ -145,7 +145,10 @@ def check_config_text(
         if check.section in usable:
             for finding in check.run(config, base_dir or Path.cwd()):
                 at.add(finding.path, finding.message, finding.hint, warning=finding.warning)
-    report.problems.extend(at.problems)
+    # A name refused at load (teams.x: no unit 'x') is found again by the cross-checks,
+    # whose message and hint say more: theirs is kept.
+    found = {p.field for p in at.problems if p.severity == "error"}
+    report.problems = [p for p in report.problems if p.field not in found] + at.problems
     return report
 
 
@@ -158,12 +161,12 @@ def _valid_sections(data: Mapping[str, object]) -> tuple[OrchestraConfig, set[st
         if name not in usable:
             continue
         try:
-            OrchestraConfig.model_validate({name: value})
+            OrchestraConfig.model_validate({name: value}, context={"names": False})
         except ValidationError:
             usable.discard(name)
         else:
             kept[name] = value
-    return OrchestraConfig.model_validate(kept), usable
+    return OrchestraConfig.model_validate(kept, context={"names": False}), usable
 
 
 def check_config_file(

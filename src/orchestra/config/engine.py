@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from orchestra.config.models import StrictModel
@@ -49,6 +51,12 @@ class EngineSection(StrictModel):
     """Implementation rounds (with failing output fed back) before the run fails."""
     fix_rounds: int = Field(default=1, ge=0)
     """Rounds of fixes for blocking review findings."""
+    skip_reviews: list[Literal["security", "code-review", "docs", "qa"]] = Field(
+        default_factory=list
+    )
+    """Reviews of the review phase not run. Each skip is a ``skip_phase`` request (its
+    ``phase``: the review's name) that the policies may refuse, e.g. the security review
+    of ``pci`` repositories; a refused skip stops the run before it starts."""
     run_budget_usd: float | None = Field(default=5.0, ge=0)
     """Per-run budget enforced by the gateway; ``None`` for no run budget."""
     max_output_tokens: int = Field(default=4096, ge=1)

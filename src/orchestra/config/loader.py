@@ -215,4 +215,10 @@ def load_config(
             f"cannot read configuration file {path}: {exc.strerror}",
             hint="check the path, or run `orchestra init` to write a starter file",
         ) from exc
-    return parse_config(text, source=str(path), environ=environ)
+    config = parse_config(text, source=str(path), environ=environ)
+    folder = config.policies.folder
+    if folder is not None and not Path(folder).expanduser().is_absolute():
+        # Policies live beside orchestra.yaml: relative to it, not to the working folder.
+        policies = config.policies.model_copy(update={"folder": str(path.parent / folder)})
+        config = config.model_copy(update={"policies": policies})
+    return config

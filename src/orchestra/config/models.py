@@ -34,6 +34,9 @@ class ProviderConfig(StrictModel):
     timeout_s: float = Field(default=600.0, gt=0)
     """Overall timeout of one upstream call."""
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    region: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    """Where the provider processes data (``eu``, ``us-east`` ...); its models inherit it.
+    Policies on data residency compare it with the regions a developer may use."""
 
 
 class ModelPrice(StrictModel):
@@ -56,6 +59,8 @@ class ModelConfig(StrictModel):
     """Other names clients may request this model by."""
     price: ModelPrice | None = None
     """Overrides the price table; ``None`` means look the model up in the price table."""
+    region: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    """Where this model processes data; ``None``: its provider's region."""
 
 
 class TierConfig(StrictModel):

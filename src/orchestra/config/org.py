@@ -31,6 +31,9 @@ class UnitConfig(StrictModel):
     """Name of the enclosing unit; ``None`` means directly under the organisation.
     Guilds cut across the tree and take no parent."""
     description: str = ""
+    regions: list[str] = Field(default_factory=list)
+    """Regions whose models this unit's developers may use (inherited down the tree);
+    empty: no restriction of its own."""
 
 
 class DeveloperConfig(StrictModel):
@@ -43,6 +46,8 @@ class DeveloperConfig(StrictModel):
     guilds: list[str] = Field(default_factory=list)
     """Names of guild units they are a member of."""
     email: str | None = None
+    regions: list[str] = Field(default_factory=list)
+    """Regions whose models this developer may use; empty: those of their unit."""
 
 
 def _solo_developer() -> list[DeveloperConfig]:

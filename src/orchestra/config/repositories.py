@@ -59,6 +59,9 @@ class RepositorySettings(StrictModel):
     """Virtualenv folder to run Python tests in (absolute, or relative to the repository)."""
     test_command: list[str] | None = None
     """The exact command that runs the tests, e.g. ``[".venv/bin/python", "-m", "pytest"]``."""
+    tags: list[str] = Field(default_factory=list)
+    """Labels policies read (``pci``, ``public`` ...): e.g. a security review must run
+    on ``pci`` repositories (see ``docs/policies.md``)."""
     python_path: list[str] | None = None
     """Folders (relative to the repository) put first on ``PYTHONPATH``; default: ``src``
     when it exists, and the repository root."""

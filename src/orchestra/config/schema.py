@@ -6,10 +6,13 @@ validated with Pydantic so that every error carries its location in the file.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestra.config.identity import IdentitySection
 from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, TierConfig
+from orchestra.config.names import OrgNames
+from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection
 from orchestra.config.sections import (
     EngineSection,
@@ -39,3 +42,41 @@ class OrchestraConfig(StrictModel):
     """SSO (OpenID Connect), group mapping, service-key scopes, the CLI's actor."""
     repositories: RepositoriesSection = Field(default_factory=RepositoriesSection)
     """How each repository's tests run (see ``docs/repositories.md``)."""
+    policies: PoliciesSection = Field(default_factory=PoliciesSection)
+    """The Cedar policy set (see ``docs/policies.md``)."""
+
+    @model_validator(mode="after")
+    def _names_exist(self, info: ValidationInfo) -> OrchestraConfig:
+        """Team overrides, budgets and limits name developers and units that exist.
+
+        ``orchestra config check`` validates with the context ``{"names": False}`` to
+        keep checking the rest of a file whose names are wrong (it reports them itself).
+        """
+        names = OrgNames.of(self.organisation)
+        if names is None or (info.context or {}).get("names") is False:
+            return self
+        named: list[tuple[tuple[str | int, ...], str | None]] = [
+            (("teams", team), names.unknown_unit(team)) for team in self.teams
+        ]
+        limits = self.gateway.limits
+        named += [
+            (("gateway", "limits", "developers", d), names.unknown_developer(d))
+            for d in limits.developers
+        ]
+        named += [(("gateway", "limits", "teams", t), names.unknown_unit(t)) for t in limits.teams]
+        named += [
+            (("gateway", "budgets", i, "subject"), names.unknown_subject(b.scope, b.subject))
+            for i, b in enumerate(self.gateway.budgets)
+        ]
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError("unknown_name", "{why}", {"why": why}),
+                loc=loc,
+                input=loc[-1],
+            )
+            for loc, why in named
+            if why is not None
+        ]
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self

@@ -29,9 +29,11 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID
 from orchestra import __version__
 from orchestra.engine.durable import POLL_S
 from orchestra.engine.pipeline import PipelineRegistry
+from orchestra.engine.run_policy import require_run_start
 from orchestra.engine.runs import ACTIVE_STATUSES, FINAL_STATUSES, RunStore
 from orchestra.engine.services import EngineServices, bind, unbind
 from orchestra.errors import EngineError
+from orchestra.policy import Principal
 from orchestra.store.tables.engine import RunRow
 
 
@@ -133,15 +135,27 @@ class EngineRuntime:
         run_id: str | None = None,
         budget_usd: float | None = None,
         pipeline: str | None = None,
+        principal: Principal | None = None,
     ) -> str:
         """Record a run of ``pipeline`` (default: the first registered) and start its
-        workflow; returns the run id at once."""
+        workflow; returns the run id at once.
+
+        With the engine's policies (``services.policy``), ``start_run`` (when the
+        ``principal`` starting the run is named) and each review skip of
+        ``engine.skip_reviews`` must be permitted first (see :mod:`.run_policy`): a
+        refusal is audited and raises :class:`~orchestra.policy.PolicyDenied`, nothing
+        recorded.
+        """
         chosen = self.pipelines.get(pipeline)
         if not task.strip():
             raise EngineError("the task is empty", hint='say what to build: orchestra run "..."')
         repo = check_repository(repo)
         run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         budget = self.services.config.engine.run_budget_usd if budget_usd is None else budget_usd
+        if self.services.policy is not None:
+            require_run_start(
+                self.services.policy, self.services.config, principal, repo, budget, chosen.name
+            )
         self.services.runs.create(
             id=run_id,
             task=task.strip(),

@@ -21,6 +21,7 @@ from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.model import ModelClient
 from orchestra.engine.runs import RunStore
 from orchestra.errors import EngineError
+from orchestra.policy import PolicyEngine
 from orchestra.repository import TestEnvironment, resolve_environment
 from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow
@@ -82,6 +83,8 @@ class EngineServices:
     """Something with ``costs_for_run(run_id) -> dict[step, float]`` (the gateway ledger)."""
     children: ChildSignals = field(default_factory=ChildSignals)
     """Notices that agent child workflows returned (see :func:`run_agents`)."""
+    policy: PolicyEngine | None = None
+    """The Cedar policies runs are started under (see :mod:`orchestra.engine.run_policy`)."""
 
     def limits(self) -> CommandLimits:
         """The sandbox limits of every command a run starts."""

@@ -298,7 +298,7 @@ class GatewayApp:
                 hint="start it with `orchestra gateway` in a folder with orchestra.yaml",
             )
         config = await self.gateway.blocking(self.config_loader)
-        await self.gateway.blocking(self.gateway.reload, config)
+        await self.gateway.blocking(self.gateway.reload, config, caller)
         await self.gateway.blocking(
             self.gateway.accountant.audit, caller, "gateway.reload", "config", {}
         )

@@ -88,6 +88,7 @@ class ModelCallHandler:
         request = parse_model_request(raw, fmt)
         route = snapshot.routing.resolve(request.model, caller.team)
         gw.check_allowed(caller, route)
+        route = await gw.govern(caller, route)
         label = _label(route)
         record = CallRecord(
             request_id=deps.new_id(),
@@ -293,6 +294,7 @@ class ModelCallHandler:
         check_unicode(raw, body)
         route = snapshot.routing.resolve(model, caller.team)
         gw.check_allowed(caller, route)
+        route = await gw.govern(caller, route)
         target = route.primary
         if target.kind is WireFormat.ANTHROPIC:
             request = ModelRequest(WireFormat.ANTHROPIC, raw, body, model, False, 1, None, False)

@@ -32,11 +32,13 @@ from orchestra.gateway.errors import (
 )
 from orchestra.gateway.formats import WireFormat
 from orchestra.gateway.metrics import GatewayMetrics
+from orchestra.gateway.model_policy import ModelPolicy
 from orchestra.gateway.proxy_client import client_from_environment
 from orchestra.gateway.resilience import CircuitBoard, RetryPolicy, default_random
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, upstream_credential
 from orchestra.gateway.transport import UpstreamTransport
 from orchestra.gateway.upstream import UpstreamCaller
+from orchestra.policy import PolicyInvalid
 from orchestra.providers.usage import Usage
 
 log = logging.getLogger("orchestra.gateway")
@@ -56,6 +58,12 @@ class Snapshot:
     missing_credentials: tuple[str, ...] = ()
     """Providers configured with a credential that is not available: their models are
     never called (a 502 naming the provider instead); listed by ``/readyz``."""
+    policy: ModelPolicy | None = None
+    """The policies on model calls (``None``: not enforced, see ``GatewayDeps.policies``)."""
+
+
+SYSTEM_CALLER = Caller(key_id="system", developer="system", team=None, admin=True)
+"""The actor of what the gateway does on its own (a reload on SIGHUP)."""
 
 
 @dataclass
@@ -104,6 +112,9 @@ class GatewayDeps:
     """Request ids (also the ledger entry ids)."""
     secrets: Mapping[str, str] | None = None
     """Decrypted upstream credentials by name (``providers.X.api_key_secret``)."""
+    policies: bool = True
+    """Enforce the Cedar policies on model calls. Off only to measure their cost (the
+    gateway benchmark's baseline); every product entry point keeps it on."""
 
 
 class Gateway:
@@ -162,8 +173,9 @@ class Gateway:
                         if target.api_key_env
                         else f"secret {target.api_key_secret!r} not found",
                     )
+        policy = ModelPolicy.from_config(config) if self.deps.policies else None
         return Snapshot(
-            config, routing, caller, self.deps.now(), credentials, tuple(sorted(missing))
+            config, routing, caller, self.deps.now(), credentials, tuple(sorted(missing)), policy
         )
 
     def _check_prices(self, routing: RoutingSnapshot) -> None:
@@ -197,16 +209,30 @@ class Gateway:
             log.error("no price for model %s after the call: charged its reservation", model)
             return record_reserved
 
-    def reload(self, config: OrchestraConfig) -> None:
+    def reload(self, config: OrchestraConfig, actor: Caller | None = None) -> None:
         """Swap in a new configuration; requests in flight keep the snapshot they began with.
 
         Blocking (reads the secrets file): call it on a worker thread from async code.
 
-        Raises :class:`orchestra.errors.ConfigError` (and keeps the old snapshot) when the
-        new configuration does not hold together.
+        Raises :class:`orchestra.errors.ConfigError` or :class:`orchestra.policy.PolicyInvalid`
+        (and keeps the old snapshot) when the new configuration or its policies do not hold
+        together; a policy set refused is logged and audited (``policy.reload_failed``).
         """
+        try:
+            snapshot = self._build(config)
+        except PolicyInvalid as exc:
+            old = self.snapshot.policy
+            details = {
+                "in_force": old.engine.version if old is not None else None,
+                "problems": [str(p) for p in exc.problems][:20],
+            }
+            log.error("policy reload refused; the policies in force stay:\n%s", exc)
+            self.accountant.audit(
+                actor or SYSTEM_CALLER, "policy.reload_failed", "policies", details
+            )
+            raise
         self.circuits.settings = config.gateway.circuit
-        self.snapshot = self._build(config)
+        self.snapshot = snapshot
         log.info("gateway configuration reloaded")
 
     def client(self) -> UpstreamTransport:
@@ -314,6 +340,30 @@ class Gateway:
                 f"this key may not use model {route.requested!r}",
                 hint=f"use one of: {', '.join(sorted(allowed))}",
             )
+
+    async def govern(self, caller: Caller, route: Route) -> Route:
+        """The route with only the models the policies let ``caller`` use (fallbacks
+        included); 403, audited with the deciding policy ids, when none is left."""
+        policy = self.snapshot.policy
+        if policy is None:
+            return route
+        verdict = policy.check(caller, route)
+        if verdict.route is not None:
+            return verdict.route
+        decision = verdict.decision
+        details = {
+            "principal": verdict.principal.actor,
+            "policy_ids": list(decision.policy_ids) or ["default-deny"],
+            "reasons": list(decision.reasons),
+            "policy_version": decision.version,
+            "requested": route.requested,
+            "models": [t.model for t in route.chain],
+            "region": verdict.resource.attrs.get("region"),
+            "allowed_regions": list(verdict.principal.regions),
+        }
+        target = f"call_model {verdict.resource.label}"
+        await self.blocking(self.accountant.audit, caller, "policy.deny", target, details)
+        raise policy.refusal(verdict)
 
     def reservation_usd(self, route: Route, input_tokens: int, max_tokens: int) -> Decimal:
         """The most the call could cost on any model that may serve it."""

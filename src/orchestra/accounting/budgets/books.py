@@ -46,9 +46,10 @@ from orchestra.accounting.budgets.reservations import (
     Windows,
 )
 from orchestra.accounting.budgets.specs import BudgetSpec, BudgetStatus, spec_of
-from orchestra.accounting.errors import BudgetExceeded, BudgetNotFound
+from orchestra.accounting.errors import BudgetExceeded, BudgetNotFound, UnknownName
 from orchestra.accounting.money import fmt_usd, from_nano, to_nano
 from orchestra.accounting.store import AccountingStore, Clock, db_time, utcnow
+from orchestra.config import OrgNames
 from orchestra.store import Database
 from orchestra.store.tables.gateway import GatewayBudget, GatewayBudgetWindow
 
@@ -69,8 +70,11 @@ class BudgetBook:
         refresh_s: float = 2.0,
         expire_every_s: float = 30.0,
         leases: LeasePolicy | None = None,
+        names: OrgNames | None = None,
     ) -> None:
         self._store = AccountingStore.of(db)
+        self._names = names
+        """The organisation's names: budgets on developers or teams outside it are refused."""
         self._audit = audit if audit is not None else AuditLog(self._store, clock=clock)
         self.alerts = alerts if alerts is not None else BudgetAlerts()
         self._clock = clock
@@ -139,6 +143,12 @@ class BudgetBook:
     def define(self, spec: BudgetSpec, *, actor: str = "system", source: str = "api") -> None:
         """Create or replace the budget named ``spec.name`` (audited)."""
         spec = spec.validated()
+        why = self._names.unknown_subject(spec.scope, spec.subject) if self._names else None
+        if why is not None:
+            raise UnknownName(
+                f"budget {spec.name!r} not changed: {why}",
+                hint="use a name from orchestra.yaml's organisation (`orchestra org show`)",
+            )
         cap = to_nano(spec.cap_usd)
         # The change and its audit entry commit together, or neither does.
         with self._audit.transaction() as tx:

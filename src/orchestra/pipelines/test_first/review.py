@@ -74,6 +74,9 @@ def review_phase(run: TestFirstRun) -> None:
             "They should pass if the implementation is right. Call finish when done.",
         ),
     ]
+    # Skips were checked against the policies when the run started (engine.run_policy).
+    skipped = set(run.svc.config.engine.skip_reviews)
+    roles = [r for r in roles if r[1] not in skipped]
     tasks = [
         run.task(
             f"review-{role}",
@@ -86,11 +89,12 @@ def review_phase(run: TestFirstRun) -> None:
         )
         for agent, role, allowed, instruction in roles
     ]
-    if "write_file" not in run.svc.agents.get(QA).tools:
+    qa = next((i for i, r in enumerate(roles) if r[1] == "qa"), None)
+    if qa is not None and "write_file" not in run.svc.agents.get(QA).tools:
         # The roster gives the QA lead read-only tools (least privilege); its edge-case
         # brief then goes to the test writer, who may write tests.
-        tasks[-1] = replace(
-            tasks[-1], agent=TEST_WRITER, model=run.task("qa", "review", TEST_WRITER, "").model
+        tasks[qa] = replace(
+            tasks[qa], agent=TEST_WRITER, model=run.task("qa", "review", TEST_WRITER, "").model
         )
     outcomes = run.agents(tasks)
     state.review = {
