@@ -23,7 +23,7 @@ from orchestra.app import OpenedGateway, Orchestra
 from orchestra.config import load_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway import Accountant, Gateway, GatewayApp, GatewayDeps, StartupHook
-from orchestra.server.api import ApiContext, api_routes, not_found
+from orchestra.server.api import ApiContext, PolicyAuthorizer, api_routes, not_found
 
 log = logging.getLogger("orchestra.server")
 
@@ -88,6 +88,12 @@ def build_app(
         api = ApiContext(
             config,
             services=lambda: Orchestra.from_environment(config=config, database_url=database_url),
+        )
+        accounting = getattr(gateway.accountant, "accounting", None)
+        api.authorizer = PolicyAuthorizer(
+            api.current_config_of,
+            audit=accounting.audit if accounting is not None else None,
+            base_dir=config_path.parent if config_path is not None else None,
         )
         routes: list[BaseRoute] = [*api_routes(api), *extra_routes]
         fallback = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})

@@ -28,6 +28,7 @@ ORG: dict[str, Any] = {
         {"name": "lena", "role": "lead", "unit": "squad-a"},
         {"name": "dev", "role": "developer", "unit": "squad-a"},
         {"name": "vic", "role": "viewer", "unit": "squad-b"},
+        {"name": "svc", "role": "viewer"},
     ],
 }
 

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute
 from orchestra.server.api.context import ApiContext
 from orchestra.server.api.endpoint import Endpoint, ErrorBody, error_response
 from orchestra.server.api.openapi import openapi_document
+from orchestra.server.api.policy_check import PolicyAuthorizer, policy_principal
 
 DOMAINS = ("system", "auth", "runs", "org", "keys", "budgets", "audit")
 """Modules of this package whose ``ENDPOINTS`` are served (in this order)."""
@@ -92,7 +93,9 @@ __all__ = [
     "ApiContext",
     "Endpoint",
     "ErrorBody",
+    "PolicyAuthorizer",
     "api_routes",
     "endpoints",
     "not_found",
+    "policy_principal",
 ]

@@ -92,6 +92,10 @@ class ApiContext:
             return self.app.gateway.snapshot.config
         return self.config
 
+    def current_config_of(self) -> OrchestraConfig:
+        """:attr:`current_config` as a function (for the policy engine's rebuilds)."""
+        return self.current_config
+
     def orchestra(self) -> Orchestra:
         """The composition root, opened on first use."""
         if self._services is None:
