@@ -9,9 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestra.accounting import AuditLog
-from orchestra.store import open_database
-
 from orchestra.cli.app import app
+from orchestra.store import open_database
 from tests.org.test_tree import ORG
 
 runner = CliRunner()

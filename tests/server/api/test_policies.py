@@ -48,3 +48,17 @@ async def test_a_policy_refusal_is_403_and_audited_with_its_id(frozen: Api) -> N
         )
     assert also.status_code == 403
     assert elsewhere.status_code == 200, elsewhere.text
+
+
+async def test_the_policies_can_be_read_and_checked(frozen: Api) -> None:
+    async with frozen.client("dev") as dev:
+        listed = await dev.get("/api/v1/policies")
+        check = {"action": "change_budget", "resource_type": "Unit", "resource_id": "squad-a"}
+        mine = await dev.post("/api/v1/policies/check", json=check)
+        others = await dev.post("/api/v1/policies/check", json={**check, "developer": "root"})
+    assert listed.status_code == 200
+    assert "payments-budgets-frozen" in [p["id"] for p in listed.json()["policies"]]
+    assert mine.status_code == 200
+    assert mine.json()["allowed"] is False
+    assert mine.json()["policy_ids"] == ["payments-budgets-frozen"]
+    assert others.status_code == 403
