@@ -3,7 +3,11 @@
 and body conform to what the document says. The caller is an admin, so handlers run.
 
 schemathesis's pytest plugin does not load under this pytest, so the test walks the
-operations itself, one Hypothesis search per operation and generation mode."""
+operations itself, one Hypothesis search per operation and generation mode.
+
+Slow (about 15 s for both modes on an idle core): it is the check that the whole API
+answers as its document says, a "done when" of issue 12; the examples per operation are
+kept low (10) to stay there."""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-EXAMPLES = 15
+EXAMPLES = 10
 
 
 @pytest.fixture
