@@ -1,7 +1,9 @@
 """Composing the ASGI application that ``orchestra gateway`` and ``orchestra serve`` run.
 
-Other parts add REST routes through ``build_app(extra_routes=[...])`` and work to do at
-startup (e.g. resuming runs) through ``startup_hooks``.
+The REST API (``/api/v1``, :mod:`orchestra.server.api`) is served next to the gateway
+when ``include_api``; other parts add routes through ``build_app(extra_routes=[...])`` (or
+endpoints through the API's domain modules) and work to do at startup (e.g. resuming runs)
+through ``startup_hooks``.
 """
 
 from __future__ import annotations
