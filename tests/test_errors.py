@@ -25,6 +25,7 @@ LEVEL: dict[str, float] = {
     "knowledge": 2,
     "tools": 2,
     "providers": 3,
+    "identity": 3,
     "accounting": 4,
     "policy": 4.5,  # Cedar decisions: above accounting (its audit log), below their enforcers
     "gateway": 5,
@@ -46,6 +47,7 @@ LAYER_BASES = {
     "KnowledgeError": "knowledge",
     "ToolError": "tools",
     "ProviderError": "providers",
+    "IdentityError": "identity",
     "AccountingError": "accounting",
     "PolicyError": "policy",
     "AnalyticsError": "analytics",
@@ -53,6 +55,7 @@ LAYER_BASES = {
     "RegistryError": "registry",
     "EngineError": "engine",
     "PipelineError": "pipelines",
+    "ApiError": "server",
 }
 
 

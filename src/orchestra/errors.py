@@ -20,6 +20,8 @@ a layer it calls. From the lowest layer to the highest::
     │   └── HookInputError                knowledge.hook
     ├── ToolError                       tools
     │   └── WorkspaceError                tools.workspace
+    ├── IdentityError                   identity  (``status``: 401 or 403)
+    │   └── TokenRefused, NotAuthenticated, NotAllowed    identity.errors
     ├── ProviderError                   providers
     │   └── WireFormatError               providers.errors  (wire answer, see below)
     │       └── TranslationError
@@ -49,6 +51,7 @@ a layer it calls. From the lowest layer to the highest::
     │   └── RunNotFound                   engine.runs
     ├── PipelineError                   pipelines
     │   └── RunFailed                     pipelines.test_first.steps (ends a run as failed)
+    ├── ApiError                        server.api  (``status``: the HTTP answer)
     └── ScriptError                     testing (the test doubles, above the library)
 
 **Wire answer.** An error the gateway may answer a client with carries ``status`` (the
@@ -68,9 +71,11 @@ from __future__ import annotations
 __all__ = [
     "AccountingError",
     "AnalyticsError",
+    "ApiError",
     "ConfigError",
     "EngineError",
     "GatewayError",
+    "IdentityError",
     "KnowledgeError",
     "OrchestraError",
     "OrgError",
@@ -129,6 +134,13 @@ class KnowledgeError(OrchestraError):
 
 class ToolError(OrchestraError):
     """An agent tool could not do what it was asked (a path outside its workspace ...)."""
+
+
+class IdentityError(OrchestraError):
+    """Who is asking could not be established, or may not do what they asked."""
+
+    status: int = 401
+    """HTTP status the API answers with (401: not authenticated, 403: not allowed)."""
 
 
 class ProviderError(OrchestraError):
@@ -191,3 +203,10 @@ class AnalyticsError(OrchestraError):
 
     status: int = 400
     """HTTP status a route answers with (401 bad signature, 403 not visible ...)."""
+
+
+class ApiError(OrchestraError):
+    """The REST API could not take a request (its body, a feature not configured here)."""
+
+    status: int = 400
+    """HTTP status the API answers with."""

@@ -19,7 +19,7 @@ organisation:
   units:
     - {name: payments, kind: squad}
   developers:
-    - {name: alice, unit: payments}
+    - {name: alice, unit: payments, role: admin}  # the CLI acts as her: she may manage keys
 """
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from orchestra.accounting import AuditLog
 from orchestra.cli.app import app
+from orchestra.store import open_database
 from tests.org.test_tree import ORG
 
 runner = CliRunner()
 
 
-def test_sync_show_and_resync(tmp_path: Path) -> None:
+def test_sync_show_and_resync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRA_DEVELOPER", "dee")  # the admin
     config = tmp_path / "orchestra.yaml"
     config.write_text(ORG)
     db = f"sqlite:///{tmp_path / 'org.db'}"
@@ -34,6 +38,23 @@ def test_sync_show_and_resync(tmp_path: Path) -> None:
 
     again = runner.invoke(app, ["org", "sync", "--config", str(config), "--database", db, "--json"])
     assert json.loads(again.output) == {"added": [], "updated": [], "removed": []}
+
+    # The change was audited once (the no-op resync wrote nothing), as the developer.
+    entries = AuditLog(open_database(db)).list(action="org.")
+    assert [(e.actor, e.action) for e in entries] == [("developer:dee", "org.sync")]
+
+
+def test_org_sync_needs_an_admin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "orchestra.yaml"
+    config.write_text(ORG)
+    db = f"sqlite:///{tmp_path / 'org.db'}"
+    monkeypatch.setenv("ORCHESTRA_DEVELOPER", "ana")  # a lead
+    refused = runner.invoke(app, ["org", "sync", "--config", str(config), "--database", db])
+    assert refused.exit_code == 2
+    assert "developer:ana (lead) may not manage_org" in refused.output
+    monkeypatch.setenv("ORCHESTRA_DEVELOPER", "zed")
+    unknown = runner.invoke(app, ["org", "sync", "--config", str(config), "--database", db])
+    assert unknown.exit_code == 2 and "'zed'" in unknown.output
 
 
 def test_sync_with_a_cycle_fails_and_writes_nothing(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from orchestra.accounting.facade import Accounting
 from orchestra.accounting.keys import KeyRecord, KeyStore
 from orchestra.accounting.ledger import OUTCOMES, Ledger, LedgerEntry, StreamRecord
 from orchestra.accounting.limits import RateLimit, RateLimiter, RateLimitPolicy
+from orchestra.accounting.org_changes import sync_org_audited
 from orchestra.accounting.pricing import BUILTIN_PRICES, Price, PriceTable
 from orchestra.accounting.runs import RunGrants, run_budget_name
 from orchestra.accounting.secrets import SecretBox, SecretStore
@@ -92,4 +93,5 @@ __all__ = [
     "period_bounds",
     "run_budget_name",
     "spend_report",
+    "sync_org_audited",
 ]

@@ -394,23 +394,12 @@ def register(app: typer.Typer) -> None:
         run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix works).")],
     ) -> None:
         """Cancel a run: its workflow and agents stop at their next step."""
-        from dbos import DBOSClient
-
-        from orchestra.engine import FINAL_STATUSES
-        from orchestra.errors import EngineError
+        from orchestra.cli.acting import acting_as
+        from orchestra.engine import cancel_run
 
         with _run_store() as (runs, services):
-            row = runs.get(run_id)
-            if row.status in FINAL_STATUSES:
-                raise EngineError(f"run {row.id} already ended ({row.status})")
-            client = DBOSClient(system_database_url=services.system_database_url)
-            try:
-                for wf in client.list_workflows(workflow_id_prefix=row.id):
-                    if wf.status in {"PENDING", "ENQUEUED"}:
-                        client.cancel_workflow(wf.workflow_id)
-            finally:
-                client.destroy()
-            runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
+            actor = acting_as(services.config, "cancel_run")
+            row = cancel_run(runs, services.system_database_url, run_id, actor=actor)
             _end_run_keys(services, row.id)
             console().print(f"run {row.id} cancelled; its branch {row.branch} keeps what was done")
 

@@ -33,6 +33,7 @@ from orchestra.accounting.money import fmt_usd
 from orchestra.accounting.secrets import SECRETS_FILE
 from orchestra.accounting.spend import SPEND_BY
 from orchestra.accounting.store import utcnow
+from orchestra.cli.acting import acting_as, acting_on_budget
 from orchestra.cli.output import console, error_console, print_json
 from orchestra.cli.output import fail as _fail
 from orchestra.config import default_database_url, load_config
@@ -61,13 +62,6 @@ audit_app = typer.Typer(
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _usage_error(message: str, hint: str) -> typer.Exit:
@@ -171,7 +165,8 @@ def keys_create(
 ) -> None:
     """Create a key; its secret is shown once and stored only as a hash."""
     with _accounting(config_path, database) as acc:
-        secret, record = acc.keys.create(developer, team, admin=admin, name=name, actor=_actor())
+        actor = acting_as(acc.config, "manage_org" if admin else "manage_keys", team)
+        secret, record = acc.keys.create(developer, team, admin=admin, name=name, actor=actor)
     _show_secret(secret, record, as_json, "Created")
 
 
@@ -215,7 +210,8 @@ def keys_revoke(
 ) -> None:
     """Revoke a key at once."""
     with _accounting(config_path, database) as acc:
-        record = acc.keys.revoke(key_id, actor=_actor())
+        actor = acting_as(acc.config, "manage_keys", acc.keys.get(key_id).team)
+        record = acc.keys.revoke(key_id, actor=actor)
     if as_json:
         print_json(_key_json(record))
     else:
@@ -235,7 +231,8 @@ def keys_rotate(
     """Issue a replacement key; the old one works for the grace period."""
     period = parse_duration(grace)
     with _accounting(config_path, database) as acc:
-        secret, record = acc.keys.rotate(key_id, period, actor=_actor())
+        actor = acting_as(acc.config, "manage_keys", acc.keys.get(key_id).team)
+        secret, record = acc.keys.rotate(key_id, period, actor=actor)
     _show_secret(secret, record, as_json, f"Rotated {key_id} (old key valid for {grace}) to")
 
 
@@ -265,7 +262,8 @@ def budgets_set(
         ) from None
     spec = BudgetSpec(name, scope, subject, cap_usd, period, soft or None)  # type: ignore[arg-type]
     with _accounting(config_path, database) as acc:
-        acc.budgets.define(spec, actor=_actor(), source="cli")
+        actor = acting_on_budget(acc.config, scope, subject)
+        acc.budgets.define(spec, actor=actor, source="cli")
     console().print(f"Budget {name}: ${cap_usd} per {period} on {scope} {subject}.")
 
 
@@ -332,7 +330,14 @@ def budgets_remove(
 ) -> None:
     """Delete a budget (audited)."""
     with _accounting(config_path, database) as acc:
-        acc.budgets.remove(name, actor=_actor())
+        current = acc.budgets.status(name)
+        spec_of = current[0].spec if current else None
+        actor = (
+            acting_on_budget(acc.config, spec_of.scope, spec_of.subject)
+            if spec_of is not None
+            else acting_as(acc.config, "change_budget")
+        )
+        acc.budgets.remove(name, actor=actor)
     console().print(f"Removed budget {name}.")
 
 
@@ -501,7 +506,7 @@ def audit_reseal(
     changed or missing, or when the checkpoint or anchor records a longer chain."""
     expected = _anchor(anchor)
     with _accounting(config_path, database) as acc:
-        entry = acc.audit.reseal(_actor(), anchor=expected)
+        entry = acc.audit.reseal(acting_as(acc.config, "manage_audit"), anchor=expected)
     if entry is None:
         console().print("audit log intact: nothing to reseal")
     else:
@@ -524,7 +529,9 @@ def secrets_set(
             "no value given", "pipe it in: `printenv KEY | orchestra secrets set NAME`"
         )
     with _accounting(config_path, database) as acc, acc.audit.transaction() as audit:
-        audit.append(_actor(), "secret.set", name, {})  # not committed if the store fails
+        audit.append(
+            acting_as(acc.config, "manage_secrets"), "secret.set", name, {}
+        )  # not committed if the store fails
         SecretStore(SecretBox.from_home()).set(name, value)
     console().print(f"Stored secret {name} (encrypted).", markup=False)
 
@@ -553,7 +560,9 @@ def secrets_remove(
 ) -> None:
     """Delete a stored credential (audited)."""
     with _accounting(config_path, database) as acc, acc.audit.transaction() as audit:
-        audit.append(_actor(), "secret.remove", name, {})  # not committed if nothing goes
+        audit.append(
+            acting_as(acc.config, "manage_secrets"), "secret.remove", name, {}
+        )  # not committed if nothing goes
         if not SecretStore(SecretBox.from_home()).delete(name):
             raise _usage_error(f"no stored secret named {name!r}", "see `orchestra secrets list`")
     console().print(f"Removed secret {name}.", markup=False)

@@ -9,6 +9,8 @@ import typer
 from rich.markup import escape
 from rich.tree import Tree
 
+from orchestra.accounting import AuditLog, sync_org_audited
+from orchestra.cli.acting import acting_as
 from orchestra.cli.output import console, fail, print_json
 from orchestra.config import OrchestraConfig, default_database_url, load_config
 from orchestra.config.paths import unborn_database
@@ -20,7 +22,6 @@ from orchestra.org import (
     assess_stage,
     build_org_tree,
     load_org,
-    sync_org,
 )
 from orchestra.store import open_database
 
@@ -57,10 +58,12 @@ def sync(
 ) -> None:
     """Store the organisation from orchestra.yaml: add, update and remove, in one step."""
     try:
-        tree = build_org_tree(_config(config_path).organisation)
+        config = _config(config_path)
+        tree = build_org_tree(config.organisation)
+        actor = acting_as(config, "manage_org")
         db = open_database(database or default_database_url())
         try:
-            result = sync_org(db, tree)
+            result = sync_org_audited(AuditLog(db), tree, actor=actor)
         finally:
             db.dispose()
     except OrchestraError as exc:

@@ -16,6 +16,13 @@ from orchestra.config.gateway import (
     RateLimitConfig,
     RetrySettings,
 )
+from orchestra.config.identity import (
+    SAFE_ALGORITHMS,
+    GroupMapping,
+    IdentitySection,
+    OIDCSettings,
+    ServiceKey,
+)
 from orchestra.config.insight import (
     EscalationPath,
     InsightSection,
@@ -63,6 +70,7 @@ from orchestra.config.schema import OrchestraConfig
 from orchestra.config.starter import STARTER_CONFIG, write_starter_config
 
 __all__ = [
+    "SAFE_ALGORITHMS",
     "STARTER_CONFIG",
     "TIERS",
     "BudgetConfig",
@@ -77,7 +85,9 @@ __all__ = [
     "EscalationPath",
     "Finding",
     "GatewaySection",
+    "GroupMapping",
     "HooksConfig",
+    "IdentitySection",
     "IngestConfig",
     "InsightSection",
     "IssueLabelsConfig",
@@ -85,6 +95,7 @@ __all__ = [
     "LimitsConfig",
     "ModelConfig",
     "ModelPrice",
+    "OIDCSettings",
     "OrchestraConfig",
     "OrgNames",
     "OrganisationSection",
@@ -97,6 +108,7 @@ __all__ = [
     "RosterSection",
     "SMTPSettings",
     "SecretsConfig",
+    "ServiceKey",
     "StrictModel",
     "TeamOverride",
     "TierConfig",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from orchestra.config.identity import IdentitySection
 from orchestra.config.insight import InsightSection
 from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, TierConfig
 from orchestra.config.names import OrgNames
@@ -38,6 +39,8 @@ class OrchestraConfig(StrictModel):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     engine: EngineSection = Field(default_factory=EngineSection)
     knowledge: KnowledgeSection = Field(default_factory=KnowledgeSection)
+    identity: IdentitySection = Field(default_factory=IdentitySection)
+    """SSO (OpenID Connect), group mapping, service-key scopes, the CLI's actor."""
     repositories: RepositoriesSection = Field(default_factory=RepositoriesSection)
     """How each repository's tests run (see ``docs/repositories.md``)."""
     policies: PoliciesSection = Field(default_factory=PoliciesSection)

@@ -7,6 +7,7 @@ imports; :mod:`orchestra.app` builds it with the built-in pipelines.
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
 from orchestra.engine.agents import AgentProfile, AgentSource, RosterAgents
 from orchestra.engine.artifacts import ArtifactStore
+from orchestra.engine.cancelling import RunAlreadyEnded, cancel_run
 from orchestra.engine.costs import RunCost, ledger_cost
 from orchestra.engine.durable import (
     Workflow,
@@ -74,12 +75,14 @@ __all__ = [
     "PipelineRegistry",
     "RetryHint",
     "RosterAgents",
+    "RunAlreadyEnded",
     "RunCost",
     "RunKeys",
     "RunNotFound",
     "RunStore",
     "Workflow",
     "budget_stop",
+    "cancel_run",
     "check_repository",
     "checkpoint",
     "dbos_threads",

@@ -12,7 +12,7 @@ from orchestra.org.stages import (
     stage_for_headcount,
     stage_named,
 )
-from orchestra.org.sync import SyncResult, load_org, sync_org
+from orchestra.org.sync import SyncResult, load_org, sync_org, sync_org_session
 from orchestra.org.tree import (
     Developer,
     OrgInvalid,
@@ -45,4 +45,5 @@ __all__ = [
     "stage_for_headcount",
     "stage_named",
     "sync_org",
+    "sync_org_session",
 ]

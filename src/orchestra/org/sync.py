@@ -42,18 +42,25 @@ class SyncResult:
 
 def sync_org(database: Database, tree: OrgTree) -> SyncResult:
     """Make the stored organisation equal ``tree``, in one transaction."""
-    result = SyncResult()
     try:
         with database.session() as session:
-            _sync_organisation(session, tree, result)
-            _sync_units(session, tree, result)
-            _sync_developers(session, tree, result)
-            _sync_guild_members(session, tree, result)
+            result = sync_org_session(session, tree)
     except SQLAlchemyError as exc:
         raise StoreError(
             f"could not store the organisation: {type(exc).__name__}",
             hint="nothing was written; check the database URL and that it is reachable",
         ) from exc
+    return result
+
+
+def sync_org_session(session: Session, tree: OrgTree) -> SyncResult:
+    """Make the stored organisation equal ``tree`` in the caller's session (its
+    transaction decides: an audited change commits with its audit entry)."""
+    result = SyncResult()
+    _sync_organisation(session, tree, result)
+    _sync_units(session, tree, result)
+    _sync_developers(session, tree, result)
+    _sync_guild_members(session, tree, result)
     return result
 
 

@@ -1,7 +1,9 @@
 """Composing the ASGI application that ``orchestra gateway`` and ``orchestra serve`` run.
 
-Other parts add REST routes through ``build_app(extra_routes=[...])`` and work to do at
-startup (e.g. resuming runs) through ``startup_hooks``.
+The REST API (``/api/v1``, :mod:`orchestra.server.api`) is served next to the gateway
+when ``include_api``; other parts add routes through ``build_app(extra_routes=[...])`` (or
+endpoints through the API's domain modules) and work to do at startup (e.g. resuming runs)
+through ``startup_hooks``.
 """
 
 from __future__ import annotations
@@ -18,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from orchestra.app import OpenedGateway, Orchestra
 from orchestra.config import load_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway import Accountant, Gateway, GatewayApp, GatewayDeps, StartupHook
+from orchestra.server.api import ApiContext, PolicyAuthorizer, api_routes, not_found
 
 log = logging.getLogger("orchestra.server")
 
@@ -60,12 +61,6 @@ def open_gateway(
     return Orchestra.from_environment(config=config, database_url=database_url).open_gateway(deps)
 
 
-async def _api_root(request: Request) -> JSONResponse:
-    from orchestra import __version__
-
-    return JSONResponse({"name": "orchestra", "version": __version__})
-
-
 def build_app(
     config: OrchestraConfig,
     *,
@@ -91,9 +86,21 @@ def build_app(
     else:
         gateway = Gateway(config, accountant, deps)
     fallback = None
+    api: ApiContext | None = None
     if include_api:
-        routes: list[BaseRoute] = [Route("/api", _api_root), *extra_routes]
-        fallback = Starlette(routes=routes)
+        api = ApiContext(
+            config,
+            services=lambda: Orchestra.from_environment(config=config, database_url=database_url),
+        )
+        accounting = getattr(gateway.accountant, "accounting", None)
+        api.authorizer = PolicyAuthorizer(
+            api.current_config_of,
+            audit=accounting.audit if accounting is not None else None,
+            base_dir=config_path.parent if config_path is not None else None,
+        )
+        routes: list[BaseRoute] = [*api_routes(api), *extra_routes]
+        fallback = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+        fallback.state.api = api
 
     def loader() -> OrchestraConfig:
         return load_config(config_path)
@@ -105,9 +112,30 @@ def build_app(
         startup_hooks=list(startup_hooks),
         shutdown_hooks=close_hooks,
     )
+    if api is not None:
+        api.app = app
+
+        async def close_api() -> None:
+            await api.aclose()
+
+        app.shutdown_hooks.append(close_api)
     if install_sighup:
         app.startup_hooks.insert(0, _sighup_hook(app))
     return app
+
+
+def _audit_signal_reload(app: GatewayApp) -> None:
+    """Record a SIGHUP-triggered reload: the actor is the signal (no one authenticated)."""
+    accounting = getattr(app.gateway.accountant, "accounting", None)
+    if accounting is None:
+        log.warning("configuration reloaded on SIGHUP; no audit log to record it in")
+        return
+    accounting.audit.append(
+        f"signal:SIGHUP(pid {os.getpid()})",
+        "config.reload",
+        "config",
+        {"trigger": "SIGHUP", "loaded_at": app.gateway.snapshot.loaded_at.isoformat()},
+    )
 
 
 def _sighup_hook(app: GatewayApp) -> StartupHook:
@@ -120,6 +148,7 @@ def _sighup_hook(app: GatewayApp) -> StartupHook:
             try:
                 config = await asyncio.to_thread(app.config_loader)  # type: ignore[arg-type]
                 await asyncio.to_thread(app.gateway.reload, config)
+                await asyncio.to_thread(_audit_signal_reload, app)
             except Exception:
                 log.exception("configuration reload on SIGHUP failed; keeping the old one")
 
