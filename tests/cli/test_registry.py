@@ -26,7 +26,11 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     config.write_text(ORG)
     monkeypatch.setenv("ORCHESTRA_CONFIG", str(config))
     url = f"sqlite:///{tmp_path / 'orchestra.db'}"
-    synced = runner.invoke(app, ["org", "sync", "--config", str(config), "--database", url])
+    synced = runner.invoke(
+        app,
+        ["org", "sync", "--config", str(config), "--database", url],
+        env={"ORCHESTRA_DEVELOPER": "dee"},  # org sync is an admin's change
+    )
     assert synced.exit_code == 0, synced.output
     seeded = runner.invoke(app, ["registry", "seed", "--database", url])
     assert seeded.exit_code == 0, seeded.output
