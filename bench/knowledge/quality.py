@@ -103,9 +103,7 @@ def check_labels(store: KnowledgeStore, sets: Sequence[LabelledSet]) -> None:
     for labelled in sets:
         project = labelled.name if labelled.package else DECISIONS_PROJECT
         kinds = ["code"] if labelled.package else ["decision", "convention"]
-        titles = {
-            target_key(e.title) for e in store.recent(project, kinds, limit=100_000)
-        }
+        titles = {target_key(e.title) for e in store.recent(project, kinds, limit=100_000)}
         wanted = {target_key(t) for q in labelled.queries for t in q.targets}
         missing = wanted - titles
         if missing:
@@ -114,9 +112,7 @@ def check_labels(store: KnowledgeStore, sets: Sequence[LabelledSet]) -> None:
 
 def measure(store: KnowledgeStore, sets: Sequence[LabelledSet]) -> list[SetResult]:
     """Ranks of every mode on every set, then the pooled set."""
-    results = [
-        SetResult(s.name, {m: ranks_for(store, s, m) for m in MODES}) for s in sets
-    ]
+    results = [SetResult(s.name, {m: ranks_for(store, s, m) for m in MODES}) for s in sets]
     pooled = {m: [r for res in results for r in res.ranks[m]] for m in MODES}
     return [*results, SetResult("pooled", pooled)]
 

@@ -24,9 +24,17 @@ def encoder() -> MiniLMEncoder:
     return MiniLMEncoder()
 
 
+@pytest.fixture(scope="session")
+def int8_encoder() -> MiniLMEncoder:
+    """The int8 ONNX Runtime model that embeds bulk batches (a few seconds to quantise)."""
+    return MiniLMEncoder(runtime="onnx-int8")
+
+
 @pytest.fixture
 def embedder(encoder: MiniLMEncoder) -> LocalEmbedder:
-    return LocalEmbedder(encoder=encoder)
+    # numpy for bulk batches too: building the int8 model per test would cost seconds;
+    # the int8 runtime has its own tests (test_minilm, test_ingest).
+    return LocalEmbedder(encoder=encoder, bulk_encoder=encoder)
 
 
 @pytest.fixture

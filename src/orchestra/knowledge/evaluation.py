@@ -1,9 +1,10 @@
 """Retrieval quality on a labelled query set: recall@k and MRR per search mode.
 
 A query is answered at rank r when an entry whose title is one of its targets is the
-r-th hit (window suffixes such as `` (part 2)`` and the `` (class)`` marker are ignored). recall@k is the fraction of
-queries answered within the first k hits; MRR is the mean of 1/r (0 when unanswered
-within ``depth`` hits).
+r-th hit (window suffixes such as `` (part 2)`` and the `` (class)`` marker are ignored).
+recall@k is the fraction of queries answered within the first k hits; MRR@10 is the mean
+of 1/r (0 when unanswered within 10 hits). :func:`bootstrap` gives their confidence
+intervals by resampling queries.
 """
 
 from __future__ import annotations

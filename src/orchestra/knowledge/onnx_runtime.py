@@ -112,9 +112,7 @@ def _graph(weights: dict[str, Matrix], config: dict[str, Any]) -> Any:
         [
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "length"]),
             helper.make_tensor_value_info("position_ids", TensorProto.INT64, [1, "length"]),
-            helper.make_tensor_value_info(
-                "attention_mask", TensorProto.FLOAT, ["batch", "length"]
-            ),
+            helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "length"]),
         ],
         [
             helper.make_tensor_value_info(
@@ -140,12 +138,15 @@ class OnnxForward:
         threads: int | None,
         workdir: Path,
     ) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # type: ignore[import-untyped]
 
         model = _graph(weights, config)
         data = model.SerializeToString()
         if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+            from onnxruntime.quantization import (  # type: ignore[import-untyped]
+                QuantType,
+                quantize_dynamic,
+            )
 
             source = workdir / "minilm.onnx"
             target = workdir / "minilm-int8.onnx"
