@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from orchestra.knowledge import KnowledgeStore, NewEntry, ingest_repository
 from orchestra.knowledge.evaluation import (
@@ -23,9 +25,11 @@ from orchestra.knowledge.evaluation import (
     bootstrap,
     first_relevant_rank,
     load_set,
+    metrics_from_ranks,
     paired_difference,
     target_key,
 )
+from orchestra.knowledge.fusion import hybrid_fusion, reciprocal_rank_fusion
 
 SETS = Path(__file__).parent / "sets"
 MODES = ("vector", "text", "hybrid")
@@ -157,3 +161,79 @@ def verdict(results: Sequence[SetResult]) -> list[str]:
                 f"[{diff.low:+.3f}, {diff.high:+.3f}] {'holds' if ok else 'FAILS'}"
             )
     return lines
+
+
+FusionRule = Callable[[list[Any], list[Any]], list[Any]]
+"""``(vector hits, BM25 hits) -> fused hits``; hits are ``((id, title), score)``."""
+
+
+def fusion_rules() -> dict[str, FusionRule]:
+    """The candidate rules the fusion weight was chosen among."""
+    rules: dict[str, FusionRule] = {}
+    for weight in (0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9):
+        rules[f"scores w={weight}"] = partial(_scores, weight=weight)
+    for text_weight in (0.3, 0.5, 0.7, 1.0):
+        for k in (5, 10, 20, 60):
+            rules[f"rrf bm25={text_weight} k={k}"] = partial(_rrf, text_weight=text_weight, k=k)
+    return rules
+
+
+def _scores(vector: list[Any], text: list[Any], *, weight: float) -> list[Any]:
+    return hybrid_fusion(vector, text, vector_weight=weight)
+
+
+def _rrf(vector: list[Any], text: list[Any], *, text_weight: float, k: int) -> list[Any]:
+    ranked = [[key for key, _ in vector], [key for key, _ in text]]
+    return reciprocal_rank_fusion(ranked, k=k, weights=[1.0, text_weight])
+
+
+def fusion_grid(store: KnowledgeStore, sets: Sequence[LabelledSet]) -> list[str]:
+    """Every candidate rule on the 50-candidate lists hybrid search fuses, per set and
+    pooled, then leave-one-set-out: the rule best on the other sets, scored on the held-out.
+    """
+    lists: dict[str, list[tuple[tuple[str, ...], list[Any], list[Any]]]] = {}
+    for labelled in sets:
+        rows = lists.setdefault(labelled.name, [])
+        for item in labelled.queries:
+            found = {
+                mode: [
+                    ((str(h.entry.id), h.entry.title), h.score)
+                    for h in store.search(item.query, project=scope(labelled), k=50, mode=mode)  # type: ignore[arg-type]
+                ]
+                for mode in ("vector", "text")
+            }
+            rows.append((item.targets, found["vector"], found["text"]))
+    rules = fusion_rules()
+    rules["vector alone"] = lambda v, t: v
+    rules["BM25 alone"] = lambda v, t: t
+    ranks = {
+        name: {
+            set_name: [
+                first_relevant_rank([key[1] for key, _ in rule(v, t)[:10]], targets)
+                for targets, v, t in rows
+            ]
+            for set_name, rows in lists.items()
+        }
+        for name, rule in rules.items()
+    }
+
+    def pooled(name: str, names: Sequence[str]) -> tuple[float, float]:
+        m = metrics_from_ranks(name, [r for n in names for r in ranks[name][n]])
+        return m.recall_at_10, m.mrr
+
+    names = list(lists)
+    out = ["  rule: recall@10/MRR@10 per set ... pooled"]
+    for name in sorted(rules, key=lambda n: -sum(pooled(n, names))):
+        cells = " ".join(
+            f"{n} {pooled(name, [n])[0]:.3f}/{pooled(name, [n])[1]:.3f}" for n in names
+        )
+        r10, mrr = pooled(name, names)
+        out.append(f"  {name:>20}: {cells}  pooled {r10:.3f}/{mrr:.3f}")
+    out.append("  leave one set out (rule chosen by pooled recall@10 + MRR on the other sets):")
+    candidates = [n for n in rules if "alone" not in n]
+    for held in names:
+        rest = [n for n in names if n != held]
+        best = max(candidates, key=lambda n: sum(pooled(n, rest)))
+        r10, mrr = pooled(best, [held])
+        out.append(f"  {held:>15}: {best} -> held-out {r10:.3f}/{mrr:.3f}")
+    return out

@@ -280,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(quality.table(results)))
         print("hybrid against the better single mode (paired bootstrap of the difference):")
         print("\n".join(quality.verdict(results)))
+        print("fusion rules on the same candidates (how hybrid_fusion's weight was chosen):")
+        print("\n".join(quality.fusion_grid(store, sets)))
         labelled = [q for s in sets for q in s.queries]
 
         # 4. latency at 10k and 100k ----------------------------------------------------------
