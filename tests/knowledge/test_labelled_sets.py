@@ -15,7 +15,49 @@ from orchestra.knowledge.evaluation import LabelledSet, load_set, target_key
 SETS = sorted((Path(__file__).parents[2] / "bench" / "knowledge" / "sets").glob("*.json"))
 WORD = re.compile(r"[a-z]+")
 STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "can", "for", "from", "has", "have", "in", "into", "is", "it", "its", "of", "on", "one", "or", "so", "than", "that", "the", "their", "them", "then", "there", "these", "this", "to", "was", "were", "what", "when", "which", "while", "with", "without"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "one",
+        "or",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "which",
+        "while",
+        "with",
+        "without",
+    ]
 )
 
 
