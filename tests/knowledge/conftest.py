@@ -26,7 +26,11 @@ def encoder() -> MiniLMEncoder:
 
 @pytest.fixture(scope="session")
 def int8_encoder() -> MiniLMEncoder:
-    """The int8 ONNX Runtime model that embeds bulk batches (a few seconds to quantise)."""
+    """The int8 ONNX Runtime model that embeds bulk batches.
+
+    Building it (graph, quantisation, session) takes 2-7 s, so one per test session,
+    shared by test_minilm and test_ingest.
+    """
     return MiniLMEncoder(runtime="onnx-int8")
 
 
