@@ -1,12 +1,17 @@
-"""Knowledge store benchmark (``python -m bench.knowledge.run``; part of ``make bench``).
+"""Knowledge store benchmark (``python -m bench.knowledge``; part of ``make bench``).
 
 Measures, on this machine:
 
-1. embedding speed of the numpy MiniLM runtime (code chunks/s, short sentences/s), and the
+1. embedding speed of the MiniLM runtimes (numpy, ONNX Runtime float32 and int8) on code
+   chunks and short sentences, each runtime's vectors against the numpy reference, and the
    same texts through sentence-transformers + torch when ``ORCHESTRA_BENCH_TORCH_PYTHON``
    names an interpreter that has them (the ratio is printed; torch is never a dependency);
-2. ingest rate (chunks/s, chunking + embedding + writing) on click's source;
-3. recall@5, recall@10 and MRR of vector, BM25 and hybrid search on the labelled click set;
+2. ingest rate (chunks/s, chunking + embedding + writing) of three real packages, with
+   today's embedding path (numpy for every batch) and the new one (int8 ONNX Runtime for
+   bulk batches) in the same run, and their ratio;
+3. recall@5, recall@10 and MRR@10 of vector, BM25 and hybrid search on the labelled sets
+   of ``bench/knowledge/sets`` (per set and pooled, bootstrap 95% intervals), and whether
+   hybrid holds against the better single mode;
 4. query latency p50/p99 at 10,000 and 100,000 entries, filtered and unfiltered.
 
 The large stores are formed from real text with real embeddings: a *base set* of
@@ -33,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestra.knowledge import KnowledgeStore, NewEntry, ingest_repository
+from bench.knowledge import quality
+from orchestra.knowledge import KnowledgeStore, NewEntry
 from orchestra.knowledge.chunking import chunk_file
 from orchestra.knowledge.embeddings import LocalEmbedder
-from orchestra.knowledge.evaluation import evaluate, load_queries
 from orchestra.knowledge.minilm import MiniLMEncoder, model_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +60,7 @@ def click_texts() -> list[str]:
     package = site_packages() / "click"
     modules = json.loads(QUERIES.read_text())["modules"]
     chunks = [c for m in modules for c in chunk_file(m, (package / m).read_text())]
-    return [f"{c.title}\n{c.text}" for c in chunks]
+    return [f"{c.title}\n{c.stored_text}" for c in chunks]
 
 
 def docstring_corpus(limit: int) -> list[tuple[str, str]]:
@@ -228,6 +233,17 @@ def main(argv: list[str] | None = None) -> None:
             f"embedding (numpy): {numpy_rates['code']:.1f} code chunks/s "
             f"({len(code)} chunks), {numpy_rates['short']:.1f} short sentences/s"
         )
+        reference = encoder.encode(code)
+        for runtime in ("onnx", "onnx-int8"):
+            other = MiniLMEncoder(runtime=runtime)  # type: ignore[arg-type]
+            other.encode(code[:4])
+            code_rate, short_rate = rate(other, code), rate(other, short)
+            cosine = (other.encode(code) * reference).sum(axis=1)
+            print(
+                f"embedding ({runtime}): {code_rate:.1f} code chunks/s "
+                f"({code_rate / numpy_rates['code']:.2f}x numpy), {short_rate:.1f} short "
+                f"sentences/s; cosine to numpy min {cosine.min():.4f} mean {cosine.mean():.4f}"
+            )
         torch_python = os.environ.get("ORCHESTRA_BENCH_TORCH_PYTHON")
         if torch_python:
             ref = torch_rates(torch_python, {"code": code, "short": short})
@@ -242,29 +258,31 @@ def main(argv: list[str] | None = None) -> None:
                 )
 
         # 2. ingest rate and 3. retrieval quality ------------------------------------------
-        repo = work / "click"
-        repo.mkdir()
-        for module in json.loads(QUERIES.read_text())["modules"]:
-            shutil.copy(site_packages() / "click" / module, repo / module)
-        store = KnowledgeStore.open(work / "click-kb", embedder=embedder)
-        report = ingest_repository(store, repo, project="click")
-        print(
-            f"ingest: {report.chunks_added} chunks from {report.files_indexed} files in "
-            f"{report.seconds:.1f}s = {report.chunks_per_second:.1f} chunks/s"
-        )
-        labelled = load_queries(QUERIES)
-        metrics = {
-            m: evaluate(store, labelled, m, project="click") for m in ("vector", "text", "hybrid")
-        }
-        for m in metrics.values():
-            print(
-                f"  {m.mode:>6}: recall@5 {m.recall_at_5:.3f}  recall@10 {m.recall_at_10:.3f}  "
-                f"MRR {m.mrr:.3f}  ({m.queries} queries)"
-            )
-        hybrid = metrics["hybrid"].recall_at_10
-        for single in ("vector", "text"):
-            other = metrics[single].recall_at_10
-            print(f"  hybrid recall@10 / {single} recall@10 = {hybrid / other:.3f}")
+        sets = quality.labelled_sets()
+        rates = {}
+        for label, bulk in (("today (numpy)", "numpy"), ("new (onnx-int8)", "onnx-int8")):
+            folder = work / f"ingest-{bulk}"
+            folder.mkdir()
+            timed = LocalEmbedder(encoder=encoder, bulk_runtime=bulk)  # type: ignore[arg-type]
+            timed.bulk_encoder()  # loaded (and quantised) outside the timed ingest
+            t0 = time.perf_counter()
+            kb = KnowledgeStore.open(folder / "kb", embedder=timed)
+            chunks = quality.build_corpus(kb, [s for s in sets if s.package], folder)
+            rates[bulk] = chunks / (time.perf_counter() - t0)
+            print(f"ingest {label:>16}: {chunks} chunks at {rates[bulk]:.1f} chunks/s")
+            if bulk == "onnx-int8":
+                store = kb
+        print(f"  ingest ratio new/today: {rates['onnx-int8'] / rates['numpy']:.2f}x")
+        quality.build_corpus(store, [s for s in sets if not s.package], work)
+        quality.check_labels(store, sets)
+        results = quality.measure(store, sets)
+        print("retrieval quality (95% bootstrap intervals over queries, 2,000 resamples):")
+        print("\n".join(quality.table(results)))
+        print("hybrid against the better single mode (paired bootstrap of the difference):")
+        print("\n".join(quality.verdict(results)))
+        print("fusion rules on the same candidates (how hybrid_fusion's weight was chosen):")
+        print("\n".join(quality.fusion_grid(store, sets)))
+        labelled = [q for s in sets for q in s.queries]
 
         # 4. latency at 10k and 100k ----------------------------------------------------------
         base, vectors = base_set(embedder, args.base, args.cache)

@@ -24,9 +24,21 @@ def encoder() -> MiniLMEncoder:
     return MiniLMEncoder()
 
 
+@pytest.fixture(scope="session")
+def int8_encoder() -> MiniLMEncoder:
+    """The int8 ONNX Runtime model that embeds bulk batches.
+
+    Building it (graph, quantisation, session) takes 2-7 s, so one per test session,
+    shared by test_minilm and test_ingest.
+    """
+    return MiniLMEncoder(runtime="onnx-int8")
+
+
 @pytest.fixture
 def embedder(encoder: MiniLMEncoder) -> LocalEmbedder:
-    return LocalEmbedder(encoder=encoder)
+    # numpy for bulk batches too: building the int8 model per test would cost seconds;
+    # the int8 runtime has its own tests (test_minilm, test_ingest).
+    return LocalEmbedder(encoder=encoder, bulk_encoder=encoder)
 
 
 @pytest.fixture

@@ -97,3 +97,30 @@ def test_other_languages_cut_only_where_braces_balance() -> None:
         assert c.text.count("{") == c.text.count("}")
     assert chunks[0].start_line == 1
     assert chunks[-1].end_line == len(js.splitlines())
+
+
+def test_python_chunks_carry_a_symbol_summary_line() -> None:
+    chunks = {c.title: c for c in chunk_file("pkg/shapes.py", PY)}
+    assert chunks["pkg/shapes.py::top"].summary == "top(a, b) — Add. — in pkg/shapes.py"
+    assert chunks["pkg/shapes.py::Shape (class)"].summary == (
+        "class Shape — A shape. — in pkg/shapes.py"
+    )
+    # A method names its class and what the class is for, which its own lines do not say.
+    draw = chunks["pkg/shapes.py::Shape.draw"]
+    assert draw.summary == "Shape.draw(self, canvas) — in class Shape: A shape."
+    assert draw.stored_text.startswith("# Shape.draw(self, canvas)")
+    assert draw.stored_text.splitlines()[1].strip().startswith("async def draw")
+    assert chunks["pkg/shapes.py::<module>"].summary == ""
+
+
+def test_every_window_of_a_long_function_repeats_its_summary() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(250))
+    text = f'def big(n: int) -> int:\n    """Count up."""\n{body}\n'
+    chunks = chunk_file("big.py", text, max_lines=100)
+    assert len(chunks) == 3
+    assert {c.summary for c in chunks} == {"big(n: int) -> int — Count up. — in big.py"}
+
+
+def test_other_files_have_no_summary() -> None:
+    assert all(not c.summary for c in chunk_file("README.md", "# Title\n\ntext\n"))
+    assert all(c.stored_text == c.text for c in chunk_file("app.js", "let a = 1;\nlet b = 2;\n"))

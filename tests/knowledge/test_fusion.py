@@ -1,11 +1,11 @@
-"""Reciprocal rank fusion."""
+"""Fusion rules: reciprocal rank fusion and the normalised-score fusion hybrid search uses."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestra.knowledge.fusion import reciprocal_rank_fusion
+from orchestra.knowledge.fusion import hybrid_fusion, reciprocal_rank_fusion, score_fusion
 
 
 def test_agreement_beats_a_single_first_place() -> None:
@@ -26,3 +26,44 @@ def test_scores_sorted_and_cover_every_id(rankings: list[list[int]]) -> None:
     assert scores == sorted(scores, reverse=True)
     assert {k for k, _ in fused} == {x for r in rankings for x in r}
     assert all(0 < s <= len(rankings) / 61 for s in scores)
+
+
+def test_score_fusion_normalises_each_list_before_weighting() -> None:
+    # BM25 scores (tens) and cosines (below 1) land on one scale: each list's best is 1.
+    fused = score_fusion([[("a", 0.9), ("b", 0.5)], [("b", 30.0), ("c", 10.0)]], [0.6, 0.4])
+    assert fused == [("a", 0.6), ("b", 0.4), ("c", 0.0)]
+
+
+def test_a_clear_bm25_winner_beats_a_flat_vector_list() -> None:
+    # Query-dependence: the same weights favour whichever retriever separates its hits.
+    vector = [("v1", 0.52), ("t1", 0.51), ("v2", 0.50)]
+    text = [("t1", 25.0), ("v1", 3.0), ("v2", 2.9)]
+    assert next(k for k, _ in hybrid_fusion(vector, text)) == "t1"
+
+
+def test_hybrid_fusion_with_full_weight_is_the_vector_ranking() -> None:
+    vector = [("a", 0.9), ("b", 0.8), ("c", 0.1)]
+    text = [("c", 9.0), ("b", 1.0)]
+    assert [k for k, _ in hybrid_fusion(vector, text, vector_weight=1.0)] == ["a", "b", "c"]
+    assert next(k for k, _ in hybrid_fusion(vector, text, vector_weight=0.0)) == "c"
+
+
+def test_equal_scores_normalise_to_one_and_duplicates_count_once() -> None:
+    assert score_fusion([[("a", 2.0), ("a", 2.0)], []], [1.0, 0.0]) == [("a", 1.0)]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 20), st.floats(0, 50)), max_size=15),
+    st.lists(st.tuples(st.integers(0, 20), st.floats(0, 50)), max_size=15),
+    st.floats(0, 1),
+)
+def test_score_fusion_is_bounded_sorted_and_complete(
+    vector: list[tuple[int, float]], text: list[tuple[int, float]], weight: float
+) -> None:
+    vector.sort(key=lambda kv: -kv[1])
+    text.sort(key=lambda kv: -kv[1])
+    fused = hybrid_fusion(vector, text, vector_weight=weight)
+    scores = [s for _, s in fused]
+    assert scores == sorted(scores, reverse=True)
+    assert {k for k, _ in fused} == {k for k, _ in [*vector, *text]}
+    assert all(-1e-9 <= s <= 1 + 1e-9 for s in scores)

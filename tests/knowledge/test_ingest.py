@@ -12,6 +12,7 @@ from orchestra.config.knowledge import IngestConfig, KnowledgeSection
 from orchestra.knowledge import KnowledgeStore, ingest_repository
 from orchestra.knowledge.embeddings import LocalEmbedder
 from orchestra.knowledge.files import list_files, parse_gitignore, walk_with_gitignore
+from orchestra.knowledge.minilm import MiniLMEncoder
 
 
 def make_tree(root: Path) -> None:
@@ -135,3 +136,30 @@ def test_ingest_rejects_a_missing_folder(tmp_path: Path, embedder: LocalEmbedder
 
     with pytest.raises(KnowledgeError, match="not a folder"):
         ingest_repository(small_store(tmp_path, embedder), tmp_path / "nope")
+
+
+def test_chunks_ingested_by_the_int8_runtime_are_found_by_numpy_queries(
+    tmp_path: Path, encoder: MiniLMEncoder, int8_encoder: MiniLMEncoder
+) -> None:
+    # The default split: bulk batches (16 texts or more) on int8 ONNX Runtime, queries on
+    # numpy. Twenty small functions force the bulk path; the query names none of them.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    verbs = [
+        "parse", "render", "upload", "compress", "encrypt", "resize", "translate", "sort",
+        "merge", "archive", "notify", "schedule", "validate", "index", "cache", "log",
+        "retry", "stream", "hash", "export",
+    ]  # fmt: skip
+    body = "\n\n".join(
+        f'def {v}_thing(x):\n    """{v.capitalize()} the given thing."""\n    return x'
+        for v in verbs
+    )
+    body += '\n\n\ndef shrink_picture(img, width):\n    """Scale an image down to a width."""\n'
+    (repo / "tools.py").write_text(body + "    return img\n")
+    embedder = LocalEmbedder(encoder=encoder, bulk_encoder=int8_encoder)
+    store = KnowledgeStore.open(tmp_path / "kb", embedder=embedder)
+    report = ingest_repository(store, repo, project="demo")
+    assert report.chunks_added == 21
+    hits = store.search("make a photo smaller", project="demo", k=3, mode="vector")
+    assert hits[0].entry.title == "tools.py::shrink_picture"
+    assert hits[0].entry.text.startswith("# shrink_picture(img, width) — Scale an image down")

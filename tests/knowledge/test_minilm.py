@@ -26,6 +26,39 @@ def test_matches_sentence_transformers_reference(encoder: MiniLMEncoder, batch_s
     assert np.abs(got - ref).max() < 1e-4
 
 
+def test_int8_onnx_runtime_stays_within_cosine_099_of_the_reference(
+    int8_encoder: MiniLMEncoder, encoder: MiniLMEncoder
+) -> None:
+    # The committed sentence-transformers vectors (short, long/truncated, empty), and code:
+    # ingest embeds code with this runtime, and queries (numpy) must still find it.
+    ref = np.asarray(REFERENCE["embeddings"], dtype=np.float32)
+    got = int8_encoder.encode(REFERENCE["sentences"], batch_size=4)
+    cosine = (got * ref).sum(axis=1) / np.linalg.norm(ref, axis=1)
+    empty = [s == "" for s in REFERENCE["sentences"]]
+    # The empty text ([CLS] [SEP] only; never stored) is the one below 0.99: 0.981 measured.
+    assert np.all(cosine[~np.array(empty)] >= 0.99), cosine
+    assert np.all(cosine >= 0.975), cosine
+    code = [Path(minilm.__file__).read_text()[i : i + 900] for i in range(0, 3600, 900)]
+    cosine = (int8_encoder.encode(code) * encoder.encode(code)).sum(axis=1)
+    assert np.all(cosine >= 0.99), cosine
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    # Not the float32 model under another name: quantisation does move the vectors.
+    assert np.abs(got - ref).max() > 1e-4
+
+
+@pytest.mark.slow  # builds and optimises a second ONNX session (~5 s); not used by default
+def test_float32_onnx_runtime_matches_the_reference() -> None:
+    ref = np.asarray(REFERENCE["embeddings"], dtype=np.float32)
+    got = MiniLMEncoder(runtime="onnx").encode(REFERENCE["sentences"], batch_size=3)
+    assert np.abs(got - ref).max() < 1e-4
+
+
+def test_unknown_runtime_is_a_clear_error() -> None:
+    with pytest.raises(KnowledgeError) as caught:
+        MiniLMEncoder(runtime="tpu")  # type: ignore[arg-type]
+    assert "numpy" in caught.value.hint
+
+
 def test_reference_covers_truncation_and_padding(encoder: MiniLMEncoder) -> None:
     # The long sentence exceeds 256 tokens (truncated like sentence-transformers); the
     # batch mixes lengths, so padding and the attention mask are exercised.

@@ -1,8 +1,9 @@
 """The knowledge store: decisions, conventions, API facts and code, per project and team.
 
 Entries live in LanceDB with embeddings from the packaged all-MiniLM-L6-v2 model (run in
-numpy, offline) or an OpenAI-compatible provider; search is hybrid (vector + BM25 fused
-by reciprocal rank); secrets are redacted or refused before anything is stored.
+numpy or, for bulk batches, int8 ONNX Runtime, offline) or an OpenAI-compatible provider;
+search is hybrid (vector + BM25 fused by normalised score); secrets are redacted or
+refused before anything is stored.
 
 Public API::
 

@@ -24,6 +24,14 @@ class Chunk:
     end_line: int
     kind: str
     """``code`` or ``doc``."""
+    summary: str = ""
+    """One line naming the symbol for both retrievers: qualified name and signature, the
+    docstring's first line, and the enclosing class (Python only; empty elsewhere)."""
+
+    @property
+    def stored_text(self) -> str:
+        """The entry's text: the summary line (as a comment) above the chunk's lines."""
+        return f"# {self.summary}\n{self.text}" if self.summary else self.text
 
 
 DOC_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc"})
@@ -45,16 +53,25 @@ def chunk_file(path: str, text: str, *, max_lines: int = 120) -> list[Chunk]:
     return [c for c in chunks if c.text.strip()]
 
 
-def _windows(title: str, lines: list[str], start: int, kind: str, max_lines: int) -> list[Chunk]:
+def _windows(
+    title: str, lines: list[str], start: int, kind: str, max_lines: int, summary: str = ""
+) -> list[Chunk]:
     """``lines`` (starting at 1-based line ``start``) as one chunk, or windows of it."""
     if len(lines) <= max_lines:
-        return [Chunk(title, "\n".join(lines), start, start + len(lines) - 1, kind)]
+        return [Chunk(title, "\n".join(lines), start, start + len(lines) - 1, kind, summary)]
     out = []
     for part, offset in enumerate(range(0, len(lines), max_lines), start=1):
         piece = lines[offset : offset + max_lines]
         first = start + offset
         out.append(
-            Chunk(f"{title} (part {part})", "\n".join(piece), first, first + len(piece) - 1, kind)
+            Chunk(
+                f"{title} (part {part})",
+                "\n".join(piece),
+                first,
+                first + len(piece) - 1,
+                kind,
+                summary,
+            )
         )
     return out
 
@@ -80,35 +97,41 @@ def chunk_python(path: str, text: str, *, max_lines: int = 120) -> list[Chunk]:
     def start_of(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> int:
         return min([node.lineno, *(d.lineno for d in node.decorator_list)])
 
-    def visit(body: list[ast.stmt], prefix: str) -> None:
+    def visit(body: list[ast.stmt], prefix: str, owner: str) -> None:
         for node in body:
             if not isinstance(node, defs):
                 continue
             first, last = start_of(node), node.end_lineno or node.lineno
             qualname = f"{prefix}{node.name}"
             covered.update(range(first, last + 1))
+            summary = symbol_summary(node, qualname, owner)
             if isinstance(node, ast.ClassDef):
                 inner = [n for n in node.body if isinstance(n, defs)]
                 head_end = (start_of(inner[0]) - 1) if inner else last
-                kind_word = "class"
                 chunks.extend(
                     _windows(
-                        f"{path}::{qualname} ({kind_word})",
+                        f"{path}::{qualname} (class)",
                         lines[first - 1 : head_end],
                         first,
                         "code",
                         max_lines,
+                        summary,
                     )
                 )
-                visit(node.body, f"{qualname}.")
+                visit(node.body, f"{qualname}.", _class_context(node, qualname))
             else:
                 chunks.extend(
                     _windows(
-                        f"{path}::{qualname}", lines[first - 1 : last], first, "code", max_lines
+                        f"{path}::{qualname}",
+                        lines[first - 1 : last],
+                        first,
+                        "code",
+                        max_lines,
+                        summary,
                     )
                 )
 
-    visit(tree.body, "")
+    visit(tree.body, "", f"in {path}")
     run: list[int] = []
     for number in range(1, len(lines) + 1):
         if number in covered:
@@ -121,6 +144,42 @@ def chunk_python(path: str, text: str, *, max_lines: int = 120) -> list[Chunk]:
         chunks.extend(_module_run(path, lines, run, max_lines))
     chunks.sort(key=lambda c: c.start_line)
     return chunks
+
+
+def _first_line(doc: str | None) -> str:
+    """The docstring's first non-empty line, shortened to 160 characters."""
+    for line in (doc or "").strip().splitlines():
+        if line.strip():
+            text = " ".join(line.split())
+            return text if len(text) <= 160 else text[:157] + "..."
+    return ""
+
+
+def _class_context(node: ast.ClassDef, qualname: str) -> str:
+    """How a method names its class: ``in class peekable: Wrap an iterator...``."""
+    doc = _first_line(ast.get_docstring(node))
+    return f"in class {qualname}" + (f": {doc}" if doc else "")
+
+
+def symbol_summary(
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, qualname: str, owner: str
+) -> str:
+    """``qualname(signature) -> returns — first docstring line — enclosing class/module``.
+
+    What a question names (the symbol, its arguments, what it is for) put first, so it
+    survives the embedding model's 256-token cut of long chunks, and is in every window.
+    """
+    if isinstance(node, ast.ClassDef):
+        bases = ", ".join(ast.unparse(b) for b in node.bases)
+        head = f"class {qualname}" + (f"({bases})" if bases else "")
+    else:
+        head = f"{qualname}({ast.unparse(node.args)})"
+        if node.returns is not None:
+            head += f" -> {ast.unparse(node.returns)}"
+    if len(head) > 200:
+        head = head[:197] + "..."
+    parts = [head, _first_line(ast.get_docstring(node)), owner]
+    return " — ".join(p for p in parts if p)
 
 
 def _module_run(path: str, lines: list[str], run: list[int], max_lines: int) -> list[Chunk]:

