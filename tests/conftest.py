@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 pytest.register_assert_rewrite("tests.exports")
 
 from orchestra.store import Database, normalise_url, open_database  # noqa: E402
+from orchestra.tools import sandbox  # noqa: E402
 
 POSTGRES_ENV = "ORCHESTRA_TEST_DATABASE_URL"
 
@@ -39,6 +40,23 @@ def _isolated_home(
     for name in list(os.environ):
         if name.startswith("ORCHESTRA__") or name in {"ORCHESTRA_CONFIG", "ORCHESTRA_DATABASE_URL"}:
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _child_pytest_without_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test runs of sample repositories load none of this environment's pytest plugins.
+
+    With no virtualenv of its own, a repository's tests run in Orchestra's interpreter,
+    here the suite's virtualenv, whose plugins (Hypothesis, xdist, anyio, timeout and what
+    else the test extra brings) pytest would import at every start: most of each pipeline
+    run's time. The repositories the tests build use none of them, so their runs start
+    without (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``, passed through the sandbox); the commands
+    run and everything the engine does with their results are unchanged.
+    """
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setattr(
+        sandbox, "PASSED_THROUGH", (*sandbox.PASSED_THROUGH, "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    )
 
 
 @contextmanager
