@@ -47,10 +47,12 @@ typecheck: $(VENV)/.test ## Type check (mypy --strict on src/)
 	$(BIN)/mypy
 
 # One worker per core: tests are process-safe (each binds port 0, gets its own temporary
-# folders and scratch PostgreSQL database; DBOS state is per process). worksteal keeps the
-# long pipeline runs from queueing behind each other. Not in pytest's addopts: starting the
-# workers costs seconds, more than a run of one test file takes.
-PYTEST_PARALLEL ?= -n auto --dist worksteal
+# folders and scratch PostgreSQL database; DBOS state is per process). The long tests are
+# collected first (tests/conftest.py) and `--dist load --maxschedchunk 1` hands each worker
+# the next test when it is done, so the pipeline runs spread over the workers and the short
+# tests fill in at the end. Not in pytest's addopts: starting the workers costs seconds, more
+# than a run of one test file takes.
+PYTEST_PARALLEL ?= -n auto --dist load --maxschedchunk 1
 
 unit: $(VENV)/.test ## Run the test suite only (in parallel; PYTEST_PARALLEL= for one process)
 	PATH="$(CURDIR)/$(NODE_PREFIX)/node_modules/.bin:$$PATH" $(BIN)/pytest $(PYTEST_PARALLEL)

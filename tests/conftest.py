@@ -30,6 +30,54 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+# Test files whose tests run the whole pipeline (tens of seconds each), then files of
+# tests that take seconds each without being marked ``slow`` (fixture repositories run end
+# to end, servers started as processes, the retrieval-quality corpus). They run first (the
+# pipeline runs, then the rest with the ``slow`` tests): see pytest_collection_modifyitems.
+PIPELINE_RUN_FILES = frozenset(
+    {
+        "tests/engine/test_serve_resume.py",
+        "tests/engine/test_postgres.py",
+        "tests/engine/test_pipeline.py",
+        "tests/engine/test_resume.py",
+        "tests/cli/test_engine.py",
+        "tests/testing/test_replay.py",
+        "tests/pipelines/test_repository_runs.py",
+    }
+)
+LONG_RUNNING_FILES = frozenset(
+    {
+        "tests/cli/test_doctor.py",
+        "tests/cli/test_serve.py",
+        "tests/repository/test_preflight.py",
+        "tests/repository/test_gate.py",
+        "tests/knowledge/test_retrieval_quality.py",
+        "tests/knowledge/test_claude_code_hooks.py",
+        "tests/knowledge/test_hooks.py",
+    }
+)
+
+
+def _expected_length(item: pytest.Item) -> int:
+    """0 for a complete pipeline run, 1 for another long test, 2 for the rest."""
+    path = item.nodeid.split("::", 1)[0]
+    if path in PIPELINE_RUN_FILES:
+        return 0
+    if item.get_closest_marker("slow") is not None or path in LONG_RUNNING_FILES:
+        return 1
+    return 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests first, each group in its collected order.
+
+    With ``make unit``'s ``--dist load --maxschedchunk 1`` each worker takes the next test
+    when it is done, so the long tests spread over the workers from the start and the
+    short ones fill in at the end, instead of one long test running alone at the end.
+    """
+    items.sort(key=_expected_length)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
