@@ -62,6 +62,10 @@ test: lint typecheck unit ## Lint, type check and the whole test suite
 bench: $(VENV)/.test ## Run the benchmarks (prints ratios against in-run baselines)
 	$(BIN)/python -m bench
 
+.PHONY: bench-suite
+bench-suite: $(VENV)/.test ## Time the suite against issue 11's baseline (ROUNDS=1; takes minutes)
+	$(BIN)/python -m bench.suite --rounds $(or $(ROUNDS),1)
+
 fuzz: $(VENV)/.test ## Long fuzz run of the gateway on loopback (bench/fuzz; EXAMPLES=20000)
 	$(BIN)/python -m bench.fuzz --examples $(or $(EXAMPLES),20000)
 
