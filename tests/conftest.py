@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -108,16 +109,18 @@ def _child_pytest_without_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextmanager
-def scratch_postgres_database(url: str) -> Iterator[str]:
+def scratch_postgres_database(url: str, template: str | None = None) -> Iterator[str]:
     """Create a throw-away database next to ``url`` and yield its URL; drop it afterwards.
 
     Each test gets its own database, so tests (and developers) running at the same time
-    never see each other's rows.
+    never see each other's rows. With ``template``, the new database is a copy of that one
+    (``CREATE DATABASE ... TEMPLATE``).
     """
     admin = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
     name = f"orchestra_t_{uuid.uuid4().hex[:16]}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy_of}'))
     try:
         yield make_url(normalise_url(url)).set(database=name).render_as_string(hide_password=False)
     finally:
@@ -126,20 +129,75 @@ def scratch_postgres_database(url: str) -> Iterator[str]:
         admin.dispose()
 
 
+class MigratedTemplates:
+    """One migrated database per backend and test process, made on first use, that the
+    ``database`` fixture copies instead of migrating an empty database for every test."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._sqlite: Path | None = None
+        self._postgres: ExitStack | None = None
+        self._postgres_name = ""
+
+    def sqlite_file(self) -> Path:
+        """A SQLite file migrated to the head revision (closed: copy it)."""
+        if self._sqlite is None:
+            path = self._folder / "migrated.db"
+            open_database(f"sqlite:///{path}").dispose()
+            self._sqlite = path
+        return self._sqlite
+
+    def postgres_database(self, url: str) -> str:
+        """The name of a PostgreSQL database next to ``url``, migrated to the head revision
+        and with no open connection (so it can be a template)."""
+        if self._postgres is None:
+            stack = ExitStack()
+            scratch = stack.enter_context(scratch_postgres_database(url))
+            open_database(scratch).dispose()
+            self._postgres, self._postgres_name = stack, str(make_url(scratch).database)
+        return self._postgres_name
+
+    def close(self) -> None:
+        """Drop the PostgreSQL template, if one was made."""
+        if self._postgres is not None:
+            self._postgres.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedTemplates]:
+    """This test process's migrated template databases."""
+    templates = MigratedTemplates(tmp_path_factory.mktemp("migrated-templates"))
+    yield templates
+    templates.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL: a SQLite file, and PostgreSQL where configured.
+    """A fresh database URL: a SQLite file, and PostgreSQL where configured.
+
+    The database is empty, except in a test that also asks for ``database`` (which opens
+    and so migrates it before the test begins): there it is a copy of a database migrated
+    once per test process, which is what migrating it would make, without the time.
 
     The PostgreSQL case is skipped, with the reason shown, only when
     ``ORCHESTRA_TEST_DATABASE_URL`` is unset; CI sets it, so there it always runs.
     """
+    migrated = (
+        request.getfixturevalue("migrated_templates")
+        if "database" in request.fixturenames
+        else None
+    )
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'orchestra.db'}"
+        path = tmp_path / "orchestra.db"
+        if migrated is not None:
+            shutil.copyfile(migrated.sqlite_file(), path)
+        yield f"sqlite:///{path}"
         return
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         pytest.skip(f"{POSTGRES_ENV} is not set; PostgreSQL backend not tested here")
-    with scratch_postgres_database(url) as scratch:
+    template = migrated.postgres_database(url) if migrated is not None else None
+    with scratch_postgres_database(url, template) as scratch:
         yield scratch
 
 
