@@ -24,6 +24,7 @@ import argparse
 import os
 import re
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -99,8 +100,16 @@ def main() -> int:
     parser.add_argument(
         "--both-options", default="", help="pytest options for both, e.g. --durations=20"
     )
+    parser.add_argument(
+        "tests",
+        nargs="*",
+        help="test paths or ids for both (default: the whole suite); to compare single "
+        "tests, give --current-options='' so both run in one process",
+    )
     parser.add_argument("--logs", type=Path, default=None, help="folder for the runs' output")
     args = parser.parse_args()
+    # Stopped with SIGTERM, still remove the baseline's worktree (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logs = args.logs or Path(tempfile.mkdtemp(prefix="orchestra-suite-bench-"))
     logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="orchestra-baseline-") as tmp:
@@ -117,7 +126,7 @@ def main() -> int:
             )
             pairs: list[tuple[Run, Run]] = []
             for i in range(1, args.rounds + 1):
-                both = shlex.split(args.both_options)
+                both = [*shlex.split(args.both_options), *args.tests]
                 before = run_suite("baseline", old, both, logs / f"baseline-{i}.txt")
                 _report(before)
                 after = run_suite(
