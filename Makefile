@@ -64,7 +64,7 @@ bench: $(VENV)/.test ## Run the benchmarks (prints ratios against in-run baselin
 
 .PHONY: bench-suite
 bench-suite: $(VENV)/.test ## Time the suite against issue 11's baseline (ROUNDS=1; takes minutes)
-	$(BIN)/python -m bench.suite --rounds $(or $(ROUNDS),1)
+	$(BIN)/python -m bench.suite --rounds $(or $(ROUNDS),1) --current-options "$(PYTEST_PARALLEL)"
 
 fuzz: $(VENV)/.test ## Long fuzz run of the gateway on loopback (bench/fuzz; EXAMPLES=20000)
 	$(BIN)/python -m bench.fuzz --examples $(or $(EXAMPLES),20000)
