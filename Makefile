@@ -49,10 +49,12 @@ typecheck: $(VENV)/.test ## Type check (mypy --strict on src/)
 	$(BIN)/mypy
 
 # One worker per core: tests are process-safe (each binds port 0, gets its own temporary
-# folders and scratch PostgreSQL database; DBOS state is per process). worksteal keeps the
-# long pipeline runs from queueing behind each other. Not in pytest's addopts: starting the
-# workers costs seconds, more than a run of one test file takes.
-PYTEST_PARALLEL ?= -n auto --dist worksteal
+# folders and scratch PostgreSQL database; DBOS state is per process). The long tests are
+# collected first (tests/conftest.py) and `--dist load --maxschedchunk 1` hands each worker
+# the next test when it is done, so the pipeline runs spread over the workers and the short
+# tests fill in at the end. Not in pytest's addopts: starting the workers costs seconds, more
+# than a run of one test file takes.
+PYTEST_PARALLEL ?= -n auto --dist load --maxschedchunk 1
 
 unit: $(VENV)/.test ## Run the test suite only (in parallel; PYTEST_PARALLEL= for one process)
 	PATH="$(CURDIR)/$(NODE_PREFIX)/node_modules/.bin:$$PATH" $(BIN)/pytest $(PYTEST_PARALLEL)
@@ -61,6 +63,10 @@ test: lint typecheck unit ## Lint, type check and the whole test suite
 
 bench: $(VENV)/.test ## Run the benchmarks (prints ratios against in-run baselines)
 	$(BIN)/python -m bench
+
+.PHONY: bench-suite
+bench-suite: $(VENV)/.test ## Time the suite against issue 11's baseline (ROUNDS=1; takes minutes)
+	$(BIN)/python -m bench.suite --rounds $(or $(ROUNDS),1) --current-options "$(PYTEST_PARALLEL)"
 
 fuzz: $(VENV)/.test ## Long fuzz run of the gateway on loopback (bench/fuzz; EXAMPLES=20000)
 	$(BIN)/python -m bench.fuzz --examples $(or $(EXAMPLES),20000)

@@ -10,6 +10,7 @@ in ``__all__`` (``orchestra.store.tables.gateway``) is public as a whole.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 from collections.abc import Iterator
@@ -42,17 +43,25 @@ def _within(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
 
 
+@functools.cache
+def _library_imports() -> tuple[tuple[str, str, str], ...]:
+    """``(importing module, imported-from module, name)`` for every ``from X import name``
+    in the library, parsed once per test process (every exports test reads them all)."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        importer = _module_name(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found += [(importer, node.module, alias.name) for alias in node.names]
+    return tuple(found)
+
+
 def outside_imports(package: str) -> Iterator[tuple[str, str, str]]:
     """``(importing module, imported-from module, name)`` for every ``from X import name``
     in the library, outside ``package``, where X is ``package`` or one of its modules."""
-    for path in sorted(SRC.rglob("*.py")):
-        importer = _module_name(path)
-        if _within(importer, package):
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and _within(node.module, package):
-                for alias in node.names:
-                    yield importer, node.module, alias.name
+    for importer, module, name in _library_imports():
+        if not _within(importer, package) and _within(module, package):
+            yield importer, module, name
 
 
 def _is_public_module(module: str) -> bool:

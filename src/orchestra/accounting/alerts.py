@@ -34,6 +34,7 @@ class BudgetAlert:
     at: datetime
 
     def to_json(self) -> dict[str, Any]:
+        """The webhook payload: the alert's fields, ``at`` in ISO 8601, and its ``kind``."""
         data = asdict(self)
         data["at"] = self.at.isoformat()
         data["kind"] = "orchestra.budget.soft_threshold"

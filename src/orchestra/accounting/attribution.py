@@ -87,6 +87,8 @@ class PerAttribution(Generic[S, V]):
         self._source: S | None = None
 
     def get(self, source: S, attribution: Attribution) -> V:
+        """The value for ``attribution``, computed on first use; all are forgotten when
+        ``source`` is another object than last time."""
         if source is not self._source:
             self._values, self._source = {}, source
         value = self._values.get(attribution)

@@ -100,6 +100,7 @@ class KeyRecord:
         return "active"
 
     def usable(self, now: datetime) -> bool:
+        """Whether calls may use the key at ``now``: active, or rotating within its grace."""
         return self.status(now) in ("active", "rotating")
 
     @property

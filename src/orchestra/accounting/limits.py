@@ -144,6 +144,8 @@ class MemoryCounters:
     def add(
         self, subjects: list[tuple[str, RateLimit]], tokens: int, now: float
     ) -> tuple[str, int, float] | None:
+        """Count one request of ``tokens`` for every subject unless one of them would go
+        over its limit: then count nothing and return ``(what, limit, retry after s)``."""
         minute = int(now // WINDOW_S)
         with self._lock:
             cells = []
@@ -159,6 +161,8 @@ class MemoryCounters:
         return None
 
     def adjust(self, subjects: list[str], tokens: int, now: float) -> None:
+        """Add ``tokens`` (negative to take back) to the subjects' current minute, once a
+        call's real usage is known."""
         minute = int(now // WINDOW_S)
         with self._lock:
             for s in subjects:
@@ -205,6 +209,9 @@ class DatabaseCounters:
     def add(
         self, subjects: list[tuple[str, RateLimit]], tokens: int, now: float
     ) -> tuple[str, int, float] | None:
+        """Count one request of ``tokens`` for every subject unless one of them would go
+        over its limit: then count nothing and return ``(what, limit, retry after s)``.
+        Atomic across processes: the subjects' rows are locked in one order first."""
         minute = int(now // WINDOW_S)
         names = sorted(s for s, _ in subjects)  # one lock order across processes
         with self._store.write_engine.begin() as conn:
@@ -236,6 +243,8 @@ class DatabaseCounters:
         return refused
 
     def adjust(self, subjects: list[str], tokens: int, now: float) -> None:
+        """Add ``tokens`` (negative to take back) to the subjects' current minute, once a
+        call's real usage is known."""
         minute = int(now // WINDOW_S)
         with self._store.write_engine.begin() as conn:
             for s in sorted(subjects):

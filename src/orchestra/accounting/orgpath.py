@@ -28,6 +28,7 @@ class OrgTableResolver:
         self._cache: dict[tuple[str, str | None], tuple[float, OrgPath]] = {}
 
     def __call__(self, developer: str, team: str | None) -> OrgPath:
+        """The organisation path of ``developer`` (in ``team``), cached for the TTL."""
         key = (developer, team)
         now = time.monotonic()
         hit = self._cache.get(key)

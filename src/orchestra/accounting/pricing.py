@@ -47,6 +47,7 @@ class Price:
 
     @property
     def is_free(self) -> bool:
+        """Whether every price is zero."""
         return not (self.input or self.output or self.cache_write or self.cache_read)
 
     def cost(self, usage: Usage) -> Decimal:

@@ -66,9 +66,11 @@ class SecretBox:
         return cls(path.read_bytes().strip())
 
     def encrypt(self, plaintext: str) -> str:
+        """``plaintext`` encrypted with this key (a Fernet token)."""
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
+        """The plaintext of a token made by :meth:`encrypt` with this key."""
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
@@ -114,6 +116,7 @@ class SecretStore:
         return self._box.decrypt(data[name])
 
     def delete(self, name: str) -> bool:
+        """Forget the credential ``name``; ``False`` when there was none."""
         data = self._read()
         if data.pop(name, None) is None:
             return False
@@ -121,6 +124,7 @@ class SecretStore:
         return True
 
     def names(self) -> list[str]:
+        """The names of the stored credentials, sorted."""
         return sorted(self._read())
 
     def as_mapping(self) -> Mapping[str, str]:

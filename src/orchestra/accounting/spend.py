@@ -47,6 +47,7 @@ class SpendRow:
     cost_usd: Decimal
 
     def to_json(self) -> dict[str, Any]:
+        """The row as JSON-ready values (the cost as a string)."""
         return {
             "group": self.group,
             "requests": self.requests,
@@ -70,13 +71,16 @@ class SpendReport:
 
     @property
     def total_usd(self) -> Decimal:
+        """The cost of all rows, in dollars."""
         return sum((r.cost_usd for r in self.rows), Decimal(0))
 
     @property
     def total_requests(self) -> int:
+        """The requests of all rows."""
         return sum(r.requests for r in self.rows)
 
     def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready values."""
         return {
             "by": self.by,
             "period": self.period,
