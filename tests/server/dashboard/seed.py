@@ -91,7 +91,7 @@ def _insight(db: Database, now: datetime) -> None:
         [
             (
                 f"l{i}",
-                "alice" if i % 2 else "carol",
+                ("alice", "carol", EVIL_DEVELOPER)[i % 3],
                 None,
                 2_000_000_000 + i,
                 now - timedelta(days=i % 20),

@@ -51,7 +51,7 @@ class DashboardPage:
 
 PAGES: tuple[DashboardPage, ...] = (
     DashboardPage("overview", "Overview", "/", READ_INSIGHT, insight_pages.overview),
-    DashboardPage("unit", "Unit", "/units/{unit}", READ_INSIGHT, insight_pages.unit, False),
+    DashboardPage("unit", "Unit", "/units/{unit:path}", READ_INSIGHT, insight_pages.unit, False),
     DashboardPage("kpis", "KPIs", "/kpis", READ_INSIGHT, insight_pages.kpis),
     DashboardPage("rows", "Rows", "/kpis/{kpi}", READ_INSIGHT, insight_pages.kpi_rows, False),
     DashboardPage("spend", "Spend", "/spend", "read_spend", governance_pages.spend),
