@@ -61,7 +61,11 @@ PAGES: tuple[DashboardPage, ...] = (
 )
 """The built-in pages, in navigation order."""
 
-STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+STATIC = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 
 
 def _static(request: Request) -> Response:
