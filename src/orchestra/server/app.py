@@ -28,7 +28,7 @@ from orchestra.config import load_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway import Accountant, Gateway, GatewayApp, GatewayDeps, StartupHook
 from orchestra.server.api import ApiContext, PolicyAuthorizer, api_routes, not_found
-from orchestra.server.dashboard import dashboard_routes
+from orchestra.server.dashboard import dashboard_routes, metrics_routes
 
 log = logging.getLogger("orchestra.server")
 
@@ -100,7 +100,12 @@ def build_app(
             audit=accounting.audit if accounting is not None else None,
             base_dir=config_path.parent if config_path is not None else None,
         )
-        routes: list[BaseRoute] = [*api_routes(api), dashboard_routes(api), *extra_routes]
+        routes: list[BaseRoute] = [
+            *api_routes(api),
+            dashboard_routes(api),
+            metrics_routes(api),
+            *extra_routes,
+        ]
         fallback = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
         fallback.state.api = api
 

@@ -88,7 +88,7 @@ class Tab:
         folder = os.environ.get("ORCHESTRA_SCREENSHOTS")
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(folder) / f"dashboard-{name}.png"), full_page=True)
+            self.page.screenshot(path=str(Path(folder) / f"dashboard-{name}.png"))
 
     def close(self) -> None:
         self.context.close()

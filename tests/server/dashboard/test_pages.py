@@ -146,3 +146,33 @@ async def test_alert_buttons_show_for_leads_and_the_api_acts_on_them(fresh: Seed
         ("developer:lead", "alert.acknowledged", first),
         ("developer:lead", "alert.resolved", second),
     ]
+
+
+async def test_kpis_are_prometheus_gauges_per_unit_without_developer_figures(
+    seeded: Seeded,
+) -> None:
+    async with client(seeded, "bob") as c:
+        text = (await c.get("/metrics/insight?period=last-90d")).text
+    async with client(seeded) as c:
+        anonymous = await c.get("/metrics/insight")
+    assert anonymous.status_code == 401
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    velocity = [line for line in lines if line.startswith('orchestra_insight_kpi{kpi="velocity"')]
+    known = [
+        line for line in lines if line.startswith('orchestra_insight_kpi_known{kpi="velocity"')
+    ]
+    units = {re.search(r'unit="((?:[^"\\]|\\.)*)"', line)[1] for line in known}  # type: ignore[index]
+    assert units == {"acme", "retail", "checkout", "payments", "search", EVIL}
+    assert len(velocity) == 4  # search and the other squad merged nothing: unknown
+    assert not any('unit="alice"' in line for line in lines)
+    org = next(line for line in velocity if 'unit="acme"' in line)
+    assert float(org.rsplit(" ", 1)[1]) > 0
+    unknown = [
+        line
+        for line in lines
+        if line.startswith("orchestra_insight_kpi_known") and line.endswith(" 0")
+    ]
+    for line in unknown:  # an unknown figure has no gauge, not a 0
+        labels = line[len("orchestra_insight_kpi_known") : line.rindex(" ")]
+        assert f"orchestra_insight_kpi{labels} " not in text
+    assert 'orchestra_insight_alerts{state="open",severity="critical"} 1' in lines

@@ -27,6 +27,7 @@ from orchestra.server.api.alerts import READ_INSIGHT
 from orchestra.server.api.endpoint import status_of
 from orchestra.server.dashboard import governance_pages, insight_pages
 from orchestra.server.dashboard.context import PageContext, Viewer
+from orchestra.server.dashboard.metrics import metrics_routes
 from orchestra.server.dashboard.render import HEADERS, Page, error_page, export, html
 
 READ_REGISTRY = register_action("read_registry", frozenset({"lead", "developer", "viewer"})).name
@@ -120,4 +121,10 @@ async def _serve(
     return html(built, request.url, who, nav)
 
 
-__all__ = ["PAGES", "READ_REGISTRY", "DashboardPage", "dashboard_routes"]
+__all__ = [
+    "PAGES",
+    "READ_REGISTRY",
+    "DashboardPage",
+    "dashboard_routes",
+    "metrics_routes",
+]
