@@ -1,7 +1,7 @@
 """The dashboard in headless Chromium (Debian's ``chromium``, driven by Playwright) against
 a real loopback server over a seeded database: pages render, charts draw, drill-down
 reaches the rows, alert buttons work, nothing logs a console error, HTML in names stays
-text. One browser for the session.
+text. One browser for all of them.
 
 Locally, without ``/usr/bin/chromium`` the tests skip saying so; in CI (``CI`` or
 ``ORCHESTRA_REQUIRE_BROWSER`` set — ``.ci/run`` installs chromium) they fail instead.
@@ -38,8 +38,10 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{reason} (apt-get install -y chromium; pip install playwright)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One browser for the module's tests. Not session-wide: Playwright's sync API holds an
+    event loop on the main thread while it runs, which later async tests cannot share."""
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is not installed")
     try:

@@ -21,7 +21,7 @@ from orchestra.org import OrgTree
 from orchestra.server.api.alerts import MANAGE_ALERTS
 from orchestra.server.dashboard.charts import Point, bar_chart
 from orchestra.server.dashboard.context import PageContext, link, segment
-from orchestra.server.dashboard.render import Cell, Page, Table, _text
+from orchestra.server.dashboard.render import Cell, Page, Table, text_of
 
 
 def _report(ctx: PageContext, unit: str | None, period: Period) -> KPIReport:
@@ -37,7 +37,7 @@ def _period(ctx: PageContext) -> Period:
 def _value(figure: Figure) -> str:
     if figure.value is None:
         return "unknown"
-    return f"{_text(round(figure.value, 3))} {figure.unit}"
+    return f"{text_of(round(figure.value, 3))} {figure.unit}"
 
 
 def _kpi_table(report: KPIReport, unit: str | None) -> Table:
@@ -51,7 +51,7 @@ def _kpi_table(report: KPIReport, unit: str | None) -> Table:
         rows_href = link(f"/kpis/{segment(name)}", unit=unit, period=report.period.label)
         table.add(
             Cell(fig.definition.title, rows_href, name),
-            Cell(_text(fig.value), value=fig.value),
+            Cell(text_of(fig.value), value=fig.value),
             fig.unit,
             Cell(str(fig.rows_total), rows_href, fig.rows_total),
             band.label if band is not None else "",

@@ -63,7 +63,7 @@ class Table:
 
     def add(self, *cells: Cell | str | float | int | None) -> None:
         """Append a row; plain values become cells."""
-        self.rows.append([c if isinstance(c, Cell) else Cell(_text(c), value=c) for c in cells])
+        self.rows.append([c if isinstance(c, Cell) else Cell(text_of(c), value=c) for c in cells])
 
     def records(self) -> list[dict[str, Any]]:
         """The rows as column -> value (for the exports)."""
@@ -76,7 +76,8 @@ class Table:
         ]
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
+    """How a value reads in a cell: ``None`` is "unknown", floats without trailing zeros."""
     if value is None:
         return "unknown"
     if isinstance(value, float):
