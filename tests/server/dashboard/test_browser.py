@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from orchestra.identity import COOKIE
 from tests.gateway.helpers import ServerThread
 from tests.server.dashboard.seed import EVIL, Seeded, seeded_app
 
@@ -67,12 +68,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Seeded, s
 class Tab:
     """A page signed in as someone, collecting console errors and failed requests."""
 
-    def __init__(self, browser: Any, base: str, key: str) -> None:
+    def __init__(
+        self, browser: Any, base: str, key: str | None = None, session: str | None = None
+    ) -> None:
         self.context = browser.new_context(
             base_url=base,
-            extra_http_headers={"authorization": f"Bearer {key}"},
+            extra_http_headers={"authorization": f"Bearer {key}"} if key else {},
             viewport={"width": 1100, "height": 900},
         )
+        if session is not None:
+            self.context.add_cookies([{"name": COOKIE, "value": session, "url": base}])
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
@@ -164,11 +169,20 @@ def test_html_in_names_is_shown_as_text(admin_tab: Tab) -> None:
     assert page.evaluate("() => window.__pwned") is None
 
 
-def test_a_lead_acknowledges_and_resolves_alerts_with_the_buttons(
+def _session_of(seeded: Seeded, developer: str) -> str:
+    """The cookie the web login (SSO) would set for ``developer``."""
+    api = seeded.app.fallback.state.api  # type: ignore[union-attr]
+    cookie, _ = api.sessions.issue(
+        api.directory.developer(developer, via="session"), token_expiry=None
+    )
+    return str(cookie)
+
+
+def test_a_lead_signed_in_by_sso_acknowledges_and_resolves_alerts_with_the_buttons(
     browser: Any, served: tuple[Seeded, str]
 ) -> None:
     seeded, base = served
-    tab = Tab(browser, base, seeded.keys["lead"])
+    tab = Tab(browser, base, session=_session_of(seeded, "lead"))
     try:
         page = tab.open("/dashboard/alerts")
         tab.shot("alerts")
