@@ -176,3 +176,13 @@ async def test_kpis_are_prometheus_gauges_per_unit_without_developer_figures(
         labels = line[len("orchestra_insight_kpi_known") : line.rindex(" ")]
         assert f"orchestra_insight_kpi{labels} " not in text
     assert 'orchestra_insight_alerts{state="open",severity="critical"} 1' in lines
+
+
+async def test_bad_input_gets_a_clear_4xx_page(seeded: Seeded) -> None:
+    async with client(seeded, "root") as c:
+        kpi = await c.get("/dashboard/kpis/nope")
+        unit = await c.get("/dashboard/units/nobody")
+        period = await c.get("/dashboard/?period=someday")
+    assert kpi.status_code == 404 and "text/html" in kpi.headers["content-type"]
+    assert unit.status_code == 404 and "nobody" in unit.text
+    assert period.status_code == 400 and "2026-Q4" in period.text  # the hint says how
