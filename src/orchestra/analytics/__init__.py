@@ -13,6 +13,7 @@ from orchestra.analytics.alerts import (
 )
 from orchestra.analytics.bands import Band, band_versions, load_bands, rate
 from orchestra.analytics.definitions import DEFINITIONS, DORA_KEYS, KPIDefinition, definition
+from orchestra.analytics.drilldown import RowRecord, row_records
 from orchestra.analytics.early_warnings import INDICATORS, Finding, Indicator, find_warnings
 from orchestra.analytics.errors import (
     AnalyticsError,
@@ -89,6 +90,7 @@ __all__ = [
     "NotVisible",
     "Period",
     "Principal",
+    "RowRecord",
     "Scope",
     "TargetCheck",
     "Trend",
@@ -121,6 +123,7 @@ __all__ = [
     "record_findings",
     "resolve",
     "resolve_scope",
+    "row_records",
     "targets_for",
     "verify_github",
     "verify_gitlab",

@@ -1,7 +1,8 @@
 """Composing the ASGI application that ``orchestra gateway`` and ``orchestra serve`` run.
 
-The REST API (``/api/v1``, :mod:`orchestra.server.api`) is served next to the gateway
-when ``include_api``; other parts add routes through ``build_app(extra_routes=[...])`` (or
+The REST API (``/api/v1``, :mod:`orchestra.server.api`) and the dashboard
+(``/dashboard``, :mod:`orchestra.server.dashboard`) are served next to the gateway when
+``include_api``; other parts add routes through ``build_app(extra_routes=[...])`` (or
 endpoints through the API's domain modules) and work to do at startup (e.g. resuming runs)
 through ``startup_hooks``.
 """
@@ -27,6 +28,7 @@ from orchestra.config import load_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway import Accountant, Gateway, GatewayApp, GatewayDeps, StartupHook
 from orchestra.server.api import ApiContext, PolicyAuthorizer, api_routes, not_found
+from orchestra.server.dashboard import dashboard_routes, metrics_routes
 
 log = logging.getLogger("orchestra.server")
 
@@ -98,7 +100,12 @@ def build_app(
             audit=accounting.audit if accounting is not None else None,
             base_dir=config_path.parent if config_path is not None else None,
         )
-        routes: list[BaseRoute] = [*api_routes(api), *extra_routes]
+        routes: list[BaseRoute] = [
+            *api_routes(api),
+            dashboard_routes(api),
+            metrics_routes(api),
+            *extra_routes,
+        ]
         fallback = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
         fallback.state.api = api
 

@@ -1,0 +1,75 @@
+"""Charts drawn on the server as SVG: no script, no CDN, nothing to vendor.
+
+A chart is an ``<svg role="img">`` with a ``<title>`` and a ``<desc>`` that reads its
+values out, so a screen reader gets the figures; each bar or point is a ``<rect>`` or
+``<circle>`` with class ``datum`` and its own ``<title>`` (a tooltip), and a bar links to
+the rows behind it when given an ``href``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+WIDTH, HEIGHT, PAD_X, PAD_Y = 640, 200, 48, 28
+
+
+@dataclass(frozen=True)
+class Point:
+    """One value of a series: its label (a week, a day, a name) and its value."""
+
+    label: str
+    value: float | None
+    """``None``: unknown (drawn as a gap, read out as "unknown")."""
+    href: str | None = None
+    """Where the bar leads: the rows behind this value."""
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
+
+
+def bar_chart(title: str, points: Sequence[Point], *, unit: str = "") -> str:
+    """An SVG bar chart (markup; every text in it escaped)."""
+    known = [p.value for p in points if p.value is not None]
+    top = max(known, default=0.0) or 1.0
+    step = (WIDTH - 2 * PAD_X) / max(len(points), 1)
+    inner = HEIGHT - 2 * PAD_Y
+    parts = [
+        f'<line class="axis" x1="{PAD_X}" y1="{HEIGHT - PAD_Y}" x2="{WIDTH - PAD_X}" '
+        f'y2="{HEIGHT - PAD_Y}"/>',
+        f'<text class="tick" x="{PAD_X - 4}" y="{PAD_Y + 4}" text-anchor="end">'
+        f"{escape(_fmt(top))}</text>",
+    ]
+    for i, point in enumerate(points):
+        x = PAD_X + i * step + step * 0.15
+        label = escape(f"{point.label}: {_fmt(point.value)} {unit}".strip())
+        if point.value is None:
+            parts.append(
+                f'<text class="gap" x="{x + step * 0.35:.1f}" y="{HEIGHT - PAD_Y - 4}" '
+                f'text-anchor="middle">?<title>{label}</title></text>'
+            )
+        else:
+            h = max(inner * point.value / top, 1.0) if point.value > 0 else 1.0
+            bar = (
+                f'<rect class="datum" x="{x:.1f}" y="{HEIGHT - PAD_Y - h:.1f}" '
+                f'width="{step * 0.7:.1f}" height="{h:.1f}"><title>{label}</title></rect>'
+            )
+            if point.href:
+                bar = f'<a href="{escape(point.href)}" aria-label="{label}">{bar}</a>'
+            parts.append(bar)
+        parts.append(
+            f'<text class="tick" x="{x + step * 0.35:.1f}" y="{HEIGHT - 8}" '
+            f'text-anchor="middle">{escape(point.label)}</text>'
+        )
+    desc = "; ".join(f"{p.label}: {_fmt(p.value)}" for p in points) or "no data"
+    return (
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f"<desc>{escape(desc)}{escape(' ' + unit if unit else '')}</desc>"
+        + "".join(parts)
+        + "</svg>"
+    )
