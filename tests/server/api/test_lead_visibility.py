@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from orchestra.accounting import Attribution, LedgerEntry
+from orchestra.providers import Usage
 from tests.server.api.conftest import Api
 
 pytestmark = pytest.mark.anyio
@@ -27,6 +29,9 @@ async def test_a_lead_sees_the_keys_of_the_units_they_lead(api: Api) -> None:
 
 
 async def test_a_lead_reads_the_spend_of_the_units_they_lead(api: Api) -> None:
+    for developer, squad in (("dev", "squad-a"), ("vic", "squad-b"), ("vic", "squad-b")):
+        who = Attribution(developer=developer, squad=squad, tribe="payments")
+        api.accounting.ledger.append(LedgerEntry(who, "haiku", "claude-haiku-4-5", usage=Usage(9, 9)))
     async with api.client("lena") as lead:
         of_dev = await lead.get("/api/v1/spend", params={"developer": "dev"})
         of_unit = await lead.get("/api/v1/spend", params={"team": "squad-a"})
@@ -37,6 +42,11 @@ async def test_a_lead_reads_the_spend_of_the_units_they_lead(api: Api) -> None:
     assert of_unit.status_code == 200 and of_unit.json()["team"] == "squad-a"
     assert mine_all.status_code == 200 and mine_all.json()["team"] == "squad-a"
     assert of_vic.status_code == 403 and of_other.status_code == 403
+    assert [r.json()["total_requests"] for r in (of_dev, of_unit, mine_all)] == [1, 1, 1]
+    async with api.client("root") as admin:
+        everyone = await admin.get("/api/v1/spend", params={"all": "true"})
+        tribe = await admin.get("/api/v1/spend", params={"team": "payments"})
+    assert everyone.json()["total_requests"] == 3 and tribe.json()["total_requests"] == 3
     async with api.client("dev") as dev:
         others = await dev.get("/api/v1/spend", params={"team": "squad-a"})
         own = await dev.get("/api/v1/spend")
