@@ -50,7 +50,8 @@ def test_a_relative_policies_folder_is_under_the_config_files_folder(
     (project / "policies").mkdir(parents=True)
     (project / "policies" / "models.cedar").write_text(
         '@id("no-opus")\n'
-        'forbid (principal, action == Action::"call_model", resource == Model::"claude-opus-4-1");\n'
+        'forbid (principal, action == Action::"call_model",\n'
+        '        resource == Model::"claude-opus-4-1");\n'
     )
     data = yaml.safe_load(_config(upstream.base_url).model_dump_json(exclude_none=True))
     data["organisation"], data["policies"] = ORG, {"folder": "policies"}
@@ -60,9 +61,7 @@ def test_a_relative_policies_folder_is_under_the_config_files_folder(
     monkeypatch.chdir(elsewhere)  # a policies/ here would be the wrong one
     accountant = memory_accountant()
     path = project / "orchestra.yaml"
-    app = build_app(
-        load_config(path), accountant=accountant, include_api=False, config_path=path
-    )
+    app = build_app(load_config(path), accountant=accountant, include_api=False, config_path=path)
     _call = clients(app)
     refused = _call(accountant.add_key("ann", "payments"), "claude-opus-4-1")
     assert refused.status_code == 403, refused.text

@@ -31,7 +31,9 @@ async def test_a_lead_sees_the_keys_of_the_units_they_lead(api: Api) -> None:
 async def test_a_lead_reads_the_spend_of_the_units_they_lead(api: Api) -> None:
     for developer, squad in (("dev", "squad-a"), ("vic", "squad-b"), ("vic", "squad-b")):
         who = Attribution(developer=developer, squad=squad, tribe="payments")
-        api.accounting.ledger.append(LedgerEntry(who, "haiku", "claude-haiku-4-5", usage=Usage(9, 9)))
+        api.accounting.ledger.append(
+            LedgerEntry(who, "haiku", "claude-haiku-4-5", usage=Usage(9, 9))
+        )
     async with api.client("lena") as lead:
         of_dev = await lead.get("/api/v1/spend", params={"developer": "dev"})
         of_unit = await lead.get("/api/v1/spend", params={"team": "squad-a"})

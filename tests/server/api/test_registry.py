@@ -14,7 +14,9 @@ from tests.server.api.conftest import Api, api_config, make_api
 
 pytestmark = pytest.mark.anyio
 
-NO_YANK = '@id("nothing-is-yanked")\nforbid (principal, action == Action::"yank_agent", resource);\n'
+NO_YANK = (
+    '@id("nothing-is-yanked")\nforbid (principal, action == Action::"yank_agent", resource);\n'
+)
 V1 = "/api/v1/registry/agents/python-developer/versions"
 
 
@@ -45,7 +47,9 @@ async def test_publish_review_provenance_and_refusals(reg: Api) -> None:
     assert refused.status_code == 403  # a developer cannot approve an agent
     assert bad.status_code == 422 and bad.json()["error"]["type"] == "invalid_request"
     async with reg.client("vic") as viewer:
-        assert (await viewer.post("/api/v1/registry/agents", json={"definition": text})).status_code == 403
+        assert (
+            await viewer.post("/api/v1/registry/agents", json={"definition": text})
+        ).status_code == 403
     async with reg.client("lena") as lead:
         approved = await lead.post(f"{V1}/v2/approve", json={"note": "ok"})
         again = await lead.post(f"{V1}/2/approve", json={})
@@ -99,7 +103,9 @@ async def test_pools_are_set_by_their_leads_and_inherited(reg: Api) -> None:
             "/api/v1/registry/pools/squad-a", json={"entries": ["python-developer"]}
         )
         other = await lead.put("/api/v1/registry/pools/squad-b", json={"entries": ["go-developer"]})
-        wider = await lead.put("/api/v1/registry/pools/squad-a", json={"entries": ["rust-developer"]})
+        wider = await lead.put(
+            "/api/v1/registry/pools/squad-a", json={"entries": ["rust-developer"]}
+        )
     assert mine.status_code == 200, mine.text
     assert mine.json()["agents"] == ["python-developer"]
     assert mine.json()["restricted_by"] == ["squad-a", "payments"]

@@ -293,7 +293,9 @@ async def _clear_pool(call: Call[Any, Any]) -> PoolOut:
     call.require("manage_agent_pool", call.ctx.directory.unit_path(unit))
     registry = _registry(call)
     tree = await call.blocking(_tree, registry)
-    view = await call.blocking(UnitPools(registry, tree).clear, policy_principal(call.identity), unit)
+    view = await call.blocking(
+        UnitPools(registry, tree).clear, policy_principal(call.identity), unit
+    )
     return _pool(view)
 
 
