@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestra.accounting import Accounting, AuditLog
-from orchestra.config import OrchestraConfig, default_database_url, load_config, orchestra_home
+from orchestra.config import (
+    OrchestraConfig,
+    default_database_url,
+    find_config,
+    load_config,
+    orchestra_home,
+)
 from orchestra.gateway import Gateway, GatewayApp, GatewayDeps, StartupHook, StoreAccountant
 from orchestra.policy import PolicyEngine
 from orchestra.store import Database, open_database
@@ -152,6 +158,17 @@ class Orchestra:
         return self._config
 
     @property
+    def policy_base_dir(self) -> Path | None:
+        """The folder a relative ``policies.folder`` is under: orchestra.yaml's folder
+        (``None`` for a configuration given without its file: the working folder)."""
+        if self.config_path is not None:
+            return self.config_path.parent
+        if self.config_given is None:
+            found = find_config()
+            return found.parent if found is not None else None
+        return None
+
+    @property
     def pipelines(self) -> PipelineRegistry:
         """The pipelines engines built here run (loaded on first use, with the engine)."""
         if self.pipelines_given is None:
@@ -202,12 +219,18 @@ class Orchestra:
 
     def policies(self) -> PolicyEngine:
         """The Cedar policies of ``orchestra.yaml``, auditing into the database's audit log."""
-        return PolicyEngine.from_config(self.config, audit=AuditLog(self.database, home=self.home))
+        return PolicyEngine.from_config(
+            self.config,
+            base_dir=self.policy_base_dir,
+            audit=AuditLog(self.database, home=self.home),
+        )
 
     def open_gateway(self, deps: GatewayDeps | None = None) -> OpenedGateway:
         """A :class:`Gateway` over the database, with the hooks that close what it holds."""
         accounting = self.accounting()
         deps = deps if deps is not None else GatewayDeps()
+        if deps.policy_base_dir is None:
+            deps.policy_base_dir = self.policy_base_dir
         if deps.secrets is None and any(p.api_key_secret for p in self.config.providers.values()):
             from orchestra.accounting import SecretBox, SecretStore
 
@@ -237,7 +260,8 @@ class Orchestra:
         accounting = self.accounting()
         accounting.start()
         try:
-            core = Gateway(self.config, StoreAccountant(accounting))
+            deps = GatewayDeps(policy_base_dir=self.policy_base_dir)
+            core = Gateway(self.config, StoreAccountant(accounting), deps)
             refuse_tiers_without_credential(core)
             app = GatewayApp(core)
             with serve_on_loopback(app, accounting) as gateway:

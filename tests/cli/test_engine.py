@@ -293,3 +293,30 @@ def test_cancelling_a_run_whose_process_is_gone_revokes_its_key(
         keys = accounting.keys.run_keys("run-gone")
         accounting.close()
     assert len(keys) == 1 and keys[0].revoked_at is not None
+
+
+def test_run_is_started_as_the_acting_developer_under_the_policies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`orchestra run` names its principal (the CLI's developer): a viewer cannot start one.
+    (About 5-10 s: the engine and its local gateway start before the run is refused.)"""
+    from orchestra.testing.scripted import create_sample_repository
+
+    repo = create_sample_repository(tmp_path / "repo")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ORCHESTRA_DEVELOPER", raising=False)  # (it also picks a pool)
+    (tmp_path / "orchestra.yaml").write_text(
+        "providers: {up: {kind: anthropic, base_url: 'http://127.0.0.1:9'}}\n"
+        "models: {m: {provider: up, price: {input: 1.0, output: 2.0}}}\n"
+        "tiers: {haiku: {model: m}, sonnet: {model: m}, opus: {model: m}}\n"
+        "organisation: {name: acme, developers: [{name: vic, role: viewer}]}\n"
+        "identity: {cli_developer: vic}\n"
+    )
+    result = runner.invoke(app, ["run", "add a thing", "--repo", str(repo)])
+    assert result.exit_code == 2, result.output
+    text = _text(result.output)
+    assert "developer:vic may not start_run" in text and "viewer-cannot-spend" in text
+    audit = runner.invoke(app, ["audit", "list", "--json"])
+    denials = [e for e in json.loads(audit.output) if e["action"] == "policy.deny"]
+    assert denials[0]["actor"] == "developer:vic"
+    assert denials[0]["details"]["policy_ids"] == ["viewer-cannot-spend"]

@@ -107,9 +107,9 @@ def test_bad_input_exits_2_with_a_fix(db: str, tmp_path: Path) -> None:
     code, out = _run("publish", str(bad), "--as", "ana", "--database", db)
     assert code == 2 and f"{bad}:" in out and "invalid" in out
     code, out = _run("publish", str(bad), "--database", db)
-    assert code == 2 and "pass --as DEVELOPER" in out
+    assert code == 2 and "does not know which developer you are" in out
     code, out = _run("approve", "python-developer", "1", "--as", "zed", "--database", db)
-    assert code == 2 and "no developer named 'zed'" in out
+    assert code == 2 and "developer 'zed' (from --as" in out
     code, out = _run("approve", "python-developer", "1", "--as", "ana", "--database", db)
     assert code == 2 and "is approved; only a version that is pending" in out
 
@@ -176,3 +176,16 @@ def test_run_developer_takes_the_pool_before_any_model(
     assert "no developer named 'bne'" in unknown.output and "did you mean ben" in unknown.output
     known = runner.invoke(app, ["run", "add a flag", "--repo", str(repo), "--developer", "ben"])
     assert known.exit_code == 2 and "no model is configured" in known.output  # pool resolved
+
+
+def test_the_registry_acts_as_the_clis_configured_developer(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --as: $ORCHESTRA_DEVELOPER, as for every other command (one resolution)."""
+    monkeypatch.setenv("ORCHESTRA_DEVELOPER", "ben")  # a developer: may not approve
+    code, out = _run("deprecate", "adr-writer", "1", "--database", db)
+    assert code == 2 and "developer:ben may not deprecate_agent" in out
+    code, out = _run("deprecate", "adr-writer", "1", "--as", "dee", "--database", db)
+    assert code == 0, out  # --as overrides it
+    audit = json.loads(runner.invoke(app, ["audit", "list", "--database", db, "--json"]).output)
+    assert [e["actor"] for e in audit if e["action"] == "registry.deprecate"] == ["developer:dee"]

@@ -1,14 +1,21 @@
-"""Who a mutating command acts as, and whether that developer may.
+"""Who a command acts as, and whether that developer may.
 
-The CLI's identity is the configured developer (``$ORCHESTRA_DEVELOPER``, else
-``identity.cli_developer``, else the organisation's only developer) — never the OS user.
+The CLI's identity is the configured developer (a command's ``--as``, else
+``$ORCHESTRA_DEVELOPER``, else ``identity.cli_developer``, else the organisation's only
+developer) — never the OS user; :func:`acting_identity` is the one place it is resolved.
 Their role is checked against the command's action, as the API checks its endpoints.
 """
 
 from __future__ import annotations
 
 from orchestra.config import OrchestraConfig
-from orchestra.identity import IdentityDirectory, RoleAuthorizer
+from orchestra.identity import Identity, IdentityDirectory, RoleAuthorizer
+
+
+def acting_identity(config: OrchestraConfig, override: str | None = None) -> Identity:
+    """The developer the CLI acts as (``override``: a command's ``--as``); raises
+    :class:`orchestra.identity.NotAuthenticated` when none is known or configured."""
+    return IdentityDirectory(config).cli_identity(name=override)
 
 
 def acting_as(config: OrchestraConfig, action: str, unit: str | None = None) -> str:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
@@ -19,6 +19,9 @@ from rich.text import Text
 
 from orchestra.cli.output import FAILED, console, error_console, fail, print_json
 from orchestra.errors import OrchestraError
+
+if TYPE_CHECKING:
+    from orchestra.policy import Principal
 
 RUN_HELP = "Pipeline runs: take a task to a tested, reviewed branch."
 
@@ -215,6 +218,23 @@ def _runtime(gateway_url: str | None, developer: str | None = None) -> Iterator[
             yield runtime, gateway
 
 
+def _run_principal(services: Any, developer: str | None) -> Principal | None:
+    """Who starts a run, for the ``start_run`` policies: the CLI's acting developer
+    (``--developer``, else ``$ORCHESTRA_DEVELOPER`` …; :func:`acting_identity`), as the
+    policies' organisation knows them (roles, unit, regions)."""
+    from orchestra.cli.acting import acting_identity
+    from orchestra.policy import Principal
+
+    policy = services.policy
+    if policy is None:
+        return None
+    identity = acting_identity(services.config, developer).principal
+    known: Principal | None = policy.principal_for_developer(identity.id)
+    if known is not None:
+        return known
+    return Principal("developer", identity.id, identity.roles, identity.unit, identity.lead_of)
+
+
 def _end_run_keys(services: Any, run_id: str) -> None:
     """Revoke a cancelled run's keys here too: its engine revokes them as its workflow
     stops, but a run whose process is gone has no engine to do it."""
@@ -270,7 +290,8 @@ def register(app: typer.Typer) -> None:
         try:
             check_repository(repo)
             with _runtime(gateway, developer) as (runtime, local):
-                run_id = runtime.start_run(task, repo, budget_usd=budget)
+                principal = _run_principal(runtime.services, developer)
+                run_id = runtime.start_run(task, repo, budget_usd=budget, principal=principal)
                 row = _watch(runtime, run_id, local)
         except OrchestraError as exc:
             raise _fail(exc) from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from orchestra.cli.acting import acting_identity
 from orchestra.cli.output import console, error_console, fail, print_json
 from orchestra.config import default_database_url, find_config, load_config
 from orchestra.errors import OrchestraError
@@ -35,7 +35,6 @@ registry_app = typer.Typer(
 pool_app = typer.Typer(name="pool", help="Which agents a unit may use.", no_args_is_help=True)
 registry_app.add_typer(pool_app, name="pool")
 
-DEVELOPER_ENV = "ORCHESTRA_DEVELOPER"
 DatabaseOption = Annotated[
     str | None,
     typer.Option(
@@ -48,8 +47,8 @@ ActorOption = Annotated[
     str | None,
     typer.Option(
         "--as",
-        help=f"The developer acting (default: ${DEVELOPER_ENV}); their role in the stored "
-        "organisation decides what they may do.",
+        help="The developer acting (default: $ORCHESTRA_DEVELOPER, else "
+        "identity.cli_developer); their role in the stored organisation decides what they may do.",
     ),
 ]
 NoteOption = Annotated[str, typer.Option("--note", help="Why (kept with the version).")]
@@ -83,18 +82,16 @@ def _tree(registry: AgentRegistry) -> OrgTree:
 
 
 def _principal(registry: AgentRegistry, actor: str | None) -> Principal:
-    """Who acts; the registry then decides with the policies of the nearest orchestra.yaml
-    (``$ORCHESTRA_CONFIG``), loaded only by the commands that change something."""
+    """Who acts (:func:`orchestra.cli.acting.acting_identity`: ``--as``, else the CLI's
+    configured developer), as the stored organisation knows them; the registry then decides
+    with the policies of the nearest orchestra.yaml (``$ORCHESTRA_CONFIG``), loaded only by
+    the commands that change something."""
     path = find_config()
+    config = load_config(path)
     registry.policy = PolicyEngine.from_config(
-        load_config(path), base_dir=path.parent if path else None, audit=registry.audit
+        config, base_dir=path.parent if path else None, audit=registry.audit
     )
-    name = actor or os.environ.get(DEVELOPER_ENV)
-    if not name:
-        raise UnknownUnit(
-            "who is acting is not known",
-            hint=f"pass --as DEVELOPER or set ${DEVELOPER_ENV}",
-        )
+    name = acting_identity(config, actor).principal.id
     return principal_for(_tree(registry), name)
 
 

@@ -14,7 +14,8 @@ policy reload (a new version) starts from an empty cache; a full table is cleare
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from orchestra.config.schema import OrchestraConfig
 from orchestra.gateway.accounts import Caller
@@ -46,11 +47,18 @@ class ModelPolicy:
     _cache: dict[tuple[str, str, str | None, str, str], RouteVerdict] = field(
         default_factory=dict, init=False, repr=False
     )
+    _service_scopes: dict[str, frozenset[str]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._service_scopes = {
+            s.key_id: frozenset(s.actions) for s in self.config.identity.service_keys
+        }
 
     @classmethod
-    def from_config(cls, config: OrchestraConfig) -> ModelPolicy:
-        """The policies ``orchestra.yaml`` names (relative folders: the working folder)."""
-        return cls(PolicyEngine.from_config(config), config)
+    def from_config(cls, config: OrchestraConfig, *, base_dir: Path | None = None) -> ModelPolicy:
+        """The policies ``orchestra.yaml`` names (a relative folder is under ``base_dir``,
+        orchestra.yaml's folder; the working folder when ``None``)."""
+        return cls(PolicyEngine.from_config(config, base_dir=base_dir), config)
 
     def check(self, caller: Caller, route: Route) -> RouteVerdict:
         """The verdict for ``caller`` on ``route`` (cached; see the module docstring)."""
@@ -64,18 +72,23 @@ class ModelPolicy:
         return verdict
 
     def principal_of(self, caller: Caller) -> Principal:
-        """The principal behind a key: its developer as the organisation knows them."""
+        """The principal behind a key: its developer as the organisation knows them; a
+        service key (``identity.service_keys``) is a ``Key`` with its scopes, inside its
+        developer's unit, roles and regions (it never does more than they may)."""
         known = self.engine.principal_for_developer(caller.developer)
-        if known is not None:
-            # The developer's own unit, whatever team the key charges: a key made out to
-            # another team must not step out of the policies (and regions) of one's unit.
+        if known is None:
+            known = Principal(
+                kind="developer",
+                id=caller.developer,
+                roles=frozenset({"admin" if caller.admin else "developer"}),
+                unit=caller.team,
+            )
+        # (The developer's own unit, whatever team the key charges: a key made out to
+        # another team must not step out of the policies and regions of one's unit.)
+        scopes = self._service_scopes.get(caller.key_id)
+        if scopes is None:
             return known
-        return Principal(
-            kind="developer",
-            id=caller.developer,
-            roles=frozenset({"admin" if caller.admin else "developer"}),
-            unit=caller.team,
-        )
+        return replace(known, kind="service", id=caller.key_id, lead_of=(), scopes=scopes)
 
     def region_of(self, target: Target) -> str:
         """Where a model processes data: its own region, else its provider's ("": unknown)."""

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestra.config.schema import OrchestraConfig
@@ -115,6 +116,9 @@ class GatewayDeps:
     policies: bool = True
     """Enforce the Cedar policies on model calls. Off only to measure their cost (the
     gateway benchmark's baseline); every product entry point keeps it on."""
+    policy_base_dir: Path | None = None
+    """The folder a relative ``policies.folder`` is under: orchestra.yaml's own folder
+    (``None``: the working folder, for a configuration that came from no file)."""
 
 
 class Gateway:
@@ -173,7 +177,11 @@ class Gateway:
                         if target.api_key_env
                         else f"secret {target.api_key_secret!r} not found",
                     )
-        policy = ModelPolicy.from_config(config) if self.deps.policies else None
+        policy = (
+            ModelPolicy.from_config(config, base_dir=self.deps.policy_base_dir)
+            if self.deps.policies
+            else None
+        )
         return Snapshot(
             config, routing, caller, self.deps.now(), credentials, tuple(sorted(missing)), policy
         )

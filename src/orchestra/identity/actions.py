@@ -102,7 +102,11 @@ class RoleAuthorizer:
         """Raise unless ``identity`` may take ``action`` (on ``unit``, for scoped actions)."""
         spec = ACTIONS.get(action)
         if spec is None:
-            raise NotAllowed(f"unknown action {action!r}", hint="actions are listed in docs/api.md")
+            raise NotAllowed(
+                f"unknown action {action!r}",
+                hint="actions are listed in docs/api.md",
+                rule="unknown-action",
+            )
         principal = identity.principal
         if principal.kind == "anonymous":
             raise NotAuthenticated(
@@ -118,6 +122,7 @@ class RoleAuthorizer:
                     f"service key {principal.id} is not scoped to {action} "
                     f"(its scopes: {', '.join(sorted(identity.scopes)) or 'none'})",
                     hint="add the action to its identity.service_keys entry, or use another key",
+                    rule=f"scopes:{action}",
                 )
             return
         granting = principal.roles & spec.roles
@@ -127,6 +132,7 @@ class RoleAuthorizer:
             raise NotAllowed(
                 f"{identity.actor} ({held}) may not {action}; it needs one of: {needed}",
                 hint="ask an admin for the role, or for a service key scoped to it",
+                rule=f"roles:{action}",
             )
         if granting == {"lead"} and spec.unit_scoped and principal.lead_of:
             _require_led_unit(identity, action, unit)
@@ -142,4 +148,5 @@ def _require_led_unit(identity: Identity, action: str, unit: str | None) -> None
     raise NotAllowed(
         f"{identity.actor} leads {', '.join(led)} and may not {action} for {where}",
         hint="a scoped lead acts only inside the units it leads; ask an admin",
+        rule=f"lead_of:{action}",
     )

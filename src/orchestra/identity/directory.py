@@ -115,11 +115,14 @@ class IdentityDirectory:
             principal, via=via, credential_id=str(jti) if jti else None, claims=dict(claims)
         )
 
-    def cli_identity(self, environ: Mapping[str, str] | None = None) -> Identity:
-        """Who the CLI acts as: ``$ORCHESTRA_DEVELOPER``, else ``identity.cli_developer``,
-        else the organisation's only developer. Never the OS user."""
+    def cli_identity(
+        self, environ: Mapping[str, str] | None = None, *, name: str | None = None
+    ) -> Identity:
+        """Who the CLI acts as: ``name`` (a command's ``--as``), else
+        ``$ORCHESTRA_DEVELOPER``, else ``identity.cli_developer``, else the organisation's
+        only developer. Never the OS user."""
         env = os.environ if environ is None else environ
-        name = env.get(DEVELOPER_ENV) or self.config.identity.cli_developer
+        name = name or env.get(DEVELOPER_ENV) or self.config.identity.cli_developer
         if name is None and len(self._developers) == 1:
             name = next(iter(self._developers))
         if name is None:
@@ -130,8 +133,8 @@ class IdentityDirectory:
             )
         if name not in self._developers:
             raise NotAuthenticated(
-                f"developer {name!r} (from {DEVELOPER_ENV} or identity.cli_developer) is "
-                "not in organisation.developers",
+                f"developer {name!r} (from --as, {DEVELOPER_ENV} or identity.cli_developer) "
+                "is not in organisation.developers",
                 hint="use a configured developer's name",
             )
         return self.developer(name, via="cli")

@@ -28,6 +28,13 @@ class NotAllowed(IdentityError):
 
     status = 403
 
+    def __init__(self, message: str, *, hint: str | None = None, rule: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.rule = rule
+        """The rule of the role table that refused, for the audit log: ``roles:<action>``
+        (no role held grants it), ``scopes:<action>`` (a service key not scoped to it),
+        ``lead_of:<action>`` (outside the units a scoped lead leads), ``unknown-action``."""
+
 
 class IdentityUnavailable(IdentityError):
     """The OpenID provider could not be reached or answered nonsense."""

@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -81,6 +81,10 @@ def build_app(
     ``startup_hooks`` run after the ledger is reconciled, in order.
     """
     close_hooks: list[StartupHook] = []
+    if config_path is not None:
+        deps = deps or GatewayDeps()
+        if deps.policy_base_dir is None:
+            deps = replace(deps, policy_base_dir=config_path.parent)
     if accountant is None:
         opened = open_gateway(config, database_url, deps)
         gateway = opened.gateway

@@ -24,10 +24,8 @@ def frozen(tmp_path: Path) -> Iterator[Api]:
     (tmp_path / "policies" / "freeze.cedar").write_text(FORBID)
     config = api_config()
     config = config.model_copy(
-        # Absolute: the gateway's own policy check resolves a relative folder from the cwd.
-        update={
-            "policies": config.policies.model_copy(update={"folder": str(tmp_path / "policies")})
-        }
+        # Relative: under orchestra.yaml's folder (tmp_path), for the API and the gateway.
+        update={"policies": config.policies.model_copy(update={"folder": "policies"})}
     )
     yield from make_api(tmp_path, config)
 
@@ -62,3 +60,18 @@ async def test_the_policies_can_be_read_and_checked(frozen: Api) -> None:
     assert mine.json()["allowed"] is False
     assert mine.json()["policy_ids"] == ["payments-budgets-frozen"]
     assert others.status_code == 403
+
+
+async def test_a_role_table_refusal_is_audited_with_its_rule(api: Api) -> None:
+    budget = {"scope": "team", "subject": "squad-b", "cap_usd": "5"}
+    async with api.client("vic") as viewer:
+        refused = await viewer.put("/api/v1/budgets/b", json=budget)
+    async with api.client("lena") as lead:  # a lead of squad-a, not of squad-b
+        outside = await lead.put("/api/v1/budgets/b", json=budget)
+    assert refused.status_code == 403 and outside.status_code == 403
+    entries = api.accounting.audit.list(action="role.deny")
+    by_actor = {e.actor: e for e in entries}
+    assert by_actor["developer:vic"].target == "change_budget"
+    assert by_actor["developer:vic"].details["rule"] == "roles:change_budget"
+    assert by_actor["developer:vic"].details["roles"] == ["viewer"]
+    assert by_actor["developer:lena"].details["rule"] == "lead_of:change_budget"

@@ -21,7 +21,18 @@ from orchestra.server.api.endpoint import Endpoint, ErrorBody, error_response
 from orchestra.server.api.openapi import openapi_document
 from orchestra.server.api.policy_check import PolicyAuthorizer, policy_principal
 
-DOMAINS = ("system", "auth", "runs", "org", "keys", "budgets", "audit", "policies", "alerts")
+DOMAINS = (
+    "system",
+    "auth",
+    "runs",
+    "org",
+    "keys",
+    "budgets",
+    "audit",
+    "policies",
+    "alerts",
+    "registry",
+)
 """Modules of this package whose ``ENDPOINTS`` are served (in this order)."""
 
 

@@ -74,13 +74,16 @@ class SpendOut(BaseModel):
     total_usd: str
     total_requests: int
     developer: str | None
+    team: str | None = None
 
 
 class SpendQuery(BaseModel):
-    """Whose spend: your own by default; an admin may name a developer or ask for all."""
+    """Whose spend: your own by default; an admin may name any developer or unit or ask for
+    all, a lead those of the units they lead (``all``: their unit's)."""
 
     model_config = ConfigDict(extra="forbid")
     developer: str | None = Field(default=None, max_length=64)
+    team: str | None = Field(default=None, max_length=64)
     all: bool = False
 
 
@@ -132,19 +135,36 @@ async def _remove_budget(call: Call[Any, Any]) -> Removed:
     return Removed(removed=name)
 
 
-async def _spend(call: Call[SpendQuery, Any]) -> SpendOut:
+def _spend_scope(call: Call[SpendQuery, Any]) -> tuple[str | None, str | None]:
+    """``(developer, team)`` the spend asked for may cover: an admin's anything; a lead's the
+    units they lead (and below) and the developers of those units; anyone's their own."""
     query = call.query
     principal = call.identity.principal
     if "admin" in principal.roles:
-        developer = None if query.all or query.developer is None else query.developer
-    else:
-        if query.all or (query.developer is not None and query.developer != principal.id):
+        return (None if query.all else query.developer), query.team
+    if query.team is not None:
+        if not call.leads(call.ctx.directory.unit_path(query.team)):
             call.require("manage_org", None)  # refused with the roles named
-        developer = principal.id
+        return query.developer, query.team
+    if query.developer is not None and query.developer != principal.id:
+        if not call.leads(call.developer_unit(query.developer)):
+            call.require("manage_org", None)
+        return query.developer, None
+    if query.all:
+        if "lead" not in principal.roles or len(principal.lead_of) != 1:
+            call.require("manage_org", None)
+        return None, principal.lead_of[0].rsplit("/", 1)[-1]
+    return principal.id, None
+
+
+async def _spend(call: Call[SpendQuery, Any]) -> SpendOut:
+    developer, team = _spend_scope(call)
     accounting = call.ctx.accounting()
     await call.blocking(accounting.ledger.flush)
-    report = await call.blocking(spend_report, accounting.store, by="model", developer=developer)
-    return SpendOut.model_validate({**report.to_json(), "developer": developer})
+    report = await call.blocking(
+        spend_report, accounting.store, by="model", developer=developer, team=team
+    )
+    return SpendOut.model_validate({**report.to_json(), "developer": developer, "team": team})
 
 
 ENDPOINTS = [
@@ -183,7 +203,7 @@ ENDPOINTS = [
         "/spend",
         "read_spend",
         _spend,
-        "Spend by model (yours, or any for an admin)",
+        "Spend by model (yours; your units' for a lead; any for an admin)",
         SpendOut,
         query=SpendQuery,
         tag="spend",

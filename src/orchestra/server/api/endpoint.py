@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from orchestra.errors import ApiError, EngineError, OrchestraError
 from orchestra.identity import ANONYMOUS, ANY_UNIT, Identity
+from orchestra.identity.actions import unit_within
 from orchestra.server.api.context import ApiContext
 
 log = logging.getLogger("orchestra.server")
@@ -129,6 +130,17 @@ class Call(Generic[Q, B]):
     def require(self, action: str, unit: str | None) -> None:
         """Check ``action`` on ``unit`` (for a lead scoped to units: is it one it leads?)."""
         self.ctx.authorizer.require(self.identity, action, unit)
+
+    def leads(self, unit: str | None) -> bool:
+        """Whether the caller is a lead of unit path ``unit`` (or of a unit above it)."""
+        principal = self.identity.principal
+        if unit is None or "lead" not in principal.roles:
+            return False
+        return any(unit_within(unit, led) for led in principal.lead_of)
+
+    def developer_unit(self, developer: str) -> str | None:
+        """The unit path of ``developer``'s home unit (``None``: none, or not configured)."""
+        return self.ctx.directory.budget_unit("developer", developer)
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking library call on a worker thread."""

@@ -77,10 +77,18 @@ def _key_unit(call: Call[Any, Any], record: KeyRecord) -> str | None:
     return directory.unit_path(record.team) if record.team else None
 
 
+def _visible(call: Call[Any, Any], record: KeyRecord) -> bool:
+    """A non-admin sees their own keys; a lead also the keys charged to the units they lead
+    (and below) and those of the developers whose home unit is one of them."""
+    if record.developer == call.identity.principal.id:
+        return True
+    return call.leads(_key_unit(call, record)) or call.leads(call.developer_unit(record.developer))
+
+
 async def _list_keys(call: Call[Page, Any]) -> KeyList:
     records = await call.blocking(call.ctx.accounting().keys.list)
-    if "admin" not in call.identity.principal.roles:  # others see their own keys
-        records = [r for r in records if r.developer == call.identity.principal.id]
+    if "admin" not in call.identity.principal.roles:  # others see their own keys, and a
+        records = [r for r in records if _visible(call, r)]  # lead its units' keys too
     items, nxt = page_of(records, call.query)
     return KeyList(items=[_out(r) for r in items], next_offset=nxt)
 

@@ -23,6 +23,7 @@ _DESCRIPTIONS = {
     403: "Not allowed: the caller's roles or scopes do not permit the action",
     404: "Not found",
     409: "Conflict with the current state",
+    422: "The content is not valid (an agent definition that does not parse)",
     503: "A service the endpoint needs is unavailable",
 }
 

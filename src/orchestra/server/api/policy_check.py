@@ -9,13 +9,16 @@ is decided by the role table alone here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from orchestra.config.schema import OrchestraConfig
-from orchestra.identity import ACTIONS, ANY_UNIT, Identity, RoleAuthorizer
+from orchestra.identity import ACTIONS, ANY_UNIT, Identity, NotAllowed, RoleAuthorizer
 from orchestra.policy import DecisionAudit, PolicyEngine, Principal, Resource
+
+log = logging.getLogger("orchestra.server")
 
 
 def policy_principal(identity: Identity) -> Principal:
@@ -63,8 +66,13 @@ class PolicyAuthorizer:
         return self._engine
 
     def require(self, identity: Identity, action: str, unit: str | None = None) -> None:
-        """Raise unless the role table and the policies both allow ``action``."""
-        self._roles.require(identity, action, unit)
+        """Raise unless the role table and the policies both allow ``action``; a refusal
+        by either is audited (``role.deny`` naming the rule, ``policy.deny`` its ids)."""
+        try:
+            self._roles.require(identity, action, unit)
+        except NotAllowed as refused:
+            self._audit_role_refusal(identity, action, unit, refused)
+            raise
         spec = ACTIONS[action]
         if unit == ANY_UNIT and spec.unit_scoped:
             return  # the handler checks again with the unit it concerns
@@ -74,6 +82,23 @@ class PolicyAuthorizer:
         resource = self._resource(engine, action, None if unit == ANY_UNIT else unit)
         if resource is not None:
             engine.require(policy_principal(identity), action, resource)
+
+    def _audit_role_refusal(
+        self, identity: Identity, action: str, unit: str | None, refused: NotAllowed
+    ) -> None:
+        if self._audit is None:
+            return
+        details: dict[str, Any] = {
+            "decision": "deny",
+            "rule": refused.rule or f"roles:{action}",
+            "roles": sorted(identity.principal.roles),
+            "unit": None if unit == ANY_UNIT else unit,
+            "via": identity.via,
+        }
+        try:
+            self._audit.append(identity.actor, "role.deny", action, details)
+        except Exception as exc:  # the audit's own errors are its own; the refusal stands
+            log.error("cannot audit the refusal of %s to %s: %s", action, identity.actor, exc)
 
     def _resource(self, engine: PolicyEngine, action: str, unit: str | None) -> Resource | None:
         applies = _resource_types(engine, action)
