@@ -41,6 +41,7 @@ a layer it calls. From the lowest layer to the highest::
     │   └── RunNotFound                   engine.runs
     ├── PipelineError                   pipelines
     │   └── RunFailed                     pipelines.test_first.steps (ends a run as failed)
+    ├── CapacityError                   capacity
     └── ScriptError                     testing (the test doubles, above the library)
 
 **Wire answer.** An error the gateway may answer a client with carries ``status`` (the
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccountingError",
+    "CapacityError",
     "ConfigError",
     "EngineError",
     "GatewayError",
@@ -148,3 +150,7 @@ class EngineError(OrchestraError):
 
 class PipelineError(OrchestraError):
     """A pipeline could not take its run further (a gate that could not be met ...)."""
+
+
+class CapacityError(OrchestraError):
+    """A capacity sweep could not be set up or measured."""

@@ -1,0 +1,108 @@
+"""The planner against the fake host of known capacity, through a real gateway on loopback:
+its maximum concurrency under the SLO lands within 10% of the analytic value."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from orchestra.capacity import SLO, SweepSettings, TargetUnreachable, plan_capacity
+from orchestra.gateway import MemoryAccountant
+from orchestra.testing import FakeUpstream, HostCapacity
+from tests.gateway.helpers import ServerThread, gateway_config, make_app, memory_accountant
+
+# 4 slots, 4 tokens at 10 tokens/s: 0.4 s a reply; 8 may wait. With an SLO of p90 ≤ 1 s two
+# rounds of slots fit: 8 clients (see HostCapacity.max_concurrency); 3 rounds (1.2 s) do not.
+# Few tokens keep the work of the client, the gateway and the fake (one process) small, and
+# the 0.2 s margins absorb the gateway's overhead on a busy machine. The sweep measures seven
+# levels (1, 2, 4, 8, 12, 10, 9) for half a second each, plus the requests in flight: the
+# test takes some 7 s, the price of measuring latency rather than asserting it.
+HOST = HostCapacity(slots=4, tokens_per_s=10, queue=8, max_output_tokens=4)
+TOKENS = 4
+SLO_S = 1.0
+
+
+@dataclass
+class Stack:
+    upstream: FakeUpstream
+    gateway: ServerThread
+    accountant: MemoryAccountant
+    key: str
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    with FakeUpstream.start(capacity=HOST) as upstream:
+        accountant = memory_accountant()
+        # No retries: a 503 beyond the host's queue is an error the sweep must see.
+        config = gateway_config(upstream.base_url, retry={"max_attempts": 1})
+        server = ServerThread(make_app(config, accountant)).start()
+        try:
+            yield Stack(upstream, server, accountant, accountant.add_key("alice", "payments"))
+        finally:
+            server.stop()
+
+
+def _settings(stack: Stack, **overrides: object) -> SweepSettings:
+    values: dict[str, object] = {
+        "gateway_url": stack.gateway.base_url,
+        "key": stack.key,
+        "model": "qwen-local",
+        "slo": SLO(seconds=SLO_S, percentile=90),
+        "ceiling": HOST.slots + HOST.queue,
+        "duration_s": 0.5,
+        "max_tokens": TOKENS,
+        "metrics_url": stack.upstream.base_url + "/metrics",
+    }
+    values.update(overrides)
+    return SweepSettings(**values)  # type: ignore[arg-type]
+
+
+def test_the_analytic_answer_of_the_known_host() -> None:
+    assert HOST.service_s(TOKENS) == pytest.approx(0.4)
+    assert HOST.max_concurrency(SLO_S, TOKENS) == 8
+    assert HOST.max_concurrency(10.0, TOKENS) == 12  # then the queue bounds it
+
+
+def test_the_planner_finds_the_known_capacity_within_ten_percent(stack: Stack) -> None:
+    plan = asyncio.run(plan_capacity(_settings(stack), []))
+
+    known = HOST.max_concurrency(SLO_S, TOKENS)
+    assert plan.max_concurrency is not None
+    assert abs(plan.max_concurrency - known) <= 0.1 * known
+    # The curve rises with concurrency, and past the slots the host queued requests.
+    by_level = {level.concurrency: level for level in plan.levels}
+    assert by_level[1].e2e(90) < SLO_S < by_level[12].e2e(90)
+    assert by_level[1].ttft(50) is not None and by_level[1].itl(50) is not None
+    assert by_level[8].gauges.queue_max is not None and by_level[8].gauges.queue_max > 0
+    # Goodput at the best level: 4 slots of 0.4 s replies is at most 10 requests/s.
+    assert plan.goodput is not None and 5 < plan.goodput <= 10.5
+    # With no ledger history, developers per host and payback are unknown, and say why.
+    assert plan.developers_per_host is None
+    assert plan.peak.reason and "no calls" in plan.peak.reason
+    assert plan.payback.months is None
+
+
+def test_a_wrong_key_is_an_error_not_a_curve(stack: Stack) -> None:
+    with pytest.raises(TargetUnreachable, match="401"):
+        asyncio.run(plan_capacity(_settings(stack, key="orc_wrong"), []))
+
+
+def test_the_fake_host_refuses_past_its_queue_and_reports_metrics(stack: Stack) -> None:
+    body = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=stack.upstream.base_url) as client:
+            replies = await asyncio.gather(
+                *(client.post("/v1/chat/completions", json=body) for _ in range(14))
+            )
+            return [r.status_code for r in replies]
+
+    statuses = asyncio.run(burst())
+    assert statuses.count(200) == 12 and statuses.count(503) == 2
+    metrics = httpx.get(stack.upstream.base_url + "/metrics").text
+    assert "llamacpp:requests_deferred 0" in metrics
