@@ -27,6 +27,7 @@ LEVEL = {
     "providers": 3,
     "accounting": 4,
     "gateway": 5,
+    "capacity": 5,  # sweeps through the gateway over HTTP; reads the ledger
     "engine": 6,
     "pipelines": 7,
     "repository": 7,  # environments and baselines of the repositories runs work on
@@ -47,6 +48,7 @@ LAYER_BASES = {
     "GatewayError": "gateway",
     "EngineError": "engine",
     "PipelineError": "pipelines",
+    "CapacityError": "capacity",
 }
 
 

@@ -4,47 +4,12 @@ its maximum concurrency under the SLO lands within 10% of the analytic value."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 
 from orchestra.capacity import SLO, SweepSettings, TargetUnreachable, plan_capacity
-from orchestra.gateway import MemoryAccountant
-from orchestra.testing import FakeUpstream, HostCapacity
-from tests.gateway.helpers import ServerThread, gateway_config, make_app, memory_accountant
-
-# 4 slots, 4 tokens at 10 tokens/s: 0.4 s a reply; 8 may wait. With an SLO of p90 ≤ 1 s two
-# rounds of slots fit: 8 clients (see HostCapacity.max_concurrency); 3 rounds (1.2 s) do not.
-# Few tokens keep the work of the client, the gateway and the fake (one process) small, and
-# the 0.2 s margins absorb the gateway's overhead on a busy machine. The sweep measures seven
-# levels (1, 2, 4, 8, 12, 10, 9) for half a second each, plus the requests in flight: the
-# test takes some 7 s, the price of measuring latency rather than asserting it.
-HOST = HostCapacity(slots=4, tokens_per_s=10, queue=8, max_output_tokens=4)
-TOKENS = 4
-SLO_S = 1.0
-
-
-@dataclass
-class Stack:
-    upstream: FakeUpstream
-    gateway: ServerThread
-    accountant: MemoryAccountant
-    key: str
-
-
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    with FakeUpstream.start(capacity=HOST) as upstream:
-        accountant = memory_accountant()
-        # No retries: a 503 beyond the host's queue is an error the sweep must see.
-        config = gateway_config(upstream.base_url, retry={"max_attempts": 1})
-        server = ServerThread(make_app(config, accountant)).start()
-        try:
-            yield Stack(upstream, server, accountant, accountant.add_key("alice", "payments"))
-        finally:
-            server.stop()
+from tests.capacity.conftest import HOST, SLO_S, TOKENS, Stack
 
 
 def _settings(stack: Stack, **overrides: object) -> SweepSettings:

@@ -20,7 +20,7 @@ from orchestra.capacity.measure import (
     read_gauges,
 )
 from orchestra.capacity.plan import SLO, CapacityPlan, Payback, payback, sweep
-from orchestra.capacity.planner import SweepSettings, plan_capacity
+from orchestra.capacity.planner import SweepSettings, metrics_url_for, plan_capacity
 
 __all__ = [
     "SLO",
@@ -40,6 +40,7 @@ __all__ = [
     "latency_chart_svg",
     "level_json",
     "measure_level",
+    "metrics_url_for",
     "payback",
     "peak_load",
     "percentile",

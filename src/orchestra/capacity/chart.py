@@ -82,8 +82,7 @@ def latency_chart_svg(plan: CapacityPlan, title: str = "End-to-end latency") -> 
             for p in points
         )
         parts.append(
-            f'<text x="{_LEFT + 10 + 60 * position}" y="{_TOP + 12}" fill="{colour}">'
-            f"p{q}</text>"
+            f'<text x="{_LEFT + 10 + 60 * position}" y="{_TOP + 12}" fill="{colour}">p{q}</text>'
         )
     best = plan.max_concurrency
     if best is not None:

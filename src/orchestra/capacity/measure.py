@@ -11,6 +11,7 @@ vLLM) is polled for its queue depth and the requests it is running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -222,10 +223,8 @@ async def _poll_gauges(
                     running.append(busy)
         except httpx.HTTPError:
             pass  # no metrics endpoint (Ollama, llama-cpp-python): the gauges stay unknown
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
-        except TimeoutError:
-            pass
     return ServerGauges(
         queue_max=max(queues) if queues else None,
         queue_mean=sum(queues) / len(queues) if queues else None,

@@ -86,7 +86,7 @@ def payback(
     saving = developers * cloud.per_developer_month_usd - running_usd_month
     if saving <= 0:
         return Payback(None, "the host saves nothing: it never pays back", round(saving, 2))
-    return Payback(round(host_price_usd / saving, 2), None, round(saving, 2))
+    return Payback(host_price_usd / saving, None, round(saving, 2))
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class CapacityPlan:
             "developers_per_host": self.developers_per_host,
             "cloud_spend": self.cloud.to_json(),
             "payback": {
-                "months": self.payback.months,
+                "months": None if self.payback.months is None else round(self.payback.months, 3),
                 "monthly_saving_usd": self.payback.monthly_saving_usd,
                 "reason": self.payback.reason,
             },

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -12,8 +12,9 @@ from orchestra.capacity.errors import InvalidSweep, TargetUnreachable
 from orchestra.capacity.ledger_load import cloud_spend, peak_load
 from orchestra.capacity.measure import LevelResult, LoadShape, measure_level
 from orchestra.capacity.plan import SLO, CapacityPlan, payback, sweep
+from orchestra.config.schema import OrchestraConfig
 
-__all__ = ["SweepSettings", "plan_capacity"]
+__all__ = ["SweepSettings", "metrics_url_for", "plan_capacity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,7 @@ class SweepSettings:
     """An Orchestra API key the sweep's calls are made (and recorded in the ledger) with."""
     model: str
     """The model name the gateway routes to the local host."""
-    slo: SLO = SLO()
+    slo: SLO = field(default_factory=SLO)
     levels: list[int] | None = None
     """Concurrency levels to measure; ``None``: search up to ``ceiling``."""
     ceiling: int = 32
@@ -110,3 +111,18 @@ async def plan_capacity(
         settings.host_price_usd, plan.developers_per_host, cloud, settings.host_running_usd_month
     )
     return CapacityPlan(settings.slo, levels, peak, cloud, result, plan.target)
+
+
+def metrics_url_for(config: OrchestraConfig, model: str) -> str | None:
+    """Where the server behind ``model`` publishes Prometheus metrics, if it is an
+    OpenAI-compatible provider: its base URL without ``/v1``, plus ``/metrics`` (llama.cpp's
+    server started with ``--metrics``, vLLM). ``None`` for a model not configured."""
+    for name, entry in config.models.items():
+        if model == name or model in entry.aliases:
+            provider = config.providers.get(entry.provider)
+            if provider is None or provider.kind != "openai":
+                return None
+            base = provider.base_url.rstrip("/")
+            base = base.removesuffix("/v1")
+            return base + "/metrics"
+    return None

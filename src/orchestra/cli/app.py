@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from orchestra.cli import agents, claude_code, config_cmd, doctor, engine, gateway, kb, org
+from orchestra.cli import (
+    agents,
+    capacity,
+    claude_code,
+    config_cmd,
+    doctor,
+    engine,
+    gateway,
+    kb,
+    org,
+)
 from orchestra.cli import serve as serve_cmd
 
 app = typer.Typer(
@@ -21,7 +31,18 @@ def root() -> None:
     """Run teams of specialised AI coding agents: roster, gateway, pipelines, knowledge."""
 
 
-for module in (config_cmd, agents, org, gateway, claude_code, engine, kb, serve_cmd, doctor):
+for module in (
+    config_cmd,
+    agents,
+    org,
+    gateway,
+    claude_code,
+    engine,
+    kb,
+    serve_cmd,
+    doctor,
+    capacity,
+):
     module.register(app)
 
 

@@ -21,7 +21,7 @@ from orchestra.testing.steps import Fault, Reply
 
 __all__ = ["HostCapacity", "SlotHost"]
 
-_TOKEN = "tok "
+_WORD = "tok "  # one token of a reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +114,9 @@ class SlotHost:
             events = tokens + 5
         streamed = body.get("stream") is True
         return Reply(
-            text=_TOKEN * tokens,
+            text=_WORD * tokens,
             usage=Usage(input_tokens=1, output_tokens=tokens),
-            chunk_chars=len(_TOKEN),
+            chunk_chars=len(_WORD),
             chunk_delay_s=decode_s / (events - 1),
             delay_s=0.0 if streamed else decode_s,
         )
