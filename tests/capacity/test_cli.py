@@ -5,48 +5,16 @@ and writes the chart."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from orchestra.accounting import Accounting, Attribution, LedgerEntry
-from orchestra.accounting.store import utcnow
 from orchestra.cli.app import app
-from orchestra.store import open_database
-from tests.capacity.conftest import SLO_S, TOKENS, Stack
+from tests.capacity.conftest import SLO_S, TOKENS, Stack, seed_ledger
 from tests.gateway.helpers import gateway_config_yaml
 
 runner = CliRunner()
-
-
-def _seed_ledger(url: str) -> None:
-    """A peak hour of 30 calls by 2 developers (15 an hour each), and $600 of cloud spend
-    by them over 10 days."""
-    db = open_database(url)
-    acc = Accounting(db, pepper=b"p")
-    peak = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-    for minute in range(15):
-        for developer in ("alice", "bob"):
-            at = peak + timedelta(minutes=minute)
-            acc.ledger.append(
-                LedgerEntry(Attribution(developer=developer), "sonnet", started_at=at, ended_at=at)
-            )
-    for developer, days, cost in (("alice", 12, "100"), ("bob", 2, "500")):
-        at = utcnow() - timedelta(days=days)
-        acc.ledger.append(
-            LedgerEntry(
-                Attribution(developer=developer),
-                "sonnet",
-                started_at=at,
-                ended_at=at,
-                cost_usd=Decimal(cost),
-            )
-        )
-    acc.close()
-    db.dispose()
 
 
 @pytest.fixture
@@ -56,7 +24,7 @@ def project(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     monkeypatch.setenv("ORCHESTRA_DATABASE_URL", url)
     monkeypatch.setenv("ORCHESTRA_API_KEY", stack.key)
-    _seed_ledger(url)
+    seed_ledger(url)
     return tmp_path
 
 
