@@ -20,9 +20,10 @@ from orchestra.capacity.measure import (
     read_gauges,
 )
 from orchestra.capacity.plan import SLO, CapacityPlan, Payback, payback, sweep
-from orchestra.capacity.planner import SweepSettings, metrics_url_for, plan_capacity
+from orchestra.capacity.planner import DEFAULT_PROMPT, SweepSettings, metrics_url_for, plan_capacity
 
 __all__ = [
+    "DEFAULT_PROMPT",
     "SLO",
     "CapacityError",
     "CapacityPlan",

@@ -14,7 +14,10 @@ from orchestra.capacity.measure import LevelResult, LoadShape, measure_level
 from orchestra.capacity.plan import SLO, CapacityPlan, payback, sweep
 from orchestra.config.schema import OrchestraConfig
 
-__all__ = ["SweepSettings", "metrics_url_for", "plan_capacity"]
+__all__ = ["DEFAULT_PROMPT", "SweepSettings", "metrics_url_for", "plan_capacity"]
+
+DEFAULT_PROMPT = "Write a short Python function that reverses a string."
+"""The user message of every sweep request unless another is given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,7 @@ class SweepSettings:
     duration_s: float = 10.0
     """How long each level sends requests (each client ends the request it has in flight)."""
     max_tokens: int = 64
-    prompt: str = "Write a short Python function that reverses a string."
+    prompt: str = DEFAULT_PROMPT
     metrics_url: str | None = None
     """The model server's Prometheus ``/metrics`` (queue depth); ``None``: not read."""
     timeout_s: float = 300.0

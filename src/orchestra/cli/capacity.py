@@ -17,6 +17,7 @@ from rich.table import Table
 from orchestra.accounting import Accounting, LedgerEntry
 from orchestra.accounting.store import utcnow
 from orchestra.capacity import (
+    DEFAULT_PROMPT,
     SLO,
     CapacityPlan,
     SweepSettings,
@@ -154,6 +155,9 @@ def capacity(
         float, typer.Option("--duration", help="Seconds each level sends requests.")
     ] = 10.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens per reply.")] = 64,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="The user message of every request.")
+    ] = None,
     slo_seconds: Annotated[
         float, typer.Option("--slo-seconds", help="End-to-end latency bound.")
     ] = 5.0,
@@ -203,6 +207,7 @@ def capacity(
             ceiling=max_concurrency,
             duration_s=duration,
             max_tokens=max_tokens,
+            prompt=prompt or DEFAULT_PROMPT,
             metrics_url=metrics_url or metrics_url_for(config, model),
             host_price_usd=host_price,
             host_running_usd_month=host_running,
