@@ -16,15 +16,16 @@ from orchestra.store import open_database
 from orchestra.testing import FakeUpstream, HostCapacity
 from tests.gateway.helpers import ServerThread, gateway_config, make_app, memory_accountant
 
-# 4 slots, 4 tokens at 10 tokens/s: 0.4 s a reply; 8 may wait. With an SLO of p90 ≤ 1 s two
-# rounds of slots fit: 8 clients (see HostCapacity.max_concurrency); 3 rounds (1.2 s) do not.
-# Few tokens keep the work of the client, the gateway and the fake (one process) small, and
-# the 0.2 s margins absorb the gateway's overhead on a busy machine. The sweep measures seven
+# 4 slots, 4 tokens at 10 tokens/s: 0.4 s a reply; 8 may wait. With an SLO of p90 ≤ 1.1 s two
+# rounds of slots fit: 8 clients (see HostCapacity.max_concurrency); three rounds (1.2 s) do
+# not. A paced reply is never early, so the 0.1 s below three rounds is margin enough; the
+# 0.3 s above two rounds absorbs the gateway's overhead on a busy machine. Few tokens keep the
+# work of the client, the gateway and the fake (one process) small. The sweep measures seven
 # levels (1, 2, 4, 8, 12, 10, 9) for half a second each, plus the requests in flight: the
-# test takes some 7 s, the price of measuring latency rather than asserting it.
+# test takes some 7-9 s, the price of measuring latency rather than asserting it.
 HOST = HostCapacity(slots=4, tokens_per_s=10, queue=8, max_output_tokens=4)
 TOKENS = 4
-SLO_S = 1.0
+SLO_S = 1.1
 
 
 @dataclass
