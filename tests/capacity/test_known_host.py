@@ -8,8 +8,17 @@ import asyncio
 import httpx
 import pytest
 
-from orchestra.capacity import SLO, SweepSettings, TargetUnreachable, plan_capacity
+from orchestra.capacity import (
+    SLO,
+    RequestSample,
+    SweepSettings,
+    TargetUnreachable,
+    measure_level,
+    plan_capacity,
+)
+from orchestra.testing import DropMidStream, FakeUpstream, Reply, StreamError
 from tests.capacity.conftest import HOST, SLO_S, TOKENS, Stack
+from tests.gateway.helpers import gateway_config, make_app, memory_accountant, serve
 
 
 def _settings(stack: Stack, **overrides: object) -> SweepSettings:
@@ -71,3 +80,26 @@ def test_the_fake_host_refuses_past_its_queue_and_reports_metrics(stack: Stack) 
     assert statuses.count(200) == 12 and statuses.count(503) == 2
     metrics = httpx.get(stack.upstream.base_url + "/metrics").text
     assert "llamacpp:requests_deferred 0" in metrics
+
+
+def test_errors_inside_a_stream_and_cut_streams_count_as_errors() -> None:
+    with FakeUpstream.start() as upstream:
+        accountant = memory_accountant()
+        config = gateway_config(upstream.base_url, retry={"max_attempts": 1})
+        with serve(make_app(config, accountant)) as gateway:
+            key = accountant.add_key("alice", "payments")
+            upstream.script(StreamError(after_events=2), DropMidStream(after_events=2), Reply("ok"))
+            settings = SweepSettings(gateway.base_url, key, "qwen-local", max_tokens=8)
+
+            async def three() -> list[RequestSample]:
+                async with httpx.AsyncClient() as client:
+                    level = await measure_level(client, settings.shape(), 1, 0.0)
+                    samples = list(level.samples)
+                    for _ in range(2):
+                        samples += (await measure_level(client, settings.shape(), 1, 0.0)).samples
+                    return samples
+
+            failed_inside, cut, fine = asyncio.run(three())
+    assert not failed_inside.ok and "inside the stream" in (failed_inside.error or "")
+    assert not cut.ok
+    assert fine.ok and fine.ttft_s is not None

@@ -157,6 +157,8 @@ async def _one_request(
                     break
                 if _has_content(data):
                     deltas.append(clock())
+    except _StreamFailed as exc:
+        return RequestSample(False, clock() - start, error=str(exc)[:200])
     except httpx.HTTPError as exc:
         return RequestSample(False, clock() - start, error=type(exc).__name__)
     end = clock()
@@ -167,6 +169,10 @@ async def _one_request(
     return RequestSample(True, end - start, ttft, itl)
 
 
+class _StreamFailed(Exception):
+    """The server reported an error inside a stream it had answered 200."""
+
+
 def _has_content(data: str) -> bool:
     try:
         chunk = json.loads(data)
@@ -175,7 +181,7 @@ def _has_content(data: str) -> bool:
     if not isinstance(chunk, dict):
         return False
     if "error" in chunk:
-        raise httpx.StreamError(f"error inside the stream: {chunk['error']}")
+        raise _StreamFailed(f"error inside the stream: {chunk['error']}")
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") if isinstance(choice, dict) else None
         if isinstance(delta, dict) and delta.get("content"):
