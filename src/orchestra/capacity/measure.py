@@ -123,7 +123,7 @@ class LoadShape:
 
     url: str
     """The gateway's OpenAI chat completions URL."""
-    key: str
+    key: str = field(repr=False)
     model: str
     prompt: str
     max_tokens: int

@@ -26,7 +26,7 @@ class SweepSettings:
 
     gateway_url: str
     """The gateway's base URL, e.g. ``http://127.0.0.1:8080``."""
-    key: str
+    key: str = field(repr=False)
     """An Orchestra API key the sweep's calls are made (and recorded in the ledger) with."""
     model: str
     """The model name the gateway routes to the local host."""
