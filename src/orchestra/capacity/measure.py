@@ -142,7 +142,7 @@ async def _one_request(
     headers = {"authorization": f"Bearer {shape.key}"}
     start = clock()
     deltas: list[float] = []
-    done = False
+    done = finished = False
     try:
         async with client.stream("POST", shape.url, json=body, headers=headers) as response:
             if response.status_code != 200:
@@ -155,8 +155,10 @@ async def _one_request(
                 if data == "[DONE]":
                     done = True
                     break
-                if _has_content(data):
+                content, ends = _chunk_kind(data)
+                if content:
                     deltas.append(clock())
+                finished = finished or ends
     except _StreamFailed as exc:
         return RequestSample(False, clock() - start, error=str(exc)[:200])
     except httpx.HTTPError as exc:
@@ -164,6 +166,10 @@ async def _one_request(
     end = clock()
     if not done:
         return RequestSample(False, end - start, error="stream ended without [DONE]")
+    if not finished:
+        # llama-cpp-python's server ends a stream this way when a newer request interrupts
+        # it (its default): a cut reply, not a fast one.
+        return RequestSample(False, end - start, error="stream ended without a finish reason")
     ttft = deltas[0] - start if deltas else None
     itl = (deltas[-1] - deltas[0]) / (len(deltas) - 1) if len(deltas) > 1 else None
     return RequestSample(True, end - start, ttft, itl)
@@ -173,20 +179,25 @@ class _StreamFailed(Exception):
     """The server reported an error inside a stream it had answered 200."""
 
 
-def _has_content(data: str) -> bool:
+def _chunk_kind(data: str) -> tuple[bool, bool]:
+    """Whether a ``data:`` payload carries content, and whether it ends the choice (a
+    ``finish_reason``)."""
     try:
         chunk = json.loads(data)
     except ValueError:
-        return False
+        return False, False
     if not isinstance(chunk, dict):
-        return False
+        return False, False
     if "error" in chunk:
         raise _StreamFailed(f"error inside the stream: {chunk['error']}")
+    content = finished = False
     for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if isinstance(delta, dict) and delta.get("content"):
-            return True
-    return False
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        content = content or (isinstance(delta, dict) and bool(delta.get("content")))
+        finished = finished or bool(choice.get("finish_reason"))
+    return content, finished
 
 
 def read_gauges(text: str) -> tuple[float | None, float | None]:
