@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from orchestra.capacity.errors import CapacityError
+
 __all__ = [
     "LevelResult",
     "LoadShape",
@@ -175,7 +177,7 @@ async def _one_request(
     return RequestSample(True, end - start, ttft, itl)
 
 
-class _StreamFailed(Exception):
+class _StreamFailed(CapacityError):
     """The server reported an error inside a stream it had answered 200."""
 
 
