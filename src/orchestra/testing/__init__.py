@@ -7,6 +7,7 @@ Completions, streaming and not, scripted with :class:`Reply`, :class:`Fault`,
 """
 
 from orchestra.testing.asgi import BackgroundServer
+from orchestra.testing.capacity import HostCapacity, SlotHost
 from orchestra.testing.claude_code import find_claude_code, offline_env
 from orchestra.testing.render import IdSource
 from orchestra.testing.replay import CommitChange, CommitReplay
@@ -44,6 +45,7 @@ __all__ = [
     "DropMidStream",
     "FakeUpstream",
     "Fault",
+    "HostCapacity",
     "IdSource",
     "InjectedEvent",
     "Match",
@@ -52,6 +54,7 @@ __all__ = [
     "Responder",
     "ScriptError",
     "ScriptedModel",
+    "SlotHost",
     "Step",
     "StreamError",
     "Timeout",

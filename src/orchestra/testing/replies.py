@@ -157,11 +157,16 @@ class ReplyWriter:
             await send({"type": "http.response.body", "body": data})
             return
         await send(start)
+        # Paced on a fixed schedule: an event sent late (a busy event loop) does not push
+        # the ones after it back, so a stream lasts its events times the delay, as a model
+        # decoding at a steady rate does (the capacity mode's service time depends on it).
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
         for position, event in enumerate(events):
             if drop_after is not None and position >= drop_after:
                 return  # returning mid-body makes the server close the connection
             if position and reply.chunk_delay_s:
-                await asyncio.sleep(reply.chunk_delay_s)
+                await asyncio.sleep(max(0.0, begun + position * reply.chunk_delay_s - loop.time()))
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

@@ -23,9 +23,11 @@ from orchestra.testing.asgi import (
     Receive,
     Scope,
     Send,
+    send_bytes,
     send_json,
     wait_disconnect,
 )
+from orchestra.testing.capacity import HostCapacity, SlotHost
 from orchestra.testing.render import IdSource
 from orchestra.testing.replies import ReplyWriter
 from orchestra.testing.steps import (
@@ -72,6 +74,9 @@ class UpstreamOptions(TypedDict, total=False):
     """Seconds since the epoch, for OpenAI's ``created`` (default :func:`time.time`)."""
     ids: IdSource | None
     """Source of reply ids (default: a fresh :class:`IdSource`)."""
+    capacity: HostCapacity | None
+    """Serve generations as a host of known capacity (slots, tokens/s, a bounded queue;
+    see :mod:`orchestra.testing.capacity`) instead of from the script."""
 
 
 class FakeUpstream:
@@ -88,6 +93,9 @@ class FakeUpstream:
         self.models = tuple(options.get("models", DEFAULT_MODELS))
         self.api_key = options.get("api_key")
         self.default_text = options.get("default_text", DEFAULT_TEXT)
+        capacity = options.get("capacity")
+        self.slot_host: SlotHost | None = None if capacity is None else SlotHost(capacity)
+        """The slots and queue when started with ``capacity``."""
         self.responder: Responder | None = None
         """Full control: called for every request; return a step, or ``None`` for the
         script/default."""
@@ -254,6 +262,10 @@ class FakeUpstream:
         if path in ("/v1/models", "/models") and method == "GET":
             await self._replies.models(send, self.models)
             return
+        if path == "/metrics" and method == "GET" and self.slot_host is not None:
+            text = self.slot_host.metrics().encode()
+            await send_bytes(send, 200, text, [(b"content-type", b"text/plain; version=0.0.4")])
+            return
         if method != "POST" or path not in _ROUTED_PATHS:
             await self._replies.error(
                 send, openai, Fault(404, message=f"no route for {method} {path}")
@@ -278,6 +290,9 @@ class FakeUpstream:
         """Answer a routed POST with the responder's step, the next scripted one, or the
         default reply."""
         generation = path in _GENERATION_PATHS
+        if generation and self.slot_host is not None:
+            await self._generate_on_slot(self.slot_host, send, receive, request, parsed, openai)
+            return
         step: Step | None = None
         responder = self.responder
         if responder is not None:
@@ -297,6 +312,24 @@ class FakeUpstream:
             await self._replies.count_tokens(send, parsed, step)
             return
         await self._answer(send, receive, request, parsed, step, openai)
+
+    async def _generate_on_slot(
+        self,
+        host: SlotHost,
+        send: Send,
+        receive: Receive,
+        request: RecordedRequest,
+        parsed: dict[str, Any],
+        openai: bool,
+    ) -> None:
+        """Answer as the host of known capacity: wait for a slot, or 503 past the queue."""
+        if not await host.acquire():
+            await self._replies.error(send, openai, host.refusal())
+            return
+        try:
+            await self._answer(send, receive, request, parsed, host.step(parsed, openai), openai)
+        finally:
+            host.release()
 
     def _record(self, scope: Scope, body: bytes) -> tuple[RecordedRequest, bool]:
         """The request as recorded (headers merged, body decoded), and whether the body was

@@ -81,7 +81,8 @@ class Reply:
     delay_s: float = 0.0
     """Wait this long before answering (time to first byte)."""
     chunk_delay_s: float = 0.0
-    """Wait this long between stream events."""
+    """Wait this long between stream events (on a fixed schedule: event ``i`` leaves
+    ``i * chunk_delay_s`` after the first, however late the one before it left)."""
     thinking: str | None = None
     """Emit a thinking block before the text (Anthropic only)."""
     model: str | None = None
