@@ -1,6 +1,6 @@
 """Insight computed from what was recorded: changes, deployments and incidents (webhooks,
 files, git history), Orchestra's runs and ledger, the links between them, and KPIs with
-their definitions, drill-down rows, DORA bands and per-stage targets."""
+their definitions, drill-down rows, DORA bands and per-stage targets; ROI; maturity; transition plans; surveys."""
 
 from orchestra.analytics.alerts import (
     Alert,
@@ -35,6 +35,14 @@ from orchestra.analytics.report import (
     import_payload_file,
     kpi_report,
 )
+from orchestra.analytics.roi import (
+    Assumptions,
+    ROIReport,
+    TimeChange,
+    bootstrap_interval,
+    compute_roi,
+    roi_report,
+)
 from orchestra.analytics.scope import (
     Asker,
     Period,
@@ -68,6 +76,7 @@ __all__ = [
     "FORMULAS",
     "INDICATORS",
     "Alert",
+    "Assumptions",
     "AlertNotFound",
     "AnalyticsError",
     "Asker",
@@ -89,17 +98,21 @@ __all__ = [
     "NotVisible",
     "Period",
     "Principal",
+    "ROIReport",
     "Scope",
     "TargetCheck",
+    "TimeChange",
     "Trend",
     "UnknownKPI",
     "UnknownUnit",
     "acknowledge",
     "alert_history",
     "band_versions",
+    "bootstrap_interval",
     "check_visible",
     "check_warnings",
     "compare_targets",
+    "compute_roi",
     "definition",
     "find_warnings",
     "github_records",
@@ -121,6 +134,7 @@ __all__ = [
     "record_findings",
     "resolve",
     "resolve_scope",
+    "roi_report",
     "targets_for",
     "verify_github",
     "verify_gitlab",

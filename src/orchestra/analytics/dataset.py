@@ -79,7 +79,8 @@ class Dataset:
         return [dst for k, dst in self.links.get((kind, ident), []) if k == to]
 
 
-def _ledger_filter(scope: Scope) -> ColumnElement[bool]:
+def ledger_filter(scope: Scope) -> ColumnElement[bool]:
+    """The ledger rows of ``scope`` (by their own unit columns)."""
     column = {
         "developer": Ledger.developer,
         "squad": Ledger.squad,
@@ -120,7 +121,7 @@ def _run_facts(run: RunRow, cost: int) -> RunFacts:
 def _load_ledger(session: Session, data: Dataset) -> None:
     scope, period = data.scope, data.period
     where = (
-        _ledger_filter(scope),
+        ledger_filter(scope),
         Ledger.started_at >= period.start,
         Ledger.started_at < period.end,
     )
@@ -141,7 +142,7 @@ def _load_ledger(session: Session, data: Dataset) -> None:
     data.developer_months = dict(months)
     per_run = session.execute(
         select(Ledger.run_id, func.sum(Ledger.cost_nano))
-        .where(_ledger_filter(scope), Ledger.run_id.isnot(None))
+        .where(ledger_filter(scope), Ledger.run_id.isnot(None))
         .group_by(Ledger.run_id)
     )
     costs = {str(run_id): int(cost) for run_id, cost in per_run}

@@ -27,6 +27,7 @@ from orchestra.config.insight import (
     EscalationPath,
     InsightSection,
     IssueLabelsConfig,
+    ROIAssumptions,
     SMTPSettings,
     WarningSettings,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "RepositorySettings",
     "RetrySettings",
     "RosterSection",
+    "ROIAssumptions",
     "SMTPSettings",
     "SecretsConfig",
     "ServiceKey",

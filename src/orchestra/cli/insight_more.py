@@ -1,0 +1,129 @@
+"""CLI: orchestra insight roi | maturity | plan ..., and orchestra survey ..."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from orchestra.analytics import Assumptions, ROIReport, parse_period, roi_report
+from orchestra.cli.insight import (
+    AsOption,
+    ConfigOption,
+    DatabaseOption,
+    JsonOption,
+    PeriodOption,
+    UnitOption,
+    _asker,
+    _open,
+)
+from orchestra.cli.output import console, fail, print_json
+from orchestra.config import load_config
+from orchestra.errors import AnalyticsError, OrchestraError
+
+
+def _day(text: str | None, flag: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise AnalyticsError(f"{flag} {text!r} is not a date", hint="give YYYY-MM-DD") from exc
+
+
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"
+
+
+def _print_roi(report: ROIReport) -> None:
+    out = console()
+    cycle = report.cycle_time
+    out.print(f"ROI · {report.unit} · adopted {report.adopted_at or 'unknown'}", markup=False)
+    out.print(f"  measured AI cost: {_money(report.ai_cost)} ({report.ledger_rows} ledger rows)")
+    for t in (cycle, report.lead_time):
+        before = "unknown" if t.baseline_median is None else f"{t.baseline_median:.1f} h"
+        after = "unknown" if t.median is None else f"{t.median:.1f} h"
+        out.print(
+            f"  measured {t.measure} ({t.source}): baseline {before} "
+            f"({len(t.baseline_rows)} rows), since {after} ({len(t.rows)} rows)",
+            markup=False,
+        )
+    a = report.assumptions
+    out.print(
+        f"  assumed: cost per developer-hour {_money(a.cost_per_developer_hour)}, "
+        f"effort share {'unknown' if a.effort_share is None else f'{a.effort_share:g}'}",
+        markup=False,
+    )
+    if report.roi is None or report.interval is None:
+        out.print(f"  ROI: unknown — {report.unknown}", markup=False)
+        return
+    low, high = report.interval
+    out.print(
+        f"  value {_money(report.value)}; ROI {report.roi:.0%} (95% interval {low:.0%} .. "
+        f"{high:.0%})",
+        markup=False,
+    )
+
+
+def roi(
+    unit: UnitOption = None,
+    period: PeriodOption = None,
+    cost_per_hour: Annotated[
+        float | None,
+        typer.Option("--cost-per-hour", help="Assumed loaded cost of a developer-hour, USD."),
+    ] = None,
+    effort_share: Annotated[
+        float | None,
+        typer.Option("--effort-share", help="Assumed share (0..1] of cycle time that is effort."),
+    ] = None,
+    adopted_on: Annotated[
+        str | None,
+        typer.Option("--adopted-on", help="Adoption date (default: the unit's first ledger row)."),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="Baseline period (default: as long, before adoption)."),
+    ] = None,
+    who: AsOption = None,
+    config_path: ConfigOption = None,
+    database: DatabaseOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """ROI of the AI spend from recorded data, with its assumptions and a 95% interval."""
+    try:
+        section = load_config(config_path).insight
+        assumed = Assumptions(
+            cost_per_hour if cost_per_hour is not None else section.roi.cost_per_developer_hour,
+            effort_share if effort_share is not None else section.roi.effort_share,
+        )
+        if assumed.effort_share is not None and not 0 < assumed.effort_share <= 1:
+            raise AnalyticsError("--effort-share must be in (0, 1]", hint="for example 0.5")
+        if assumed.cost_per_developer_hour is not None and assumed.cost_per_developer_hour <= 0:
+            raise AnalyticsError("--cost-per-hour must be positive", hint="for example 95")
+        db = _open(database)
+        try:
+            report = roi_report(
+                db,
+                _asker(db, who),
+                unit=unit,
+                period=parse_period(period),
+                assumed=assumed,
+                adopted_at=_day(adopted_on, "--adopted-on"),
+                baseline=None if baseline is None else parse_period(baseline),
+                aliases=dict(section.aliases),
+            )
+        finally:
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        _print_roi(report)
+
+
+def register(app: typer.Typer, insight_app: typer.Typer) -> None:
+    """Add ``insight roi`` (and the rest of this module's commands)."""
+    insight_app.command("roi")(roi)
+    del app
