@@ -1,6 +1,7 @@
 """Insight computed from what was recorded: changes, deployments and incidents (webhooks,
 files, git history), Orchestra's runs and ledger, the links between them, and KPIs with
-their definitions, drill-down rows, DORA bands and per-stage targets; ROI; maturity; transition plans; surveys."""
+their definitions, drill-down rows, DORA bands and per-stage targets; ROI from recorded
+data; maturity; transition plans; surveys."""
 
 from orchestra.analytics.alerts import (
     Alert,
@@ -76,10 +77,10 @@ __all__ = [
     "FORMULAS",
     "INDICATORS",
     "Alert",
-    "Assumptions",
     "AlertNotFound",
     "AnalyticsError",
     "Asker",
+    "Assumptions",
     "Band",
     "Delivery",
     "Escalator",

@@ -26,9 +26,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestra.analytics.dataset import aware, ledger_filter, load_dataset
+from orchestra.analytics.errors import AnalyticsError
 from orchestra.analytics.gitmerges import merge_time_pairs
 from orchestra.analytics.kpis import NANO, cycle_time_pairs, lead_time_pairs
-from orchestra.analytics.errors import AnalyticsError
 from orchestra.analytics.scope import Period, Principal, Scope, check_visible, resolve_scope
 from orchestra.org import load_org
 from orchestra.store import Database
