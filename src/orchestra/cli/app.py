@@ -12,6 +12,7 @@ from orchestra.cli import (
     engine,
     gateway,
     insight,
+    insight_more,
     kb,
     org,
     policy,
@@ -46,6 +47,7 @@ for module in (
     doctor,
     policy,
     insight,
+    insight_more,
 ):
     module.register(app)
 

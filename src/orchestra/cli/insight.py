@@ -372,7 +372,4 @@ def register(app: typer.Typer) -> None:
     """Add ``orchestra insight`` to the root application."""
     insight_app.add_typer(import_app, name="import")
     insight_app.add_typer(alerts_app, name="alerts")
-    from orchestra.cli import insight_more
-
-    insight_more.register(app, insight_app)
     app.add_typer(insight_app, name="insight")

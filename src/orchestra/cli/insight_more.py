@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from orchestra.analytics import Assumptions, ROIReport, parse_period, roi_report
+from orchestra.analytics import (
+    QUESTIONS,
+    Assumptions,
+    ROIReport,
+    answer_survey,
+    close_survey_round,
+    list_survey_rounds,
+    open_survey_round,
+    parse_period,
+    roi_report,
+    survey_results,
+)
 from orchestra.cli.insight import (
     AsOption,
     ConfigOption,
@@ -17,6 +28,7 @@ from orchestra.cli.insight import (
     UnitOption,
     _asker,
     _open,
+    insight_app,
 )
 from orchestra.cli.output import console, fail, print_json
 from orchestra.config import load_config
@@ -123,7 +135,137 @@ def roi(
         _print_roi(report)
 
 
-def register(app: typer.Typer, insight_app: typer.Typer) -> None:
-    """Add ``insight roi`` (and the rest of this module's commands)."""
+survey_app = typer.Typer(
+    help="Developer surveys (results only for groups of 5 or more).", no_args_is_help=True
+)
+RoundArg = Annotated[str, typer.Argument(help="The survey round (e.g. 2026-q4).")]
+
+
+def _score(name: str) -> object:
+    low, high, wording = QUESTIONS[name]
+    return typer.Option(f"--{name}", min=low, max=high, help=f"{wording} ({low}-{high})")
+
+
+@survey_app.command("open")
+def survey_open(
+    round_id: RoundArg,
+    title: Annotated[str, typer.Option("--title", help="Shown on the form.")] = "Developer survey",
+    who: AsOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Open a survey round (admins and leads)."""
+    try:
+        db = _open(database)
+        try:
+            open_survey_round(db, _asker(db, who), round_id, title)
+        finally:
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
+    console().print(f"round {round_id} is open", markup=False)
+
+
+@survey_app.command("close")
+def survey_close(round_id: RoundArg, who: AsOption = None, database: DatabaseOption = None) -> None:
+    """Close a survey round (admins and leads)."""
+    try:
+        db = _open(database)
+        try:
+            close_survey_round(db, _asker(db, who), round_id)
+        finally:
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
+    console().print(f"round {round_id} is closed", markup=False)
+
+
+@survey_app.command("list")
+def survey_list(database: DatabaseOption = None, json_out: JsonOption = False) -> None:
+    """Survey rounds with how many answered."""
+    db = _open(database)
+    try:
+        rounds = list_survey_rounds(db)
+    finally:
+        db.dispose()
+    if json_out:
+        print_json(
+            [
+                {
+                    "round": r.id,
+                    "title": r.title,
+                    "opened_at": r.opened_at.isoformat(),
+                    "closed": r.closed_at is not None,
+                    "respondents": r.respondents,
+                }
+                for r in rounds
+            ]
+        )
+        return
+    for r in rounds:
+        state = "closed" if r.closed_at else "open"
+        console().print(f"{r.id}  {state}  {r.respondents} answers  {r.title}", markup=False)
+
+
+@survey_app.command("answer")
+def survey_answer(
+    round_id: RoundArg,
+    satisfaction: Annotated[int, _score("satisfaction")],
+    quality: Annotated[int, _score("quality")],
+    recommend: Annotated[int, _score("recommend")],
+    who: AsOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Answer a round, once (your answer is stored without your name)."""
+    try:
+        db = _open(database)
+        try:
+            answer_survey(
+                db,
+                _asker(db, who).name,
+                round_id,
+                satisfaction=satisfaction,
+                quality=quality,
+                recommend=recommend,
+            )
+        finally:
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
+    console().print("thank you: your answer is recorded without your name", markup=False)
+
+
+@survey_app.command("results")
+def survey_results_cmd(
+    round_id: RoundArg,
+    unit: Annotated[
+        str | None, typer.Option("--unit", help="Division, tribe or squad (default: all).")
+    ] = None,
+    database: DatabaseOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """A round's results for a unit; fewer than 5 answers read "too few answers"."""
+    try:
+        db = _open(database)
+        try:
+            result = survey_results(db, round_id, unit=unit)
+        finally:
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
+    out = result.to_dict()
+    if json_out:
+        print_json(out)
+    elif not result.shown:
+        console().print(f"{result.kind} {result.unit}: {out['result']}", markup=False)
+    else:
+        console().print(
+            f"{result.kind} {result.unit}: {result.respondents} answers · satisfaction "
+            f"{result.satisfaction:.2f}/5 · quality {result.quality:.2f}/5 · NPS {result.nps:+.0f}",
+            markup=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``orchestra insight roi`` and ``orchestra survey``."""
     insight_app.command("roi")(roi)
-    del app
+    app.add_typer(survey_app, name="survey")
