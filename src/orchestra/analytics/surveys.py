@@ -263,27 +263,38 @@ def _scores(session: Session, round_id: str, where: list[Any]) -> list[tuple[int
     return [(int(a), int(b), int(c)) for a, b, c in rows]
 
 
+def _ancestors(tree: OrgTree, name: str) -> list[str | None]:
+    """The units above ``name``, nearest first, ending with the organisation (``None``)."""
+    found: list[str | None] = []
+    unit = tree.unit(name)
+    while unit is not None and unit.parent is not None:
+        found.append(unit.parent)
+        unit = tree.unit(unit.parent)
+    return [*found, None]
+
+
 def survey_results(db: Database, round_id: str, *, unit: str | None = None) -> SurveyResult:
     """The results of ``round_id`` for ``unit`` (a division, tribe or squad; default: the
-    organisation). Figures are shown only with at least :data:`SURVEY_MIN_GROUP` respondents, and
-    only if the rest of the unit above (its respondents minus these) is none or at least
-    :data:`SURVEY_MIN_GROUP` too, so that subtracting one group's figures from the other's cannot
-    single anyone out."""
+    organisation). Figures are shown only with at least :data:`SURVEY_MIN_GROUP`
+    respondents, and only if, for every unit above, the rest of it (its respondents minus
+    these) is none or at least :data:`SURVEY_MIN_GROUP` too, so that subtracting one
+    group's figures from another's cannot single out a smaller group."""
     tree = _tree(db)
     kind, name, where = _filter(tree, unit)
     with db.session() as session:
         _round(session, round_id)
         rows = _scores(session, round_id, where)
-        parent_count = len(rows)
-        if kind != "organisation":
-            parent = tree.unit(name)
-            above = parent.parent if parent is not None else None
-            parent_count = len(_scores(session, round_id, _filter(tree, above)[2]))
+        above = (
+            []
+            if kind == "organisation"
+            else [
+                len(_scores(session, round_id, _filter(tree, a)[2])) for a in _ancestors(tree, name)
+            ]
+        )
     if len(rows) < SURVEY_MIN_GROUP:
         return SurveyResult(round_id, name, kind, len(rows), None, None, None, TOO_FEW)
-    rest = parent_count - len(rows)
-    if 0 < rest < SURVEY_MIN_GROUP:
-        hidden = f"hidden: the rest of the unit above has fewer than {SURVEY_MIN_GROUP} answers"
+    if any(0 < count - len(rows) < SURVEY_MIN_GROUP for count in above):
+        hidden = f"hidden: the rest of a unit above has fewer than {SURVEY_MIN_GROUP} answers"
         return SurveyResult(round_id, name, kind, len(rows), None, None, None, hidden)
     return SurveyResult(
         round_id,
