@@ -33,6 +33,20 @@ from orchestra.analytics.escalation import Escalator, Message
 from orchestra.analytics.gitlog import GitImport, import_git_history, is_ancestor
 from orchestra.analytics.kpis import FORMULAS, Figure
 from orchestra.analytics.links import link_all
+from orchestra.analytics.maturity import (
+    DIMENSIONS,
+    DimensionScore,
+    Evidence,
+    MaturityAssessment,
+    Readiness,
+    ReadinessCriterion,
+    assess_maturity,
+    evaluate_readiness,
+    load_maturity_rules,
+    maturity_rule_versions,
+    next_stage,
+    score_dimension,
+)
 from orchestra.analytics.payloads import IssueLabels, github_records, gitlab_records
 from orchestra.analytics.report import (
     InsightSettings,
@@ -59,6 +73,7 @@ from orchestra.analytics.scope import (
     principal_in,
     resolve_scope,
 )
+from orchestra.analytics.signals import Signal
 from orchestra.analytics.stage_targets import (
     DEFAULT_TARGETS,
     TargetCheck,
@@ -76,6 +91,14 @@ from orchestra.analytics.surveys import (
     open_survey_round,
     survey_results,
 )
+from orchestra.analytics.transition import (
+    ExitCriterion,
+    PlanPhase,
+    PlanSnapshot,
+    TransitionPlan,
+    load_roadmaps,
+    plan_transition,
+)
 from orchestra.analytics.trend import Trend, mann_kendall
 from orchestra.analytics.webhooks import (
     Delivery,
@@ -89,6 +112,7 @@ from orchestra.analytics.webhooks import (
 __all__ = [
     "DEFAULT_TARGETS",
     "DEFINITIONS",
+    "DIMENSIONS",
     "DORA_KEYS",
     "FORMULAS",
     "INDICATORS",
@@ -102,7 +126,10 @@ __all__ = [
     "Assumptions",
     "Band",
     "Delivery",
+    "DimensionScore",
     "Escalator",
+    "Evidence",
+    "ExitCriterion",
     "Figure",
     "Finding",
     "GitImport",
@@ -116,17 +143,24 @@ __all__ = [
     "KPIReport",
     "KeyRequired",
     "MalformedPayload",
+    "MaturityAssessment",
     "Message",
     "NotVisible",
     "Period",
+    "PlanPhase",
+    "PlanSnapshot",
     "Principal",
     "ROIReport",
+    "Readiness",
+    "ReadinessCriterion",
     "RoundClosed",
     "Scope",
+    "Signal",
     "SurveyResult",
     "SurveyRound",
     "TargetCheck",
     "TimeChange",
+    "TransitionPlan",
     "Trend",
     "UnknownKPI",
     "UnknownRound",
@@ -134,6 +168,7 @@ __all__ = [
     "acknowledge",
     "alert_history",
     "answer_survey",
+    "assess_maturity",
     "band_versions",
     "bootstrap_interval",
     "check_visible",
@@ -142,6 +177,7 @@ __all__ = [
     "compare_targets",
     "compute_roi",
     "definition",
+    "evaluate_readiness",
     "find_warnings",
     "github_records",
     "github_signature",
@@ -154,10 +190,15 @@ __all__ = [
     "list_alerts",
     "list_survey_rounds",
     "load_bands",
+    "load_maturity_rules",
+    "load_roadmaps",
     "mann_kendall",
+    "maturity_rule_versions",
+    "next_stage",
     "open_survey_round",
     "parse_json",
     "parse_period",
+    "plan_transition",
     "principal_in",
     "rate",
     "receive",
@@ -165,6 +206,7 @@ __all__ = [
     "resolve",
     "resolve_scope",
     "roi_report",
+    "score_dimension",
     "survey_results",
     "targets_for",
     "verify_github",

@@ -54,6 +54,8 @@ class RunFacts:
     coverage: float | None = None
     findings: int | None = None
     """Bandit findings; ``None`` when the scan did not run."""
+    red_gate: bool = False
+    """Whether the run's report records the red gate (its new tests failed first)."""
 
 
 @dataclass
@@ -115,6 +117,7 @@ def _run_facts(run: RunRow, cost: int) -> RunFacts:
         cost,
         float(percent) if isinstance(percent, int | float) else None,
         findings,
+        report.get("red") is not None,
     )
 
 
