@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,12 +11,17 @@ import typer
 from orchestra.analytics import (
     QUESTIONS,
     Assumptions,
+    InsightSettings,
+    MaturityAssessment,
     ROIReport,
+    TransitionPlan,
     answer_survey,
+    assess_maturity,
     close_survey_round,
     list_survey_rounds,
     open_survey_round,
     parse_period,
+    plan_transition,
     roi_report,
     survey_results,
 )
@@ -133,6 +139,126 @@ def roi(
         print_json(report.to_dict())
     else:
         _print_roi(report)
+
+
+def _score_text(score: float | None) -> str:
+    return "N/A" if score is None else f"{score:.2f}"
+
+
+def _print_maturity(a: MaturityAssessment) -> None:
+    out = console()
+    out.print(f"maturity · {a.kind} {a.unit} · stage {a.stage} · rules {a.rules}", markup=False)
+    for name, dim in a.dimensions.items():
+        out.print(f"  {name}: {_score_text(dim.score)}", markup=False)
+        for e in dim.evidence:
+            value = "unknown" if e.signal.value is None else f"{e.signal.value:.3g}"
+            why = f"score {e.score} ({e.rule})" if e.score else (e.signal.unknown or "unknown")
+            rows = f"{e.signal.rows_total} rows"
+            out.print(f"    {e.signal.name} = {value}: {why}; {rows}", markup=False)
+    r = a.readiness
+    if r is None:
+        out.print("  readiness: already at the last stage", markup=False)
+        return
+    verdict = "ready" if r.ready else "not ready"
+    out.print(f"  readiness for {r.stage}: {r.score:.0%} of criteria met, {verdict}", markup=False)
+    for name in r.unknown:
+        out.print(f"    no data: {name}", markup=False)
+
+
+def _settings(config_path: Path | None) -> InsightSettings:
+    return InsightSettings.from_config(load_config(config_path).insight)
+
+
+def maturity(
+    unit: UnitOption = None,
+    period: PeriodOption = None,
+    who: AsOption = None,
+    config_path: ConfigOption = None,
+    database: DatabaseOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Maturity in four dimensions, each score with its evidence, and readiness for the
+    next stage."""
+    try:
+        settings = _settings(config_path)
+        db = _open(database)
+        try:
+            found = assess_maturity(
+                db, _asker(db, who), unit=unit, period=parse_period(period), settings=settings
+            )
+        finally:
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
+    if json_out:
+        print_json(found.to_dict())
+    else:
+        _print_maturity(found)
+
+
+def _print_plan(plan: TransitionPlan) -> None:
+    out = console()
+    r = plan.readiness
+    out.print(
+        f"plan · {plan.unit} · {plan.current} -> {plan.target} · readiness {r.score:.0%}",
+        markup=False,
+    )
+    for gap in plan.gaps:
+        actual = "unknown" if gap["actual"] is None else f"{gap['actual']:.3g}"
+        out.print(
+            f"  gap ({gap['gap']}): {gap['name']} target {gap['target']:g}, {actual}", markup=False
+        )
+    for p in plan.phases:
+        out.print(
+            f"  {p.starts:%Y-%m-%d} .. {p.ends:%Y-%m-%d}  {p.stage}: {p.name} [{p.status}]",
+            markup=False,
+        )
+        for c in p.exit:
+            state = "unknown" if c.met is None else "met" if c.met else "missed"
+            out.print(f"      exit {c.measure} {c.bound} {c.target:g}: {state}", markup=False)
+    for snap in plan.progress:
+        score = "unknown" if snap.readiness is None else f"{snap.readiness:.0%}"
+        out.print(f"  progress {snap.at:%Y-%m-%d %H:%M}: {score}", markup=False)
+
+
+def plan(
+    target: Annotated[str, typer.Argument(help="The stage to move to (e.g. medium).")],
+    unit: UnitOption = None,
+    period: PeriodOption = None,
+    start: Annotated[
+        str | None, typer.Option("--start", help="First phase starts on (default: today).")
+    ] = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Store this evaluation as a progress snapshot.")
+    ] = False,
+    who: AsOption = None,
+    config_path: ConfigOption = None,
+    database: DatabaseOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """A transition plan to TARGET: readiness, gaps, phases, exit criteria, progress."""
+    try:
+        settings = _settings(config_path)
+        db = _open(database)
+        try:
+            found = plan_transition(
+                db,
+                _asker(db, who),
+                target=target,
+                unit=unit,
+                period=parse_period(period),
+                start=_day(start, "--start"),
+                record=record,
+                settings=settings,
+            )
+        finally:
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
+    if json_out:
+        print_json(found.to_dict())
+    else:
+        _print_plan(found)
 
 
 survey_app = typer.Typer(
@@ -268,4 +394,6 @@ def survey_results_cmd(
 def register(app: typer.Typer) -> None:
     """Add ``orchestra insight roi`` and ``orchestra survey``."""
     insight_app.command("roi")(roi)
+    insight_app.command("maturity")(maturity)
+    insight_app.command("plan")(plan)
     app.add_typer(survey_app, name="survey")

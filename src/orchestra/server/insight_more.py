@@ -25,12 +25,15 @@ from orchestra.analytics import (
     QUESTIONS,
     AnalyticsError,
     Assumptions,
+    InsightSettings,
     InvalidAnswer,
     KeyRequired,
     Principal,
     answer_survey,
+    assess_maturity,
     list_survey_rounds,
     parse_period,
+    plan_transition,
     roi_report,
     survey_results,
 )
@@ -63,7 +66,7 @@ def _date(raw: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(raw).replace(tzinfo=UTC)
     except ValueError as exc:
-        raise InvalidAnswer("adopted_on must be a date", hint="YYYY-MM-DD") from exc
+        raise InvalidAnswer(f"{raw!r} is not a date", hint="YYYY-MM-DD") from exc
 
 
 def _form_page(round_id: str, title: str, message: str = "") -> str:
@@ -127,6 +130,7 @@ class _Handlers:
         self, config: OrchestraConfig, database: Callable[[], Database], principal_of: KeyPrincipal
     ) -> None:
         self.aliases = dict(config.insight.aliases)
+        self.settings = InsightSettings.from_config(config.insight)
         self.assumed = config.insight.roi
         self.database = database
         self.principal_of = principal_of
@@ -157,6 +161,46 @@ class _Handlers:
         except AnalyticsError as exc:
             return _error(exc)
         return JSONResponse(report.to_dict())
+
+    async def maturity(self, request: Request) -> JSONResponse:
+        who = await self.principal(request)
+        if who is None:
+            return JSONResponse(_UNAUTHORISED, status_code=401)
+        params = request.query_params
+        try:
+            found = await asyncio.to_thread(
+                assess_maturity,
+                self.database(),
+                who,
+                unit=params.get("unit"),
+                period=parse_period(params.get("period")),
+                settings=self.settings,
+            )
+        except AnalyticsError as exc:
+            return _error(exc)
+        return JSONResponse(found.to_dict())
+
+    async def plan(self, request: Request) -> JSONResponse:
+        """Evaluates a plan; never records a snapshot (``orchestra insight plan --record``
+        does, from cron)."""
+        who = await self.principal(request)
+        if who is None:
+            return JSONResponse(_UNAUTHORISED, status_code=401)
+        params = request.query_params
+        try:
+            found = await asyncio.to_thread(
+                plan_transition,
+                self.database(),
+                who,
+                target=params.get("target") or "",
+                unit=params.get("unit"),
+                period=parse_period(params.get("period")),
+                start=_date(params.get("start")),
+                settings=self.settings,
+            )
+        except AnalyticsError as exc:
+            return _error(exc)
+        return JSONResponse(found.to_dict())
 
     async def rounds(self, request: Request) -> JSONResponse:
         if await self.principal(request) is None:
@@ -232,10 +276,12 @@ class _Handlers:
 def insight_more_routes(
     config: OrchestraConfig, database: Callable[[], Database], principal_of: KeyPrincipal
 ) -> list[BaseRoute]:
-    """ROI and survey routes for ``build_app(extra_routes=...)``."""
+    """ROI, maturity, plan and survey routes for ``build_app(extra_routes=...)``."""
     h = _Handlers(config, database, principal_of)
     return [
         Route("/api/insight/roi", h.roi, methods=["GET"]),
+        Route("/api/insight/maturity", h.maturity, methods=["GET"]),
+        Route("/api/insight/plan", h.plan, methods=["GET"]),
         Route("/api/insight/surveys", h.rounds, methods=["GET"]),
         Route("/api/insight/surveys/{round}/results", h.results, methods=["GET"]),
         Route("/api/insight/surveys/{round}/answers", h.answers, methods=["POST"]),
