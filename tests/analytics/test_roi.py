@@ -4,7 +4,6 @@ assumptions; and every way the figure is unknown."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from orchestra.cli.app import app
 from orchestra.org import load_org
 from orchestra.store import Database
 from orchestra.store.tables.insight import InsightCommitRow
-from tests.analytics.fixtures import ledger, sqlite_database
+from tests.analytics.fixtures import ledger, organisation
 
 ADOPTED = datetime(2026, 10, 1, tzinfo=UTC)
 PERIOD = "2026-10-01..2026-12-30"  # 90 days from adoption; the baseline is the 90 before
@@ -28,11 +27,10 @@ USD = 1_000_000_000
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    """SQLite only: ROI reads the same rows on both backends as the KPIs do."""
-    database = sqlite_database(tmp_path)
-    yield database
-    database.dispose()
+def db(database: Database) -> Database:
+    """SQLite, and PostgreSQL where configured, with the fixtures' organisation."""
+    organisation(database)
+    return database
 
 
 def _commit(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,7 +27,7 @@ from orchestra.analytics import (
 from orchestra.cli.app import app
 from orchestra.config import OrganisationSection
 from orchestra.org import build_org_tree, load_org, sync_org
-from orchestra.store import Database, open_database
+from orchestra.store import Database
 from orchestra.store.tables.insight2 import InsightSurveyAnswerRow
 
 PAYMENTS = [f"p{i}" for i in range(1, 7)]
@@ -60,14 +59,11 @@ def _organisation(db: Database) -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    """SQLite: the rules are the library's, not the backend's (the migration runs on both in
-    tests/store)."""
-    database = open_database(f"sqlite:///{tmp_path / 'survey.db'}")
+def db(database: Database) -> Database:
+    """SQLite, and PostgreSQL where configured (one answer each rests on the key)."""
     _organisation(database)
     open_survey_round(database, principal_in(load_org(database), "lead"), "2026-q4", "Q4")
-    yield database
-    database.dispose()
+    return database
 
 
 def _answer(db: Database, who: str, scores: tuple[int, int, int] = (4, 4, 9)) -> None:

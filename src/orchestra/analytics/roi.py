@@ -227,7 +227,7 @@ def compute_roi(
     if baseline is None and adopted is not None:
         baseline = Period(adopted - (period.end - period.start), adopted, "baseline")
     b = load_dataset(session, scope, period)
-    cost = b.ledger_nano / NANO
+    cost = int(b.ledger_nano) / NANO  # PostgreSQL sums to Decimal
     if baseline is None:
         empty = TimeChange("cycle_time", "none", None, None, (), ())
         cycle, lead = empty, TimeChange("lead_time", "none", None, None, (), ())
