@@ -6,14 +6,12 @@ met, missed or unknown."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
+from orchestra.analytics.datafiles import data_versions, load_data
 from orchestra.analytics.dataset import load_dataset
-from orchestra.analytics.errors import AnalyticsError
 from orchestra.analytics.kpis import Figure
 from orchestra.analytics.report import InsightSettings, KPIReport, kpi_report
 from orchestra.analytics.scope import Period, Principal
@@ -36,23 +34,12 @@ DIMENSIONS = ("technical", "process", "organisational", "cultural")
 
 def maturity_rule_versions() -> list[str]:
     """The maturity rule versions shipped."""
-    folder = resources.files("orchestra.analytics") / "rules"
-    return sorted(
-        p.name.removeprefix("maturity-").removesuffix(".json")
-        for p in folder.iterdir()
-        if p.name.startswith("maturity-") and p.name.endswith(".json")
-    )
+    return data_versions("rules", "maturity")
 
 
 def load_maturity_rules(version: str = DEFAULT_RULES) -> dict[str, Any]:
     """The maturity rules of ``version``."""
-    if version not in maturity_rule_versions():
-        raise AnalyticsError(
-            f"no maturity rules {version!r}", hint="one of: " + ", ".join(maturity_rule_versions())
-        )
-    path = resources.files("orchestra.analytics") / "rules" / f"maturity-{version}.json"
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+    return load_data("rules", "maturity", version, "maturity rules")
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 from sqlalchemy import select
 
+from orchestra.analytics.datafiles import load_data
 from orchestra.analytics.errors import AnalyticsError
 from orchestra.analytics.maturity import (
     DEFAULT_RULES,
@@ -34,12 +34,7 @@ DEFAULT_ROADMAPS = "1"
 
 def load_roadmaps(version: str = DEFAULT_ROADMAPS) -> dict[str, Any]:
     """The roadmap templates of ``version``."""
-    path = resources.files("orchestra.analytics") / "rules" / f"roadmaps-{version}.json"
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise AnalyticsError(f"no roadmaps {version!r}", hint="version 1 ships") from exc
-    return data
+    return load_data("rules", "roadmaps", version, "roadmaps")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -39,6 +41,7 @@ from orchestra.cli.insight import (
 from orchestra.cli.output import console, fail, print_json
 from orchestra.config import load_config
 from orchestra.errors import AnalyticsError, OrchestraError
+from orchestra.store import Database
 
 
 def _day(text: str | None, flag: str) -> datetime | None:
@@ -48,6 +51,19 @@ def _day(text: str | None, flag: str) -> datetime | None:
         return datetime.fromisoformat(text).replace(tzinfo=UTC)
     except ValueError as exc:
         raise AnalyticsError(f"{flag} {text!r} is not a date", hint="give YYYY-MM-DD") from exc
+
+
+@contextmanager
+def _database(database: str | None) -> Iterator[Database]:
+    """The open database; an Orchestra error raised inside becomes the CLI's failure."""
+    try:
+        db = _open(database)
+        try:
+            yield db
+        finally:
+            db.dispose()
+    except OrchestraError as exc:
+        raise fail(exc) from exc
 
 
 def _money(value: float | None) -> str:
@@ -109,7 +125,7 @@ def roi(
     json_out: JsonOption = False,
 ) -> None:
     """ROI of the AI spend from recorded data, with its assumptions and a 95% interval."""
-    try:
+    with _database(database) as db:
         section = load_config(config_path).insight
         assumed = Assumptions(
             cost_per_hour if cost_per_hour is not None else section.roi.cost_per_developer_hour,
@@ -119,22 +135,16 @@ def roi(
             raise AnalyticsError("--effort-share must be in (0, 1]", hint="for example 0.5")
         if assumed.cost_per_developer_hour is not None and assumed.cost_per_developer_hour <= 0:
             raise AnalyticsError("--cost-per-hour must be positive", hint="for example 95")
-        db = _open(database)
-        try:
-            report = roi_report(
-                db,
-                _asker(db, who),
-                unit=unit,
-                period=parse_period(period),
-                assumed=assumed,
-                adopted_at=_day(adopted_on, "--adopted-on"),
-                baseline=None if baseline is None else parse_period(baseline),
-                aliases=dict(section.aliases),
-            )
-        finally:
-            db.dispose()
-    except OrchestraError as exc:
-        raise fail(exc) from exc
+        report = roi_report(
+            db,
+            _asker(db, who),
+            unit=unit,
+            period=parse_period(period),
+            assumed=assumed,
+            adopted_at=_day(adopted_on, "--adopted-on"),
+            baseline=None if baseline is None else parse_period(baseline),
+            aliases=dict(section.aliases),
+        )
     if json_out:
         print_json(report.to_dict())
     else:
@@ -179,17 +189,11 @@ def maturity(
 ) -> None:
     """Maturity in four dimensions, each score with its evidence, and readiness for the
     next stage."""
-    try:
+    with _database(database) as db:
         settings = _settings(config_path)
-        db = _open(database)
-        try:
-            found = assess_maturity(
-                db, _asker(db, who), unit=unit, period=parse_period(period), settings=settings
-            )
-        finally:
-            db.dispose()
-    except OrchestraError as exc:
-        raise fail(exc) from exc
+        found = assess_maturity(
+            db, _asker(db, who), unit=unit, period=parse_period(period), settings=settings
+        )
     if json_out:
         print_json(found.to_dict())
     else:
@@ -237,24 +241,18 @@ def plan(
     json_out: JsonOption = False,
 ) -> None:
     """A transition plan to TARGET: readiness, gaps, phases, exit criteria, progress."""
-    try:
+    with _database(database) as db:
         settings = _settings(config_path)
-        db = _open(database)
-        try:
-            found = plan_transition(
-                db,
-                _asker(db, who),
-                target=target,
-                unit=unit,
-                period=parse_period(period),
-                start=_day(start, "--start"),
-                record=record,
-                settings=settings,
-            )
-        finally:
-            db.dispose()
-    except OrchestraError as exc:
-        raise fail(exc) from exc
+        found = plan_transition(
+            db,
+            _asker(db, who),
+            target=target,
+            unit=unit,
+            period=parse_period(period),
+            start=_day(start, "--start"),
+            record=record,
+            settings=settings,
+        )
     if json_out:
         print_json(found.to_dict())
     else:
@@ -280,39 +278,24 @@ def survey_open(
     database: DatabaseOption = None,
 ) -> None:
     """Open a survey round (admins and leads)."""
-    try:
-        db = _open(database)
-        try:
-            open_survey_round(db, _asker(db, who), round_id, title)
-        finally:
-            db.dispose()
-    except OrchestraError as exc:
-        raise fail(exc) from exc
+    with _database(database) as db:
+        open_survey_round(db, _asker(db, who), round_id, title)
     console().print(f"round {round_id} is open", markup=False)
 
 
 @survey_app.command("close")
 def survey_close(round_id: RoundArg, who: AsOption = None, database: DatabaseOption = None) -> None:
     """Close a survey round (admins and leads)."""
-    try:
-        db = _open(database)
-        try:
-            close_survey_round(db, _asker(db, who), round_id)
-        finally:
-            db.dispose()
-    except OrchestraError as exc:
-        raise fail(exc) from exc
+    with _database(database) as db:
+        close_survey_round(db, _asker(db, who), round_id)
     console().print(f"round {round_id} is closed", markup=False)
 
 
 @survey_app.command("list")
 def survey_list(database: DatabaseOption = None, json_out: JsonOption = False) -> None:
     """Survey rounds with how many answered."""
-    db = _open(database)
-    try:
+    with _database(database) as db:
         rounds = list_survey_rounds(db)
-    finally:
-        db.dispose()
     if json_out:
         print_json(
             [
@@ -342,21 +325,15 @@ def survey_answer(
     database: DatabaseOption = None,
 ) -> None:
     """Answer a round, once (your answer is stored without your name)."""
-    try:
-        db = _open(database)
-        try:
-            answer_survey(
-                db,
-                _asker(db, who).name,
-                round_id,
-                satisfaction=satisfaction,
-                quality=quality,
-                recommend=recommend,
-            )
-        finally:
-            db.dispose()
-    except OrchestraError as exc:
-        raise fail(exc) from exc
+    with _database(database) as db:
+        answer_survey(
+            db,
+            _asker(db, who).name,
+            round_id,
+            satisfaction=satisfaction,
+            quality=quality,
+            recommend=recommend,
+        )
     console().print("thank you: your answer is recorded without your name", markup=False)
 
 
@@ -370,14 +347,8 @@ def survey_results_cmd(
     json_out: JsonOption = False,
 ) -> None:
     """A round's results for a unit; fewer than 5 answers read "too few answers"."""
-    try:
-        db = _open(database)
-        try:
-            result = survey_results(db, round_id, unit=unit)
-        finally:
-            db.dispose()
-    except OrchestraError as exc:
-        raise fail(exc) from exc
+    with _database(database) as db:
+        result = survey_results(db, round_id, unit=unit)
     out = result.to_dict()
     if json_out:
         print_json(out)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -139,68 +140,65 @@ class _Handlers:
         secret = secret or _key_of(request)
         return await asyncio.to_thread(self.principal_of, secret) if secret else None
 
-    async def roi(self, request: Request) -> JSONResponse:
+    async def _report(
+        self, request: Request, compute: Callable[[Principal, QueryParams], Any]
+    ) -> JSONResponse:
+        """``compute(principal, query)``'s ``to_dict()`` for a key holder (401 without a
+        key; an analytics error answers its status)."""
         who = await self.principal(request)
         if who is None:
             return JSONResponse(_UNAUTHORISED, status_code=401)
-        params = request.query_params
         try:
-            assumed = _assumptions(params, self.assumed)
-            baseline = params.get("baseline")
-            report = await asyncio.to_thread(
-                roi_report,
-                self.database(),
-                who,
-                unit=params.get("unit"),
-                period=parse_period(params.get("period")),
-                assumed=assumed,
-                adopted_at=_date(params.get("adopted_on")),
-                baseline=parse_period(baseline) if baseline else None,
-                aliases=self.aliases,
-            )
+            found = await asyncio.to_thread(compute, who, request.query_params)
         except AnalyticsError as exc:
             return _error(exc)
-        return JSONResponse(report.to_dict())
+        return JSONResponse(found.to_dict())
+
+    def _roi(self, who: Principal, params: QueryParams) -> Any:
+        baseline = params.get("baseline")
+        return roi_report(
+            self.database(),
+            who,
+            unit=params.get("unit"),
+            period=parse_period(params.get("period")),
+            assumed=_assumptions(params, self.assumed),
+            adopted_at=_date(params.get("adopted_on")),
+            baseline=parse_period(baseline) if baseline else None,
+            aliases=self.aliases,
+        )
+
+    def _maturity(self, who: Principal, params: QueryParams) -> Any:
+        return assess_maturity(
+            self.database(),
+            who,
+            unit=params.get("unit"),
+            period=parse_period(params.get("period")),
+            settings=self.settings,
+        )
+
+    def _plan(self, who: Principal, params: QueryParams) -> Any:
+        # never records a snapshot: `orchestra insight plan --record` does, from cron
+        return plan_transition(
+            self.database(),
+            who,
+            target=params.get("target") or "",
+            unit=params.get("unit"),
+            period=parse_period(params.get("period")),
+            start=_date(params.get("start")),
+            settings=self.settings,
+        )
+
+    async def roi(self, request: Request) -> JSONResponse:
+        """``GET /api/insight/roi``."""
+        return await self._report(request, self._roi)
 
     async def maturity(self, request: Request) -> JSONResponse:
-        who = await self.principal(request)
-        if who is None:
-            return JSONResponse(_UNAUTHORISED, status_code=401)
-        params = request.query_params
-        try:
-            found = await asyncio.to_thread(
-                assess_maturity,
-                self.database(),
-                who,
-                unit=params.get("unit"),
-                period=parse_period(params.get("period")),
-                settings=self.settings,
-            )
-        except AnalyticsError as exc:
-            return _error(exc)
-        return JSONResponse(found.to_dict())
+        """``GET /api/insight/maturity``."""
+        return await self._report(request, self._maturity)
 
     async def plan(self, request: Request) -> JSONResponse:
-        """Evaluates a plan; never records a snapshot (``orchestra insight plan --record``
-        does, from cron)."""
-        who = await self.principal(request)
-        if who is None:
-            return JSONResponse(_UNAUTHORISED, status_code=401)
-        params = request.query_params
-        try:
-            found = await asyncio.to_thread(
-                plan_transition,
-                self.database(),
-                who,
-                target=params.get("target") or "",
-                unit=params.get("unit"),
-                period=parse_period(params.get("period")),
-                start=_date(params.get("start")),
-                settings=self.settings,
-            )
-        except AnalyticsError as exc:
-            return _error(exc)
-        return JSONResponse(found.to_dict())
+        """``GET /api/insight/plan``."""
+        return await self._report(request, self._plan)
 
     async def rounds(self, request: Request) -> JSONResponse:
         if await self.principal(request) is None:
