@@ -27,7 +27,16 @@ from orchestra.analytics import (
 from orchestra.cli.app import app
 from orchestra.org import load_org
 from orchestra.store import Database
-from tests.analytics.fixtures import T0, github, ledger, pull_request, review, sqlite_database
+from tests.analytics.fixtures import (
+    T0,
+    github,
+    ledger,
+    organisation,
+    pull_request,
+    review,
+    served_app,
+    sqlite_database,
+)
 
 H = timedelta(hours=1)
 RULES = load_maturity_rules("1")
@@ -194,32 +203,15 @@ def test_plan_records_progress(
 
 
 def test_served_maturity_and_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestra.app import Orchestra
-    from orchestra.server.app import OPTIONS_ENV, ServeOptions, app_from_environment
-    from tests.analytics.fixtures import organisation
+    with served_app(tmp_path, monkeypatch, organisation, ["bob"]) as (served, keys):
+        bob = keys["bob"]
 
-    monkeypatch.setenv("ORCHESTRA_HOME", str(tmp_path / "home"))
-    config = tmp_path / "orchestra.yaml"
-    config.write_text("gateway:\n  port: 0\n")
-    url = f"sqlite:///{tmp_path / 'o.db'}"
-    with Orchestra.from_environment(config_path=config, database_url=url) as root:
-        organisation(root.database)
-        acc = root.accounting()
-        bob, _ = acc.keys.create("bob")
-        acc.close()
-    options = ServeOptions(
-        include_api=True, config_path=str(config), database_url=url, install_sighup=False
-    )
-    monkeypatch.setenv(OPTIONS_ENV, options.to_env())
-    served = app_from_environment()
+        async def get(path: str, key: str | None) -> httpx.Response:
+            headers = {"x-api-key": key} if key else {}
+            transport = httpx.ASGITransport(app=served)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await client.get(path, headers=headers)
 
-    async def get(path: str, key: str | None) -> httpx.Response:
-        headers = {"x-api-key": key} if key else {}
-        transport = httpx.ASGITransport(app=served)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            return await client.get(path, headers=headers)
-
-    try:
         assert asyncio.run(get("/api/insight/maturity", None)).status_code == 401
         squad = asyncio.run(get("/api/insight/maturity?unit=payments", bob))
         assert squad.status_code == 200
@@ -232,6 +224,3 @@ def test_served_maturity_and_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert roi.status_code == 400
         roi = asyncio.run(get("/api/insight/roi", bob))
         assert roi.status_code == 200 and roi.json()["roi"] is None
-    finally:
-        for hook in served.shutdown_hooks:
-            asyncio.run(hook())

@@ -29,6 +29,7 @@ from orchestra.config import OrganisationSection
 from orchestra.org import build_org_tree, load_org, sync_org
 from orchestra.store import Database
 from orchestra.store.tables.insight2 import InsightSurveyAnswerRow
+from tests.analytics.fixtures import served_app
 
 PAYMENTS = [f"p{i}" for i in range(1, 7)]
 SEARCH = ["s1", "s2", "s3"]
@@ -198,53 +199,32 @@ def test_cli_answer_and_results(
 
 
 def test_served_form_posts_an_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestra.app import Orchestra
-    from orchestra.server.app import OPTIONS_ENV, ServeOptions, app_from_environment
+    def seed(db: Database) -> None:
+        _organisation(db)
+        open_survey_round(db, principal_in(load_org(db), "root"), "q4", "<b>Q4</b>")
 
-    monkeypatch.setenv("ORCHESTRA_HOME", str(tmp_path / "home"))
-    config = tmp_path / "orchestra.yaml"
-    config.write_text("gateway:\n  port: 0\n")
-    url = f"sqlite:///{tmp_path / 'o.db'}"
-    with Orchestra.from_environment(config_path=config, database_url=url) as root:
-        _organisation(root.database)
-        open_survey_round(
-            root.database, principal_in(load_org(root.database), "root"), "q4", "<b>Q4</b>"
-        )
-        acc = root.accounting()
-        p1, _ = acc.keys.create("p1")
-        acc.close()
-    options = ServeOptions(
-        include_api=True, config_path=str(config), database_url=url, install_sighup=False
-    )
-    monkeypatch.setenv(OPTIONS_ENV, options.to_env())
-    served = app_from_environment()
+    with served_app(tmp_path, monkeypatch, seed, ["p1"]) as (served, keys):
+        p1 = keys["p1"]
 
-    async def scenario() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=served)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            form = {"satisfaction": "4", "quality": "3", "recommend": "9"}
-            return [
-                await client.get("/survey/q4"),
-                await client.get("/survey/nope"),
-                await client.post("/api/insight/surveys/q4/answers", data={**form, "key": "x"}),
-                await client.post("/api/insight/surveys/q4/answers", data={**form, "key": p1}),
-                await client.post(
-                    "/api/insight/surveys/q4/answers", json=form, headers={"x-api-key": p1}
-                ),
-                await client.get("/api/insight/surveys/q4/results", headers={"x-api-key": p1}),
-                await client.get("/api/insight/surveys/q4/results"),
-                await client.post(
-                    "/api/insight/surveys/q4/answers",
-                    json={**form, "quality": "9"},
-                    headers={"x-api-key": p1},
-                ),
-            ]
+        async def scenario() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=served)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                form = {"satisfaction": "4", "quality": "3", "recommend": "9"}
+                answers = "/api/insight/surveys/q4/answers"
+                return [
+                    await client.get("/survey/q4"),
+                    await client.get("/survey/nope"),
+                    await client.post(answers, data={**form, "key": "x"}),
+                    await client.post(answers, data={**form, "key": p1}),
+                    await client.post(answers, json=form, headers={"x-api-key": p1}),
+                    await client.get("/api/insight/surveys/q4/results", headers={"x-api-key": p1}),
+                    await client.get("/api/insight/surveys/q4/results"),
+                    await client.post(
+                        answers, json={**form, "quality": "9"}, headers={"x-api-key": p1}
+                    ),
+                ]
 
-    try:
         page, missing, bad_key, posted, twice, results, anonymous, bad = asyncio.run(scenario())
-    finally:
-        for hook in served.shutdown_hooks:
-            asyncio.run(hook())
     assert page.status_code == 200
     assert "&lt;b&gt;Q4&lt;/b&gt;" in page.text and "<b>Q4</b>" not in page.text
     assert 'action="/api/insight/surveys/q4/answers"' in page.text
