@@ -4,6 +4,7 @@ assumptions; and every way the figure is unknown."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from orchestra.cli.app import app
 from orchestra.org import load_org
 from orchestra.store import Database
 from orchestra.store.tables.insight import InsightCommitRow
-from tests.analytics.fixtures import ledger, organisation
+from tests.analytics.fixtures import ledger, organisation, sqlite_database
 
 ADOPTED = datetime(2026, 10, 1, tzinfo=UTC)
 PERIOD = "2026-10-01..2026-12-30"  # 90 days from adoption; the baseline is the 90 before
@@ -31,6 +32,14 @@ def db(database: Database) -> Database:
     """SQLite, and PostgreSQL where configured, with the fixtures' organisation."""
     organisation(database)
     return database
+
+
+@pytest.fixture
+def lite(tmp_path: Path) -> Iterator[Database]:
+    """SQLite only, for what does not depend on the backend."""
+    database = sqlite_database(tmp_path)
+    yield database
+    database.dispose()
 
 
 def _commit(
@@ -151,8 +160,9 @@ def test_bootstrap_interval_golden() -> None:
     ],
 )
 def test_roi_is_unknown_when_the_data_cannot_support_it(
-    db: Database, setup: str, assumed: Assumptions, unit: str | None, reason: str
+    lite: Database, setup: str, assumed: Assumptions, unit: str | None, reason: str
 ) -> None:
+    db = lite
     if setup == "full":
         seeded(db)
     elif setup == "few-baseline":
@@ -167,7 +177,8 @@ def test_roi_is_unknown_when_the_data_cannot_support_it(
     assert isinstance(unknown, str) and unknown.startswith(reason), unknown
 
 
-def test_no_ai_cost_in_the_period_is_unknown(db: Database) -> None:
+def test_no_ai_cost_in_the_period_is_unknown(lite: Database) -> None:
+    db = lite
     seeded(db)
     out = roi_report(
         db,
@@ -195,8 +206,9 @@ def test_branch_commits_stop_at_the_first_parents_history() -> None:
 
 
 def test_cli_roi_json_and_text(
-    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lite: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    db = lite
     monkeypatch.chdir(tmp_path)
     seeded(db)
     url = str(db.engine.url)
