@@ -199,7 +199,7 @@ def test_plan_records_progress(
     backwards = runner.invoke(
         app, ["insight", "plan", "individual", "--as", "root", "--database", str(db.engine.url)]
     )
-    assert backwards.exit_code == 2 and "later stage" in backwards.output
+    assert backwards.exit_code == 2 and "one of: medium, large, enterprise" in backwards.output
 
 
 def test_served_maturity_and_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestra.analytics.dataset import aware, ledger_filter, load_dataset
+from orchestra.analytics.dataset import Dataset, aware, ledger_filter, load_dataset
 from orchestra.analytics.errors import AnalyticsError
 from orchestra.analytics.gitmerges import merge_time_pairs
 from orchestra.analytics.kpis import NANO, cycle_time_pairs, lead_time_pairs
@@ -183,9 +183,10 @@ def _time_change(
     )
 
 
-def _cycle_change(session: Session, scope: Scope, before: Period, after: Period) -> TimeChange:
-    a = load_dataset(session, scope, before)
-    b = load_dataset(session, scope, after)
+def _cycle_change(session: Session, a: Dataset, b: Dataset) -> TimeChange:
+    """Cycle times of the pull/merge requests when both periods have enough, else of the
+    git merges."""
+    scope, before, after = a.scope, a.period, b.period
     from_changes = _time_change("cycle_time", "changes", cycle_time_pairs(a), cycle_time_pairs(b))
     if from_changes.source != "none":
         return from_changes
@@ -232,13 +233,9 @@ def compute_roi(
         empty = TimeChange("cycle_time", "none", None, None, (), ())
         cycle, lead = empty, TimeChange("lead_time", "none", None, None, (), ())
     else:
-        cycle = _cycle_change(session, scope, baseline, period)
-        lead = _time_change(
-            "lead_time",
-            "changes",
-            lead_time_pairs(load_dataset(session, scope, baseline)),
-            lead_time_pairs(b),
-        )
+        a = load_dataset(session, scope, baseline)
+        cycle = _cycle_change(session, a, b)
+        lead = _time_change("lead_time", "changes", lead_time_pairs(a), lead_time_pairs(b))
     unknown = _unknown(adopted, cost, cycle, assumed)
     changes = len(cycle.rows)
     saved = value = roi = None

@@ -185,11 +185,9 @@ def plan_transition(
     assessment = assess_maturity(db, principal, unit=unit, period=period, settings=settings)
     current = assessment.stage
     if target not in names or names.index(target) <= names.index(current):
-        raise AnalyticsError(
-            f"cannot plan from {current} to {target!r}",
-            hint="the target must be a later stage: "
-            + ", ".join(names[names.index(current) + 1 :]),
-        )
+        later = names[names.index(current) + 1 :]
+        hint = f"{current} is the last stage" if not later else "one of: " + ", ".join(later)
+        raise AnalyticsError(f"cannot plan from {current} to {target!r}", hint=hint)
     rules = load_maturity_rules(DEFAULT_RULES)
     readiness = evaluate_readiness(
         target, rules, assessment.dimensions, assessment.figures, settings.stage_targets
