@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import Result
 from sqlalchemy import inspect, select
 from typer.testing import CliRunner
 
@@ -39,25 +40,25 @@ SEARCH = ["s1", "s2", "s3"]
 GOLDEN = [(5, 4, 10), (4, 4, 9), (4, 3, 9), (3, 3, 7), (2, 1, 3)]
 
 
+ORGANISATION = {
+    "name": "acme",
+    "units": [
+        {"name": "retail", "kind": "division"},
+        {"name": "checkout", "kind": "tribe", "parent": "retail"},
+        {"name": "payments", "kind": "squad", "parent": "checkout"},
+        {"name": "search", "kind": "squad", "parent": "retail"},
+    ],
+    "developers": [
+        *({"name": n, "unit": "payments"} for n in PAYMENTS),
+        *({"name": n, "unit": "search"} for n in SEARCH),
+        {"name": "lead", "unit": "checkout", "role": "lead"},
+        {"name": "root", "role": "admin"},
+    ],
+}
+
+
 def _organisation(db: Database) -> None:
-    section = OrganisationSection.model_validate(
-        {
-            "name": "acme",
-            "units": [
-                {"name": "retail", "kind": "division"},
-                {"name": "checkout", "kind": "tribe", "parent": "retail"},
-                {"name": "payments", "kind": "squad", "parent": "checkout"},
-                {"name": "search", "kind": "squad", "parent": "retail"},
-            ],
-            "developers": [
-                *({"name": n, "unit": "payments"} for n in PAYMENTS),
-                *({"name": n, "unit": "search"} for n in SEARCH),
-                {"name": "lead", "unit": "checkout", "role": "lead"},
-                {"name": "root", "role": "admin"},
-            ],
-        }
-    )
-    sync_org(db, build_org_tree(section))
+    sync_org(db, build_org_tree(OrganisationSection.model_validate(ORGANISATION)))
 
 
 def _opened(database: Database) -> Database:
@@ -171,40 +172,31 @@ def test_rounds_open_and_close_by_leads_and_admins_only(lite: Database) -> None:
 def test_cli_answer_and_results(
     lite: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = lite
     monkeypatch.chdir(tmp_path)
-    url = str(db.engine.url)
+    # the CLI answers as the configured developer, never as someone named on the line
+    (tmp_path / "orchestra.yaml").write_text(json.dumps({"organisation": ORGANISATION}))
+    url = str(lite.engine.url)
     runner = CliRunner()
-    for who, (s, q, r) in zip(PAYMENTS, GOLDEN, strict=False):
+
+    def answer(who: str, s: int, q: int, r: int) -> Result:
+        monkeypatch.setenv("ORCHESTRA_DEVELOPER", who)
         args = ["survey", "answer", "2026-q4", "--satisfaction", str(s), "--quality", str(q)]
-        done = runner.invoke(app, [*args, "--recommend", str(r), "--as", who, "--database", url])
+        return runner.invoke(app, [*args, "--recommend", str(r), "--database", url])
+
+    for who, scores in zip(PAYMENTS, GOLDEN, strict=False):
+        done = answer(who, *scores)
         assert done.exit_code == 0, done.output
-    again = runner.invoke(
-        app,
-        [
-            "survey",
-            "answer",
-            "2026-q4",
-            "--satisfaction",
-            "1",
-            "--quality",
-            "1",
-            "--recommend",
-            "1",
-            "--as",
-            "p1",
-            "--database",
-            url,
-        ],
-    )
+    again = answer("p1", 1, 1, 1)
     assert again.exit_code == 2 and "already answered" in again.output
-    out = runner.invoke(
-        app, ["survey", "results", "2026-q4", "--unit", "payments", "--database", url, "--json"]
-    )
+    stranger = answer("mallory", 1, 1, 1)
+    assert stranger.exit_code == 2 and "not in organisation.developers" in stranger.output
+    monkeypatch.setenv("ORCHESTRA_DEVELOPER", "p6")
+    refused = runner.invoke(app, ["survey", "close", "2026-q4", "--database", url])
+    assert refused.exit_code == 2 and "admins and leads" in refused.output
+    results = ["survey", "results", "2026-q4", "--database", url]
+    out = runner.invoke(app, [*results, "--unit", "payments", "--json"])
     assert json.loads(out.output)["nps"] == pytest.approx(40.0)
-    text = runner.invoke(
-        app, ["survey", "results", "2026-q4", "--unit", "search", "--database", url]
-    )
+    text = runner.invoke(app, [*results, "--unit", "search"])
     assert "squad search: too few answers" in text.output
     listed = runner.invoke(app, ["survey", "list", "--database", url, "--json"])
     assert json.loads(listed.output)[0]["respondents"] == 5

@@ -12,6 +12,7 @@ import typer
 
 from orchestra.analytics import (
     QUESTIONS,
+    Asker,
     Assumptions,
     InsightSettings,
     MaturityAssessment,
@@ -24,6 +25,7 @@ from orchestra.analytics import (
     open_survey_round,
     parse_period,
     plan_transition,
+    principal_in,
     roi_report,
     survey_results,
 )
@@ -41,6 +43,8 @@ from orchestra.cli.insight import (
 from orchestra.cli.output import console, fail, print_json
 from orchestra.config import load_config
 from orchestra.errors import AnalyticsError, OrchestraError
+from orchestra.identity import IdentityDirectory
+from orchestra.org import load_org
 from orchestra.store import Database
 
 
@@ -265,6 +269,13 @@ survey_app = typer.Typer(
 RoundArg = Annotated[str, typer.Argument(help="The survey round (e.g. 2026-q4).")]
 
 
+def _configured(db: Database, config_path: Path | None) -> Asker:
+    """The configured developer (never ``--as``: these commands change records), with the
+    role stored for them."""
+    identity = IdentityDirectory(load_config(config_path)).cli_identity()
+    return principal_in(load_org(db), identity.principal.id)
+
+
 def _score(name: str) -> object:
     low, high, wording = QUESTIONS[name]
     return typer.Option(f"--{name}", min=low, max=high, help=f"{wording} ({low}-{high})")
@@ -274,20 +285,22 @@ def _score(name: str) -> object:
 def survey_open(
     round_id: RoundArg,
     title: Annotated[str, typer.Option("--title", help="Shown on the form.")] = "Developer survey",
-    who: AsOption = None,
+    config_path: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Open a survey round (admins and leads)."""
+    """Open a survey round (admins and leads), as the configured developer."""
     with _database(database) as db:
-        open_survey_round(db, _asker(db, who), round_id, title)
+        open_survey_round(db, _configured(db, config_path), round_id, title)
     console().print(f"round {round_id} is open", markup=False)
 
 
 @survey_app.command("close")
-def survey_close(round_id: RoundArg, who: AsOption = None, database: DatabaseOption = None) -> None:
-    """Close a survey round (admins and leads)."""
+def survey_close(
+    round_id: RoundArg, config_path: ConfigOption = None, database: DatabaseOption = None
+) -> None:
+    """Close a survey round (admins and leads), as the configured developer."""
     with _database(database) as db:
-        close_survey_round(db, _asker(db, who), round_id)
+        close_survey_round(db, _configured(db, config_path), round_id)
     console().print(f"round {round_id} is closed", markup=False)
 
 
@@ -321,14 +334,15 @@ def survey_answer(
     satisfaction: Annotated[int, _score("satisfaction")],
     quality: Annotated[int, _score("quality")],
     recommend: Annotated[int, _score("recommend")],
-    who: AsOption = None,
+    config_path: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Answer a round, once (your answer is stored without your name)."""
+    """Answer a round, once, as the configured developer (``$ORCHESTRA_DEVELOPER``, else
+    ``identity.cli_developer``); the answer is stored without your name."""
     with _database(database) as db:
         answer_survey(
             db,
-            _asker(db, who).name,
+            _configured(db, config_path).name,
             round_id,
             satisfaction=satisfaction,
             quality=quality,
