@@ -4,6 +4,7 @@ assumptions; and every way the figure is unknown."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,8 +12,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestra.analytics import Assumptions, bootstrap_interval, parse_period, roi_report
-from orchestra.analytics.gitmerges import branch_commits
+from orchestra.analytics import (
+    Assumptions,
+    bootstrap_interval,
+    import_git_history,
+    parse_period,
+    resolve_scope,
+    roi_report,
+)
+from orchestra.analytics.gitmerges import branch_commits, merge_time_pairs
 from orchestra.analytics.scope import principal_in
 from orchestra.cli.app import app
 from orchestra.org import load_org
@@ -226,3 +234,44 @@ def test_cli_roi_json_and_text(
     )
     bad = runner.invoke(app, [*base, "--effort-share", "2"])
     assert bad.exit_code == 2 and "effort-share" in bad.output
+
+
+def _git(path: Path, when: datetime, *args: str) -> None:
+    stamp = when.isoformat()
+    env = {
+        "GIT_AUTHOR_NAME": "Alice",
+        "GIT_AUTHOR_EMAIL": "alice@acme.test",
+        "GIT_COMMITTER_NAME": "Bob",
+        "GIT_COMMITTER_EMAIL": "bob@acme.test",
+        "GIT_AUTHOR_DATE": stamp,
+        "GIT_COMMITTER_DATE": stamp,
+        "HOME": str(path),
+    }
+    subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True, env=env)
+
+
+def test_time_to_merge_from_an_imported_repository(lite: Database, tmp_path: Path) -> None:
+    """A real history through `orchestra insight import git`: a branch whose first commit
+    was 30 h before its merge, and main moving on meanwhile (its commit is not the branch's)."""
+    path = tmp_path / "shop"
+    path.mkdir()
+    t = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    _git(path, t, "init", "-q", "-b", "main")
+    _git(path, t, "commit", "-q", "--allow-empty", "-m", "root")
+    _git(path, t, "checkout", "-q", "-b", "feature")
+    _git(path, t + timedelta(hours=1), "commit", "-q", "--allow-empty", "-m", "first")
+    _git(path, t + timedelta(hours=20), "commit", "-q", "--allow-empty", "-m", "second")
+    _git(path, t + timedelta(hours=2), "checkout", "-q", "main")
+    _git(path, t + timedelta(hours=2), "commit", "-q", "--allow-empty", "-m", "main moves")
+    _git(path, t + timedelta(hours=31), "merge", "-q", "--no-ff", "feature", "-m", "merge")
+    import_git_history(lite, "acme/shop", path)
+    tree = load_org(lite)
+    assert tree is not None
+    period = parse_period("2026-11")
+    with lite.session() as session:
+        everyone = merge_time_pairs(session, resolve_scope(tree, None), period)
+        payments = merge_time_pairs(session, resolve_scope(tree, "payments"), period)
+        search = merge_time_pairs(session, resolve_scope(tree, "search"), period)
+    assert [hours for _, hours in everyone] == [30.0]
+    assert everyone[0][0].startswith("commit:acme/shop@")
+    assert payments == everyone and search == []  # alice (by e-mail) is in payments
