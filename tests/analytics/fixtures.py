@@ -3,6 +3,9 @@ the documentation lists for each event), an organisation, and ledger rows."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -197,3 +200,36 @@ def sqlite_database(path: Path) -> Database:
     database = open_database(f"sqlite:///{path / 'insight.db'}")
     organisation(database)
     return database
+
+
+@contextmanager
+def served_app(
+    tmp_path: Path,
+    monkeypatch: Any,
+    seed: Callable[[Database], None],
+    developers: list[str],
+) -> Iterator[tuple[Any, dict[str, str]]]:
+    """The app ``orchestra serve`` builds over a database ``seed`` filled, and a gateway key
+    for each of ``developers``; shut down on exit."""
+    from orchestra.app import Orchestra
+    from orchestra.server.app import OPTIONS_ENV, ServeOptions, app_from_environment
+
+    monkeypatch.setenv("ORCHESTRA_HOME", str(tmp_path / "home"))
+    config = tmp_path / "orchestra.yaml"
+    config.write_text("gateway:\n  port: 0\n")
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    with Orchestra.from_environment(config_path=config, database_url=url) as root:
+        seed(root.database)
+        acc = root.accounting()
+        keys = {name: acc.keys.create(name)[0] for name in developers}
+        acc.close()
+    options = ServeOptions(
+        include_api=True, config_path=str(config), database_url=url, install_sighup=False
+    )
+    monkeypatch.setenv(OPTIONS_ENV, options.to_env())
+    app = app_from_environment()
+    try:
+        yield app, keys
+    finally:
+        for hook in app.shutdown_hooks:
+            asyncio.run(hook())

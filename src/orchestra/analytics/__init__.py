@@ -1,6 +1,7 @@
 """Insight computed from what was recorded: changes, deployments and incidents (webhooks,
 files, git history), Orchestra's runs and ledger, the links between them, and KPIs with
-their definitions, drill-down rows, DORA bands and per-stage targets."""
+their definitions, drill-down rows, DORA bands and per-stage targets; ROI from recorded
+data; maturity; transition plans; surveys."""
 
 from orchestra.analytics.alerts import (
     Alert,
@@ -16,18 +17,37 @@ from orchestra.analytics.definitions import DEFINITIONS, DORA_KEYS, KPIDefinitio
 from orchestra.analytics.drilldown import RowRecord, row_records
 from orchestra.analytics.early_warnings import INDICATORS, Finding, Indicator, find_warnings
 from orchestra.analytics.errors import (
+    AlreadyAnswered,
     AnalyticsError,
+    InvalidAnswer,
     InvalidPeriod,
     InvalidSignature,
+    KeyRequired,
     MalformedPayload,
     NotVisible,
+    RoundClosed,
     UnknownKPI,
+    UnknownRound,
     UnknownUnit,
 )
 from orchestra.analytics.escalation import Escalator, Message
 from orchestra.analytics.gitlog import GitImport, import_git_history, is_ancestor
 from orchestra.analytics.kpis import FORMULAS, Figure
 from orchestra.analytics.links import link_all
+from orchestra.analytics.maturity import (
+    DIMENSIONS,
+    DimensionScore,
+    Evidence,
+    MaturityAssessment,
+    Readiness,
+    ReadinessCriterion,
+    assess_maturity,
+    evaluate_readiness,
+    load_maturity_rules,
+    maturity_rule_versions,
+    next_stage,
+    score_dimension,
+)
 from orchestra.analytics.payloads import IssueLabels, github_records, gitlab_records
 from orchestra.analytics.report import (
     InsightSettings,
@@ -35,6 +55,14 @@ from orchestra.analytics.report import (
     check_warnings,
     import_payload_file,
     kpi_report,
+)
+from orchestra.analytics.roi import (
+    Assumptions,
+    ROIReport,
+    TimeChange,
+    bootstrap_interval,
+    compute_roi,
+    roi_report,
 )
 from orchestra.analytics.scope import (
     Asker,
@@ -46,11 +74,31 @@ from orchestra.analytics.scope import (
     principal_in,
     resolve_scope,
 )
+from orchestra.analytics.signals import Signal
 from orchestra.analytics.stage_targets import (
     DEFAULT_TARGETS,
     TargetCheck,
     compare_targets,
     targets_for,
+)
+from orchestra.analytics.surveys import (
+    QUESTIONS,
+    SURVEY_MIN_GROUP,
+    SurveyResult,
+    SurveyRound,
+    answer_survey,
+    close_survey_round,
+    list_survey_rounds,
+    open_survey_round,
+    survey_results,
+)
+from orchestra.analytics.transition import (
+    ExitCriterion,
+    PlanPhase,
+    PlanSnapshot,
+    TransitionPlan,
+    load_roadmaps,
+    plan_transition,
 )
 from orchestra.analytics.trend import Trend, mann_kendall
 from orchestra.analytics.webhooks import (
@@ -65,44 +113,73 @@ from orchestra.analytics.webhooks import (
 __all__ = [
     "DEFAULT_TARGETS",
     "DEFINITIONS",
+    "DIMENSIONS",
     "DORA_KEYS",
     "FORMULAS",
     "INDICATORS",
+    "QUESTIONS",
+    "SURVEY_MIN_GROUP",
     "Alert",
     "AlertNotFound",
+    "AlreadyAnswered",
     "AnalyticsError",
     "Asker",
+    "Assumptions",
     "Band",
     "Delivery",
+    "DimensionScore",
     "Escalator",
+    "Evidence",
+    "ExitCriterion",
     "Figure",
     "Finding",
     "GitImport",
     "Indicator",
     "InsightSettings",
+    "InvalidAnswer",
     "InvalidPeriod",
     "InvalidSignature",
     "IssueLabels",
     "KPIDefinition",
     "KPIReport",
+    "KeyRequired",
     "MalformedPayload",
+    "MaturityAssessment",
     "Message",
     "NotVisible",
     "Period",
+    "PlanPhase",
+    "PlanSnapshot",
     "Principal",
+    "ROIReport",
+    "Readiness",
+    "ReadinessCriterion",
+    "RoundClosed",
     "RowRecord",
     "Scope",
+    "Signal",
+    "SurveyResult",
+    "SurveyRound",
     "TargetCheck",
+    "TimeChange",
+    "TransitionPlan",
     "Trend",
     "UnknownKPI",
+    "UnknownRound",
     "UnknownUnit",
     "acknowledge",
     "alert_history",
+    "answer_survey",
+    "assess_maturity",
     "band_versions",
+    "bootstrap_interval",
     "check_visible",
     "check_warnings",
+    "close_survey_round",
     "compare_targets",
+    "compute_roi",
     "definition",
+    "evaluate_readiness",
     "find_warnings",
     "github_records",
     "github_signature",
@@ -113,17 +190,27 @@ __all__ = [
     "kpi_report",
     "link_all",
     "list_alerts",
+    "list_survey_rounds",
     "load_bands",
+    "load_maturity_rules",
+    "load_roadmaps",
     "mann_kendall",
+    "maturity_rule_versions",
+    "next_stage",
+    "open_survey_round",
     "parse_json",
     "parse_period",
+    "plan_transition",
     "principal_in",
     "rate",
     "receive",
     "record_findings",
     "resolve",
     "resolve_scope",
+    "roi_report",
     "row_records",
+    "score_dimension",
+    "survey_results",
     "targets_for",
     "verify_github",
     "verify_gitlab",

@@ -6,12 +6,10 @@ adding a file. A value is placed in the first band, best first, whose bound it m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-from orchestra.analytics.errors import AnalyticsError
+from orchestra.analytics.datafiles import data_versions, load_data
 
 DEFAULT_BANDS = "2023"
 
@@ -27,24 +25,12 @@ class Band:
 
 def band_versions() -> list[str]:
     """The versions shipped (``2021``, ``2023`` ...)."""
-    folder = resources.files("orchestra.analytics") / "bands"
-    return sorted(
-        p.name.removeprefix("dora-").removesuffix(".json")
-        for p in folder.iterdir()
-        if p.name.startswith("dora-") and p.name.endswith(".json")
-    )
+    return data_versions("bands", "dora")
 
 
 def load_bands(version: str = DEFAULT_BANDS) -> dict[str, Any]:
     """The bands file of ``version``."""
-    if version not in band_versions():
-        raise AnalyticsError(
-            f"no DORA bands for {version!r}",
-            hint="one of: " + ", ".join(band_versions()),
-        )
-    path = resources.files("orchestra.analytics") / "bands" / f"dora-{version}.json"
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+    return load_data("bands", "dora", version, "DORA bands")
 
 
 def rate(kpi: str, value: float | None, version: str = DEFAULT_BANDS) -> Band | None:

@@ -54,6 +54,8 @@ class RunFacts:
     coverage: float | None = None
     findings: int | None = None
     """Bandit findings; ``None`` when the scan did not run."""
+    red_gate: bool = False
+    """Whether the run's report records the red gate (its new tests failed first)."""
 
 
 @dataclass
@@ -79,7 +81,8 @@ class Dataset:
         return [dst for k, dst in self.links.get((kind, ident), []) if k == to]
 
 
-def _ledger_filter(scope: Scope) -> ColumnElement[bool]:
+def ledger_filter(scope: Scope) -> ColumnElement[bool]:
+    """The ledger rows of ``scope`` (by their own unit columns)."""
     column = {
         "developer": Ledger.developer,
         "squad": Ledger.squad,
@@ -114,13 +117,14 @@ def _run_facts(run: RunRow, cost: int) -> RunFacts:
         cost,
         float(percent) if isinstance(percent, int | float) else None,
         findings,
+        report.get("red") is not None,
     )
 
 
 def _load_ledger(session: Session, data: Dataset) -> None:
     scope, period = data.scope, data.period
     where = (
-        _ledger_filter(scope),
+        ledger_filter(scope),
         Ledger.started_at >= period.start,
         Ledger.started_at < period.end,
     )
@@ -141,7 +145,7 @@ def _load_ledger(session: Session, data: Dataset) -> None:
     data.developer_months = dict(months)
     per_run = session.execute(
         select(Ledger.run_id, func.sum(Ledger.cost_nano))
-        .where(_ledger_filter(scope), Ledger.run_id.isnot(None))
+        .where(ledger_filter(scope), Ledger.run_id.isnot(None))
         .group_by(Ledger.run_id)
     )
     costs = {str(run_id): int(cost) for run_id, cost in per_run}

@@ -41,3 +41,33 @@ class UnknownUnit(AnalyticsError):
     """No unit or developer has this name."""
 
     status = 404
+
+
+class InvalidAnswer(AnalyticsError):
+    """A survey answer out of range, or a round name that cannot be used."""
+
+    status = 400
+
+
+class UnknownRound(AnalyticsError):
+    """No survey round has this name."""
+
+    status = 404
+
+
+class RoundClosed(AnalyticsError):
+    """The survey round is closed (or already exists, when opening it)."""
+
+    status = 409
+
+
+class AlreadyAnswered(AnalyticsError):
+    """This developer already answered this round (one answer each)."""
+
+    status = 409
+
+
+class KeyRequired(AnalyticsError):
+    """A route needs a valid gateway key and got none (or an unusable one)."""
+
+    status = 401

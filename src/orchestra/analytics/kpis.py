@@ -131,8 +131,9 @@ def change_failure_rate(data: Dataset) -> Figure:
     )
 
 
-def lead_time_for_changes(data: Dataset) -> Figure:
-    """Median hours from a change's opening to its first successful production deploy."""
+def lead_time_pairs(data: Dataset) -> list[tuple[str, float]]:
+    """Per change first deployed successfully in the period: (``change:<id>``, hours from
+    its opening to that deployment), the samples of the lead time (and of ROI's)."""
     deployments = {d.id: d for d in data.deployments if d.status == "success"}
     pairs: list[tuple[str, float]] = []
     for change in data.changes:
@@ -146,7 +147,12 @@ def lead_time_for_changes(data: Dataset) -> Figure:
             hours = _hours(change.created_at, first.finished_at)
             if hours is not None:
                 pairs.append((f"change:{change.id}", hours))
-    return _median("lead_time_for_changes", pairs)
+    return pairs
+
+
+def lead_time_for_changes(data: Dataset) -> Figure:
+    """Median hours from a change's opening to its first successful production deploy."""
+    return _median("lead_time_for_changes", lead_time_pairs(data))
 
 
 def time_to_restore(data: Dataset) -> Figure:
@@ -195,14 +201,18 @@ def tasks_per_week(data: Dataset) -> Figure:
     )
 
 
-def cycle_time(data: Dataset) -> Figure:
-    """Median hours from opening to merge."""
-    pairs = [
+def cycle_time_pairs(data: Dataset) -> list[tuple[str, float]]:
+    """Per change merged in the period: (``change:<id>``, hours from opening to merge)."""
+    return [
         (f"change:{c.id}", h)
         for c in _merged(data)
         if (h := _hours(c.created_at, c.merged_at)) is not None
     ]
-    return _median("cycle_time", pairs)
+
+
+def cycle_time(data: Dataset) -> Figure:
+    """Median hours from opening to merge."""
+    return _median("cycle_time", cycle_time_pairs(data))
 
 
 def review_time(data: Dataset) -> Figure:

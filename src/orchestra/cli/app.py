@@ -13,6 +13,7 @@ from orchestra.cli import (
     engine,
     gateway,
     insight,
+    insight_more,
     kb,
     org,
     policy,
@@ -48,6 +49,7 @@ for module in (
     policy,
     insight,
     capacity,
+    insight_more,
 ):
     module.register(app)
 

@@ -27,6 +27,7 @@ from orchestra.config.insight import (
     EscalationPath,
     InsightSection,
     IssueLabelsConfig,
+    ROIAssumptions,
     SMTPSettings,
     WarningSettings,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "OrganisationSection",
     "PoliciesSection",
     "ProviderConfig",
+    "ROIAssumptions",
     "RateLimitConfig",
     "RepositoriesSection",
     "RepositorySettings",

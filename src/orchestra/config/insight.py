@@ -50,6 +50,16 @@ class WarningSettings(StrictModel):
     """Indicator -> threshold, over the defaults (``docs/insight.md``)."""
 
 
+class ROIAssumptions(StrictModel):
+    """What ROI assumes rather than measures (``docs/roi.md``); unset: ROI is unknown
+    unless the CLI gives them."""
+
+    cost_per_developer_hour: float | None = Field(default=None, gt=0)
+    """Loaded cost of one developer-hour, USD."""
+    effort_share: float | None = Field(default=None, gt=0, le=1)
+    """Share of a change's elapsed cycle time that is paid developer effort."""
+
+
 class InsightSection(StrictModel):
     """Where insight's data comes from and what its figures are compared with."""
 
@@ -72,3 +82,4 @@ class InsightSection(StrictModel):
     """Unit name (or the organisation's) -> where its alerts go; a unit without one
     escalates to the nearest unit above it that has one."""
     smtp: SMTPSettings = Field(default_factory=SMTPSettings)
+    roi: ROIAssumptions = Field(default_factory=ROIAssumptions)

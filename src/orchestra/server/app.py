@@ -206,6 +206,7 @@ def _insight_routes(
     from orchestra.analytics import Principal, principal_in
     from orchestra.org import load_org
     from orchestra.server.insight import insight_routes, kpi_routes
+    from orchestra.server.insight_more import insight_more_routes
 
     root = Orchestra.from_environment(config=config, database_url=options.database_url)
     opened: list[Accounting] = []
@@ -221,6 +222,7 @@ def _insight_routes(
         return principal_in(load_org(root.database), record.developer, admin=record.admin)
 
     routes = kpi_routes(config, lambda: root.database, principal_of)
+    routes += insight_more_routes(config, lambda: root.database, principal_of)
     if config.insight.github_secret is not None or config.insight.gitlab_secret is not None:
         secrets = SecretStore(SecretBox.from_home(root.home))
         routes += insight_routes(config, root.database, secrets.get)

@@ -1,0 +1,298 @@
+"""REST routes of insight's ROI, maturity, transition plans and surveys, and the survey's
+web form.
+
+Every ``/api/insight/...`` route here takes a gateway key (``x-api-key`` or ``Authorization:
+Bearer``) like ``GET /api/insight/kpis``. ``GET /survey/{round}`` is one server-rendered
+page whose form posts to ``POST /api/insight/surveys/{round}/answers`` with the key in a
+password field (no cookie, so no cross-site request can answer for anyone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from orchestra.analytics import (
+    QUESTIONS,
+    AnalyticsError,
+    Assumptions,
+    InsightSettings,
+    InvalidAnswer,
+    KeyRequired,
+    Principal,
+    answer_survey,
+    assess_maturity,
+    list_survey_rounds,
+    parse_period,
+    plan_transition,
+    roi_report,
+    survey_results,
+)
+from orchestra.config import ROIAssumptions
+from orchestra.config.schema import OrchestraConfig
+from orchestra.server.insight import KeyPrincipal, _error, _key_of
+from orchestra.store import Database
+
+MAX_FORM = 16 * 1024
+
+_UNAUTHORISED = {
+    "error": "a valid gateway key is required",
+    "hint": "send it as x-api-key or Authorization: Bearer",
+}
+
+
+def _number(params: Any, name: str) -> float | None:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise InvalidAnswer(f"{name} must be a number", hint=f"for example {name}=0.5") from exc
+
+
+def _date(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise InvalidAnswer(f"{raw!r} is not a date", hint="YYYY-MM-DD") from exc
+
+
+def _form_page(round_id: str, title: str, message: str = "") -> str:
+    rid, heading = html.escape(round_id), html.escape(title)
+    fields = []
+    for name, (low, high, wording) in QUESTIONS.items():
+        options = "".join(
+            f'<label><input type="radio" name="{name}" value="{v}" required> {v}</label> '
+            for v in range(low, high + 1)
+        )
+        fields.append(
+            f"<fieldset><legend>{html.escape(wording)} ({low}-{high})</legend>{options}</fieldset>"
+        )
+    note = f'<p role="status">{html.escape(message)}</p>' if message else ""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{heading}</title></head><body><main><h1>{heading}</h1>{note}"
+        "<p>Your answer is stored without your name; results are shown only for groups of "
+        "five or more.</p>"
+        f'<form method="post" action="/api/insight/surveys/{rid}/answers">'
+        + "".join(fields)
+        + '<p><label>Your gateway key <input type="password" name="key" required '
+        'autocomplete="off"></label></p><button type="submit">Send</button></form>'
+        "</main></body></html>"
+    )
+
+
+def _assumptions(params: Any, default: ROIAssumptions) -> Assumptions:
+    per_hour = _number(params, "cost_per_hour")
+    share = _number(params, "effort_share")
+    assumed = Assumptions(
+        per_hour if per_hour is not None else default.cost_per_developer_hour,
+        share if share is not None else default.effort_share,
+    )
+    if assumed.effort_share is not None and not 0 < assumed.effort_share <= 1:
+        raise InvalidAnswer("effort_share must be in (0, 1]", hint="for example 0.5")
+    if assumed.cost_per_developer_hour is not None and assumed.cost_per_developer_hour <= 0:
+        raise InvalidAnswer("cost_per_hour must be positive", hint="for example 95")
+    return assumed
+
+
+def _fields(body: bytes, is_form: bool) -> dict[str, Any]:
+    """The answer's fields from a form or a JSON body (``ValueError`` if unreadable)."""
+    if is_form:
+        return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    data = json.loads(body or b"null")
+    return data if isinstance(data, dict) else {}
+
+
+_THANKS = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Thank you'
+    "</title></head><body><main><h1>Thank you</h1><p>Your answer is recorded "
+    "without your name.</p></main></body></html>"
+)
+
+
+class _Handlers:
+    """The routes' handlers over one database and key lookup."""
+
+    def __init__(
+        self, config: OrchestraConfig, database: Callable[[], Database], principal_of: KeyPrincipal
+    ) -> None:
+        self.aliases = dict(config.insight.aliases)
+        self.settings = InsightSettings.from_config(config.insight)
+        self.assumed = config.insight.roi
+        self.database = database
+        self.principal_of = principal_of
+
+    async def principal(self, request: Request, secret: str | None = None) -> Principal | None:
+        secret = secret or _key_of(request)
+        return await asyncio.to_thread(self.principal_of, secret) if secret else None
+
+    async def _report(
+        self, request: Request, compute: Callable[[Principal, QueryParams], Any]
+    ) -> JSONResponse:
+        """``compute(principal, query)``'s ``to_dict()`` for a key holder (401 without a
+        key; an analytics error answers its status)."""
+        who = await self.principal(request)
+        if who is None:
+            return JSONResponse(_UNAUTHORISED, status_code=401)
+        try:
+            found = await asyncio.to_thread(compute, who, request.query_params)
+        except AnalyticsError as exc:
+            return _error(exc)
+        return JSONResponse(found.to_dict())
+
+    def _roi(self, who: Principal, params: QueryParams) -> Any:
+        baseline = params.get("baseline")
+        return roi_report(
+            self.database(),
+            who,
+            unit=params.get("unit"),
+            period=parse_period(params.get("period")),
+            assumed=_assumptions(params, self.assumed),
+            adopted_at=_date(params.get("adopted_on")),
+            baseline=parse_period(baseline) if baseline else None,
+            aliases=self.aliases,
+        )
+
+    def _maturity(self, who: Principal, params: QueryParams) -> Any:
+        return assess_maturity(
+            self.database(),
+            who,
+            unit=params.get("unit"),
+            period=parse_period(params.get("period")),
+            settings=self.settings,
+        )
+
+    def _plan(self, who: Principal, params: QueryParams) -> Any:
+        # never records a snapshot: `orchestra insight plan --record` does, from cron
+        return plan_transition(
+            self.database(),
+            who,
+            target=params.get("target") or "",
+            unit=params.get("unit"),
+            period=parse_period(params.get("period")),
+            start=_date(params.get("start")),
+            settings=self.settings,
+        )
+
+    async def roi(self, request: Request) -> JSONResponse:
+        """``GET /api/insight/roi``."""
+        return await self._report(request, self._roi)
+
+    async def maturity(self, request: Request) -> JSONResponse:
+        """``GET /api/insight/maturity``."""
+        return await self._report(request, self._maturity)
+
+    async def plan(self, request: Request) -> JSONResponse:
+        """``GET /api/insight/plan``."""
+        return await self._report(request, self._plan)
+
+    async def rounds(self, request: Request) -> JSONResponse:
+        if await self.principal(request) is None:
+            return JSONResponse(_UNAUTHORISED, status_code=401)
+        found = await asyncio.to_thread(list_survey_rounds, self.database())
+        return JSONResponse(
+            [
+                {
+                    "round": r.id,
+                    "title": r.title,
+                    "opened_at": r.opened_at.isoformat(),
+                    "closed": r.closed_at is not None,
+                    "respondents": r.respondents,
+                }
+                for r in found
+            ]
+        )
+
+    async def results(self, request: Request) -> JSONResponse:
+        if await self.principal(request) is None:
+            return JSONResponse(_UNAUTHORISED, status_code=401)
+        try:
+            result = await asyncio.to_thread(
+                survey_results,
+                self.database(),
+                request.path_params["round"],
+                unit=request.query_params.get("unit"),
+            )
+        except AnalyticsError as exc:
+            return _error(exc)
+        return JSONResponse(result.to_dict())
+
+    async def answers(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_FORM:
+            return JSONResponse({"error": "answer too large"}, status_code=413)
+        content_type = request.headers.get("content-type", "")
+        is_form = content_type.startswith("application/x-www-form-urlencoded")
+        round_id = request.path_params["round"]
+        try:
+            fields = _fields(body, is_form)
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON", "hint": "send JSON"}, 400)
+        who = await self.principal(request, str(fields.pop("key", "")) or None)
+        try:
+            if who is None:
+                raise KeyRequired("a valid gateway key is required", hint=_UNAUTHORISED["hint"])
+            scores = {name: _whole(fields.get(name), name) for name in QUESTIONS}
+            await asyncio.to_thread(answer_survey, self.database(), who.name, round_id, **scores)
+        except AnalyticsError as exc:
+            if is_form:
+                return HTMLResponse(_form_page(round_id, "Survey", exc.message), exc.status)
+            return _error(exc)
+        if is_form:
+            return HTMLResponse(_THANKS, status_code=201)
+        return JSONResponse({"round": round_id, "recorded": True}, status_code=201)
+
+    async def form(self, request: Request) -> HTMLResponse:
+        round_id = request.path_params["round"]
+        found = await asyncio.to_thread(list_survey_rounds, self.database())
+        match = next((r for r in found if r.id == round_id), None)
+        if match is None:
+            return HTMLResponse(
+                "<!doctype html><title>Not found</title><p>No such survey.</p>", 404
+            )
+        if match.closed_at is not None:
+            return HTMLResponse(
+                "<!doctype html><title>Closed</title><p>This survey is closed.</p>", 409
+            )
+        return HTMLResponse(_form_page(match.id, match.title))
+
+
+def insight_more_routes(
+    config: OrchestraConfig, database: Callable[[], Database], principal_of: KeyPrincipal
+) -> list[BaseRoute]:
+    """ROI, maturity, plan and survey routes for ``build_app(extra_routes=...)``."""
+    h = _Handlers(config, database, principal_of)
+    return [
+        Route("/api/insight/roi", h.roi, methods=["GET"]),
+        Route("/api/insight/maturity", h.maturity, methods=["GET"]),
+        Route("/api/insight/plan", h.plan, methods=["GET"]),
+        Route("/api/insight/surveys", h.rounds, methods=["GET"]),
+        Route("/api/insight/surveys/{round}/results", h.results, methods=["GET"]),
+        Route("/api/insight/surveys/{round}/answers", h.answers, methods=["POST"]),
+        Route("/survey/{round}", h.form, methods=["GET"]),
+    ]
+
+
+def _whole(value: object, name: str) -> int:
+    try:
+        number = int(str(value))
+    except ValueError as exc:
+        low, high, _ = QUESTIONS[name]
+        raise InvalidAnswer(
+            f"{name} is missing or not a whole number", hint=f"{low}-{high}"
+        ) from exc
+    return number
