@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from orchestra.config.knowledge import EmbeddingConfig
 from orchestra.knowledge import model_cache, onnx_runtime
+from orchestra.knowledge.embeddings import LocalEmbedder, embedder_from_config
 from orchestra.knowledge.minilm import MiniLMEncoder
 
 from .test_minilm import REFERENCE
@@ -98,3 +100,11 @@ def test_a_second_int8_model_loads_from_the_cache_without_building(
     loaded = MiniLMEncoder(runtime="onnx-int8")
     texts = [s for s in REFERENCE["sentences"] if len(s) < 200]  # the short ones: fast
     assert np.array_equal(loaded.encode(texts), int8_encoder.encode(texts))
+
+
+def test_queries_use_the_cached_int8_model_by_default(int8_encoder: MiniLMEncoder) -> None:
+    embedder = embedder_from_config(EmbeddingConfig())
+    assert isinstance(embedder, LocalEmbedder)
+    assert embedder.encoder().runtime == "onnx-int8"
+    query = ["where do we keep refunds"]
+    assert np.array_equal(embedder.embed(query), int8_encoder.encode(query))
