@@ -107,7 +107,8 @@ def hybrid_fusion(
     *,
     vector_weight: float = HYBRID_VECTOR_WEIGHT,
 ) -> list[tuple[K, float]]:
-    """Hybrid search's rule: :func:`score_fusion` of cosine and BM25 scores."""
+    """:func:`score_fusion` of cosine and BM25 scores at a fixed weight (what
+    :func:`adaptive_fusion` applies with the weight it picks per query)."""
     if not 0.0 <= vector_weight <= 1.0:
         raise ValueError("vector_weight must be within [0, 1]")
     return score_fusion([vector_hits, text_hits], [vector_weight, 1.0 - vector_weight])
