@@ -29,7 +29,12 @@ from orchestra.knowledge.evaluation import (
     paired_difference,
     target_key,
 )
-from orchestra.knowledge.fusion import hybrid_fusion, reciprocal_rank_fusion
+from orchestra.knowledge.fusion import (
+    adaptive_fusion,
+    bm25_gap,
+    hybrid_fusion,
+    reciprocal_rank_fusion,
+)
 
 SETS = Path(__file__).parent / "sets"
 MODES = ("vector", "text", "hybrid")
@@ -172,6 +177,12 @@ def fusion_rules() -> dict[str, FusionRule]:
     rules: dict[str, FusionRule] = {}
     for weight in (0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9):
         rules[f"scores w={weight}"] = partial(_scores, weight=weight)
+    for sure in (0.4, 0.5, 0.6):
+        for unsure in (0.7, 0.8):
+            for gap in (0.1, 0.2):
+                for pin in (True, False):
+                    name = f"adaptive {sure}/{unsure} gap={gap}{' pin' if pin else ''}"
+                    rules[name] = partial(_adaptive, sure=sure, unsure=unsure, gap=gap, pin=pin)
     for text_weight in (0.3, 0.5, 0.7, 1.0):
         for k in (5, 10, 20, 60):
             rules[f"rrf bm25={text_weight} k={k}"] = partial(_rrf, text_weight=text_weight, k=k)
@@ -179,6 +190,15 @@ def fusion_rules() -> dict[str, FusionRule]:
 
 
 def _scores(vector: list[Any], text: list[Any], *, weight: float) -> list[Any]:
+    return hybrid_fusion(vector, text, vector_weight=weight)
+
+
+def _adaptive(
+    vector: list[Any], text: list[Any], *, sure: float, unsure: float, gap: float, pin: bool
+) -> list[Any]:
+    if pin:
+        return adaptive_fusion(vector, text, clear_gap=gap, sure_weight=sure, unsure_weight=unsure)
+    weight = sure if text and bm25_gap(text) >= gap else unsure
     return hybrid_fusion(vector, text, vector_weight=weight)
 
 

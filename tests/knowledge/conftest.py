@@ -26,10 +26,10 @@ def encoder() -> MiniLMEncoder:
 
 @pytest.fixture(scope="session")
 def int8_encoder() -> MiniLMEncoder:
-    """The int8 ONNX Runtime model that embeds bulk batches.
+    """The int8 ONNX Runtime model, the default for queries and bulk batches.
 
-    Building it (graph, quantisation, session) takes 2-7 s, so one per test session,
-    shared by test_minilm and test_ingest.
+    Its graph comes from the user's model cache (``~/.cache/orchestra/models``, as in
+    use): building it takes 2-7 s, once per machine; loading it, a fraction of a second.
     """
     return MiniLMEncoder(runtime="onnx-int8")
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestra.knowledge.fusion import hybrid_fusion, reciprocal_rank_fusion, score_fusion
+from orchestra.knowledge.fusion import (
+    adaptive_fusion,
+    bm25_gap,
+    hybrid_fusion,
+    reciprocal_rank_fusion,
+    score_fusion,
+)
 
 
 def test_agreement_beats_a_single_first_place() -> None:
@@ -67,3 +73,49 @@ def test_score_fusion_is_bounded_sorted_and_complete(
     assert scores == sorted(scores, reverse=True)
     assert {k for k, _ in fused} == {k for k, _ in [*vector, *text]}
     assert all(-1e-9 <= s <= 1 + 1e-9 for s in scores)
+
+
+def test_bm25_gap_is_the_normalised_lead_of_its_best_hit() -> None:
+    assert bm25_gap([("a", 20.0), ("b", 10.0), ("c", 0.0)]) == 0.5
+    assert bm25_gap([("a", 5.0), ("b", 5.0)]) == 0.0
+    assert bm25_gap([("a", 5.0)]) == 1.0
+
+
+def test_an_unsure_bm25_list_leaves_vectors_best_hit_first() -> None:
+    # BM25's best barely leads (gap 0.05): vector weighs 0.7, and its best stays first
+    # even though BM25's near-tie would lift another entry above it.
+    vector = [("v1", 0.60), ("t1", 0.59), ("v2", 0.30)]
+    text = [("t1", 10.5), ("t2", 10.0), ("v1", 0.5)]
+    assert next(k for k, _ in hybrid_fusion(vector, text, vector_weight=0.7)) == "t1"
+    fused = adaptive_fusion(vector, text)
+    assert [k for k, _ in fused][:2] == ["v1", "t1"]
+    scores = [s for _, s in fused]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_a_sure_bm25_list_weighs_as_much_as_vector() -> None:
+    # The query names what BM25 found (a clear lead): equal weights let it win.
+    vector = [("v1", 0.60), ("t1", 0.40), ("v2", 0.30)]
+    text = [("t1", 25.0), ("v2", 6.0), ("v1", 5.0)]
+    assert next(k for k, _ in adaptive_fusion(vector, text)) == "t1"
+    assert next(k for k, _ in hybrid_fusion(vector, text, vector_weight=0.7)) == "v1"
+
+
+def test_without_bm25_hits_adaptive_fusion_is_the_vector_ranking() -> None:
+    vector = [("a", 0.9), ("b", 0.8)]
+    assert [k for k, _ in adaptive_fusion(vector, [])] == ["a", "b"]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 20), st.floats(0, 1)), max_size=15),
+    st.lists(st.tuples(st.integers(0, 20), st.floats(0, 50)), max_size=15),
+)
+def test_adaptive_fusion_is_sorted_and_complete(
+    vector: list[tuple[int, float]], text: list[tuple[int, float]]
+) -> None:
+    vector.sort(key=lambda kv: -kv[1])
+    text.sort(key=lambda kv: -kv[1])
+    fused = adaptive_fusion(vector, text)
+    scores = [s for _, s in fused]
+    assert scores == sorted(scores, reverse=True)
+    assert sorted(k for k, _ in fused) == sorted({k for k, _ in [*vector, *text]})

@@ -11,7 +11,7 @@ from orchestra.errors import KnowledgeError
 from orchestra.knowledge import _schema as sch
 from orchestra.knowledge._tables import EntryTables
 from orchestra.knowledge._writing import check_kind
-from orchestra.knowledge.fusion import hybrid_fusion
+from orchestra.knowledge.fusion import adaptive_fusion
 from orchestra.knowledge.models import SEARCH_MODES, Entry, Hit, SearchMode
 
 CANDIDATES = 50
@@ -127,7 +127,7 @@ async def _finish(
     elif vector is None:
         chosen = text_hits
     else:
-        chosen = hybrid_fusion(vector_hits, text_hits)[:k]
+        chosen = adaptive_fusion(vector_hits, text_hits)[:k]
     if not chosen:
         return chosen, []
     take = table.take_row_ids([r for r, _ in chosen]).select(sch.ENTRY_COLUMNS)

@@ -1,8 +1,14 @@
 """Fusing the vector and BM25 rankings into the hybrid ranking.
 
-Two rules, both deterministic (ties go to the best single rank, then first appearance):
+Three rules, all deterministic (ties go to the best single rank, then first appearance):
 
-- :func:`score_fusion` (hybrid search's rule): each retriever's scores are min-max
+- :func:`adaptive_fusion` (hybrid search's rule): :func:`score_fusion` with a weight that
+  depends on how sure BM25 is for this query. When BM25's best hit stands clear of its
+  second (normalised gap >= :data:`CLEAR_GAP`: the query names something BM25 matched
+  well), vector and BM25 weigh equally; otherwise vector weighs 0.7 and vector's own best
+  hit stays first (a rank tie-break in favour of the retriever that was stronger on every
+  labelled set).
+- :func:`score_fusion`: each retriever's scores are min-max
   normalised over its own candidates, then combined as ``w * vector + (1 - w) * bm25``
   (a candidate missing from one list gets 0 there). Normalising per query makes the
   combination query-dependent: a BM25 list with one clear winner lifts it, a flat one
@@ -10,9 +16,10 @@ Two rules, both deterministic (ties go to the best single rank, then first appea
 - :func:`reciprocal_rank_fusion`: ``sum(weight / (k + rank))``, Cormack, Clarke and
   Büttcher (SIGIR 2009); kept for comparison and for callers that only have ranks.
 
-:data:`HYBRID_VECTOR_WEIGHT` was chosen by measurement on the labelled sets of
-``bench/knowledge/sets`` (see docs/knowledge.md, "How fusion was chosen"): with k = 60,
-RRF lost to vector search alone on the pooled sets.
+The rule and its constants were chosen by measurement on the labelled sets of
+``bench/knowledge/sets`` with a leave-one-set-out check (see docs/knowledge.md, "How
+fusion was chosen"): with k = 60, RRF lost to vector search alone on the pooled sets, and
+a fixed 0.6/0.4 mix lost MRR to vector alone on the decision entries.
 """
 
 from __future__ import annotations
@@ -25,7 +32,15 @@ K = TypeVar("K", bound=Hashable)
 DEFAULT_K = 60
 
 HYBRID_VECTOR_WEIGHT = 0.6
-"""Weight of the normalised vector score in hybrid search (BM25 gets the rest)."""
+"""Weight of the normalised vector score in :func:`hybrid_fusion` (BM25 gets the rest)."""
+
+CLEAR_GAP = 0.1
+"""BM25 is sure of a query when its best hit's min-max-normalised score is at least this
+far above its second's."""
+SURE_VECTOR_WEIGHT = 0.5
+"""Vector weight in :func:`adaptive_fusion` when BM25 is sure."""
+UNSURE_VECTOR_WEIGHT = 0.7
+"""Vector weight in :func:`adaptive_fusion` when it is not (vector's best also stays first)."""
 
 
 def _ordered(scores: dict[K, float], best_rank: dict[K, int]) -> list[tuple[K, float]]:
@@ -92,7 +107,39 @@ def hybrid_fusion(
     *,
     vector_weight: float = HYBRID_VECTOR_WEIGHT,
 ) -> list[tuple[K, float]]:
-    """Hybrid search's rule: :func:`score_fusion` of cosine and BM25 scores."""
+    """:func:`score_fusion` of cosine and BM25 scores at a fixed weight (what
+    :func:`adaptive_fusion` applies with the weight it picks per query)."""
     if not 0.0 <= vector_weight <= 1.0:
         raise ValueError("vector_weight must be within [0, 1]")
     return score_fusion([vector_hits, text_hits], [vector_weight, 1.0 - vector_weight])
+
+
+def bm25_gap(text_hits: Sequence[tuple[K, float]]) -> float:
+    """How far BM25's best score stands above its second, on its min-max-normalised scale
+    (1.0 with fewer than two distinct hits)."""
+    values = [s for _, s in text_hits]
+    if len(values) < 2:
+        return 1.0
+    span = max(values) - min(values)
+    return (values[0] - values[1]) / span if span > 0 else 0.0
+
+
+def adaptive_fusion(
+    vector_hits: Sequence[tuple[K, float]],
+    text_hits: Sequence[tuple[K, float]],
+    *,
+    clear_gap: float = CLEAR_GAP,
+    sure_weight: float = SURE_VECTOR_WEIGHT,
+    unsure_weight: float = UNSURE_VECTOR_WEIGHT,
+) -> list[tuple[K, float]]:
+    """Hybrid search's rule (see the module docstring); both lists best first."""
+    if not text_hits:
+        return hybrid_fusion(vector_hits, text_hits, vector_weight=1.0)
+    if bm25_gap(text_hits) >= clear_gap:
+        return hybrid_fusion(vector_hits, text_hits, vector_weight=sure_weight)
+    fused = hybrid_fusion(vector_hits, text_hits, vector_weight=unsure_weight)
+    if not vector_hits or fused[0][0] == vector_hits[0][0]:
+        return fused
+    best = vector_hits[0][0]
+    rest = [(key, score) for key, score in fused if key != best]
+    return [(best, fused[0][1]), *rest]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,14 +158,22 @@ class MiniLMEncoder:
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=self._max_len)
         self._tokenizer = tokenizer
-        w = load_file(str(folder / "model.safetensors"))
+        self.runtime = runtime
+        self._onnx: OnnxForward | None = None
+        self._layers: list[_Layer] = []
+        if runtime != "numpy":
+            # The ONNX runtimes read the weights only when their built graph is not cached.
+            self._onnx = _onnx_forward(folder, config, runtime, blas_threads)
+            return
+        self._load_numpy(load_file(str(folder / "model.safetensors")), config)
+
+    def _load_numpy(self, w: dict[str, Matrix], config: dict[str, Any]) -> None:
         f32 = np.float32
         self._word = w["embeddings.word_embeddings.weight"].astype(f32)
         self._pos = w["embeddings.position_embeddings.weight"].astype(f32)
         self._type = w["embeddings.token_type_embeddings.weight"].astype(f32)
         self._emb_ln_w = w["embeddings.LayerNorm.weight"].astype(f32)
         self._emb_ln_b = w["embeddings.LayerNorm.bias"].astype(f32)
-        self._layers: list[_Layer] = []
         for i in range(int(config["num_hidden_layers"])):
             p = f"encoder.layer.{i}."
 
@@ -200,10 +207,6 @@ class MiniLMEncoder:
                     ln2_b=get("output.LayerNorm.bias"),
                 )
             )
-        self.runtime = runtime
-        self._onnx: OnnxForward | None = None
-        if runtime != "numpy":
-            self._onnx = _onnx_forward(w, config, runtime, blas_threads)
 
     def token_count(self, text: str) -> int:
         """Number of tokens ``text`` encodes to (after truncation)."""
@@ -278,22 +281,34 @@ def _pool(hidden: Matrix, mask: Matrix) -> Matrix:
 
 
 def _onnx_forward(
-    weights: dict[str, Matrix], config: dict[str, Any], runtime: str, threads: int | None
+    folder: Path, config: dict[str, Any], runtime: str, threads: int | None
 ) -> OnnxForward:
-    """The ONNX Runtime session for ``runtime``, or a :class:`KnowledgeError` saying why not."""
+    """The ONNX Runtime session for ``runtime`` (its graph from the on-disk cache, built and
+    cached on a miss), or a :class:`KnowledgeError` saying why not."""
     if runtime not in RUNTIMES:
         raise KnowledgeError(
             f"unknown embedding runtime {runtime!r}",
             hint="knowledge.embedding.runtime is one of " + ", ".join(RUNTIMES),
         )
     try:
-        from orchestra.knowledge.onnx_runtime import OnnxForward
+        from orchestra.knowledge import model_cache
+        from orchestra.knowledge.onnx_runtime import OnnxForward, build_graph
     except ImportError as exc:  # pragma: no cover - onnxruntime is a base dependency
         raise KnowledgeError(
             f"the {runtime} embedding runtime needs onnxruntime and onnx ({exc})",
             hint="pip install onnxruntime onnx, or set knowledge.embedding.runtime: numpy",
         ) from exc
-    with tempfile.TemporaryDirectory(prefix="orchestra-minilm-") as folder:
-        return OnnxForward(
-            weights, config, int8=runtime == "onnx-int8", threads=threads, workdir=Path(folder)
-        )
+    from safetensors.numpy import load_file
+
+    weights = folder / "model.safetensors"
+    cache = model_cache.cache_dir()
+    key = model_cache.cache_key(
+        package_version=model_cache.model_version(MODEL_DISTRIBUTION),
+        weights_sha256=model_cache.weights_digest(weights, cache),
+        variant=runtime,
+    )
+    graph, _ = model_cache.cached_graph(
+        cache / f"minilm-{runtime}-{key}.onnx",
+        lambda: build_graph(load_file(str(weights)), config, int8=runtime == "onnx-int8"),
+    )
+    return OnnxForward(graph, threads=threads)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -127,62 +128,60 @@ def _graph(weights: dict[str, Matrix], config: dict[str, Any]) -> Any:
     return model
 
 
+def build_graph(weights: dict[str, Matrix], config: dict[str, Any], *, int8: bool) -> bytes:
+    """The serialised encoder graph; with ``int8``, its weights quantised (seconds of work,
+    which :mod:`orchestra.knowledge.model_cache` keeps on disk)."""
+    data: bytes = _graph(weights, config).SerializeToString()
+    if not int8:
+        return data
+    from onnxruntime.quantization import (  # type: ignore[import-untyped]
+        QuantType,
+        quantize_dynamic,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="orchestra-minilm-") as folder:
+        source = Path(folder) / "minilm.onnx"
+        target = Path(folder) / "minilm-int8.onnx"
+        source.write_bytes(data)
+        # Per-channel int8 weights; activation x activation products (attention) and
+        # the FFN output projections (the widest activation range, after GELU) stay
+        # float32: quantising those moved vectors to cosine 0.89 / 0.988 of the
+        # reference, this keeps >= 0.99 at most of the speed.
+        # The quantiser logs a generic "consider pre-processing" warning through the
+        # root logger on every call; it is about calibration data we do not use.
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(
+                source,
+                target,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                nodes_to_exclude=[
+                    f"encoder.layer.{i}.output.dense.matmul"
+                    for i in range(int(config["num_hidden_layers"]))
+                ],
+                extra_options={"MatMulConstBOnly": True},
+            )
+        finally:
+            root.setLevel(level)
+        return target.read_bytes()
+
+
 class OnnxForward:
     """The encoder's forward pass (last hidden state) in an ONNX Runtime session."""
 
-    def __init__(
-        self,
-        weights: dict[str, Matrix],
-        config: dict[str, Any],
-        *,
-        int8: bool,
-        threads: int | None,
-        workdir: Path,
-    ) -> None:
+    def __init__(self, graph: bytes, *, threads: int | None) -> None:
         import onnxruntime as ort  # type: ignore[import-untyped]
 
-        model = _graph(weights, config)
-        data = model.SerializeToString()
-        if int8:
-            from onnxruntime.quantization import (  # type: ignore[import-untyped]
-                QuantType,
-                quantize_dynamic,
-            )
-
-            source = workdir / "minilm.onnx"
-            target = workdir / "minilm-int8.onnx"
-            source.write_bytes(data)
-            # Per-channel int8 weights; activation x activation products (attention) and
-            # the FFN output projections (the widest activation range, after GELU) stay
-            # float32: quantising those moved vectors to cosine 0.89 / 0.988 of the
-            # reference, this keeps >= 0.99 at most of the speed.
-            # The quantiser logs a generic "consider pre-processing" warning through the
-            # root logger on every call; it is about calibration data we do not use.
-            root = logging.getLogger()
-            level = root.level
-            root.setLevel(logging.ERROR)
-            try:
-                quantize_dynamic(
-                    source,
-                    target,
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    nodes_to_exclude=[
-                        f"encoder.layer.{i}.output.dense.matmul"
-                        for i in range(int(config["num_hidden_layers"]))
-                    ],
-                    extra_options={"MatMulConstBOnly": True},
-                )
-            finally:
-                root.setLevel(level)
-            data = target.read_bytes()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self._session = ort.InferenceSession(
-            data, sess_options=options, providers=["CPUExecutionProvider"]
+            graph, sess_options=options, providers=["CPUExecutionProvider"]
         )
 
     def __call__(self, ids: npt.NDArray[np.int64], mask: Matrix) -> Matrix:
