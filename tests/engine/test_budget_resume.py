@@ -21,9 +21,10 @@ def test_a_run_stopped_by_its_budget_continues_with_a_higher_one(
 ) -> None:
     repo = create_sample_repository(tmp_path / "repo")
     # Small replies keep the per-call reservation below the budget: the plan fits in
-    # $0.2 (~$0.11), the run as a whole (~$0.23) does not.
+    # $0.2 (~$0.11), the run as a whole (~$0.23) does not. 600 is above the scripted
+    # model's longest reply (~490 tokens), which the fake upstream would otherwise cut.
     with scripted_stack(
-        tmp_path / "home", agents=pipeline_agents, extra_yaml="engine: {max_output_tokens: 400}"
+        tmp_path / "home", agents=pipeline_agents, extra_yaml="engine: {max_output_tokens: 600}"
     ) as stack:
         runtime = stack.runtime
         run_id = runtime.start_run(SAMPLE_TASK, repo, budget_usd=0.2)
