@@ -37,6 +37,7 @@ from orchestra.config.knowledge import (
     KnowledgeSection,
     SecretsConfig,
 )
+from orchestra.config.rollout import ExitCriterion, RolloutPhase, RolloutSection
 from orchestra.config.loader import (
     ConfigInvalid,
     ConfigProblem,
@@ -83,6 +84,7 @@ __all__ = [
     "DeveloperConfig",
     "EmbeddingConfig",
     "EscalationPath",
+    "ExitCriterion",
     "Finding",
     "GatewaySection",
     "GroupMapping",
@@ -98,6 +100,8 @@ __all__ = [
     "OIDCSettings",
     "OrchestraConfig",
     "OrgNames",
+    "RolloutPhase",
+    "RolloutSection",
     "OrganisationSection",
     "PoliciesSection",
     "ProviderConfig",

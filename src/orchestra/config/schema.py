@@ -11,6 +11,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestra.config.identity import IdentitySection
 from orchestra.config.insight import InsightSection
+from orchestra.config.rollout import RolloutSection
 from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, TierConfig
 from orchestra.config.names import OrgNames
 from orchestra.config.policy import PoliciesSection
@@ -84,3 +85,5 @@ class OrchestraConfig(StrictModel):
 
     insight: InsightSection = Field(default_factory=InsightSection)
     """Insight's webhooks, identities and targets (see ``docs/insight.md``)."""
+    rollout: RolloutSection = Field(default_factory=RolloutSection)
+    """Rollout phases, cohorts and exit criteria (see ``docs/experiments.md``)."""
