@@ -10,6 +10,7 @@ from orchestra.cli import (
     config_cmd,
     doctor,
     engine,
+    experiments,
     gateway,
     insight,
     kb,
@@ -46,6 +47,7 @@ for module in (
     doctor,
     policy,
     insight,
+    experiments,
 ):
     module.register(app)
 

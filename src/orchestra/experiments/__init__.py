@@ -22,6 +22,7 @@ from orchestra.experiments.rollout import (
     MetricSource,
     PhaseStatus,
     check_criterion,
+    kpi_metric_source,
     render_rollout,
     rollout_status,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "evaluate_gates",
     "experiment_report",
     "judge",
+    "kpi_metric_source",
     "mcnemar_exact",
     "paired_bootstrap",
     "pairs_needed",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestra.config import ExitCriterion, RolloutPhase, RolloutSection
+from orchestra.errors import OrchestraError
 from orchestra.experiments.errors import SuiteInvalid
 
 Measured = float | str | None
@@ -171,3 +172,35 @@ def render_rollout(statuses: list[PhaseStatus]) -> str:
             lines += ["", "Blocked by: " + "; ".join(s.blockers) + "."]
         lines.append("")
     return "\n".join(lines)
+
+
+def kpi_metric_source(
+    figures_of: Callable[[str | None], Mapping[str, Any]],
+    given: Mapping[str, float],
+) -> MetricSource:
+    """A :data:`MetricSource` over values given by hand (``given``, first) and insight's
+    KPIs: ``figures_of(unit)`` returns a unit's figures by KPI name (objects with
+    ``value`` and ``unknown``), or raises an :class:`~orchestra.errors.OrchestraError`
+    saying why there are none (then each KPI criterion is unknown, with that reason)."""
+    cache: dict[str | None, Mapping[str, Any] | str] = {}
+
+    def measure(phase: RolloutPhase, metric: str) -> tuple[Measured, str]:
+        if metric in given:
+            return given[metric], "given on the command line"
+        if phase.unit not in cache:
+            try:
+                cache[phase.unit] = figures_of(phase.unit)
+            except OrchestraError as exc:
+                cache[phase.unit] = exc.message
+        figures = cache[phase.unit]
+        if isinstance(figures, str):
+            return None, f"insight unavailable: {figures}"
+        figure = figures.get(metric)
+        if figure is None:
+            return None, f"no KPI or given value named {metric}"
+        where = f"insight KPI {metric} ({phase.unit or 'organisation'})"
+        if figure.value is None:
+            return None, f"{where}: {figure.unknown or 'unknown'}"
+        return float(figure.value), where
+
+    return measure
