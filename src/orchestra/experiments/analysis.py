@@ -186,19 +186,19 @@ def evaluate_gates(
 def _decide(
     passed: Interval, gates: list[GateResult], pairs: int, needed: int, margin: float
 ) -> tuple[Decision, list[str]]:
+    """Block on evidence only: a pass-rate interval wholly below ``-margin``, or a gate
+    failing on at least the pairs needed. Ship when the interval clears ``-margin`` on
+    enough pairs with every gate passing. Anything else is inconclusive."""
     failed = [g.name for g in gates if g.status == "fail"]
     unknown = [g.name for g in gates if g.status == "unknown"]
-    if failed:
-        return "block", [f"gate failed: {name}" for name in failed]
+    interval = f"[{passed.low:.3f}, {passed.high:.3f}]"
     if passed.high < -margin:
-        interval = f"[{passed.low:.3f}, {passed.high:.3f}]"
         return "block", [f"pass rate lower by more than {margin:g}: interval {interval}"]
-    reasons = []
+    if failed and pairs >= needed:
+        return "block", [f"gate failed: {name}" for name in failed]
+    reasons = [f"gate failed on {pairs} pairs, fewer than {needed}: {n}" for n in failed]
     if passed.low < -margin:
-        reasons.append(
-            f"the interval [{passed.low:.3f}, {passed.high:.3f}] includes a drop of more "
-            f"than {margin:g}"
-        )
+        reasons.append(f"the interval {interval} includes a drop of more than {margin:g}")
     if pairs < needed:
         reasons.append(f"{pairs} pairs measured, {needed} needed")
     reasons += [f"gate unknown: {name}" for name in unknown]
