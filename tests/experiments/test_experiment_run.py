@@ -21,7 +21,6 @@ from orchestra.experiments import (
     Arm,
     ArmSession,
     ExperimentSpec,
-    Suite,
     Task,
     read_results,
     run_experiment,

@@ -49,7 +49,9 @@ def test_a_history_without_tasks_is_a_users_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a git repository" in result.output
 
 
-def test_the_checkout_holds_the_base_tree_and_no_history(history_repo: Path, tmp_path: Path) -> None:
+def test_the_checkout_holds_the_base_tree_and_no_history(
+    history_repo: Path, tmp_path: Path
+) -> None:
     from orchestra.experiments import checkout_base, suite_from_git
 
     task = suite_from_git(history_repo).tasks[1]

@@ -37,7 +37,6 @@ from orchestra.config.knowledge import (
     KnowledgeSection,
     SecretsConfig,
 )
-from orchestra.config.rollout import ExitCriterion, RolloutPhase, RolloutSection
 from orchestra.config.loader import (
     ConfigInvalid,
     ConfigProblem,
@@ -66,6 +65,7 @@ from orchestra.config.paths import (
 )
 from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection, RepositorySettings
+from orchestra.config.rollout import ExitCriterion, RolloutPhase, RolloutSection
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
 from orchestra.config.starter import STARTER_CONFIG, write_starter_config
@@ -100,8 +100,6 @@ __all__ = [
     "OIDCSettings",
     "OrchestraConfig",
     "OrgNames",
-    "RolloutPhase",
-    "RolloutSection",
     "OrganisationSection",
     "PoliciesSection",
     "ProviderConfig",
@@ -109,6 +107,8 @@ __all__ = [
     "RepositoriesSection",
     "RepositorySettings",
     "RetrySettings",
+    "RolloutPhase",
+    "RolloutSection",
     "RosterSection",
     "SMTPSettings",
     "SecretsConfig",

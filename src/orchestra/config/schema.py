@@ -11,11 +11,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestra.config.identity import IdentitySection
 from orchestra.config.insight import InsightSection
-from orchestra.config.rollout import RolloutSection
 from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, TierConfig
 from orchestra.config.names import OrgNames
 from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection
+from orchestra.config.rollout import RolloutSection
 from orchestra.config.sections import (
     EngineSection,
     GatewaySection,
