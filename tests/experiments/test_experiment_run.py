@@ -7,68 +7,35 @@ Slow: eight pipeline runs through the real engine, gateway and hidden-test judge
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from orchestra.cli.app import app
-from orchestra.demo import scripted_stack
+from orchestra.demo import replay_arm
 from orchestra.engine.agents import RosterAgents
 from orchestra.experiments import (
     Arm,
-    ArmSession,
     ExperimentSpec,
-    Task,
     read_results,
     run_experiment,
     suite_from_git,
 )
-from orchestra.testing import CommitReplay, FakeUpstream
-from orchestra.testing.steps import ToolCall
 
 pytestmark = pytest.mark.slow
 
 
-class UnsolvedReplay(CommitReplay):
-    """Replays the commit's tests but writes none of its implementation: the run fails."""
-
-    def actions(self, step: str) -> list[list[ToolCall]]:
-        """Green finishes without writing; every other step as the commit did."""
-        if step.startswith("green"):
-            return [[ToolCall("finish", {"summary": "gave up"})]]
-        return super().actions(step)
-
-
-def _opener(tmp_path: Path, agents: RosterAgents, weak_on: set[str]):  # type: ignore[no-untyped-def]
-    @contextmanager
-    def open_arm(arm: Arm) -> Iterator[ArmSession]:
-        upstream = FakeUpstream.start()
-        try:
-            with scripted_stack(
-                tmp_path / f"home-{arm.name}",
-                agents=agents,
-                upstream_url=upstream.base_url,
-                extra_yaml="engine: {green_iterations: 1}",
-            ) as stack:
-
-                def prepare(task: Task) -> None:
-                    weak = arm.name == "hybrid" and task.text in weak_on
-                    kind = UnsolvedReplay if weak else CommitReplay
-                    upstream.responder = kind.of(Path(task.repository), task.commit)
-
-                def entries(run_id: str) -> list[object]:
-                    return [
-                        e
-                        for e in stack.gateway.accounting.ledger.entries()
-                        if e.attribution.run_id == run_id
-                    ]
-
-                yield ArmSession(stack.runtime, stack.config, entries, prepare)
-        finally:
-            upstream.stop()
+def _opener(tmp_path: Path, agents: RosterAgents, weak_on: frozenset[str]):  # type: ignore[no-untyped-def]
+    def open_arm(arm: Arm):  # type: ignore[no-untyped-def]
+        unsolved = weak_on if arm.name == "hybrid" else frozenset()
+        return replay_arm(
+            arm,
+            home=tmp_path,
+            agents=agents,
+            unsolved=unsolved,
+            extra_yaml="engine: {green_iterations: 1}",
+        )
 
     return open_arm
 
@@ -85,7 +52,7 @@ def test_paired_experiment_reports_intervals_and_says_inconclusive(
     )
     spec = ExperimentSpec.load(spec_file)
     results = tmp_path / "exp.results.jsonl"
-    opener = _opener(tmp_path, pipeline_agents, weak_on={"Add calc.sub"})
+    opener = _opener(tmp_path, pipeline_agents, weak_on=frozenset({"Add calc.sub"}))
     outcome = run_experiment(spec, suite, opener, results=results, workdir=tmp_path / "work")
     assert (outcome.ran, outcome.not_run) == (8, 0)
     runs = read_results(results)

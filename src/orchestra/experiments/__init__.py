@@ -5,7 +5,7 @@ Above the engine and the pipelines (it drives runs), below the composition root 
 CLI (which hand it the engines it runs on). See ``docs/experiments.md``.
 """
 
-from orchestra.experiments.acceptance import Acceptance, checkout_base, judge
+from orchestra.experiments.acceptance import Acceptance, checkout_base, judge, reference_passing
 from orchestra.experiments.analysis import (
     POWER_FORMULA,
     Comparison,
@@ -80,6 +80,7 @@ __all__ = [
     "pairs_needed",
     "read_results",
     "read_task",
+    "reference_passing",
     "render_markdown",
     "render_rollout",
     "rollout_status",

@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestra.config import OrchestraConfig
 from orchestra.engine import EngineRuntime
-from orchestra.experiments.acceptance import checkout_base, judge
+from orchestra.experiments.acceptance import checkout_base, judge, reference_passing
 from orchestra.experiments.measure import RunMeasurement, measurement_of
 from orchestra.experiments.spec import Arm, ExperimentSpec
 from orchestra.experiments.suite import Suite, Task
@@ -100,6 +100,16 @@ class _Run:
     workdir: Path
     checkouts: dict[str, Path] = field(default_factory=dict)
 
+    def required(self, task: Task, env: Any, limits: CommandLimits) -> frozenset[str]:
+        """The hidden cases the task's own commit passes, measured once and kept."""
+        path = self.workdir / "reference" / f"{task.id}.json"
+        if path.exists():
+            return frozenset(json.loads(path.read_text(encoding="utf-8")))
+        ids = reference_passing(task, env, home=self.workdir, limits=limits)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(sorted(ids)), encoding="utf-8")
+        return ids
+
     def checkout(self, task: Task) -> Path:
         if task.id not in self.checkouts:
             dest = self.workdir / "checkouts" / task.id
@@ -112,13 +122,10 @@ class _Run:
         run_id = session.runtime.start_run(task.text, checkout, budget_usd=self.spec.run_budget_usd)
         row = session.runtime.wait(run_id, timeout_s=self.spec.run_timeout_s)
         env = resolve_environment(checkout, session.config)
+        limits = CommandLimits(timeout_s=session.config.engine.command_timeout_s)
+        required = self.required(task, env, limits)
         verdict = judge(
-            task,
-            checkout,
-            row.branch,
-            env,
-            home=self.workdir,
-            limits=CommandLimits(timeout_s=session.config.engine.command_timeout_s),
+            task, checkout, row.branch, env, home=self.workdir, limits=limits, required=required
         )
         entries = session.ledger_entries(run_id)
         latencies = [float(e.latency_ms) for e in entries if e.latency_ms is not None]
