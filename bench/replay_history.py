@@ -1,6 +1,7 @@
 """An experiment at $0 on a real repository's history: its harness, measured.
 
-    python -m bench.replay_history PATH/TO/REPO --limit 3 --replicates 2 --out /tmp/exp
+    python -m bench.replay_history PATH/TO/REPO --limit 3 --replicates 2 --out /tmp/exp \
+        --repo-settings '{test_command: [python, -m, pytest, -q], preexisting_failures: true}'
 
 Builds a suite from the repository's history (``orchestra suite from-git``), then runs it
 on two arms whose models replay each task's commit through the whole test-first pipeline
@@ -35,6 +36,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=3)
     parser.add_argument("--replicates", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("replay-experiment"))
+    parser.add_argument(
+        "--repo-settings",
+        default="{}",
+        help="repositories.overrides settings (YAML flow mapping) for every task's checkout, "
+        "e.g. '{test_command: [python, -m, pytest, -q], preexisting_failures: true}'",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -49,6 +56,16 @@ def main() -> None:
         }
     )
     weak_on = frozenset({suite.tasks[0].text})
+    workdir = (args.out / "work").resolve()
+    # Each task runs on a fresh checkout (workdir/checkouts/<task>): the repository's own
+    # settings are keyed by those paths.
+    overrides = "".join(
+        f"    {workdir / 'checkouts' / t.id}: {args.repo_settings}\n" for t in suite.tasks
+    )
+    extra = (
+        "engine: {max_output_tokens: 32000, green_iterations: 1}\n"
+        f"repositories:\n  overrides:\n{overrides}"
+    )
 
     def open_arm(arm: Arm):  # type: ignore[no-untyped-def]
         unsolved = weak_on if arm.name == "weak" else frozenset()
@@ -57,11 +74,11 @@ def main() -> None:
             arm,
             home=args.out / "home",
             unsolved=unsolved,
-            extra_yaml="engine: {max_output_tokens: 32000, green_iterations: 1}",
+            extra_yaml=extra,
         )
 
     outcome = run_experiment(
-        spec, suite, open_arm, results=args.out / "results.jsonl", workdir=args.out / "work"
+        spec, suite, open_arm, results=args.out / "results.jsonl", workdir=workdir
     )
     data = experiment_report(spec, outcome.measurements, not_run=outcome.not_run)
     (args.out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
