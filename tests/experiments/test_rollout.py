@@ -89,3 +89,26 @@ def test_bad_input_is_a_users_error(setup: Path) -> None:
     assert code == 2 and "NAME=NUMBER" in out
     code, out = _status(setup, "--phase", "nope")
     assert code == 2 and "no rollout phase named 'nope'" in out
+
+
+def test_cost_per_developer_is_read_from_the_ledger(
+    setup: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from tests.analytics.fixtures import ledger, sqlite_database
+
+    db = sqlite_database(tmp_path)
+    usd = 1_000_000_000
+    at = datetime(2026, 11, 3, tzinfo=UTC)
+    ledger(db, [("l1", "alice", "r1", 250 * usd, at), ("l2", "alice", None, 200 * usd, at)])
+    db.dispose()
+    monkeypatch.setenv("ORCHESTRA_DATABASE_URL", f"sqlite:///{tmp_path / 'insight.db'}")
+    setup.write_text(
+        CONFIG.replace("      kind: department\n", "      kind: department\n      unit: payments\n")
+    )
+    code, out = _status(setup, "--as", "root", "--period", "2026-11", "--json")
+    assert code == 0, out
+    (cost,) = json.loads(out)["phases"][1]["criteria"]
+    assert cost["value"] == pytest.approx(450.0) and cost["met"] is False
+    assert cost["source"] == "insight KPI cost_per_developer_month (payments)"
