@@ -72,6 +72,13 @@ def test_paired_experiment_reports_intervals_and_says_inconclusive(
     again = run_experiment(spec, suite, opener, results=results, workdir=tmp_path / "work")
     assert (again.ran, again.skipped) == (0, 8)
 
+    # Bounded by its budget: the first run spends more than $0.01, so no second starts.
+    bounded = spec.model_copy(update={"budget_usd": 0.01})
+    capped = run_experiment(
+        bounded, suite, opener, results=tmp_path / "capped.jsonl", workdir=tmp_path / "work"
+    )
+    assert (capped.ran, capped.not_run) == (1, 7) and capped.spent_usd > 0.01
+
     result = CliRunner().invoke(app, ["experiment", "report", str(spec_file), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
