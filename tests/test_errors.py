@@ -35,6 +35,7 @@ LEVEL: dict[str, float] = {
     "engine": 6,
     "pipelines": 7,
     "repository": 7,  # environments and baselines of the repositories runs work on
+    "experiments": 7.5,  # suites, experiments and rollout: drive the engine's runs
     "server": 8,
     "cli": 8,
     "demo": 9,
@@ -56,6 +57,7 @@ LAYER_BASES = {
     "RegistryError": "registry",
     "EngineError": "engine",
     "PipelineError": "pipelines",
+    "ExperimentError": "experiments",
     "ApiError": "server",
     "CapacityError": "capacity",
 }

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         RunStore,
     )
     from orchestra.engine.gateway_link import LocalGateway
+    from orchestra.experiments import Arm, ArmSession
 
 
 @dataclass
@@ -389,9 +390,38 @@ class Orchestra:
             run_keys.close()
 
 
+@contextmanager
+def experiment_arm(
+    arm: Arm,
+    *,
+    database_url: str,
+    home: Path,
+    base_config: OrchestraConfig,
+    agents: AgentSource | None = None,
+) -> Iterator[ArmSession]:
+    """The engine of one experiment arm: ``base_config`` with the arm's overlay, its own
+    gateway on loopback (costs and latencies in the shared ledger, by run)."""
+    from orchestra.experiments import ArmSession, arm_config
+
+    config = arm_config(base_config, arm)
+    services = Orchestra(database_url=database_url, home=home, config_given=config)
+    try:
+        with services.engine_with_local_gateway(agents=agents) as (runtime, gateway):
+
+            def entries(run_id: str) -> list[Any]:
+                return [
+                    e for e in gateway.accounting.ledger.entries() if e.attribution.run_id == run_id
+                ]
+
+            yield ArmSession(runtime, config, entries)
+    finally:
+        services.close()
+
+
 __all__ = [
     "OpenedGateway",
     "Orchestra",
+    "experiment_arm",
     "max_concurrent_agents",
     "open_knowledge",
     "refuse_tiers_without_credential",

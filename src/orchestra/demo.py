@@ -24,8 +24,9 @@ from orchestra.config import OrchestraConfig, parse_config
 from orchestra.engine import EngineRuntime
 from orchestra.engine.gateway_link import LocalGateway
 from orchestra.store import Database
-from orchestra.testing import FakeUpstream
+from orchestra.testing import CommitReplay, FakeUpstream
 from orchestra.testing.scripted import SAMPLE_TASK, ScriptedModel, create_sample_repository
+from orchestra.testing.steps import ToolCall
 
 # Dollars per million tokens the demo prices its scripted tiers at, so the report's costs
 # are computed (usage x price) the way they are for a real provider.
@@ -164,3 +165,50 @@ def run_demo(
         "model_calls": calls,
         "home": str(home),
     }
+
+
+class UnsolvedReplay(CommitReplay):
+    """Replays a commit's tests but none of its implementation: the run cannot pass. An
+    experiment arm whose model fails some tasks, at $0."""
+
+    def actions(self, step: str) -> list[list[ToolCall]]:
+        """Green finishes without writing; every other step as the commit did."""
+        if step.startswith("green"):
+            return [[ToolCall("finish", {"summary": "gave up"})]]
+        return super().actions(step)
+
+
+@contextmanager
+def replay_arm(
+    arm: Any,
+    *,
+    home: Path,
+    agents: Any | None = None,
+    unsolved: frozenset[str] = frozenset(),
+    extra_yaml: str = "",
+) -> Iterator[Any]:
+    """An experiment arm (:class:`orchestra.experiments.ArmSession`) whose model replays
+    each task's commit; tasks whose text is in ``unsolved`` are replayed without their
+    implementation. The arm's overlay is not applied: the scripted tiers serve every arm."""
+    from orchestra.experiments import ArmSession, Task
+
+    upstream = FakeUpstream.start()
+    try:
+        with scripted_stack(
+            home / f"arm-{arm.name}",
+            agents=agents,
+            upstream_url=upstream.base_url,
+            extra_yaml=extra_yaml,
+        ) as stack:
+
+            def prepare(task: Task) -> None:
+                kind = UnsolvedReplay if task.text in unsolved else CommitReplay
+                upstream.responder = kind.of(Path(task.repository), task.commit)
+
+            def entries(run_id: str) -> list[Any]:
+                ledger = stack.gateway.accounting.ledger
+                return [e for e in ledger.entries() if e.attribution.run_id == run_id]
+
+            yield ArmSession(stack.runtime, stack.config, entries, prepare)
+    finally:
+        upstream.stop()

@@ -51,6 +51,8 @@ a layer it calls. From the lowest layer to the highest::
     │   └── RunNotFound                   engine.runs
     ├── PipelineError                   pipelines
     │   └── RunFailed                     pipelines.test_first.steps (ends a run as failed)
+    ├── ExperimentError                 experiments
+    │   └── SuiteInvalid, BudgetSpent     experiments.errors
     ├── ApiError                        server.api  (``status``: the HTTP answer)
     ├── CapacityError                   capacity
     └── ScriptError                     testing (the test doubles, above the library)
@@ -76,6 +78,7 @@ __all__ = [
     "CapacityError",
     "ConfigError",
     "EngineError",
+    "ExperimentError",
     "GatewayError",
     "IdentityError",
     "KnowledgeError",
@@ -198,6 +201,10 @@ class EngineError(OrchestraError):
 
 class PipelineError(OrchestraError):
     """A pipeline could not take its run further (a gate that could not be met ...)."""
+
+
+class ExperimentError(OrchestraError):
+    """A suite, an experiment or a rollout could not be built, run or judged."""
 
 
 class AnalyticsError(OrchestraError):

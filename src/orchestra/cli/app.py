@@ -11,6 +11,7 @@ from orchestra.cli import (
     config_cmd,
     doctor,
     engine,
+    experiments,
     gateway,
     insight,
     insight_more,
@@ -50,6 +51,7 @@ for module in (
     insight,
     capacity,
     insight_more,
+    experiments,
 ):
     module.register(app)
 

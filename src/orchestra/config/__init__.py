@@ -66,6 +66,7 @@ from orchestra.config.paths import (
 )
 from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection, RepositorySettings
+from orchestra.config.rollout import ExitCriterion, RolloutPhase, RolloutSection
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
 from orchestra.config.starter import STARTER_CONFIG, write_starter_config
@@ -84,6 +85,7 @@ __all__ = [
     "DeveloperConfig",
     "EmbeddingConfig",
     "EscalationPath",
+    "ExitCriterion",
     "Finding",
     "GatewaySection",
     "GroupMapping",
@@ -107,6 +109,8 @@ __all__ = [
     "RepositoriesSection",
     "RepositorySettings",
     "RetrySettings",
+    "RolloutPhase",
+    "RolloutSection",
     "RosterSection",
     "SMTPSettings",
     "SecretsConfig",

@@ -15,6 +15,7 @@ from orchestra.config.models import ModelConfig, ProviderConfig, StrictModel, Ti
 from orchestra.config.names import OrgNames
 from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection
+from orchestra.config.rollout import RolloutSection
 from orchestra.config.sections import (
     EngineSection,
     GatewaySection,
@@ -84,3 +85,5 @@ class OrchestraConfig(StrictModel):
 
     insight: InsightSection = Field(default_factory=InsightSection)
     """Insight's webhooks, identities and targets (see ``docs/insight.md``)."""
+    rollout: RolloutSection = Field(default_factory=RolloutSection)
+    """Rollout phases, cohorts and exit criteria (see ``docs/experiments.md``)."""

@@ -1,0 +1,193 @@
+"""CLI: orchestra suite / experiment / rollout — task suites from history, experiments
+between configurations, and the rollout's go/no-go."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestra.cli.output import FAILED, console, fail, print_json
+from orchestra.errors import OrchestraError
+
+suite_app = typer.Typer(help="Task suites with hidden acceptance tests.", no_args_is_help=True)
+experiment_app = typer.Typer(
+    help="Paired experiments between configurations (arms).", no_args_is_help=True
+)
+rollout_app = typer.Typer(help="Rollout phases and their exit criteria.", no_args_is_help=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="orchestra.yaml to use (default: the nearest).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ResultsOption = Annotated[
+    Path | None,
+    typer.Option("--results", help="Results file (default: <experiment>.results.jsonl)."),
+]
+
+
+@suite_app.command("from-git")
+def from_git(
+    repo: Annotated[Path, typer.Argument(help="The git repository whose history to use.")],
+    out: Annotated[Path, typer.Option("--out", help="Suite file to write.")] = Path("suite.json"),
+    revision: Annotated[str, typer.Option(help="Walk history from this revision.")] = "HEAD",
+    limit: Annotated[int | None, typer.Option(help="Keep the newest N tasks.", min=1)] = None,
+) -> None:
+    """Build a suite from REPO's commits that change both tests and implementation; each
+    commit's test changes become its task's hidden tests."""
+    from orchestra.experiments import suite_from_git
+
+    try:
+        suite = suite_from_git(repo, revision=revision, limit=limit)
+    except OrchestraError as exc:
+        raise fail(exc) from None
+    suite.save(out)
+    console().print(f"{len(suite.tasks)} tasks from {repo} written to {out}")
+    for task in suite.tasks:
+        console().print(
+            f"  {task.id}  {task.text.splitlines()[0][:70]}  "
+            f"({len(task.hidden_test_files)} hidden test files)",
+            highlight=False,
+        )
+
+
+def _results_path(experiment: Path, results: Path | None) -> Path:
+    return results or experiment.with_suffix(".results.jsonl")
+
+
+def _write_report(experiment: Path, spec: Any, runs: list[Any], not_run: int) -> dict[str, Any]:
+    from orchestra.experiments import experiment_report, render_markdown
+
+    data = experiment_report(spec, runs, not_run=not_run)
+    experiment.with_suffix(".report.json").write_text(json.dumps(data, indent=2) + "\n")
+    experiment.with_suffix(".report.md").write_text(render_markdown(data))
+    return data
+
+
+@experiment_app.command("run")
+def run(
+    experiment: Annotated[Path, typer.Argument(help="The experiment file (YAML).")],
+    results: ResultsOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run every task on every arm k times (skipping runs already in the results file),
+    within the budget, then write <experiment>.report.md and .report.json."""
+    from orchestra.app import experiment_arm
+    from orchestra.config import default_database_url, load_config, orchestra_home
+    from orchestra.experiments import ExperimentSpec, Suite, run_experiment
+
+    try:
+        spec = ExperimentSpec.load(experiment)
+        suite = Suite.load(experiment.parent / spec.suite)
+        home = orchestra_home()
+        opener = partial(
+            experiment_arm,
+            database_url=default_database_url(),
+            home=home,
+            base_config=load_config(config),
+        )
+        outcome = run_experiment(
+            spec,
+            suite,
+            opener,
+            results=_results_path(experiment, results),
+            workdir=home / "experiments" / spec.name,
+        )
+    except OrchestraError as exc:
+        raise fail(exc) from None
+    data = _write_report(experiment, spec, outcome.measurements, outcome.not_run)
+    console().print(
+        f"{outcome.ran} runs now, {outcome.skipped} recorded before, {outcome.not_run} not run; "
+        f"spent ${outcome.spent_usd:.4f}. Decisions: {data['decisions']}",
+        highlight=False,
+    )
+
+
+@experiment_app.command("report")
+def report(
+    experiment: Annotated[Path, typer.Argument(help="The experiment file (YAML).")],
+    results: ResultsOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Analyse the recorded runs: paired differences with bootstrap intervals, McNemar's
+    exact test, the gates and the decision (also written next to the experiment file)."""
+    from orchestra.experiments import ExperimentSpec, Suite, read_results, render_markdown
+
+    try:
+        spec = ExperimentSpec.load(experiment)
+        suite = Suite.load(experiment.parent / spec.suite)
+    except OrchestraError as exc:
+        raise fail(exc) from None
+    runs = read_results(_results_path(experiment, results))
+    if not runs:
+        raise fail(
+            f"no run recorded for {experiment}",
+            hint=f"run it first: orchestra experiment run {experiment}",
+        )
+    total = len(spec.arms) * len(suite.tasks) * spec.replicates
+    data = _write_report(experiment, spec, runs, max(total - len(runs), 0))
+    if json_out:
+        print_json(data)
+    else:
+        typer.echo(render_markdown(data))
+
+
+def _inputs(given: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise fail(
+                f"--input {item!r} is not NAME=NUMBER", hint="e.g. --input satisfaction=0.84"
+            )
+    return out
+
+
+@rollout_app.command("status")
+def status(
+    config: ConfigOption = None,
+    given: Annotated[
+        list[str] | None,
+        typer.Option("--input", help="A measured value Orchestra does not record: NAME=NUMBER."),
+    ] = None,
+    period: Annotated[str | None, typer.Option(help="KPI period (default: last 30 days).")] = None,
+    who: Annotated[str | None, typer.Option("--as", help="Who asks (for KPI visibility).")] = None,
+    phase: Annotated[str | None, typer.Option(help="Exit 1 unless this phase is a go.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Each rollout phase's exit criteria with their measured values, and go / no-go.
+    An unknown value blocks a go."""
+    from orchestra.cli.rollout_inputs import kpi_source
+    from orchestra.config import find_config, load_config
+    from orchestra.experiments import render_rollout, rollout_status
+
+    try:
+        cfg = load_config(config)
+        source = kpi_source(cfg, _inputs(given or []), period=period, who=who)
+        where = config or find_config()
+        statuses = rollout_status(cfg.rollout, source, base=where.parent if where else None)
+    except OrchestraError as exc:
+        raise fail(exc) from None
+    if json_out:
+        print_json({"phases": [s.to_dict() for s in statuses]})
+    else:
+        typer.echo(render_rollout(statuses))
+    chosen = [s for s in statuses if s.name == phase]
+    if phase is not None and not chosen:
+        raise fail(f"no rollout phase named {phase!r}", hint="see rollout.phases in orchestra.yaml")
+    if chosen and not chosen[0].go:
+        raise typer.Exit(FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``suite``, ``experiment`` and ``rollout`` to the root application."""
+    app.add_typer(suite_app, name="suite")
+    app.add_typer(experiment_app, name="experiment")
+    app.add_typer(rollout_app, name="rollout")

@@ -1,0 +1,89 @@
+"""Experiments: task suites from git history, paired experiments between configurations
+with statistics and quality gates, and rollout phases with exit criteria.
+
+Above the engine and the pipelines (it drives runs), below the composition root and the
+CLI (which hand it the engines it runs on). See ``docs/experiments.md``.
+"""
+
+from orchestra.experiments.acceptance import Acceptance, checkout_base, judge, reference_passing
+from orchestra.experiments.analysis import (
+    POWER_FORMULA,
+    Comparison,
+    GateResult,
+    analyse,
+    compare,
+    evaluate_gates,
+)
+from orchestra.experiments.errors import BudgetSpent, ExperimentError, SuiteInvalid
+from orchestra.experiments.measure import RunMeasurement
+from orchestra.experiments.report import experiment_report, render_markdown
+from orchestra.experiments.rollout import (
+    CriterionCheck,
+    MetricSource,
+    PhaseStatus,
+    check_criterion,
+    kpi_metric_source,
+    render_rollout,
+    rollout_status,
+)
+from orchestra.experiments.runner import (
+    ArmOpener,
+    ArmSession,
+    ExperimentOutcome,
+    read_results,
+    run_experiment,
+)
+from orchestra.experiments.spec import Arm, DecisionRule, ExperimentSpec, Gates, arm_config
+from orchestra.experiments.stats import (
+    Interval,
+    McNemar,
+    mcnemar_exact,
+    paired_bootstrap,
+    pairs_needed,
+)
+from orchestra.experiments.suite import Suite, Task, read_task, suite_from_git
+
+__all__ = [
+    "POWER_FORMULA",
+    "Acceptance",
+    "Arm",
+    "ArmOpener",
+    "ArmSession",
+    "BudgetSpent",
+    "Comparison",
+    "CriterionCheck",
+    "DecisionRule",
+    "ExperimentError",
+    "ExperimentOutcome",
+    "ExperimentSpec",
+    "GateResult",
+    "Gates",
+    "Interval",
+    "McNemar",
+    "MetricSource",
+    "PhaseStatus",
+    "RunMeasurement",
+    "Suite",
+    "SuiteInvalid",
+    "Task",
+    "analyse",
+    "arm_config",
+    "check_criterion",
+    "checkout_base",
+    "compare",
+    "evaluate_gates",
+    "experiment_report",
+    "judge",
+    "kpi_metric_source",
+    "mcnemar_exact",
+    "paired_bootstrap",
+    "pairs_needed",
+    "read_results",
+    "read_task",
+    "reference_passing",
+    "render_markdown",
+    "render_rollout",
+    "rollout_status",
+    "run_experiment",
+    "suite_from_git",
+]
