@@ -6,7 +6,9 @@ and knows them only through the :class:`~orchestra.engine.pipeline.Pipeline` pro
 ``shutdown()`` releases them.
 
 Each process uses its own DBOS executor id and its own agent queue, so a second
-``orchestra run`` never picks up (and double-executes) another process's work. A run
+``orchestra run`` never picks up (and double-executes) another process's work. On
+PostgreSQL the organisation's limits hold over every process through one shared slot
+queue (:mod:`orchestra.engine.slots`). A run
 whose process died is continued explicitly with :meth:`EngineRuntime.resume`, or by a
 restarted ``orchestra serve`` (:mod:`orchestra.server.resuming`).
 """
@@ -39,6 +41,7 @@ from orchestra.engine.runs import (
     stopped_by_budget,
 )
 from orchestra.engine.services import EngineServices, bind, unbind
+from orchestra.engine.slots import register_slot_queue
 from orchestra.errors import EngineError
 from orchestra.policy import Principal
 from orchestra.store.tables.engine import RunRow
@@ -106,6 +109,8 @@ class EngineRuntime:
                 worker_concurrency=self.max_concurrent_agents,
                 polling_interval_sec=self.polling_interval_s,
             )
+            if self.services.org_slots is not None:
+                register_slot_queue(self.services.org_slots, self.polling_interval_s)
         except Exception:
             unbind()
             # A half-launched DBOS keeps its background threads polling the system
