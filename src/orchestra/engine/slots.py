@@ -8,8 +8,8 @@ stage's cap and whose ``partition_concurrency`` (partitioned by developer) is
 ``agents_per_developer``; the step waits until its slot workflow has been dequeued (it
 holds a slot), runs, and then tells the slot workflow to end. DBOS counts the queue's
 running workflows across all executors, so N processes never hold more than the cap
-together. A slot workflow also ends by itself once its agent step has ended, so a step
-that raised never keeps its slot.
+together. A slot workflow also ends by itself once its agent step has ended without releasing it
+(a cancelled step), so such a step never keeps its slot.
 
 On SQLite the system database is one file of one process: the per-process queue's
 ``worker_concurrency`` is the cap, and no slot queue is used.
