@@ -41,7 +41,7 @@ from orchestra.engine.runs import (
     stopped_by_budget,
 )
 from orchestra.engine.services import EngineServices, bind, unbind
-from orchestra.engine.slots import register_slot_queue
+from orchestra.engine.slots import SLOT_QUEUE, register_slot_queue
 from orchestra.errors import EngineError
 from orchestra.policy import Principal
 from orchestra.store.tables.engine import RunRow
@@ -103,6 +103,13 @@ class EngineRuntime:
                 dbos_log.removeHandler(handler)
         try:
             DBOS(config=config)
+            # DBOS queues live in the system database and every process dequeues from
+            # every queue it finds there unless told otherwise: another worker would take
+            # this process's agent steps (whose worktree and run keys are here).
+            DBOS.listen_queues(
+                [self.services.queue_name]
+                + ([SLOT_QUEUE] if self.services.org_slots is not None else [])
+            )
             DBOS.launch()
             DBOS.register_queue(
                 self.services.queue_name,
