@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,32 @@ def test_the_policies_it_builds_audit_refusals_in_its_database(tmp_path: Path) -
         finally:
             accounting.close()
     assert entry.actor == "developer:vic" and entry.details["policy_ids"] == ["viewer-cannot-spend"]
+
+
+def test_engines_on_postgresql_take_organisation_wide_slots_and_on_sqlite_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage's cap and agents_per_developer, partitioned by the run's developer, on a
+    PostgreSQL system database; nothing on SQLite, where this process's queue is the cap."""
+    from orchestra.config.org import DeveloperConfig, OrganisationSection
+
+    monkeypatch.delenv("ORCHESTRA_DEVELOPER", raising=False)
+    people = [DeveloperConfig(name=f"dev{i}") for i in range(12)]  # 12: the medium stage
+    config = OrchestraConfig(organisation=OrganisationSection(developers=people))
+    services = Orchestra(
+        database_url=f"sqlite:///{tmp_path / 'o.db'}", home=tmp_path, config_given=config
+    )
+    with services:
+        services.migrate()
+        client: Any = object()  # stored, never called: no runtime is launched here
+        local = services.engine(client)
+        shared = services.engine(client, system_database_url="postgresql://db.example/dbos")
+        monkeypatch.setenv("ORCHESTRA_DEVELOPER", "dev3")
+        dev3 = services.engine(client, system_database_url="postgresql://db.example/dbos")
+    assert local.services.org_slots is None
+    slots = shared.services.org_slots
+    assert slots is not None
+    assert (slots.capacity, slots.per_developer) == (75, 2)
+    # Twelve developers and none chosen: the process is its own partition.
+    assert slots.developer == shared.executor_id
+    assert dev3.services.org_slots is not None and dev3.services.org_slots.developer == "dev3"

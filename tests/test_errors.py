@@ -22,6 +22,7 @@ LEVEL: dict[str, float] = {
     "config": 1,
     "roster": 2,
     "org": 2,
+    "scheduling": 2,  # the scheduler core: pure, imports only errors
     "knowledge": 2,
     "tools": 2,
     "providers": 3,
@@ -46,6 +47,7 @@ LAYER_BASES = {
     "ConfigError": "config",
     "RosterError": "roster",
     "OrgError": "org",
+    "SchedulingError": "scheduling",
     "KnowledgeError": "knowledge",
     "ToolError": "tools",
     "ProviderError": "providers",

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         RunStore,
     )
     from orchestra.engine.gateway_link import LocalGateway
+    from orchestra.engine.slots import OrgSlots
     from orchestra.experiments import Arm, ArmSession
 
 
@@ -77,6 +78,29 @@ def max_concurrent_agents(config: OrchestraConfig) -> int:
     from orchestra.org.stages import current_stage
 
     return int(current_stage(config).max_concurrent_agents)
+
+
+def org_slots(config: OrchestraConfig, system_database_url: str, executor: str) -> OrgSlots | None:
+    """The organisation-wide agent limits for an engine on a PostgreSQL system database
+    (``None`` on SQLite): the cap, the stage's ``agents_per_developer``, and whose agents
+    this process runs (its executor when no developer is configured, so the developer
+    limit then holds per process)."""
+    if not system_database_url.startswith(("postgresql", "postgres")):
+        return None
+    from orchestra.engine.gateway_link import run_developer
+    from orchestra.engine.slots import OrgSlots
+    from orchestra.errors import EngineError
+    from orchestra.org.stages import current_stage
+
+    try:
+        developer = run_developer(config)[0]
+    except EngineError:
+        developer = executor
+    return OrgSlots(
+        capacity=max_concurrent_agents(config),
+        per_developer=current_stage(config).agents_per_developer,
+        developer=developer,
+    )
 
 
 def refuse_tiers_without_credential(gateway: Gateway) -> None:
@@ -320,6 +344,7 @@ class Orchestra:
         )
 
         executor = f"orchestra-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        system_url = system_database_url or self.system_database_url
         services = EngineServices(
             config=self.config,
             database=self.database,
@@ -333,10 +358,11 @@ class Orchestra:
             knowledge=knowledge,
             cost_source=cost_source,
             policy=self.policies(),
+            org_slots=org_slots(self.config, system_url, executor),
         )
         return EngineRuntime(
             services=services,
-            system_database_url=system_database_url or self.system_database_url,
+            system_database_url=system_url,
             pipelines=self.pipelines,
             max_concurrent_agents=max_concurrent_agents(self.config),
             executor_id=executor,

@@ -89,6 +89,7 @@ __all__ = [
     "ProviderError",
     "RegistryError",
     "RosterError",
+    "SchedulingError",
     "StoreError",
     "ToolError",
 ]
@@ -131,6 +132,10 @@ class RosterError(OrchestraError):
 
 class OrgError(OrchestraError):
     """The organisation tree is invalid (cycle, unknown parent, duplicate member)."""
+
+
+class SchedulingError(OrchestraError):
+    """Scheduling limits or quotas are inconsistent (a quota over the cap, an unknown unit)."""
 
 
 class KnowledgeError(OrchestraError):

@@ -1,4 +1,5 @@
-"""The pipeline on PostgreSQL: DBOS's system tables and Orchestra's tables on one server."""
+"""The pipeline on PostgreSQL: DBOS's system tables and Orchestra's tables on one server,
+and every agent step holding an organisation-wide slot (orchestra.engine.slots)."""
 
 from __future__ import annotations
 
@@ -35,13 +36,24 @@ def test_happy_path_on_postgresql(tmp_path: Path, pipeline_agents: RosterAgents)
                 text("select count(*) from engine_steps where run_id = :r"), {"r": run_id}
             ).scalar_one()
             workflows = conn.execute(
-                text("select count(*) from dbos.workflow_status where workflow_uuid like :p"),
-                {"p": f"{run_id}%"},
+                text(
+                    "select count(*) from dbos.workflow_status where workflow_uuid like :p"
+                    " and workflow_uuid not like :slot"
+                ),
+                {"p": f"{run_id}%", "slot": "%:slot"},
+            ).scalar_one()
+            slots = conn.execute(
+                text(
+                    "select count(*) from dbos.workflow_status where queue_name = :q"
+                    " and status = 'SUCCESS'"
+                ),
+                {"q": "orchestra-agent-slots"},
             ).scalar_one()
         engine.dispose()
     assert row.status == "succeeded", row.failure_reason
     assert steps == 10
     assert workflows == 11  # the pipeline and its ten agent steps, durable in PostgreSQL
+    assert slots == 10  # each agent step held one of the organisation's slots, then freed it
     assert not (tmp_path / "home" / "dbos.sqlite").exists()
     assert len(branch_log(repo, str(row.branch))) == 5
     assert report_of(row)["cost_source"] == "gateway ledger"

@@ -15,6 +15,7 @@ from dbos import DBOS, SetWorkflowID
 
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
 from orchestra.engine.services import CHILD_FALLBACK_S, ChildSignals, EngineServices, services
+from orchestra.engine.slots import agent_slot
 from orchestra.tools import WritePolicy
 
 POLL_S = 0.05
@@ -34,7 +35,12 @@ def agent_workflow(run_id: str, task_ref: str) -> dict[str, Any]:
     """One agent step as a child workflow: its model calls and tool calls are DBOS steps."""
     svc = services()
     try:
-        return _agent_step(svc, run_id, task_ref)
+        if svc.org_slots is None:
+            return _agent_step(svc, run_id, task_ref)
+        # PostgreSQL: wait for one of the organisation's slots (the stage's cap and the
+        # developer's limit, counted over every worker), hold it while the agent runs.
+        with agent_slot(svc.org_slots, POLL_S):
+            return _agent_step(svc, run_id, task_ref)
     finally:
         # DBOS writes the result just after this returns; the parent's get_result then
         # polls at POLL_S for that short gap only.

@@ -6,7 +6,9 @@ and knows them only through the :class:`~orchestra.engine.pipeline.Pipeline` pro
 ``shutdown()`` releases them.
 
 Each process uses its own DBOS executor id and its own agent queue, so a second
-``orchestra run`` never picks up (and double-executes) another process's work. A run
+``orchestra run`` never picks up (and double-executes) another process's work. On
+PostgreSQL the organisation's limits hold over every process through one shared slot
+queue (:mod:`orchestra.engine.slots`). A run
 whose process died is continued explicitly with :meth:`EngineRuntime.resume`, or by a
 restarted ``orchestra serve`` (:mod:`orchestra.server.resuming`).
 """
@@ -39,6 +41,7 @@ from orchestra.engine.runs import (
     stopped_by_budget,
 )
 from orchestra.engine.services import EngineServices, bind, unbind
+from orchestra.engine.slots import SLOT_QUEUE, register_slot_queue
 from orchestra.errors import EngineError
 from orchestra.policy import Principal
 from orchestra.store.tables.engine import RunRow
@@ -100,12 +103,21 @@ class EngineRuntime:
                 dbos_log.removeHandler(handler)
         try:
             DBOS(config=config)
+            # DBOS queues live in the system database and every process dequeues from
+            # every queue it finds there unless told otherwise: another worker would take
+            # this process's agent steps (whose worktree and run keys are here).
+            DBOS.listen_queues(
+                [self.services.queue_name]
+                + ([SLOT_QUEUE] if self.services.org_slots is not None else [])
+            )
             DBOS.launch()
             DBOS.register_queue(
                 self.services.queue_name,
                 worker_concurrency=self.max_concurrent_agents,
                 polling_interval_sec=self.polling_interval_s,
             )
+            if self.services.org_slots is not None:
+                register_slot_queue(self.services.org_slots, self.polling_interval_s)
         except Exception:
             unbind()
             # A half-launched DBOS keeps its background threads polling the system

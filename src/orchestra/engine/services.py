@@ -22,6 +22,7 @@ from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.model import ModelClient
 from orchestra.engine.retries import ModelRetry
 from orchestra.engine.runs import RunStore
+from orchestra.engine.slots import OrgSlots
 from orchestra.errors import EngineError
 from orchestra.policy import PolicyEngine
 from orchestra.repository import TestEnvironment, resolve_environment
@@ -100,6 +101,10 @@ class EngineServices:
     policy: PolicyEngine | None = None
     """The Cedar policies runs are started under (see :mod:`orchestra.engine.run_policy`)."""
     sleep: Callable[[float], None] = time.sleep
+    """How agents wait before retrying a model call (tests inject one that does not)."""
+    org_slots: OrgSlots | None = None
+    """Organisation-wide agent limits held through DBOS's shared slot queue (PostgreSQL;
+    ``None`` on SQLite, where this process's queue is the only one)."""
     """How agents wait before retrying a model call (tests inject one that does not)."""
 
     def model_retry(self) -> ModelRetry:
