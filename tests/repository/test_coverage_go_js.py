@@ -116,3 +116,28 @@ def test_node_changed_line_coverage(tmp_path: Path) -> None:
     # exports.neg =, if, return 0, const label, return -a: the early return is not run.
     assert result["files"] == {"calc.js": {"changed_executable": 5, "covered": 4, "missing": [6]}}
     assert result["percent"] == 80.0
+
+
+def test_c8_json_counts_statements_on_code_lines(tmp_path: Path) -> None:
+    from orchestra.repository.coverage_data import read_istanbul_json
+
+    (tmp_path / "calc.js").write_text(CALC_NEG)
+    # The shape c8 10's --reporter=json writes: one statement per line, absolute paths.
+    statements = {str(n): {"start": {"line": n + 1, "column": 0}} for n in range(10)}
+    counts = {str(n): 0 if n in {5, 6} else 1 for n in range(10)}
+    for n in range(10):
+        statements[str(n)]["end"] = {"line": n + 1, "column": 1}
+    report = tmp_path / "coverage-final.json"
+    report.write_text(
+        json.dumps(
+            {
+                str(tmp_path / "calc.js"): {"statementMap": statements, "s": counts},
+                str(tmp_path / "node_modules/x/i.js"): {"statementMap": statements, "s": counts},
+                "/elsewhere/y.js": {"statementMap": statements, "s": counts},
+            }
+        )
+    )
+    data = read_istanbul_json(report, tmp_path)
+    assert set(data.executed) == {"calc.js"}
+    assert data.executed["calc.js"] == {1, 4, 5, 8, 9}
+    assert data.missing["calc.js"] == {6}

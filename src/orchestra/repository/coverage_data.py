@@ -10,6 +10,8 @@
   punctuation are not executable. Offsets are read as characters of the file: a script
   that Node transforms (TypeScript loaders, bundlers) does not map and is left out
   unless its text is what ran.
+- c8's ``--reporter=json`` (istanbul's ``coverage-final.json``): c8 gives every line a
+  statement, so lines without code (as above) are left out.
 """
 
 from __future__ import annotations
@@ -132,6 +134,31 @@ def _v8_file_lines(text: str, ranges: list[dict[str, int]]) -> tuple[set[int], s
                 (executed if count > 0 else missing).add(number)
         offset += len(line) + 1
     return executed, missing
+
+
+def _code_lines(text: str) -> set[int]:
+    """The lines of JS/TS ``text`` holding code (not only comments and brackets)."""
+    lines = mask_js(text).split("\n")
+    return {n for n, line in enumerate(lines, start=1) if line.strip(_NOT_CODE)}
+
+
+def read_istanbul_json(path: Path, worktree: Path) -> CoverageData:
+    """c8's (istanbul's) ``coverage-final.json``: a line runs when a statement starting
+    on it ran. Files outside ``worktree`` and under ``node_modules`` are left out."""
+    roots = (worktree, worktree.resolve())
+    executed: dict[str, set[int]] = {}
+    missing: dict[str, set[int]] = {}
+    for name, info in json.loads(path.read_text(encoding="utf-8")).items():
+        rel = _script_path(Path(name).as_uri() if name.startswith("/") else name, roots)
+        if rel is None or not (worktree / rel).is_file():
+            continue
+        code = _code_lines((worktree / rel).read_text(encoding="utf-8", errors="replace"))
+        runs, misses = executed.setdefault(rel, set()), missing.setdefault(rel, set())
+        for key, where in info.get("statementMap", {}).items():
+            line = int(where["start"]["line"])
+            if line in code:
+                (runs if info.get("s", {}).get(key, 0) > 0 else misses).add(line)
+    return _data(executed, missing)
 
 
 def _script_path(url: str, roots: tuple[Path, ...]) -> str | None:

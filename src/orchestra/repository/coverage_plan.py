@@ -24,6 +24,7 @@ from orchestra.repository.coverage_data import (
     CoverageData,
     read_coverage_json,
     read_go_profile,
+    read_istanbul_json,
     read_v8_coverage,
 )
 from orchestra.repository.environment import TestEnvironment
@@ -139,7 +140,13 @@ def coverage_plan(env: TestEnvironment, data_dir: Path) -> CoveragePlan:
         c8 = env.repository / "node_modules" / ".bin" / "c8"
         if c8.exists():
             out = data_dir / "c8"
-            command = (str(c8), "--reporter=json", f"--report-dir={out}", *env.command)
+            command = (
+                str(c8),
+                "--reporter=json",
+                f"--report-dir={out}",
+                f"--temp-directory={out / 'tmp'}",  # not ./coverage in the worktree
+                *env.command,
+            )
             return CoveragePlan("c8", command, output=out / "coverage-final.json", reason="c8")
         return CoveragePlan(
             None,
@@ -195,8 +202,9 @@ def measure_coverage(
     if plan.command is None or plan.output is None:
         return None, plan.reason
     plan.output.parent.mkdir(parents=True, exist_ok=True)
-    if plan.output.is_dir():
-        shutil.rmtree(plan.output)  # no data of an earlier run is read as this one's
+    if plan.output.is_dir():  # no data of an earlier run is read as this one's
+        shutil.rmtree(plan.output)
+    plan.output.unlink(missing_ok=True)
     variables = {**env.sandbox_env(worktree), **plan.env}
     outputs = []
     for argv in (plan.command, plan.report_command):
@@ -220,6 +228,8 @@ def measure_coverage(
         return read_go_profile(plan.output, worktree), plan.reason
     if plan.tool == "node (V8)":
         return read_v8_coverage(plan.output, worktree), plan.reason
+    if plan.tool == "c8":
+        return read_istanbul_json(plan.output, worktree), plan.reason
     return None, f"not measured: reading {plan.tool} data is not supported yet"
 
 
