@@ -61,7 +61,7 @@ def test_go_module_red_then_green(tmp_path: Path) -> None:
         **kwargs,  # type: ignore[arg-type]
     )
     assert red.verdict.accepted, red.verdict.reason
-    assert red.verdict.new_failing == ("example.com/calc",)
+    assert red.verdict.new_failing == ("example.com/calc::TestMul",)
     # A test file that calls something no planned file will provide is refused.
     wrong = red_gate(
         env,

@@ -16,8 +16,8 @@ from orchestra.repository.changes import (
     is_test_support,
     touched_lines,
 )
+from orchestra.repository.coverage_data import CoverageData
 from orchestra.repository.coverage_plan import (
-    CoverageData,
     CoveragePlan,
     changed_line_coverage,
     coverage_plan,

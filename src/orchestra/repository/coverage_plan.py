@@ -3,21 +3,30 @@
 Python: coverage.py wraps the pytest (or unittest) invocation wherever it is in the
 command — an interpreter path, ``env A=1 ...``, ``uv run``/``poetry run``, or inside
 ``sh -c "..."`` — so the same interpreter, options and markers (``-m "not slow"``) run.
-JS/TS: ``c8`` from the repository's ``node_modules`` wraps the command. Go:
-``go test -coverprofile``. Anything else is "not measured", with the reason.
+JS/TS: ``node --test`` runs with ``NODE_V8_COVERAGE`` (Node's own coverage, the data
+c8 reads); vitest and jest under ``c8`` from the repository's ``node_modules``. Go:
+``go test -coverprofile``. :mod:`orchestra.repository.coverage_data` reads the data.
+Anything else is "not measured", with the reason.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestra.repository.changes import is_test_support, touched_lines
+from orchestra.repository.coverage_data import (
+    CoverageData,
+    read_coverage_json,
+    read_go_profile,
+    read_istanbul_json,
+    read_v8_coverage,
+)
 from orchestra.repository.environment import TestEnvironment
 from orchestra.tools import CommandLimits, git, run_command
 
@@ -118,11 +127,26 @@ def coverage_plan(env: TestEnvironment, data_dir: Path) -> CoveragePlan:
         at = env.command.index("test") + 1
         command = (*env.command[:at], f"-coverprofile={profile}", *env.command[at:])
         return CoveragePlan("go cover", command, output=profile, reason="go test -coverprofile")
+    if env.runner == "node":
+        folder = data_dir / "v8"
+        return CoveragePlan(
+            "node (V8)",
+            env.command,
+            env={"NODE_V8_COVERAGE": str(folder)},
+            output=folder,
+            reason="node's own V8 coverage (NODE_V8_COVERAGE), read as c8 does",
+        )
     if env.language == "javascript":
         c8 = env.repository / "node_modules" / ".bin" / "c8"
         if c8.exists():
             out = data_dir / "c8"
-            command = (str(c8), "--reporter=json", f"--report-dir={out}", *env.command)
+            command = (
+                str(c8),
+                "--reporter=json",
+                f"--report-dir={out}",
+                f"--temp-directory={out / 'tmp'}",  # not ./coverage in the worktree
+                *env.command,
+            )
             return CoveragePlan("c8", command, output=out / "coverage-final.json", reason="c8")
         return CoveragePlan(
             None,
@@ -166,14 +190,6 @@ def _python_plan(env: TestEnvironment, data_dir: Path) -> CoveragePlan:
     )
 
 
-@dataclass(frozen=True)
-class CoverageData:
-    """Executed and missing lines per file (paths relative to the worktree)."""
-
-    executed: dict[str, frozenset[int]]
-    missing: dict[str, frozenset[int]]
-
-
 def measure_coverage(
     plan: CoveragePlan,
     env: TestEnvironment,
@@ -186,6 +202,9 @@ def measure_coverage(
     if plan.command is None or plan.output is None:
         return None, plan.reason
     plan.output.parent.mkdir(parents=True, exist_ok=True)
+    if plan.output.is_dir():  # no data of an earlier run is read as this one's
+        shutil.rmtree(plan.output)
+    plan.output.unlink(missing_ok=True)
     variables = {**env.sandbox_env(worktree), **plan.env}
     outputs = []
     for argv in (plan.command, plan.report_command):
@@ -204,48 +223,14 @@ def measure_coverage(
         detail = " ".join(r.combined(300) for r in outputs)
         return None, f"not measured: {plan.tool} wrote no data ({detail.strip()[:300]})"
     if plan.tool == "coverage.py":
-        return _read_coverage_json(plan.output), plan.reason
+        return read_coverage_json(plan.output), plan.reason
     if plan.tool == "go cover":
-        return _read_go_profile(plan.output, env), plan.reason
+        return read_go_profile(plan.output, worktree), plan.reason
+    if plan.tool == "node (V8)":
+        return read_v8_coverage(plan.output, worktree), plan.reason
+    if plan.tool == "c8":
+        return read_istanbul_json(plan.output, worktree), plan.reason
     return None, f"not measured: reading {plan.tool} data is not supported yet"
-
-
-def _read_coverage_json(path: Path) -> CoverageData:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    executed: dict[str, frozenset[int]] = {}
-    missing: dict[str, frozenset[int]] = {}
-    for name, info in data.get("files", {}).items():
-        executed[name] = frozenset(info.get("executed_lines", []))
-        missing[name] = frozenset(info.get("missing_lines", []))
-    return CoverageData(executed, missing)
-
-
-def _read_go_profile(path: Path, env: TestEnvironment) -> CoverageData:
-    module = ""
-    gomod = env.repository / "go.mod"
-    if gomod.is_file():
-        for line in gomod.read_text(encoding="utf-8").splitlines():
-            if line.startswith("module "):
-                module = line.split()[1]
-    executed: dict[str, set[int]] = {}
-    missing: dict[str, set[int]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-        # name.go:startline.col,endline.col statements count
-        try:
-            where, _, count = line.rsplit(" ", 2)
-            name, span = where.rsplit(":", 1)
-            start = int(span.split(",")[0].split(".")[0])
-            end = int(span.split(",")[1].split(".")[0])
-        except (ValueError, IndexError):
-            continue
-        rel = name[len(module) + 1 :] if module and name.startswith(module + "/") else name
-        target = executed if int(count) > 0 else missing
-        target.setdefault(rel, set()).update(range(start, end + 1))
-    files = set(executed) | set(missing)
-    return CoverageData(
-        {f: frozenset(executed.get(f, set())) for f in files},
-        {f: frozenset(missing.get(f, set()) - executed.get(f, set())) for f in files},
-    )
 
 
 def changed_line_coverage(

@@ -40,7 +40,8 @@ class GateResult:
         for case in self.report.cases:
             if self.changed is None or self.changed.is_new_or_changed(case.id):
                 counts[case.outcome] += 1
-                seen.add(case.function_id)
+                owner = self.changed.function_of(case.id) if self.changed else None
+                seen.add(owner or case.function_id)
         if self.changed is not None and self.report.cases:
             counts["error"] += len(self.changed.functions - seen)
         return counts

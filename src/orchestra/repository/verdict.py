@@ -245,7 +245,7 @@ def judge_red_cases(
                 continue
             broken.append((case.id, f"{case.id}: {judgement.why}"))
             continue
-        seen.add(case.function_id)
+        seen.add(changed.function_of(case.id) or case.function_id)
         new = changed.is_new_or_changed(case.id)
         if new:
             if case.outcome == "passed":
