@@ -37,12 +37,12 @@ if TYPE_CHECKING:
         AgentSource,
         EngineRuntime,
         ModelClient,
+        OrgSlots,
         PipelineRegistry,
         RunKeys,
         RunStore,
     )
     from orchestra.engine.gateway_link import LocalGateway
-    from orchestra.engine.slots import OrgSlots
     from orchestra.experiments import Arm, ArmSession
 
 
@@ -87,8 +87,8 @@ def org_slots(config: OrchestraConfig, system_database_url: str, executor: str) 
     limit then holds per process)."""
     if not system_database_url.startswith(("postgresql", "postgres")):
         return None
+    from orchestra.engine import OrgSlots
     from orchestra.engine.gateway_link import run_developer
-    from orchestra.engine.slots import OrgSlots
     from orchestra.errors import EngineError
     from orchestra.org.stages import current_stage
 

@@ -49,6 +49,7 @@ from orchestra.engine.services import (
     engine_source,
     services,
 )
+from orchestra.engine.slots import OrgSlots
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -70,6 +71,7 @@ __all__ = [
     "ModelClient",
     "ModelResponse",
     "ModelRetry",
+    "OrgSlots",
     "Pipeline",
     "PipelineDefinition",
     "PipelineRegistry",
