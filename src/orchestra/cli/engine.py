@@ -440,7 +440,8 @@ def register(app: typer.Typer) -> None:
             raise _fail(exc) from exc
         report = Path(result["report"]) if result["report"] else None
         if report and report.is_file():
-            out.print(report.read_text(encoding="utf-8"))
+            out.line()  # the live view's last line ends without one when not on a terminal
+            out.print(report.read_text(encoding="utf-8"), markup=False, highlight=False)
         colour = "green" if result["status"] == "succeeded" else "red"
         out.print(
             f"[{colour}]run {result['run_id']}: {result['status']}[/{colour}] in "
