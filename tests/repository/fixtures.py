@@ -17,10 +17,14 @@ import sys
 import sysconfig
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from orchestra.engine.agents import RosterAgents
+from orchestra.repository import TestEnvironment, detect_environment, preflight
+from orchestra.repository.preflight import Baseline
 from orchestra.roster import BUILTIN_AGENTS_DIR
 from orchestra.testing.scripted import create_repository
+from orchestra.tools import CommandLimits
 
 PYTEST_DISTRIBUTIONS = ("pytest", "pluggy", "iniconfig", "packaging", "pygments")
 
@@ -178,3 +182,17 @@ def load_pipeline_agents(folder: Path) -> RosterAgents:
     for name in PIPELINE_AGENTS:
         shutil.copy(BUILTIN_AGENTS_DIR / f"{name}.md", folder / f"{name}.md")
     return RosterAgents.load(folder)
+
+
+def preflight_in(
+    tmp_path: Path, repo: Path, limits: CommandLimits
+) -> tuple[TestEnvironment, dict[str, Any], Baseline]:
+    """The repository's detected environment, the gate keyword arguments (state and report
+    folders under ``tmp_path``, ``limits``) and its preflight baseline."""
+    env = detect_environment(repo, environ={})
+    kwargs: dict[str, Any] = {
+        "home": tmp_path / "h",
+        "limits": limits,
+        "report_dir": tmp_path / "rep",
+    }
+    return env, kwargs, preflight(env, repo, **kwargs)

@@ -5,18 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from orchestra.repository import detect_environment, green_gate, preflight, red_gate
+from orchestra.repository import green_gate, red_gate
 from orchestra.repository.changes import changed_tests_in
-from orchestra.repository.environment import TestEnvironment
-from orchestra.repository.preflight import Baseline
 from orchestra.repository.test_sources import TestSpan, go_test_spans, js_test_spans
 from orchestra.testing.scripted import create_repository
 from orchestra.tools import CommandLimits
-from tests.repository.fixtures import commit_files, git
+from tests.repository.fixtures import commit_files, git, preflight_in
 
 LIMITS = CommandLimits(timeout_s=180, memory_mb=4096)
 
@@ -140,17 +137,6 @@ func TestAdd(t *testing.T) {
 """
 
 
-def _baseline(tmp_path: Path, repo: Path) -> tuple[TestEnvironment, dict[str, Any], Baseline]:
-    env = detect_environment(repo, environ={})
-    kwargs: dict[str, Any] = {
-        "home": tmp_path / "h",
-        "limits": LIMITS,
-        "report_dir": tmp_path / "rep",
-    }
-    baseline = preflight(env, repo, **kwargs)
-    return env, kwargs, baseline
-
-
 @pytest.mark.skipif(shutil.which("go") is None, reason="needs the Go toolchain (golang-go)")
 def test_go_changed_existing_test_must_fail_in_red(tmp_path: Path) -> None:
     repo = create_repository(
@@ -161,7 +147,7 @@ def test_go_changed_existing_test_must_fail_in_red(tmp_path: Path) -> None:
             "calc_test.go": GO_TEST,
         },
     )
-    env, kwargs, baseline = _baseline(tmp_path, repo)
+    env, kwargs, baseline = preflight_in(tmp_path, repo, LIMITS)
     assert baseline.test_ids == {"example.com/calc::TestGreet", "example.com/calc::TestAdd"}
     base = git(repo, "rev-parse", "HEAD").strip()
     (repo / "calc_test.go").write_text(GO_TEST.replace('!= "hello ann"', '!= "Hello, ann!"'))
@@ -213,7 +199,7 @@ def test_js_changed_existing_test_must_fail_in_red(tmp_path: Path) -> None:
         tmp_path / "js",
         {"package.json": json.dumps(package), "calc.js": CALC_JS, "test/calc.test.js": NODE_TEST},
     )
-    env, kwargs, baseline = _baseline(tmp_path, repo)
+    env, kwargs, baseline = preflight_in(tmp_path, repo, LIMITS)
     assert baseline.test_ids == {"calc::adds", "calc::greets"}
     base = git(repo, "rev-parse", "HEAD").strip()
     changed_test = NODE_TEST.replace("'hello ann'", "'Hello, ann!'")

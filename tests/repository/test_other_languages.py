@@ -18,7 +18,7 @@ from orchestra.repository import (
 )
 from orchestra.testing.scripted import create_repository
 from orchestra.tools import CommandLimits
-from tests.repository.fixtures import git
+from tests.repository.fixtures import git, preflight_in
 
 LIMITS = CommandLimits(timeout_s=180, memory_mb=4096)
 
@@ -28,13 +28,6 @@ GO_TEST = (
     'func TestAdd(t *testing.T) {\n\tif Add(1, 2) != 3 {\n\t\tt.Fatal("add")\n\t}\n}\n'
 )
 GO_NEW_TEST = '\nfunc TestMul(t *testing.T) {\n\tif Mul(2, 3) != 6 {\n\t\tt.Fatal("mul")\n\t}\n}\n'
-
-
-def _gates(tmp_path: Path, repo: Path):  # type: ignore[no-untyped-def]
-    env = detect_environment(repo, environ={})
-    kwargs = {"home": tmp_path / "h", "limits": LIMITS, "report_dir": tmp_path / "rep"}
-    baseline = preflight(env, repo, **kwargs)  # type: ignore[arg-type]
-    return env, kwargs, baseline
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="needs the Go toolchain (golang-go)")
@@ -47,7 +40,7 @@ def test_go_module_red_then_green(tmp_path: Path) -> None:
             "calc_test.go": GO_TEST,
         },
     )
-    env, kwargs, baseline = _gates(tmp_path, repo)
+    env, kwargs, baseline = preflight_in(tmp_path, repo, LIMITS)
     assert baseline.test_ids == {"example.com/calc::TestAdd"}
     base = git(repo, "rev-parse", "HEAD").strip()
     with (repo / "calc_test.go").open("a") as handle:
@@ -106,7 +99,7 @@ def test_node_test_package_red_then_green(tmp_path: Path) -> None:
             "test/calc.test.js": NODE_TEST,
         },
     )
-    env, kwargs, baseline = _gates(tmp_path, repo)
+    env, kwargs, baseline = preflight_in(tmp_path, repo, LIMITS)
     assert env.runner == "node"
     assert baseline.test_ids == {"test::adds"}
     base = git(repo, "rev-parse", "HEAD").strip()
