@@ -228,10 +228,15 @@ def test_demo_inside_a_project_with_its_own_pytest_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`make run` in a clone of Orchestra: the sample repository lies under a folder whose
-    pyproject.toml configures pytest, which must not change the sample's test ids."""
+    pyproject.toml configures pytest, which must not apply to the sample: not its ids, nor
+    (as Orchestra's own does, in a base install without pytest-timeout) an option of a
+    plugin that is not installed with warnings as errors, which stops pytest at start."""
     outer = tmp_path / "checkout"
     outer.mkdir()
-    (outer / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "-ra"\n')
+    (outer / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\naddopts = "-ra"\nfilterwarnings = ["error"]\n'
+        "no_such_plugin_option = 900\n"
+    )
     monkeypatch.setenv("ORCHESTRA_HOME", str(outer / ".orchestra"))
     result = runner.invoke(app, ["demo", "--folder", str(outer / ".orchestra" / "demo")])
     assert result.exit_code == 0, result.output

@@ -40,6 +40,33 @@ class TestInvocation:
     """The JUnit file the runner writes; ``None`` when the report is on stdout (Go)."""
 
 
+_PYTEST_CONFIGS = (
+    ("pytest.ini", ""),
+    (".pytest.ini", ""),
+    ("pyproject.toml", "[tool.pytest"),
+    ("tox.ini", "[pytest]"),
+    ("setup.cfg", "[tool:pytest]"),
+)
+"""pytest's configuration files, and the section that makes one count (``""``: any)."""
+
+
+def _own_configuration(worktree: Path) -> list[str]:
+    """pytest options that confine it to the repository's own configuration.
+
+    Ids stay relative to the repository whatever pytest configuration lies above it (the
+    demo's sample repository sits inside Orchestra's own checkout), and a configuration
+    above the repository never applies: without one of its own, pytest would take the
+    enclosing project's (options of plugins not installed here, warnings as errors) and
+    refuse to start.
+    """
+    own = any(
+        (worktree / name).is_file()
+        and section in (worktree / name).read_text(encoding="utf-8", errors="replace")
+        for name, section in _PYTEST_CONFIGS
+    )
+    return [f"--rootdir={worktree}", *([] if own else ["-c", os.devnull])]
+
+
 def _is_npm_style(command: Sequence[str]) -> bool:
     return bool(command) and Path(command[0]).name in {"npm", "pnpm", "yarn"}
 
@@ -58,9 +85,7 @@ def build_invocation(
     argv = [*env.command]
     if env.runner == "pytest":
         addopts = [
-            # Ids relative to the repository, whatever pytest configuration lies above it
-            # (the demo's sample repository sits inside Orchestra's own checkout).
-            f"--rootdir={worktree}",
+            *_own_configuration(worktree),
             f"--junitxml={report}",
             "-o",
             "junit_family=xunit1",
@@ -180,7 +205,7 @@ def collect_test_ids(
     path = variables.get("PYTHONPATH", "")
     variables["PYTHONPATH"] = f"{path}{os.pathsep}{plugin_dir}" if path else str(plugin_dir)
     variables["PYTEST_ADDOPTS"] = shlex.join(
-        [f"--rootdir={worktree}", "--collect-only", "-p", "orchestra_collect"]
+        [*_own_configuration(worktree), "--collect-only", "-p", "orchestra_collect"]
     )
     variables["ORCHESTRA_COLLECTED"] = str(out)
     result = run_command(
