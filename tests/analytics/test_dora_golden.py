@@ -140,6 +140,9 @@ def test_no_deployments_is_unknown_not_zero(db: Database) -> None:
         ("2023", "deployment_frequency", 10.0, "elite"),
         ("2023", "lead_time_for_changes", 30.0, "high"),
         ("2021", "lead_time_for_changes", 0.5, "elite"),
+        ("2021", "change_failure_rate", 0.45, "low"),  # above every label: the lowest band
+        ("2023", "time_to_restore", 500.0, "low"),
+        ("2023", "deployment_frequency", 0.1, "low"),
     ],
 )
 def test_bands_come_from_the_versioned_files(
@@ -147,3 +150,18 @@ def test_bands_come_from_the_versioned_files(
 ) -> None:
     found = rate(kpi, value, version)
     assert found is not None and (found.version, found.band) == (version, band)
+
+
+def test_band_files_cite_their_sources() -> None:
+    from orchestra.analytics import band_versions, load_bands
+
+    for version in band_versions():
+        data = load_bands(version)
+        assert data["sources"], version
+        assert all("http" in source for source in data["sources"])
+        assert rate("lead_time_for_changes", 10_000.0, version) is not None  # no gap at the end
+
+
+def test_2023_low_labels_are_the_reports_words() -> None:
+    low = rate("lead_time_for_changes", 2000.0, "2023")
+    assert low is not None and low.label == "Between one week and one month"
