@@ -12,7 +12,17 @@ from typing import Any
 
 import yaml
 
-from orchestra.analytics import Finding, link_all, record_findings
+from orchestra.analytics import (
+    Asker,
+    Finding,
+    answer_survey,
+    close_survey_round,
+    link_all,
+    open_survey_round,
+    parse_period,
+    plan_transition,
+    record_findings,
+)
 from orchestra.config import OrchestraConfig
 from orchestra.gateway import GatewayApp
 from orchestra.org import Developer, OrgUnit, build_org_tree, sync_org
@@ -110,6 +120,38 @@ def _alerts(db: Database, now: datetime) -> list[str]:
     return record_findings(db, "checkout", findings, now=now)
 
 
+SURVEY_ANSWERS = {
+    "root": (5, 4, 10),
+    "lead": (4, 4, 9),
+    "alice": (4, 3, 8),
+    "bob": (3, 4, 6),
+    "carol": (5, 5, 10),
+    "dave": (4, 4, 9),
+}
+"""The closed round's answers: six in the organisation (shown), five in retail (hidden:
+the rest of the organisation would be one), three in checkout (too few)."""
+
+
+def _surveys_and_plans(db: Database, now: datetime) -> None:
+    admin = Asker("root", frozenset({"admin"}), None)
+    open_survey_round(db, admin, "2026-q3", "Q3 survey", now=now - timedelta(days=40))
+    for name, (satisfaction, quality, recommend) in SURVEY_ANSWERS.items():
+        answer_survey(
+            db, name, "2026-q3", satisfaction=satisfaction, quality=quality, recommend=recommend
+        )
+    close_survey_round(db, admin, "2026-q3")
+    open_survey_round(db, admin, "2026-q4", "Q4 survey <b>now</b>", now=now - timedelta(days=1))
+    for days in (14, 7):  # two recorded evaluations of the organisation's plan
+        plan_transition(
+            db,
+            admin,
+            target="medium",
+            period=parse_period("last-90d"),
+            record=True,
+            now=now - timedelta(days=days),
+        )
+
+
 def seeded_app(tmp_path: Path) -> Iterator[Seeded]:
     """The combined app over a fresh SQLite database with the data above."""
     config = OrchestraConfig.model_validate({"organisation": ORG})
@@ -127,6 +169,7 @@ def seeded_app(tmp_path: Path) -> Iterator[Seeded]:
     now = datetime.now(UTC)
     _insight(db, now)
     alert_ids = _alerts(db, now)
+    _surveys_and_plans(db, now)
     keys = {}
     for dev in ORG["developers"]:
         secret, _ = accounting.keys.create(

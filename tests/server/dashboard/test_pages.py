@@ -25,6 +25,13 @@ PAGES = [
     "/dashboard/alerts",
     "/dashboard/registry",
     "/dashboard/policies",
+    "/dashboard/maturity",
+    "/dashboard/maturity/run_pass_rate",
+    "/dashboard/plan",
+    "/dashboard/roi",
+    "/dashboard/surveys",
+    "/dashboard/surveys/2026-q3",
+    "/dashboard/surveys/2026-q4",
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from html import escape
 
 WIDTH, HEIGHT, PAD_X, PAD_Y = 640, 200, 48, 28
@@ -72,4 +73,46 @@ def bar_chart(title: str, points: Sequence[Point], *, unit: str = "") -> str:
         f"<desc>{escape(desc)}{escape(' ' + unit if unit else '')}</desc>"
         + "".join(parts)
         + "</svg>"
+    )
+
+
+STATUS_CLASS = {"done": "done", "open": "open", "unknown": "unknown"}
+
+
+def timeline_chart(title: str, spans: Sequence[tuple[str, datetime, datetime, str]]) -> str:
+    """An SVG timeline: one horizontal bar per ``(label, start, end, status)``, placed
+    between the first start and the last end (markup; every text in it escaped)."""
+    if not spans:
+        return (
+            f'<svg class="chart" viewBox="0 0 {WIDTH} 40" role="img" aria-label="{escape(title)}">'
+            f"<title>{escape(title)}</title><desc>no phases</desc></svg>"
+        )
+    first = min(s[1] for s in spans)
+    last = max(s[2] for s in spans)
+    total = max((last - first).total_seconds(), 1.0)
+    label_w, row_h = 220, 26
+    height = PAD_Y + row_h * len(spans) + 8
+    inner = WIDTH - label_w - 16
+    parts = []
+    for i, (label, start, end, status) in enumerate(spans):
+        x = label_w + inner * (start - first).total_seconds() / total
+        w = max(inner * (end - start).total_seconds() / total, 2.0)
+        y = PAD_Y + i * row_h
+        tip = escape(f"{label}: {start.date()} to {end.date()}, {status}")
+        parts.append(
+            f'<text class="tick" x="{label_w - 6}" y="{y + 15}" text-anchor="end">'
+            f"{escape(label)}</text>"
+            f'<rect class="datum {STATUS_CLASS.get(status, "unknown")}" x="{x:.1f}" y="{y + 4}" '
+            f'width="{w:.1f}" height="{row_h - 8}"><title>{tip}</title></rect>'
+        )
+    parts.append(
+        f'<text class="tick" x="{label_w}" y="{PAD_Y - 8}">{first.date()}</text>'
+        f'<text class="tick" x="{WIDTH - 16}" y="{PAD_Y - 8}" text-anchor="end">'
+        f"{last.date()}</text>"
+    )
+    desc = "; ".join(f"{s[0]}: {s[1].date()} to {s[2].date()}, {s[3]}" for s in spans)
+    return (
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f"<desc>{escape(desc)}</desc>" + "".join(parts) + "</svg>"
     )

@@ -17,7 +17,13 @@ from orchestra.identity import ANY_UNIT, NotAuthenticated, register_action
 from orchestra.server.api import ApiContext
 from orchestra.server.api.alerts import READ_INSIGHT
 from orchestra.server.api.endpoint import status_of
-from orchestra.server.dashboard import governance_pages, insight_pages
+from orchestra.server.dashboard import (
+    assessment_pages,
+    governance_pages,
+    insight_pages,
+    survey_answer,
+    value_pages,
+)
 from orchestra.server.dashboard.context import PageContext, Viewer
 from orchestra.server.dashboard.render import HEADERS, Page, error_page, export, html
 
@@ -31,7 +37,7 @@ Builder = Callable[[PageContext], Page]
 class DashboardPage:
     """A page: its navigation entry, its path under ``/dashboard``, the action it needs
     and what builds it. Other parts add pages by passing more of these to
-    :func:`dashboard_routes` (maturity, transition plans, ROI and surveys are expected)."""
+    :func:`dashboard_routes`."""
 
     key: str
     label: str
@@ -48,6 +54,14 @@ PAGES: tuple[DashboardPage, ...] = (
     DashboardPage("rows", "Rows", "/kpis/{kpi}", READ_INSIGHT, insight_pages.kpi_rows, False),
     DashboardPage("spend", "Spend", "/spend", "read_spend", governance_pages.spend),
     DashboardPage("alerts", "Alerts", "/alerts", READ_INSIGHT, insight_pages.alerts),
+    DashboardPage("maturity", "Maturity", "/maturity", READ_INSIGHT, assessment_pages.maturity),
+    DashboardPage(
+        "signal", "Signal", "/maturity/{signal}", READ_INSIGHT, assessment_pages.signal_rows, False
+    ),
+    DashboardPage("plan", "Transition plan", "/plan", READ_INSIGHT, assessment_pages.plan),
+    DashboardPage("roi", "ROI", "/roi", READ_INSIGHT, value_pages.roi),
+    DashboardPage("surveys", "Surveys", "/surveys", READ_INSIGHT, value_pages.surveys),
+    DashboardPage("survey", "Survey", "/surveys/{round}", READ_INSIGHT, value_pages.survey, False),
     DashboardPage("registry", "Registry", "/registry", READ_REGISTRY, governance_pages.registry),
     DashboardPage("policies", "Policies", "/policies", "read_policies", governance_pages.policies),
 )
@@ -83,6 +97,11 @@ def dashboard_routes(api: ApiContext, extra: Sequence[DashboardPage] = ()) -> Mo
         return endpoint
 
     routes = [Route(p.path, serve(p), methods=["GET"]) for p in pages]
+
+    async def answer(request: Request) -> Response:
+        return await survey_answer.answer(api, nav, request)
+
+    routes.append(Route("/surveys/{round}/answer", answer, methods=["POST"]))
     routes.append(Route("/static/{name}", _static, methods=["GET"]))
     return Mount("/dashboard", routes=routes)
 
