@@ -200,3 +200,63 @@ def test_a_lead_signed_in_by_sso_acknowledges_and_resolves_alerts_with_the_butto
     finally:
         tab.close()
     assert tab.errors == []
+
+
+def test_maturity_plan_roi_and_survey_pages_render_and_draw(admin_tab: Tab) -> None:
+    for path, name, least in (
+        ("/dashboard/maturity", "maturity", 6),
+        ("/dashboard/plan", "plan", 3),
+        ("/dashboard/roi?cost_per_hour=100&effort_share=0.5", "roi", 2),
+        ("/dashboard/surveys/2026-q3", "survey", 1),
+    ):
+        page = admin_tab.open(path)
+        assert page.locator("main h1").count() == 1
+        assert page.locator("nav a[aria-current=page]").count() == 1
+        drawn = page.evaluate(
+            "() => [...document.querySelectorAll('svg.chart .datum')]"
+            ".filter(r => r.getBBox().height > 0 && r.getBBox().width > 0).length"
+        )
+        assert drawn >= least, (path, drawn)
+        admin_tab.shot(name)
+    assert page.evaluate("() => window.__pwned") is None
+
+
+def test_drill_down_from_a_maturity_score_to_its_rows(admin_tab: Tab) -> None:
+    page = admin_tab.open("/dashboard/maturity")
+    page.locator("#evidence a", has_text="units_with_lead").first.click()
+    page.wait_for_url("**/dashboard/maturity/units_with_lead*")
+    assert "squads and tribes" in page.locator("main").inner_text()
+    assert page.locator("table[id^=rows-] tbody tr").count() >= 3
+    # a KPI signal's bar leads to the KPI's rows, with the keyboard
+    page = admin_tab.open("/dashboard/maturity")
+    page.locator('svg.chart a[href*="/kpis/change_failure_rate"]').first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/dashboard/kpis/change_failure_rate*")
+    assert page.locator("#rows-deployment tbody tr").count() >= 1
+    # and from the plan's exit criteria
+    page = admin_tab.open("/dashboard/plan")
+    page.locator("#exit tbody a").first.click()
+    page.wait_for_url("**/dashboard/{kpis,maturity}**")
+    assert page.locator("main h1").count() == 1
+
+
+def test_a_developer_answers_the_survey_with_the_form(
+    browser: Any, served: tuple[Seeded, str]
+) -> None:
+    seeded, base = served
+    tab = Tab(browser, base, seeded.keys["alice"])
+    try:
+        page = tab.open("/dashboard/surveys/2026-q4")
+        assert "<b>" in page.locator("h1").inner_text()  # the title's HTML is text
+        assert page.locator("main b").count() == 0
+        tab.shot("survey-form")
+        for name, value in (("satisfaction", "4"), ("quality", "5"), ("recommend", "9")):
+            page.locator(f"input[name={name}][value='{value}']").check()
+        page.get_by_role("button", name="Send my answer").click()
+        page.wait_for_url("**/dashboard/surveys/2026-q4?answered=1")
+        assert "Your answer is recorded" in page.locator("main").inner_text()
+        rows = page.locator("#results tbody tr").all_inner_texts()
+        assert all("too few answers" in r for r in rows)  # one answer: no group shown
+    finally:
+        tab.close()
+    assert tab.errors == []

@@ -67,7 +67,7 @@ def _dimension_section(dim: DimensionScore, unit: str | None, period: str) -> di
         "heading": f"{dim.dimension.capitalize()} maturity",
         "figure": _score(dim.score),
         "unknown": unknown,
-        "chart": bar_chart(f"{dim.dimension} signals' scores (1-5)", points, unit="of 5"),
+        "chart": bar_chart(f"{dim.dimension} signals' scores (1-5)", points, unit="of 5", top=5.0),
         "caption": (
             "Each bar is one signal's score by the rules; a question mark is a signal "
             "without data (not scored). Each bar links to the signal's rows."
@@ -264,7 +264,9 @@ def plan(ctx: PageContext) -> Page:
         page.sections.append(
             {
                 "heading": "Progress over time",
-                "chart": bar_chart("Readiness at each recorded evaluation (%)", points, unit="%"),
+                "chart": bar_chart(
+                    "Readiness at each recorded evaluation (%)", points, unit="%", top=100.0
+                ),
                 "caption": "One bar per recorded evaluation (insight_plan_snapshots).",
             }
         )

@@ -33,10 +33,13 @@ def _fmt(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
 
 
-def bar_chart(title: str, points: Sequence[Point], *, unit: str = "") -> str:
-    """An SVG bar chart (markup; every text in it escaped)."""
+def bar_chart(
+    title: str, points: Sequence[Point], *, unit: str = "", top: float | None = None
+) -> str:
+    """An SVG bar chart (markup; every text in it escaped); ``top``: the value at full
+    height (default: the largest value)."""
     known = [p.value for p in points if p.value is not None]
-    top = max(known, default=0.0) or 1.0
+    top = top or max(known, default=0.0) or 1.0
     step = (WIDTH - 2 * PAD_X) / max(len(points), 1)
     inner = HEIGHT - 2 * PAD_Y
     parts = [

@@ -282,7 +282,9 @@ def survey(ctx: PageContext) -> Page:
     page.sections.append(
         {
             "heading": "Satisfaction by group",
-            "chart": bar_chart("Mean satisfaction (1-5) of the groups shown", points, unit="of 5"),
+            "chart": bar_chart(
+                "Mean satisfaction (1-5) of the groups shown", points, unit="of 5", top=5.0
+            ),
             "caption": (
                 "Only groups with enough answers are drawn; a group is also hidden when the "
                 "rest of a unit above it would be smaller than five."
