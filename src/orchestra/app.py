@@ -26,7 +26,16 @@ from orchestra.config import (
     load_config,
     orchestra_home,
 )
-from orchestra.gateway import Gateway, GatewayApp, GatewayDeps, StartupHook, StoreAccountant
+from orchestra.gateway import (
+    Gateway,
+    GatewayApp,
+    GatewayDeps,
+    StartupHook,
+    StoreAccountant,
+    gateway_tracer,
+    traced,
+    tracer_provider,
+)
 from orchestra.policy import PolicyEngine
 from orchestra.store import Database, open_database
 
@@ -260,8 +269,10 @@ class Orchestra:
             from orchestra.accounting import SecretBox, SecretStore
 
             deps.secrets = SecretStore(SecretBox.from_home(self.home)).as_mapping()
+        spans = tracer_provider(self.config.telemetry)  # None unless telemetry is on
         try:
-            gateway = Gateway(self.config, StoreAccountant(accounting), deps)
+            accountant = traced(StoreAccountant(accounting), gateway_tracer(spans))
+            gateway = Gateway(self.config, accountant, deps)
         except BaseException:
             # A configuration the gateway refuses (e.g. a model with no price) must not
             # leave the accounting writer thread and the database connections behind.
@@ -273,6 +284,8 @@ class Orchestra:
             import asyncio
 
             await asyncio.to_thread(accounting.close)
+            if spans is not None:
+                await asyncio.to_thread(spans.shutdown)  # flushes the queued spans
             self.close()
 
         return OpenedGateway(gateway, [close])
@@ -284,15 +297,19 @@ class Orchestra:
 
         accounting = self.accounting()
         accounting.start()
+        spans = tracer_provider(self.config.telemetry)
         try:
             deps = GatewayDeps(policy_base_dir=self.policy_base_dir)
-            core = Gateway(self.config, StoreAccountant(accounting), deps)
+            accountant = traced(StoreAccountant(accounting), gateway_tracer(spans))
+            core = Gateway(self.config, accountant, deps)
             refuse_tiers_without_credential(core)
             app = GatewayApp(core)
             with serve_on_loopback(app, accounting) as gateway:
                 yield gateway
         finally:
             accounting.close()
+            if spans is not None:
+                spans.shutdown()
 
     # -- the engine --------------------------------------------------------------------
     def pool_agents(self, developer: str, say: Callable[[str], None] | None = None) -> AgentSource:

@@ -70,6 +70,7 @@ from orchestra.config.rollout import ExitCriterion, RolloutPhase, RolloutSection
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.schema import OrchestraConfig
 from orchestra.config.starter import STARTER_CONFIG, write_starter_config
+from orchestra.config.telemetry import TelemetrySection
 
 __all__ = [
     "SAFE_ALGORITHMS",
@@ -117,6 +118,7 @@ __all__ = [
     "ServiceKey",
     "StrictModel",
     "TeamOverride",
+    "TelemetrySection",
     "TierConfig",
     "TierName",
     "TierOverrides",

@@ -24,6 +24,7 @@ from orchestra.config.sections import (
     RosterSection,
     TeamOverride,
 )
+from orchestra.config.telemetry import TelemetrySection
 
 
 class OrchestraConfig(StrictModel):
@@ -87,3 +88,5 @@ class OrchestraConfig(StrictModel):
     """Insight's webhooks, identities and targets (see ``docs/insight.md``)."""
     rollout: RolloutSection = Field(default_factory=RolloutSection)
     """Rollout phases, cohorts and exit criteria (see ``docs/experiments.md``)."""
+    telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
+    """OpenTelemetry GenAI spans of model calls (see ``docs/telemetry.md``); off by default."""

@@ -22,6 +22,14 @@ from orchestra.gateway.resilience import CircuitBreaker, CircuitState, RetryPoli
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, family_tier
 from orchestra.gateway.service import Gateway, GatewayDeps
 from orchestra.gateway.store_accountant import StoreAccountant
+from orchestra.gateway.telemetry import (
+    TracedAccountant,
+    emit_call_span,
+    gateway_tracer,
+    span_attributes,
+    traced,
+    tracer_provider,
+)
 
 __all__ = [
     "Accountant",
@@ -42,6 +50,12 @@ __all__ = [
     "StoreAccountant",
     "StreamJournal",
     "Target",
+    "TracedAccountant",
     "WireFormat",
+    "emit_call_span",
     "family_tier",
+    "gateway_tracer",
+    "span_attributes",
+    "traced",
+    "tracer_provider",
 ]
