@@ -1,6 +1,6 @@
 """Drill-down: the records behind a figure's row references (``change:<id>``,
-``deployment:<id>``, ``incident:<id>``, ``run:<id>``, ``ledger:<id>``), read back from the
-tables they came from, one dictionary of their telling fields each."""
+``deployment:<id>``, ``incident:<id>``, ``run:<id>``, ``ledger:<id>``, ``audit:<seq>``),
+read back from the tables they came from, one dictionary of their telling fields each."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow
-from orchestra.store.tables.gateway import GatewayLedgerEntry
+from orchestra.store.tables.gateway import GatewayAuditEntry, GatewayLedgerEntry
 from orchestra.store.tables.insight import (
     InsightChangeRow,
     InsightDeploymentRow,
@@ -90,22 +90,34 @@ def _ledger(row: GatewayLedgerEntry) -> dict[str, Any]:
     }
 
 
+def _audit(row: GatewayAuditEntry) -> dict[str, Any]:
+    return {
+        "at": _when(row.at),
+        "actor": row.actor,
+        "action": row.action,
+        "target": row.target,
+    }
+
+
 _TABLES: dict[str, tuple[Any, Callable[[Any], dict[str, Any]]]] = {
     "change": (InsightChangeRow, _change),
     "deployment": (InsightDeploymentRow, _deployment),
     "incident": (InsightIncidentRow, _incident),
     "run": (RunRow, _run),
     "ledger": (GatewayLedgerEntry, _ledger),
+    "audit": (GatewayAuditEntry, _audit),
 }
 
 
 def _fetch(session: Session, kind: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     table, describe = _TABLES[kind]
+    key = "seq" if kind == "audit" else "id"  # the audit log is keyed by sequence number
+    keys: Sequence[Any] = [int(i) for i in ids if i.isdigit()] if key == "seq" else ids
     found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 500):  # stay under the databases' bound-parameter limits
-        chunk = ids[start : start + 500]
-        for row in session.scalars(select(table).where(table.id.in_(chunk))):
-            found[row.id] = describe(row)
+    for start in range(0, len(keys), 500):  # stay under the databases' bound-parameter limits
+        chunk = keys[start : start + 500]
+        for row in session.scalars(select(table).where(getattr(table, key).in_(chunk))):
+            found[str(getattr(row, key))] = describe(row)
     return found
 
 

@@ -12,6 +12,11 @@ from typing import Any
 
 from orchestra.analytics.datafiles import data_versions, load_data
 from orchestra.analytics.dataset import load_dataset
+from orchestra.analytics.governance_signals import (
+    policy_signal,
+    registry_pools_signal,
+    registry_use_signal,
+)
 from orchestra.analytics.kpis import Figure
 from orchestra.analytics.report import InsightSettings, KPIReport, kpi_report
 from orchestra.analytics.scope import Period, Principal
@@ -28,7 +33,7 @@ from orchestra.analytics.stage_targets import compare_targets, targets_for
 from orchestra.org import STAGES, OrgTree, load_org
 from orchestra.store import Database
 
-DEFAULT_RULES = "1"
+DEFAULT_RULES = "2"
 DIMENSIONS = ("technical", "process", "organisational", "cultural")
 
 
@@ -209,13 +214,16 @@ def measure(
     """Every signal the rules may read, for ``report``'s unit and period."""
     scope = report.scope
     signals = {k: kpi_signal(report.figures[k]) for k in KPI_SIGNALS if k in report.figures}
+    below = {u.name for u in tree.units} if scope.is_organisation else _below(tree, scope.name)
     with db.session() as session:
         data = load_dataset(session, scope, report.period, settings.production)
         extra = [
             *run_signals(data),
             budget_signal(session, scope, report.period.start, report.period.end),
+            policy_signal(session, scope, data),
+            registry_use_signal(session, data),
+            registry_pools_signal(session, tree, below),
         ]
-    below = {u.name for u in tree.units} if scope.is_organisation else _below(tree, scope.name)
     extra += org_signals(tree, scope, below)
     extra += survey_signals(db, scope)
     signals.update({s.name: s for s in extra})

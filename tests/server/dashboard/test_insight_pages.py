@@ -25,6 +25,9 @@ async def test_maturity_scores_four_dimensions_with_their_evidence(seeded: Seede
     assert rows["change_failure_rate"]["Score"] is not None
     assert rows["change_failure_rate"]["Rule"].startswith("<=")
     assert rows["survey_satisfaction"]["Value"] == pytest.approx(25 / 6)  # the closed round
+    # governance signals (rules 2): the seed's 30 calls were let through, no refusal
+    assert rows["policy_compliance"]["Value"] == 1 and rows["policy_compliance"]["Score"] == 5
+    assert rows["registry_use"]["Value"].startswith("unknown: no run")
     assert (
         rows["test_coverage"]["Score"] == "unknown"
         and rows["test_coverage"]["Rule"] == "not scored"

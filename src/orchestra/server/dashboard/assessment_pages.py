@@ -21,7 +21,7 @@ from orchestra.analytics import (
 from orchestra.errors import ApiError
 from orchestra.server.dashboard.charts import Point, bar_chart, timeline_chart
 from orchestra.server.dashboard.context import BadQuery, PageContext, link, segment
-from orchestra.server.dashboard.render import Cell, Page, Table, text_of
+from orchestra.server.dashboard.render import Cell, Page, Table, row_tables, text_of
 
 KPI_NAMES = frozenset(d.name for d in DEFINITIONS)
 
@@ -192,17 +192,7 @@ def signal_rows(ctx: PageContext) -> Page:
     )
     if signal.rows_total > len(signal.rows):
         page.notes.append(f"Showing {len(signal.rows)} of {signal.rows_total} rows.")
-    rows: dict[str, Table] = {}
-    for record in row_records(ctx.database, signal.rows):
-        table = rows.get(record.kind)
-        if table is None:
-            columns = ("Row", *record.fields.keys())
-            table = Table(f"rows-{record.kind}", f"{record.kind.capitalize()} rows", columns)
-            rows[record.kind] = table
-        table.add(
-            Cell(record.id, value=record.id), *[record.fields.get(c) for c in table.columns[1:]]
-        )
-    page.tables += list(rows.values())
+    page.tables += row_tables(row_records(ctx.database, signal.rows))
     return page
 
 

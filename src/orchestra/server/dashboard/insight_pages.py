@@ -21,7 +21,7 @@ from orchestra.org import OrgTree
 from orchestra.server.api.alerts import MANAGE_ALERTS
 from orchestra.server.dashboard.charts import Point, bar_chart
 from orchestra.server.dashboard.context import PageContext, link, segment
-from orchestra.server.dashboard.render import Cell, Page, Table, text_of
+from orchestra.server.dashboard.render import Cell, Page, Table, row_tables, text_of
 
 
 def _report(ctx: PageContext, unit: str | None, period: Period) -> KPIReport:
@@ -255,16 +255,7 @@ def kpi_rows(ctx: PageContext) -> Page:
         detail.add(key, shown if isinstance(shown, int | float) else str(shown))
     page.tables.append(detail)
     records = row_records(ctx.database, fig.rows)
-    kinds: dict[str, Table] = {}
-    for record in records:
-        table = kinds.get(record.kind)
-        if table is None:
-            columns = ("Row", *record.fields.keys()) if record.fields else ("Row",)
-            table = Table(f"rows-{record.kind}", f"{record.kind.capitalize()} rows", columns)
-            kinds[record.kind] = table
-        cells = [record.fields.get(c) for c in table.columns[1:]]
-        table.add(Cell(record.id, value=record.id), *cells)
-    page.tables += list(kinds.values())
+    page.tables += row_tables(records)
     return page
 
 

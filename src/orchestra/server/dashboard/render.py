@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -74,6 +74,21 @@ class Table:
             }
             for row in self.rows
         ]
+
+
+def row_tables(records: Iterable[Any]) -> list[Table]:
+    """Drill-down records (``RowRecord``: kind, id, fields) as one table per kind, each
+    row's first cell its id and the rest its fields."""
+    kinds: dict[str, Table] = {}
+    for record in records:
+        table = kinds.get(record.kind)
+        if table is None:
+            columns = ("Row", *record.fields.keys())
+            table = Table(f"rows-{record.kind}", f"{record.kind.capitalize()} rows", columns)
+            kinds[record.kind] = table
+        cells = [record.fields.get(c) for c in table.columns[1:]]
+        table.add(Cell(record.id, value=record.id), *cells)
+    return list(kinds.values())
 
 
 def text_of(value: Any) -> str:

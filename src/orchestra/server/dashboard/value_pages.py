@@ -18,7 +18,6 @@ from orchestra.analytics import (
     roi_report,
     survey_results,
 )
-from orchestra.analytics.roi import FORMULA
 from orchestra.errors import ApiError
 from orchestra.server.dashboard.charts import Point, bar_chart
 from orchestra.server.dashboard.context import BadQuery, PageContext, link, segment
@@ -178,7 +177,7 @@ def roi(ctx: PageContext) -> Page:
             "heading": "Return on the AI spend",
             "figure": _pct(r.roi) + ("" if r.roi is None else f" ({interval})"),
             "unknown": r.unknown,
-            "how": f"Orchestra: {FORMULA}. Design documents: {DESIGN_FORMULA}.",
+            "how": f"Orchestra: {r.to_dict()['formula']}. Design documents: {DESIGN_FORMULA}.",
             "chart": bar_chart(
                 f"Median cycle time ({c.source}), hours",
                 [
