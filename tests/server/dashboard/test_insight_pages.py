@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import quote
 
 import pytest
 
-from tests.server.dashboard.seed import SURVEY_ANSWERS, Seeded
+from tests.server.dashboard.seed import EVIL, SURVEY_ANSWERS, Seeded
 from tests.server.dashboard.test_pages import client
 
 pytestmark = pytest.mark.anyio
@@ -156,3 +157,19 @@ async def test_the_survey_form_records_the_signed_in_developers_answer(fresh: Se
     async with client(fresh, "root") as c:
         listed = (await c.get("/dashboard/surveys?format=json&table=rounds")).json()["rows"]
     assert {r["Round"]: r["Respondents"] for r in listed}["2026-q4"] == 1
+
+
+async def test_html_in_unit_names_is_text_on_the_new_pages(seeded: Seeded) -> None:
+    unit = quote(EVIL, safe="")
+    async with client(seeded, "root") as c:
+        pages = [
+            (await c.get(path)).text
+            for path in (
+                f"/dashboard/maturity?unit={unit}",
+                f"/dashboard/plan?unit={unit}&target=medium",
+                f"/dashboard/roi?unit={unit}",
+                "/dashboard/surveys/2026-q3",
+            )
+        ]
+    for page in pages:
+        assert html.escape(EVIL) in page and EVIL not in page
