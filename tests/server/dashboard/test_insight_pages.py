@@ -142,13 +142,14 @@ async def test_the_survey_form_records_the_signed_in_developers_answer(fresh: Se
         page = (await c.get("/dashboard/surveys/2026-q4")).text
         cross = await c.post(path, data=form, headers={"origin": "https://evil.example"})
         bad = await c.post(path, data={**form, "recommend": "11"})
-        sent = await c.post(path, data=form, headers={"origin": "http://t"})
+        null = await c.post(path, data=form, headers={"origin": "null"})
+        sent = await c.post(path, data=form, headers={"origin": "https://t"})  # TLS at a proxy
         again = await c.post(path, data=form)
         after = (await c.get(sent.headers["location"])).text
     async with client(fresh) as c:
         anonymous = await c.post(path, data=form)
     assert 'action="/dashboard/surveys/2026-q4/answer"' in page and 'name="recommend"' in page
-    assert cross.status_code == 403
+    assert cross.status_code == 403 and null.status_code == 403
     assert bad.status_code == 400 and "recommend" in bad.text
     assert sent.status_code == 303 and "answered=1" in sent.headers["location"]
     assert again.status_code == 409

@@ -9,7 +9,7 @@ cookie is ``SameSite=Lax`` (a cross-site form post carries none), and a request 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import anyio
 from starlette.requests import Request
@@ -43,10 +43,13 @@ def _scores(body: bytes) -> dict[str, int]:
 
 
 def _same_origin(request: Request) -> bool:
+    """No ``Origin`` (not a browser's cross-site post), or one naming this host. The scheme
+    is not compared: behind a proxy ending TLS the browser's ``https`` origin reaches the
+    server as plain HTTP with the same ``Host``."""
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return origin.rstrip("/") == f"{request.url.scheme}://{request.url.netloc}"
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.url.netloc
 
 
 async def answer(
