@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestra.repository.environment import TestEnvironment
+from orchestra.repository.manifests import read_package_json
 
 _NO_PYTEST = re.compile(r"No module named '?pytest'?$|pytest: (?:command )?not found")
 _NO_RUNNER = re.compile(r"^\S*python[\d.]*: No module named '?(?P<name>[\w.]+)'?$")
@@ -81,6 +82,25 @@ def _install_hint(env: TestEnvironment, what: str) -> str:
     )
 
 
+_INSTALL = {
+    "npm": "npm install",
+    "pnpm": "pnpm install --frozen-lockfile",
+    "yarn": "yarn install --frozen-lockfile",
+}
+
+
+def _missing_node_modules(env: TestEnvironment) -> str | None:
+    """The install command to suggest when the checkout's JS dependencies are missing."""
+    if env.language != "javascript" or (env.repository / "node_modules").is_dir():
+        return None
+    package = read_package_json(env.repository) or {}
+    if not (package.get("dependencies") or package.get("devDependencies")):
+        return None
+    if env.kind == "npm" and (env.repository / "package-lock.json").is_file():
+        return "npm ci"
+    return _INSTALL.get(env.kind, "npm install")
+
+
 def diagnose(output: str, env: TestEnvironment, *, timed_out: bool = False) -> Diagnosis:
     """What went wrong in a test command's ``output``, and how to fix it."""
     if timed_out:
@@ -89,6 +109,13 @@ def diagnose(output: str, env: TestEnvironment, *, timed_out: bool = False) -> D
             "raise engine.command_timeout_s, or make the suite faster",
         )
     line = first_error_line(output)
+    install = _missing_node_modules(env)
+    if install is not None:
+        return Diagnosis(
+            line or "the test command failed",
+            f"the repository's dependencies are not installed (it has no node_modules): run "
+            f"`{install}` in {env.repository}; a run's worktree uses the checkout's",
+        )
     if _NO_PYTEST.search(line):
         return Diagnosis(line, _install_hint(env, "pytest"))
     if match := _NO_RUNNER.search(line):
@@ -111,6 +138,9 @@ def diagnose(output: str, env: TestEnvironment, *, timed_out: bool = False) -> D
         return Diagnosis(line, _install_hint(env, name.split(".")[0]))
     if match := _NOT_FOUND.search(line):
         name = match.group("name") or match.group("sh")
+        pinned = str((read_package_json(env.repository) or {}).get("packageManager", ""))
+        if name in {"pnpm", "yarn"} and pinned.startswith(f"{name}@"):
+            name = f"{name} ({pinned.split('+')[0]}, the version package.json pins)"
         return Diagnosis(
             line,
             f"install {name}, or set repositories.overrides.<repository>.test_command to the "
