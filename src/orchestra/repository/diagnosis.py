@@ -63,9 +63,14 @@ def _own_package(repo: Path, name: str) -> bool:
     return False
 
 
-def _install_hint(env: TestEnvironment, what: str) -> str:
+def install_hint(env: TestEnvironment, what: str) -> str:
+    """How to install ``what`` into ``env``, the way its tool does it (uv and Poetry
+    environments have no pip of their own)."""
     if env.kind == "uv":
-        return f"add {what} to the project's dev dependencies and run `uv sync` in the repository"
+        return (
+            f"add {what} to the project's dev dependencies: `uv add --dev {what}` in the "
+            "repository (or edit pyproject.toml and run `uv sync`)"
+        )
     if env.kind == "poetry":
         return (
             f"add {what} to the project's dependencies (poetry add --group dev {what}) "
@@ -117,12 +122,12 @@ def diagnose(output: str, env: TestEnvironment, *, timed_out: bool = False) -> D
             f"`{install}` in {env.repository}; a run's worktree uses the checkout's",
         )
     if _NO_PYTEST.search(line):
-        return Diagnosis(line, _install_hint(env, "pytest"))
+        return Diagnosis(line, install_hint(env, "pytest"))
     if match := _NO_RUNNER.search(line):
         name = match.group("name")
         return Diagnosis(
             line,
-            _install_hint(env, name) + "; or set the command your developers run: "
+            install_hint(env, name) + "; or set the command your developers run: "
             "repositories.overrides.<repository>.test_command",
         )
     if match := _NO_MODULE.search(line):
@@ -135,7 +140,7 @@ def diagnose(output: str, env: TestEnvironment, *, timed_out: bool = False) -> D
                 f"(import path: {roots}); set repositories.overrides.<repository>.python_path "
                 "to the folder that holds it",
             )
-        return Diagnosis(line, _install_hint(env, name.split(".")[0]))
+        return Diagnosis(line, install_hint(env, name.split(".")[0]))
     if match := _NOT_FOUND.search(line):
         name = match.group("name") or match.group("sh")
         pinned = str((read_package_json(env.repository) or {}).get("packageManager", ""))
