@@ -21,6 +21,8 @@ _NOT_FOUND = re.compile(r"command not found: (?P<name>\S+)|(?P<sh>\S+): (?:comma
 _ERROR_LINE = re.compile(
     r"^(?:E\s+)?(?P<line>(?:[A-Za-z_][\w.]*(?:Error|Exception)|ERROR|error|FAIL)\b:?.*)$"
 )
+_COLLECTING = re.compile(r"^_+ ERROR collecting \S+ _+$")
+_SECTION = re.compile(r"^(?:_{3,}|={3,}).*")
 _SKIP = ("Traceback", "During handling", "The above exception")
 
 
@@ -39,6 +41,9 @@ def first_error_line(output: str) -> str:
         for line in lines:
             if pattern.search(line.strip()):
                 return _clean(line)
+    collecting = _collection_error(lines)
+    if collecting:
+        return _clean(collecting)
     for line in lines:
         stripped = line.strip()
         if stripped.startswith(_SKIP) or line.startswith((" ", "\t")):
@@ -46,6 +51,25 @@ def first_error_line(output: str) -> str:
         if _ERROR_LINE.match(stripped):
             return _clean(stripped)
     return _clean(lines[-1]) if lines else ""
+
+
+def _collection_error(lines: list[str]) -> str:
+    """The cause in pytest's first ``ERROR collecting`` section: its exception line
+    (``E   ...``), else its first line (a usage error such as duplicate parametrize ids),
+    rather than the short summary's ``ERROR tests/x.py::Class``."""
+    for at, line in enumerate(lines):
+        if not _COLLECTING.match(line.strip()):
+            continue
+        block: list[str] = []
+        for nxt in lines[at + 1 :]:
+            if _SECTION.match(nxt.strip()):
+                break
+            block.append(nxt)
+        raised = [b for b in block if b.startswith("E ")]
+        if raised:
+            return raised[-1]
+        return block[0] if block else ""
+    return ""
 
 
 def _clean(line: str) -> str:
