@@ -2,8 +2,9 @@
 
 The report options go where every command form passes them on: pytest's through
 ``PYTEST_ADDOPTS`` (so ``sh -c``, ``env``, ``uv run``, ``tox`` wrappers keep working),
-vitest's and jest's as arguments after ``--`` for npm-style runners, ``node --test``'s
-through ``NODE_OPTIONS`` and Go's ``-json`` flag after ``go test``.
+vitest's and jest's as arguments (after ``--`` for npm; pnpm and yarn pass them on as they
+are), jest-junit's settings through its variables, ``node --test``'s through
+``NODE_OPTIONS`` and Go's ``-json`` flag after ``go test``.
 """
 
 from __future__ import annotations
