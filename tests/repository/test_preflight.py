@@ -146,6 +146,23 @@ def test_missing_command_is_named(tmp_path: Path) -> None:
             "ERROR: usage: pytest [options]\nerror: unrecognized arguments: --x\n",
             "ERROR: usage: pytest [options]",
         ),
+        (
+            # hynek/stamina's base under today's pytest 9: the cause, not the summary line.
+            "==== ERRORS ====\n"
+            "_____ ERROR collecting tests/test_instrumentation.py _____\n"
+            "Duplicate parametrization IDs detected, but strict_parametrization_ids is set.\n"
+            "\nTest name: tests/test_instrumentation.py::TestGuessName::test_module_scope\n"
+            "==== short test summary info ====\n"
+            "ERROR tests/test_instrumentation.py::TestGuessName\n",
+            "Duplicate parametrization IDs detected, but strict_parametrization_ids is set.",
+        ),
+        (
+            "_____ ERROR collecting tests/test_a.py _____\n"
+            "tests/test_a.py:3: in <module>\n    x = nope\n"
+            "E   NameError: name 'nope' is not defined\n"
+            "==== short test summary info ====\nERROR tests/test_a.py\n",
+            "NameError: name 'nope' is not defined",
+        ),
         ("", ""),
     ],
 )

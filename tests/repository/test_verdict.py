@@ -81,6 +81,16 @@ def test_wrong_reasons() -> None:
         assert not judgement.right, (error_type, message)
 
 
+def test_instanceof_of_a_missing_export_is_right_only_when_a_js_file_is_planned() -> None:
+    """fastify/fastify-error's `err instanceof FastifyError` before the module exports it."""
+    case = fail(
+        "test::is a FastifyError", "TypeError", "Right-hand side of 'instanceof' is not an object"
+    )
+    js = PlannedCode(files=frozenset({"index.js"}), modules=frozenset({"index"}))
+    assert missing_behaviour(case, js).right
+    assert not missing_behaviour(case, PLANNED).right
+
+
 def test_fixture_errors_are_wrong_even_with_a_planned_import() -> None:
     case = fail("t.py::t", "ImportError", "No module named 'pkg.mod'", phase="setup")
     assert not missing_behaviour(case, PLANNED).right

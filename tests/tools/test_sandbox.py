@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import sys
 import time
@@ -40,6 +41,37 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 
 def test_memory_limit_stops_a_runaway_allocation(tmp_path: Path) -> None:
     result = _run(tmp_path, "x = bytearray(900 * 1024 * 1024)", memory_mb=256)
+    assert result.exit_code != 0  # type: ignore[attr-defined]
+    assert "MemoryError" in result.stderr  # type: ignore[attr-defined]
+
+
+WASM_MEMORY = "const m = new WebAssembly.Memory({initial: 1}); console.log(m.buffer.byteLength)"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_data_limit_lets_node_reserve_webassembly_memory(tmp_path: Path) -> None:
+    """V8 reserves ~10 GiB of address space per WebAssembly memory: an address-space limit
+    stops it, a data limit of the same size does not (vitest's and linters' tools load
+    WebAssembly)."""
+
+    def node(kind: str) -> object:
+        return run_command(
+            ["node", "-e", WASM_MEMORY],
+            cwd=tmp_path,
+            home=tmp_path / "home",
+            limits=CommandLimits(memory_mb=2048, memory_kind=kind),  # type: ignore[arg-type]
+        )
+
+    stopped = node("address_space")
+    assert stopped.exit_code != 0  # type: ignore[attr-defined]
+    assert "WebAssembly.Memory(): could not allocate" in stopped.stderr  # type: ignore[attr-defined]
+    ran = node("data")
+    assert ran.exit_code == 0, ran.stderr  # type: ignore[attr-defined]
+    assert ran.stdout.strip() == "65536"  # type: ignore[attr-defined]
+
+
+def test_data_limit_still_stops_a_runaway_allocation(tmp_path: Path) -> None:
+    result = _run(tmp_path, "x = bytearray(900 * 1024 * 1024)", memory_mb=256, memory_kind="data")
     assert result.exit_code != 0  # type: ignore[attr-defined]
     assert "MemoryError" in result.stderr  # type: ignore[attr-defined]
 

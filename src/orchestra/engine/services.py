@@ -25,7 +25,7 @@ from orchestra.engine.runs import RunStore
 from orchestra.engine.slots import OrgSlots
 from orchestra.errors import EngineError
 from orchestra.policy import PolicyEngine
-from orchestra.repository import TestEnvironment, resolve_environment
+from orchestra.repository import TestEnvironment, command_limits, resolve_environment
 from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow
 from orchestra.tools import CommandLimits, Toolbox, Workspace, WritePolicy
@@ -181,7 +181,7 @@ class EngineServices:
             test_env=environment.sandbox_env(workspace.root),
             pass_env=environment.pass_env,
             allowed_commands=self.allowed_commands(run.repo_path),
-            limits=self.limits(),
+            limits=command_limits(environment, self.limits()),
             policy=policy,
             knowledge_search=search,
             knowledge_store=store,

@@ -39,7 +39,7 @@ from orchestra.repository.keys import normalise_key, normalise_remote, repositor
 from orchestra.repository.planned import PlannedCode, planned_code
 from orchestra.repository.preflight import Baseline, environment_fingerprint, preflight
 from orchestra.repository.reports import CaseResult, TestReport
-from orchestra.repository.runner import collect_test_ids, run_test_suite
+from orchestra.repository.runner import collect_test_ids, command_limits, run_test_suite
 from orchestra.repository.verdict import (
     CaseVerdict,
     Problem,
@@ -69,6 +69,7 @@ __all__ = [
     "changed_tests",
     "changed_tests_in",
     "collect_test_ids",
+    "command_limits",
     "coverage_plan",
     "detect_environment",
     "diagnose",

@@ -4,7 +4,8 @@ Python: coverage.py wraps the pytest (or unittest) invocation wherever it is in 
 command — an interpreter path, ``env A=1 ...``, ``uv run``/``poetry run``, or inside
 ``sh -c "..."`` — so the same interpreter, options and markers (``-m "not slow"``) run.
 JS/TS: ``node --test`` runs with ``NODE_V8_COVERAGE`` (Node's own coverage, the data
-c8 reads); vitest and jest under ``c8`` from the repository's ``node_modules``. Go:
+c8 reads); vitest with its own V8 coverage when ``@vitest/coverage-v8`` is installed;
+vitest and jest under ``c8`` from the repository's ``node_modules``. Go:
 ``go test -coverprofile``. :mod:`orchestra.repository.coverage_data` reads the data.
 Anything else is "not measured", with the reason.
 """
@@ -28,11 +29,13 @@ from orchestra.repository.coverage_data import (
     read_v8_coverage,
 )
 from orchestra.repository.environment import TestEnvironment
+from orchestra.repository.runner import command_limits, script_separator
 from orchestra.tools import CommandLimits, git, run_command
 
 _PYTHON = re.compile(r"^python(?:\d+(?:\.\d+)*)?$")
 _PYTEST = {"pytest", "py.test"}
 _SHELLS = {"sh", "bash", "dash", "zsh"}
+_VITEST_V8 = Path("node_modules", "@vitest", "coverage-v8")
 _SHELL_OPERATORS = {"&&", "||", ";", "|", "&", "(", ")"}
 
 
@@ -136,6 +139,21 @@ def coverage_plan(env: TestEnvironment, data_dir: Path) -> CoveragePlan:
             output=folder,
             reason="node's own V8 coverage (NODE_V8_COVERAGE), read as c8 does",
         )
+    if env.runner == "vitest" and (env.repository / _VITEST_V8).is_dir():
+        out = data_dir / "vitest"
+        options = (
+            "--coverage.enabled=true",
+            "--coverage.provider=v8",
+            "--coverage.reporter=json",
+            f"--coverage.reportsDirectory={out}",
+        )
+        command = (*env.command, *script_separator(env.command), *options)
+        return CoveragePlan(
+            "vitest (v8)",
+            command,
+            output=out / "coverage-final.json",
+            reason="vitest's own V8 coverage (@vitest/coverage-v8)",
+        )
     if env.language == "javascript":
         c8 = env.repository / "node_modules" / ".bin" / "c8"
         if c8.exists():
@@ -152,7 +170,8 @@ def coverage_plan(env: TestEnvironment, data_dir: Path) -> CoveragePlan:
             None,
             None,
             reason="not measured: c8 is not installed in the repository "
-            "(npm install --save-dev c8)",
+            "(npm install --save-dev c8"
+            + (", or @vitest/coverage-v8)" if env.runner == "vitest" else ")"),
         )
     return CoveragePlan(
         None, None, reason=f"not measured: no coverage tool for {env.language} ({env.kind}) yet"
@@ -214,7 +233,7 @@ def measure_coverage(
             list(argv),
             cwd=worktree,
             home=home,
-            limits=limits,
+            limits=command_limits(env, limits),
             env_extra=variables,
             pass_env=env.pass_env,
         )
@@ -228,7 +247,7 @@ def measure_coverage(
         return read_go_profile(plan.output, worktree), plan.reason
     if plan.tool == "node (V8)":
         return read_v8_coverage(plan.output, worktree), plan.reason
-    if plan.tool == "c8":
+    if plan.tool in {"c8", "vitest (v8)"}:
         return read_istanbul_json(plan.output, worktree), plan.reason
     return None, f"not measured: reading {plan.tool} data is not supported yet"
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestra.repository.environment import TestEnvironment
+from orchestra.repository.manifests import read_package_json
 
 _NO_PYTEST = re.compile(r"No module named '?pytest'?$|pytest: (?:command )?not found")
 _NO_RUNNER = re.compile(r"^\S*python[\d.]*: No module named '?(?P<name>[\w.]+)'?$")
@@ -20,6 +21,8 @@ _NOT_FOUND = re.compile(r"command not found: (?P<name>\S+)|(?P<sh>\S+): (?:comma
 _ERROR_LINE = re.compile(
     r"^(?:E\s+)?(?P<line>(?:[A-Za-z_][\w.]*(?:Error|Exception)|ERROR|error|FAIL)\b:?.*)$"
 )
+_COLLECTING = re.compile(r"^_+ ERROR collecting \S+ _+$")
+_SECTION = re.compile(r"^(?:_{3,}|={3,}).*")
 _SKIP = ("Traceback", "During handling", "The above exception")
 
 
@@ -38,6 +41,9 @@ def first_error_line(output: str) -> str:
         for line in lines:
             if pattern.search(line.strip()):
                 return _clean(line)
+    collecting = _collection_error(lines)
+    if collecting:
+        return _clean(collecting)
     for line in lines:
         stripped = line.strip()
         if stripped.startswith(_SKIP) or line.startswith((" ", "\t")):
@@ -45,6 +51,25 @@ def first_error_line(output: str) -> str:
         if _ERROR_LINE.match(stripped):
             return _clean(stripped)
     return _clean(lines[-1]) if lines else ""
+
+
+def _collection_error(lines: list[str]) -> str:
+    """The cause in pytest's first ``ERROR collecting`` section: its exception line
+    (``E   ...``), else its first line (a usage error such as duplicate parametrize ids),
+    rather than the short summary's ``ERROR tests/x.py::Class``."""
+    for at, line in enumerate(lines):
+        if not _COLLECTING.match(line.strip()):
+            continue
+        block: list[str] = []
+        for nxt in lines[at + 1 :]:
+            if _SECTION.match(nxt.strip()):
+                break
+            block.append(nxt)
+        raised = [b for b in block if b.startswith("E ")]
+        if raised:
+            return raised[-1]
+        return block[0] if block else ""
+    return ""
 
 
 def _clean(line: str) -> str:
@@ -62,9 +87,14 @@ def _own_package(repo: Path, name: str) -> bool:
     return False
 
 
-def _install_hint(env: TestEnvironment, what: str) -> str:
+def install_hint(env: TestEnvironment, what: str) -> str:
+    """How to install ``what`` into ``env``, the way its tool does it (uv and Poetry
+    environments have no pip of their own)."""
     if env.kind == "uv":
-        return f"add {what} to the project's dev dependencies and run `uv sync` in the repository"
+        return (
+            f"add {what} to the project's dev dependencies: `uv add --dev {what}` in the "
+            "repository (or edit pyproject.toml and run `uv sync`)"
+        )
     if env.kind == "poetry":
         return (
             f"add {what} to the project's dependencies (poetry add --group dev {what}) "
@@ -81,6 +111,25 @@ def _install_hint(env: TestEnvironment, what: str) -> str:
     )
 
 
+_INSTALL = {
+    "npm": "npm install",
+    "pnpm": "pnpm install --frozen-lockfile",
+    "yarn": "yarn install --frozen-lockfile",
+}
+
+
+def _missing_node_modules(env: TestEnvironment) -> str | None:
+    """The install command to suggest when the checkout's JS dependencies are missing."""
+    if env.language != "javascript" or (env.repository / "node_modules").is_dir():
+        return None
+    package = read_package_json(env.repository) or {}
+    if not (package.get("dependencies") or package.get("devDependencies")):
+        return None
+    if env.kind == "npm" and (env.repository / "package-lock.json").is_file():
+        return "npm ci"
+    return _INSTALL.get(env.kind, "npm install")
+
+
 def diagnose(output: str, env: TestEnvironment, *, timed_out: bool = False) -> Diagnosis:
     """What went wrong in a test command's ``output``, and how to fix it."""
     if timed_out:
@@ -89,13 +138,20 @@ def diagnose(output: str, env: TestEnvironment, *, timed_out: bool = False) -> D
             "raise engine.command_timeout_s, or make the suite faster",
         )
     line = first_error_line(output)
+    install = _missing_node_modules(env)
+    if install is not None:
+        return Diagnosis(
+            line or "the test command failed",
+            f"the repository's dependencies are not installed (it has no node_modules): run "
+            f"`{install}` in {env.repository}; a run's worktree uses the checkout's",
+        )
     if _NO_PYTEST.search(line):
-        return Diagnosis(line, _install_hint(env, "pytest"))
+        return Diagnosis(line, install_hint(env, "pytest"))
     if match := _NO_RUNNER.search(line):
         name = match.group("name")
         return Diagnosis(
             line,
-            _install_hint(env, name) + "; or set the command your developers run: "
+            install_hint(env, name) + "; or set the command your developers run: "
             "repositories.overrides.<repository>.test_command",
         )
     if match := _NO_MODULE.search(line):
@@ -108,9 +164,12 @@ def diagnose(output: str, env: TestEnvironment, *, timed_out: bool = False) -> D
                 f"(import path: {roots}); set repositories.overrides.<repository>.python_path "
                 "to the folder that holds it",
             )
-        return Diagnosis(line, _install_hint(env, name.split(".")[0]))
+        return Diagnosis(line, install_hint(env, name.split(".")[0]))
     if match := _NOT_FOUND.search(line):
         name = match.group("name") or match.group("sh")
+        pinned = str((read_package_json(env.repository) or {}).get("packageManager", ""))
+        if name in {"pnpm", "yarn"} and pinned.startswith(f"{name}@"):
+            name = f"{name} ({pinned.split('+')[0]}, the version package.json pins)"
         return Diagnosis(
             line,
             f"install {name}, or set repositories.overrides.<repository>.test_command to the "

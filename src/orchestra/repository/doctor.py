@@ -15,6 +15,7 @@ from pathlib import Path
 from orchestra.config import OrchestraConfig
 from orchestra.errors import OrchestraError
 from orchestra.repository.coverage_plan import CoveragePlan, coverage_plan
+from orchestra.repository.diagnosis import install_hint
 from orchestra.repository.environment import TestEnvironment, resolve_environment, settings_for
 from orchestra.repository.errors import PreflightFailed, RepositoryError
 from orchestra.repository.keys import repository_keys
@@ -163,8 +164,8 @@ def run_doctor(
     if importable is False:
         report.advice.append(
             f"coverage.py is not installed in the tests' environment: "
-            f"{report.coverage.interpreter} -m pip install coverage (until then changed-line "
-            "coverage is not measured)"
+            f"{install_hint(env, 'coverage')} (until then changed-line coverage is not "
+            "measured)"
         )
         report.coverage = CoveragePlan(
             None, None, reason="not measured: coverage.py is not installed in the environment"

@@ -342,7 +342,8 @@ def _tool_env(
 def _detect_other(repo: Path, which: Which) -> TestEnvironment:
     package = read_package_json(repo)
     if package is not None:
-        script = str((package.get("scripts") or {}).get("test", ""))
+        scripts = package.get("scripts") or {}
+        script = str(scripts.get("test", ""))
         if (repo / "pnpm-lock.yaml").is_file():
             kind, command = "pnpm", ("pnpm", "test")
         elif (repo / "yarn.lock").is_file():
@@ -356,7 +357,7 @@ def _detect_other(repo: Path, which: Which) -> TestEnvironment:
             repository=repo,
             kind=kind,
             language="javascript",
-            runner=javascript_runner(script),
+            runner=javascript_runner(script, scripts),
             command=command,
             source=f"package.json (lockfile: {kind})",
             pass_env=LANGUAGE_PASS_ENV["javascript"],

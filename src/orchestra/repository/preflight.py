@@ -25,7 +25,7 @@ from pathlib import Path
 from orchestra.repository.diagnosis import diagnose
 from orchestra.repository.environment import TestEnvironment, prepare_worktree
 from orchestra.repository.errors import PreflightFailed
-from orchestra.repository.runner import collect_test_ids, run_test_suite
+from orchestra.repository.runner import REPORTING_RUNNERS, collect_test_ids, run_test_suite
 from orchestra.repository.verdict import name_ids
 from orchestra.tools import CommandLimits, git
 
@@ -170,6 +170,14 @@ def preflight(
     )
     if report.timed_out or (not report.structured and report.exit_code != 0):
         raise _fail(env, "the baseline test run failed", report.output, timed_out=report.timed_out)
+    if not report.structured and env.runner in REPORTING_RUNNERS:
+        raise PreflightFailed(
+            f"the baseline passed but {env.runner} wrote no report, so no gate could judge "
+            "its tests",
+            hint=f"the test command `{' '.join(env.command)}` does not pass Orchestra's "
+            f"report options on to {env.runner}; set repositories.overrides.<repository>."
+            f"test_command to the command that starts {env.runner} itself",
+        )
     failing = sorted(c.id for c in report.by_outcome("failed", "error"))
     if failing and not allow:
         first = next(c for c in report.cases if c.id == failing[0])

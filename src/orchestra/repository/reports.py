@@ -14,7 +14,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
@@ -225,7 +225,46 @@ def parse_junit(xml_text: str) -> list[CaseResult]:
     A case's id is its file (``file`` attribute, or a ``classname`` that is a path) and its
     name; ``node --test`` names no file, so its ids are the enclosing suites and the name.
     """
+    return _parse_junit_root(ET.fromstring(xml_text))  # noqa: S314 - written in our sandbox
+
+
+JEST_JUNIT_ENV: dict[str, str] = {
+    "JEST_JUNIT_ADD_FILE_ATTRIBUTE": "true",
+    "JEST_JUNIT_CLASSNAME": "{classname}",
+    "JEST_JUNIT_TITLE": "{title}",
+    "JEST_JUNIT_ANCESTOR_SEPARATOR": " > ",
+    "JEST_JUNIT_REPORT_TEST_SUITE_ERRORS": "true",
+}
+"""jest-junit's settings for a report Orchestra can read: each case names its file, its
+``describe`` chain (``classname``, joined by `` > ``) and its own title; a file that fails
+to run is reported too (by default it vanishes from the report)."""
+
+_JEST_SUITE_FAILED = "Test suite failed to run"
+
+
+def parse_jest_junit(xml_text: str) -> list[CaseResult]:
+    """Cases from jest-junit's report written with :data:`JEST_JUNIT_ENV`.
+
+    Ids are vitest's: ``file::Outer > Inner > name``; a file that failed to run is one
+    case whose id is the file, failed in collection.
+    """
     root = ET.fromstring(xml_text)  # noqa: S314 - written by the runner in our sandbox
+    failed_files: set[str] = set()
+    for case in root.iter("testcase"):
+        chain = case.get("classname", "")
+        if chain == _JEST_SUITE_FAILED:
+            failed_files.add(case.get("file") or case.get("name") or "")
+        elif chain:
+            case.set("name", f"{chain} > {case.get('name', '')}")
+    return [
+        replace(c, id=c.file or c.id, phase="collection")
+        if c.file in failed_files or c.id in failed_files
+        else c
+        for c in _parse_junit_root(root)
+    ]
+
+
+def _parse_junit_root(root: ET.Element) -> list[CaseResult]:
     cases: list[CaseResult] = []
 
     def walk(element: ET.Element, suites: list[str]) -> None:

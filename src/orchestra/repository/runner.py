@@ -2,8 +2,9 @@
 
 The report options go where every command form passes them on: pytest's through
 ``PYTEST_ADDOPTS`` (so ``sh -c``, ``env``, ``uv run``, ``tox`` wrappers keep working),
-vitest's and jest's as arguments after ``--`` for npm-style runners, ``node --test``'s
-through ``NODE_OPTIONS`` and Go's ``-json`` flag after ``go test``.
+vitest's and jest's as arguments (after ``--`` for npm; pnpm and yarn pass them on as they
+are), jest-junit's settings through its variables, ``node --test``'s through
+``NODE_OPTIONS`` and Go's ``-json`` flag after ``go test``.
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestra.repository.changes import parse_collected_ids
 from orchestra.repository.environment import TestEnvironment
 from orchestra.repository.reports import (
+    JEST_JUNIT_ENV,
     TestReport,
     parse_go_test_json,
+    parse_jest_junit,
     parse_junit,
     parse_pytest_junit,
 )
 from orchestra.tools import CommandLimits, CommandResult, run_command
+
+REPORTING_RUNNERS = frozenset({"pytest", "vitest", "jest", "node", "go"})
+"""Runners whose structured report Orchestra asks for and reads."""
 
 OUTPUT_KEPT = 8000
 """Characters of a run's output kept in its report (the end)."""
@@ -67,8 +73,26 @@ def _own_configuration(worktree: Path) -> list[str]:
     return [f"--rootdir={worktree}", *([] if own else ["-c", os.devnull])]
 
 
-def _is_npm_style(command: Sequence[str]) -> bool:
-    return bool(command) and Path(command[0]).name in {"npm", "pnpm", "yarn"}
+def command_limits(env: TestEnvironment, limits: CommandLimits) -> CommandLimits:
+    """``limits`` as they apply to ``env``'s commands.
+
+    Node's memory is bounded by what it writes (``RLIMIT_DATA``), not by its address
+    space: V8 reserves about 10 GiB of address space per WebAssembly memory, so the usual
+    address-space limit stops every tool that loads WebAssembly (vitest's and eslint's
+    dependencies do) with ``WebAssembly.instantiate(): Out of memory``.
+    """
+    if env.language == "javascript":
+        return replace(limits, memory_kind="data")
+    return limits
+
+
+def script_separator(command: Sequence[str]) -> list[str]:
+    """What goes between a package manager's script and the runner's options: npm needs
+    ``--`` (it would read them itself); pnpm and yarn pass arguments on as they are, and
+    a ``--`` would reach the runner, which takes what follows as file filters."""
+    if command and Path(command[0]).name == "npm" and "--" not in command:
+        return ["--"]
+    return []
 
 
 def build_invocation(
@@ -99,9 +123,9 @@ def build_invocation(
             options = ["--reporter=default", "--reporter=junit", f"--outputFile.junit={report}"]
         else:
             options = ["--ci", "--reporters=default", "--reporters=jest-junit"]
+            variables.update(JEST_JUNIT_ENV)
             variables["JEST_JUNIT_OUTPUT_FILE"] = str(report)
-        sep = ["--"] if _is_npm_style(argv) and "--" not in argv else []
-        return TestInvocation((*argv, *sep, *options, *paths), variables, report)
+        return TestInvocation((*argv, *script_separator(argv), *options, *paths), variables, report)
     if env.runner == "node":
         variables["NODE_OPTIONS"] = (
             "--test-reporter=spec --test-reporter-destination=stdout "
@@ -132,7 +156,9 @@ def read_report(
             report.structured = bool(report.cases) or result.exit_code == 0
         elif invocation.report is not None and invocation.report.is_file():
             text = invocation.report.read_text(encoding="utf-8", errors="replace")
-            parse = parse_pytest_junit if env.runner == "pytest" else parse_junit
+            parse = {"pytest": parse_pytest_junit, "jest": parse_jest_junit}.get(
+                env.runner, parse_junit
+            )
             report.cases = parse(text)
             report.structured = True
     except ValueError:  # ET.ParseError is a ValueError: a half-written report
@@ -159,7 +185,7 @@ def run_test_suite(
         list(invocation.argv),
         cwd=worktree,
         home=home,
-        limits=limits,
+        limits=command_limits(env, limits),
         env_extra=invocation.env,
         pass_env=env.pass_env,
     )

@@ -42,6 +42,10 @@ _JS_NOT_FUNCTION = re.compile(r"(?P<name>[\w.$]+) is not a (?:function|construct
 _JS_NO_EXPORT = re.compile(r"does not provide an export named '(?P<name>[\w$]+)'")
 _JS_NO_MODULE = re.compile(r"Cannot find module '(?P<name>[^']+)'")
 _GO_UNDEFINED = re.compile(r"undefined: (?P<name>[\w.]+)")
+_JS_INSTANCEOF_UNDEFINED = re.compile(
+    r"Right-hand side of 'instanceof' is not (?:an object|callable)"
+)
+_JS_SUFFIXES = (".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".jsx", ".tsx")
 
 
 def name_ids(ids: Sequence[str], shown: int = IDS_SHOWN) -> str:
@@ -121,6 +125,12 @@ def missing_behaviour(case: CaseResult, planned: PlannedCode) -> Judgement:
         ):
             if (match := pattern.search(text)) and planned.provides_name(match.group(group)):
                 return Judgement(True, f"{match.group(group)} lacks the new behaviour")
+    if kind == "TypeError" and _JS_INSTANCEOF_UNDEFINED.search(text):
+        # `x instanceof Missing` where Missing is an export the module lacks: the message
+        # names no symbol, so any planned JS/TS file is taken to provide it.
+        if any(f.endswith(_JS_SUFFIXES) for f in planned.files):
+            return Judgement(True, "instanceof of an export a planned file will provide")
+        return Judgement(False, f"instanceof of something no planned file provides: {case.line()}")
     no_export = _JS_NO_EXPORT.search(text) if kind == "SyntaxError" else None
     if no_export and (planned.provides_name(no_export.group("name")) or planned.modules):
         match = no_export

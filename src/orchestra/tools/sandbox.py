@@ -4,7 +4,9 @@ What is enforced, exactly (see ``docs/engine.md``):
 
 * the working directory is the run's worktree;
 * a wall-clock timeout, after which the whole process group gets SIGKILL;
-* ``RLIMIT_AS`` (address space) and no core dumps, applied by util-linux ``prlimit``
+* ``RLIMIT_AS`` (address space; ``RLIMIT_DATA`` when the limits say so, for Node: V8
+  reserves tens of GiB of address space for WebAssembly that it never uses) and no core
+  dumps, applied by util-linux ``prlimit``
   exec'ing the command (so ``subprocess`` spawns without a Python ``preexec_fn``: no
   Python-level fork in a process where libraries such as lancedb hook ``fork``); where
   ``prlimit`` is missing, set in the forked child before ``exec`` instead;
@@ -35,6 +37,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 PASSED_THROUGH: tuple[str, ...] = ("TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
 """Variables always copied from Orchestra's environment when set: none carries a secret."""
@@ -50,6 +53,13 @@ class CommandLimits:
     timeout_s: float = 120.0
     memory_mb: int = 2048
     isolate_network: bool = True
+    memory_kind: Literal["address_space", "data"] = "address_space"
+    """What ``memory_mb`` bounds: the address space (``RLIMIT_AS``), or only the memory a
+    process writes to (``RLIMIT_DATA``: heap and private writable mappings). Node needs
+    the second: V8 reserves about 10 GiB of inaccessible address space per WebAssembly
+    memory (its bounds checks), so any address-space limit a machine can honour stops
+    WebAssembly (``WebAssembly.instantiate(): Out of memory``), which test runners,
+    linters and bundlers load."""
 
 
 @dataclass(frozen=True)
@@ -158,14 +168,16 @@ def limited_argv(argv: Sequence[str], limits: CommandLimits, isolated: bool) -> 
     prlimit = _prlimit()
     if prlimit is not None:
         limit = limits.memory_mb * 1024 * 1024
-        full = [prlimit, f"--as={limit}", "--core=0", "--", *full]
+        option = "--as" if limits.memory_kind == "address_space" else "--data"
+        full = [prlimit, f"{option}={limit}", "--core=0", "--", *full]
     return full
 
 
-def _limit_memory(memory_mb: int) -> None:
+def _limit_memory(memory_mb: int, kind: str) -> None:
     """Runs in the child between fork and exec (only where ``prlimit`` is missing)."""
     limit = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    which = resource.RLIMIT_AS if kind == "address_space" else resource.RLIMIT_DATA
+    resource.setrlimit(which, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
@@ -200,7 +212,11 @@ def run_command(
     full = limited_argv(argv, limits, isolated)
     # A preexec_fn makes subprocess fork through Python's at-fork hooks (lancedb warns
     # there, once per command); with prlimit the child needs no Python code at all.
-    preexec = None if _prlimit() else functools.partial(_limit_memory, limits.memory_mb)
+    preexec = (
+        None
+        if _prlimit()
+        else functools.partial(_limit_memory, limits.memory_mb, limits.memory_kind)
+    )
     home.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
