@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from orchestra.accounting import Accounting, Attribution, LedgerEntry, spend_report
+from orchestra.accounting import (
+    Accounting,
+    Attribution,
+    LedgerEntry,
+    rebuild_rollups,
+    spend_report,
+)
 from orchestra.engine.gateway_link import RunAccounting
 from orchestra.providers import Usage
 from orchestra.store import open_database
@@ -46,6 +52,12 @@ def test_a_row_with_invalid_utf8_is_reported_not_fatal(
         assert any(bad.id in r.getMessage() and "agent" in r.getMessage() for r in caplog.records)
         # what reads the ledger reads it too
         assert RunAccounting(acc).costs_for_run("run-1") == {"plan": 0.25, "red": 0.5}
+        report = spend_report(acc.store, by="agent", period="all")
+        assert report.total_usd == Decimal("0.75")
+        # The rollups summed the rows as written; the damage came later, around the writer.
+        assert {r.group for r in report.rows} == {None}
+        with db.engine.begin() as conn:  # summed again from the damaged rows
+            rebuild_rollups(conn)
         report = spend_report(acc.store, by="agent", period="all")
         assert report.total_usd == Decimal("0.75")
         assert {r.group for r in report.rows} == {None, "\\xffa\x00\\xfe"}
