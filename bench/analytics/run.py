@@ -238,11 +238,13 @@ def time_queries(db: Database, now: datetime, reps: int, raw_reps: int) -> list[
         for page, queries in pages(now).items():
             for name, query in queries.items():
                 samples: dict[bool, list[float]] = {False: [], True: []}
+                cpu: dict[bool, list[float]] = {False: [], True: []}
                 for raw, n in ((False, reps), (True, raw_reps)):
                     for _ in range(n):
-                        t = time.perf_counter()
+                        t, c = time.perf_counter(), time.thread_time()
                         query(conn, raw)
                         samples[raw].append((time.perf_counter() - t) * 1000)
+                        cpu[raw].append((time.thread_time() - c) * 1000)
                         conn.rollback()
                 a, b = query(conn, False), query(conn, True)
                 results.append(
@@ -255,6 +257,8 @@ def time_queries(db: Database, now: datetime, reps: int, raw_reps: int) -> list[
                             for raw, s in samples.items()
                             for q, v in (("p50", 0.5), ("p95", 0.95))
                         },
+                        "rollup_cpu_p95": pct(cpu[False], 0.95),
+                        "raw_cpu_p50": pct(cpu[True], 0.5),
                     }
                 )
                 r = results[-1]
@@ -262,7 +266,8 @@ def time_queries(db: Database, now: datetime, reps: int, raw_reps: int) -> list[
                 print(
                     f"  {page:36s} {name:18s} rollup p50 {r['rollup_p50']:8.1f} ms "
                     f"p95 {r['rollup_p95']:8.1f} ms | raw p50 {r['raw_p50']:9.1f} ms "
-                    f"p95 {r['raw_p95']:9.1f} ms | raw/rollup {ratio:7.1f}x"
+                    f"p95 {r['raw_p95']:9.1f} ms | raw/rollup {ratio:7.1f}x | this thread's CPU: "
+                    f"rollup p95 {r['rollup_cpu_p95']:7.1f} ms, raw p50 {r['raw_cpu_p50']:8.1f} ms"
                     f"{'' if a == b else '  RESULTS DIFFER'}",
                     flush=True,
                 )
@@ -405,6 +410,7 @@ def summary(results: list[Result]) -> None:
     print("\n== summary (p95 target 200 ms per query, over rollups)")
     for r in results:
         worst = max(r.queries, key=lambda q: q["rollup_p95"])
+        worst_cpu = max(r.queries, key=lambda q: q["rollup_cpu_p95"])
         slow = [q for q in r.queries if q["rollup_p95"] > 200]
         ratios = [q["raw_p50"] / max(q["rollup_p50"], 1e-6) for q in r.queries]
         on, off = statistics.median(r.writes[True]), statistics.median(r.writes[False])
@@ -413,7 +419,9 @@ def summary(results: list[Result]) -> None:
         print(
             f"{r.database}: {r.rows:,} rows, {r.runs:,} runs; "
             f"worst rollup p95 {worst['rollup_p95']:.1f} ms ({worst['page']}: {worst['query']}); "
-            f"{len(slow)} of {len(r.queries)} queries over 200 ms; raw/rollup p50 ratio median "
+            f"{len(slow)} of {len(r.queries)} queries over 200 ms; worst rollup CPU p95 (this "
+            f"thread; SQLite's whole query) {worst_cpu['rollup_cpu_p95']:.1f} ms "
+            f"({worst_cpu['page']}: {worst_cpu['query']}); raw/rollup p50 ratio median "
             f"{statistics.median(ratios):.1f}x, min {min(ratios):.1f}x; "
             f"all results equal: {all(q['equal'] for q in r.queries)}; "
             f"write throughput lost to rollups {(1 - on / off) * 100:+.1f}%; "

@@ -208,8 +208,10 @@ def ledger_totals(
             if not row[width]:
                 continue  # an aggregate over no rows
             key = tuple(v or None for v in row[:width])
+            values = [int(v or 0) for v in row[width:]]  # PostgreSQL sums to Decimal
             totals = out.get(key)
             if totals is None:
-                totals = out[key] = Totals()
-            totals.add(row[width:])
+                out[key] = Totals(*values)  # one call per group: there may be 100,000 runs
+            else:
+                totals.add(values)
     return out
