@@ -70,6 +70,10 @@ bench: $(VENV)/.test ## Run the benchmarks (prints ratios against in-run baselin
 bench-suite: $(VENV)/.test ## Time the suite against issue 11's baseline (ROUNDS=1; takes minutes)
 	$(BIN)/python -m bench.suite --rounds $(or $(ROUNDS),1) --current-options "$(PYTEST_PARALLEL)"
 
+.PHONY: bench-analytics
+bench-analytics: $(VENV)/.test ## Dashboard queries on rollups vs raw rows, 10M ledger rows, SQLite and PostgreSQL (ROWS=; slow)
+	$(BIN)/python -m bench.analytics --rows $(or $(ROWS),10000000)
+
 fuzz: $(VENV)/.test ## Long fuzz run of the gateway on loopback (bench/fuzz; EXAMPLES=20000)
 	$(BIN)/python -m bench.fuzz --examples $(or $(EXAMPLES),20000)
 

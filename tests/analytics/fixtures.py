@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestra.accounting import rebuild_rollups
 from orchestra.analytics import receive
 from orchestra.config import OrganisationSection
 from orchestra.org import build_org_tree, sync_org
@@ -193,6 +194,9 @@ def ledger(db: Database, rows: list[tuple[Any, ...]]) -> None:
                     stream=False,
                 )
             )
+        # Written around the ledger writer: sum them into the rollups the figures read.
+        session.flush()
+        rebuild_rollups(session.connection())
 
 
 def sqlite_database(path: Path) -> Database:

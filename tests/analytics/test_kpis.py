@@ -137,10 +137,10 @@ def test_org_figures(recorded: Database) -> None:
     assert f["cost_per_pr"].value == pytest.approx(3.0)  # PR 1: 4, PR 3: 2
     assert f["cost_per_feature"].value == pytest.approx(3.0)
     assert f["cost_per_developer_month"].value == pytest.approx(4.0)  # 8 / (alice, carol)
-    assert f["cost_per_developer_month"].rows == (
+    assert f["cost_per_developer_month"].rows == (  # by start time (the index's order)
         "ledger:l1",
-        "ledger:l2",
         "ledger:l3",
+        "ledger:l2",
         "ledger:l4",
     )
     assert f["ai_adoption_developers"].value == pytest.approx(2 / 5)

@@ -26,12 +26,20 @@ from orchestra.accounting.errors import (
     RateLimited,
     RunOwnedElsewhere,
     SecretError,
+    UnknownDimension,
     UnknownName,
     UnknownPrice,
 )
 from orchestra.accounting.facade import Accounting
 from orchestra.accounting.keys import KeyRecord, KeyStore
 from orchestra.accounting.ledger import OUTCOMES, Ledger, LedgerEntry, StreamRecord
+from orchestra.accounting.ledger.rollups import rebuild_rollups
+from orchestra.accounting.ledger_totals import (
+    DIMENSIONS,
+    LedgerMatch,
+    Totals,
+    ledger_totals,
+)
 from orchestra.accounting.limits import RateLimit, RateLimiter, RateLimitPolicy
 from orchestra.accounting.org_changes import sync_org_audited
 from orchestra.accounting.pricing import BUILTIN_PRICES, Price, PriceTable
@@ -48,6 +56,7 @@ from orchestra.accounting.store import AccountingStore
 
 __all__ = [
     "BUILTIN_PRICES",
+    "DIMENSIONS",
     "OUTCOMES",
     "Accounting",
     "AccountingError",
@@ -70,6 +79,7 @@ __all__ = [
     "KeyStore",
     "Ledger",
     "LedgerEntry",
+    "LedgerMatch",
     "OrgPath",
     "Price",
     "PriceTable",
@@ -86,11 +96,15 @@ __all__ = [
     "SpendReport",
     "SpendRow",
     "StreamRecord",
+    "Totals",
+    "UnknownDimension",
     "UnknownName",
     "UnknownPrice",
     "VerifyResult",
+    "ledger_totals",
     "parse_period",
     "period_bounds",
+    "rebuild_rollups",
     "run_budget_name",
     "spend_report",
     "sync_org_audited",

@@ -42,6 +42,13 @@ class InvalidBudget(AccountingError):
     error_type = "invalid_request_error"
 
 
+class UnknownDimension(AccountingError):
+    """Ledger totals were asked for by a dimension the rollups do not hold."""
+
+    status = 400
+    error_type = "invalid_request_error"
+
+
 class UnknownName(AccountingError):
     """A key, budget or limit names a developer or unit the organisation does not have."""
 

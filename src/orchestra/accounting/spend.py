@@ -1,4 +1,5 @@
-"""Spend aggregated from the ledger, for ``orchestra spend`` and ``GET /v1/orchestra/spend``."""
+"""Spend aggregated from the ledger, for ``orchestra spend`` and ``GET /v1/orchestra/spend``:
+read from the ledger's rollups (:mod:`.ledger_totals`)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
-from sqlalchemy import func, select
-
 from orchestra.accounting.budgets import period_bounds
 from orchestra.accounting.errors import AccountingError
+from orchestra.accounting.ledger_totals import LedgerMatch, ledger_totals
 from orchestra.accounting.money import from_nano
-from orchestra.accounting.store import (
-    AccountingStore,
-    as_utc,
-    read_rows,
-    utcnow,
-)
+from orchestra.accounting.store import AccountingStore, as_utc, utcnow
 from orchestra.store import Database
-from orchestra.store.tables.gateway import GatewayLedgerEntry as L
 
 SpendBy = Literal["developer", "team", "agent", "model", "day", "key", "tier", "run"]
 SPEND_BY: tuple[str, ...] = get_args(SpendBy)
@@ -121,25 +115,17 @@ def parse_period(text: str, now: datetime | None = None) -> tuple[datetime | Non
     )
 
 
-def _group_column(by: str, dialect: str) -> Any:
-    if by == "day":
-        if dialect == "postgresql":
-            return func.to_char(func.timezone("UTC", L.started_at), "YYYY-MM-DD")
-        return func.substr(L.started_at, 1, 10)
-    column = {
-        "developer": L.developer,
-        "team": L.squad,
-        "agent": L.agent,
-        "key": L.key_id,
-        "tier": L.tier,
-        "run": L.run_id,
-        "model": func.coalesce(L.served_model, L.requested_model),
-    }.get(by)
-    if column is None:
-        raise InvalidSpendQuery(
-            f"cannot group spend by {by!r}", hint=f"use one of {', '.join(SPEND_BY)}"
-        )
-    return column
+_DIMENSION = {
+    "developer": "developer",
+    "team": "squad",
+    "agent": "agent",
+    "model": "model",
+    "day": "day",
+    "key": "key_id",
+    "tier": "tier",
+    "run": "run_id",
+}
+"""Each grouping's ledger-totals dimension (:func:`~.ledger_totals.ledger_totals`)."""
 
 
 def spend_report(
@@ -155,38 +141,30 @@ def spend_report(
     or one team's calls (the HTTP endpoint limits non-admin keys to their own spend)."""
     store_db = db.db if isinstance(db, AccountingStore) else db
     since, until = parse_period(period, now)
-    group = _group_column(by, store_db.engine.dialect.name).label("grp")
-    query = select(
-        group,
-        func.count(),
-        func.sum(L.input_tokens),
-        func.sum(L.output_tokens),
-        func.sum(L.cache_read_tokens),
-        func.sum(L.cache_write_tokens),
-        func.sum(L.cost_nano),
-    ).group_by(group)
-    if since is not None:
-        query = query.where(L.started_at >= since)
-    if until is not None:
-        query = query.where(L.started_at < until)
+    dimension = _DIMENSION.get(by)
+    if dimension is None:
+        raise InvalidSpendQuery(
+            f"cannot group spend by {by!r}", hint=f"use one of {', '.join(SPEND_BY)}"
+        )
+    where = []
     if developer is not None:
-        query = query.where(L.developer == developer)
+        where.append(LedgerMatch(("developer",), developer))
     if team is not None:
-        query = query.where((L.squad == team) | (L.tribe == team) | (L.division == team))
+        where.append(LedgerMatch(("squad", "tribe", "division"), team))
     with store_db.engine.connect() as conn:
-        found = read_rows(conn, query)  # a damaged text is grouped with its bytes escaped
-        rows = [
-            SpendRow(
-                None if g is None else str(g),
-                int(n),
-                int(i or 0),
-                int(o or 0),
-                int(cr or 0),
-                int(cw or 0),
-                from_nano(int(c or 0)),
-            )
-            for g, n, i, o, cr, cw, c in found
-        ]
+        totals = ledger_totals(conn, by=(dimension,), where=where, since=since, until=until)
+    rows = [
+        SpendRow(
+            g,
+            t.calls,
+            t.input_tokens,
+            t.output_tokens,
+            t.cache_read_tokens,
+            t.cache_write_tokens,
+            from_nano(t.cost_nano),
+        )
+        for (g,), t in totals.items()
+    ]
     rows.sort(
         key=lambda r: (
             (r.group is None, r.group or "") if by == "day" else (-r.cost_usd, r.group or "")

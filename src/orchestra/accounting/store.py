@@ -52,8 +52,11 @@ def as_utc(value: datetime) -> datetime:
 class AccountingStore:
     """The database, its write engine and the group committer, shared by the components."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, rollups: bool = True) -> None:
         self.db = db
+        self.rollups = rollups
+        """Whether the ledger writer maintains the ledger's rollups (``False`` only to
+        measure what they cost: the figures read from them then miss the new rows)."""
         self.write_engine = write_engine(db)
         self.inline_engine = (
             write_engine(db, wait_for_lock=False) if db.engine.dialect.name == "sqlite" else None

@@ -1,10 +1,10 @@
 """The rows a unit's figures are computed from, read once per question.
 
 Changes, deployments and incidents are small streams and are read whole for the unit;
-the ledger is aggregated in SQL (per run, per developer-month), and only its row ids for
-the drill-down are read, capped at :data:`DRILL_DOWN_CAP` (the figure says how many
-there were). See ``docs/insight.md`` for how rollups maintained as the ledger is written
-replace these aggregates at scale.
+the ledger's sums (per developer-month, per run) come from its rollups, maintained as it
+is written (:func:`orchestra.accounting.ledger_totals`), and only its row ids for the
+drill-down are read from the raw rows, capped at :data:`DRILL_DOWN_CAP` (the figure says
+how many there were).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
+from orchestra.accounting import LedgerMatch, ledger_totals
 from orchestra.analytics.scope import Period, Scope
 from orchestra.store.tables.engine import RunRow
 from orchestra.store.tables.gateway import GatewayLedgerEntry as Ledger
@@ -121,34 +122,41 @@ def _run_facts(run: RunRow, cost: int) -> RunFacts:
     )
 
 
+def scope_matches(scope: Scope) -> list[LedgerMatch]:
+    """The ledger totals' filter for ``scope`` (by the rows' own unit columns)."""
+    if scope.kind in ("developer", "squad", "tribe", "division"):
+        return [LedgerMatch((scope.kind,), scope.name)]
+    return []
+
+
 def _load_ledger(session: Session, data: Dataset) -> None:
     scope, period = data.scope, data.period
-    where = (
-        ledger_filter(scope),
-        Ledger.started_at >= period.start,
-        Ledger.started_at < period.end,
+    conn = session.connection()
+    where = scope_matches(scope)
+    # Rollups: per developer and month in the period, and per run over all time.
+    months = ledger_totals(
+        conn, by=("developer", "month"), where=where, since=period.start, until=period.end
     )
-    data.ledger_nano, data.ledger_rows = session.execute(
-        select(func.coalesce(func.sum(Ledger.cost_nano), 0), func.count()).where(*where)
-    ).one()
+    data.ledger_nano = sum(t.cost_nano for t in months.values())
+    data.ledger_rows = sum(t.calls for t in months.values())
+    data.developer_months = {
+        (str(dev), str(month)): t.cost_nano for (dev, month), t in months.items() if dev
+    }
+    # The drill-down reaches the raw rows: the first ids by start time (the index's order).
     data.ledger_ids = list(
-        session.scalars(select(Ledger.id).where(*where).order_by(Ledger.id).limit(DRILL_DOWN_CAP))
-    )
-    months: dict[tuple[str, str], int] = defaultdict(int)
-    rows = session.execute(
-        select(Ledger.developer, Ledger.started_at, Ledger.cost_nano).where(
-            *where, Ledger.developer.isnot(None)
+        session.scalars(
+            select(Ledger.id)
+            .where(
+                ledger_filter(scope),
+                Ledger.started_at >= period.start,
+                Ledger.started_at < period.end,
+            )
+            .order_by(Ledger.started_at, Ledger.id)
+            .limit(DRILL_DOWN_CAP)
         )
     )
-    for developer, started, cost in rows:
-        months[(str(developer), f"{started:%Y-%m}")] += int(cost)
-    data.developer_months = dict(months)
-    per_run = session.execute(
-        select(Ledger.run_id, func.sum(Ledger.cost_nano))
-        .where(ledger_filter(scope), Ledger.run_id.isnot(None))
-        .group_by(Ledger.run_id)
-    )
-    costs = {str(run_id): int(cost) for run_id, cost in per_run}
+    per_run = ledger_totals(conn, by=("run_id",), where=where)
+    costs = {str(run): t.cost_nano for (run,), t in per_run.items() if run}
     runs = (
         select(RunRow)
         if scope.is_organisation

@@ -179,10 +179,11 @@ class Ledger:
             else None
         )
         row = entry_row(entry, self._time)  # immutable: a failed batch may run the job again
-        committer = self._store.committer
+        store = self._store
+        committer = store.committer
 
         def job(conn: Connection) -> Plan | None:
-            BatchRows.of(committer.batch).rows.append(row)
+            BatchRows.of(committer.batch, store).add(row)
             return settle(conn) if settle is not None else None
 
         return job

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from orchestra.accounting.budgets import Reservation
 from orchestra.accounting.budgets.reservations import Plan
 from orchestra.accounting.ledger.entries import COST, INSERT
+from orchestra.accounting.ledger.rollups import add_to_rollups
 from orchestra.accounting.store import AccountingStore, Batch
 
 if TYPE_CHECKING:
@@ -52,19 +53,35 @@ class BatchRows:
     for all of them, which holds the GIL only to start it. Binding every value of every row
     made the writer take the GIL back once per row, and each time the event loop's thread
     had to stop for it (about a tenth of the gateway's throughput). Rows someone waits for
-    (:meth:`~.ledger.Ledger.append`), and every row elsewhere, are bound."""
+    (:meth:`~.ledger.Ledger.append`), and every row elsewhere, are bound.
 
-    def __init__(self) -> None:
+    Then the batch's rows are added to the ledger's rollups (:mod:`.rollups`), in the
+    same transaction."""
+
+    def __init__(self, rollups: bool = True) -> None:
         self.rows: list[tuple[Any, ...]] = []
         self.texts: list[str] = []
         """Rows already in :func:`~.entries.row_json` form (SQLite only)."""
+        self.rollups = rollups
+        """Whether the batch's rows are added to the rollups (see ``AccountingStore``)."""
+        self.ids: list[str] = []
+        """The ids of the batch's rows, inserted here or (a retry) alone: what the rollups
+        add up at the end of the batch."""
+
+    def add(self, row: tuple[Any, ...], text: str | None = None) -> None:
+        """Insert ``row`` with the batch (from its JSON ``text`` when given)."""
+        if text is None:
+            self.rows.append(row)
+        else:
+            self.texts.append(text)
+        self.ids.append(row[0])
 
     @classmethod
-    def of(cls, batch: Batch) -> BatchRows:
+    def of(cls, batch: Batch, store: AccountingStore) -> BatchRows:
         """The running batch's rows (made, and inserted at its end, on first use)."""
         rows: BatchRows | None = batch.state.get("ledger_rows")
         if rows is None:
-            rows = batch.state["ledger_rows"] = cls()
+            rows = batch.state["ledger_rows"] = cls(store.rollups)
             batch.at_end("ledger_rows", rows.insert)
         return rows
 
@@ -72,6 +89,8 @@ class BatchRows:
         """Insert every row of the batch."""
         INSERT.run_json(conn, self.texts)  # queued entries, in number
         INSERT.run_many(conn, self.rows)  # entries someone waits for, a few
+        if self.rollups:
+            add_to_rollups(conn, self.ids)
 
 
 class _Committed:
@@ -138,15 +157,15 @@ class EntryQueue:
             if taken is None:
                 with self._lock:
                     taken, self._queued = self._queued, []
-                rows = BatchRows.of(batch)
-                if conn.dialect.name == "sqlite":
-                    rows.texts.extend(item[3] for item in taken)
-                else:
-                    rows.rows.extend(item[2] for item in taken)
+                rows = BatchRows.of(batch, self._store)
+                as_json = conn.dialect.name == "sqlite"
+                for item in taken:
+                    rows.add(item[2], item[3] if as_json else None)
             else:
                 # A retry, alone, after the batch failed: each entry in a savepoint, so one
                 # that cannot be stored stays in the journal without holding back the rest.
                 taken = [item for item in taken if _insert_alone(conn, item)]
+                BatchRows.of(batch, self._store).ids.extend(item[1] for item in taken)
             committed = _Committed.of_batch(batch, budgets)
             if budgets is not None:
                 plan = Plan()
