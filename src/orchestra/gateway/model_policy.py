@@ -125,7 +125,7 @@ class ModelPolicy:
                 kept.append(target)
         assert first is not None  # a route always has a primary
         resource, decision = first
-        allowed = Route(route.requested, route.tier, tuple(kept)) if kept else None
+        allowed = replace(route, chain=tuple(kept)) if kept else None
         return RouteVerdict(allowed, principal, resource, decision)
 
     def refusal(self, verdict: RouteVerdict) -> Forbidden:

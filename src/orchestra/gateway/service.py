@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from orchestra.config.models import UpstreamLimits
 from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import ConfigError
 from orchestra.gateway.accounts import Accountant, Caller
@@ -39,6 +40,7 @@ from orchestra.gateway.resilience import CircuitBoard, RetryPolicy, default_rand
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, upstream_credential
 from orchestra.gateway.transport import UpstreamTransport
 from orchestra.gateway.upstream import UpstreamCaller
+from orchestra.gateway.upstream_limits import UpstreamLimiters
 from orchestra.policy import PolicyInvalid
 from orchestra.providers.usage import Usage
 
@@ -118,7 +120,11 @@ class GatewayDeps:
     gateway benchmark's baseline); every product entry point keeps it on."""
     policy_base_dir: Path | None = None
     """The folder a relative ``policies.folder`` is under: orchestra.yaml's own folder
-    (``None``: the working folder, for a configuration that came from no file)."""
+    (``None``: the working folder, for a configuration that came from no file). Relative
+    ``roster.directories`` resolve against it too."""
+    agents: Callable[[OrchestraConfig], Mapping[str, str]] | None = None
+    """Agent -> category of the roster that ``routing`` rules name, read when the
+    configuration has rules (default: :func:`orchestra.roster.load_roster`)."""
 
 
 class Gateway:
@@ -134,6 +140,7 @@ class Gateway:
         self.accountant = accountant
         self.metrics = GatewayMetrics()
         self.circuits = CircuitBoard(config.gateway.circuit, self.deps.clock)
+        self.limiters = UpstreamLimiters(self.deps.clock)
         self._client: UpstreamTransport | None = None
         # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
@@ -143,9 +150,28 @@ class Gateway:
         self._refused_keys: dict[bytes, _CachedKey] = {}
         self.started = False
         self.snapshot = self._build(config)
+        self.limiters.configure(_limits(config))
+
+    def _agents(self, config: OrchestraConfig) -> Mapping[str, str] | None:
+        """The roster's agent -> category, when routing rules need it."""
+        if not config.routing.agents and not config.routing.categories:
+            return None
+        if self.deps.agents is not None:
+            return self.deps.agents(config)
+        from orchestra.roster import RosterInvalid, load_roster
+
+        try:
+            roster = load_roster(config=config, base_dir=self.deps.policy_base_dir)
+        except RosterInvalid as exc:
+            raise ConfigError(
+                f"routing rules name agents, but the roster does not load: {exc}",
+                hint="fix the agent files (`orchestra agents validate`)",
+                location="routing",
+            ) from exc
+        return {agent.name: agent.category for agent in roster}
 
     def _build(self, config: OrchestraConfig) -> Snapshot:
-        routing = RoutingSnapshot.from_config(config)
+        routing = RoutingSnapshot.from_config(config, self._agents(config))
         self._check_prices(routing)
         caller = UpstreamCaller(
             client=self.client,
@@ -159,6 +185,7 @@ class Gateway:
             rand=self.deps.rand,
             clock=self.deps.clock,
             on_error=self.metrics.upstream_error,
+            limiters=self.limiters,
         )
         credentials: dict[str, str | None] = {}
         missing: list[str] = []
@@ -240,6 +267,7 @@ class Gateway:
             )
             raise
         self.circuits.settings = config.gateway.circuit
+        self.limiters.configure(_limits(config))
         self.snapshot = snapshot
         log.info("gateway configuration reloaded")
 
@@ -394,6 +422,11 @@ class Gateway:
                 t for t in chain[1:] if not _costlier(self.accountant.cost, t.model, chain[0].model)
             )
         return max(self.accountant.cost(t.model, usage) for t in chain)
+
+
+def _limits(config: OrchestraConfig) -> dict[str, UpstreamLimits]:
+    """``providers.<name>.limits`` of the providers that have them."""
+    return {name: p.limits for name, p in config.providers.items() if p.limits is not None}
 
 
 def _costlier(cost: Callable[[str, Usage], Decimal], a: str, b: str) -> bool:
