@@ -204,7 +204,17 @@ def test_only_a_run_key_routes_by_the_agent_it_names(
     assert run.headers["x-orchestra-served-model"] == "qwen-local"
     assert run.headers["x-orchestra-route"] == "agent:python-developer"
 
-    first, second = accountant.entries
+    # The same run key for another agent, same tier asked: that agent's rule (the policy
+    # decisions cached per key must not hand it the coder's chain).
+    architect = httpx.post(
+        f"{server.base_url}/v1/messages",
+        json=BODY,
+        headers={"x-api-key": run_key, **agent, "x-orchestra-agent": "chief-architect"},
+    )
+    assert architect.headers["x-orchestra-served-model"] == "claude-opus-4-1"
+    assert architect.headers["x-orchestra-route"] == "agent:chief-architect"
+
+    first, second, _ = accountant.entries
     assert (first.agent, first.rule) == ("python-developer", None)
     assert (second.agent, second.rule) == ("python-developer", "agent:python-developer")
     # The ledger row says which rule routed the call, before the attempts.
