@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,12 @@ import yaml
 
 from orchestra.config import UpstreamLimits, parse_config
 from orchestra.gateway import GatewayApp, MemoryAccountant
-from orchestra.gateway.upstream_limits import Saturation, UpstreamLimiter, UpstreamLimiters
+from orchestra.gateway.upstream_limits import (
+    Saturation,
+    UpstreamLimiter,
+    UpstreamLimiters,
+    poll_host_metrics,
+)
 from orchestra.testing import FakeUpstream, HostCapacity
 from tests.gateway.helpers import ServerThread, make_app, memory_accountant
 
@@ -189,8 +194,10 @@ def hybrid_yaml(local_url: str, cloud_url: str, allow_costlier: bool, **limit: A
 
 @pytest.fixture
 def hybrid(request: pytest.FixtureRequest) -> Iterator[Hybrid]:
-    allow_costlier, limit = request.param
-    with FakeUpstream.start(capacity=LOCAL) as local, FakeUpstream.start() as cloud:
+    allow_costlier, limit, *shape = request.param
+    with FakeUpstream.start(capacity=(shape or [LOCAL])[0]) as local, FakeUpstream.start() as cloud:
+        if limit.get("metrics_url") == "from-test":
+            limit = {**limit, "metrics_url": f"{local.base_url}/metrics"}
         accountant = memory_accountant()
         config = parse_config(
             hybrid_yaml(local.base_url, cloud.base_url, allow_costlier, **limit), environ={}
@@ -279,3 +286,112 @@ def test_a_saturated_host_without_an_allowed_fallback_answers_529_saying_so(
         ("qwen-local", "saturated (queue_full)"),
         ("claude-haiku-4-5", "fallback refused: costlier"),
     ]
+
+
+def test_a_host_whose_own_queue_is_long_is_saturated_while_the_reading_is_fresh() -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        settings = limits(metrics_url="http://host/metrics", metrics_interval_s=1.0)
+        limiter = UpstreamLimiter(settings, clock)
+        limiter.host_read(2)  # two requests wait at the host (other clients' included)
+        assert await limiter.acquire() is Saturation.HOST_QUEUE
+        clock.now += 3.5  # no reading for more than three intervals: not trusted
+        assert await limiter.acquire() is None
+        limiter.host_read(0)
+        assert await limiter.acquire() is None
+        limiter.host_read(None)  # unreadable: judged without it
+        assert limiter.in_flight == 2 and not limiter.host_saturated()
+
+    asyncio.run(scenario())
+
+
+def test_the_poller_reads_each_host_at_its_interval_and_survives_a_failing_one() -> None:
+    board = UpstreamLimiters()
+    board.configure(
+        {
+            "gpu": limits(metrics_url="http://gpu/metrics", metrics_interval_s=0.05),
+            "down": limits(metrics_url="http://down/metrics"),
+            "plain": limits(),
+        }
+    )
+    reads: list[str] = []
+
+    async def get(url: str) -> str:
+        reads.append(url)
+        if "down" in url:
+            raise httpx.ConnectError("refused")
+        return "# llama.cpp\nllamacpp:requests_deferred 3\nllamacpp:requests_processing 2\n"
+
+    async def scenario() -> None:
+        task = asyncio.create_task(poll_host_metrics(board, get))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert board.limiters["gpu"].host_queue == 3.0
+    assert board.limiters["down"].host_queue is None
+    assert reads.count("http://down/metrics") == 1  # its interval is 1 s
+    assert reads.count("http://gpu/metrics") >= 3
+
+
+@pytest.mark.parametrize(
+    "hybrid",
+    [
+        (
+            True,
+            {"max_concurrency": 4, "metrics_interval_s": 0.05, "metrics_url": "from-test"},
+            HostCapacity(slots=1, tokens_per_s=4, queue=10, max_output_tokens=4),
+        )
+    ],
+    indirect=True,
+)
+def test_a_host_loaded_by_other_clients_sends_the_gateways_calls_to_the_cloud(
+    hybrid: Hybrid,
+) -> None:
+    """The host's own metrics say requests wait there (sent by someone else, so the
+    gateway's own count knows nothing of them): the gateway's call goes to the cloud."""
+    limiter = hybrid.app.gateway.limiters.limiters["local"]
+    body = {
+        "model": "qwen2.5-coder",
+        "max_tokens": 4,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            others = [
+                asyncio.create_task(
+                    client.post(f"{hybrid.local.base_url}/v1/chat/completions", json=body)
+                )
+                for _ in range(LOCAL.slots + 2)
+            ]
+            await _until(lambda: (limiter.host_queue or 0) >= 1)  # the poller saw the queue
+            busy = await _one(client, hybrid)
+            await asyncio.gather(*others)
+            await _until(lambda: limiter.host_queue == 0)
+            idle = await _one(client, hybrid)
+            return busy, idle
+
+    busy, idle = asyncio.run(scenario())
+    assert busy.headers["x-orchestra-served-model"] == "claude-haiku-4-5"
+    assert idle.headers["x-orchestra-served-model"] == "qwen-local"
+    assert hybrid.app.gateway.limiters.saturated == {("local", "host_queue"): 1}
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not reached in 10 s")
+
+
+async def _one(client: httpx.AsyncClient, hybrid: Hybrid) -> httpx.Response:
+    body = {"model": "haiku", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
+    response = await client.post(
+        f"{hybrid.server.base_url}/v1/messages", json=body, headers={"x-api-key": hybrid.key}
+    )
+    assert response.status_code == 200, response.text
+    return response

@@ -38,6 +38,12 @@ class UpstreamLimits(StrictModel):
     """How many recent calls that median is taken over."""
     latency_max_age_s: float = Field(default=60.0, gt=0)
     """Latencies older than this are forgotten (a quiet host is not slow)."""
+    metrics_url: str | None = Field(default=None, pattern=r"^https?://")
+    """The host's own Prometheus metrics (llama.cpp's server with ``--metrics``: its
+    ``/metrics``; vLLM's): read every ``metrics_interval_s``; the upstream is saturated
+    while more than ``max_server_queue`` requests wait at the host (other clients' too)."""
+    metrics_interval_s: float = Field(default=1.0, ge=0.05, le=300)
+    max_server_queue: int = Field(default=0, ge=0)
 
 
 class ProviderConfig(StrictModel):

@@ -169,6 +169,16 @@ def _limiter_lines(limiters: UpstreamLimiters) -> list[str]:
         for p, lim in board
     ]
     out += [
+        "# HELP orchestra_upstream_host_queue_depth Requests waiting at a limited upstream's "
+        "host, as its own metrics say (limits.metrics_url).",
+        "# TYPE orchestra_upstream_host_queue_depth gauge",
+    ]
+    out += [
+        f"orchestra_upstream_host_queue_depth{_labels([('provider', p)])} {lim.host_queue:g}"
+        for p, lim in board
+        if lim.host_queue is not None
+    ]
+    out += [
         "# HELP orchestra_upstream_saturated_total Calls not sent to an upstream because it "
         "was saturated (they went to the next model of their chain).",
         "# TYPE orchestra_upstream_saturated_total counter",

@@ -8,6 +8,7 @@ of everything derived from the configuration, swapped atomically by :meth:`Gatew
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -40,7 +41,7 @@ from orchestra.gateway.resilience import CircuitBoard, RetryPolicy, default_rand
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, upstream_credential
 from orchestra.gateway.transport import UpstreamTransport
 from orchestra.gateway.upstream import UpstreamCaller
-from orchestra.gateway.upstream_limits import UpstreamLimiters
+from orchestra.gateway.upstream_limits import UpstreamLimiters, poll_host_metrics
 from orchestra.policy import PolicyInvalid
 from orchestra.providers.usage import Usage
 
@@ -141,6 +142,7 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.circuits = CircuitBoard(config.gateway.circuit, self.deps.clock)
         self.limiters = UpstreamLimiters(self.deps.clock)
+        self._host_metrics: asyncio.Task[None] | None = None
         self._client: UpstreamTransport | None = None
         # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
@@ -302,14 +304,32 @@ class Gateway:
         return await loop.run_in_executor(self.executor, fn, *args)
 
     async def startup(self) -> int:
-        """Reconcile streams a crash left open; returns how many were reconciled."""
+        """Reconcile streams a crash left open, and start reading the limited hosts'
+        metrics; returns how many streams were reconciled."""
         count = await self.blocking(self.accountant.reconcile_incomplete)
         if count:
             log.warning("reconciled %d streamed calls cut off by a previous crash", count)
+        self._host_metrics = asyncio.create_task(self._poll_host_metrics())
         self.started = True
         return count
 
+    async def _poll_host_metrics(self) -> None:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+
+            async def get(url: str) -> str:
+                response = await client.get(url)
+                response.raise_for_status()
+                return response.text
+
+            await poll_host_metrics(self.limiters, get)
+
     async def aclose(self) -> None:
+        if self._host_metrics is not None:
+            self._host_metrics.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._host_metrics
         if self._client is not None:
             await self._client.aclose()
         self.executor.shutdown(wait=True)

@@ -8,6 +8,11 @@ slow (the median time to its response headers over its recent calls above
 ``slow_after_s``), the upstream is *saturated* for that call: it is not sent there, and the
 caller moves on to the next model of its chain (the cloud fallback of a local host).
 
+With ``metrics_url``, the host's own metrics (llama.cpp's ``llamacpp:requests_deferred``,
+vLLM's ``vllm:num_requests_waiting``) are read in the background: while more than
+``max_server_queue`` requests wait at the host, whoever sent them, it is saturated too
+(``host_queue``).
+
 A slot is held from the moment the call is admitted until its answer is fully read or
 relayed (a stream holds it to its end), so ``max_concurrency`` bounds what the host is
 decoding. A slow upstream keeps getting one call at a time, so its latency is measured
@@ -23,13 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from orchestra.config.models import UpstreamLimits
+from orchestra.providers.host_metrics import read_gauges
+
+log = logging.getLogger("orchestra.gateway")
 
 
 class Saturation(StrEnum):
@@ -38,6 +47,8 @@ class Saturation(StrEnum):
     QUEUE_FULL = "queue_full"
     QUEUE_TIMEOUT = "queue_timeout"
     SLOW = "slow"
+    HOST_QUEUE = "host_queue"
+    """The host's own metrics say more requests wait there than ``max_server_queue``."""
 
 
 @dataclass
@@ -49,6 +60,9 @@ class UpstreamLimiter:
     in_flight: int = 0
     """Calls admitted and not yet finished (handed-over slots included)."""
     peak_in_flight: int = 0
+    host_queue: float | None = None
+    """Requests waiting at the host, from its own metrics (``None``: not read, or stale)."""
+    host_read_at: float = 0.0
     _waiting: deque[asyncio.Future[None]] = field(default_factory=deque, repr=False)
     _latencies: deque[tuple[float, float]] = field(default_factory=deque, repr=False)
     """(when, seconds to the response headers), oldest first."""
@@ -83,10 +97,27 @@ class UpstreamLimiter:
         if self.in_flight > self.peak_in_flight:
             self.peak_in_flight = self.in_flight
 
+    def host_saturated(self) -> bool:
+        """Whether the host's own metrics, read lately, show more waiting requests than
+        ``max_server_queue`` (a reading older than three intervals is not trusted)."""
+        limits = self.settings
+        if self.host_queue is None or limits.metrics_url is None:
+            return False
+        if self.clock() - self.host_read_at > 3 * limits.metrics_interval_s:
+            return False
+        return self.host_queue > limits.max_server_queue
+
+    def host_read(self, queue: float | None) -> None:
+        """Record the host's queue depth as its metrics said it (``None``: unreadable)."""
+        self.host_queue = queue
+        self.host_read_at = self.clock()
+
     async def acquire(self) -> Saturation | None:
         """Take a slot, waiting in the queue if need be: ``None`` when the call may be sent
         (then :meth:`release` it once finished), else why the upstream is saturated."""
         limits = self.settings
+        if self.host_saturated():
+            return Saturation.HOST_QUEUE
         if self.slow():
             # One call at a time, none queued: enough to notice the host recovering.
             if self.in_flight == 0 and not self._waiting:
@@ -175,3 +206,44 @@ class UpstreamLimiters:
         """Count one call not sent to ``provider`` because it was saturated."""
         key = (provider, reason.value)
         self.saturated[key] = self.saturated.get(key, 0) + 1
+
+
+async def poll_host_metrics(
+    limiters: UpstreamLimiters,
+    get: Callable[[str], Awaitable[str]],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Read, forever, the metrics of every limited upstream that names a ``metrics_url``,
+    each at its ``metrics_interval_s``, into its limiter. A host whose metrics cannot be
+    read counts as not saturated (logged once until it answers again)."""
+    due: dict[str, float] = {}
+    while True:
+        wait = 1.0
+        for provider, limiter in list(limiters.limiters.items()):
+            url = limiter.settings.metrics_url
+            if url is None:
+                continue
+            if limiters.clock() >= due.get(provider, 0.0):
+                await _read_host(provider, limiter, url, get)
+                due[provider] = limiters.clock() + limiter.settings.metrics_interval_s
+            wait = min(wait, due[provider] - limiters.clock())
+        await sleep(max(wait, 0.01))
+
+
+async def _read_host(
+    provider: str, limiter: UpstreamLimiter, url: str, get: Callable[[str], Awaitable[str]]
+) -> None:
+    try:
+        queue, _running = read_gauges(await get(url))
+    except Exception as exc:  # any failure to read: judge the host without its metrics
+        if limiter.host_queue is not None or limiter.host_read_at == 0.0:
+            log.warning(
+                "metrics of upstream %r at %s cannot be read (%s): saturation is judged "
+                "without them",
+                provider,
+                url,
+                type(exc).__name__,
+            )
+        limiter.host_read(None)
+        return
+    limiter.host_read(queue)
