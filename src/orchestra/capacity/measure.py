@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from orchestra.capacity.errors import CapacityError
+from orchestra.providers.host_metrics import read_gauges
 
 __all__ = [
     "LevelResult",
@@ -33,10 +34,6 @@ __all__ = [
     "percentile",
     "read_gauges",
 ]
-
-# Gauges by server: llama.cpp's server (``--metrics``) and vLLM.
-_QUEUE_GAUGES = ("llamacpp:requests_deferred", "vllm:num_requests_waiting")
-_RUNNING_GAUGES = ("llamacpp:requests_processing", "vllm:num_requests_running")
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -200,28 +197,6 @@ def _chunk_kind(data: str) -> tuple[bool, bool]:
         content = content or (isinstance(delta, dict) and bool(delta.get("content")))
         finished = finished or bool(choice.get("finish_reason"))
     return content, finished
-
-
-def read_gauges(text: str) -> tuple[float | None, float | None]:
-    """Queue depth and running requests from Prometheus text (summed over label sets)."""
-    queue: float | None = None
-    running: float | None = None
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name, _, rest = line.partition(" ")
-        name = name.split("{", 1)[0]
-        try:
-            value = float(rest.split()[0]) if rest.split() else None
-        except ValueError:
-            continue
-        if value is None:
-            continue
-        if name in _QUEUE_GAUGES:
-            queue = (queue or 0.0) + value
-        elif name in _RUNNING_GAUGES:
-            running = (running or 0.0) + value
-    return queue, running
 
 
 async def _poll_gauges(

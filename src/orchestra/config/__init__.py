@@ -54,8 +54,9 @@ from orchestra.config.models import (
     TeamOverride,
     TierConfig,
     TierName,
+    UpstreamLimits,
 )
-from orchestra.config.names import OrgNames
+from orchestra.config.names import OrgNames, close_matches
 from orchestra.config.org import DeveloperConfig, OrganisationSection, UnitConfig
 from orchestra.config.paths import (
     default_database_url,
@@ -68,6 +69,7 @@ from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection, RepositorySettings
 from orchestra.config.rollout import ExitCriterion, RolloutPhase, RolloutSection
 from orchestra.config.roster import RosterSection, TierOverrides
+from orchestra.config.routing import RoutingSection
 from orchestra.config.schema import OrchestraConfig
 from orchestra.config.starter import STARTER_CONFIG, write_starter_config
 from orchestra.config.telemetry import TelemetrySection
@@ -113,6 +115,7 @@ __all__ = [
     "RolloutPhase",
     "RolloutSection",
     "RosterSection",
+    "RoutingSection",
     "SMTPSettings",
     "SecretsConfig",
     "ServiceKey",
@@ -123,9 +126,11 @@ __all__ = [
     "TierName",
     "TierOverrides",
     "UnitConfig",
+    "UpstreamLimits",
     "WarningSettings",
     "check_config_file",
     "check_config_text",
+    "close_matches",
     "default_database_url",
     "existing_database_url",
     "find_config",

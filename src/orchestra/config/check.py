@@ -32,6 +32,7 @@ from orchestra.config.loader import (
     yaml_line_index,
 )
 from orchestra.config.models import TIERS, TierConfig
+from orchestra.config.names import close_matches
 from orchestra.config.paths import find_config
 from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import ConfigError
@@ -139,6 +140,8 @@ def check_config_text(
     at = _Locator(source, text, env)
     if {"providers", "models", "tiers", "teams", "organisation"} <= usable:
         _check_models(config, at)
+    if {"providers", "models", "tiers", "routing"} <= usable:
+        _check_routes(config, at)
     if "providers" in usable:
         _check_providers(config, env, at)
     for check in checks:
@@ -261,6 +264,40 @@ def _check_models(config: OrchestraConfig, at: _Locator) -> None:
                 + (f": {', '.join(teams)}" if teams else "; none are defined"),
             )
         _check_tier_map(override.tiers, ("teams", team, "tiers"), config, at)
+
+
+def _check_routes(config: OrchestraConfig, at: _Locator) -> None:
+    """``routing.routes`` name defined models; rules name a route or a tier (the agents and
+    categories they name are checked by the roster's check)."""
+    routing = config.routing
+    for name, route in routing.routes.items():
+        for i, model in enumerate((route.model, *route.fallbacks)):
+            if model not in config.models:
+                where = ("routing", "routes", name, "model" if i == 0 else f"fallbacks.{i - 1}")
+                at.add(
+                    where,
+                    f"route {name!r} names unknown model {model!r}",
+                    f"add {model!r} under `models:` or use one of: "
+                    + (", ".join(close_matches(model, config.models)) or ", ".join(config.models)),
+                )
+        if name in TIERS or name in config.tiers:
+            at.add(
+                ("routing", "routes", name),
+                f"route {name!r} has the name of a tier",
+                "rename the route: a rule naming it would be ambiguous",
+            )
+    targets = [*routing.routes, *TIERS]
+    for kind, rules in (("agents", routing.agents), ("categories", routing.categories)):
+        for who, target in rules.items():
+            if target not in routing.routes and target not in TIERS:
+                close = close_matches(target, targets)
+                at.add(
+                    ("routing", kind, who),
+                    f"rule for {who!r} names unknown route {target!r}",
+                    f"did you mean {', '.join(close)}?"
+                    if close
+                    else f"define it under routing.routes, or use one of: {', '.join(targets)}",
+                )
 
 
 def _check_providers(config: OrchestraConfig, environ: Mapping[str, str], at: _Locator) -> None:

@@ -20,6 +20,32 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class UpstreamLimits(StrictModel):
+    """How much one upstream (a provider deployment, e.g. a local model host) is given at
+    once by this gateway process, and when it counts as saturated."""
+
+    max_concurrency: int = Field(ge=1, le=100_000)
+    """Calls sent to it at once; a call beyond waits in the queue."""
+    max_queue: int = Field(default=0, ge=0, le=100_000)
+    """Calls that may wait (first in, first out) for one of those; beyond, the upstream is
+    saturated and the call goes to the next model of its chain."""
+    queue_timeout_s: float = Field(default=30.0, gt=0)
+    """The longest a call waits in the queue before it goes to the next model instead."""
+    slow_after_s: float | None = Field(default=None, gt=0)
+    """Saturated by latency: when the median time to the response headers of its recent
+    calls is above this, the upstream gets one call at a time and queues none."""
+    latency_window: int = Field(default=20, ge=1, le=10_000)
+    """How many recent calls that median is taken over."""
+    latency_max_age_s: float = Field(default=60.0, gt=0)
+    """Latencies older than this are forgotten (a quiet host is not slow)."""
+    metrics_url: str | None = Field(default=None, pattern=r"^https?://")
+    """The host's own Prometheus metrics (llama.cpp's server with ``--metrics``: its
+    ``/metrics``; vLLM's): read every ``metrics_interval_s``; the upstream is saturated
+    while more than ``max_server_queue`` requests wait at the host (other clients' too)."""
+    metrics_interval_s: float = Field(default=1.0, ge=0.05, le=300)
+    max_server_queue: int = Field(default=0, ge=0)
+
+
 class ProviderConfig(StrictModel):
     """An upstream that serves models."""
 
@@ -37,6 +63,9 @@ class ProviderConfig(StrictModel):
     region: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
     """Where the provider processes data (``eu``, ``us-east`` ...); its models inherit it.
     Policies on data residency compare it with the regions a developer may use."""
+    limits: UpstreamLimits | None = None
+    """Concurrency limit, bounded queue and saturation of this upstream (``None``: no
+    limit, every call is sent at once)."""
 
 
 class ModelPrice(StrictModel):

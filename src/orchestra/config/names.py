@@ -55,6 +55,13 @@ class OrgNames:
         return None
 
 
+def close_matches(name: str, known: Iterable[str], limit: int = 3) -> list[str]:
+    """Names like ``name`` among ``known``, best first (for "did you mean")."""
+    names = list(known)
+    close = difflib.get_close_matches(name, names, n=limit, cutoff=0.6)
+    return close or [n for n in names if name and name in n][:limit]
+
+
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
     names = sorted(known)
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)

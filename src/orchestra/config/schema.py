@@ -16,6 +16,7 @@ from orchestra.config.names import OrgNames
 from orchestra.config.policy import PoliciesSection
 from orchestra.config.repositories import RepositoriesSection
 from orchestra.config.rollout import RolloutSection
+from orchestra.config.routing import RoutingSection
 from orchestra.config.sections import (
     EngineSection,
     GatewaySection,
@@ -37,6 +38,8 @@ class OrchestraConfig(StrictModel):
     tiers: dict[str, TierConfig] = Field(default_factory=dict)
     teams: dict[str, TeamOverride] = Field(default_factory=dict)
     """Per-team overrides (tier mapping), keyed by the team's (squad's) name."""
+    routing: RoutingSection = Field(default_factory=RoutingSection)
+    """Routing by agent and category (see ``docs/gateway.md``, "Routing")."""
     roster: RosterSection = Field(default_factory=RosterSection)
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     engine: EngineSection = Field(default_factory=EngineSection)

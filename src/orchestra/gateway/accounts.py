@@ -77,6 +77,9 @@ class CallRecord:
     error: str | None = None
     reserved_usd: Decimal = Decimal(0)
     """What was held on the budgets before the call (charged if the price vanished)."""
+    rule: str | None = None
+    """The routing rule that chose the chain (``agent:NAME``, ``category:NAME``,
+    ``team:NAME``), ``None`` for the tier's own chain."""
 
 
 class Reservation(Protocol):

@@ -266,7 +266,9 @@ class GatewayApp:
             headroom = []
         # Rendered and encoded whole before the status goes out: a scrape answers all of
         # its metrics or an error, never a 200 cut short.
-        text = self.gateway.metrics.render(self.gateway.circuits.breakers, headroom)
+        text = self.gateway.metrics.render(
+            self.gateway.circuits.breakers, headroom, self.gateway.limiters
+        )
         text += self.gateway.accountant.exposition()  # accounting's counters (ledger)
         body = text.encode()
         headers = [

@@ -86,7 +86,11 @@ class ModelCallHandler:
         caller = await gw.authenticate(headers)
         raw = await read_body(receive, headers, snapshot.config.gateway.max_body_bytes)
         request = parse_model_request(raw, fmt)
-        route = snapshot.routing.resolve(request.model, caller.team)
+        agent = attribution(headers, "x-orchestra-agent")
+        # Only a run's key (the engine's) may choose its route by the agent it names.
+        route = snapshot.routing.resolve(
+            request.model, caller.team, agent if caller.run_id is not None else None
+        )
         gw.check_allowed(caller, route)
         route = await gw.govern(caller, route)
         label = _label(route)
@@ -97,10 +101,11 @@ class ModelCallHandler:
             client_format=fmt.value,
             requested_model=request.model,
             tier=route.tier,
-            agent=attribution(headers, "x-orchestra-agent") or request.agent,
+            agent=agent or request.agent,
             run_id=attribution(headers, "x-orchestra-run"),
             step=attribution(headers, "x-orchestra-step"),
             stream=request.stream,
+            rule=route.rule,
         )
         input_tokens = await self._estimate(request)
         # Raises UnpricedModel (503) before any upstream call: unknown is never free.
@@ -167,6 +172,7 @@ class ModelCallHandler:
                 response.release()  # fully read: the connection goes back to the pool
             else:
                 response.close()  # abandoned mid-body: stop the upstream
+            opened.finish()  # the upstream's slot, if it is limited
 
     def _build(self, request: ModelRequest, target: Target) -> tuple[str, bytes]:
         """Path and body for ``target``: same format as-is, else translated."""
@@ -191,6 +197,8 @@ class ModelCallHandler:
         ]
         if route.tier:
             headers.append((b"x-orchestra-tier", route.tier.encode()))
+        if route.rule:
+            headers.append((b"x-orchestra-route", route.rule.encode()))
         if target.model != route.primary.model:
             headers.append((b"x-orchestra-fallback", b"1"))
         return headers

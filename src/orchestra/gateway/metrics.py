@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from orchestra.gateway.resilience import CircuitBreaker, CircuitState
+from orchestra.gateway.upstream_limits import UpstreamLimiters
 from orchestra.providers.usage import Usage
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -83,8 +84,10 @@ class GatewayMetrics:
         self,
         breakers: dict[str, CircuitBreaker],
         headroom: Iterable[tuple[str, Decimal]],
+        limiters: UpstreamLimiters | None = None,
     ) -> str:
-        """The exposition text, including circuit states and budget headroom."""
+        """The exposition text, including circuit states, budget headroom and the limited
+        upstreams' slots, queues and saturation."""
         out: list[str] = []
         out += [
             "# HELP orchestra_requests_total Requests answered.",
@@ -142,4 +145,45 @@ class GatewayMetrics:
             out.append(
                 f"orchestra_circuit_state{_labels([('upstream', upstream)])} {codes[breaker.state]}"
             )
+        if limiters is not None:
+            out += _limiter_lines(limiters)
         return "\n".join(out) + "\n"
+
+
+def _limiter_lines(limiters: UpstreamLimiters) -> list[str]:
+    out = [
+        "# HELP orchestra_upstream_in_flight Calls sent to a limited upstream and not finished.",
+        "# TYPE orchestra_upstream_in_flight gauge",
+    ]
+    board = sorted(limiters.limiters.items())
+    out += [
+        f"orchestra_upstream_in_flight{_labels([('provider', p)])} {lim.in_flight}"
+        for p, lim in board
+    ]
+    out += [
+        "# HELP orchestra_upstream_queue_depth Calls waiting for a slot of a limited upstream.",
+        "# TYPE orchestra_upstream_queue_depth gauge",
+    ]
+    out += [
+        f"orchestra_upstream_queue_depth{_labels([('provider', p)])} {lim.queue_depth}"
+        for p, lim in board
+    ]
+    out += [
+        "# HELP orchestra_upstream_host_queue_depth Requests waiting at a limited upstream's "
+        "host, as its own metrics say (limits.metrics_url).",
+        "# TYPE orchestra_upstream_host_queue_depth gauge",
+    ]
+    out += [
+        f"orchestra_upstream_host_queue_depth{_labels([('provider', p)])} {lim.host_queue:g}"
+        for p, lim in board
+        if lim.host_queue is not None
+    ]
+    out += [
+        "# HELP orchestra_upstream_saturated_total Calls not sent to an upstream because it "
+        "was saturated (they went to the next model of their chain).",
+        "# TYPE orchestra_upstream_saturated_total counter",
+    ]
+    for (provider, reason), n in sorted(limiters.saturated.items()):
+        labels = _labels([("provider", provider), ("reason", reason)])
+        out.append(f"orchestra_upstream_saturated_total{labels} {n}")
+    return out

@@ -6,8 +6,8 @@ forbids are taken out of the chain, so fallbacks never leave the allowed regions
 none is left the call is refused with 403 in the client's wire format, and the refusal
 is audited with the deciding policy ids.
 
-Decisions are cached per (key, developer, team, requested name): a route depends on
-nothing else within one gateway snapshot. The cache belongs to the snapshot and also
+Decisions are cached per (key, developer, team, requested name, routing rule): a route
+depends on nothing else within one gateway snapshot. The cache belongs to the snapshot and also
 records the policy set's version, so a configuration reload (a new snapshot) or a
 policy reload (a new version) starts from an empty cache; a full table is cleared.
 """
@@ -44,7 +44,7 @@ class ModelPolicy:
 
     engine: PolicyEngine
     config: OrchestraConfig
-    _cache: dict[tuple[str, str, str | None, str, str], RouteVerdict] = field(
+    _cache: dict[tuple[str, str, str | None, str, str | None, str], RouteVerdict] = field(
         default_factory=dict, init=False, repr=False
     )
     _service_scopes: dict[str, frozenset[str]] = field(init=False, repr=False)
@@ -62,7 +62,15 @@ class ModelPolicy:
 
     def check(self, caller: Caller, route: Route) -> RouteVerdict:
         """The verdict for ``caller`` on ``route`` (cached; see the module docstring)."""
-        key = (caller.key_id, caller.developer, caller.team, route.requested, self.engine.version)
+        # The rule is part of the key: one run key's agents may be routed to different chains.
+        key = (
+            caller.key_id,
+            caller.developer,
+            caller.team,
+            route.requested,
+            route.rule,
+            self.engine.version,
+        )
         verdict = self._cache.get(key)
         if verdict is None:
             verdict = self._decide(caller, route)
@@ -125,7 +133,7 @@ class ModelPolicy:
                 kept.append(target)
         assert first is not None  # a route always has a primary
         resource, decision = first
-        allowed = Route(route.requested, route.tier, tuple(kept)) if kept else None
+        allowed = replace(route, chain=tuple(kept)) if kept else None
         return RouteVerdict(allowed, principal, resource, decision)
 
     def refusal(self, verdict: RouteVerdict) -> Forbidden:

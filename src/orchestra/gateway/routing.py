@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from orchestra.config.models import TIERS
+from orchestra.config.names import close_matches
 from orchestra.config.schema import OrchestraConfig
-from orchestra.errors import OrchestraError
+from orchestra.errors import ConfigError, OrchestraError
 from orchestra.gateway.errors import UnknownModel
 from orchestra.gateway.formats import WireFormat
 
@@ -55,6 +56,9 @@ class Route:
     concrete model requested by name."""
     chain: tuple[Target, ...]
     """Primary first, then the configured fallbacks in order."""
+    rule: str | None = None
+    """The rule that chose the chain: ``agent:NAME``, ``category:NAME`` or ``team:NAME``;
+    ``None`` for the tier's own chain or a concrete model."""
 
     @property
     def primary(self) -> Target:
@@ -77,12 +81,22 @@ class RoutingSnapshot:
     tiers: dict[str, tuple[str, ...]]
     """Tier -> (primary model, *fallbacks) from the organisation configuration."""
     team_tiers: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    agent_rules: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Agent -> chain (``routing.agents``)."""
+    category_rules: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Category -> chain (``routing.categories``)."""
+    agent_categories: dict[str, str] = field(default_factory=dict)
+    """Agent -> its category, for the agents of a category that has a rule."""
 
     @classmethod
-    def from_config(cls, config: OrchestraConfig) -> RoutingSnapshot:
-        """Build the tables; raises :class:`orchestra.errors.ConfigError` on dangling names."""
-        from orchestra.errors import ConfigError
+    def from_config(
+        cls, config: OrchestraConfig, agents: Mapping[str, str] | None = None
+    ) -> RoutingSnapshot:
+        """Build the tables; raises :class:`orchestra.errors.ConfigError` on dangling names.
 
+        ``agents`` maps every known agent to its category (the roster); it is needed, and
+        the rules' names are checked against it, when ``routing`` has rules.
+        """
         targets: dict[str, Target] = {}
         aliases: dict[str, str] = {}
         for key, model in config.models.items():
@@ -107,41 +121,55 @@ class RoutingSnapshot:
             for alias in model.aliases:
                 aliases[alias] = key
 
-        def chain_of(where: str, tier: str, model: str, fallbacks: list[str]) -> tuple[str, ...]:
+        def chain_of(where: str, model: str, fallbacks: list[str]) -> tuple[str, ...]:
             names = (model, *fallbacks)
             for name in names:
                 if name not in targets:
                     raise ConfigError(
-                        f"tier {tier!r} names model {name!r}, which is not configured",
+                        f"{where} names model {name!r}, which is not configured",
                         hint=f"add models.{name} or fix {where}",
                         location=where,
                     )
             return names
 
         tiers = {
-            name: chain_of(f"tiers.{name}", name, tier.model, tier.fallbacks)
+            name: chain_of(f"tiers.{name}", tier.model, tier.fallbacks)
             for name, tier in config.tiers.items()
         }
         team_tiers = {
             team: {
-                name: chain_of(f"teams.{team}.tiers.{name}", name, tier.model, tier.fallbacks)
+                name: chain_of(f"teams.{team}.tiers.{name}", tier.model, tier.fallbacks)
                 for name, tier in override.tiers.items()
             }
             for team, override in config.teams.items()
         }
         for alias, target in config.gateway.aliases.items():
             aliases[alias] = target
-        return cls(targets=targets, aliases=aliases, tiers=tiers, team_tiers=team_tiers)
+        rules = agent_rules(config, tiers, chain_of, agents or {})
+        return cls(targets, aliases, tiers, team_tiers, *rules)
 
-    def _tier_chain(self, tier: str, team: str | None) -> tuple[str, ...] | None:
+    def _tier_chain(
+        self, tier: str, team: str | None, agent: str | None
+    ) -> tuple[tuple[str, ...] | None, str | None]:
+        """The chain serving ``tier`` and the rule that chose it (agent > category > team >
+        the tier's own)."""
+        if agent is not None and (self.agent_rules or self.category_rules):
+            chain = self.agent_rules.get(agent)
+            if chain is not None:
+                return chain, f"agent:{agent}"
+            category = self.agent_categories.get(agent)
+            if category is not None:
+                return self.category_rules[category], f"category:{category}"
         if team is not None:
             chain = self.team_tiers.get(team, {}).get(tier)
             if chain is not None:
-                return chain
-        return self.tiers.get(tier)
+                return chain, f"team:{team}"
+        return self.tiers.get(tier), None
 
-    def resolve(self, requested: str, team: str | None = None) -> Route:
-        """Resolve ``requested`` for a caller in ``team``; raises :class:`UnknownModel`."""
+    def resolve(self, requested: str, team: str | None = None, agent: str | None = None) -> Route:
+        """Resolve ``requested`` for a caller in ``team`` on behalf of ``agent`` (trusted:
+        named by a run key); raises :class:`UnknownModel`. Rules apply to tier names only:
+        a concrete model requested by name is served by that model."""
         name = requested
         if name not in self.targets and name in self.aliases:
             name = self.aliases[name]
@@ -149,9 +177,9 @@ class RoutingSnapshot:
             return Route(requested, None, (self.targets[name],))
         tier = name if (name in self.tiers or name in TIERS) else family_tier(name)
         if tier is not None:
-            chain = self._tier_chain(tier, team)
+            chain, rule = self._tier_chain(tier, team, agent)
             if chain is not None:
-                return Route(requested, tier, tuple(self.targets[m] for m in chain))
+                return Route(requested, tier, tuple(self.targets[m] for m in chain), rule)
         raise UnknownModel(
             f"model {requested!r} is not available through this gateway",
             hint=f"use one of: {', '.join(self.names(team)) or '(none configured)'}",
@@ -162,6 +190,70 @@ class RoutingSnapshot:
         """Every name a caller in ``team`` may request: tiers, aliases, models."""
         tiers = set(self.tiers) | set(self.team_tiers.get(team or "", {}))
         return [*sorted(tiers), *sorted(self.aliases), *sorted(self.targets)]
+
+
+_ChainOf = Callable[[str, str, list[str]], tuple[str, ...]]
+
+
+def agent_rules(
+    config: OrchestraConfig,
+    tiers: Mapping[str, tuple[str, ...]],
+    chain_of: _ChainOf,
+    agents: Mapping[str, str],
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], dict[str, str]]:
+    """``routing``'s tables: agent -> chain, category -> chain, agent -> category (for the
+    agents of a category with a rule). A rule naming an unknown agent, category or route is a
+    :class:`~orchestra.errors.ConfigError` naming the close matches."""
+    routing = config.routing
+    if not routing.agents and not routing.categories:
+        return {}, {}, {}
+    routes: dict[str, tuple[str, ...]] = {}
+    for name, route in routing.routes.items():
+        if name in TIERS or name in config.tiers:
+            raise ConfigError(
+                f"route {name!r} has the name of a tier",
+                hint="rename the route: a rule naming it would be ambiguous",
+                location=f"routing.routes.{name}",
+            )
+        routes[name] = chain_of(f"routing.routes.{name}", route.model, route.fallbacks)
+
+    def chain(kind: str, who: str, target: str) -> tuple[str, ...]:
+        found = routes.get(target) or tiers.get(target)
+        if found is None:
+            known = [*routes, *tiers]
+            close = close_matches(target, known)
+            raise ConfigError(
+                f"routing.{kind}.{who} names unknown route {target!r}",
+                hint=f"did you mean {', '.join(close)}?"
+                if close
+                else f"define it under routing.routes, or use one of: {', '.join(known)}",
+                location=f"routing.{kind}.{who}",
+            )
+        return found
+
+    categories = set(agents.values())
+    for kind, rules, known in (
+        ("agents", routing.agents, agents.keys()),
+        ("categories", routing.categories, categories),
+    ):
+        for who in rules:
+            if who not in known:
+                close = close_matches(who, sorted(known))
+                noun = "agent" if kind == "agents" else "category"
+                raise ConfigError(
+                    f"routing.{kind} names unknown {noun} {who!r}",
+                    hint=f"did you mean {', '.join(close)}?"
+                    if close
+                    else f"use a{'n' if noun == 'agent' else ''} {noun} of the roster "
+                    "(`orchestra agents list`)",
+                    location=f"routing.{kind}.{who}",
+                )
+    by_agent = {who: chain("agents", who, target) for who, target in routing.agents.items()}
+    by_category = {
+        who: chain("categories", who, target) for who, target in routing.categories.items()
+    }
+    in_category = {a: c for a, c in agents.items() if c in by_category}
+    return by_agent, by_category, in_category
 
 
 def upstream_credential(target: Target, secrets: Mapping[str, str] | None = None) -> str | None:

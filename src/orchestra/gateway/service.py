@@ -8,6 +8,7 @@ of everything derived from the configuration, swapped atomically by :meth:`Gatew
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -22,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from orchestra.config.models import UpstreamLimits
 from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import ConfigError
 from orchestra.gateway.accounts import Accountant, Caller
@@ -39,6 +41,7 @@ from orchestra.gateway.resilience import CircuitBoard, RetryPolicy, default_rand
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, upstream_credential
 from orchestra.gateway.transport import UpstreamTransport
 from orchestra.gateway.upstream import UpstreamCaller
+from orchestra.gateway.upstream_limits import UpstreamLimiters, poll_host_metrics
 from orchestra.policy import PolicyInvalid
 from orchestra.providers.usage import Usage
 
@@ -118,7 +121,11 @@ class GatewayDeps:
     gateway benchmark's baseline); every product entry point keeps it on."""
     policy_base_dir: Path | None = None
     """The folder a relative ``policies.folder`` is under: orchestra.yaml's own folder
-    (``None``: the working folder, for a configuration that came from no file)."""
+    (``None``: the working folder, for a configuration that came from no file). Relative
+    ``roster.directories`` resolve against it too."""
+    agents: Callable[[OrchestraConfig], Mapping[str, str]] | None = None
+    """Agent -> category of the roster that ``routing`` rules name, read when the
+    configuration has rules (default: :func:`orchestra.roster.load_roster`)."""
 
 
 class Gateway:
@@ -134,6 +141,8 @@ class Gateway:
         self.accountant = accountant
         self.metrics = GatewayMetrics()
         self.circuits = CircuitBoard(config.gateway.circuit, self.deps.clock)
+        self.limiters = UpstreamLimiters(self.deps.clock)
+        self._host_metrics: asyncio.Task[None] | None = None
         self._client: UpstreamTransport | None = None
         # SQLite allows one writer at a time; a few threads keep reads flowing meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orchestra-acct")
@@ -143,9 +152,28 @@ class Gateway:
         self._refused_keys: dict[bytes, _CachedKey] = {}
         self.started = False
         self.snapshot = self._build(config)
+        self.limiters.configure(_limits(config))
+
+    def _agents(self, config: OrchestraConfig) -> Mapping[str, str] | None:
+        """The roster's agent -> category, when routing rules need it."""
+        if not config.routing.agents and not config.routing.categories:
+            return None
+        if self.deps.agents is not None:
+            return self.deps.agents(config)
+        from orchestra.roster import RosterInvalid, load_roster
+
+        try:
+            roster = load_roster(config=config, base_dir=self.deps.policy_base_dir)
+        except RosterInvalid as exc:
+            raise ConfigError(
+                f"routing rules name agents, but the roster does not load: {exc}",
+                hint="fix the agent files (`orchestra agents validate`)",
+                location="routing",
+            ) from exc
+        return {agent.name: agent.category for agent in roster}
 
     def _build(self, config: OrchestraConfig) -> Snapshot:
-        routing = RoutingSnapshot.from_config(config)
+        routing = RoutingSnapshot.from_config(config, self._agents(config))
         self._check_prices(routing)
         caller = UpstreamCaller(
             client=self.client,
@@ -159,6 +187,7 @@ class Gateway:
             rand=self.deps.rand,
             clock=self.deps.clock,
             on_error=self.metrics.upstream_error,
+            limiters=self.limiters,
         )
         credentials: dict[str, str | None] = {}
         missing: list[str] = []
@@ -240,6 +269,7 @@ class Gateway:
             )
             raise
         self.circuits.settings = config.gateway.circuit
+        self.limiters.configure(_limits(config))
         self.snapshot = snapshot
         log.info("gateway configuration reloaded")
 
@@ -274,14 +304,32 @@ class Gateway:
         return await loop.run_in_executor(self.executor, fn, *args)
 
     async def startup(self) -> int:
-        """Reconcile streams a crash left open; returns how many were reconciled."""
+        """Reconcile streams a crash left open, and start reading the limited hosts'
+        metrics; returns how many streams were reconciled."""
         count = await self.blocking(self.accountant.reconcile_incomplete)
         if count:
             log.warning("reconciled %d streamed calls cut off by a previous crash", count)
+        self._host_metrics = asyncio.create_task(self._poll_host_metrics())
         self.started = True
         return count
 
+    async def _poll_host_metrics(self) -> None:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+
+            async def get(url: str) -> str:
+                response = await client.get(url)
+                response.raise_for_status()
+                return response.text
+
+            await poll_host_metrics(self.limiters, get)
+
     async def aclose(self) -> None:
+        if self._host_metrics is not None:
+            self._host_metrics.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._host_metrics
         if self._client is not None:
             await self._client.aclose()
         self.executor.shutdown(wait=True)
@@ -394,6 +442,11 @@ class Gateway:
                 t for t in chain[1:] if not _costlier(self.accountant.cost, t.model, chain[0].model)
             )
         return max(self.accountant.cost(t.model, usage) for t in chain)
+
+
+def _limits(config: OrchestraConfig) -> dict[str, UpstreamLimits]:
+    """``providers.<name>.limits`` of the providers that have them."""
+    return {name: p.limits for name, p in config.providers.items() if p.limits is not None}
 
 
 def _costlier(cost: Callable[[str, Usage], Decimal], a: str, b: str) -> bool:

@@ -61,6 +61,8 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
         else f"{a.model}:ok"
         for a in record.attempts
     )
+    if record.rule is not None:
+        path = (f"rule {record.rule}", *path)  # which routing rule chose the chain
     started, latency = record.started_at, record.latency_ms
     return LedgerEntry(
         attribution=attribution,

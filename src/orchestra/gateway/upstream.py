@@ -38,6 +38,7 @@ from orchestra.gateway.transport import (
     UpstreamResponse,
     UpstreamTransport,
 )
+from orchestra.gateway.upstream_limits import Saturation, UpstreamLimiter, UpstreamLimiters
 from orchestra.providers.usage import Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -98,6 +99,14 @@ class OpenedReply:
     response: UpstreamResponse
     started: float
     """Monotonic time the successful attempt was sent."""
+    slot: UpstreamLimiter | None = None
+    """The limiter whose slot the call holds until :meth:`finish` (limited upstreams)."""
+
+    def finish(self) -> None:
+        """The answer was read or relayed (or abandoned): give the upstream's slot back."""
+        slot, self.slot = self.slot, None
+        if slot is not None:
+            slot.release()
 
 
 @dataclass
@@ -160,6 +169,8 @@ class UpstreamCaller:
     rand: Callable[[], float] = default_random
     clock: Callable[[], float] = time.monotonic
     on_error: Callable[[str, str], None] | None = None
+    limiters: UpstreamLimiters = field(default_factory=UpstreamLimiters)
+    """Concurrency limits and queues of the limited upstreams (shared by snapshots)."""
     _headers: dict[tuple[str, str | None], dict[str, str]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -185,57 +196,86 @@ class UpstreamCaller:
                 )
                 last = last or missing_credential(target)
                 continue
-            breaker = self.circuits.get(target.upstream_id)
-            attempt = 0
-            while True:
-                attempt += 1
-                if not breaker.allow():
-                    record.attempts.append(
-                        Attempt(target.model, target.provider, None, "circuit open", 0)
-                    )
-                    cause = f" (last failure: {breaker.last_error})" if breaker.last_error else ""
-                    last = last or CircuitOpen(
-                        f"upstream {target.provider!r} is failing{cause}; its circuit breaker "
-                        "is open",
-                        hint="retry later; the gateway tries it again after a pause",
-                        retry_after_s=self.circuits.settings.reset_after_s,
-                    )
-                    break
-                started = self.clock()
-                try:
-                    path, body = plan.build(target)
-                    error, retry_after = await self._attempt(
-                        target, path, body, plan, record, started
-                    )
-                except BaseException:
-                    # Nothing was learnt about the upstream (the request could not be built,
-                    # or the call was cancelled): a claimed half-open trial goes back.
-                    breaker.release()
-                    raise
-                if isinstance(error, OpenedReply):
-                    breaker.success()
-                    return error
-                if isinstance(error, UpstreamClientError):
-                    breaker.success()
-                    raise error
-                if isinstance(error, LimitRefused | ProviderAuthFailed):
-                    # An upstream rate limit says nothing about the upstream's health, nor
-                    # does a refused credential (and retrying it cannot help).
-                    breaker.release()
-                else:
-                    breaker.failure(error.message)
-                if isinstance(error, ProviderAuthFailed):
-                    last = error
-                    break
-                last = error
-                delay = self.policy.delay(attempt, retry_after, self.rand)
-                if delay is None:
-                    break
-                await self.sleep(delay)
+            outcome = await self._serve(target, plan, record, last)
+            if isinstance(outcome, OpenedReply):
+                return outcome
+            last = outcome
         raise last or UpstreamFailed(
             "no model of the chain could serve this request",
             hint="check the tier's fallbacks and gateway.allow_costlier_fallback",
         )
+
+    async def _serve(
+        self, target: Target, plan: CallPlan, record: CallRecord, last: GatewayHTTPError | None
+    ) -> OpenedReply | GatewayHTTPError | None:
+        """``target``'s answer, with its retries; else the error to answer with if no later
+        model serves (``last`` unless this model's failure says more)."""
+        breaker = self.circuits.get(target.upstream_id)
+        limiter = self.limiters.limiters.get(target.provider)
+        attempt = 0
+        while True:
+            attempt += 1
+            if limiter is not None:
+                saturation = await limiter.acquire()
+                if saturation is not None:
+                    return last or self._saturated(target, saturation, record)
+            if not breaker.allow():
+                if limiter is not None:
+                    limiter.release()
+                record.attempts.append(
+                    Attempt(target.model, target.provider, None, "circuit open", 0)
+                )
+                cause = f" (last failure: {breaker.last_error})" if breaker.last_error else ""
+                return last or CircuitOpen(
+                    f"upstream {target.provider!r} is failing{cause}; its circuit breaker is open",
+                    hint="retry later; the gateway tries it again after a pause",
+                    retry_after_s=self.circuits.settings.reset_after_s,
+                )
+            error, retry_after = await self._sent(target, plan, record, limiter)
+            if isinstance(error, OpenedReply):
+                breaker.success()
+                return error
+            if isinstance(error, UpstreamClientError):
+                breaker.success()
+                raise error
+            if isinstance(error, LimitRefused | ProviderAuthFailed):
+                # An upstream rate limit says nothing about the upstream's health, nor
+                # does a refused credential (and retrying it cannot help).
+                breaker.release()
+            else:
+                breaker.failure(error.message)
+            if isinstance(error, ProviderAuthFailed):
+                return error
+            last = error
+            delay = self.policy.delay(attempt, retry_after, self.rand)
+            if delay is None:
+                return last
+            await self.sleep(delay)
+
+    async def _sent(
+        self, target: Target, plan: CallPlan, record: CallRecord, limiter: UpstreamLimiter | None
+    ) -> tuple[Any, float | None]:
+        """One attempt at ``target`` (its slot already taken when ``limiter`` is given): the
+        opened reply, which keeps the slot, or the error and its ``retry-after``."""
+        started = self.clock()
+        try:
+            path, body = plan.build(target)
+            error, retry_after = await self._attempt(target, path, body, plan, record, started)
+        except BaseException:
+            # Nothing was learnt about the upstream (the request could not be built,
+            # or the call was cancelled): a claimed half-open trial goes back.
+            self.circuits.get(target.upstream_id).release()
+            if limiter is not None:
+                limiter.release()
+            raise
+        if limiter is not None:
+            if isinstance(error, OpenedReply | UpstreamTimeout):
+                limiter.observe(self.clock() - started)
+            if isinstance(error, OpenedReply):
+                error.slot = limiter  # held until the answer is read or relayed
+            else:
+                limiter.release()
+        return error, retry_after
 
     async def _attempt(
         self,
@@ -309,6 +349,21 @@ class UpstreamCaller:
             # passing the 401 on would tell the client its Orchestra key is wrong.
             return ProviderAuthFailed(target, status), None
         return UpstreamClientError(status, data, target.kind, message), None
+
+    def _saturated(self, target: Target, saturation: Saturation, record: CallRecord) -> Overloaded:
+        """Record a call not sent to ``target`` because its upstream is saturated; the
+        error answered if no other model of the chain serves."""
+        self.limiters.count(target.provider, saturation)
+        record.attempts.append(
+            Attempt(target.model, target.provider, None, f"saturated ({saturation.value})", 0)
+        )
+        return Overloaded(
+            f"upstream {target.provider!r} of model {target.model!r} is saturated "
+            f"({saturation.value.replace('_', ' ')}) and no other model of the chain served",
+            hint="retry later; the operator may add a fallback to the tier or route, or raise "
+            f"providers.{target.provider}.limits",
+            retry_after_s=1.0,
+        )
 
     def _target_headers(self, target: Target, client_headers: dict[str, str]) -> dict[str, str]:
         """:func:`upstream_headers`, built once per provider and credential; only the

@@ -6,6 +6,7 @@ extraction, stream trackers, error bodies), ``tokens`` (input token estimate), `
 """
 
 from orchestra.providers.errors import TranslationError, WireFormatError, upstream_fault
+from orchestra.providers.host_metrics import read_gauges
 from orchestra.providers.models import models_list_body
 from orchestra.providers.sse import SSEEvent, SSEParser, encode_event
 from orchestra.providers.tokens import estimate_input_tokens, estimate_text_tokens
@@ -27,6 +28,7 @@ __all__ = [
     "estimate_input_tokens",
     "estimate_text_tokens",
     "models_list_body",
+    "read_gauges",
     "to_anthropic_stop_reason",
     "to_openai_finish_reason",
     "token_count",

@@ -3,17 +3,10 @@ status an API answers with."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
+from orchestra.config.names import close_matches
 from orchestra.errors import RegistryError
-
-
-def close_matches(name: str, known: Iterable[str], limit: int = 3) -> list[str]:
-    """Names like ``name`` among ``known``, best first (for "did you mean")."""
-    names = list(known)
-    close = difflib.get_close_matches(name, names, n=limit, cutoff=0.6)
-    return close or [n for n in names if name and name in n][:limit]
 
 
 def _did_you_mean(close: list[str], fallback: str) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from orchestra.config.names import close_matches
 from orchestra.org import OrgTree
 from orchestra.policy import Principal
 from orchestra.registry.errors import (
@@ -23,7 +24,6 @@ from orchestra.registry.errors import (
     AgentUnknown,
     RegistryConflict,
     UnknownUnit,
-    close_matches,
 )
 from orchestra.registry.model import AgentSummary, PoolView
 from orchestra.registry.registry import AgentRegistry, definition_of

@@ -9,9 +9,10 @@ approve; pools are set by their unit's lead or an admin) in ``policy/defaults/re
 
 from __future__ import annotations
 
+from orchestra.config.names import close_matches
 from orchestra.org import OrgTree
 from orchestra.policy import Principal, Resource
-from orchestra.registry.errors import UnknownUnit, close_matches
+from orchestra.registry.errors import UnknownUnit
 
 OFFICIAL_PUBLISHER = "orchestra"
 """The publisher of the built-in agents."""

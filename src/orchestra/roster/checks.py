@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestra.config.check import CrossCheck, Finding
+from orchestra.config.names import close_matches
 from orchestra.config.schema import OrchestraConfig
 from orchestra.roster.roster import BUILTIN_AGENTS_DIR, read_directory
 
@@ -33,11 +34,13 @@ def _agent_folders(config: OrchestraConfig, base: Path) -> tuple[list[Path], lis
 
 
 def roster_findings(config: OrchestraConfig, base_dir: Path) -> list[Finding]:
-    """Missing agent folders (errors) and tier overrides naming no agent or category
-    (warnings). Relative folders resolve against ``base_dir``."""
+    """Missing agent folders (errors), tier overrides naming no agent or category
+    (warnings), routing rules naming no agent or category (errors: the gateway refuses
+    them). Relative folders resolve against ``base_dir``."""
     folders, findings = _agent_folders(config, base_dir)
     overrides = config.roster.tier_overrides
-    if not overrides.agents and not overrides.categories:
+    routing = config.routing
+    if not (overrides.agents or overrides.categories or routing.agents or routing.categories):
         return findings  # nothing refers to agents; spare reading every agent file
     names: set[str] = set()
     categories: set[str] = set()
@@ -65,7 +68,33 @@ def roster_findings(config: OrchestraConfig, base_dir: Path) -> list[Finding]:
         for category in overrides.categories
         if category not in categories
     )
+    findings.extend(_routing_findings(config, names, categories))
     return findings
+
+
+def _routing_findings(
+    config: OrchestraConfig, names: set[str], categories: set[str]
+) -> list[Finding]:
+    found: list[Finding] = []
+    routing = config.routing
+    for kind, rules, known in (
+        ("agent", routing.agents, names),
+        ("category", routing.categories, categories),
+    ):
+        for name in rules:
+            if name in known:
+                continue
+            close = close_matches(name, sorted(known))
+            found.append(
+                Finding(
+                    ("routing", "agents" if kind == "agent" else "categories", name),
+                    f"routing rule for unknown {kind} {name!r}",
+                    f"did you mean {', '.join(close)}?"
+                    if close
+                    else f"use a {kind} from `orchestra agents list`",
+                )
+            )
+    return found
 
 
 ROSTER_CHECK = CrossCheck("roster", roster_findings)

@@ -64,6 +64,8 @@ class SlotHost:
         self.busy = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
         self.refused = 0
+        self.peak = 0
+        """The most requests in the house at once (decoding and waiting)."""
 
     @property
     def waiting(self) -> int:
@@ -74,12 +76,14 @@ class SlotHost:
         """Take a slot, waiting in FIFO order; ``False`` (take nothing) when the queue is full."""
         if self.busy < self.capacity.slots and not self._waiting:
             self.busy += 1
+            self.peak = max(self.peak, self.busy + len(self._waiting))
             return True
         if len(self._waiting) >= self.capacity.queue:
             self.refused += 1
             return False
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(turn)
+        self.peak = max(self.peak, self.busy + len(self._waiting))
         try:
             await turn  # the slot is handed over by release(): busy stays counted
         except asyncio.CancelledError:
