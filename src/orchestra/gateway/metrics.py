@@ -1,6 +1,8 @@
 """Prometheus metrics of one gateway process, rendered in the text exposition format.
 
-Counters live in plain dictionaries: the event loop is single-threaded, so no locks.
+Counters live in plain dictionaries: the event loop is single-threaded, so no locks. With
+``gateway.shared_state`` each replica adds them to the deployment's totals in Redis
+(:mod:`orchestra.gateway.shared_metrics`), and ``/metrics`` renders those totals.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from orchestra.gateway.resilience import CircuitBreaker, CircuitState
+from orchestra.gateway.resilience import CircuitState
 from orchestra.providers.usage import Usage
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -30,7 +32,10 @@ def _labels(pairs: Iterable[tuple[str, str]]) -> str:
 
 
 @dataclass
-class _Histogram:
+class Histogram:
+    """Request latencies of one endpoint in :data:`LATENCY_BUCKETS_S` (the last count:
+    above the largest bucket)."""
+
     counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
     total: float = 0.0
     n: int = 0
@@ -49,7 +54,7 @@ class GatewayMetrics:
     """(endpoint, status, model) -> count; ``model`` is the tier or configured model the
     request resolved to (``""`` before that), never the client's string, so the label set
     is bounded by the configuration."""
-    latency: dict[str, _Histogram] = field(default_factory=dict)
+    latency: dict[str, Histogram] = field(default_factory=dict)
     tokens: dict[tuple[str, str], int] = field(default_factory=dict)
     """(model, kind) -> tokens."""
     cost: dict[str, Decimal] = field(default_factory=dict)
@@ -61,7 +66,7 @@ class GatewayMetrics:
         self.requests[key] = self.requests.get(key, 0) + 1
         hist = self.latency.get(endpoint)
         if hist is None:
-            hist = self.latency[endpoint] = _Histogram()
+            hist = self.latency[endpoint] = Histogram()
         hist.observe(seconds)
 
     def usage(self, model: str, usage: Usage, cost: Decimal) -> None:
@@ -81,7 +86,7 @@ class GatewayMetrics:
 
     def render(
         self,
-        breakers: dict[str, CircuitBreaker],
+        circuits: dict[str, CircuitState],
         headroom: Iterable[tuple[str, Decimal]],
     ) -> str:
         """The exposition text, including circuit states and budget headroom."""
@@ -138,8 +143,6 @@ class GatewayMetrics:
             "# TYPE orchestra_circuit_state gauge",
         ]
         codes = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
-        for upstream, breaker in sorted(breakers.items()):
-            out.append(
-                f"orchestra_circuit_state{_labels([('upstream', upstream)])} {codes[breaker.state]}"
-            )
+        for upstream, state in sorted(circuits.items()):
+            out.append(f"orchestra_circuit_state{_labels([('upstream', upstream)])} {codes[state]}")
         return "\n".join(out) + "\n"

@@ -134,8 +134,10 @@ class StoreAccountant:
         self.accounting = accounting
         shared = accounting.config.gateway.limits.shared
         # Rate-limit counters live in memory on SQLite (cheap: on the loop) and in the
-        # database on PostgreSQL (shared by workers: on a thread).
+        # database on PostgreSQL (shared by workers: on a thread); with gateway.shared_state
+        # the gateway counts them in Redis (Gateway.admit), and they are not counted here.
         self._limits_in_db = shared if shared is not None else accounting.store.dialect != "sqlite"
+        self._limits_here = accounting.config.gateway.shared_state is None
 
     def authenticate(self, secret: str) -> Caller | None:
         record = self.accounting.keys.authenticate(secret)
@@ -177,9 +179,9 @@ class StoreAccountant:
     async def admit(
         self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
     ) -> Any:
-        if self._limits_in_db:
+        if self._limits_here and self._limits_in_db:
             await asyncio.to_thread(self.check_limits, caller, tokens)
-        else:
+        elif self._limits_here:
             self.check_limits(caller, tokens)
         if usd <= 0:
             return None  # $0 calls are never blocked by a dollar budget

@@ -27,7 +27,7 @@ from orchestra.gateway.errors import (
 from orchestra.gateway.formats import WireFormat
 from orchestra.gateway.resilience import (
     RETRYABLE_STATUSES,
-    CircuitBoard,
+    Circuits,
     RetryPolicy,
     default_random,
     parse_retry_after,
@@ -150,7 +150,7 @@ class UpstreamCaller:
 
     client: Callable[[], UpstreamTransport]
     """The process's upstream HTTP client (created lazily inside the event loop)."""
-    circuits: CircuitBoard
+    circuits: Circuits
     policy: RetryPolicy
     first_byte_timeout_s: float
     allow_costlier_fallback: bool
@@ -189,7 +189,7 @@ class UpstreamCaller:
             attempt = 0
             while True:
                 attempt += 1
-                if not breaker.allow():
+                if not await breaker.acquire():
                     record.attempts.append(
                         Attempt(target.model, target.provider, None, "circuit open", 0)
                     )
@@ -213,17 +213,17 @@ class UpstreamCaller:
                     breaker.release()
                     raise
                 if isinstance(error, OpenedReply):
-                    breaker.success()
+                    await breaker.succeeded()
                     return error
                 if isinstance(error, UpstreamClientError):
-                    breaker.success()
+                    await breaker.succeeded()
                     raise error
                 if isinstance(error, LimitRefused | ProviderAuthFailed):
                     # An upstream rate limit says nothing about the upstream's health, nor
                     # does a refused credential (and retrying it cannot help).
                     breaker.release()
                 else:
-                    breaker.failure(error.message)
+                    await breaker.failed(error.message)
                 if isinstance(error, ProviderAuthFailed):
                     last = error
                     break
