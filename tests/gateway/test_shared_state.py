@@ -256,3 +256,21 @@ def test_a_gateway_with_redis_shares_its_limits_and_metrics(
     assert 'orchestra_requests_total{endpoint="anthropic",status="200",model="haiku"} 3' in text
     assert 'orchestra_requests_total{endpoint="anthropic",status="429",model="haiku"} 1' in text
     assert "orchestra_shared_state_up 1" in text
+
+
+def test_fail_closed_refuses_a_call_no_limit_applies_to_with_a_503(upstream: FakeUpstream) -> None:
+    # No rate limit configured: the circuit breaker is what Redis is needed for.
+    accountant = memory_accountant()
+    shared = {"url": UNREACHABLE_REDIS, "on_error": "closed"}
+    server = ServerThread(
+        make_app(gateway_config(upstream.base_url, shared_state=shared), accountant)
+    ).start()
+    key = accountant.add_key("alice", "payments")
+    try:
+        answer = _call(server.base_url, key)
+    finally:
+        server.stop()
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert answer.json()["error"]["type"] == "overloaded_error"
+    assert "shared state (Redis) is unreachable" in answer.json()["error"]["message"]
+    assert upstream.requests == []  # nothing was sent while the breaker could not be read
