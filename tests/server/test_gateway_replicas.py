@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -117,20 +117,6 @@ def _config(folder: Path, upstream_url: str, redis: str, prefix: str) -> Path:
     return path
 
 
-@contextmanager
-def _home(home: Path) -> Iterator[None]:
-    """``ORCHESTRA_HOME`` (where the keys' hashing secret lives) for the block."""
-    before = os.environ.get("ORCHESTRA_HOME")
-    os.environ["ORCHESTRA_HOME"] = str(home)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("ORCHESTRA_HOME", None)
-        else:
-            os.environ["ORCHESTRA_HOME"] = before
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     redis = redis_url()
@@ -145,7 +131,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         upstream, upstream_url = start_upstream()
         stack.callback(stop, upstream)
         config = _config(folder, upstream_url, redis, prefix)
-        with _home(home):
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("ORCHESTRA_HOME", str(home))  # where the keys' hashing secret lives
             database = open_database(database_url)  # migrated here, once
             accounting = Accounting(database, load_config(config))
             keys = {

@@ -78,8 +78,7 @@ def _run(
     reuse_port: bool = False,
 ) -> None:
     from orchestra.app import Orchestra
-    from orchestra.server import OPTIONS_ENV, ServeOptions, uvicorn_options
-    from orchestra.server.listen import run_server
+    from orchestra.server import OPTIONS_ENV, ServeOptions, run_server, uvicorn_options
 
     path = config_path or find_config()
     try:

@@ -21,7 +21,6 @@ breaker; ``on_error: closed`` refuses the call (503).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,8 +29,6 @@ from typing import Any
 from orchestra.config.gateway import CircuitSettings
 from orchestra.gateway.resilience import CircuitBreaker, CircuitState
 from orchestra.gateway.shared_state import SharedState
-
-log = logging.getLogger("orchestra.gateway")
 
 _COMMON = """
 local key = KEYS[1]

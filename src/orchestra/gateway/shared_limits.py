@@ -15,7 +15,6 @@ replicas if wanted), not Redis Cluster.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from orchestra.accounting import Attribution, RateLimited, RateLimiter, RateLimitPolicy
@@ -24,8 +23,7 @@ from orchestra.accounting.limits import RateLimit
 from orchestra.gateway.accounts import Caller
 from orchestra.gateway.errors import LimitRefused
 from orchestra.gateway.shared_state import SharedState
-
-log = logging.getLogger("orchestra.gateway")
+from orchestra.gateway.store_accountant import rate_limit_refusal
 
 CHECK_AND_COUNT = """
 local t = redis.call('TIME')
@@ -68,13 +66,8 @@ def _attribution(caller: Caller) -> Attribution:
 
 def _refusal(subject: str, kind: str, limit: int, retry_after_s: float) -> LimitRefused:
     """The 429 the accountant's own limits answer with, word for word."""
-    exc = RateLimited(f"{subject} {kind}", limit=limit, retry_after_s=retry_after_s)
-    return LimitRefused(
-        exc.message,
-        hint=exc.hint,
-        retry_after_s=retry_after_s,
-        code="rate_limit_exceeded",
-    )
+    limited = RateLimited(f"{subject} {kind}", limit=limit, retry_after_s=retry_after_s)
+    return rate_limit_refusal(limited)
 
 
 class SharedRateLimits:
@@ -132,9 +125,4 @@ class SharedRateLimits:
         try:
             self._local.check_and_count(_attribution(caller), tokens)
         except RateLimited as exc:
-            raise LimitRefused(
-                exc.message,
-                hint=exc.hint,
-                retry_after_s=exc.retry_after_s,
-                code="rate_limit_exceeded",
-            ) from exc
+            raise rate_limit_refusal(exc) from exc

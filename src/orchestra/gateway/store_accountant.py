@@ -89,6 +89,13 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
 _NOTHING = Decimal(0)
 
 
+def rate_limit_refusal(exc: RateLimited) -> LimitRefused:
+    """The 429 a rate limit of :mod:`orchestra.accounting.limits` answers with."""
+    return LimitRefused(
+        exc.message, hint=exc.hint, retry_after_s=exc.retry_after_s, code="rate_limit_exceeded"
+    )
+
+
 def _draft(record: CallRecord) -> LedgerEntry:
     """The ledger's view of a call before its upstream request: who, what was asked, when
     (what :func:`ledger_entry` builds, without what only a finished call has)."""
@@ -159,12 +166,7 @@ class StoreAccountant:
         try:
             self.accounting.limits.check_and_count(caller.attribution, tokens)
         except RateLimited as exc:
-            raise LimitRefused(
-                exc.message,
-                hint=exc.hint,
-                retry_after_s=exc.retry_after_s,
-                code="rate_limit_exceeded",
-            ) from exc
+            raise rate_limit_refusal(exc) from exc
 
     def cost(self, model: str, usage: Usage) -> Decimal:
         try:
