@@ -15,6 +15,7 @@ from orchestra.config.gateway import (
     LimitsConfig,
     RateLimitConfig,
     RetrySettings,
+    SharedStateSettings,
 )
 from orchestra.config.identity import (
     SAFE_ALGORITHMS,
@@ -115,6 +116,7 @@ __all__ = [
     "SMTPSettings",
     "SecretsConfig",
     "ServiceKey",
+    "SharedStateSettings",
     "StrictModel",
     "TeamOverride",
     "TierConfig",
