@@ -59,6 +59,7 @@ def start_gateway(
     port: int,
     command: str = "gateway",
     extra: list[str] | None = None,
+    ready_within_s: float = 30,
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ORCHESTRA_HOME": str(home)}
     log = home / f"gateway-{port}.log"
@@ -80,7 +81,7 @@ def start_gateway(
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + ready_within_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(

@@ -36,7 +36,16 @@ WorkersOption = Annotated[
         min=1,
         max=64,
         help="worker processes; budgets and ledger are shared through the database, "
-        "circuit breakers and metrics are per process",
+        "rate limits, circuit breakers and metrics through gateway.shared_state (Redis) "
+        "when it is set, else per process",
+    ),
+]
+ReusePortOption = Annotated[
+    bool,
+    typer.Option(
+        "--reuse-port",
+        help="listen with SO_REUSEPORT, so several `orchestra gateway` processes share the "
+        "address (each started with --reuse-port; docs/gateway.md, Replicas)",
     ),
 ]
 
@@ -66,11 +75,10 @@ def _run(
     port: int | None,
     database_url: str | None,
     workers: int,
+    reuse_port: bool = False,
 ) -> None:
-    import uvicorn
-
     from orchestra.app import Orchestra
-    from orchestra.server import OPTIONS_ENV, ServeOptions, uvicorn_options
+    from orchestra.server import OPTIONS_ENV, ServeOptions, run_server, uvicorn_options
 
     path = config_path or find_config()
     try:
@@ -96,16 +104,20 @@ def _run(
             "continue them with `orchestra resume RUN`",
             highlight=False,
         )
-    uvicorn.run(
-        RESUMING_FACTORY if resume_runs else SERVER_FACTORY,
-        factory=True,
-        host=host or config.gateway.host,
-        port=config.gateway.port if port is None else port,
-        workers=workers,
-        log_level="info",
-        lifespan="on",
-        **uvicorn_options(),
-    )
+    try:
+        run_server(
+            RESUMING_FACTORY if resume_runs else SERVER_FACTORY,
+            host=host or config.gateway.host,
+            port=config.gateway.port if port is None else port,
+            workers=workers,
+            reuse_port=reuse_port,
+            factory=True,
+            log_level="info",
+            lifespan="on",
+            **uvicorn_options(),
+        )
+    except OrchestraError as exc:
+        raise fail(exc) from exc
 
 
 def gateway(
@@ -114,6 +126,7 @@ def gateway(
     port: PortOption = None,
     database_url: DatabaseOption = None,
     workers: WorkersOption = 1,
+    reuse_port: ReusePortOption = False,
 ) -> None:
     """Run the model gateway alone (Anthropic and OpenAI endpoints, /metrics, /readyz)."""
     _run(
@@ -123,6 +136,7 @@ def gateway(
         port=port,
         database_url=database_url,
         workers=workers,
+        reuse_port=reuse_port,
     )
 
 

@@ -15,6 +15,7 @@ from orchestra.config.gateway import (
     LimitsConfig,
     RateLimitConfig,
     RetrySettings,
+    SharedStateSettings,
 )
 from orchestra.config.identity import (
     SAFE_ALGORITHMS,
@@ -119,6 +120,7 @@ __all__ = [
     "SMTPSettings",
     "SecretsConfig",
     "ServiceKey",
+    "SharedStateSettings",
     "StrictModel",
     "TeamOverride",
     "TelemetrySection",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from orchestra.config.models import StrictModel
 
@@ -23,7 +23,8 @@ class RetrySettings(StrictModel):
 
 
 class CircuitSettings(StrictModel):
-    """Per-upstream circuit breaker (per process: each worker keeps its own)."""
+    """Per-upstream circuit breaker (per process, unless ``gateway.shared_state`` shares
+    it between replicas through Redis)."""
 
     failure_threshold: int = Field(default=5, ge=1)
     """Consecutive failures that open the circuit."""
@@ -86,6 +87,31 @@ class BudgetLeaseSettings(StrictModel):
     """A lease grants no more calls after this long."""
 
 
+class SharedStateSettings(StrictModel):
+    """Redis shared by gateway replicas (``gateway.shared_state``): rate-limit counters,
+    circuit breakers and the ``/metrics`` counters of the whole deployment. Written either
+    as a URL (``shared_state: redis://127.0.0.1:6379/0``) or as this mapping."""
+
+    url: str = Field(pattern=r"^rediss?://")
+    """``redis://host:port/db`` (``rediss://`` for TLS); a password goes in the URL."""
+    prefix: str = Field(default="orchestra", min_length=1, max_length=100)
+    """Prefix of every key (several deployments can share one Redis)."""
+    on_error: Literal["open", "closed"] = "open"
+    """Redis unreachable: ``open`` carries on with this replica's own counters and
+    breakers (limits then hold per replica), ``closed`` refuses calls with a 503."""
+    timeout_s: float = Field(default=0.5, gt=0, le=30)
+    """Connect and command timeout of each Redis call (a call that takes longer counts as
+    Redis being down)."""
+    retry_after_s: float = Field(default=1.0, gt=0, le=60)
+    """After a failed Redis call, how long the replica keeps to its fallback before
+    trying Redis again (so an outage costs one timeout per interval, not per call)."""
+    sync_s: float = Field(default=0.25, gt=0, le=60)
+    """How stale a replica's view of a closed circuit may get before it reads it again
+    (an opening elsewhere is seen within this time)."""
+    metrics_flush_s: float = Field(default=1.0, gt=0, le=300)
+    """How often a replica adds its counters to the deployment's totals in Redis."""
+
+
 class GatewaySection(StrictModel):
     """Gateway settings: listen address, keys, limits, budgets, pricing, audit."""
 
@@ -123,3 +149,12 @@ class GatewaySection(StrictModel):
     """How often the usage seen so far in a stream is journaled (crash reconciliation)."""
     large_input_bytes: int = Field(default=256 * 1024, gt=0)
     """Bodies above this size are token-estimated on a worker thread, off the event loop."""
+    shared_state: SharedStateSettings | None = None
+    """Redis shared by the gateway's replicas (rate limits, circuit breakers, metrics);
+    ``None``: each process keeps its own (docs/gateway.md, "Replicas")."""
+
+    @field_validator("shared_state", mode="before")
+    @classmethod
+    def _url_alone(cls, value: Any) -> Any:
+        """``shared_state: redis://...`` is short for ``shared_state: {url: redis://...}``."""
+        return {"url": value} if isinstance(value, str) else value

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -253,6 +255,10 @@ class GatewayApp:
                 "config_loaded_at": self.gateway.snapshot.loaded_at.isoformat(),
                 "started": self.gateway.started,
                 "providers_without_credential": list(self.gateway.snapshot.missing_credentials),
+                "replica": f"{socket.gethostname()}:{os.getpid()}",  # which process answered
+                "shared_state": None
+                if self.gateway.shared is None
+                else ("ok" if self.gateway.shared.up else "unreachable"),
             },
         )
 
@@ -266,9 +272,7 @@ class GatewayApp:
             headroom = []
         # Rendered and encoded whole before the status goes out: a scrape answers all of
         # its metrics or an error, never a 200 cut short.
-        text = self.gateway.metrics.render(
-            self.gateway.circuits.breakers, headroom, self.gateway.limiters
-        )
+        text = await self.gateway.metrics_text(headroom)
         text += self.gateway.accountant.exposition()  # accounting's counters (ledger)
         body = text.encode()
         headers = [

@@ -112,7 +112,7 @@ class ModelCallHandler:
         usd = gw.reservation_usd(route, input_tokens, request.max_tokens)
         record.reserved_usd = usd
         try:
-            reservation = await gw.accountant.admit(
+            reservation = await gw.admit(
                 caller,
                 record.run_id,
                 route.primary.model,

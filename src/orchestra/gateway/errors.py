@@ -141,3 +141,19 @@ class CircuitOpen(GatewayHTTPError):
 
     status = 503
     error_type = "overloaded_error"
+
+
+class SharedStateUnavailable(GatewayHTTPError):
+    """Redis (``gateway.shared_state``) did not answer and ``on_error`` is ``closed``: the
+    call is refused rather than let past limits the replicas share."""
+
+    status = 503
+    error_type = "overloaded_error"
+
+    def __init__(self, what: str, retry_after_s: float) -> None:
+        super().__init__(
+            f"the gateway's shared state (Redis) is unreachable, so {what} cannot be checked",
+            hint="retry shortly; the operator should check gateway.shared_state's Redis",
+            retry_after_s=retry_after_s,
+            code="shared_state_unavailable",
+        )

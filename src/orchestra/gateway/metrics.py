@@ -1,6 +1,8 @@
 """Prometheus metrics of one gateway process, rendered in the text exposition format.
 
-Counters live in plain dictionaries: the event loop is single-threaded, so no locks.
+Counters live in plain dictionaries: the event loop is single-threaded, so no locks. With
+``gateway.shared_state`` each replica adds them to the deployment's totals in Redis
+(:mod:`orchestra.gateway.shared_metrics`), and ``/metrics`` renders those totals.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from orchestra.gateway.resilience import CircuitBreaker, CircuitState
+from orchestra.gateway.resilience import CircuitState
 from orchestra.gateway.upstream_limits import UpstreamLimiters
 from orchestra.providers.usage import Usage
 
@@ -31,7 +33,10 @@ def _labels(pairs: Iterable[tuple[str, str]]) -> str:
 
 
 @dataclass
-class _Histogram:
+class Histogram:
+    """Request latencies of one endpoint in :data:`LATENCY_BUCKETS_S` (the last count:
+    above the largest bucket)."""
+
     counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
     total: float = 0.0
     n: int = 0
@@ -50,7 +55,7 @@ class GatewayMetrics:
     """(endpoint, status, model) -> count; ``model`` is the tier or configured model the
     request resolved to (``""`` before that), never the client's string, so the label set
     is bounded by the configuration."""
-    latency: dict[str, _Histogram] = field(default_factory=dict)
+    latency: dict[str, Histogram] = field(default_factory=dict)
     tokens: dict[tuple[str, str], int] = field(default_factory=dict)
     """(model, kind) -> tokens."""
     cost: dict[str, Decimal] = field(default_factory=dict)
@@ -62,7 +67,7 @@ class GatewayMetrics:
         self.requests[key] = self.requests.get(key, 0) + 1
         hist = self.latency.get(endpoint)
         if hist is None:
-            hist = self.latency[endpoint] = _Histogram()
+            hist = self.latency[endpoint] = Histogram()
         hist.observe(seconds)
 
     def usage(self, model: str, usage: Usage, cost: Decimal) -> None:
@@ -82,7 +87,7 @@ class GatewayMetrics:
 
     def render(
         self,
-        breakers: dict[str, CircuitBreaker],
+        circuits: dict[str, CircuitState],
         headroom: Iterable[tuple[str, Decimal]],
         limiters: UpstreamLimiters | None = None,
     ) -> str:
@@ -141,10 +146,8 @@ class GatewayMetrics:
             "# TYPE orchestra_circuit_state gauge",
         ]
         codes = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
-        for upstream, breaker in sorted(breakers.items()):
-            out.append(
-                f"orchestra_circuit_state{_labels([('upstream', upstream)])} {codes[breaker.state]}"
-            )
+        for upstream, state in sorted(circuits.items()):
+            out.append(f"orchestra_circuit_state{_labels([('upstream', upstream)])} {codes[state]}")
         if limiters is not None:
             out += _limiter_lines(limiters)
         return "\n".join(out) + "\n"

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from orchestra.config.gateway import CircuitSettings, RetrySettings
 
@@ -126,6 +127,59 @@ class CircuitBreaker:
         self.opened_at = self.clock()
         self.failures = 0
 
+    # The request path's interface (:class:`Breaker`), shared with the Redis-backed breaker.
+
+    async def acquire(self) -> bool:
+        """:meth:`allow`, awaitable."""
+        return self.allow()
+
+    async def succeeded(self) -> None:
+        """:meth:`success`, awaitable."""
+        self.success()
+
+    async def failed(self, reason: str | None = None) -> None:
+        """:meth:`failure`, awaitable."""
+        self.failure(reason)
+
+
+class Breaker(Protocol):
+    """A circuit breaker as the request path uses it: this process's
+    (:class:`CircuitBreaker`) or the one replicas share through Redis
+    (:class:`orchestra.gateway.shared_breakers.SharedBreaker`)."""
+
+    @property
+    def state(self) -> CircuitState:
+        """Closed, open or half-open (as last known)."""
+
+    @property
+    def last_error(self) -> str | None:
+        """What the latest failure was."""
+
+    async def acquire(self) -> bool:
+        """Whether a call may go to this upstream now (claims the half-open trial)."""
+
+    async def succeeded(self) -> None:
+        """The call went through: close the circuit."""
+
+    async def failed(self, reason: str | None = None) -> None:
+        """Count a failed call."""
+
+    def release(self) -> None:
+        """End a call that says nothing about the upstream's health (gives a claimed
+        half-open trial back)."""
+
+
+class Circuits(Protocol):
+    """The breakers of a gateway, one per upstream."""
+
+    settings: CircuitSettings
+
+    def get(self, upstream: str) -> Breaker:
+        """``upstream``'s breaker (created on first use)."""
+
+    async def states(self) -> dict[str, CircuitState]:
+        """Upstream -> circuit state, for ``/metrics``."""
+
 
 @dataclass
 class CircuitBoard:
@@ -143,6 +197,10 @@ class CircuitBoard:
             )
             self.breakers[upstream] = breaker
         return breaker
+
+    async def states(self) -> dict[str, CircuitState]:
+        """Upstream -> state of this process's breakers."""
+        return {name: b.state for name, b in self.breakers.items()}
 
 
 def default_random() -> float:

@@ -37,8 +37,12 @@ from orchestra.gateway.formats import WireFormat
 from orchestra.gateway.metrics import GatewayMetrics
 from orchestra.gateway.model_policy import ModelPolicy
 from orchestra.gateway.proxy_client import client_from_environment
-from orchestra.gateway.resilience import CircuitBoard, RetryPolicy, default_random
+from orchestra.gateway.resilience import CircuitBoard, Circuits, RetryPolicy, default_random
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, upstream_credential
+from orchestra.gateway.shared_breakers import SharedCircuitBoard
+from orchestra.gateway.shared_limits import SharedRateLimits
+from orchestra.gateway.shared_metrics import SharedMetrics
+from orchestra.gateway.shared_state import SharedState
 from orchestra.gateway.transport import UpstreamTransport
 from orchestra.gateway.upstream import UpstreamCaller
 from orchestra.gateway.upstream_limits import UpstreamLimiters, poll_host_metrics
@@ -140,7 +144,14 @@ class Gateway:
         self.deps = deps or GatewayDeps()
         self.accountant = accountant
         self.metrics = GatewayMetrics()
-        self.circuits = CircuitBoard(config.gateway.circuit, self.deps.clock)
+        self.circuits: Circuits = CircuitBoard(config.gateway.circuit, self.deps.clock)
+        self.shared: SharedState | None = None
+        """Redis shared with the other replicas (``gateway.shared_state``); read at start,
+        so changing it takes a restart."""
+        self.shared_limits: SharedRateLimits | None = None
+        self.shared_metrics: SharedMetrics | None = None
+        if config.gateway.shared_state is not None:
+            self._share(config)
         self.limiters = UpstreamLimiters(self.deps.clock)
         self._host_metrics: asyncio.Task[None] | None = None
         self._client: UpstreamTransport | None = None
@@ -171,6 +182,39 @@ class Gateway:
                 location="routing",
             ) from exc
         return {agent.name: agent.category for agent in roster}
+
+    def _share(self, config: OrchestraConfig) -> None:
+        """Rate limits, breakers and metrics through Redis (docs/gateway.md, "Replicas")."""
+        from orchestra.accounting.facade import policy_from_config
+
+        settings = config.gateway.shared_state
+        assert settings is not None
+        self.shared = SharedState(settings, clock=self.deps.clock)
+        self.circuits = SharedCircuitBoard(self.shared, config.gateway.circuit, self.deps.clock)
+        policy = policy_from_config(config.gateway.limits)
+        self.shared_limits = SharedRateLimits(self.shared, policy)
+        self.shared_metrics = SharedMetrics(self.shared, self.metrics)
+
+    async def admit(
+        self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
+    ) -> Any:
+        """The call counted against the rate limits (in Redis when the replicas share
+        them) and ``usd`` held on its budgets; returns the reservation
+        (:meth:`Accountant.admit`)."""
+        if self.shared_limits is not None:
+            await self.shared_limits.check(caller, tokens)
+        return await self.accountant.admit(caller, run_id, model, tokens, usd)
+
+    async def metrics_text(self, headroom: list[tuple[str, Decimal]]) -> str:
+        """The ``/metrics`` text: the deployment's counters when replicas share them
+        (this replica's own while Redis is down), circuits, budget headroom."""
+        metrics = self.metrics
+        if self.shared_metrics is not None:
+            metrics = await self.shared_metrics.totals() or metrics
+        text = metrics.render(await self.circuits.states(), headroom, self.limiters)
+        if self.shared is not None:
+            text += self.shared.exposition()
+        return text
 
     def _build(self, config: OrchestraConfig) -> Snapshot:
         routing = RoutingSnapshot.from_config(config, self._agents(config))
@@ -270,6 +314,10 @@ class Gateway:
             raise
         self.circuits.settings = config.gateway.circuit
         self.limiters.configure(_limits(config))
+        if self.shared_limits is not None:
+            from orchestra.accounting.facade import policy_from_config
+
+            self.shared_limits.policy = policy_from_config(config.gateway.limits)
         self.snapshot = snapshot
         log.info("gateway configuration reloaded")
 
@@ -310,6 +358,11 @@ class Gateway:
         if count:
             log.warning("reconciled %d streamed calls cut off by a previous crash", count)
         self._host_metrics = asyncio.create_task(self._poll_host_metrics())
+        if self.shared is not None:
+            # Connect now, not on the first call (logged and counted if Redis is down).
+            await self.shared.call("connect", lambda client: client.ping())
+        if self.shared_metrics is not None:
+            self.shared_metrics.start()
         self.started = True
         return count
 
@@ -330,6 +383,10 @@ class Gateway:
             self._host_metrics.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._host_metrics
+        if self.shared_metrics is not None:
+            await self.shared_metrics.stop()
+        if self.shared is not None:
+            await self.shared.aclose()
         if self._client is not None:
             await self._client.aclose()
         self.executor.shutdown(wait=True)

@@ -91,6 +91,13 @@ def ledger_entry(record: CallRecord) -> LedgerEntry:
 _NOTHING = Decimal(0)
 
 
+def rate_limit_refusal(exc: RateLimited) -> LimitRefused:
+    """The 429 a rate limit of :mod:`orchestra.accounting.limits` answers with."""
+    return LimitRefused(
+        exc.message, hint=exc.hint, retry_after_s=exc.retry_after_s, code="rate_limit_exceeded"
+    )
+
+
 def _draft(record: CallRecord) -> LedgerEntry:
     """The ledger's view of a call before its upstream request: who, what was asked, when
     (what :func:`ledger_entry` builds, without what only a finished call has)."""
@@ -136,8 +143,10 @@ class StoreAccountant:
         self.accounting = accounting
         shared = accounting.config.gateway.limits.shared
         # Rate-limit counters live in memory on SQLite (cheap: on the loop) and in the
-        # database on PostgreSQL (shared by workers: on a thread).
+        # database on PostgreSQL (shared by workers: on a thread); with gateway.shared_state
+        # the gateway counts them in Redis (Gateway.admit), and they are not counted here.
         self._limits_in_db = shared if shared is not None else accounting.store.dialect != "sqlite"
+        self._limits_here = accounting.config.gateway.shared_state is None
 
     def authenticate(self, secret: str) -> Caller | None:
         record = self.accounting.keys.authenticate(secret)
@@ -159,12 +168,7 @@ class StoreAccountant:
         try:
             self.accounting.limits.check_and_count(caller.attribution, tokens)
         except RateLimited as exc:
-            raise LimitRefused(
-                exc.message,
-                hint=exc.hint,
-                retry_after_s=exc.retry_after_s,
-                code="rate_limit_exceeded",
-            ) from exc
+            raise rate_limit_refusal(exc) from exc
 
     def cost(self, model: str, usage: Usage) -> Decimal:
         try:
@@ -179,9 +183,9 @@ class StoreAccountant:
     async def admit(
         self, caller: Caller, run_id: str | None, model: str, tokens: int, usd: Decimal
     ) -> Any:
-        if self._limits_in_db:
+        if self._limits_here and self._limits_in_db:
             await asyncio.to_thread(self.check_limits, caller, tokens)
-        else:
+        elif self._limits_here:
             self.check_limits(caller, tokens)
         if usd <= 0:
             return None  # $0 calls are never blocked by a dollar budget

@@ -27,7 +27,7 @@ from orchestra.gateway.errors import (
 from orchestra.gateway.formats import WireFormat
 from orchestra.gateway.resilience import (
     RETRYABLE_STATUSES,
-    CircuitBoard,
+    Circuits,
     RetryPolicy,
     default_random,
     parse_retry_after,
@@ -159,7 +159,7 @@ class UpstreamCaller:
 
     client: Callable[[], UpstreamTransport]
     """The process's upstream HTTP client (created lazily inside the event loop)."""
-    circuits: CircuitBoard
+    circuits: Circuits
     policy: RetryPolicy
     first_byte_timeout_s: float
     allow_costlier_fallback: bool
@@ -219,7 +219,7 @@ class UpstreamCaller:
                 saturation = await limiter.acquire()
                 if saturation is not None:
                     return last or self._saturated(target, saturation, record)
-            if not breaker.allow():
+            if not await breaker.acquire():
                 if limiter is not None:
                     limiter.release()
                 record.attempts.append(
@@ -233,17 +233,17 @@ class UpstreamCaller:
                 )
             error, retry_after = await self._sent(target, plan, record, limiter)
             if isinstance(error, OpenedReply):
-                breaker.success()
+                await breaker.succeeded()
                 return error
             if isinstance(error, UpstreamClientError):
-                breaker.success()
+                await breaker.succeeded()
                 raise error
             if isinstance(error, LimitRefused | ProviderAuthFailed):
                 # An upstream rate limit says nothing about the upstream's health, nor
                 # does a refused credential (and retrying it cannot help).
                 breaker.release()
             else:
-                breaker.failure(error.message)
+                await breaker.failed(error.message)
             if isinstance(error, ProviderAuthFailed):
                 return error
             last = error

@@ -16,6 +16,7 @@ from orchestra.server.app import (
     build_app,
     open_gateway,
 )
+from orchestra.server.listen import run_server
 from orchestra.server.protocol import uvicorn_options
 
 if typing.TYPE_CHECKING:
@@ -30,6 +31,7 @@ __all__ = [
     "build_app",
     "hosting_engine",
     "open_gateway",
+    "run_server",
     "uvicorn_options",
 ]
 
