@@ -33,6 +33,23 @@ class ModelRetrySettings(StrictModel):
     """Waiting for one call never adds up to more than this."""
 
 
+class WorkerSettings(StrictModel):
+    """Engine workers sharing a PostgreSQL database: their leases and the reaper that
+    recovers a dead worker's workflows (see ``docs/scheduling.md``)."""
+
+    executor_id: str | None = Field(default=None, min_length=1, max_length=128)
+    """This worker's DBOS executor id (``$ORCHESTRA_EXECUTOR_ID`` wins); unset, a new
+    unique one per process. A second live worker with the same id is refused at start."""
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    """How often a worker renews its lease (its heartbeat) and its reaper looks for dead
+    workers."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """A worker whose heartbeat is older than this is dead: a reaper recovers its work.
+    Keep it several heartbeats long."""
+    drain_timeout_s: float = Field(default=120.0, gt=0)
+    """On SIGTERM, how long a worker waits for its steps in progress to finish."""
+
+
 class EngineSection(StrictModel):
     """Pipeline engine settings: concurrency, workspace limits, test command."""
 
@@ -88,3 +105,5 @@ class EngineSection(StrictModel):
     """Replies cut off at ``max_output_tokens`` the model is asked to continue in a step."""
     model_retry: ModelRetrySettings = Field(default_factory=ModelRetrySettings)
     """Waiting and retrying model calls refused by rate limits and overloads."""
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    """Worker leases, heartbeats, the reaper and draining (PostgreSQL)."""

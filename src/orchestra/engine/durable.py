@@ -14,6 +14,7 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
+from orchestra.engine.draining import GATE
 from orchestra.engine.services import CHILD_FALLBACK_S, ChildSignals, EngineServices, services
 from orchestra.engine.slots import agent_slot
 from orchestra.tools import WritePolicy
@@ -26,8 +27,11 @@ Workflow = Callable[[str], Mapping[str, Any]]
 
 
 def checkpoint(name: str, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` as a DBOS step named ``name``: its result is recorded and replayed."""
-    return DBOS.run_step({"name": name, "retries_allowed": False}, fn)
+    """Run ``fn`` as a DBOS step named ``name``: its result is recorded and replayed.
+
+    While the worker drains, a new step waits at the gate (:mod:`.draining`)."""
+    with GATE.step():
+        return DBOS.run_step({"name": name, "retries_allowed": False}, fn)
 
 
 @DBOS.workflow(name="orchestra.agent")
