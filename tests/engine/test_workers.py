@@ -28,8 +28,9 @@ from tests.engine.helpers import HAPPY_PATH_CALLS, ROOT, call_keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-FAST_LEASE = "engine: {workers: {heartbeat_s: 0.2, timeout_s: 2}}"
-"""Heartbeats every 0.2 s; dead after 2 s without one (tests only: keep them short)."""
+FAST_LEASE = "engine: {workers: {heartbeat_s: 0.5, timeout_s: 5}}"
+"""Heartbeats every 0.5 s; dead after 5 s without one (short for the tests, and still ten
+beats long: on a loaded machine a shorter lease expires for live workers)."""
 
 
 @dataclass
@@ -54,19 +55,22 @@ class Fleet:
         ready = self.tmp / f"ready-{name}"
         module = "tests.engine.fleet_worker"
         args = [str(home), self.url, self.upstream.base_url, str(self.agents), str(ready)]
-        worker = subprocess.Popen(
-            [sys.executable, "-m", module, *args, *runs],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
-                "ORCHESTRA_HOME": str(home),
-                "FLEET_YAML": FAST_LEASE,
-                **(env or {}),
-            },
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        log = self.tmp / f"worker-{name}.log"
+        with log.open("wb") as stderr:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", module, *args, *runs],
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+                    "ORCHESTRA_HOME": str(home),
+                    "FLEET_YAML": FAST_LEASE,
+                    **(env or {}),
+                },
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+        _LOGS[worker.pid] = log
         self.processes.append(worker)
         deadline = time.monotonic() + 300  # guards against a hang (the machine is shared)
         while not ready.exists() and worker.poll() is None:
@@ -85,7 +89,7 @@ class Fleet:
 
     def worker(self, executor_id: str) -> WorkerInfo:
         """The registry's row of ``executor_id``."""
-        infos = WorkerRegistry(self.database, timeout_s=2).list()
+        infos = WorkerRegistry(self.database, timeout_s=5).list()
         return next(i for i in infos if i.executor_id == executor_id)
 
     def wait_calls(self, answered: int, *, in_flight: bool) -> None:
@@ -133,18 +137,28 @@ def fleet(
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> tuple[int, str, str]:
+    """SIGTERM ``worker``; its exit code, stdout and log (its stderr)."""
     worker.send_signal(signal.SIGTERM)
-    out, err = worker.communicate(timeout=120)
-    return worker.returncode, out.decode(), err.decode()
+    out, _ = worker.communicate(timeout=120)
+    return worker.returncode, out.decode(), _log(worker)
+
+
+def _log(worker: subprocess.Popen[bytes]) -> str:
+    """What ``worker`` wrote on stderr."""
+    return _LOGS[worker.pid].read_text()
+
+
+_LOGS: dict[int, Path] = {}
+"""Each worker's stderr file, by pid."""
 
 
 def test_a_second_worker_with_a_live_executor_id_is_refused(fleet: Fleet) -> None:
     first, executor = fleet.start("a", env={"ORCHESTRA_EXECUTOR_ID": "fleet-dup"})
     assert executor == "fleet-dup"
     second, _ = fleet.start("b", env={"ORCHESTRA_EXECUTOR_ID": "fleet-dup"})
-    _out, err = second.communicate(timeout=60)
+    second.communicate(timeout=60)
     assert second.returncode != 0
-    assert "executor id 'fleet-dup' is held by a live worker" in err.decode()
+    assert "executor id 'fleet-dup' is held by a live worker" in _log(second)
     assert fleet.worker("fleet-dup").state == "running"
     code, out, err_a = _stop(first)
     assert code == 0 and "drained idle=True" in out, err_a
@@ -166,7 +180,7 @@ def test_a_killed_workers_run_is_finished_by_another_without_repeating_calls(
 
     assert row.status == "succeeded", (row.failure_reason, err)
     assert code == 0, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err[-4000:]
     dead = fleet.worker(dead_id)
     assert (dead.state, dead.recovered_by) == ("recovered", reaper_id)
     assert dead.recovered_workflows >= 1
@@ -178,14 +192,14 @@ def test_a_killed_workers_run_is_finished_by_another_without_repeating_calls(
 
 
 def test_sigterm_drains_a_worker_and_another_finishes_its_run_at_once(fleet: Fleet) -> None:
-    slow_lease = {"FLEET_YAML": "engine: {workers: {heartbeat_s: 0.2, timeout_s: 600}}"}
+    slow_lease = {"FLEET_YAML": "engine: {workers: {heartbeat_s: 0.5, timeout_s: 600}}"}
     draining, drained_id = fleet.start("a", ("run-drained",), env=slow_lease)
     other, other_id = fleet.start("b", env=slow_lease)
     # SIGTERM with a model call in flight: it must finish and be recorded, not repeated.
     fleet.wait_calls(9, in_flight=True)
     code, out, err = _stop(draining)
     assert code == 0 and "drained idle=True" in out, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err[-4000:]
     # The lease would expire only after 600 s: the drain itself hands the run over (the
     # run's guard is longer only because the shared test machine can be very slow).
     row = fleet.run("run-drained")

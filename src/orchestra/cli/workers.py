@@ -62,17 +62,20 @@ def _list_workers(as_json: bool) -> None:
 
 def _serve_worker(gateway_url: str | None) -> None:
     from orchestra.cli.engine import _runtime
+    from orchestra.config import default_database_url
 
+    if not default_database_url().startswith(("postgresql", "postgres")):
+        raise EngineError(
+            "`orchestra worker` needs PostgreSQL: on SQLite the engine is one process",
+            hint="set ORCHESTRA_DATABASE_URL=postgresql://... (see docs/scheduling.md)",
+        )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with _runtime(gateway_url) as (runtime, _gateway):
         fleet = runtime.fleet
-        if fleet is None:
-            raise EngineError(
-                "`orchestra worker` needs PostgreSQL: on SQLite the engine is one process",
-                hint="set database.url (or ORCHESTRA_DATABASE_URL) to postgresql://...",
-            )
+        if fleet is None:  # the application database is PostgreSQL: so is DBOS's
+            raise EngineError("this engine has no worker lease", hint="see docs/scheduling.md")
         console().print(
             f"worker {runtime.executor_id} up: recovering dead workers' runs; SIGTERM drains it"
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from orchestra.config.models import StrictModel
 
@@ -48,6 +48,15 @@ class WorkerSettings(StrictModel):
     Keep it several heartbeats long."""
     drain_timeout_s: float = Field(default=120.0, gt=0)
     """On SIGTERM, how long a worker waits for its steps in progress to finish."""
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> WorkerSettings:
+        if self.timeout_s < 3 * self.heartbeat_s:
+            raise ValueError(
+                f"engine.workers.timeout_s ({self.timeout_s:g}) must be at least three "
+                f"heartbeats ({3 * self.heartbeat_s:g} s), or live workers are taken for dead"
+            )
+        return self
 
 
 class EngineSection(StrictModel):

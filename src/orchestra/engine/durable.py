@@ -135,11 +135,16 @@ def pipeline_workflow(
         def entry(run_id: str) -> Mapping[str, Any]:
             svc = services()
             try:
-                return execute(svc, run_id)
-            finally:
-                # Ended, failed or cancelled: the run's key stops working (a resume gets
-                # a new one). Revoking an already revoked key on a replay changes nothing.
+                outcome = execute(svc, run_id)
+            except SystemExit:
+                raise  # the worker drained: the run continues elsewhere (with a new key)
+            except BaseException:
                 svc.end_run(run_id)
+                raise
+            # Ended, failed or cancelled: the run's key stops working (a resume gets a
+            # new one). Revoking an already revoked key on a replay changes nothing.
+            svc.end_run(run_id)
+            return outcome
 
         entry.__name__ = entry.__qualname__ = f"workflow_{execute.__name__}"
         entry.__module__ = execute.__module__

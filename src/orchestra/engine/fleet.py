@@ -66,25 +66,23 @@ class FleetMember:
         return runs_queue_name(self.executor_id)
 
     def join(self) -> None:
-        """Take the executor id's lease (before DBOS launches): refused while another
-        live worker holds it."""
+        """Take the executor id's lease and start heartbeating (before DBOS launches,
+        which can take longer than a lease: the others must not think it dead):
+        refused while another live worker holds the id."""
         self.registry.acquire(self.executor_id, socket.gethostname(), os.getpid())
+        self.lease = WorkerLease(
+            self.registry, self.executor_id, self.heartbeat_s, on_lost=stop_taking_work
+        )
+        self.lease.start()
 
-    def start(self, services: EngineServices) -> WorkerLease:
-        """Start the heartbeat and the reaper (after DBOS launched)."""
+    def start_reaping(self, services: EngineServices) -> None:
+        """Recover dead workers' work in this process from now on (DBOS is up)."""
 
         def recover(dead: str) -> int:
             return recover_executor(dead, services, self.runs_queue)
 
-        self.lease = WorkerLease(
-            self.registry,
-            self.executor_id,
-            self.heartbeat_s,
-            recover=recover if self.reaper else None,
-            on_lost=stop_taking_work,
-        )
-        self.lease.start()
-        return self.lease
+        if self.reaper and self.lease is not None:
+            self.lease.reap_with(recover)
 
     def mark(self, state: str) -> None:
         """Record ``state`` (``draining``, ``drained``, ``stopped``)."""

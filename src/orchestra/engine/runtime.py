@@ -104,7 +104,8 @@ class EngineRuntime:
         if self._fleet is not None:
             try:
                 self._fleet.join()
-            except Exception:
+            except Exception:  # refused: the id is another worker's, leave its row alone
+                self._fleet = None
                 unbind()
                 raise
         # DBOS binds its console handler to the stderr of its first launch; drop it so this
@@ -129,7 +130,7 @@ class EngineRuntime:
                 register_slot_queue(self.services.org_slots, self.polling_interval_s)
             if self._fleet is not None:
                 DBOS.register_queue(self._fleet.runs_queue, polling_interval_sec=RUNS_POLL_S)
-                self._fleet.start(self.services)
+                self._fleet.start_reaping(self.services)
         except Exception:
             if self._fleet is not None:
                 self._fleet.leave("stopped")

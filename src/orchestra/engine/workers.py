@@ -222,7 +222,8 @@ class WorkerLease:
     executor_id: str
     interval_s: float
     recover: Recover | None = None
-    """Called for each dead worker this one claims (``None``: no reaping)."""
+    """Called for each dead worker this one claims (``None``: no reaping yet; set once
+    the engine is up, see :meth:`reap_with`)."""
     on_lost: Callable[[], None] | None = None
     """Called once if the lease is found taken (this worker was presumed dead)."""
     lost: threading.Event = field(default_factory=threading.Event)
@@ -235,6 +236,10 @@ class WorkerLease:
             target=self._loop, name=f"orchestra-lease-{self.executor_id}", daemon=True
         )
         self._thread.start()
+
+    def reap_with(self, recover: Recover) -> None:
+        """Start reaping (the engine is up): ``recover`` each dead worker claimed."""
+        self.recover = recover
 
     def stop(self) -> None:
         """Stop the thread (the lease then expires unless the state says otherwise)."""
@@ -263,12 +268,13 @@ class WorkerLease:
                 if self.on_lost is not None:
                     self.on_lost()
             return
-        if self.recover is None:
+        recover = self.recover
+        if recover is None:
             return
         for dead in self.registry.claim_dead(self.executor_id):
             if self._stop.is_set():
                 return
-            moved = self.recover(dead)
+            moved = recover(dead)
             self.registry.finish_recovery(dead, self.executor_id, moved)
             log.warning(
                 "worker %s recovered %d workflow(s) of dead worker %s",
