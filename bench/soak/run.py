@@ -9,8 +9,10 @@ scratch database is created on it and dropped afterwards.
 Reports: every run's end (succeeded, or failed with its reason, or not finished), model
 calls made more than once (counted at the scripted upstream, per run, step and turn) and
 how many calls were in flight at the kills, ledger entries lost (calls the upstream
-answered with no ledger row), and the most agent slots held at once (sampled every
-0.25 s from DBOS's slot queue) against the cap. One gateway per worker, in its process
+answered with no ledger row), workers recovered and live workers taken for dead (recovered
+without having been killed: their lease expired under load), and the most agent slots
+held at once (sampled every 0.25 s from DBOS's slot queue) against the cap. Leases: a
+heartbeat every second, dead after 15 s. One gateway per worker, in its process
 (gateway replicas are another branch's work).
 """
 
@@ -43,6 +45,19 @@ ROOT = Path(__file__).resolve().parents[2]
 SLOTS_HELD = (
     "select count(*) from dbos.workflow_status "
     "where queue_name = 'orchestra-agent-slots' and status = 'PENDING'"
+)
+
+# A run recorded but whose workflow never started (its worker died in between) has
+# ended too: nothing will ever run it.
+ENDED = (
+    "select count(*) from engine_runs r where r.status <> 'running' or ("
+    "not exists (select 1 from dbos.workflow_status w where w.workflow_uuid = r.id) "
+    "and r.created_at < now() - interval '60 seconds')"
+)
+ORPHANS = (
+    "select id from engine_runs r where r.status = 'running' and "
+    "not exists (select 1 from dbos.workflow_status w where w.workflow_uuid = r.id) "
+    "and r.created_at < now() - interval '60 seconds'"
 )
 
 
@@ -158,6 +173,12 @@ def report(soak: Soak, run_ids: list[str], cap: int, most_slots: int) -> dict[st
     engine = create_engine(normalise_url(soak.url))
     with engine.connect() as conn:
         rows = conn.execute(text("select id, status, failure_reason from engine_runs")).all()
+        orphans = set(conn.execute(text(ORPHANS)).scalars())
+        reaped = set(
+            conn.execute(
+                text("select executor_id from engine_workers where recovered_by is not null")
+            ).scalars()
+        )
         ledger = Counter(
             conn.execute(text("select run_id from gateway_ledger where run_id is not null"))
             .scalars()
@@ -165,6 +186,8 @@ def report(soak: Soak, run_ids: list[str], cap: int, most_slots: int) -> dict[st
         )
     engine.dispose()
     ends = {row.id: (row.status, row.failure_reason) for row in rows}
+    for run_id in orphans:
+        ends[run_id] = ("not started", "its worker died between recording it and starting it")
     calls = Counter(
         key for r in soak.upstream.requests if (key := run_of_request(r.json or {})) is not None
     )
@@ -179,6 +202,8 @@ def report(soak: Soak, run_ids: list[str], cap: int, most_slots: int) -> dict[st
         "repeated_model_calls": sum(n - 1 for n in calls.values() if n > 1),
         "calls_in_flight_at_kills": sum(k["in_flight"] for k in soak.kills),
         "kills": len(soak.kills),
+        "workers_recovered": len(reaped),
+        "live_workers_taken_for_dead": sorted(reaped - {k["executor"] for k in soak.kills}),
         "ledger_entries": sum(ledger[r] for r in run_ids),
         "ledger_entries_lost": lost,
         "cap": cap,
@@ -191,8 +216,7 @@ def soak(args: argparse.Namespace, url: str) -> dict[str, Any]:
     rng = random.Random(args.seed)
     run_ids = [f"soak-{n:03d}" for n in range(args.runs)]
     settings = (
-        f"engine: {{max_concurrent_agents: {args.cap}, "
-        "workers: {heartbeat_s: 0.5, timeout_s: 5}}"
+        f"engine: {{max_concurrent_agents: {args.cap}, workers: {{heartbeat_s: 1, timeout_s: 15}}}}"
     )
     with (
         scratch_database(url) as database,
@@ -215,9 +239,7 @@ def soak(args: argparse.Namespace, url: str) -> dict[str, Any]:
             while time.monotonic() - started < args.timeout:
                 with engine.connect() as conn:
                     most = max(most, int(conn.execute(text(SLOTS_HELD)).scalar_one()))
-                    ended = conn.execute(
-                        text("select count(*) from engine_runs where status <> 'running'")
-                    ).scalar_one()
+                    ended = conn.execute(text(ENDED)).scalar_one()
                 if ended >= len(run_ids):
                     break
                 if time.monotonic() >= next_kill:
@@ -242,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-every", type=float, nargs=2, default=(10.0, 30.0))
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per model call")
     parser.add_argument("--seed", type=int, default=14)
-    parser.add_argument("--timeout", type=float, default=7200)
+    parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--database-url", default=os.environ.get("ORCHESTRA_TEST_DATABASE_URL"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])

@@ -27,15 +27,25 @@ class DrainGate:
         self._in_progress = 0
         self._closed = False
         self._stopped = False
+        self._fenced = False
+
+    def _wait_open(self) -> None:
+        while self._closed and not self._stopped:
+            self._cond.wait()
+        if self._stopped:
+            raise SystemExit("this worker drained; the workflow continues elsewhere")
+
+    def park(self) -> None:
+        """Where a workflow waits between steps (a parent waiting for its agents): it
+        parks while the worker drains, and ends with the worker."""
+        with self._cond:
+            self._wait_open()
 
     @contextmanager
     def step(self) -> Iterator[None]:
         """Around one step: wait while the gate is closed; count the step meanwhile."""
         with self._cond:
-            while self._closed and not self._stopped:
-                self._cond.wait()
-            if self._stopped:
-                raise SystemExit("this worker drained; the workflow continues elsewhere")
+            self._wait_open()
             self._in_progress += 1
         try:
             yield
@@ -72,10 +82,22 @@ class DrainGate:
             self._stopped = True
             self._cond.notify_all()
 
+    def fence(self) -> None:
+        """This worker lost its lease (others were told it is dead and took its work): no
+        step starts, and a step that ends from now on is not recorded (:meth:`check`)."""
+        with self._cond:
+            self._closed = self._fenced = True
+
+    def check(self) -> None:
+        """Inside a step, before DBOS records its result: a fenced worker's result is
+        dropped (``SystemExit``), so it never overrides the worker continuing the step."""
+        if self._fenced:
+            raise SystemExit("this worker lost its lease; the step continues elsewhere")
+
     def reset(self) -> None:
         """Open the gate again (a new runtime launches in this process)."""
         with self._cond:
-            self._closed = self._stopped = False
+            self._closed = self._stopped = self._fenced = False
 
 
 GATE = DrainGate()
@@ -94,6 +116,7 @@ def stop_dequeuing() -> None:
 
 
 def stop_taking_work() -> None:
-    """What a worker that lost its lease does: no new workflow, no new step."""
+    """What a worker that lost its lease does: no new workflow, no new step, and no
+    result of a step still running recorded."""
     stop_dequeuing()
-    GATE.close()
+    GATE.fence()

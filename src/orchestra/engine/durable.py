@@ -29,9 +29,16 @@ Workflow = Callable[[str], Mapping[str, Any]]
 def checkpoint(name: str, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` as a DBOS step named ``name``: its result is recorded and replayed.
 
-    While the worker drains, a new step waits at the gate (:mod:`.draining`)."""
+    While the worker drains, a new step waits at the gate (:mod:`.draining`); once it
+    has lost its lease, a step's result is not recorded."""
+
+    def fenced() -> Any:
+        result = fn()
+        GATE.check()
+        return result
+
     with GATE.step():
-        return DBOS.run_step({"name": name, "retries_allowed": False}, fn)
+        return DBOS.run_step({"name": name, "retries_allowed": False}, fenced)
 
 
 @DBOS.workflow(name="orchestra.agent")
@@ -105,8 +112,10 @@ def run_agents(run_id: str, tasks: Sequence[AgentTask]) -> list[AgentOutcome]:
 def _await_child(children: ChildSignals, workflow_id: str) -> None:
     """Block until child ``workflow_id`` has returned: its in-process notice, or else a
     status check every :data:`CHILD_FALLBACK_S` (a child run before a restart)."""
-    while not _child_ended(workflow_id):
-        if children.wait(workflow_id, CHILD_FALLBACK_S):
+    while True:
+        GATE.park()
+        if _child_ended(workflow_id) or children.wait(workflow_id, CHILD_FALLBACK_S):
+            GATE.park()
             return
 
 

@@ -43,7 +43,7 @@ from orchestra.engine.runs import (
     stopped_by_budget,
 )
 from orchestra.engine.services import EngineServices, bind, unbind
-from orchestra.engine.slots import SLOT_QUEUE, register_slot_queue
+from orchestra.engine.slots import SLOT_CHECK_S, SLOT_QUEUE, register_slot_queue
 from orchestra.errors import EngineError
 from orchestra.policy import Principal
 from orchestra.store.tables.engine import RunRow
@@ -186,6 +186,9 @@ class EngineRuntime:
             stop_dequeuing()
             GATE.close()
             idle = GATE.wait_idle(limit if timeout_s is None else timeout_s)
+            # Workflows between steps (parents waiting for agents, slot workflows) look
+            # again within SLOT_CHECK_S and park at the gate before DBOS goes away.
+            time.sleep(SLOT_CHECK_S + POLL_S)
             if fleet is not None and fleet.lease is not None:
                 fleet.lease.stop()
             DBOS.destroy(destroy_registry=False)
