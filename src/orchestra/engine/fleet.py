@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestra.config import OrchestraConfig
@@ -78,8 +79,8 @@ class FleetMember:
     def start_reaping(self, services: EngineServices) -> None:
         """Recover dead workers' work in this process from now on (DBOS is up)."""
 
-        def recover(dead: str) -> int:
-            return recover_executor(dead, services, self.runs_queue)
+        def recover(dead: str, still_held: Callable[[], bool]) -> int:
+            return recover_executor(dead, services, self.runs_queue, still_held)
 
         if self.reaper and self.lease is not None:
             self.lease.reap_with(recover)

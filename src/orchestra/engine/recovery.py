@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dbos import DBOS
@@ -76,12 +77,22 @@ def plan_recovery(dead: str, services: EngineServices, runs_queue: str) -> list[
     return plan
 
 
-def recover_executor(dead: str, services: EngineServices, runs_queue: str) -> int:
-    """Move ``dead``'s unfinished workflows to this worker; returns how many moved."""
+def recover_executor(
+    dead: str,
+    services: EngineServices,
+    runs_queue: str,
+    still_held: Callable[[], bool] = lambda: True,
+) -> int:
+    """Move ``dead``'s unfinished workflows to this worker; returns how many moved.
+
+    ``still_held`` renews this worker's lease and says whether it still holds it; it is
+    asked before each step of the recovery, which stops when the lease is lost."""
     plan = plan_recovery(dead, services, runs_queue)
     runs = {run_of(m.workflow_id) for m in plan if m.queue_name != SLOT_QUEUE}
     # Keys first: a continued run's first model call must find its key here.
     for run_id in sorted(runs):
+        if not still_held():
+            return 0
         try:
             row = services.runs.get(run_id)
         except RunNotFound:
@@ -91,6 +102,10 @@ def recover_executor(dead: str, services: EngineServices, runs_queue: str) -> in
         services.runs.update(run_id, worker_pid=os.getpid(), worker_host=socket.gethostname())
         services.open_run(run_id, row.budget_usd)
     # Children before parents: a parent's replay waits on its children.
+    done = 0
     for moved in sorted(plan, key=lambda m: m.queue_name == runs_queue):
+        if not still_held():
+            break
         DBOS.resume_workflow(moved.workflow_id, queue_name=moved.queue_name)
-    return len(plan)
+        done += 1
+    return done

@@ -210,8 +210,11 @@ class WorkerRegistry:
             ]
 
 
-Recover = Callable[[str], int]
-"""Recovers a dead executor's workflows in this process; returns how many it moved."""
+Recover = Callable[[str, Callable[[], bool]], int]
+"""Recovers a dead executor's workflows in this process; returns how many it moved. Its
+second argument renews this worker's lease and says whether it still holds it: called
+before each workflow it moves (a long recovery must not let the lease lapse, and a
+worker that lost its lease must stop moving work)."""
 
 
 @dataclass
@@ -255,18 +258,23 @@ class WorkerLease:
             except Exception:  # a database hiccup: try again at the next beat
                 log.exception("worker %s: heartbeat or reaping failed", self.executor_id)
 
+    def renew(self) -> bool:
+        """Renew the lease; ``False`` (and the worker stops taking work) once it is lost."""
+        if not self.lost.is_set() and self.registry.heartbeat(self.executor_id):
+            return True
+        if not self.lost.is_set():
+            self.lost.set()
+            log.error(
+                "worker %s lost its lease (presumed dead by another worker): it takes no more work",
+                self.executor_id,
+            )
+            if self.on_lost is not None:
+                self.on_lost()
+        return False
+
     def tick(self) -> None:
         """One beat: renew the lease, then recover the workers this one claims."""
-        if not self.registry.heartbeat(self.executor_id):
-            if not self.lost.is_set():
-                self.lost.set()
-                log.error(
-                    "worker %s lost its lease (presumed dead by another worker): it takes "
-                    "no more work",
-                    self.executor_id,
-                )
-                if self.on_lost is not None:
-                    self.on_lost()
+        if not self.renew():
             return
         recover = self.recover
         if recover is None:
@@ -274,7 +282,9 @@ class WorkerLease:
         for dead in self.registry.claim_dead(self.executor_id):
             if self._stop.is_set():
                 return
-            moved = recover(dead)
+            moved = recover(dead, self.renew)
+            if self.lost.is_set():
+                return  # the claim expires; a live reaper takes it (and this worker) over
             self.registry.finish_recovery(dead, self.executor_id, moved)
             log.warning(
                 "worker %s recovered %d workflow(s) of dead worker %s",
