@@ -26,6 +26,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from dbos import DBOS
 
@@ -58,15 +59,18 @@ class Moved:
     queue_name: str
 
 
+def unfinished_on(executor_id: str) -> list[Any]:
+    """Workflows running on ``executor_id`` or waiting on its own queues."""
+    own_queues = [agent_queue_name(executor_id), runs_queue_name(executor_id)]
+    running = DBOS.list_workflows(executor_id=executor_id, status=["PENDING"], load_input=False)
+    waiting = DBOS.list_workflows(queue_name=own_queues, status=["ENQUEUED"], load_input=False)
+    return [*running, *waiting]
+
+
 def plan_recovery(dead: str, services: EngineServices, runs_queue: str) -> list[Moved]:
     """Which of ``dead``'s workflows move, and to which queue."""
-    own_queues = {agent_queue_name(dead), runs_queue_name(dead)}
-    running = DBOS.list_workflows(executor_id=dead, status=["PENDING"], load_input=False)
-    waiting = DBOS.list_workflows(
-        queue_name=sorted(own_queues), status=["ENQUEUED"], load_input=False
-    )
     plan = []
-    for wf in [*running, *waiting]:
+    for wf in unfinished_on(dead):
         if wf.queue_name == SLOT_QUEUE:
             target = SLOT_QUEUE
         elif wf.queue_name == agent_queue_name(dead):

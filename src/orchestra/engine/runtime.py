@@ -34,6 +34,7 @@ from orchestra.engine.draining import GATE, stop_dequeuing
 from orchestra.engine.durable import POLL_S
 from orchestra.engine.fleet import FleetMember
 from orchestra.engine.pipeline import PipelineRegistry
+from orchestra.engine.recovery import unfinished_on
 from orchestra.engine.run_policy import require_run_start
 from orchestra.engine.runs import (
     ACTIVE_STATUSES,
@@ -157,9 +158,15 @@ class EngineRuntime:
     def shutdown(self, wait_s: int = 5) -> None:
         """Stop DBOS and unbind; workflows still running after ``wait_s`` seconds stay
         PENDING for a resume (cancelled ones use the wait to reach their next step)."""
+        leaving = "stopped"
         try:
             if self._fleet is not None and self._fleet.lease is not None:
                 self._fleet.lease.stop()  # no reaping while DBOS stops
+                # Work still on this worker (a run it took over, a run interrupted) is
+                # left to the other workers: their reapers take a drained worker at once.
+                with contextlib.suppress(Exception):  # DBOS not up: nothing to leave
+                    if unfinished_on(self.executor_id):
+                        leaving = "drained"
             DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=wait_s)
             GATE.stop()  # threads parked by a lost lease end without recording anything
             # DBOS stops its executor without waiting for workflow threads still inside a
@@ -168,7 +175,7 @@ class EngineRuntime:
             join_workflow_threads(timeout_s=wait_s + 30)
         finally:
             if self._fleet is not None:
-                self._fleet.leave("stopped")
+                self._fleet.leave(leaving)
                 self._fleet = None
             unbind()
 
