@@ -10,8 +10,6 @@ unless a caller hands others.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -359,8 +357,10 @@ class Orchestra:
             RosterAgents,
             RunStore,
         )
+        from orchestra.engine.fleet import worker_executor_id
+        from orchestra.engine.recovery import agent_queue_name
 
-        executor = f"orchestra-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        executor = worker_executor_id(self.config)
         system_url = system_database_url or self.system_database_url
         services = EngineServices(
             config=self.config,
@@ -370,7 +370,7 @@ class Orchestra:
             agents=agents or RosterAgents.load(),
             runs=RunStore(self.database),
             artifacts=ArtifactStore(self.home, self.database),
-            queue_name=f"agents-{executor}",
+            queue_name=agent_queue_name(executor),
             run_keys=run_keys,
             knowledge=knowledge,
             cost_source=cost_source,

@@ -19,6 +19,7 @@ from orchestra.cli import (
     org,
     policy,
     registry,
+    workers,
 )
 from orchestra.cli import serve as serve_cmd
 
@@ -52,6 +53,7 @@ for module in (
     capacity,
     insight_more,
     experiments,
+    workers,
 ):
     module.register(app)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from orchestra.config.models import StrictModel
 
@@ -31,6 +31,32 @@ class ModelRetrySettings(StrictModel):
     """A server asking for a longer wait is not waited for: the step fails with its message."""
     max_total_wait_s: float = Field(default=120.0, ge=0)
     """Waiting for one call never adds up to more than this."""
+
+
+class WorkerSettings(StrictModel):
+    """Engine workers sharing a PostgreSQL database: their leases and the reaper that
+    recovers a dead worker's workflows (see ``docs/scheduling.md``)."""
+
+    executor_id: str | None = Field(default=None, min_length=1, max_length=128)
+    """This worker's DBOS executor id (``$ORCHESTRA_EXECUTOR_ID`` wins); unset, a new
+    unique one per process. A second live worker with the same id is refused at start."""
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    """How often a worker renews its lease (its heartbeat) and its reaper looks for dead
+    workers."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """A worker whose heartbeat is older than this is dead: a reaper recovers its work.
+    Keep it several heartbeats long."""
+    drain_timeout_s: float = Field(default=120.0, gt=0)
+    """On SIGTERM, how long a worker waits for its steps in progress to finish."""
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> WorkerSettings:
+        if self.timeout_s < 3 * self.heartbeat_s:
+            raise ValueError(
+                f"engine.workers.timeout_s ({self.timeout_s:g}) must be at least three "
+                f"heartbeats ({3 * self.heartbeat_s:g} s), or live workers are taken for dead"
+            )
+        return self
 
 
 class EngineSection(StrictModel):
@@ -88,3 +114,5 @@ class EngineSection(StrictModel):
     """Replies cut off at ``max_output_tokens`` the model is asked to continue in a step."""
     model_retry: ModelRetrySettings = Field(default_factory=ModelRetrySettings)
     """Waiting and retrying model calls refused by rate limits and overloads."""
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    """Worker leases, heartbeats, the reaper and draining (PostgreSQL)."""

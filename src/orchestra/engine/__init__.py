@@ -50,6 +50,7 @@ from orchestra.engine.services import (
     services,
 )
 from orchestra.engine.slots import OrgSlots
+from orchestra.engine.workers import WorkerConflict, WorkerInfo, WorkerRegistry
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -82,6 +83,9 @@ __all__ = [
     "RunKeys",
     "RunNotFound",
     "RunStore",
+    "WorkerConflict",
+    "WorkerInfo",
+    "WorkerRegistry",
     "Workflow",
     "budget_stop",
     "cancel_run",

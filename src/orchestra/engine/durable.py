@@ -14,6 +14,7 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
+from orchestra.engine.draining import GATE
 from orchestra.engine.services import CHILD_FALLBACK_S, ChildSignals, EngineServices, services
 from orchestra.engine.slots import agent_slot
 from orchestra.tools import WritePolicy
@@ -26,8 +27,18 @@ Workflow = Callable[[str], Mapping[str, Any]]
 
 
 def checkpoint(name: str, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` as a DBOS step named ``name``: its result is recorded and replayed."""
-    return DBOS.run_step({"name": name, "retries_allowed": False}, fn)
+    """Run ``fn`` as a DBOS step named ``name``: its result is recorded and replayed.
+
+    While the worker drains, a new step waits at the gate (:mod:`.draining`); once it
+    has lost its lease, a step's result is not recorded."""
+
+    def fenced() -> Any:
+        result = fn()
+        GATE.check()
+        return result
+
+    with GATE.step():
+        return DBOS.run_step({"name": name, "retries_allowed": False}, fenced)
 
 
 @DBOS.workflow(name="orchestra.agent")
@@ -101,8 +112,10 @@ def run_agents(run_id: str, tasks: Sequence[AgentTask]) -> list[AgentOutcome]:
 def _await_child(children: ChildSignals, workflow_id: str) -> None:
     """Block until child ``workflow_id`` has returned: its in-process notice, or else a
     status check every :data:`CHILD_FALLBACK_S` (a child run before a restart)."""
-    while not _child_ended(workflow_id):
-        if children.wait(workflow_id, CHILD_FALLBACK_S):
+    while True:
+        GATE.park()
+        if _child_ended(workflow_id) or children.wait(workflow_id, CHILD_FALLBACK_S):
+            GATE.park()
             return
 
 
@@ -131,11 +144,16 @@ def pipeline_workflow(
         def entry(run_id: str) -> Mapping[str, Any]:
             svc = services()
             try:
-                return execute(svc, run_id)
-            finally:
-                # Ended, failed or cancelled: the run's key stops working (a resume gets
-                # a new one). Revoking an already revoked key on a replay changes nothing.
+                outcome = execute(svc, run_id)
+            except SystemExit:
+                raise  # the worker drained: the run continues elsewhere (with a new key)
+            except BaseException:
                 svc.end_run(run_id)
+                raise
+            # Ended, failed or cancelled: the run's key stops working (a resume gets a
+            # new one). Revoking an already revoked key on a replay changes nothing.
+            svc.end_run(run_id)
+            return outcome
 
         entry.__name__ = entry.__qualname__ = f"workflow_{execute.__name__}"
         entry.__module__ = execute.__module__

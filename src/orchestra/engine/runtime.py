@@ -30,8 +30,11 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from orchestra import __version__
 from orchestra.engine.continuing import current_workflow, fork_past_budget_stop, next_workflow
+from orchestra.engine.draining import GATE, stop_dequeuing
 from orchestra.engine.durable import POLL_S
+from orchestra.engine.fleet import FleetMember
 from orchestra.engine.pipeline import PipelineRegistry
+from orchestra.engine.recovery import unfinished_on
 from orchestra.engine.run_policy import require_run_start
 from orchestra.engine.runs import (
     ACTIVE_STATUSES,
@@ -41,7 +44,7 @@ from orchestra.engine.runs import (
     stopped_by_budget,
 )
 from orchestra.engine.services import EngineServices, bind, unbind
-from orchestra.engine.slots import SLOT_QUEUE, register_slot_queue
+from orchestra.engine.slots import SLOT_CHECK_S, SLOT_QUEUE, register_slot_queue
 from orchestra.errors import EngineError
 from orchestra.policy import Principal
 from orchestra.store.tables.engine import RunRow
@@ -80,6 +83,7 @@ class EngineRuntime:
         )
     )
     polling_interval_s: float = POLL_S
+    _fleet: FleetMember | None = field(default=None, init=False, repr=False)
 
     def launch(self) -> None:
         """Start DBOS (creating its system tables) and bind the services for workflows."""
@@ -95,6 +99,16 @@ class EngineRuntime:
             "notification_listener_polling_interval_sec": 0.05,
         }
         bind(self.services)
+        GATE.reset()
+        # PostgreSQL: take the executor id's lease first (a live duplicate is refused).
+        self._fleet = FleetMember.for_services(self.services, self.executor_id)
+        if self._fleet is not None:
+            try:
+                self._fleet.join()
+            except Exception:  # refused: the id is another worker's, leave its row alone
+                self._fleet = None
+                unbind()
+                raise
         # DBOS binds its console handler to the stderr of its first launch; drop it so this
         # launch logs to the current stderr (a second run in one process, the CLI runner).
         dbos_log = logging.getLogger("dbos")
@@ -106,10 +120,7 @@ class EngineRuntime:
             # DBOS queues live in the system database and every process dequeues from
             # every queue it finds there unless told otherwise: another worker would take
             # this process's agent steps (whose worktree and run keys are here).
-            DBOS.listen_queues(
-                [self.services.queue_name]
-                + ([SLOT_QUEUE] if self.services.org_slots is not None else [])
-            )
+            DBOS.listen_queues(self._own_queues())
             DBOS.launch()
             DBOS.register_queue(
                 self.services.queue_name,
@@ -118,7 +129,12 @@ class EngineRuntime:
             )
             if self.services.org_slots is not None:
                 register_slot_queue(self.services.org_slots, self.polling_interval_s)
+            if self._fleet is not None:
+                DBOS.register_queue(self._fleet.runs_queue, polling_interval_sec=RUNS_POLL_S)
+                self._fleet.start_reaping(self.services)
         except Exception:
+            if self._fleet is not None:
+                self._fleet.leave("stopped")
             unbind()
             # A half-launched DBOS keeps its background threads polling the system
             # database; stop them, or they outlive this runtime (and its folder).
@@ -126,17 +142,70 @@ class EngineRuntime:
                 DBOS.destroy(destroy_registry=False)
             raise
 
+    @property
+    def fleet(self) -> FleetMember | None:
+        """This worker's lease, heartbeat and reaper (PostgreSQL, once launched)."""
+        return self._fleet
+
+    def _own_queues(self) -> list[str]:
+        queues = [self.services.queue_name]
+        if self.services.org_slots is not None:
+            queues.append(SLOT_QUEUE)
+        if self._fleet is not None:
+            queues.append(self._fleet.runs_queue)
+        return queues
+
     def shutdown(self, wait_s: int = 5) -> None:
         """Stop DBOS and unbind; workflows still running after ``wait_s`` seconds stay
         PENDING for a resume (cancelled ones use the wait to reach their next step)."""
+        leaving = "stopped"
         try:
+            if self._fleet is not None and self._fleet.lease is not None:
+                self._fleet.lease.stop()  # no reaping while DBOS stops
+                # Work still on this worker (a run it took over, a run interrupted) is
+                # left to the other workers: their reapers take a drained worker at once.
+                with contextlib.suppress(Exception):  # DBOS not up: nothing to leave
+                    if unfinished_on(self.executor_id):
+                        leaving = "drained"
             DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=wait_s)
+            GATE.stop()  # threads parked by a lost lease end without recording anything
             # DBOS stops its executor without waiting for workflow threads still inside a
             # step; left alone they reach DBOS (or the database) after it is gone and log
             # tracebacks from a dead runtime. Their next step fails at once, so join them.
             join_workflow_threads(timeout_s=wait_s + 30)
         finally:
+            if self._fleet is not None:
+                self._fleet.leave(leaving)
+                self._fleet = None
             unbind()
+
+    def drain(self, timeout_s: float | None = None) -> bool:
+        """Drain this worker (what ``SIGTERM`` does): take no new work, let the steps in
+        progress finish and be recorded, stop, and leave the unfinished workflows to the
+        other workers at once (``drained``; their reapers do not wait for the lease to
+        expire). Returns ``False`` if steps were still running after ``timeout_s``
+        (default ``engine.workers.drain_timeout_s``); those are repeated elsewhere."""
+        limit = self.services.config.engine.workers.drain_timeout_s
+        fleet, self._fleet = self._fleet, None
+        try:
+            if fleet is not None:
+                fleet.mark("draining")
+            stop_dequeuing()
+            GATE.close()
+            idle = GATE.wait_idle(limit if timeout_s is None else timeout_s)
+            # Workflows between steps (parents waiting for agents, slot workflows) look
+            # again within SLOT_CHECK_S and park at the gate before DBOS goes away.
+            time.sleep(SLOT_CHECK_S + POLL_S)
+            if fleet is not None and fleet.lease is not None:
+                fleet.lease.stop()
+            DBOS.destroy(destroy_registry=False)
+            GATE.stop()
+            join_workflow_threads(timeout_s=30)
+        finally:
+            if fleet is not None:
+                fleet.leave("drained")
+            unbind()
+        return idle
 
     def __enter__(self) -> EngineRuntime:
         self.launch()
@@ -309,6 +378,10 @@ class EngineRuntime:
                 DBOS.cancel_workflow(wf.workflow_id)
         self.services.runs.update(row.id, status="cancelled", failure_reason="cancelled by user")
         self.services.end_run(row.id)
+
+
+RUNS_POLL_S = 0.5
+"""How often a worker's runs queue (recovered runs) is polled (seconds)."""
 
 
 WORKFLOW_THREAD_PREFIX = "dbos-executor-"

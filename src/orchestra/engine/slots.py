@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 
+from orchestra.engine.draining import GATE
+
 SLOT_QUEUE = "orchestra-agent-slots"
 """The DBOS queue every worker shares; its running workflows are the agents running."""
 RELEASE_TOPIC = "orchestra.slot.release"
@@ -69,10 +71,11 @@ def agent_slot_workflow(holder: str) -> None:
     """Hold one organisation-wide agent slot until ``holder`` (an agent step) releases it
     or ends."""
     while DBOS.recv(RELEASE_TOPIC, timeout_seconds=SLOT_CHECK_S) is None:
-        ended = DBOS.run_step(
-            {"name": "holder_ended"},
-            lambda: _status(holder) not in {"PENDING", "ENQUEUED", "DELAYED", None},
-        )
+        with GATE.step():  # a draining worker parks it here (it stays held)
+            ended = DBOS.run_step(
+                {"name": "holder_ended"},
+                lambda: _status(holder) not in {"PENDING", "ENQUEUED", "DELAYED", None},
+            )
         if ended:
             return
 
@@ -91,5 +94,11 @@ def agent_slot(slots: OrgSlots, poll_s: float) -> Iterator[str]:
         time.sleep(poll_s)
     try:
         yield slot_id
-    finally:
+    except SystemExit:
+        # The worker drained (orchestra.engine.draining): the step continues on another
+        # worker, still holding this slot (its replay finds the slot workflow running).
+        raise
+    except BaseException:
         DBOS.send(slot_id, "release", topic=RELEASE_TOPIC)
+        raise
+    DBOS.send(slot_id, "release", topic=RELEASE_TOPIC)

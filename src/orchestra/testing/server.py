@@ -105,6 +105,8 @@ class FakeUpstream:
         self._lock = threading.Lock()
         self._queue: deque[tuple[Step, Match | None]] = deque()
         self._requests: deque[RecordedRequest] = deque(maxlen=options.get("max_recorded"))
+        self._in_flight = 0
+        self._answered = 0
         self._stop: asyncio.Event | None = None
         self._runner: BackgroundServer | None = None
         self.base_url = ""
@@ -146,6 +148,18 @@ class FakeUpstream:
         """Requests received so far, in arrival order (a copy)."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def in_flight(self) -> int:
+        """Routed requests received and not yet answered (or abandoned) right now."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def answered(self) -> int:
+        """Routed requests whose handling has ended (answered, or the client went away)."""
+        with self._lock:
+            return self._answered
 
     def _take(self, request: RecordedRequest, generation: bool) -> Step | None:
         if not self._queue:  # len() of a deque is atomic; skip the lock on the hot path
@@ -276,7 +290,14 @@ class FakeUpstream:
                 send, openai, Fault(400, message="the request body is not a JSON object")
             )
             return
-        await self._generate(send, receive, request, parsed, path, openai)
+        with self._lock:
+            self._in_flight += 1
+        try:
+            await self._generate(send, receive, request, parsed, path, openai)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._answered += 1
 
     async def _generate(
         self,

@@ -73,3 +73,23 @@ class ArtifactRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerRow(Base):
+    """One engine worker process on a shared (PostgreSQL) database: its executor id, its
+    lease (the heartbeat) and, once it stopped or died, who recovered its workflows."""
+
+    __tablename__ = "engine_workers"
+
+    executor_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    """``running``, ``draining``, ``drained`` (left its work for others), ``stopped``,
+    ``recovering`` (claimed by a reaper) or ``recovered``."""
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    recovered_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    recovered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    recovered_workflows: Mapped[int] = mapped_column(Integer, default=0)

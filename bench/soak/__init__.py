@@ -1,0 +1,1 @@
+"""Soak: engine workers on PostgreSQL finishing runs while workers are SIGKILLed."""

@@ -1,0 +1,279 @@
+"""Soak: N runs of the scripted pipeline on W engine workers sharing one PostgreSQL
+database, while a random worker is SIGKILLed every 10-30 s (and a new one started).
+
+``python -m bench.soak [--runs 200] [--workers 3] [--cap 4] [--max-active 2]
+[--kill-every 10 30] [--latency 0.05] [--seed 14] [--json PATH]`` with
+``ORCHESTRA_TEST_DATABASE_URL`` (or ``--database-url``) naming a PostgreSQL server; a
+scratch database is created on it and dropped afterwards.
+
+Reports: every run's end (succeeded, or failed with its reason, or not finished), model
+calls made more than once (counted at the scripted upstream, per run, step and turn) and
+how many calls were in flight at the kills, ledger entries lost (calls the upstream
+answered with no ledger row), workers recovered and live workers taken for dead (recovered
+without having been killed: their lease expired under load), and the most agent slots
+held at once (sampled every 0.25 s from DBOS's slot queue) against the cap. Leases: a
+heartbeat every second, dead after 15 s. One gateway per worker, in its process
+(gateway replicas are another branch's work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from orchestra.store import normalise_url
+from orchestra.testing import FakeUpstream
+from orchestra.testing.scripted import ScriptedModel, create_sample_repository
+
+ROOT = Path(__file__).resolve().parents[2]
+SLOTS_HELD = (
+    "select count(*) from dbos.workflow_status "
+    "where queue_name = 'orchestra-agent-slots' and status = 'PENDING'"
+)
+
+# A run recorded but whose workflow never started (its worker died in between) has
+# ended too: nothing will ever run it.
+ENDED = (
+    "select count(*) from engine_runs r where r.status <> 'running' or ("
+    "not exists (select 1 from dbos.workflow_status w where w.workflow_uuid = r.id) "
+    "and r.created_at < now() - interval '60 seconds')"
+)
+ORPHANS = (
+    "select id from engine_runs r where r.status = 'running' and "
+    "not exists (select 1 from dbos.workflow_status w where w.workflow_uuid = r.id) "
+    "and r.created_at < now() - interval '60 seconds'"
+)
+
+
+@contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """A throw-away database on ``url``'s server."""
+    admin = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    name = f"orchestra_soak_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass
+class Soak:
+    """The workers, the kills and the samples of one soak."""
+
+    home: Path
+    url: str
+    upstream: FakeUpstream
+    max_active: int
+    settings: str
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    kills: list[dict[str, Any]] = field(default_factory=list)
+    started: int = 0
+
+    def start_worker(self) -> str:
+        """Start one worker; returns its executor id once its engine is up."""
+        self.started += 1
+        ready = self.home / f"ready-{self.started}"
+        args = [str(self.home), self.url, self.upstream.base_url, str(ready)]
+        with (self.home / f"worker-{self.started}.log").open("wb") as stderr:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "bench.soak.worker", *args, str(self.max_active)],
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+                    "ORCHESTRA_HOME": str(self.home),
+                    "SOAK_YAML": self.settings,
+                },
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        while not ready.exists():
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker {self.started} exited; see its log in {self.home}")
+            time.sleep(0.1)
+        executor = ready.read_text()
+        self.workers[executor] = worker
+        return executor
+
+    def kill_one(self, rng: random.Random) -> None:
+        """SIGKILL a random worker, put back the runs it claimed but never started, and
+        start a new worker in its place."""
+        executor = rng.choice(sorted(self.workers))
+        worker = self.workers.pop(executor)
+        os.kill(worker.pid, signal.SIGKILL)
+        in_flight = self.upstream.in_flight
+        worker.wait()
+        self.kills.append({"at": time.time(), "executor": executor, "in_flight": in_flight})
+        self.requeue_unstarted(executor)
+        self.start_worker()
+
+    def requeue_unstarted(self, executor: str) -> None:
+        """Runs a dead worker claimed but never recorded go back to the inbox."""
+        claimed = self.home / "claimed" / executor
+        if not claimed.exists():
+            return
+        engine = create_engine(normalise_url(self.url))
+        with engine.connect() as conn:
+            known = set(conn.execute(text("select id from engine_runs")).scalars())
+        engine.dispose()
+        for entry in claimed.iterdir():
+            if entry.name not in known:
+                entry.rename(self.home / "inbox" / entry.name)
+
+    def stop(self) -> None:
+        """SIGTERM every worker (they drain) and wait for them."""
+        for worker in self.workers.values():
+            worker.send_signal(signal.SIGTERM)
+        for worker in self.workers.values():
+            worker.wait(timeout=300)
+
+
+def run_of_request(body: dict[str, Any]) -> tuple[str, str, int] | None:
+    """(run, step, turn) of a model call, from its first message's markers."""
+    messages = body.get("messages") or []
+    if not messages:
+        return None
+    first = messages[0]["content"]
+    words = first if isinstance(first, str) else json.dumps(first)
+    run = words.split("[soak ", 1)[1].split("]", 1)[0] if "[soak " in words else "?"
+    step = next((line[6:] for line in words.splitlines() if line.startswith("Step: ")), "?")
+    turn = sum(1 for m in messages if m.get("role") == "assistant")
+    return run, step, turn
+
+
+def _end(end: tuple[str, str | None] | None) -> str:
+    if end is None:
+        return "never started"
+    status, reason = end
+    return f"{status}: {reason}" if reason else status
+
+
+def report(soak: Soak, run_ids: list[str], cap: int, most_slots: int) -> dict[str, Any]:
+    """The soak's figures, from the database and the upstream's record."""
+    engine = create_engine(normalise_url(soak.url))
+    with engine.connect() as conn:
+        rows = conn.execute(text("select id, status, failure_reason from engine_runs")).all()
+        orphans = set(conn.execute(text(ORPHANS)).scalars())
+        reaped = set(
+            conn.execute(
+                text("select executor_id from engine_workers where recovered_by is not null")
+            ).scalars()
+        )
+        ledger = Counter(
+            conn.execute(text("select run_id from gateway_ledger where run_id is not null"))
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    ends = {row.id: (row.status, row.failure_reason) for row in rows}
+    for run_id in orphans:
+        ends[run_id] = ("not started", "its worker died between recording it and starting it")
+    calls = Counter(
+        key for r in soak.upstream.requests if (key := run_of_request(r.json or {})) is not None
+    )
+    per_run = Counter(run for run, _step, _turn in calls.elements())
+    lost = sum(max(0, per_run[run] - ledger[run]) for run in run_ids)
+    reasons = Counter(_end(ends.get(r)) for r in run_ids)
+    return {
+        "runs": len(run_ids),
+        "succeeded": reasons["succeeded"],
+        "ends": dict(reasons),
+        "model_calls": sum(calls.values()),
+        "repeated_model_calls": sum(n - 1 for n in calls.values() if n > 1),
+        "calls_in_flight_at_kills": sum(k["in_flight"] for k in soak.kills),
+        "kills": len(soak.kills),
+        "workers_recovered": len(reaped),
+        "live_workers_taken_for_dead": sorted(reaped - {k["executor"] for k in soak.kills}),
+        "ledger_entries": sum(ledger[r] for r in run_ids),
+        "ledger_entries_lost": lost,
+        "cap": cap,
+        "most_slots_held": most_slots,
+    }
+
+
+def soak(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    """Run the soak on a scratch database of ``url``'s server; returns its figures."""
+    rng = random.Random(args.seed)
+    run_ids = [f"soak-{n:03d}" for n in range(args.runs)]
+    settings = (
+        f"engine: {{max_concurrent_agents: {args.cap}, workers: {{heartbeat_s: 1, timeout_s: 15}}}}"
+    )
+    with (
+        scratch_database(url) as database,
+        tempfile.TemporaryDirectory() as folder,
+        FakeUpstream.start() as upstream,
+    ):
+        upstream.responder = ScriptedModel("happy", latency_s=args.latency)
+        home = Path(folder)
+        (home / "inbox").mkdir()
+        for run_id in run_ids:
+            create_sample_repository(home / "repos" / run_id)
+            (home / "inbox" / run_id).touch()
+        the_soak = Soak(home, database, upstream, args.max_active, settings)
+        for _ in range(args.workers):
+            the_soak.start_worker()
+        engine = create_engine(normalise_url(database))
+        most, started = 0, time.monotonic()
+        next_kill = started + rng.uniform(*args.kill_every)
+        try:
+            while time.monotonic() - started < args.timeout:
+                with engine.connect() as conn:
+                    most = max(most, int(conn.execute(text(SLOTS_HELD)).scalar_one()))
+                    ended = conn.execute(text(ENDED)).scalar_one()
+                if ended >= len(run_ids):
+                    break
+                if time.monotonic() >= next_kill:
+                    the_soak.kill_one(rng)
+                    next_kill = time.monotonic() + rng.uniform(*args.kill_every)
+                time.sleep(0.25)
+        finally:
+            engine.dispose()
+            the_soak.stop()
+        figures = report(the_soak, run_ids, args.cap, most)
+        figures["seconds"] = round(time.monotonic() - started, 1)
+        return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the soak and print its figures."""
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
+    parser.add_argument("--runs", type=int, default=10, help="200 for the documented figures")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--cap", type=int, default=4, help="organisation-wide agent cap")
+    parser.add_argument("--max-active", type=int, default=2, help="runs per worker at once")
+    parser.add_argument("--kill-every", type=float, nargs=2, default=(10.0, 30.0))
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per model call")
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--database-url", default=os.environ.get("ORCHESTRA_TEST_DATABASE_URL"))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    if not args.database_url:
+        print("soak skipped: it needs PostgreSQL (--database-url or ORCHESTRA_TEST_DATABASE_URL)")
+        return 0
+    figures = soak(args, args.database_url)
+    for name, value in figures.items():
+        print(f"{name}: {value}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0

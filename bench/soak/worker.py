@@ -1,0 +1,65 @@
+"""One soak worker: an engine on the shared PostgreSQL database and state folder, taking
+runs from the soak's inbox (a folder of run ids; a rename claims one) while fewer than
+MAX_ACTIVE of its runs are active, until SIGTERM drains it.
+
+``python -m bench.soak.worker HOME DATABASE_URL UPSTREAM_URL READY MAX_ACTIVE``;
+``$SOAK_YAML`` is added to the configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from orchestra.demo import scripted_stack
+from orchestra.engine.runs import ACTIVE_STATUSES
+from orchestra.testing.scripted import SAMPLE_TASK
+
+
+def soak_task(run_id: str) -> str:
+    """The sample task, marked with its run (every agent's first message carries it)."""
+    return f"{SAMPLE_TASK} [soak {run_id}]"
+
+
+def claim(home: Path, executor_id: str) -> str | None:
+    """Take one run id from the inbox (``None`` when it is empty)."""
+    claimed = home / "claimed" / executor_id
+    claimed.mkdir(parents=True, exist_ok=True)
+    for entry in sorted((home / "inbox").iterdir()):
+        try:
+            entry.rename(claimed / entry.name)
+        except FileNotFoundError:  # another worker took it first
+            continue
+        return entry.name
+    return None
+
+
+def main() -> int:
+    home, url, upstream_url, ready, max_active = sys.argv[1:6]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with scripted_stack(
+        Path(home), database_url=url, upstream_url=upstream_url, extra_yaml=os.environ["SOAK_YAML"]
+    ) as stack:
+        runtime = stack.runtime
+        Path(ready).write_text(runtime.executor_id)
+        started: list[str] = []
+        while not stop.wait(0.2):
+            runs = stack.services.runs()
+            active = [r for r in started if runs.get(r).status in ACTIVE_STATUSES]
+            if len(active) >= int(max_active):
+                continue
+            run_id = claim(Path(home), runtime.executor_id)
+            if run_id is not None:
+                repo = Path(home) / "repos" / run_id
+                runtime.start_run(soak_task(run_id), repo, run_id=run_id)
+                started.append(run_id)
+        runtime.drain()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

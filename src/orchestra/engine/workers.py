@@ -1,0 +1,294 @@
+"""Engine workers on a shared PostgreSQL database: unique executor ids, leases, reaping.
+
+Every engine process on PostgreSQL is a *worker* with a row in ``engine_workers``:
+
+- **A unique executor id.** :meth:`WorkerRegistry.acquire` takes the row at start; while
+  another worker with the same id holds a live lease (a heartbeat younger than
+  ``engine.workers.timeout_s``) the start is refused with :class:`WorkerConflict`.
+- **A lease.** :class:`WorkerLease` renews the row's ``heartbeat_at`` every
+  ``heartbeat_s`` (the database's clock, so hosts' clocks do not matter). A worker that
+  finds its lease taken (it was thought dead) stops taking work.
+- **A reaper** in every worker: the same thread claims workers whose heartbeat stopped
+  (or that drained on ``SIGTERM``) with one conditional ``UPDATE``, so exactly one reaper
+  wins each, and hands them to :func:`orchestra.engine.recovery.recover_executor`.
+
+On SQLite the DBOS system database belongs to one process: there are no workers to
+count, and none of this runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from orchestra.errors import EngineError
+from orchestra.store import Database
+from orchestra.store.tables.engine import WorkerRow
+
+log = logging.getLogger("orchestra.engine")
+
+LIVE_STATES = ("running", "draining")
+"""States of a worker holding its lease."""
+
+
+class WorkerConflict(EngineError):
+    """Another live worker holds this executor id."""
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker as ``orchestra workers`` shows it."""
+
+    executor_id: str
+    host: str
+    pid: int
+    state: str
+    heartbeat_age_s: float
+    """Seconds since its last heartbeat (the database's clock)."""
+    recovered_by: str | None
+    recovered_workflows: int
+
+
+@dataclass
+class WorkerRegistry:
+    """The ``engine_workers`` table: leases, states and claims of dead workers."""
+
+    database: Database
+    timeout_s: float
+    """A lease older than this has expired (its worker is dead)."""
+
+    def _expired(self) -> ColumnElement[bool]:
+        return WorkerRow.heartbeat_at < func.now() - timedelta(seconds=self.timeout_s)
+
+    def _reapable(self) -> ColumnElement[bool]:
+        # Dead (lease expired), drained (left its work on SIGTERM), or a claim whose
+        # reaper died before finishing (its claim is as old as a lease).
+        return or_(
+            and_(WorkerRow.state.in_(LIVE_STATES), self._expired()),
+            WorkerRow.state == "drained",
+            and_(
+                WorkerRow.state == "recovering",
+                WorkerRow.recovered_at < func.now() - timedelta(seconds=self.timeout_s),
+            ),
+        )
+
+    def acquire(self, executor_id: str, host: str, pid: int) -> None:
+        """Take ``executor_id`` for this process, or refuse: a live worker holds it, or
+        its earlier worker's work has not been recovered yet."""
+        fresh = {
+            "host": host,
+            "pid": pid,
+            "state": "running",
+            "started_at": func.now(),
+            "heartbeat_at": func.now(),
+            "stopped_at": None,
+            "recovered_by": None,
+            "recovered_at": None,
+            "recovered_workflows": 0,
+        }
+        with self.database.engine.begin() as conn:
+            inserted = conn.execute(
+                insert(WorkerRow)
+                .values(executor_id=executor_id, **fresh)
+                .on_conflict_do_nothing(index_elements=["executor_id"])
+                .returning(WorkerRow.executor_id)
+            )
+            if inserted.first() is not None:
+                return
+            taken = conn.execute(
+                update(WorkerRow)
+                .where(WorkerRow.executor_id == executor_id)
+                .where(WorkerRow.state.in_(("stopped", "recovered")))
+                .values(**fresh)
+            )
+            if taken.rowcount == 1:
+                return
+        raise self._conflict(executor_id)
+
+    def _conflict(self, executor_id: str) -> WorkerConflict:
+        held = next(w for w in self.list() if w.executor_id == executor_id)
+        where = f"pid {held.pid} on {held.host}"
+        if held.state in LIVE_STATES and held.heartbeat_age_s < self.timeout_s:
+            return WorkerConflict(
+                f"executor id {executor_id!r} is held by a live worker ({where}, "
+                f"{held.state}, heartbeat {held.heartbeat_age_s:.1f}s ago)",
+                hint="give this worker another id (engine.workers.executor_id or "
+                "$ORCHESTRA_EXECUTOR_ID; unset, each process gets a new one), or stop that "
+                "worker first",
+            )
+        return WorkerConflict(
+            f"executor id {executor_id!r} belonged to a worker ({where}) whose work has not "
+            f"been recovered yet ({held.state})",
+            hint="a running worker's reaper recovers it within engine.workers.timeout_s; "
+            "start this worker with another id (unset, each process gets a new one)",
+        )
+
+    def heartbeat(self, executor_id: str) -> bool:
+        """Renew the lease; ``False`` when this worker no longer holds it."""
+        with self.database.engine.begin() as conn:
+            renewed = conn.execute(
+                update(WorkerRow)
+                .where(WorkerRow.executor_id == executor_id)
+                .where(WorkerRow.state.in_(LIVE_STATES))
+                .values(heartbeat_at=func.now())
+            )
+        return bool(renewed.rowcount == 1)
+
+    def set_state(self, executor_id: str, state: str) -> None:
+        """Record ``state`` (``draining``, ``drained``, ``stopped``) for a worker this
+        process holds (a claimed or recovered row is left alone)."""
+        values: dict[str, Any] = {"state": state}
+        if state in ("drained", "stopped"):
+            values["stopped_at"] = func.now()
+        with self.database.engine.begin() as conn:
+            conn.execute(
+                update(WorkerRow)
+                .where(WorkerRow.executor_id == executor_id)
+                .where(WorkerRow.state.in_(LIVE_STATES))
+                .values(**values)
+            )
+
+    def claim_dead(self, reaper: str) -> list[str]:
+        """Claim every worker that died or drained (one conditional ``UPDATE`` each, so
+        one reaper wins each); returns the executor ids this reaper won."""
+        with self.database.engine.begin() as conn:
+            candidates = list(
+                conn.execute(
+                    select(WorkerRow.executor_id)
+                    .where(self._reapable())
+                    .where(WorkerRow.executor_id != reaper)
+                ).scalars()
+            )
+        won = []
+        for executor_id in candidates:
+            with self.database.engine.begin() as conn:
+                claimed = conn.execute(
+                    update(WorkerRow)
+                    .where(WorkerRow.executor_id == executor_id)
+                    .where(self._reapable())
+                    .values(state="recovering", recovered_by=reaper, recovered_at=func.now())
+                )
+            if claimed.rowcount == 1:
+                won.append(executor_id)
+        return won
+
+    def finish_recovery(self, executor_id: str, reaper: str, workflows: int) -> None:
+        """Record that ``reaper`` recovered ``workflows`` workflows of ``executor_id``."""
+        with self.database.engine.begin() as conn:
+            conn.execute(
+                update(WorkerRow)
+                .where(WorkerRow.executor_id == executor_id)
+                .where(WorkerRow.recovered_by == reaper)
+                .values(state="recovered", recovered_workflows=workflows, recovered_at=func.now())
+            )
+
+    def list(self) -> list[WorkerInfo]:
+        """Every worker recorded, newest first."""
+        age = func.extract("epoch", func.now() - WorkerRow.heartbeat_at)
+        with self.database.session() as session:
+            rows = session.execute(
+                select(WorkerRow, age.label("age")).order_by(WorkerRow.started_at.desc())
+            ).all()
+            return [
+                WorkerInfo(
+                    executor_id=worker.executor_id,
+                    host=worker.host,
+                    pid=worker.pid,
+                    state=worker.state,
+                    heartbeat_age_s=float(seconds),
+                    recovered_by=worker.recovered_by,
+                    recovered_workflows=worker.recovered_workflows,
+                )
+                for worker, seconds in rows
+            ]
+
+
+Recover = Callable[[str, Callable[[], bool]], int]
+"""Recovers a dead executor's workflows in this process; returns how many it moved. Its
+second argument renews this worker's lease and says whether it still holds it: called
+before each workflow it moves (a long recovery must not let the lease lapse, and a
+worker that lost its lease must stop moving work)."""
+
+
+@dataclass
+class WorkerLease:
+    """The heartbeat and the reaper of one worker, on a background thread."""
+
+    registry: WorkerRegistry
+    executor_id: str
+    interval_s: float
+    recover: Recover | None = None
+    """Called for each dead worker this one claims (``None``: no reaping yet; set once
+    the engine is up, see :meth:`reap_with`)."""
+    on_lost: Callable[[], None] | None = None
+    """Called once if the lease is found taken (this worker was presumed dead)."""
+    lost: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start heartbeating (and reaping) every ``interval_s``."""
+        self._thread = threading.Thread(
+            target=self._loop, name=f"orchestra-lease-{self.executor_id}", daemon=True
+        )
+        self._thread.start()
+
+    def reap_with(self, recover: Recover) -> None:
+        """Start reaping (the engine is up): ``recover`` each dead worker claimed."""
+        self.recover = recover
+
+    def stop(self) -> None:
+        """Stop the thread (the lease then expires unless the state says otherwise)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.tick()
+            except Exception:  # a database hiccup: try again at the next beat
+                log.exception("worker %s: heartbeat or reaping failed", self.executor_id)
+
+    def renew(self) -> bool:
+        """Renew the lease; ``False`` (and the worker stops taking work) once it is lost."""
+        if not self.lost.is_set() and self.registry.heartbeat(self.executor_id):
+            return True
+        if not self.lost.is_set():
+            self.lost.set()
+            log.error(
+                "worker %s lost its lease (presumed dead by another worker): it takes no more work",
+                self.executor_id,
+            )
+            if self.on_lost is not None:
+                self.on_lost()
+        return False
+
+    def tick(self) -> None:
+        """One beat: renew the lease, then recover the workers this one claims."""
+        if not self.renew():
+            return
+        recover = self.recover
+        if recover is None:
+            return
+        for dead in self.registry.claim_dead(self.executor_id):
+            if self._stop.is_set():
+                return
+            moved = recover(dead, self.renew)
+            if self.lost.is_set():
+                return  # the claim expires; a live reaper takes it (and this worker) over
+            self.registry.finish_recovery(dead, self.executor_id, moved)
+            log.warning(
+                "worker %s recovered %d workflow(s) of dead worker %s",
+                self.executor_id,
+                moved,
+                dead,
+            )

@@ -1,0 +1,48 @@
+"""An engine worker for tests/engine/test_workers.py and bench/soak: one process of a fleet
+on a shared PostgreSQL database and state folder, calling a scripted upstream through its
+own gateway.
+
+``python -m tests.engine.fleet_worker HOME DATABASE_URL UPSTREAM_URL AGENTS_DIR READY
+[RUN_ID ...]``: writes READY once its engine is up (its executor id in it), starts the
+given runs, then serves (its reaper recovers dead workers' runs) until SIGTERM, which
+drains it. ``$FLEET_YAML`` is added to the configuration (heartbeats, caps).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from orchestra.demo import scripted_stack
+from orchestra.engine.agents import RosterAgents
+from orchestra.testing.scripted import SAMPLE_TASK
+
+
+def main() -> int:
+    home, url, upstream_url, agents_dir, ready = sys.argv[1:6]
+    run_ids = sys.argv[6:]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with scripted_stack(
+        Path(home),
+        database_url=url,
+        upstream_url=upstream_url,
+        agents=RosterAgents.load(Path(agents_dir)),
+        extra_yaml=os.environ.get("FLEET_YAML", ""),
+    ) as stack:
+        runtime = stack.runtime
+        Path(ready).write_text(runtime.executor_id)
+        for run_id in run_ids:
+            repo = Path(home) / "repos" / run_id
+            runtime.start_run(SAMPLE_TASK, repo, run_id=run_id)
+        stop.wait()
+        idle = runtime.drain()
+        print(f"drained idle={idle}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The worker registry on PostgreSQL: leases, duplicate executor ids, exactly-once claims
+of dead workers (real database; the processes are in tests/engine/test_workers.py)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from orchestra.engine.workers import WorkerConflict, WorkerLease, WorkerRegistry
+from orchestra.store import Database, open_database
+from tests.conftest import POSTGRES_ENV, MigratedTemplates, scratch_postgres_database
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg(migrated_templates: MigratedTemplates) -> Iterator[Database]:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set; PostgreSQL backend not tested here")
+    with scratch_postgres_database(url, migrated_templates.postgres_database(url)) as scratch:
+        database = open_database(scratch)
+        yield database
+        database.dispose()
+
+
+def _age(database: Database, executor_id: str, seconds: float) -> None:
+    """Make ``executor_id``'s last heartbeat ``seconds`` old (as if it stopped beating)."""
+    with database.engine.begin() as conn:
+        conn.execute(
+            text(
+                "update engine_workers set heartbeat_at = now() - make_interval(secs => :s) "
+                "where executor_id = :e"
+            ),
+            {"s": seconds, "e": executor_id},
+        )
+
+
+def _state(registry: WorkerRegistry, executor_id: str) -> str:
+    return next(w.state for w in registry.list() if w.executor_id == executor_id)
+
+
+def test_a_live_executor_id_is_refused_and_a_stopped_one_taken_again(pg: Database) -> None:
+    registry = WorkerRegistry(pg, timeout_s=10)
+    registry.acquire("w1", "host-a", 101)
+    with pytest.raises(WorkerConflict, match="'w1' is held by a live worker") as refused:
+        registry.acquire("w1", "host-b", 202)
+    assert "pid 101 on host-a" in str(refused.value)
+    assert refused.value.hint and "another id" in refused.value.hint
+    registry.set_state("w1", "stopped")
+    registry.acquire("w1", "host-b", 202)  # a clean stop frees the id
+    assert [(w.host, w.pid, w.state) for w in registry.list()] == [("host-b", 202, "running")]
+
+
+def test_a_dead_workers_id_is_refused_until_its_work_is_recovered(pg: Database) -> None:
+    registry = WorkerRegistry(pg, timeout_s=10)
+    registry.acquire("w1", "host-a", 101)
+    _age(pg, "w1", 60)
+    with pytest.raises(WorkerConflict, match="has not been recovered yet"):
+        registry.acquire("w1", "host-a", 102)
+    registry.acquire("reaper", "host-a", 103)
+    assert registry.claim_dead("reaper") == ["w1"]
+    registry.finish_recovery("w1", "reaper", 3)
+    registry.acquire("w1", "host-a", 102)
+    assert _state(registry, "w1") == "running"
+
+
+def test_only_dead_or_drained_workers_are_claimed_and_each_by_one_reaper(pg: Database) -> None:
+    registry = WorkerRegistry(pg, timeout_s=10)
+    for name in ("alive", "dead", "drained", "stopped"):
+        registry.acquire(name, "h", 1)
+    _age(pg, "dead", 11)
+    registry.set_state("drained", "drained")
+    registry.set_state("stopped", "stopped")
+    reapers = [f"reaper-{n}" for n in range(6)]
+    for reaper in reapers:
+        registry.acquire(reaper, "h", 1)
+    won: dict[str, list[str]] = {}
+    start = threading.Barrier(len(reapers))
+
+    def claim(reaper: str) -> None:
+        start.wait()
+        won[reaper] = registry.claim_dead(reaper)
+
+    threads = [threading.Thread(target=claim, args=(r,)) for r in reapers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    claims = sorted(name for names in won.values() for name in names)
+    assert claims == ["dead", "drained"]  # each once, over six concurrent reapers
+    assert _state(registry, "dead") == _state(registry, "drained") == "recovering"
+    assert _state(registry, "alive") == "running" and _state(registry, "stopped") == "stopped"
+    # The dead worker, back from a pause, finds its lease gone: it must take no more work.
+    assert registry.heartbeat("alive") and not registry.heartbeat("dead")
+
+
+def test_the_lease_thread_beats_and_a_lost_lease_stops_the_worker(pg: Database) -> None:
+    registry = WorkerRegistry(pg, timeout_s=10)
+    registry.acquire("w1", "h", 1)
+    _age(pg, "w1", 5)
+    lost: list[bool] = []
+    lease = WorkerLease(registry, "w1", 0.05, on_lost=lambda: lost.append(True))
+    lease.start()
+    try:
+        deadline = time.monotonic() + 10
+        while registry.list()[0].heartbeat_age_s > 1:
+            assert time.monotonic() < deadline, "no heartbeat"
+            time.sleep(0.05)
+        registry.set_state("w1", "drained")  # as if another worker had taken its work
+        assert lease.lost.wait(10)
+    finally:
+        lease.stop()
+    assert lost == [True]
