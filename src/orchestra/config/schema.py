@@ -24,6 +24,7 @@ from orchestra.config.sections import (
     RosterSection,
     TeamOverride,
 )
+from orchestra.config.server import ServerSection
 
 
 class OrchestraConfig(StrictModel):
@@ -87,3 +88,5 @@ class OrchestraConfig(StrictModel):
     """Insight's webhooks, identities and targets (see ``docs/insight.md``)."""
     rollout: RolloutSection = Field(default_factory=RolloutSection)
     """Rollout phases, cohorts and exit criteria (see ``docs/experiments.md``)."""
+    server: ServerSection = Field(default_factory=ServerSection)
+    """What the REST API may work on: its repositories by name (see ``docs/api.md``)."""
