@@ -36,6 +36,7 @@ from typing import Any
 
 from orchestra.app import Orchestra
 from orchestra.engine import (
+    ACTIVE_STATUSES,
     AgentSource,
     EngineRuntime,
     InProcessModelClient,
@@ -75,6 +76,8 @@ class ServerEngine:
     _client: InProcessModelClient | None = None
     _keys: LocalRunKeys | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _watchers: list[threading.Thread] = field(default_factory=list)
 
     async def start(self, app: GatewayApp) -> list[str]:
         """Remember ``app`` (whose gateway runs' model calls go into) and, with
@@ -103,6 +106,7 @@ class ServerEngine:
         resumed = []
         for row in orphans:
             runtime.resume(row.id, agents=self._pool_of_run(runtime, row.id))
+            self._watch(runtime, row.id)
             resumed.append(row.id)
         if resumed:
             log.warning("resumed interrupted run(s) in the background: %s", ", ".join(resumed))
@@ -157,7 +161,7 @@ class ServerEngine:
         agents = self._pool(request.developer)
         self._keys.charge_to(run_id, request.developer, request.team)
         try:
-            return runtime.start_run(
+            runtime.start_run(
                 request.task,
                 request.repo,
                 run_id=run_id,
@@ -169,6 +173,29 @@ class ServerEngine:
             )
         finally:
             self._keys.owners.pop(run_id, None)  # its key names the owner from now on
+        self._watch(runtime, run_id)
+        return run_id
+
+    def _watch(self, runtime: EngineRuntime, run_id: str) -> None:
+        """Follow ``run_id``'s workflow until it ends, so that a workflow that fails with
+        an error (an agent outside the pool) is recorded as a failed run — what waiting
+        for it does in ``orchestra run``. Stops with the engine."""
+
+        def follow() -> None:
+            while not self._stopping.is_set():
+                try:
+                    runtime.wait(run_id, timeout_s=1.0)
+                    return
+                except EngineError:
+                    if runtime.services.runs.get(run_id).status not in ACTIVE_STATUSES:
+                        return
+                    # else still running: wait again
+                except Exception:  # the engine is stopping under us
+                    return
+
+        watcher = threading.Thread(target=follow, name=f"orchestra-run-{run_id}", daemon=True)
+        self._watchers = [w for w in self._watchers if w.is_alive()] + [watcher]
+        watcher.start()
 
     def resume(self, request: ResumeRequest) -> RunRow:
         """Continue a run: stopped by its budget (with a higher one), or whose worker is
@@ -195,6 +222,7 @@ class ServerEngine:
             runtime.continue_run(row.id, request.budget_usd, agents=agents)
         else:
             runtime.resume(row.id, budget_usd=request.budget_usd, agents=agents)
+        self._watch(runtime, row.id)
         return services.runs.get(row.id)
 
     def _pool(self, developer: str) -> AgentSource | None:
@@ -218,6 +246,9 @@ class ServerEngine:
         await asyncio.to_thread(self._stop)
 
     def _stop(self) -> None:
+        self._stopping.set()
+        for watcher in self._watchers:
+            watcher.join(timeout=5)
         try:
             with self._lock:
                 if self._runtime is not None:

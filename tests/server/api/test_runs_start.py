@@ -5,6 +5,7 @@ role's maximum) answered with clear errors and audited."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,3 +161,27 @@ def test_refusals_are_clear_and_audited(server: Server) -> None:
 
     listed = server.get("dev", "/api/v1/runs").json()["items"]
     assert listed == []  # nothing of a refused run was recorded
+
+
+def test_a_server_started_run_takes_its_agents_from_the_callers_pool(
+    server: Server, tmp_path: Path
+) -> None:
+    assert server.post("root", "/api/v1/registry/seed", {}).status_code == 200
+    assert server.post("root", "/api/v1/org/sync", {}).status_code == 200
+    # squad-a's pool lacks the planner the pipeline starts with.
+    pool = ["test-writer", "python-developer", "code-reviewer", "readme-writer", "qa-lead"]
+    set_pool = httpx.put(
+        server.url + "/api/v1/registry/pools/squad-a",
+        json={"entries": pool},
+        headers={"authorization": f"Bearer {server.keys['root']}"},
+    )
+    assert set_pool.status_code == 200, set_pool.text
+
+    started = server.post("dev", "/api/v1/runs", {"task": SAMPLE_TASK, "repository": "sample"})
+    assert started.status_code == 201, started.text
+    run = server.wait("dev", started.json()["id"])
+    assert run["status"] == "failed"
+    assert "chief-architect" in run["failure_reason"]
+    assert "squad-a" in run["failure_reason"]  # the pool that refused it is named
+    recorded = tmp_path / "home" / "runs" / run["id"] / "pool.json"
+    assert json.loads(recorded.read_text()) == {"developer": "dev"}  # for its resumes
