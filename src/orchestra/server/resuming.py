@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -203,6 +205,15 @@ class ServerEngine:
         runtime = self.runtime()
         services = runtime.services
         row = services.runs.get(request.run_id)
+        if (
+            row.status in ACTIVE_STATUSES
+            and row.worker_host == socket.gethostname()
+            and row.worker_pid == os.getpid()
+        ):
+            raise EngineError(
+                f"run {row.id} is still being worked on by this server's worker",
+                hint="wait for it, or cancel it",
+            )
         if services.policy is not None:
             require_run_start(
                 services.policy,

@@ -101,6 +101,9 @@ def test_a_run_started_through_the_api_finishes_charged_to_its_caller(server: Se
     )
     assert started.status_code == 201, started.text
     run_id = started.json()["id"]
+    busy = server.post("dev", f"/api/v1/runs/{run_id}/resume", {})
+    assert busy.status_code == 409  # its worker is on it: not resumed twice
+    assert "still being worked on" in busy.json()["error"]["message"]
     run = server.wait("dev", run_id)
     assert run["status"] == "succeeded", run["failure_reason"]
     assert run["budget_usd"] == 2.0
