@@ -75,6 +75,9 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "cap.cedar").write_text(CAP)
     extra = ORG + "policies: {folder: policies}\nserver:\n  repositories: {sample: sample}\n"
+    # Small replies keep each call's reservation below a small budget (see
+    # tests/engine/test_budget_resume.py): the plan fits in $0.2, the whole run does not.
+    extra += "engine: {max_output_tokens: 600}\n"
     with FakeUpstream.start() as upstream:
         upstream.responder = ScriptedModel("happy")
         config_path = tmp_path / "orchestra.yaml"
@@ -188,3 +191,34 @@ def test_a_server_started_run_takes_its_agents_from_the_callers_pool(
     assert "squad-a" in run["failure_reason"]  # the pool that refused it is named
     recorded = tmp_path / "home" / "runs" / run["id"] / "pool.json"
     assert json.loads(recorded.read_text()) == {"developer": "dev"}  # for its resumes
+
+
+def test_a_run_stopped_by_its_budget_is_resumed_through_the_api_with_a_higher_one(
+    server: Server,
+) -> None:
+    body = {"task": SAMPLE_TASK, "repository": "sample", "budget_usd": 0.2}
+    run_id = server.post("dev", "/api/v1/runs", body).json()["id"]
+    stopped = server.wait("dev", run_id)
+    assert stopped["status"] == "failed" and "budget" in stopped["failure_reason"]
+
+    no_budget = server.post("dev", f"/api/v1/runs/{run_id}/resume", {})
+    assert no_budget.status_code == 409
+    assert "budget_usd" in no_budget.json()["error"]["hint"]
+    assert server.post("vic", f"/api/v1/runs/{run_id}/resume", {}).status_code == 403
+    above = server.post("dev", f"/api/v1/runs/{run_id}/resume", {"budget_usd": 6.0})
+    assert above.status_code == 403 and "developer-run-cap" in above.text
+
+    resumed = server.post("dev", f"/api/v1/runs/{run_id}/resume", {"budget_usd": 2.0})
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "running"
+    run = server.wait("dev", run_id)
+    assert run["status"] == "succeeded", run["failure_reason"]
+    assert run["budget_usd"] == 2.0
+    keys = server.accounting.keys.run_keys(run_id)
+    assert len(keys) == 2 and {k.developer for k in keys} == {"dev"}  # still the starter's
+    [entry] = server.accounting.audit.list(action="run.resume")
+    assert (entry.actor, entry.target, entry.details) == (
+        "developer:dev",
+        run_id,
+        {"budget_usd": 2.0},
+    )
