@@ -96,7 +96,7 @@ def _run(
     if include_api and not resume_runs:
         error_console().print(
             "note: with --workers > 1, interrupted runs are not resumed automatically; "
-            "continue them with `orchestra resume RUN`",
+            "continue them with `orchestra resume RUN` or POST /api/v1/runs/RUN/resume",
             highlight=False,
         )
     uvicorn.run(
@@ -136,7 +136,7 @@ def serve(
     database_url: DatabaseOption = None,
     workers: WorkersOption = 1,
 ) -> None:
-    """Run everything in one app: the gateway and the REST API.
+    """Run everything in one app: the gateway and the REST API (which starts runs).
 
     With one worker, runs whose process died (on this host) continue in the background.
     """
