@@ -235,6 +235,13 @@ def _run_principal(services: Any, developer: str | None) -> Principal | None:
     return Principal("developer", identity.id, identity.roles, identity.unit, identity.lead_of)
 
 
+def _run_pool(services: Any, run_id: str) -> str | None:
+    """The developer whose agent pool the run was started with (``None``: none)."""
+    from orchestra.engine import ArtifactStore, run_pool
+
+    return run_pool(ArtifactStore(services.home, services.database), run_id)
+
+
 def _end_run_keys(services: Any, run_id: str) -> None:
     """Revoke a cancelled run's keys here too: its engine revokes them as its workflow
     stops, but a run whose process is gone has no engine to do it."""
@@ -291,7 +298,9 @@ def register(app: typer.Typer) -> None:
             check_repository(repo)
             with _runtime(gateway, developer) as (runtime, local):
                 principal = _run_principal(runtime.services, developer)
-                run_id = runtime.start_run(task, repo, budget_usd=budget, principal=principal)
+                run_id = runtime.start_run(
+                    task, repo, budget_usd=budget, principal=principal, pool=developer
+                )
                 row = _watch(runtime, run_id, local)
         except OrchestraError as exc:
             raise _fail(exc) from exc
@@ -397,8 +406,9 @@ def register(app: typer.Typer) -> None:
                         hint="start a new run with `orchestra run`",
                     )
                 )
+            pool = _run_pool(_services, row.id)  # a run started with a pool resumes with it
         try:
-            with _runtime(gateway) as (runtime, local):
+            with _runtime(gateway, pool) as (runtime, local):
                 if stopped_by_budget(row):
                     runtime.continue_run(row.id, budget)
                 else:

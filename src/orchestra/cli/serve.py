@@ -55,7 +55,8 @@ RESUMING_FACTORY = "orchestra.cli.serve:app_resuming_runs"
 
 
 def app_resuming_runs() -> Any:
-    """uvicorn factory for ``orchestra serve``: the server app, resuming orphaned runs."""
+    """uvicorn factory for ``orchestra serve``: the server app with this worker's engine
+    (runs started through the API; orphaned runs resumed when ``resume_runs``)."""
     from orchestra.app import Orchestra
     from orchestra.server import ServeOptions, app_from_environment, hosting_engine
 
@@ -64,7 +65,7 @@ def app_resuming_runs() -> Any:
         config_path=Path(options.config_path) if options.config_path else None,
         database_url=options.database_url,
     )
-    return hosting_engine(app_from_environment(), services)
+    return hosting_engine(app_from_environment(), services, resume_orphans=options.resume_runs)
 
 
 def _run(
@@ -89,24 +90,26 @@ def _run(
             services.migrate()
     except OrchestraError as exc:
         raise fail(exc) from exc
+    # Several workers would each resume the same runs; only a single server process does.
+    # Each worker still hosts an engine for the runs started through its API.
+    resume_runs = include_api and workers == 1
     options = ServeOptions(
         include_api=include_api,
         config_path=str(path) if path else None,
         database_url=database_url,
         install_sighup=True,
+        resume_runs=resume_runs,
     )
     os.environ[OPTIONS_ENV] = options.to_env()
-    # Several workers would each resume the same runs; only a single server process does.
-    resume_runs = include_api and workers == 1
     if include_api and not resume_runs:
         error_console().print(
             "note: with --workers > 1, interrupted runs are not resumed automatically; "
-            "continue them with `orchestra resume RUN`",
+            "continue them with `orchestra resume RUN` or POST /api/v1/runs/RUN/resume",
             highlight=False,
         )
     try:
         run_server(
-            RESUMING_FACTORY if resume_runs else SERVER_FACTORY,
+            RESUMING_FACTORY if include_api else SERVER_FACTORY,
             host=host or config.gateway.host,
             port=config.gateway.port if port is None else port,
             workers=workers,
@@ -147,7 +150,7 @@ def serve(
     database_url: DatabaseOption = None,
     workers: WorkersOption = 1,
 ) -> None:
-    """Run everything in one app: the gateway and the REST API.
+    """Run everything in one app: the gateway and the REST API (which starts runs).
 
     With one worker, runs whose process died (on this host) continue in the background.
     """

@@ -26,6 +26,7 @@ from orchestra.config.sections import (
     TeamOverride,
 )
 from orchestra.config.telemetry import TelemetrySection
+from orchestra.config.server import ServerSection
 
 
 class OrchestraConfig(StrictModel):
@@ -93,3 +94,5 @@ class OrchestraConfig(StrictModel):
     """Rollout phases, cohorts and exit criteria (see ``docs/experiments.md``)."""
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     """OpenTelemetry GenAI spans of model calls (see ``docs/telemetry.md``); off by default."""
+    server: ServerSection = Field(default_factory=ServerSection)
+    """What the REST API may work on: its repositories by name (see ``docs/api.md``)."""

@@ -41,6 +41,7 @@ from orchestra.engine.runtime import (
     dbos_threads,
     default_system_database_url,
     orphaned_runs,
+    run_pool,
 )
 from orchestra.engine.services import (
     ChildSignals,
@@ -100,6 +101,7 @@ __all__ = [
     "resume_command",
     "retry_hint",
     "run_agents",
+    "run_pool",
     "services",
     "stopped_by_budget",
 ]

@@ -64,7 +64,7 @@ def _agent_step(svc: EngineServices, run_id: str, task_ref: str) -> dict[str, An
     task = AgentTask(**svc.artifacts.get_json(run_id, task_ref))
     run = svc.runs.get(run_id)
     svc.runs.start_step(task.step_id, run_id, task.phase, task.agent)
-    profile = svc.agents.get(task.agent)
+    profile = svc.agents_for(run_id).get(task.agent)
     policy = WritePolicy(
         allowed=tuple(task.allowed_writes) if task.allowed_writes is not None else None,
         protected=frozenset(task.protected),

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -65,19 +65,36 @@ class LocalRunKeys:
     """The gateway's ``orchestra.accounting.Accounting``."""
     developer: str
     team: str | None = None
+    owners: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Runs charged to someone else than :attr:`developer` (runs a server starts for the
+    caller), by run id: ``(developer, team)``."""
+
+    def charge_to(self, run_id: str, developer: str, team: str | None) -> None:
+        """Charge the new run ``run_id`` to ``developer`` and ``team`` (before it starts)."""
+        self.owners[run_id] = (developer, team)
 
     def open(self, run_id: str, budget_usd: float | None) -> str:
-        """A new key for ``run_id``: its first developer's on a resume, else ours."""
+        """A new key for ``run_id``: its first developer's on a resume, else its owner's
+        (:meth:`charge_to`), else ours."""
         earlier = self.accounting.keys.run_keys(run_id)
         developer, team = (
-            (earlier[-1].developer, earlier[-1].team) if earlier else (self.developer, self.team)
+            (earlier[-1].developer, earlier[-1].team)
+            if earlier
+            else self.owners.get(run_id, (self.developer, self.team))
         )
         secret, _record = self.accounting.runs.open(developer, team, run_id, budget_usd)
         return str(secret)
 
     def end(self, run_id: str) -> None:
         """Revoke the keys of ``run_id``."""
+        self.owners.pop(run_id, None)
         self.accounting.runs.end(run_id)
+
+
+def run_owner(accounting: Any, run_id: str) -> str | None:
+    """The developer the run ``run_id`` is charged to: its first key's (``None``: no key)."""
+    earlier = accounting.keys.run_keys(run_id)
+    return str(earlier[0].developer) if earlier else None
 
 
 class GatewayRunKeys:

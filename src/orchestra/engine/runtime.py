@@ -29,6 +29,8 @@ from typing import Any
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from orchestra import __version__
+from orchestra.engine.agents import AgentSource
+from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.continuing import current_workflow, fork_past_budget_stop, next_workflow
 from orchestra.engine.draining import GATE, stop_dequeuing
 from orchestra.engine.durable import POLL_S
@@ -48,6 +50,20 @@ from orchestra.engine.slots import SLOT_CHECK_S, SLOT_QUEUE, register_slot_queue
 from orchestra.errors import EngineError
 from orchestra.policy import Principal
 from orchestra.store.tables.engine import RunRow
+
+POOL_REF = "pool.json"
+"""The run's artefact naming the developer whose agent pool it runs with."""
+
+
+def run_pool(artifacts: ArtifactStore, run_id: str) -> str | None:
+    """The developer whose agent pool ``run_id`` was started with (``None``: the engine's
+    own agents)."""
+    try:
+        data = artifacts.get_json(run_id, POOL_REF)
+    except (OSError, ValueError):
+        return None
+    developer = data.get("developer") if isinstance(data, dict) else None
+    return str(developer) if developer else None
 
 
 def check_repository(repo: Path) -> Path:
@@ -224,6 +240,8 @@ class EngineRuntime:
         budget_usd: float | None = None,
         pipeline: str | None = None,
         principal: Principal | None = None,
+        agents: AgentSource | None = None,
+        pool: str | None = None,
     ) -> str:
         """Record a run of ``pipeline`` (default: the first registered) and start its
         workflow; returns the run id at once.
@@ -233,6 +251,10 @@ class EngineRuntime:
         ``engine.skip_reviews`` must be permitted first (see :mod:`.run_policy`): a
         refusal is audited and raises :class:`~orchestra.policy.PolicyDenied`, nothing
         recorded.
+
+        ``agents`` (the pool of the developer ``pool``) replace the engine's agents for
+        this run; the pool's developer is recorded with the run so that a resume takes
+        agents from the same pool (:func:`run_pool`).
         """
         chosen = self.pipelines.get(pipeline)
         if not task.strip():
@@ -257,6 +279,10 @@ class EngineRuntime:
             worker_pid=os.getpid(),
             worker_host=socket.gethostname(),
         )
+        if pool is not None:
+            self.services.artifacts.put_json(run_id, POOL_REF, {"developer": pool}, "pool")
+        if agents is not None:
+            self.services.run_agents[run_id] = agents
         try:
             self.services.open_run(run_id, budget)
         except Exception as exc:
@@ -290,11 +316,18 @@ class EngineRuntime:
                     )
         return self.services.runs.get(run_id)
 
-    def resume(self, run_id: str, *, budget_usd: float | None = None) -> None:
+    def resume(
+        self,
+        run_id: str,
+        *,
+        budget_usd: float | None = None,
+        agents: AgentSource | None = None,
+    ) -> None:
         """Continue a run whose process stopped: its completed steps are not repeated.
 
         With ``budget_usd`` the run's budget becomes that (a run stopped by its budget
-        continues with a higher one, see :meth:`continue_run`)."""
+        continues with a higher one, see :meth:`continue_run`); with ``agents`` (its
+        pool, :func:`run_pool`) the run takes its agents from them."""
         row = self.services.runs.get(run_id)
         if row.status in FINAL_STATUSES:
             hint = (
@@ -317,6 +350,8 @@ class EngineRuntime:
         self.services.runs.update(
             row.id, worker_pid=os.getpid(), worker_host=socket.gethostname(), budget_usd=budget
         )
+        if agents is not None:
+            self.services.run_agents[row.id] = agents
         self.services.open_run(row.id, budget)
         # Children first: the parent's replay waits on them, and they belong to the dead
         # executor's queue, so they are re-enqueued on this process's queue.
@@ -327,7 +362,9 @@ class EngineRuntime:
                 DBOS.resume_workflow(wf.workflow_id, queue_name=self.services.queue_name)
         DBOS.resume_workflow(current)
 
-    def continue_run(self, run_id: str, budget_usd: float) -> None:
+    def continue_run(
+        self, run_id: str, budget_usd: float, *, agents: AgentSource | None = None
+    ) -> None:
         """Continue a run stopped by its budget with ``budget_usd`` (a new key, charged to
         the same developer): the agent steps the budget stopped go on from their refused
         model call, then the rest of the run; nothing done before is repeated
@@ -354,6 +391,8 @@ class EngineRuntime:
             worker_pid=os.getpid(),
             worker_host=socket.gethostname(),
         )
+        if agents is not None:
+            self.services.run_agents[row.id] = agents
         self.services.open_run(row.id, budget_usd)
         fork_past_budget_stop(current, next_workflow(row.id, current), self.services.queue_name)
 

@@ -105,7 +105,13 @@ class EngineServices:
     org_slots: OrgSlots | None = None
     """Organisation-wide agent limits held through DBOS's shared slot queue (PostgreSQL;
     ``None`` on SQLite, where this process's queue is the only one)."""
-    """How agents wait before retrying a model call (tests inject one that does not)."""
+    run_agents: dict[str, AgentSource] = field(default_factory=dict)
+    """Agents of particular runs (the pool of the developer who started a run through the
+    server), instead of :attr:`agents`."""
+
+    def agents_for(self, run_id: str) -> AgentSource:
+        """The agents ``run_id`` may use: its own (its starter's pool), else the engine's."""
+        return self.run_agents.get(run_id, self.agents)
 
     def model_retry(self) -> ModelRetry:
         """When agents retry a model call refused for a while (``engine.model_retry``)."""
@@ -129,6 +135,7 @@ class EngineServices:
 
     def end_run(self, run_id: str) -> None:
         """Revoke ``run_id``'s key: it made its last model call."""
+        self.run_agents.pop(run_id, None)
         if self.run_keys is None:
             return
         drop_key = getattr(self.client, "drop_key", None)

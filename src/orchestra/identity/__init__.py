@@ -25,6 +25,7 @@ from orchestra.identity.errors import (
 )
 from orchestra.identity.oidc import OIDCClient, looks_like_jwt, token_header
 from orchestra.identity.principal import ANONYMOUS, ROLES, Identity, Principal
+from orchestra.identity.revocations import SessionRevocations
 from orchestra.identity.sessions import (
     COOKIE,
     SESSION_SECRET_ENV,
@@ -50,6 +51,7 @@ __all__ = [
     "OIDCClient",
     "Principal",
     "RoleAuthorizer",
+    "SessionRevocations",
     "SessionSigner",
     "TokenRefused",
     "load_session_secret",

@@ -4,7 +4,9 @@ The cookie holds the principal (roles and units as mapped at login), the session
 its end: the earlier of the ID token's expiry and ``identity.session_ttl_s``. It is signed
 with HMAC-SHA256 under a secret from ``$ORCHESTRA_SESSION_SECRET`` or ``<home>/session-key``
 (created 0600), so every worker sharing the state folder accepts it. Logout revokes the
-session id in this process; see docs/sso.md for what that means with several workers.
+session id: in this process, and — with :attr:`SessionSigner.revocations` (the
+server's database, :class:`~orchestra.identity.revocations.SessionRevocations`) — for every
+worker sharing that database (docs/sso.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from orchestra.config.paths import orchestra_home
 from orchestra.identity.errors import TokenRefused
@@ -59,17 +62,36 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+class Revocations(Protocol):
+    """Where ended sessions are kept for every worker (the database)."""
+
+    def revoke(self, session_id: str, until: float, now: float) -> None:
+        """Record that ``session_id`` ended (it would have expired at ``until``)."""
+        ...
+
+    def is_revoked(self, session_id: str) -> bool:
+        """Whether ``session_id`` was ended."""
+        ...
+
+
 class SessionSigner:
     """Issues and checks session cookies."""
 
     def __init__(
-        self, secret: bytes, *, ttl_s: int, clock: Callable[[], float] = time.time
+        self,
+        secret: bytes,
+        *,
+        ttl_s: int,
+        clock: Callable[[], float] = time.time,
+        revocations: Revocations | None = None,
     ) -> None:
         self._secret = secret
         self._ttl = ttl_s
         self._clock = clock
         self._revoked: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.revocations = revocations
+        """Ended sessions shared with the other workers (``None``: this process only)."""
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode("ascii"), hashlib.sha256).digest())
@@ -114,12 +136,13 @@ class SessionSigner:
                 reason="expired",
             )
         with self._lock:
-            if sid in self._revoked:
-                raise TokenRefused(
-                    "the login session was ended (logout)",
-                    hint="log in again at /api/v1/auth/login",
-                    reason="revoked",
-                )
+            revoked = sid in self._revoked
+        if revoked or (self.revocations is not None and self.revocations.is_revoked(sid)):
+            raise TokenRefused(
+                "the login session was ended (logout)",
+                hint="log in again at /api/v1/auth/login",
+                reason="revoked",
+            )
         principal = Principal(
             str(data["kind"]),
             str(data["id"]),
@@ -147,10 +170,14 @@ class SessionSigner:
         return {str(k): str(v) for k, v in data.items()}
 
     def revoke(self, identity: Identity) -> None:
-        """End a session (logout): its cookie is refused from now on in this process."""
-        if identity.credential_id is None:
+        """End a session (logout): its cookie is refused from now on, in this process and
+        (with :attr:`revocations`) in every worker sharing the database."""
+        if identity.credential_id is None or identity.via != "session":
             return
         now = self._clock()
+        until = now + self._ttl
         with self._lock:
             self._revoked = {s: e for s, e in self._revoked.items() if e > now}
-            self._revoked[identity.credential_id] = now + self._ttl
+            self._revoked[identity.credential_id] = until
+        if self.revocations is not None:
+            self.revocations.revoke(identity.credential_id, until, now)

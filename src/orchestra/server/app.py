@@ -45,6 +45,8 @@ class ServeOptions:
     database_url: str | None = None
     install_sighup: bool = True
     """Reload the configuration on SIGHUP (main thread only)."""
+    resume_runs: bool = True
+    """Resume orphaned runs at startup (``orchestra serve`` with one worker only)."""
 
     def to_env(self) -> str:
         return json.dumps(self.__dict__)
@@ -97,6 +99,7 @@ def build_app(
         api = ApiContext(
             config,
             services=lambda: Orchestra.from_environment(config=config, database_url=database_url),
+            base_dir=config_path.parent if config_path is not None else None,
         )
         accounting = getattr(gateway.accountant, "accounting", None)
         api.authorizer = PolicyAuthorizer(

@@ -15,7 +15,8 @@ from orchestra.tools import git
 
 def implementers(run: TestFirstRun, plan: Plan) -> list[tuple[str, PlanPart]]:
     """The agent for each part of the plan (picked by the part's files)."""
-    return [(run.svc.agents.pick_for_files(part.files), part) for part in plan.parts]
+    agents = run.svc.agents_for(run.run_id)
+    return [(agents.pick_for_files(part.files), part) for part in plan.parts]
 
 
 def green_phase(run: TestFirstRun) -> None:

@@ -91,7 +91,7 @@ def review_phase(run: TestFirstRun) -> None:
         for agent, role, allowed, instruction in roles
     ]
     qa = next((i for i, r in enumerate(roles) if r[1] == "qa"), None)
-    if qa is not None and "write_file" not in run.svc.agents.get(QA).tools:
+    if qa is not None and "write_file" not in run.svc.agents_for(run.run_id).get(QA).tools:
         # The roster gives the QA lead read-only tools (least privilege); its edge-case
         # brief then goes to the test writer, who may write tests.
         tasks[qa] = replace(

@@ -76,7 +76,7 @@ class TestFirstRun:
     def task(self, step_id: str, phase: str, agent: str, message: str, **kw: Any) -> AgentTask:
         """An agent step for ``agent`` with the engine's limits and the agent's tier."""
         engine = self.svc.config.engine
-        model = engine.model_override or self.svc.agents.get(agent).tier
+        model = engine.model_override or self.svc.agents_for(self.run_id).get(agent).tier
         header = f"Phase: {phase}\nAgent: {agent}\nStep: {step_id}\n\n"
         return AgentTask(
             run_id=self.run_id,

@@ -32,6 +32,9 @@ DOMAINS = (
     "policies",
     "alerts",
     "registry",
+    "secrets",
+    "knowledge",
+    "agents",
 )
 """Modules of this package whose ``ENDPOINTS`` are served (in this order)."""
 

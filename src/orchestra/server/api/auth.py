@@ -123,7 +123,8 @@ async def _callback(call: Call[CallbackQuery, Any]) -> RedirectResponse:
 
 async def _logout(call: Call[Any, Any]) -> Any:
     assert call.ctx.sessions is not None
-    call.ctx.sessions.revoke(call.identity)
+    call.ctx.share_logouts()
+    await call.blocking(call.ctx.sessions.revoke, call.identity)
     end = await call.ctx.oidc.end_session_url() if call.ctx.oidc is not None else None
     from starlette.responses import JSONResponse
 

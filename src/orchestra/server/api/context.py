@@ -12,6 +12,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
 
 from orchestra.accounting import Accounting
 from orchestra.app import Orchestra
@@ -27,13 +31,53 @@ from orchestra.identity import (
     NotAuthenticated,
     OIDCClient,
     RoleAuthorizer,
+    SessionRevocations,
     SessionSigner,
     TokenRefused,
     load_session_secret,
     looks_like_jwt,
 )
+from orchestra.policy import Principal
+from orchestra.store.tables.engine import RunRow
 
 log = logging.getLogger("orchestra.server")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run to start for an authenticated caller (``POST /api/v1/runs``)."""
+
+    task: str
+    repo: Path
+    """The allow-listed repository's path (the caller named it by its name)."""
+    developer: str
+    """Whom the run is charged to (and whose agent pool it uses)."""
+    team: str | None
+    principal: Principal | None
+    """Who asks, for the ``start_run`` policies."""
+    budget_usd: float | None = None
+    pipeline: str | None = None
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """A run to continue (``POST /api/v1/runs/{id}/resume``)."""
+
+    run_id: str
+    principal: Principal | None
+    budget_usd: float | None = None
+
+
+class RunHost(Protocol):
+    """The server process's engine (:class:`orchestra.server.resuming.ServerEngine`)."""
+
+    def start_run(self, request: RunRequest) -> str:
+        """Start the run; its id."""
+        ...
+
+    def resume(self, request: ResumeRequest) -> RunRow:
+        """Continue the run; its row."""
+        ...
 
 
 class ServiceUnavailable(ApiError):
@@ -61,6 +105,12 @@ class ApiContext:
     sessions: SessionSigner | None = None
     app: GatewayApp | None = None
     """Set once the gateway application around the API exists."""
+    engine: RunHost | None = None
+    """The engine that starts and resumes runs (``None``: this server starts none)."""
+    base_dir: Path | None = None
+    """``orchestra.yaml``'s folder (relative paths of ``server.repositories``)."""
+    knowledge: Any = None
+    """The server's knowledge store (``orchestra.knowledge.KnowledgeStore``), once opened."""
     _directory: IdentityDirectory | None = None
     _services: Orchestra | None = None
 
@@ -125,8 +175,17 @@ class ApiContext:
             return await self._key_identity(headers)
         session = cookies.get(COOKIE)
         if session and self.sessions is not None:
-            return self.sessions.check(session)
+            self.share_logouts()
+            return await anyio.to_thread.run_sync(self.sessions.check, session)
         return ANONYMOUS
+
+    def share_logouts(self) -> None:
+        """Keep logouts in the server's database, so every worker refuses an ended session
+        (without database services: in this process only)."""
+        if self.sessions is None or self.sessions.revocations is not None:
+            return
+        if self.services is not None:
+            self.sessions.revocations = SessionRevocations(self.orchestra().database)
 
     async def _token_identity(self, token: str) -> Identity:
         if self.oidc is None:

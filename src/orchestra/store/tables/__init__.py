@@ -3,6 +3,7 @@
 from orchestra.store.tables import (
     engine,
     gateway,
+    identity,
     insight,
     insight2,
     knowledge,
@@ -14,6 +15,7 @@ from orchestra.store.tables import (
 __all__ = [
     "engine",
     "gateway",
+    "identity",
     "insight",
     "insight2",
     "knowledge",
