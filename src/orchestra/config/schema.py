@@ -25,8 +25,8 @@ from orchestra.config.sections import (
     RosterSection,
     TeamOverride,
 )
-from orchestra.config.telemetry import TelemetrySection
 from orchestra.config.server import ServerSection
+from orchestra.config.telemetry import TelemetrySection
 
 
 class OrchestraConfig(StrictModel):
