@@ -16,6 +16,7 @@ from orchestra.cli import (
     insight,
     insight_more,
     kb,
+    landing,
     org,
     policy,
     registry,
@@ -52,6 +53,7 @@ for module in (
     capacity,
     insight_more,
     experiments,
+    landing,
 ):
     module.register(app)
 
