@@ -168,3 +168,16 @@ def test_land_and_queue_commands(
     assert dropped.exit_code == 0, dropped.output
     unknown = cli.invoke(app, ["queue", "drop", "999"])
     assert unknown.exit_code == 2 and "no queue entry 999" in unknown.output
+    assert "fix:" in unknown.output
+
+
+def test_the_commands_about_recorded_state_create_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCHESTRA_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("ORCHESTRA_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for argv in (["queue", "list"], ["land", "run-x"]):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 2 and "no Orchestra database" in result.output, argv
+    assert not (tmp_path / "state" / "orchestra.db").exists()

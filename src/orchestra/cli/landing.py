@@ -21,13 +21,18 @@ ONTO_HELP = "The branch to land on (default: the checkout's current branch)."
 
 
 @contextmanager
-def _services() -> Iterator[Any]:
-    """The composition root over the state folder's database; errors become exits."""
+def _services(*, existing_only: bool = True) -> Iterator[Any]:
+    """The composition root over the state folder's database; errors become exits. Only
+    ``queue add`` creates the database: the other commands are about recorded state."""
     from orchestra.app import Orchestra
     from orchestra.config import default_database_url
+    from orchestra.config.paths import existing_database_url
 
+    url = default_database_url()
     try:
-        services = Orchestra.from_environment(database_url=default_database_url())
+        services = Orchestra.from_environment(
+            database_url=existing_database_url(url) if existing_only else url
+        )
     except OrchestraError as exc:
         raise fail(exc) from exc
     try:
@@ -138,7 +143,7 @@ def register(app: typer.Typer) -> None:
         """Queue any BRANCH of REPO (not only a run's) to land."""
         from orchestra.landing import enqueue
 
-        with _services() as services:
+        with _services(existing_only=False) as services:
             entry = enqueue(
                 services.database,
                 str(repo),

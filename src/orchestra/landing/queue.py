@@ -174,7 +174,11 @@ def get_entry(db: Database, entry_id: int) -> QueueEntry:
     with db.session() as session:
         row = session.get(LandingEntryRow, entry_id)
         if row is None:
-            raise LandingError(f"no queue entry {entry_id}", status=404)
+            raise LandingError(
+                f"no queue entry {entry_id}",
+                hint="`orchestra queue list` shows the entries and their ids",
+                status=404,
+            )
         return QueueEntry.of(row)
 
 
