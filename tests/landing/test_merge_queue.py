@@ -108,10 +108,52 @@ def test_a_branch_red_on_its_own_never_reaches_main(
     assert run_git(repo, "rev-parse", "main") == base
 
 
-def test_a_missing_branch_is_an_error_entry_not_a_crash(database: Database, repo: Path) -> None:
-    enqueue(database, str(repo), "nowhere", "main", requested_by="ann")
+def test_a_branch_deleted_after_queueing_is_an_error_entry_not_a_crash(
+    database: Database, repo: Path, branch: BranchMaker
+) -> None:
+    branch("gone", {"x.py": "X = 1\n"})
+    enqueue(database, str(repo), "gone", "main", requested_by="ann")
+    run_git(repo, "branch", "-D", "gone")
     [done] = Lander(database).process(str(repo))
-    assert done.status == "error" and "nowhere does not exist" in (done.reason or "")
+    assert done.status == "error" and "gone does not exist" in (done.reason or "")
+
+
+@pytest.mark.parametrize("name", ["nowhere", "--upload-pack=evil", "a..b", "main~1"])
+def test_a_branch_that_is_not_there_is_refused_when_queued(
+    database: Database, repo: Path, name: str
+) -> None:
+    with pytest.raises(LandingError) as refused:
+        enqueue(database, str(repo), name, "main", requested_by="ann")
+    assert refused.value.status == 404 and "there is no branch" in refused.value.message
+    assert entries(database, str(repo)) == []
+
+
+def test_a_folder_that_is_not_a_repository_is_refused(database: Database, tmp_path: Path) -> None:
+    with pytest.raises(LandingError, match="not a git repository"):
+        enqueue(database, str(tmp_path), "main", "main", requested_by="ann")
+
+
+def test_an_entry_a_crashed_lander_left_is_landed_by_the_next(
+    database: Database, repo: Path, branch: BranchMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    branch("feature", {"x.py": "X = 1\n"})
+    enqueue(database, str(repo), "feature", "main", requested_by="ann")
+
+    def crash(*args: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Lander, "land", crash)
+        with pytest.raises(KeyboardInterrupt):
+            Lander(database).process(str(repo))
+    [left] = entries(database, str(repo))
+    assert left.status == "error" and "crashed" in (left.reason or "")
+    # A lander killed outright leaves its entry `landing`; the next lander starts it over.
+    from orchestra.landing import queue
+
+    queue.finish(database, left.id, "landing")
+    [done] = Lander(database).process(str(repo))
+    assert done.id == left.id and done.status == "landed"
 
 
 def test_a_branch_already_waiting_is_refused(

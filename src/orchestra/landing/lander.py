@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestra.config import OrchestraConfig
+from orchestra.errors import OrchestraError
 from orchestra.landing import queue
 from orchestra.landing.queue import QueueEntry
 from orchestra.repository import (
@@ -66,7 +67,11 @@ class Lander:
         while queue.acquire(self.db, repo, self.holder):
             try:
                 while (entry := queue.take_next(self.db, repo)) is not None:
-                    outcome = self.land(entry)
+                    try:
+                        outcome = self.land(entry)
+                    except BaseException as exc:  # recorded, then raised on
+                        queue.finish(self.db, entry.id, "error", reason=f"lander crashed: {exc!r}")
+                        raise
                     done.append(
                         queue.finish(
                             self.db,
@@ -94,7 +99,7 @@ class Lander:
         worktree = scratch / "worktree"
         try:
             return self._land(entry, repo, scratch, worktree)
-        except WorkspaceError as exc:
+        except OrchestraError as exc:  # git failed, the environment is not there ...
             return Outcome("error", reason=exc.message)
         finally:
             git(repo, "worktree", "remove", "--force", str(worktree), check=False)

@@ -16,6 +16,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -26,6 +27,7 @@ from orchestra.landing.errors import LandingError
 from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow
 from orchestra.store.tables.landing import LandingEntryRow, LandingLockRow
+from orchestra.tools import WorkspaceError, git
 
 WAITING = frozenset({"queued", "landing"})
 """Statuses of an entry still in the queue."""
@@ -110,6 +112,7 @@ def enqueue(
 ) -> QueueEntry:
     """Put ``branch`` at the end of ``repo``'s queue (refused if it is already waiting)."""
     key = repository_key(repo)
+    check_branches(Path(key), branch, onto)
     shared = overlaps(db, run_id) if run_id else {}
     with db.session() as session:
         waiting = session.scalar(
@@ -139,6 +142,31 @@ def enqueue(
         session.add(row)
         session.flush()
         return QueueEntry.of(row)
+
+
+def check_branches(repo: Path, *names: str) -> None:
+    """Refuse a folder that is not a git repository, or a branch that is not there."""
+    if not git(repo, "rev-parse", "--git-dir", check=False).strip():
+        raise LandingError(
+            f"{repo} is not a git repository", hint="pass the repository's root folder"
+        )
+    for name in names:
+        ref = f"refs/heads/{name}"
+        valid = not name.startswith("-") and _ref_ok(repo, ref)
+        if not valid or not git(repo, "rev-parse", "--verify", "--quiet", ref, check=False):
+            raise LandingError(
+                f"there is no branch {name!r} in {repo}",
+                hint=f"list the branches with: git -C {repo} branch",
+                status=404,
+            )
+
+
+def _ref_ok(repo: Path, ref: str) -> bool:
+    try:
+        git(repo, "check-ref-format", ref)
+    except WorkspaceError:
+        return False
+    return True
 
 
 def run_branch(db: Database, run_id: str) -> tuple[str, str]:
@@ -201,19 +229,19 @@ def acquire(db: Database, repo: str, holder: str, *, lease: timedelta = LEASE) -
     try:
         with db.session() as session:
             session.add(LandingLockRow(repo=key, holder=holder, acquired_at=now))
-        return True
     except IntegrityError:
-        pass
+        with db.session() as session:
+            taken = session.execute(
+                update(LandingLockRow)
+                .where(LandingLockRow.repo == key, LandingLockRow.acquired_at < now - lease)
+                .values(holder=holder, acquired_at=now)
+            )
+            if getattr(taken, "rowcount", 0) != 1:
+                return False
+    # Only the lock's holder marks entries ``landing``: any found now belong to a lander
+    # that died (or crashed) before finishing them. The target moves only by a
+    # compare-and-set, so landing them again from the start is safe.
     with db.session() as session:
-        taken = session.execute(
-            update(LandingLockRow)
-            .where(LandingLockRow.repo == key, LandingLockRow.acquired_at < now - lease)
-            .values(holder=holder, acquired_at=now)
-        )
-        if getattr(taken, "rowcount", 0) != 1:
-            return False
-        # The dead lander's entry never finished; main moves only by a compare-and-set,
-        # so it is safe to land it again from the start.
         session.execute(
             update(LandingEntryRow)
             .where(LandingEntryRow.repo == key, LandingEntryRow.status == "landing")
