@@ -104,8 +104,10 @@ def test_the_lock_is_one_holders_and_a_dead_holders_lock_is_taken_over(
 
 
 def test_runs_owning_the_same_file_see_each_other_until_one_lands_or_ends(
-    database: Database, repo: Path
+    database: Database, repo: Path, branch: BranchMaker
 ) -> None:
+    branch("r1-branch", {"r1.py": "R = 1\n"})
+    branch("r2-branch", {"r2.py": "R = 2\n"})
     for run_id, status in (("r1", "running"), ("r2", "running"), ("r3", "failed")):
         _run(database, run_id, repo, status)
     record_claims(database, "r1", repo, ["calc.py", "tests/test_calc.py"])
