@@ -209,3 +209,29 @@ def test_concurrent_landers_never_fast_forward_at_once(
     assert most == 1
     assert len(_log(repo)) == 4
     assert all(e.status == "landed" for e in entries(database, str(repo)))
+
+
+def test_a_lander_whose_lease_was_taken_over_stops_after_its_entry(
+    database: Database, repo: Path, branch: BranchMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestra.landing import acquire, queue
+    from orchestra.store.tables.landing import LandingLockRow
+
+    for name in ("slow", "next"):
+        branch(name, {f"{name}.py": "X = 1\n"})
+        enqueue(database, str(repo), name, "main", requested_by="ann")
+    real = Lander.land
+
+    def long_land(self: Lander, entry: Any) -> Any:
+        with database.session() as session:  # the lease runs out while the tests run ...
+            lock = session.get(LandingLockRow, str(repo.resolve()))
+            assert lock is not None
+            lock.acquired_at = lock.acquired_at.replace(year=2000)
+        assert acquire(database, str(repo), "other")  # ... and another lander takes over
+        return real(self, entry)
+
+    monkeypatch.setattr(Lander, "land", long_land)
+    done = Lander(database).process(str(repo))
+    assert [e.branch for e in done] == ["slow"]
+    assert [e.status for e in entries(database, str(repo))] == ["landed", "queued"]
+    queue.release(database, str(repo), "other")

@@ -83,7 +83,8 @@ class Lander:
                             landed_commit=outcome.landed_commit,
                         )
                     )
-                    queue.refresh(self.db, repo, self.holder)
+                    if not queue.refresh(self.db, repo, self.holder):
+                        return done  # our lease ran out and another lander took over
             finally:
                 queue.release(self.db, repo, self.holder)
             # An entry added after the last look but before the release found the lock
