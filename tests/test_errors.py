@@ -34,6 +34,7 @@ LEVEL: dict[str, float] = {
     "analytics": 5,  # reads the ledger, runs and the organisation
     "capacity": 5,  # sweeps through the gateway over HTTP; reads the ledger
     "engine": 6,
+    "landing": 6,  # the merge queue: beside the engine, below the pipelines
     "pipelines": 7,
     "repository": 7,  # environments and baselines of the repositories runs work on
     "experiments": 7.5,  # suites, experiments and rollout: drive the engine's runs

@@ -16,6 +16,7 @@ from orchestra.cli import (
     insight,
     insight_more,
     kb,
+    landing,
     org,
     policy,
     registry,
@@ -53,6 +54,7 @@ for module in (
     capacity,
     insight_more,
     experiments,
+    landing,
     workers,
 ):
     module.register(app)

@@ -60,6 +60,7 @@ READ_ONLY = {
     "survey list",
     "survey results",
     "version",
+    "workers",
 }
 
 

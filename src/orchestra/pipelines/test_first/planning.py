@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from orchestra.pipelines.plan import parse_plan
+from orchestra.landing import record_claims
+from orchestra.pipelines.plan import Plan, parse_plan
 from orchestra.pipelines.test_first.steps import ARCHITECT, RunFailed, TestFirstRun
 from orchestra.tools import git
 
@@ -44,4 +45,22 @@ def plan_phase(run: TestFirstRun) -> None:
     )
     run.state.plan = plan
     run.state.summaries = [f"plan ({outcome.agent}): {outcome.summary[:300]}"]
+    claim_files(run, plan)
     run.mark("plan", "end")
+
+
+def claim_files(run: TestFirstRun, plan: Plan) -> None:
+    """Record the files the plan owns; name the other unlanded runs owning some of them.
+
+    They are not waited for: whichever lands second is rebased onto the first and tested
+    again by the merge queue before main moves (``docs/merge-queue.md``).
+    """
+    files = [path for part in plan.parts for path in part.files] + list(plan.test_files)
+    shared = record_claims(run.svc.database, run.run_id, run.row.repo_path, files)
+    if shared:
+        run.svc.artifacts.put_json(run.run_id, "coordination.json", shared, "plan")
+        named = "; ".join(f"{other}: {', '.join(paths)}" for other, paths in shared.items())
+        run.state.summaries.append(
+            f"coordination: files shared with unlanded runs ({named}); the merge queue "
+            "rebases and re-tests whichever lands second"
+        )

@@ -25,6 +25,7 @@ DOMAINS = (
     "system",
     "auth",
     "runs",
+    "queue",
     "org",
     "keys",
     "budgets",
