@@ -1,8 +1,10 @@
-"""The hidden-test judge on a Go module: ``go test`` takes packages, not files, so the
-hidden cases are those of the test functions the hidden ``_test.go`` files define."""
+"""The hidden-test judge beyond pytest. On a Go module ``go test`` takes packages, not
+files, so the hidden cases are those of the test functions the hidden ``_test.go`` files
+define; a JS package's runner (here ``node --test``) is given the hidden files."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -26,9 +28,7 @@ from orchestra.testing.scripted import create_repository
 from orchestra.tools import CommandLimits, git
 from tests.repository.fixtures import commit_files
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("go") is None, reason="needs the Go toolchain (golang-go)"
-)
+needs_go = pytest.mark.skipif(shutil.which("go") is None, reason="needs the Go toolchain")
 
 GO_MOD = "module example.com/calc\n\ngo 1.19\n"
 CALC = "package calc\n\n// Add adds.\nfunc Add(a, b int) int { return a + b }\n"
@@ -53,14 +53,15 @@ def _go_history(path: Path) -> tuple[Path, str]:
     return repo, sha
 
 
-def _branch(checkout: Path, name: str, calc: str) -> str:
+def _branch(checkout: Path, name: str, calc: str, path: str = "calc.go") -> str:
     git(checkout, "checkout", "-q", "-b", name)
-    (checkout / "calc.go").write_text(calc)
+    (checkout / path).write_text(calc)
     git(checkout, "-c", "user.name=T", "-c", "user.email=t@l", "commit", "-q", "-am", name)
     git(checkout, "checkout", "-q", "main")
     return name
 
 
+@needs_go
 def test_go_hidden_cases_are_read_from_go_test_json(tmp_path: Path) -> None:
     repo, sha = _go_history(tmp_path / "calc")
     task = read_task(repo, sha)
@@ -100,6 +101,7 @@ def test_go_hidden_cases_are_read_from_go_test_json(tmp_path: Path) -> None:
     assert not (checkout / "mul_test.go").exists()
 
 
+@needs_go
 @pytest.mark.slow
 def test_replayed_go_task_passes_its_hidden_tests(
     tmp_path: Path, pipeline_agents: RosterAgents
@@ -122,3 +124,38 @@ def test_replayed_go_task_passes_its_hidden_tests(
     assert verdicts["replay"][0], verdicts
     assert verdicts["replay"][1]["counts"]["passed"] == 3
     assert not verdicts["weak"][0], verdicts
+
+
+JS_HEAD = (
+    "const test = require('node:test');\nconst assert = require('node:assert');\n"
+    "const calc = require('../calc');\n"
+)
+JS_ADD = "exports.add = (a, b) => a + b;\n"
+JS_MUL = JS_ADD + "exports.mul = (a, b) => a * b;\n"
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.js and npm")
+def test_node_test_hidden_files_are_judged(tmp_path: Path) -> None:
+    package = {"name": "calc", "version": "1.0.0", "scripts": {"test": "node --test"}}
+    adds = JS_HEAD + "test('adds', () => { assert.strictEqual(calc.add(1, 2), 3); });\n"
+    muls = JS_HEAD + "test('muls', () => { assert.strictEqual(calc.mul(2, 3), 6); });\n"
+    repo = create_repository(
+        tmp_path / "js",
+        {"package.json": json.dumps(package), "calc.js": JS_ADD, "test/add.test.js": adds},
+    )
+    sha = commit_files(repo, {"calc.js": JS_MUL, "test/mul.test.js": muls}, "Add mul")
+    task = read_task(repo, sha)
+    assert task is not None
+    checkout = checkout_base(task, tmp_path / "checkout")
+    env = resolve_environment(checkout, OrchestraConfig())
+    assert env.runner == "node"
+    home = tmp_path / "home"
+    home.mkdir()
+    required = reference_passing(task, env, home=home, limits=LIMITS)
+    assert required == {"test::muls"}  # node --test names the folder, not the file
+    solved = _branch(checkout, "solved", JS_MUL, "calc.js")
+    verdict = judge(task, checkout, solved, env, home=home, limits=LIMITS, required=required)
+    assert verdict.passed, verdict
+    unsolved = _branch(checkout, "unsolved", JS_ADD + "// no mul\n", "calc.js")
+    verdict = judge(task, checkout, unsolved, env, home=home, limits=LIMITS, required=required)
+    assert not verdict.passed and verdict.failing == ["test::muls"], verdict
