@@ -64,7 +64,7 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             gateway.stop()
 
 
-@pytest.mark.parametrize(("name", "message", "max_tokens"), PROMPTS)
+@pytest.mark.parametrize(("name", "message", "max_tokens"), PROMPTS, ids=[p[0] for p in PROMPTS])
 def test_each_step_of_the_weak_model_ends_cleanly_with_its_reason(
     gateway_url: tuple[str, str], tmp_path: Path, name: str, message: str, max_tokens: int
 ) -> None:
