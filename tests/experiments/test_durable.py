@@ -5,11 +5,14 @@ the budget stops it with a clear message."""
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dbos import DBOS, SetWorkflowID
 
 from orchestra.experiments import (
     Arm,
@@ -26,7 +29,7 @@ from orchestra.experiments import (
     start_experiment,
     unfinished_experiment,
 )
-from orchestra.experiments.durable import ExperimentHost
+from orchestra.experiments.durable import ExperimentHost, experiment_workflow
 
 
 class Runs:
@@ -145,3 +148,32 @@ def test_only_experiment_workflows_resume(host: ExperimentHost) -> None:
         resume_experiment("run-123", host)
     with pytest.raises(ExperimentError, match="no experiment workflow"):
         resume_experiment("experiment/nope/00000000", host)
+
+
+def test_a_workflow_whose_process_lives_is_not_resumed(tmp_path: Path) -> None:
+    other = subprocess.Popen(["sleep", "120"])
+    release = threading.Event()
+
+    def blocked(plan: dict[str, Any], task: str, arm: str, replicate: int) -> dict[str, Any]:
+        release.wait(60)
+        return Runs()(plan, task, arm, replicate)
+
+    try:
+        # Launched as if by the other (live) process: its workflows are that process's.
+        with experiment_host(f"sqlite:///{tmp_path / 'dbos.sqlite'}", pid=other.pid) as host:
+            spec, suite = _setup(tmp_path)
+            plan = experiment_plan(
+                spec, suite, experiment=tmp_path / "e.yaml", results=tmp_path / "r.jsonl"
+            )
+            bind_runner(blocked)
+            with SetWorkflowID("experiment/durable/live0001"):
+                handle = DBOS.start_workflow(experiment_workflow, plan)
+            try:
+                with pytest.raises(ExperimentError, match=f"still running in process {other.pid}"):
+                    resume_experiment("experiment/durable/live0001", host)
+            finally:
+                release.set()
+                handle.get_result()
+    finally:
+        other.kill()
+        other.wait()

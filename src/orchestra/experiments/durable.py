@@ -181,10 +181,15 @@ class ExperimentHost:
 
 
 @contextmanager
-def experiment_host(system_database_url: str) -> Iterator[ExperimentHost]:
+def experiment_host(
+    system_database_url: str, *, pid: int | None = None
+) -> Iterator[ExperimentHost]:
     """Launch DBOS on ``system_database_url`` for experiment workflows; it listens to its
-    own queue only (never to an engine's agent queue)."""
-    executor = f"experiment-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    own queue only (never to an engine's agent queue). Its executor id names this host and
+    process (``pid``, default this one's), so no other process resumes its workflows while
+    it lives."""
+    pid = os.getpid() if pid is None else pid
+    executor = f"experiment-{socket.gethostname()}-{pid}-{uuid.uuid4().hex[:6]}"
     config: DBOSConfig = {
         "name": "orchestra",
         "system_database_url": system_database_url,
