@@ -14,7 +14,7 @@ JEST          := jest@30.5.2 jest-junit@17.0.0
 NODE_PREFIX   := $(VENV)/node
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck unit bench fuzz capacity-real clean
+.PHONY: help run test lint typecheck unit bench fuzz capacity-real local-model clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ $(VENV)/.local-model: $(VENV)/.test
 
 capacity-real: $(VENV)/.local-model ## orchestra capacity against SmolLM2 on llama-cpp-python (slow; docs/capacity.md)
 	$(BIN)/pytest -m local_model -s tests/capacity/test_real_model.py
+
+local-model: $(VENV)/.local-model ## every local_model test: capacity and agent steps against SmolLM2 (slow; docs/testing.md)
+	$(BIN)/pytest -m local_model -s tests/capacity/test_real_model.py tests/engine/test_weak_real_model.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

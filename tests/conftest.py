@@ -55,6 +55,8 @@ LONG_RUNNING_FILES = frozenset(
         "tests/knowledge/test_retrieval_quality.py",
         "tests/knowledge/test_claude_code_hooks.py",
         "tests/knowledge/test_hooks.py",
+        "tests/experiments/test_durable.py",
+        "tests/experiments/test_acceptance_languages.py",
     }
 )
 

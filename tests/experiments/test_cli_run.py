@@ -44,7 +44,7 @@ def test_experiment_run_builds_each_arm_from_its_overlay(
     finally:
         upstream.stop()
     assert result.exit_code == 0, result.output
-    assert "2 runs now, 0 recorded before, 0 not run" in result.output
+    assert ": 2 runs, spent $" in result.output and "2 of 2 runs recorded" in result.output
     lines = (tmp_path / "exp.results.jsonl").read_text().splitlines()
     runs = {m["arm"]: m for m in map(json.loads, lines)}
     assert runs["cloud"]["passed"] and runs["hybrid"]["passed"]

@@ -67,7 +67,7 @@ def test_a_phase_short_of_its_criteria_is_no_go_and_exits_one(setup: Path) -> No
     code, out = _status(setup, "--input", "satisfaction=0.7", "--phase", "pilot")
     assert code == 1
     assert "## pilot (pilot): **NO-GO**" in out
-    assert "| satisfaction | >= 0.8 | 0.7 | no | given on the command line |" in out
+    assert "| satisfaction | >= 0.8 | 0.7 | no | given, not measured (--input) |" in out
     assert "tasks_per_week: unknown" in out  # neither given nor in insight
     code, _ = _status(
         setup, "--input", "satisfaction=0.9", "--input", "tasks_per_week=4", "--phase", "pilot"
@@ -112,3 +112,59 @@ def test_cost_per_developer_is_read_from_the_ledger(
     (cost,) = json.loads(out)["phases"][1]["criteria"]
     assert cost["value"] == pytest.approx(450.0) and cost["met"] is False
     assert cost["source"] == "insight KPI cost_per_developer_month (payments)"
+
+
+SURVEYED = """
+rollout:
+  phases:
+    - name: pilot
+      kind: pilot
+      unit: payments
+      criteria:
+        - {metric: satisfaction, min: 0.8}
+"""
+
+
+def test_satisfaction_is_read_from_the_cohorts_survey_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestra.analytics import answer_survey, open_survey_round, principal_in
+    from orchestra.config import OrganisationSection
+    from orchestra.org import build_org_tree, load_org, sync_org
+    from orchestra.store import open_database
+    from tests.analytics.test_surveys import ORGANISATION, PAYMENTS
+
+    url = f"sqlite:///{tmp_path / 'survey.db'}"
+    monkeypatch.setenv("ORCHESTRA_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("ORCHESTRA_DATABASE_URL", url)
+    config = tmp_path / "orchestra.yaml"
+    config.write_text(SURVEYED)
+    db = open_database(url)
+    try:
+        code, out = _status(config, "--json")
+        (check,) = json.loads(out)["phases"][0]["criteria"]
+        assert check["met"] is None and "survey unavailable" in check["source"], check
+
+        sync_org(db, build_org_tree(OrganisationSection.model_validate(ORGANISATION)))
+        open_survey_round(db, principal_in(load_org(db), "lead"), "2026-q4", "Q4")
+        for who, score in zip(PAYMENTS[:4], (5, 4, 4, 3), strict=True):
+            answer_survey(db, who, "2026-q4", satisfaction=score, quality=3, recommend=8)
+        code, out = _status(config, "--phase", "pilot")
+        assert code == 1  # four answers: too few to show, so unknown, so no go
+        assert "| satisfaction | >= 0.8 | unknown | unknown |" in out
+        assert "survey 2026-q4 (squad payments): fewer than 5 answers" in out
+
+        answer_survey(db, PAYMENTS[4], "2026-q4", satisfaction=5, quality=3, recommend=8)
+        code, out = _status(config, "--phase", "pilot", "--json")
+        assert code == 0, out
+        (check,) = json.loads(out)["phases"][0]["criteria"]
+        assert check["value"] == pytest.approx(0.8) and check["met"] is True
+        assert check["source"] == "survey 2026-q4 (squad payments): 5 answers, share satisfied"
+
+        # --input overrides the measured value, and the report says it was not measured.
+        code, out = _status(config, "--input", "satisfaction=0.5", "--json")
+        (check,) = json.loads(out)["phases"][0]["criteria"]
+        assert (check["value"], check["met"]) == (0.5, False)
+        assert check["source"] == "given, not measured (--input)"
+    finally:
+        db.dispose()

@@ -41,6 +41,8 @@ from orchestra.store.tables.insight2 import (
 SURVEY_MIN_GROUP = 5
 """Fewest respondents a group's results are shown for."""
 TOO_FEW = "too few answers"
+SATISFIED = 4
+"""The lowest satisfaction answer (of 1-5) that counts as satisfied."""
 QUESTIONS = {
     "satisfaction": (1, 5, "How satisfied are you with working with Orchestra's agents?"),
     "quality": (1, 5, "How good is the code the agents help you produce?"),
@@ -77,6 +79,8 @@ class SurveyResult:
     hidden: str | None = None
     """Why figures are not shown (too few answers, or the rest of the unit above would be
     too few: its figures minus these would show them)."""
+    satisfied: float | None = None
+    """Share of respondents satisfied: 4 or 5 on the 1-5 satisfaction question (CSAT)."""
 
     @property
     def shown(self) -> bool:
@@ -96,6 +100,7 @@ class SurveyResult:
             "satisfaction": self.satisfaction,
             "quality": self.quality,
             "nps": self.nps,
+            "satisfied": self.satisfied,
         }
 
 
@@ -304,4 +309,5 @@ def survey_results(db: Database, round_id: str, *, unit: str | None = None) -> S
         statistics.fmean(r[0] for r in rows),
         statistics.fmean(r[1] for r in rows),
         _nps([r[2] for r in rows]),
+        satisfied=sum(1 for r in rows if r[0] >= SATISFIED) / len(rows),
     )

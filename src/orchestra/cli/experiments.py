@@ -4,7 +4,6 @@ between configurations, and the rollout's go/no-go."""
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,43 +66,128 @@ def _write_report(experiment: Path, spec: Any, runs: list[Any], not_run: int) ->
     return data
 
 
+ReplayOption = Annotated[
+    bool,
+    typer.Option(
+        "--replay",
+        help="Models replay each task's own commit ($0): checks the harness, not a model.",
+    ),
+]
+
+
+def _finish(experiment: Path, results: Path, outcome: Any) -> None:
+    from orchestra.experiments import ExperimentSpec, Suite, read_results
+
+    spec = ExperimentSpec.load(experiment)
+    suite = Suite.load(experiment.parent / spec.suite)
+    runs = read_results(results)
+    total = len(spec.arms) * len(suite.tasks) * spec.replicates
+    data = _write_report(experiment, spec, runs, max(total - len(runs), 0))
+    typer.echo(
+        f"{outcome.message()}. {len(runs)} of {total} runs recorded. Decisions: {data['decisions']}"
+    )
+
+
 @experiment_app.command("run")
 def run(
     experiment: Annotated[Path, typer.Argument(help="The experiment file (YAML).")],
     results: ResultsOption = None,
     config: ConfigOption = None,
+    replay: ReplayOption = False,
 ) -> None:
-    """Run every task on every arm k times (skipping runs already in the results file),
-    within the budget, then write <experiment>.report.md and .report.json."""
-    from orchestra.app import experiment_arm
-    from orchestra.config import default_database_url, load_config, orchestra_home
-    from orchestra.experiments import ExperimentSpec, Suite, run_experiment
+    """Run every task on every arm k times as a durable workflow (one step per run, each
+    in its own process), within the budget, then write <experiment>.report.md and .json.
+    Runs already in the results file are skipped; an unfinished workflow of the same
+    experiment is resumed instead of starting a new one."""
+    from orchestra.cli.experiment_runs import host_for_experiments
+    from orchestra.experiments import (
+        ExperimentSpec,
+        Suite,
+        experiment_plan,
+        resume_experiment,
+        start_experiment,
+        unfinished_experiment,
+    )
 
     try:
         spec = ExperimentSpec.load(experiment)
         suite = Suite.load(experiment.parent / spec.suite)
-        home = orchestra_home()
-        opener = partial(
-            experiment_arm,
-            database_url=default_database_url(),
-            home=home,
-            base_config=load_config(config),
-        )
-        outcome = run_experiment(
-            spec,
-            suite,
-            opener,
-            results=_results_path(experiment, results),
-            workdir=home / "experiments" / spec.name,
-        )
+        path = _results_path(experiment, results)
+        with host_for_experiments() as host:
+            pending = unfinished_experiment(spec.name)
+            if pending is not None:
+                console().print(f"resuming unfinished experiment {pending}", highlight=False)
+                outcome = resume_experiment(pending, host)
+            else:
+                options = {"config": str(config.resolve()) if config else None, "replay": replay}
+                plan = experiment_plan(
+                    spec, suite, experiment=experiment, results=path, options=options
+                )
+                outcome = start_experiment(spec.name, plan)
+        _finish(experiment, Path(outcome.results), outcome)
     except OrchestraError as exc:
         raise fail(exc) from None
-    data = _write_report(experiment, spec, outcome.measurements, outcome.not_run)
-    console().print(
-        f"{outcome.ran} runs now, {outcome.skipped} recorded before, {outcome.not_run} not run; "
-        f"spent ${outcome.spent_usd:.4f}. Decisions: {data['decisions']}",
-        highlight=False,
-    )
+
+
+@experiment_app.command("resume")
+def resume(
+    workflow_id: Annotated[str, typer.Argument(help="The experiment's workflow id (`list`).")],
+) -> None:
+    """Resume an experiment a crash or a failed run stopped: finished runs are replayed
+    from their records, not run again."""
+    from orchestra.cli.experiment_runs import host_for_experiments
+    from orchestra.experiments import resume_experiment
+
+    try:
+        with host_for_experiments() as host:
+            outcome = resume_experiment(workflow_id, host)
+        _finish(Path(outcome.experiment), Path(outcome.results), outcome)
+    except OrchestraError as exc:
+        raise fail(exc) from None
+
+
+@experiment_app.command("list")
+def list_cmd(
+    name: Annotated[str | None, typer.Argument(help="Only this experiment's workflows.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Experiment workflows with their status, newest first."""
+    from orchestra.cli.experiment_runs import host_for_experiments
+    from orchestra.experiments import list_experiments
+
+    with host_for_experiments():
+        rows = list_experiments(name)
+    if json_out:
+        print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['id']}  {row['status']}")
+
+
+@experiment_app.command("run-one", hidden=True)
+def run_one(
+    experiment: Annotated[Path, typer.Argument(help="The experiment file (YAML).")],
+    task: Annotated[str, typer.Option(help="Task id.")],
+    arm: Annotated[str, typer.Option(help="Arm name.")],
+    replicate: Annotated[int, typer.Option(help="Replicate number.", min=0)],
+    out: Annotated[Path, typer.Option(help="Where to write the measurement (JSON).")],
+    config: ConfigOption = None,
+    replay: ReplayOption = False,
+) -> None:
+    """One run of an experiment (a step of its workflow), in this process."""
+    from orchestra.cli.experiment_runs import arm_opener
+    from orchestra.config import orchestra_home
+    from orchestra.experiments import ExperimentSpec, Suite, run_single
+
+    try:
+        spec = ExperimentSpec.load(experiment)
+        suite = Suite.load(experiment.parent / spec.suite)
+        workdir = orchestra_home() / "experiments" / spec.name
+        opener = arm_opener(config, replay=replay, workdir=workdir)
+        measured = run_single(spec, suite, opener, (task, arm, replicate), workdir=workdir)
+    except OrchestraError as exc:
+        raise fail(exc) from None
+    out.write_text(json.dumps(measured.to_json(), sort_keys=True), encoding="utf-8")
 
 
 @experiment_app.command("report")

@@ -1,5 +1,6 @@
 """Where ``orchestra rollout status`` reads its measured values: insight's KPIs from the
-database (the stored organisation, the ledger, runs, git history) and ``--input``."""
+database (the stored organisation, the ledger, runs, git history), survey results and
+``--input``."""
 
 from __future__ import annotations
 
@@ -35,4 +36,21 @@ def kpi_source(
         finally:
             db.dispose()
 
-    return kpi_metric_source(figures_of, given)
+    def survey_of(unit: str | None) -> Any:
+        from orchestra.analytics import UnknownRound, list_survey_rounds, survey_results
+
+        db = open_database(default_database_url())
+        try:
+            chosen = config.rollout.survey_round
+            if chosen is None:
+                rounds = sorted(list_survey_rounds(db), key=lambda r: r.opened_at)
+                if not rounds:
+                    raise UnknownRound(
+                        "no survey round opened yet", hint="`orchestra survey open ROUND`"
+                    )
+                chosen = rounds[-1].id
+            return survey_results(db, chosen, unit=unit)
+        finally:
+            db.dispose()
+
+    return kpi_metric_source(figures_of, given, survey_of)

@@ -16,7 +16,8 @@ class ExitCriterion(StrictModel):
 
     ``metric`` is a KPI of ``orchestra insight`` (``cost_per_developer_month``,
     ``security_findings``, ``tasks_per_week`` ...), ``experiment:<name>`` (the decision in
-    that experiment's report), or a value given on the command line (``satisfaction``).
+    that experiment's report), or ``satisfaction`` (the share of the phase unit's survey
+    respondents who are satisfied, read from ``orchestra survey`` results).
     """
 
     metric: str = Field(min_length=1, max_length=100)
@@ -56,3 +57,5 @@ class RolloutSection(StrictModel):
     """Baseline values of metrics, for criteria ``relative_to_baseline``."""
     experiments: dict[str, str] = Field(default_factory=dict)
     """Experiment name -> its report JSON (``orchestra experiment report --out``)."""
+    survey_round: str | None = Field(None, max_length=64)
+    """The survey round ``satisfaction`` is read from (default: the latest opened)."""

@@ -340,7 +340,7 @@ class EngineRuntime:
             row.worker_pid
             and row.worker_host == socket.gethostname()
             and row.worker_pid != os.getpid()
-            and _pid_alive(row.worker_pid)
+            and pid_alive(row.worker_pid)
         ):
             raise EngineError(
                 f"run {row.id} is still being worked on by process {row.worker_pid}",
@@ -475,13 +475,14 @@ def orphaned_runs(runs: RunStore) -> list[RunRow]:
     for row in runs.list_runs(limit=1000):
         if row.status not in ACTIVE_STATUSES or row.worker_host != socket.gethostname():
             continue
-        if row.worker_pid and (row.worker_pid == os.getpid() or _pid_alive(row.worker_pid)):
+        if row.worker_pid and (row.worker_pid == os.getpid() or pid_alive(row.worker_pid)):
             continue
         orphans.append(row)
     return orphans
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

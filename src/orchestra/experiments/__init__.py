@@ -14,6 +14,17 @@ from orchestra.experiments.analysis import (
     compare,
     evaluate_gates,
 )
+from orchestra.experiments.durable import (
+    DurableOutcome,
+    ExperimentHost,
+    bind_runner,
+    experiment_host,
+    experiment_plan,
+    list_experiments,
+    resume_experiment,
+    start_experiment,
+    unfinished_experiment,
+)
 from orchestra.experiments.errors import BudgetSpent, ExperimentError, SuiteInvalid
 from orchestra.experiments.measure import RunMeasurement
 from orchestra.experiments.report import experiment_report, render_markdown
@@ -30,8 +41,10 @@ from orchestra.experiments.runner import (
     ArmOpener,
     ArmSession,
     ExperimentOutcome,
+    append_result,
     read_results,
     run_experiment,
+    run_single,
 )
 from orchestra.experiments.spec import Arm, DecisionRule, ExperimentSpec, Gates, arm_config
 from orchestra.experiments.stats import (
@@ -53,7 +66,9 @@ __all__ = [
     "Comparison",
     "CriterionCheck",
     "DecisionRule",
+    "DurableOutcome",
     "ExperimentError",
+    "ExperimentHost",
     "ExperimentOutcome",
     "ExperimentSpec",
     "GateResult",
@@ -67,14 +82,19 @@ __all__ = [
     "SuiteInvalid",
     "Task",
     "analyse",
+    "append_result",
     "arm_config",
+    "bind_runner",
     "check_criterion",
     "checkout_base",
     "compare",
     "evaluate_gates",
+    "experiment_host",
+    "experiment_plan",
     "experiment_report",
     "judge",
     "kpi_metric_source",
+    "list_experiments",
     "mcnemar_exact",
     "paired_bootstrap",
     "pairs_needed",
@@ -83,7 +103,11 @@ __all__ = [
     "reference_passing",
     "render_markdown",
     "render_rollout",
+    "resume_experiment",
     "rollout_status",
     "run_experiment",
+    "run_single",
+    "start_experiment",
     "suite_from_git",
+    "unfinished_experiment",
 ]

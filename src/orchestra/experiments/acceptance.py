@@ -6,6 +6,12 @@ passes when every hidden test case that the task's own commit passes (SWE-bench'
 FAIL_TO_PASS and PASS_TO_PASS together) passes on its branch; a hidden case that fails even
 with the reference solution (a test broken on this interpreter) is left out. The agents
 never saw these files.
+
+Hidden cases are selected in each runner's own terms: pytest, vitest, jest and ``node
+--test`` take the hidden test files as arguments; ``go test`` takes packages, not files,
+so the module's tests run (``./...``) and the hidden cases are those of the test functions
+the hidden ``_test.go`` files define, in the ids ``go test -json`` reports
+(``example.com/m/pkg::TestName``, subtests ``TestName/sub`` included).
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from pathlib import Path
 
 from orchestra.experiments.suite import Task
 from orchestra.repository import TestEnvironment, TestReport, prepare_worktree, run_test_suite
+from orchestra.repository.changes import go_package
+from orchestra.repository.reports import CaseResult
+from orchestra.repository.test_sources import go_test_spans
 from orchestra.tools import CommandLimits, git
 
 
@@ -46,6 +55,46 @@ def _extract(repository: str, commit: str, dest: Path) -> None:
         tar.extractall(dest, filter="data")
 
 
+def _run_hidden(
+    task: Task, env: TestEnvironment, tree: Path, scratch: Path, limits: CommandLimits, name: str
+) -> TestReport:
+    """Run ``task``'s hidden tests in ``tree``; the report holds the hidden cases only."""
+    go = env.runner == "go"
+    report = run_test_suite(
+        env,
+        tree,
+        home=scratch / "home",
+        limits=limits,
+        report_dir=scratch / "reports",
+        name=name,
+        paths=() if go else task.hidden_test_files,
+    )
+    if go:
+        report.cases = _go_hidden_cases(task, tree, report.cases)
+    return report
+
+
+def _go_hidden_cases(task: Task, tree: Path, cases: list[CaseResult]) -> list[CaseResult]:
+    """The cases of the hidden ``_test.go`` files' test functions, and the build failure
+    of a package holding one (no test of it ran)."""
+    functions: set[str] = set()
+    packages: set[str] = set()
+    for path in task.hidden_test_files:
+        text = task.hidden_tests[path]
+        if not path.endswith(".go") or text is None:
+            continue
+        package = go_package(tree, path)
+        packages.add(package)
+        functions.update(f"{package}::{span.name}" for span in go_test_spans(text))
+    return [c for c in cases if c.id in packages or _go_function(c.id) in functions]
+
+
+def _go_function(case_id: str) -> str:
+    """``pkg::TestA/sub`` -> ``pkg::TestA`` (a subtest belongs to its test function)."""
+    package, _, test = case_id.partition("::")
+    return f"{package}::{test.split('/', 1)[0]}"
+
+
 def reference_passing(
     task: Task, env: TestEnvironment, *, home: Path, limits: CommandLimits
 ) -> frozenset[str]:
@@ -55,15 +104,7 @@ def reference_passing(
         tree = scratch / "tree"
         _extract(task.repository, task.commit, tree)
         prepare_worktree(env, tree)
-        report = run_test_suite(
-            env,
-            tree,
-            home=scratch / "home",
-            limits=limits,
-            report_dir=scratch / "reports",
-            name="reference",
-            paths=task.hidden_test_files,
-        )
+        report = _run_hidden(task, env, tree, scratch, limits, "reference")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return frozenset(c.id for c in report.by_outcome("passed"))
@@ -116,15 +157,7 @@ def judge(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         prepare_worktree(env, worktree)
-        report = run_test_suite(
-            env,
-            worktree,
-            home=scratch / "home",
-            limits=limits,
-            report_dir=scratch / "reports",
-            name="acceptance",
-            paths=task.hidden_test_files,
-        )
+        report = _run_hidden(task, env, worktree, scratch, limits, "acceptance")
     finally:
         git(checkout, "worktree", "remove", "--force", str(worktree), check=False)
         git(checkout, "worktree", "prune", check=False)

@@ -1,8 +1,11 @@
 """Rollout phases and their exit criteria, judged on measured values: go or no-go.
 
 Every criterion reads one measured value — a KPI of ``orchestra insight`` for the phase's
-unit, an experiment's decision from its report, or a value given by hand (a survey's
-satisfaction). A value that is not known does not count as met: it blocks the go.
+unit, an experiment's decision from its report, or the developers' satisfaction from a
+survey round's results for the phase's unit (groups of at least five respondents only:
+fewer, and the value is unknown). A value given by hand (``--input``) overrides what is
+measured and is marked "given, not measured". A value that is not known does not count as
+met: it blocks the go.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestra.analytics import SURVEY_MIN_GROUP
 from orchestra.config import ExitCriterion, RolloutPhase, RolloutSection
 from orchestra.errors import OrchestraError
 from orchestra.experiments.errors import SuiteInvalid
@@ -174,19 +178,51 @@ def render_rollout(statuses: list[PhaseStatus]) -> str:
     return "\n".join(lines)
 
 
+GIVEN = "given, not measured (--input)"
+"""The source of a value given by hand."""
+SURVEY_METRICS = ("satisfaction",)
+"""Metrics read from survey results rather than from insight's KPIs."""
+
+
+def survey_satisfaction(
+    survey_of: Callable[[str | None], Any], unit: str | None
+) -> tuple[Measured, str]:
+    """The share of ``unit``'s survey respondents who are satisfied, and where it came from.
+
+    ``survey_of(unit)`` returns an :class:`orchestra.analytics.SurveyResult` or raises an
+    :class:`~orchestra.errors.OrchestraError` (no round, no organisation). A group of
+    fewer than :data:`~orchestra.analytics.SURVEY_MIN_GROUP` respondents, or one hidden
+    so that a subtraction cannot single out a smaller group, is unknown."""
+    try:
+        result = survey_of(unit)
+    except OrchestraError as exc:
+        return None, f"survey unavailable: {exc.message}"
+    where = f"survey {result.round_id} ({result.kind} {result.unit})"
+    if result.respondents < SURVEY_MIN_GROUP:
+        return None, f"{where}: fewer than {SURVEY_MIN_GROUP} answers"
+    if not result.shown or result.satisfied is None:
+        return None, f"{where}: {result.hidden or 'no figures'}"
+    return float(result.satisfied), f"{where}: {result.respondents} answers, share satisfied"
+
+
 def kpi_metric_source(
     figures_of: Callable[[str | None], Mapping[str, Any]],
     given: Mapping[str, float],
+    survey_of: Callable[[str | None], Any] | None = None,
 ) -> MetricSource:
-    """A :data:`MetricSource` over values given by hand (``given``, first) and insight's
-    KPIs: ``figures_of(unit)`` returns a unit's figures by KPI name (objects with
-    ``value`` and ``unknown``), or raises an :class:`~orchestra.errors.OrchestraError`
-    saying why there are none (then each KPI criterion is unknown, with that reason)."""
+    """A :data:`MetricSource` over values given by hand (``given``, first: an override
+    marked "given, not measured"), survey results for :data:`SURVEY_METRICS`
+    (``survey_of``, see :func:`survey_satisfaction`) and insight's KPIs:
+    ``figures_of(unit)`` returns a unit's figures by KPI name (objects with ``value`` and
+    ``unknown``), or raises an :class:`~orchestra.errors.OrchestraError` saying why there
+    are none (then each KPI criterion is unknown, with that reason)."""
     cache: dict[str | None, Mapping[str, Any] | str] = {}
 
     def measure(phase: RolloutPhase, metric: str) -> tuple[Measured, str]:
         if metric in given:
-            return given[metric], "given on the command line"
+            return given[metric], GIVEN
+        if metric in SURVEY_METRICS and survey_of is not None:
+            return survey_satisfaction(survey_of, phase.unit)
         if phase.unit not in cache:
             try:
                 cache[phase.unit] = figures_of(phase.unit)

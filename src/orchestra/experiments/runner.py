@@ -2,8 +2,10 @@
 
 Each finished run is appended to the results file (JSON lines) as it ends. Running the
 experiment again skips the (task, arm, replicate) already recorded, so an interrupted
-experiment resumes where it stopped; a run cut off in the middle is started afresh. (The
-experiment is not itself a DBOS workflow; each of its runs is one.)
+experiment resumes where it stopped; a run cut off in the middle is started afresh.
+:func:`run_experiment` runs a whole experiment in this process (tests, benchmarks);
+``orchestra experiment run`` makes it a DBOS workflow (:mod:`orchestra.experiments.durable`)
+whose steps each make one run with :func:`run_single` in a process of its own.
 
 The engine each arm runs on is handed in (``open_arm``): the composition root builds it
 from the arm's configuration; tests hand in scripted models.
@@ -21,6 +23,7 @@ from typing import Any
 from orchestra.config import OrchestraConfig
 from orchestra.engine import EngineRuntime
 from orchestra.experiments.acceptance import checkout_base, judge, reference_passing
+from orchestra.experiments.errors import SuiteInvalid
 from orchestra.experiments.measure import RunMeasurement, measurement_of
 from orchestra.experiments.spec import Arm, ExperimentSpec
 from orchestra.experiments.suite import Suite, Task
@@ -70,9 +73,12 @@ def read_results(path: Path) -> list[RunMeasurement]:
     return out
 
 
-def _append(path: Path, measurement: RunMeasurement) -> None:
+def append_result(path: Path, measurement: RunMeasurement | dict[str, Any]) -> None:
+    """Append one run's measurement to a results file."""
+    data = measurement.to_json() if isinstance(measurement, RunMeasurement) else measurement
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(measurement.to_json(), sort_keys=True) + "\n")
+        handle.write(json.dumps(data, sort_keys=True) + "\n")
 
 
 def _pending(
@@ -162,7 +168,7 @@ def run_experiment(
                 if spec.budget_usd is not None and spent >= spec.budget_usd:
                     break
                 measurement = state.one(session, arm, task, replicate)
-                _append(results, measurement)
+                append_result(results, measurement)
                 recorded.append(measurement)
                 spent += measurement.cost_usd or 0.0
                 ran += 1
@@ -173,3 +179,25 @@ def run_experiment(
         not_run=total - len(recorded),
         spent_usd=spent,
     )
+
+
+def run_single(
+    spec: ExperimentSpec,
+    suite: Suite,
+    open_arm: ArmOpener,
+    key: tuple[str, str, int],
+    *,
+    workdir: Path,
+) -> RunMeasurement:
+    """Make one run, ``key`` = (task id, arm name, replicate), on its arm's engine."""
+    task_id, arm_name, replicate = key
+    task = next((t for t in suite.tasks if t.id == task_id), None)
+    arm = next((a for a in spec.arms if a.name == arm_name), None)
+    if task is None or arm is None:
+        raise SuiteInvalid(
+            f"the experiment has no task {task_id!r} on arm {arm_name!r}",
+            hint="the suite or the experiment file changed since the experiment started",
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open_arm(arm) as session:
+        return _Run(spec, workdir).one(session, arm, task, replicate)
