@@ -30,6 +30,7 @@ READ_ONLY = {
     "claude-code env",
     "config check",
     "doctor",
+    "experiment list",
     "experiment report",
     "insight alerts history",
     "insight alerts list",
