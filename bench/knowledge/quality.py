@@ -33,6 +33,7 @@ from orchestra.knowledge.fusion import (
     adaptive_fusion,
     bm25_gap,
     hybrid_fusion,
+    kind_aware_fusion,
     reciprocal_rank_fusion,
 )
 
@@ -169,7 +170,7 @@ def verdict(results: Sequence[SetResult]) -> list[str]:
 
 
 FusionRule = Callable[[list[Any], list[Any]], list[Any]]
-"""``(vector hits, BM25 hits) -> fused hits``; hits are ``((id, title), score)``."""
+"""``(vector hits, BM25 hits) -> fused hits``; hits are ``((id, title, kind), score)``."""
 
 
 def fusion_rules() -> dict[str, FusionRule]:
@@ -186,7 +187,13 @@ def fusion_rules() -> dict[str, FusionRule]:
     for text_weight in (0.3, 0.5, 0.7, 1.0):
         for k in (5, 10, 20, 60):
             rules[f"rrf bm25={text_weight} k={k}"] = partial(_rrf, text_weight=text_weight, k=k)
+    rules["kind-aware (ships)"] = _kind_aware
     return rules
+
+
+def _kind_aware(vector: list[Any], text: list[Any]) -> list[Any]:
+    top_kind = vector[0][0][2] if vector else None
+    return kind_aware_fusion(vector, text, vector_top_kind=top_kind)
 
 
 def _scores(vector: list[Any], text: list[Any], *, weight: float) -> list[Any]:
@@ -217,7 +224,7 @@ def fusion_grid(store: KnowledgeStore, sets: Sequence[LabelledSet]) -> list[str]
         for item in labelled.queries:
             found = {
                 mode: [
-                    ((str(h.entry.id), h.entry.title), h.score)
+                    ((str(h.entry.id), h.entry.title, h.entry.kind), h.score)
                     for h in store.search(item.query, project=scope(labelled), k=50, mode=mode)  # type: ignore[arg-type]
                 ]
                 for mode in ("vector", "text")

@@ -6,9 +6,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestra.knowledge.fusion import (
+    VECTOR_FIRST_KINDS,
     adaptive_fusion,
     bm25_gap,
     hybrid_fusion,
+    kind_aware_fusion,
     reciprocal_rank_fusion,
     score_fusion,
 )
@@ -99,6 +101,22 @@ def test_a_sure_bm25_list_weighs_as_much_as_vector() -> None:
     text = [("t1", 25.0), ("v2", 6.0), ("v1", 5.0)]
     assert next(k for k, _ in adaptive_fusion(vector, text)) == "t1"
     assert next(k for k, _ in hybrid_fusion(vector, text, vector_weight=0.7)) == "v1"
+
+
+def test_a_decision_at_vectors_top_keeps_the_vector_ranking() -> None:
+    # BM25 is sure of a code chunk (clear lead), which adaptive fusion puts first; when
+    # vector's best hit is a decision, hybrid keeps vector's order and BM25-only hits follow.
+    vector = [("d1", 0.60), ("v2", 0.55), ("t1", 0.50), ("v3", 0.10)]
+    text = [("t1", 25.0), ("t2", 6.0), ("v2", 5.0)]
+    assert next(k for k, _ in adaptive_fusion(vector, text)) == "t1"
+    for kind in VECTOR_FIRST_KINDS:
+        fused = kind_aware_fusion(vector, text, vector_top_kind=kind)
+        assert [k for k, _ in fused][:3] == ["d1", "v2", "t1"]
+        assert {k for k, _ in fused} == {"d1", "v2", "t1", "v3", "t2"}
+    for other in ("code", "note", None):
+        assert kind_aware_fusion(vector, text, vector_top_kind=other) == adaptive_fusion(
+            vector, text
+        )
 
 
 def test_without_bm25_hits_adaptive_fusion_is_the_vector_ranking() -> None:

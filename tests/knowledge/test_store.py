@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,27 @@ def test_search_finds_the_right_entry_in_every_mode(store: KnowledgeStore, mode:
     hits = store.search("which database holds the knowledge store", mode=mode, k=3)  # type: ignore[arg-type]
     assert hits[0].entry.id == ids[ENTRIES[0][0]]
     assert hits[0].entry.kind == "decision"
+
+
+def test_hybrid_fuses_by_the_kind_of_vectors_best_hit(
+    store: KnowledgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rule (knowledge.fusion.kind_aware_fusion) needs the kind of vector's best hit,
+    # read in the same vector query as the scores.
+    import orchestra.knowledge._search as search_module
+
+    seen: list[str | None] = []
+    real = search_module.kind_aware_fusion
+
+    def spy(vector_hits: Any, text_hits: Any, *, vector_top_kind: str | None) -> Any:
+        seen.append(vector_top_kind)
+        return real(vector_hits, text_hits, vector_top_kind=vector_top_kind)
+
+    monkeypatch.setattr(search_module, "kind_aware_fusion", spy)
+    ids = fill(store)
+    hits = store.search("which database holds the knowledge store", mode="hybrid", k=3)
+    assert hits[0].entry.id == ids[ENTRIES[0][0]]
+    assert seen == ["decision"]
 
 
 def test_filters_run_inside_the_query(store: KnowledgeStore) -> None:

@@ -11,7 +11,7 @@ from orchestra.errors import KnowledgeError
 from orchestra.knowledge import _schema as sch
 from orchestra.knowledge._tables import EntryTables
 from orchestra.knowledge._writing import check_kind
-from orchestra.knowledge.fusion import adaptive_fusion
+from orchestra.knowledge.fusion import kind_aware_fusion
 from orchestra.knowledge.models import SEARCH_MODES, Entry, Hit, SearchMode
 
 CANDIDATES = 50
@@ -111,12 +111,14 @@ async def _finish(
     fuse and to read back.
     """
     vector_hits: list[tuple[int, float]] = []
+    top_kind: str | None = None
     if vector is not None:
         q = table.query().nearest_to(vector).column("vector").distance_type("cosine")
         if where:
             q = q.where(where)  # a prefilter: LanceDB filters before the vector search
-        found = await q.select(["_distance"]).with_row_id().limit(n).to_arrow()
+        found = await q.select(["_distance", "kind"]).with_row_id().limit(n).to_arrow()
         distances = found["_distance"].to_pylist()
+        top_kind = found["kind"][0].as_py() if found.num_rows else None
         vector_hits = [
             (r, 1.0 - d) for r, d in zip(found["_rowid"].to_pylist(), distances, strict=True)
         ]
@@ -127,7 +129,7 @@ async def _finish(
     elif vector is None:
         chosen = text_hits
     else:
-        chosen = adaptive_fusion(vector_hits, text_hits)[:k]
+        chosen = kind_aware_fusion(vector_hits, text_hits, vector_top_kind=top_kind)[:k]
     if not chosen:
         return chosen, []
     take = table.take_row_ids([r for r, _ in chosen]).select(sch.ENTRY_COLUMNS)

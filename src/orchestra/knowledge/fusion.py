@@ -1,8 +1,13 @@
 """Fusing the vector and BM25 rankings into the hybrid ranking.
 
-Three rules, all deterministic (ties go to the best single rank, then first appearance):
+Four rules, all deterministic (ties go to the best single rank, then first appearance):
 
-- :func:`adaptive_fusion` (hybrid search's rule): :func:`score_fusion` with a weight that
+- :func:`kind_aware_fusion` (hybrid search's rule): when vector search's best hit is a
+  decision or a convention (an entry people or agents wrote in prose, kinds
+  :data:`VECTOR_FIRST_KINDS`), the vector ranking; otherwise :func:`adaptive_fusion`.
+  Questions about such entries are paraphrases of prose, where BM25's word overlap found
+  less than vector search on every rule measured (docs/knowledge.md).
+- :func:`adaptive_fusion`: :func:`score_fusion` with a weight that
   depends on how sure BM25 is for this query. When BM25's best hit stands clear of its
   second (normalised gap >= :data:`CLEAR_GAP`: the query names something BM25 matched
   well), vector and BM25 weigh equally; otherwise vector weighs 0.7 and vector's own best
@@ -41,6 +46,10 @@ SURE_VECTOR_WEIGHT = 0.5
 """Vector weight in :func:`adaptive_fusion` when BM25 is sure."""
 UNSURE_VECTOR_WEIGHT = 0.7
 """Vector weight in :func:`adaptive_fusion` when it is not (vector's best also stays first)."""
+VECTOR_FIRST_KINDS: tuple[str, ...] = ("decision", "convention")
+"""Kinds whose being vector search's best hit makes :func:`kind_aware_fusion` keep the
+vector ranking. Only the kinds a labelled set measured (bench/knowledge/sets/decisions.json);
+other prose kinds (note, bug, pattern) keep :func:`adaptive_fusion` until one is measured."""
 
 
 def _ordered(scores: dict[K, float], best_rank: dict[K, int]) -> list[tuple[K, float]]:
@@ -143,3 +152,17 @@ def adaptive_fusion(
     best = vector_hits[0][0]
     rest = [(key, score) for key, score in fused if key != best]
     return [(best, fused[0][1]), *rest]
+
+
+def kind_aware_fusion(
+    vector_hits: Sequence[tuple[K, float]],
+    text_hits: Sequence[tuple[K, float]],
+    *,
+    vector_top_kind: str | None,
+) -> list[tuple[K, float]]:
+    """Hybrid search's rule: the vector ranking when vector's best hit is of a kind in
+    :data:`VECTOR_FIRST_KINDS` (BM25-only candidates follow it), else
+    :func:`adaptive_fusion`."""
+    if vector_top_kind in VECTOR_FIRST_KINDS:
+        return hybrid_fusion(vector_hits, text_hits, vector_weight=1.0)
+    return adaptive_fusion(vector_hits, text_hits)

@@ -217,8 +217,9 @@ class KnowledgeStore:
     ) -> list[Hit]:
         """The ``k`` best entries for ``query``; filters run inside the LanceDB query.
 
-        ``hybrid`` fuses the vector and BM25 lists by normalised score, weighted by how
-        sure BM25 is of the query (see :func:`~orchestra.knowledge.fusion.adaptive_fusion`);
+        ``hybrid`` keeps the vector ranking when its best hit is a decision or convention,
+        and otherwise fuses the vector and BM25 lists by normalised score, weighted by how
+        sure BM25 is of the query (see :func:`~orchestra.knowledge.fusion.kind_aware_fusion`);
         ``vector`` scores
         are cosine similarity; ``text`` scores are BM25.
         """
