@@ -52,6 +52,20 @@ def test_the_runner_is_read_through_the_scripts_the_test_script_calls(
     assert detect_environment(repo, environ={}).runner == runner
 
 
+def test_the_doctor_names_the_lockfile_it_found_or_none(tmp_path: Path) -> None:
+    for lockfile, manager in (
+        ("pnpm-lock.yaml", "pnpm"),
+        ("yarn.lock", "yarn"),
+        ("package-lock.json", "npm"),
+        (None, "npm"),
+    ):
+        repo = _package(tmp_path / (lockfile or "none"), {"test": "node --test"})
+        if lockfile:
+            (repo / lockfile).write_text("")
+        source = detect_environment(repo, environ={}).source
+        assert source == f"package.json ({manager}; lockfile: {lockfile or 'none'})"
+
+
 def test_pnpm_and_yarn_pass_runner_options_on_without_a_separator(tmp_path: Path) -> None:
     """pnpm and yarn hand a ``--`` to the script, and vitest then reads the options after it
     as file filters: no report (seen with unjs/defu's ``pnpm test``)."""

@@ -345,11 +345,15 @@ def _detect_other(repo: Path, which: Which) -> TestEnvironment:
         scripts = package.get("scripts") or {}
         script = str(scripts.get("test", ""))
         if (repo / "pnpm-lock.yaml").is_file():
-            kind, command = "pnpm", ("pnpm", "test")
+            kind, command, lockfile = "pnpm", ("pnpm", "test"), "pnpm-lock.yaml"
         elif (repo / "yarn.lock").is_file():
-            kind, command = "yarn", ("yarn", "test")
+            kind, command, lockfile = "yarn", ("yarn", "test"), "yarn.lock"
         else:
             kind, command = "npm", ("npm", "test")
+            lockfile = next(
+                (n for n in ("package-lock.json", "npm-shrinkwrap.json") if (repo / n).is_file()),
+                "none",
+            )
         notes: tuple[str, ...] = ()
         if not script or "no test specified" in script:
             notes = ("package.json has no `test` script; add one (e.g. `vitest run`)",)
@@ -359,7 +363,7 @@ def _detect_other(repo: Path, which: Which) -> TestEnvironment:
             language="javascript",
             runner=javascript_runner(script, scripts),
             command=command,
-            source=f"package.json (lockfile: {kind})",
+            source=f"package.json ({kind}; lockfile: {lockfile})",
             pass_env=LANGUAGE_PASS_ENV["javascript"],
             notes=notes,
         )
