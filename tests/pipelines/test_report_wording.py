@@ -202,6 +202,9 @@ def test_reports_and_summaries_read_well_in_every_state(recorded_runs: dict[str,
         assert name == "succeeded" or "bandit: 0" not in markdown
         if name in {"preflight", "red"}:
             assert "green not reached" in summary
+        if name == "preflight":  # no model call: a known $0, not "unknown"
+            assert data["cost_usd"] == 0.0
+            assert "**Total cost:** $0.0000" in markdown
 
 
 def test_status_and_report_commands_read_well_in_every_state(

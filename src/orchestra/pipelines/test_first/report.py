@@ -122,6 +122,9 @@ def build_report(
         for name, span in state.phases.items()
     }
     total_cost = sum(v for v in costs.values()) if costs else None
+    if total_cost is None and not any(s.model_calls for s in steps):
+        # Nothing was called (e.g. a run stopped in preflight): that cost is known.
+        total_cost, cost_source = 0.0, "no model call was made"
     data = {
         "run_id": run.id,
         "task": run.task,
