@@ -54,16 +54,16 @@ def from_git(
 
 
 def _results_path(experiment: Path, results: Path | None) -> Path:
-    return results or experiment.with_suffix(".results.jsonl")
+    from orchestra.experiments import results_path
+
+    return results_path(experiment, results)
 
 
-def _write_report(experiment: Path, spec: Any, runs: list[Any], not_run: int) -> dict[str, Any]:
-    from orchestra.experiments import experiment_report, render_markdown
+def _write_report(experiment: Path, data: dict[str, Any]) -> None:
+    from orchestra.experiments import render_markdown
 
-    data = experiment_report(spec, runs, not_run=not_run)
     experiment.with_suffix(".report.json").write_text(json.dumps(data, indent=2) + "\n")
     experiment.with_suffix(".report.md").write_text(render_markdown(data))
-    return data
 
 
 ReplayOption = Annotated[
@@ -76,15 +76,13 @@ ReplayOption = Annotated[
 
 
 def _finish(experiment: Path, results: Path, outcome: Any) -> None:
-    from orchestra.experiments import ExperimentSpec, Suite, read_results
+    from orchestra.experiments import load_recorded
 
-    spec = ExperimentSpec.load(experiment)
-    suite = Suite.load(experiment.parent / spec.suite)
-    runs = read_results(results)
-    total = len(spec.arms) * len(suite.tasks) * spec.replicates
-    data = _write_report(experiment, spec, runs, max(total - len(runs), 0))
+    recorded = load_recorded(experiment, results)
+    _write_report(experiment, recorded.report)
     typer.echo(
-        f"{outcome.message()}. {len(runs)} of {total} runs recorded. Decisions: {data['decisions']}"
+        f"{outcome.message()}. {recorded.recorded} of {recorded.planned} runs recorded. "
+        f"Decisions: {recorded.report['decisions']}"
     )
 
 
@@ -198,21 +196,19 @@ def report(
 ) -> None:
     """Analyse the recorded runs: paired differences with bootstrap intervals, McNemar's
     exact test, the gates and the decision (also written next to the experiment file)."""
-    from orchestra.experiments import ExperimentSpec, Suite, read_results, render_markdown
+    from orchestra.experiments import load_recorded, render_markdown
 
     try:
-        spec = ExperimentSpec.load(experiment)
-        suite = Suite.load(experiment.parent / spec.suite)
+        recorded = load_recorded(experiment, results)
     except OrchestraError as exc:
         raise fail(exc) from None
-    runs = read_results(_results_path(experiment, results))
-    if not runs:
+    if not recorded.runs:
         raise fail(
             f"no run recorded for {experiment}",
             hint=f"run it first: orchestra experiment run {experiment}",
         )
-    total = len(spec.arms) * len(suite.tasks) * spec.replicates
-    data = _write_report(experiment, spec, runs, max(total - len(runs), 0))
+    data = recorded.report
+    _write_report(experiment, data)
     if json_out:
         print_json(data)
     else:

@@ -57,5 +57,8 @@ class RolloutSection(StrictModel):
     """Baseline values of metrics, for criteria ``relative_to_baseline``."""
     experiments: dict[str, str] = Field(default_factory=dict)
     """Experiment name -> its report JSON (``orchestra experiment report --out``)."""
+    experiment_files: list[str] = Field(default_factory=list)
+    """Experiment files (YAML, relative to ``orchestra.yaml``) the dashboard's experiments
+    page shows; each one's runs are read from ``<file>.results.jsonl``."""
     survey_round: str | None = Field(None, max_length=64)
     """The survey round ``satisfaction`` is read from (default: the latest opened)."""

@@ -27,7 +27,8 @@ from orchestra.experiments.durable import (
 )
 from orchestra.experiments.errors import BudgetSpent, ExperimentError, SuiteInvalid
 from orchestra.experiments.measure import RunMeasurement
-from orchestra.experiments.report import experiment_report, render_markdown
+from orchestra.experiments.recorded import RecordedExperiment, load_recorded, results_path
+from orchestra.experiments.report import arm_summary, experiment_report, render_markdown
 from orchestra.experiments.rollout import (
     CriterionCheck,
     MetricSource,
@@ -77,6 +78,7 @@ __all__ = [
     "McNemar",
     "MetricSource",
     "PhaseStatus",
+    "RecordedExperiment",
     "RunMeasurement",
     "Suite",
     "SuiteInvalid",
@@ -84,6 +86,7 @@ __all__ = [
     "analyse",
     "append_result",
     "arm_config",
+    "arm_summary",
     "bind_runner",
     "check_criterion",
     "checkout_base",
@@ -95,6 +98,7 @@ __all__ = [
     "judge",
     "kpi_metric_source",
     "list_experiments",
+    "load_recorded",
     "mcnemar_exact",
     "paired_bootstrap",
     "pairs_needed",
@@ -103,6 +107,7 @@ __all__ = [
     "reference_passing",
     "render_markdown",
     "render_rollout",
+    "results_path",
     "resume_experiment",
     "rollout_status",
     "run_experiment",

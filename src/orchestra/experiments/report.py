@@ -10,6 +10,27 @@ from orchestra.experiments.measure import RunMeasurement
 from orchestra.experiments.spec import ExperimentSpec
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def arm_summary(runs: list[RunMeasurement]) -> dict[str, Any]:
+    """One arm's runs in figures; ``None`` where no run measured it (unknown, not 0)."""
+    costs = [m.cost_usd for m in runs if m.cost_usd is not None]
+    latencies = [v for m in runs for v in m.latencies_ms]
+    return {
+        "runs": len(runs),
+        "passed": sum(1 for m in runs if m.passed),
+        "pass_rate": sum(1 for m in runs if m.passed) / len(runs) if runs else None,
+        "cost_usd": sum(costs) if costs else None,
+        "cost_usd_per_run": _mean(costs),
+        "model_calls": len(latencies),
+        "model_latency_ms_mean": _mean(latencies),
+        "wall_time_s_mean": _mean([m.wall_time_s for m in runs if m.wall_time_s is not None]),
+        "coverage_mean": _mean([m.coverage for m in runs if m.coverage is not None]),
+    }
+
+
 def experiment_report(
     spec: ExperimentSpec, runs: list[RunMeasurement], *, not_run: int = 0
 ) -> dict[str, Any]:
@@ -21,6 +42,7 @@ def experiment_report(
         "arms": [a.name for a in spec.arms],
         "replicates": spec.replicates,
         "runs": {a.name: sum(1 for m in runs if m.arm == a.name) for a in spec.arms},
+        "per_arm": {a.name: arm_summary([m for m in runs if m.arm == a.name]) for a in spec.arms},
         "not_run": not_run,
         "spent_usd": sum(m.cost_usd or 0.0 for m in runs),
         "budget_usd": spec.budget_usd,
@@ -75,6 +97,22 @@ def _comparison_md(c: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _arms_md(per_arm: dict[str, Any]) -> list[str]:
+    if not per_arm:
+        return []
+    lines = [
+        "| arm | runs | pass rate | cost | mean model latency (ms) | mean coverage |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for arm, s in per_arm.items():
+        cost = "unknown" if s["cost_usd"] is None else f"${s['cost_usd']:.4f}"
+        lines.append(
+            f"| {arm} | {s['runs']} | {_fmt(s['pass_rate'])} | {cost} "
+            f"| {_fmt(s['model_latency_ms_mean'], 1)} | {_fmt(s['coverage_mean'])} |"
+        )
+    return [*lines, ""]
+
+
 def render_markdown(data: dict[str, Any]) -> str:
     """The report as Markdown."""
     budget = "no budget" if data["budget_usd"] is None else f"budget ${data['budget_usd']:.2f}"
@@ -87,6 +125,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         + f". Spent ${data['spent_usd']:.4f} ({budget}).",
         "",
     ]
+    lines += _arms_md(data.get("per_arm") or {})
     if data["not_run"]:
         lines += [f"**{data['not_run']} runs not run** (budget spent or not started yet).", ""]
     for comparison in data["comparisons"]:

@@ -1,6 +1,6 @@
 """A seeded server for the dashboard's tests: an organisation (one squad's name is HTML),
 changes, deployments, incidents and ledger rows over the last weeks, two alerts, and a
-gateway key per developer."""
+gateway key per developer, and a recorded experiment (see ``experiment_seed``)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from orchestra.org import Developer, OrgUnit, build_org_tree, sync_org
 from orchestra.server import build_app
 from orchestra.store import Database
 from tests.analytics.fixtures import deployment_status, github, issue, ledger, pull_request
+from tests.server.dashboard.experiment_seed import seed_experiments
 
 EVIL = "<script>window.__pwned=1</script>"
 """A squad's name as stored (the configuration would refuse it; another source of the
@@ -154,7 +155,10 @@ def _surveys_and_plans(db: Database, now: datetime) -> None:
 
 def seeded_app(tmp_path: Path) -> Iterator[Seeded]:
     """The combined app over a fresh SQLite database with the data above."""
-    config = OrchestraConfig.model_validate({"organisation": ORG})
+    files = seed_experiments(tmp_path)
+    config = OrchestraConfig.model_validate(
+        {"organisation": ORG, "rollout": {"experiment_files": files}}
+    )
     config_path = tmp_path / "orchestra.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
     app = build_app(

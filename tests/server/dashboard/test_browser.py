@@ -19,6 +19,8 @@ import pytest
 
 from orchestra.identity import COOKIE
 from tests.gateway.helpers import ServerThread
+from tests.server.dashboard.experiment_seed import EVIL_ARM, EVIL_DESCRIPTION
+from tests.server.dashboard.experiment_seed import NAME as EXPERIMENT
 from tests.server.dashboard.seed import EVIL, Seeded, seeded_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -260,3 +262,29 @@ def test_a_developer_answers_the_survey_with_the_form(
     finally:
         tab.close()
     assert tab.errors == []
+
+
+def test_an_experiment_renders_its_interval_chart_and_escapes_html(admin_tab: Tab) -> None:
+    page = admin_tab.open("/dashboard/experiments")
+    page.get_by_role("link", name=EXPERIMENT, exact=True).click()
+    page.wait_for_url(f"**/dashboard/experiments/{EXPERIMENT}")
+    assert page.locator("main h1").inner_text() == f"Experiment {EXPERIMENT}"
+    chart = page.locator("svg.interval-chart")
+    assert chart.count() == 1
+    widths = page.evaluate(
+        "() => [...document.querySelectorAll('svg.interval-chart line.interval')]"
+        ".map(l => l.getBBox().width)"
+    )
+    assert len(widths) == 6 and max(widths) > 50  # intervals drawn, not collapsed
+    assert page.locator("svg.interval-chart circle.datum").count() == 6
+    admin_tab.shot("experiment")
+    # HTML in an arm's description and in a results line's arm name stays text
+    assert page.get_by_text(EVIL_DESCRIPTION).count() == 1
+    assert page.get_by_role("cell", name=EVIL_ARM, exact=True).count() == 1
+    assert page.locator("main img, main script").count() == 0
+    assert page.evaluate("() => window.__pwned") is None
+    # drill-down: an arm's row leads to its runs only
+    page.get_by_role("link", name="hybrid", exact=True).click()
+    page.wait_for_url("**?arm=hybrid#t-runs")
+    arms = page.locator("#runs tbody tr td:nth-child(2)").all_inner_texts()
+    assert arms == ["hybrid"] * 6

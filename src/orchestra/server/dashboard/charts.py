@@ -119,3 +119,75 @@ def timeline_chart(title: str, spans: Sequence[tuple[str, datetime, datetime, st
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
         f"<desc>{escape(desc)}</desc>" + "".join(parts) + "</svg>"
     )
+
+
+@dataclass(frozen=True)
+class IntervalRow:
+    """One row of an interval chart: a mean difference and its confidence interval."""
+
+    label: str
+    mean: float | None
+    """``None``: not measured (drawn as "unknown")."""
+    low: float | None = None
+    high: float | None = None
+    mark: float | None = None
+    """A threshold drawn on the row (the pass rate's -margin)."""
+
+
+def _interval_row(row: IntervalRow, y: float, x0: float, half: float) -> str:
+    label = f'<text class="tick" x="{x0 - half - 8}" y="{y + 4}" text-anchor="end">'
+    label += f"{escape(row.label)}</text>"
+    if row.mean is None or row.low is None or row.high is None:
+        return label + (
+            f'<text class="gap" x="{x0}" y="{y + 4}" text-anchor="middle">unknown'
+            f"<title>{escape(row.label)}: not measured</title></text>"
+        )
+    scale = max(abs(row.low), abs(row.high), abs(row.mark or 0.0), 1e-12)
+
+    def at(v: float) -> float:
+        return x0 + half * v / scale
+
+    tip = escape(f"{row.label}: {_fmt(row.mean)} [{_fmt(row.low)}, {_fmt(row.high)}]")
+    parts = [
+        label,
+        f'<line class="interval" x1="{at(row.low):.1f}" y1="{y}" x2="{at(row.high):.1f}" '
+        f'y2="{y}"><title>{tip}</title></line>',
+        f'<circle class="datum" cx="{at(row.mean):.1f}" cy="{y}" r="4"><title>{tip}</title>'
+        "</circle>",
+        f'<text class="tick" x="{x0 + half + 8}" y="{y + 4}">{escape(_fmt(row.low))} to '
+        f"{escape(_fmt(row.high))}</text>",
+    ]
+    if row.mark is not None:
+        parts.append(
+            f'<line class="mark" x1="{at(row.mark):.1f}" y1="{y - 8}" x2="{at(row.mark):.1f}" '
+            f'y2="{y + 8}"><title>{escape(f"threshold {_fmt(row.mark)}")}</title></line>'
+        )
+    return "".join(parts)
+
+
+def interval_chart(title: str, rows: Sequence[IntervalRow]) -> str:
+    """An SVG interval (forest) chart: per row a mean as a dot and its interval as a line,
+    zero on the centre line. Each row has its own scale (its metric's unit), so rows are
+    read against zero, not against each other (markup; every text in it escaped)."""
+    label_w, right_w, row_h = 150, 150, 28
+    half = (WIDTH - label_w - right_w) / 2
+    x0 = label_w + half
+    height = PAD_Y + row_h * max(len(rows), 1) + 8
+    parts = [
+        f'<line class="axis" x1="{x0}" y1="{PAD_Y - 12}" x2="{x0}" y2="{height - 8}"/>',
+        f'<text class="tick" x="{x0}" y="{PAD_Y - 16}" text-anchor="middle">0</text>',
+    ]
+    parts += [
+        _interval_row(row, PAD_Y + i * row_h + row_h / 2, x0, half) for i, row in enumerate(rows)
+    ]
+    desc = "; ".join(
+        f"{r.label}: unknown"
+        if r.mean is None
+        else f"{r.label}: {_fmt(r.mean)} [{_fmt(r.low)}, {_fmt(r.high)}]"
+        for r in rows
+    )
+    return (
+        f'<svg class="chart interval-chart" viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f"<desc>{escape(desc or 'no data')}</desc>" + "".join(parts) + "</svg>"
+    )

@@ -19,6 +19,7 @@ from orchestra.server.api.alerts import READ_INSIGHT
 from orchestra.server.api.endpoint import status_of
 from orchestra.server.dashboard import (
     assessment_pages,
+    experiment_pages,
     governance_pages,
     insight_pages,
     survey_answer,
@@ -62,6 +63,17 @@ PAGES: tuple[DashboardPage, ...] = (
     DashboardPage("roi", "ROI", "/roi", READ_INSIGHT, value_pages.roi),
     DashboardPage("surveys", "Surveys", "/surveys", READ_INSIGHT, value_pages.surveys),
     DashboardPage("survey", "Survey", "/surveys/{round}", READ_INSIGHT, value_pages.survey, False),
+    DashboardPage(
+        "experiments", "Experiments", "/experiments", READ_INSIGHT, experiment_pages.experiments
+    ),
+    DashboardPage(
+        "experiment",
+        "Experiment",
+        "/experiments/{name}",
+        READ_INSIGHT,
+        experiment_pages.experiment,
+        False,
+    ),
     DashboardPage("registry", "Registry", "/registry", READ_REGISTRY, governance_pages.registry),
     DashboardPage("policies", "Policies", "/policies", "read_policies", governance_pages.policies),
 )
