@@ -356,9 +356,9 @@ class Orchestra:
             EngineServices,
             RosterAgents,
             RunStore,
+            agent_queue_name,
+            worker_executor_id,
         )
-        from orchestra.engine.fleet import worker_executor_id
-        from orchestra.engine.recovery import agent_queue_name
 
         executor = worker_executor_id(self.config)
         system_url = system_database_url or self.system_database_url

@@ -57,6 +57,8 @@ ALLOWED_DEEP = {
     ("orchestra.engine.gateway_link", "LocalRunKeys"),
     ("orchestra.engine.gateway_link", "GatewayRunKeys"),
     ("orchestra.engine.gateway_link", "run_developer"),
+    # ... and the API tells who a run's key belongs to (resume by its owner)
+    ("orchestra.engine.gateway_link", "run_owner"),
 }
 
 

@@ -27,8 +27,7 @@ def _worker_dict(info: Any) -> dict[str, Any]:
 
 def _list_workers(as_json: bool) -> None:
     from orchestra.cli.engine import _services
-    from orchestra.engine.fleet import shared_database
-    from orchestra.engine.workers import WorkerRegistry
+    from orchestra.engine import WorkerRegistry, shared_database
 
     with _services(existing_only=True) as services:
         if not shared_database(services.database):

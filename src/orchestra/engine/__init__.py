@@ -8,6 +8,7 @@ from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
 from orchestra.engine.agents import AgentProfile, AgentSource, RosterAgents
 from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.cancelling import RunAlreadyEnded, cancel_run
+from orchestra.engine.continuing import CONTINUED, current_workflow, next_workflow
 from orchestra.engine.costs import RunCost, ledger_cost
 from orchestra.engine.durable import (
     Workflow,
@@ -15,6 +16,7 @@ from orchestra.engine.durable import (
     pipeline_workflow,
     run_agents,
 )
+from orchestra.engine.fleet import shared_database, worker_executor_id
 from orchestra.engine.model import (
     Attribution,
     BudgetExhausted,
@@ -25,7 +27,9 @@ from orchestra.engine.model import (
     ModelResponse,
 )
 from orchestra.engine.pipeline import Pipeline, PipelineDefinition, PipelineRegistry
+from orchestra.engine.recovery import agent_queue_name
 from orchestra.engine.retries import ModelRetry, RetryHint, retry_hint
+from orchestra.engine.run_policy import require_run_start
 from orchestra.engine.runs import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -41,6 +45,7 @@ from orchestra.engine.runtime import (
     dbos_threads,
     default_system_database_url,
     orphaned_runs,
+    pid_alive,
     run_pool,
 )
 from orchestra.engine.services import (
@@ -55,6 +60,7 @@ from orchestra.engine.workers import WorkerConflict, WorkerInfo, WorkerRegistry
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "CONTINUED",
     "FINAL_STATUSES",
     "AgentOutcome",
     "AgentProfile",
@@ -88,20 +94,27 @@ __all__ = [
     "WorkerInfo",
     "WorkerRegistry",
     "Workflow",
+    "agent_queue_name",
     "budget_stop",
     "cancel_run",
     "check_repository",
     "checkpoint",
+    "current_workflow",
     "dbos_threads",
     "default_system_database_url",
     "engine_source",
     "ledger_cost",
+    "next_workflow",
     "orphaned_runs",
+    "pid_alive",
     "pipeline_workflow",
+    "require_run_start",
     "resume_command",
     "retry_hint",
     "run_agents",
     "run_pool",
     "services",
+    "shared_database",
     "stopped_by_budget",
+    "worker_executor_id",
 ]

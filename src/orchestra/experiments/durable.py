@@ -34,8 +34,7 @@ from typing import Any
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from orchestra import __version__
-from orchestra.engine.continuing import CONTINUED, current_workflow, next_workflow
-from orchestra.engine.runtime import pid_alive
+from orchestra.engine import CONTINUED, current_workflow, next_workflow, pid_alive
 from orchestra.experiments.errors import ExperimentError
 from orchestra.experiments.runner import append_result, read_results
 from orchestra.experiments.spec import ExperimentSpec

@@ -43,11 +43,11 @@ from orchestra.engine import (
     EngineRuntime,
     InProcessModelClient,
     orphaned_runs,
+    require_run_start,
     run_pool,
     stopped_by_budget,
 )
 from orchestra.engine.gateway_link import LocalRunKeys, RunAccounting, run_developer
-from orchestra.engine.run_policy import require_run_start
 from orchestra.errors import EngineError
 from orchestra.gateway import GatewayApp
 from orchestra.server.api.context import ResumeRequest, RunRequest
