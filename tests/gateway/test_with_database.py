@@ -211,7 +211,9 @@ def test_the_journal_stays_bounded_while_a_stream_is_always_open(
 
     def reply(request: Any) -> Reply:
         if (request.json or {}).get("stream"):
-            return Reply(text="tick " * 400, chunk_delay_s=0.01, chunk_chars=5)
+            # About 100 chunks (the fake cuts at max_tokens) of 0.05 s: ~5 s of stream, well
+            # beyond the waves even on a loaded machine (0.01 s ended it first under load).
+            return Reply(text="tick " * 400, chunk_delay_s=0.05, chunk_chars=5)
         return Reply(text="ok", usage=CALL_USAGE)
 
     upstream.responder = reply
