@@ -161,15 +161,21 @@ def close_survey_round(
         raise NotVisible("only admins and leads close survey rounds", hint="ask an admin")
     with db.session() as session:
         row = _round(session, round_id)
-        row.closed_at = row.closed_at or now or datetime.now(UTC)
+        closed = row.closed_at or now or datetime.now(UTC)
+        row.closed_at = closed
         return SurveyRound(
             row.id,
             row.title,
             row.opened_by,
-            row.opened_at,
-            row.closed_at,
+            _utc(row.opened_at),
+            _utc(closed),
             _respondents(session, round_id),
         )
+
+
+def _utc(value: datetime) -> datetime:
+    """A stored time with its offset (SQLite gives back UTC times without one)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def list_survey_rounds(db: Database) -> list[SurveyRound]:

@@ -156,6 +156,11 @@ class Call(Generic[Q, B]):
         """Run a blocking library call on a worker thread."""
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
+    async def audit(self, action: str, target: str, details: dict[str, Any]) -> None:
+        """Append ``action`` on ``target`` to the audit log, by the authenticated caller."""
+        log_ = self.ctx.accounting().audit
+        await self.blocking(log_.append, self.identity.actor, action, target, details)
+
 
 Handler = Callable[[Call[Any, Any]], Awaitable[Any]]
 

@@ -108,11 +108,6 @@ def _round_out(found: SurveyRound) -> SurveyRoundOut:
     )
 
 
-async def _audit(call: Call[Any, Any], action: str, target: str, details: dict[str, Any]) -> None:
-    audit = call.ctx.accounting().audit
-    await call.blocking(audit.append, call.identity.actor, action, target, details)
-
-
 async def _list_surveys(call: Call[Page, Any]) -> SurveyRoundList:
     rounds = await call.blocking(list_survey_rounds, call.ctx.orchestra().database)
     chunk, more = page_of(rounds, call.query)
@@ -123,7 +118,7 @@ async def _open_survey(call: Call[Any, OpenRound]) -> SurveyRoundOut:
     db = call.ctx.orchestra().database
     who = asker_of(call.identity)
     opened = await call.blocking(open_survey_round, db, who, call.body.round, call.body.title)
-    await _audit(call, "survey.open", opened.id, {"title": opened.title})
+    await call.audit("survey.open", opened.id, {"title": opened.title})
     return _round_out(opened)
 
 
@@ -131,7 +126,7 @@ async def _close_survey(call: Call[Any, Any]) -> SurveyRoundOut:
     db = call.ctx.orchestra().database
     who = asker_of(call.identity)
     closed = await call.blocking(close_survey_round, db, who, call.path["round"])
-    await _audit(call, "survey.close", closed.id, {"respondents": closed.respondents})
+    await call.audit("survey.close", closed.id, {"respondents": closed.respondents})
     return _round_out(closed)
 
 
@@ -152,7 +147,7 @@ async def _record_plan(call: Call[Any, RecordPlan]) -> PlanSnapshotOut:
         settings=InsightSettings.from_config(call.ctx.current_config.insight),
     )
     details = {"target": found.target, "readiness": found.readiness.score}
-    await _audit(call, "insight.plan.record", found.unit, details)
+    await call.audit("insight.plan.record", found.unit, details)
     return PlanSnapshotOut(
         unit=found.unit,
         current=found.current,

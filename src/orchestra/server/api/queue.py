@@ -131,11 +131,6 @@ def _entry_id(call: Call[Any, Any]) -> int:
     return int(text)
 
 
-async def _audit(call: Call[Any, Any], action: str, target: str, details: dict[str, Any]) -> None:
-    audit = call.ctx.accounting().audit
-    await call.blocking(audit.append, call.identity.actor, action, target, details)
-
-
 def _landing(call: Call[Any, Any], repo: str) -> BackgroundTask:
     """The lander working through ``repo``'s queue after the answer is sent."""
     services = call.ctx.orchestra()
@@ -175,7 +170,7 @@ async def _queue_branch(call: Call[Any, QueueAdd]) -> JSONResponse:
         enqueue, db, str(repo), body.branch, onto, requested_by=call.identity.actor
     )
     details = {"repository": body.repository, "branch": body.branch, "onto": onto}
-    await _audit(call, "queue.add", str(entry.id), details)
+    await call.audit("queue.add", str(entry.id), details)
     return _accepted(_out(entry), _landing(call, entry.repo) if body.land else None)
 
 
@@ -189,7 +184,7 @@ async def _land_run(call: Call[Any, LandRun]) -> JSONResponse:
         enqueue, db, repo, branch, onto, requested_by=call.identity.actor, run_id=run_id
     )
     details = {"repository": name, "branch": branch, "onto": onto, "run_id": run_id}
-    await _audit(call, "queue.add", str(entry.id), details)
+    await call.audit("queue.add", str(entry.id), details)
     return _accepted(_out(entry), _landing(call, entry.repo) if call.body.land else None)
 
 
@@ -198,7 +193,7 @@ async def _run_queue(call: Call[Any, QueueRun]) -> JSONResponse:
     db = call.ctx.orchestra().database
     waiting = await call.blocking(entries, db, str(repo), status="queued")
     ids = [e.id for e in waiting]
-    await _audit(call, "queue.run", call.body.repository, {"queued": ids})
+    await call.audit("queue.run", call.body.repository, {"queued": ids})
     out = QueueRunOut(repository=call.body.repository, queued=ids)
     return _accepted(out, _landing(call, repository_key(repo)) if ids else None)
 
@@ -210,7 +205,7 @@ async def _drop_entry(call: Call[Any, Any]) -> QueueEntryOut:
     name = await repository_name(call, entry.repo, f"queue entry {entry_id}", REFUSED)
     dropped = await call.blocking(drop, db, entry_id)
     details = {"repository": name, "branch": dropped.branch, "status": dropped.status}
-    await _audit(call, "queue.drop", str(entry_id), details)
+    await call.audit("queue.drop", str(entry_id), details)
     return _out(dropped)
 
 

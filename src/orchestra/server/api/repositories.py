@@ -36,12 +36,6 @@ def _configured(call: Call[Any, Any]) -> dict[str, Path]:
     return found
 
 
-async def _refuse(call: Call[Any, Any], refusal: str, target: str, details: dict[str, Any]) -> None:
-    await call.blocking(
-        call.ctx.accounting().audit.append, call.identity.actor, refusal, target, details
-    )
-
-
 async def allowed_repository(call: Call[Any, Any], name: str, refusal: str) -> Path:
     """The path of the allow-listed repository ``name``; a refusal is audited as
     ``refusal`` (``run.refused``, ``knowledge.refused``) with the name asked for."""
@@ -49,7 +43,7 @@ async def allowed_repository(call: Call[Any, Any], name: str, refusal: str) -> P
     path = allowed.get(name)
     if path is None:
         details = {"reason": "repository not allowed", "repository": name}
-        await _refuse(call, refusal, name, details)
+        await call.audit(refusal, name, details)
         close = difflib.get_close_matches(name, list(allowed), n=3, cutoff=0.5)
         hint = (
             f"did you mean {', '.join(close)}?"
@@ -75,7 +69,7 @@ async def repository_name(call: Call[Any, Any], path: str, target: str, refusal:
     name = await call.blocking(find)
     if name is not None:
         return name
-    await _refuse(call, refusal, target, {"reason": "repository not allowed"})
+    await call.audit(refusal, target, {"reason": "repository not allowed"})
     raise RepositoryNotServed(
         f"{target} is in a repository this server does not work on",
         hint="an admin lists the server's repositories in server.repositories; "
