@@ -11,6 +11,7 @@ its reason). The lander is the library's (one per repository at a time, across p
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -179,7 +180,7 @@ async def _land_run(call: Call[Any, LandRun]) -> JSONResponse:
     run_id = await call.blocking(find_run, db, call.path["run_id"])
     repo, branch = await call.blocking(run_branch, db, run_id)
     name = await repository_name(call, repo, f"run {run_id}", REFUSED)
-    onto = await call.blocking(target_branch, repository_key(repo), call.body.onto)
+    onto = await call.blocking(target_branch, Path(repository_key(repo)), call.body.onto)
     entry = await call.blocking(
         enqueue, db, repo, branch, onto, requested_by=call.identity.actor, run_id=run_id
     )
