@@ -34,7 +34,8 @@ async def test_a_lead_opens_and_closes_a_round_and_both_are_audited(api: Api) ->
         listed = await lead.get("/api/v1/surveys")
     assert twice.status_code == 409 and "exists already" in twice.text
     assert closed.status_code == 200, closed.text
-    assert closed.json()["closed_at"] is not None and closed.json()["respondents"] == 0
+    assert closed.json()["closed_at"].endswith("Z") and closed.json()["respondents"] == 0
+    assert opened.json()["opened_at"].endswith("Z")  # with its offset, on SQLite too
     assert [r["round"] for r in listed.json()["items"]] == ["2026-q4"]
     [open_entry] = _audited(api, "survey.open")
     [close_entry] = _audited(api, "survey.close")
