@@ -19,9 +19,11 @@ from orchestra.analytics import (
     InvalidAnswer,
     NotVisible,
     RoundClosed,
+    UnknownRound,
     UnknownUnit,
     answer_survey,
     close_survey_round,
+    list_survey_rounds,
     open_survey_round,
     principal_in,
     survey_results,
@@ -168,6 +170,21 @@ def test_rounds_open_and_close_by_leads_and_admins_only(lite: Database) -> None:
         _answer(db, "p1")
     with pytest.raises(UnknownUnit):
         survey_results(db, "2026-q4", unit="p1")  # a developer is never a group
+
+
+def test_an_unknown_round_names_its_close_matches_and_closing_answers_the_round(
+    lite: Database,
+) -> None:
+    root = principal_in(load_org(lite), "root")
+    with pytest.raises(UnknownRound) as unknown:
+        close_survey_round(lite, root, "2026-q3")
+    assert unknown.value.hint == "did you mean 2026-q4?"
+    closed = close_survey_round(lite, root, "2026-q4")
+    assert closed.id == "2026-q4" and closed.closed_at is not None
+    [listed] = [r for r in list_survey_rounds(lite) if r.id == closed.id]
+    assert closed.respondents == listed.respondents
+    again = close_survey_round(lite, root, "2026-q4")  # keeps its first closing time
+    assert again.closed_at == closed.closed_at and again.closed_at.tzinfo is not None
 
 
 def test_cli_answer_and_results(

@@ -235,3 +235,35 @@ def test_a_lander_whose_lease_was_taken_over_stops_after_its_entry(
     assert [e.branch for e in done] == ["slow"]
     assert [e.status for e in entries(database, str(repo))] == ["landed", "queued"]
     queue.release(database, str(repo), "other")
+
+
+def test_a_run_is_found_by_a_unique_prefix_or_refused_with_close_ids(
+    database: Database, repo: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from orchestra.landing import find_run, target_branch
+    from orchestra.store.tables.engine import RunRow
+
+    now = datetime.now(UTC)
+    with database.session() as session:
+        for run_id in ("run-7f3a9c", "run-7f3b00", "run-c4d2"):
+            session.add(
+                RunRow(
+                    id=run_id,
+                    task="t",
+                    repo_path=str(repo),
+                    status="succeeded",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    assert find_run(database, "run-7f3a9c") == "run-7f3a9c"
+    assert find_run(database, "run-c") == "run-c4d2"
+    with pytest.raises(LandingError, match="more than one run"):
+        find_run(database, "run-7f3")
+    with pytest.raises(LandingError) as unknown:
+        find_run(database, "run-7f3a9d")
+    assert unknown.value.status == 404 and "run-7f3a9c" in (unknown.value.hint or "")
+    assert target_branch(repo, "release") == "release"
+    assert target_branch(repo, None) == "main"  # the checkout's branch

@@ -9,6 +9,7 @@ e-mail (commits) and any aliases (GitHub/GitLab logins, ``insight.aliases``).
 from __future__ import annotations
 
 import calendar
+import difflib
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -131,9 +132,13 @@ def resolve_scope(
         kind, name = found.kind, unit
         members = {d.name for d in tree.developers if d.unit in below}
     else:
+        known = [u.name for u in tree.units if u.kind != "guild"] + list(by_name)
+        close = difflib.get_close_matches(unit, known, n=3, cutoff=0.6)
         raise UnknownUnit(
             f"no unit or developer is called {unit!r}",
-            hint="`orchestra org show` lists them (sync them first: `orchestra org sync`)",
+            hint=f"did you mean {', '.join(close)}?"
+            if close
+            else "`orchestra org show` lists them (sync them first: `orchestra org sync`)",
         )
     identities: dict[str, str] = {}
     for dev in members:

@@ -9,6 +9,7 @@ group.
 
 from __future__ import annotations
 
+import difflib
 import re
 import statistics
 import uuid
@@ -114,8 +115,18 @@ def _tree(db: Database) -> OrgTree:
 def _round(session: Session, round_id: str) -> InsightSurveyRoundRow:
     row = session.get(InsightSurveyRoundRow, round_id)
     if row is None:
-        raise UnknownRound(f"no survey round {round_id!r}", hint="`orchestra survey list`")
+        names = list(session.scalars(select(InsightSurveyRoundRow.id)))
+        close = difflib.get_close_matches(round_id, names, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "`orchestra survey list`"
+        raise UnknownRound(f"no survey round {round_id!r}", hint=hint)
     return row
+
+
+def _respondents(session: Session, round_id: str) -> int:
+    return int(
+        session.scalar(select(func.count()).where(InsightSurveyParticipantRow.round_id == round_id))
+        or 0
+    )
 
 
 def open_survey_round(
@@ -143,13 +154,28 @@ def open_survey_round(
 
 def close_survey_round(
     db: Database, principal: Principal, round_id: str, *, now: datetime | None = None
-) -> None:
-    """Close a round: no more answers (admins and leads)."""
+) -> SurveyRound:
+    """Close a round: no more answers (admins and leads). Closing a closed round keeps
+    its first closing time."""
     if not {"admin", "lead"} & set(principal.roles):
         raise NotVisible("only admins and leads close survey rounds", hint="ask an admin")
     with db.session() as session:
         row = _round(session, round_id)
-        row.closed_at = row.closed_at or now or datetime.now(UTC)
+        closed = row.closed_at or now or datetime.now(UTC)
+        row.closed_at = closed
+        return SurveyRound(
+            row.id,
+            row.title,
+            row.opened_by,
+            _utc(row.opened_at),
+            _utc(closed),
+            _respondents(session, round_id),
+        )
+
+
+def _utc(value: datetime) -> datetime:
+    """A stored time with its offset (SQLite gives back UTC times without one)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def list_survey_rounds(db: Database) -> list[SurveyRound]:

@@ -48,24 +48,15 @@ def _who() -> str:
 
 
 def _onto(repo: Path, onto: str | None) -> str:
-    from orchestra.tools import git
+    from orchestra.landing import target_branch
 
-    if onto:
-        return onto
-    return git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip() or "main"
+    return target_branch(repo, onto)
 
 
 def _lander(services: Any) -> Any:
     from orchestra.landing import Lander
-    from orchestra.tools import CommandLimits
 
-    engine = services.config.engine
-    limits = CommandLimits(
-        timeout_s=engine.command_timeout_s,
-        memory_mb=engine.command_memory_mb,
-        isolate_network=engine.isolate_network,
-    )
-    return Lander(services.database, services.config, limits)
+    return Lander.for_config(services.database, services.config)
 
 
 def _show(entry: Any) -> None:
@@ -110,18 +101,18 @@ def land(
 ) -> None:
     """Queue RUN's branch to land: rebased onto main, tested, fast-forwarded when green.
     Exits 1 when it is refused (a conflict, red tests), with the reason and files."""
-    from orchestra.landing import enqueue, run_branch
+    from orchestra.landing import enqueue, find_run, run_branch
 
     with _services() as services:
-        row = services.runs().get(run_id)
-        repo, branch = run_branch(services.database, row.id)
+        found = find_run(services.database, run_id)
+        repo, branch = run_branch(services.database, found)
         entry = enqueue(
             services.database,
             repo,
             branch,
             _onto(Path(repo), onto),
             requested_by=_who(),
-            run_id=row.id,
+            run_id=found,
         )
         _queue_and_land(services, entry, wait, as_json)
 

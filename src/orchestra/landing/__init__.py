@@ -16,10 +16,12 @@ from orchestra.landing.queue import (
     drop,
     enqueue,
     entries,
+    find_run,
     get_entry,
     holder_id,
     release,
     run_branch,
+    target_branch,
 )
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "enqueue",
     "entries",
     "fast_forward",
+    "find_run",
     "get_entry",
     "holder_id",
     "overlaps",
@@ -40,4 +43,5 @@ __all__ = [
     "release",
     "repository_key",
     "run_branch",
+    "target_branch",
 ]

@@ -57,6 +57,17 @@ class Lander:
     environment: Callable[[Path], TestEnvironment] | None = None
     """How the tests run; the repository package's detection by default."""
 
+    @classmethod
+    def for_config(cls, db: Database, config: OrchestraConfig) -> Lander:
+        """A lander whose test commands have ``engine:``'s limits (time, memory, network)."""
+        engine = config.engine
+        limits = CommandLimits(
+            timeout_s=engine.command_timeout_s,
+            memory_mb=engine.command_memory_mb,
+            isolate_network=engine.isolate_network,
+        )
+        return cls(db, config, limits)
+
     def process(self, repo: str) -> list[QueueEntry]:
         """Land ``repo``'s queued entries in order; the entries this lander finished.
 

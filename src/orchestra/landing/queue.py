@@ -10,6 +10,7 @@ process can win.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import secrets
@@ -33,6 +34,8 @@ WAITING = frozenset({"queued", "landing"})
 """Statuses of an entry still in the queue."""
 LEASE = timedelta(hours=1)
 """A lock not refreshed for this long belongs to a lander that died."""
+RECENT = 500
+"""Recent runs whose ids an unknown run's close matches are drawn from."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,38 @@ def _ref_ok(repo: Path, ref: str) -> bool:
     except WorkspaceError:
         return False
     return True
+
+
+def find_run(db: Database, ref: str) -> str:
+    """The id of the run ``ref`` names (its id or a unique prefix of it); refused with the
+    closest recent ids when there is none."""
+    with db.session() as session:
+        if session.get(RunRow, ref) is not None:
+            return ref
+        prefixed = list(
+            session.scalars(
+                select(RunRow.id).where(RunRow.id.startswith(ref, autoescape=True)).limit(2)
+            )
+        )
+        recent = list(
+            session.scalars(select(RunRow.id).order_by(RunRow.created_at.desc()).limit(RECENT))
+        )
+    if len(prefixed) == 1:
+        return prefixed[0]
+    if prefixed:
+        raise LandingError(
+            f"{ref!r} names more than one run", hint="give more of the run's id", status=404
+        )
+    close = difflib.get_close_matches(ref, recent, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else "list runs with `orchestra runs`"
+    raise LandingError(f"no run {ref!r}", hint=hint, status=404)
+
+
+def target_branch(repo: Path, onto: str | None) -> str:
+    """The branch to land on: ``onto``, else the checkout's current branch, else ``main``."""
+    if onto:
+        return onto
+    return git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip() or "main"
 
 
 def run_branch(db: Database, run_id: str) -> tuple[str, str]:

@@ -32,6 +32,7 @@ DOMAINS = (
     "audit",
     "policies",
     "alerts",
+    "insight",
     "registry",
     "secrets",
     "knowledge",

@@ -14,10 +14,11 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -35,6 +36,15 @@ MAX_BODY = 1024 * 1024
 Q = TypeVar("Q", bound=BaseModel)
 B = TypeVar("B", bound=BaseModel)
 T = TypeVar("T")
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+"""A stored time, answered with its offset: SQLite gives back the UTC times it was handed
+without one, and OpenAPI's ``date-time`` needs it."""
 
 
 class ErrorDetail(BaseModel):
@@ -145,6 +155,11 @@ class Call(Generic[Q, B]):
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking library call on a worker thread."""
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    async def audit(self, action: str, target: str, details: dict[str, Any]) -> None:
+        """Append ``action`` on ``target`` to the audit log, by the authenticated caller."""
+        log_ = self.ctx.accounting().audit
+        await self.blocking(log_.append, self.identity.actor, action, target, details)
 
 
 Handler = Callable[[Call[Any, Any]], Awaitable[Any]]

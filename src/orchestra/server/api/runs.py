@@ -10,7 +10,6 @@ engine is the server process's own (:mod:`orchestra.server.resuming`).
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestra.errors import ApiError, EngineError
 from orchestra.server.api.context import NotConfigured, ResumeRequest, RunHost, RunRequest
-from orchestra.server.api.endpoint import Call, Endpoint, Page, page_of
+from orchestra.server.api.endpoint import Call, Endpoint, Page, Timestamp, page_of
 from orchestra.server.api.policy_check import policy_principal
 from orchestra.server.api.repositories import allowed_repository
 
@@ -36,8 +35,8 @@ class RunOut(BaseModel):
     branch: str | None
     failure_reason: str | None
     budget_usd: float | None
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: Timestamp
+    finished_at: Timestamp | None
 
 
 class RunList(BaseModel):
