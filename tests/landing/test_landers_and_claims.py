@@ -137,6 +137,10 @@ def test_land_and_queue_commands(
     monkeypatch.setenv("ORCHESTRA_DATABASE_URL", url)
     monkeypatch.setenv("ORCHESTRA_DEVELOPER", "ann")
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "orchestra.yaml").write_text(
+        "organisation: {name: acme, developers: "
+        "[{name: ann, role: developer}, {name: vic, role: viewer}]}\n"
+    )
     db = open_database(url)
     branch("orchestra/run-ann-1", {"calc.py": CALC.replace("a + b", "b + a")})
     branch("bob", {"calc.py": CALC.replace("a + b", "(a + b)")})
@@ -144,6 +148,10 @@ def test_land_and_queue_commands(
     _run(db, "run-cid-2", repo, "failed", branch="orchestra/run-cid-2")
     db.dispose()
     cli = CliRunner()
+
+    # A viewer may not land (the same role check as POST /api/v1/runs/{id}/land).
+    viewer = cli.invoke(app, ["land", "run-ann"], env={"ORCHESTRA_DEVELOPER": "vic"})
+    assert viewer.exit_code == 2 and "may not land" in viewer.output, viewer.output
 
     landed = cli.invoke(app, ["land", "run-ann", "--json"])
     assert landed.exit_code == 0, landed.output
@@ -164,7 +172,7 @@ def test_land_and_queue_commands(
         ("orchestra/run-ann-1", "landed", []),
         ("bob", "conflict", ["calc.py"]),
     ]
-    assert rows[0]["requested_by"] == "ann"
+    assert rows[0]["requested_by"] == "developer:ann"
 
     dropped = cli.invoke(app, ["queue", "drop", str(rows[1]["id"])])
     assert dropped.exit_code == 0, dropped.output

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,8 +41,11 @@ def _services(*, existing_only: bool = True) -> Iterator[Any]:
         services.close()
 
 
-def _who() -> str:
-    return os.environ.get("ORCHESTRA_DEVELOPER") or getpass.getuser()
+def _who(services: Any) -> str:
+    """The acting developer, once their role may ``land`` (as the API checks it)."""
+    from orchestra.cli.acting import acting_as
+
+    return acting_as(services.config, "land")
 
 
 def _onto(repo: Path, onto: str | None) -> str:
@@ -111,7 +112,7 @@ def land(
             repo,
             branch,
             _onto(Path(repo), onto),
-            requested_by=_who(),
+            requested_by=_who(services),
             run_id=found,
         )
         _queue_and_land(services, entry, wait, as_json)
@@ -140,7 +141,7 @@ def register(app: typer.Typer) -> None:
                 str(repo),
                 branch,
                 _onto(repo, onto),
-                requested_by=_who(),
+                requested_by=_who(services),
             )
             _queue_and_land(services, entry, wait, as_json)
 
@@ -180,6 +181,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Land REPO's queued entries now (if no other lander is doing it)."""
         with _services() as services:
+            _who(services)
             done = _lander(services).process(str(repo))
         for entry in done:
             _show(entry)
@@ -194,5 +196,6 @@ def register(app: typer.Typer) -> None:
         from orchestra.landing import drop
 
         with _services() as services:
+            _who(services)
             entry = drop(services.database, entry_id)
         console().print(f"dropped entry {entry.id} ({escape(entry.branch)})", highlight=False)

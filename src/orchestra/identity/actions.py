@@ -79,6 +79,8 @@ for _name, _roles, _scoped, _mutating in (
     ("manage_policies", _ADMINS, False, True),
     ("reload_config", _ADMINS, False, True),
     ("manage_secrets", _ADMINS, False, True),
+    # the merge queue; here, not in the API's module, so the CLI's `land`/`queue` check it too
+    ("land", frozenset({"lead", "developer"}), False, True),
 ):
     register_action(_name, _roles, unit_scoped=_scoped, mutating=_mutating)
 
