@@ -5,6 +5,9 @@ Above the engine and the pipelines (it drives runs), below the composition root 
 CLI (which hand it the engines it runs on). See ``docs/experiments.md``.
 """
 
+import importlib
+import typing
+
 from orchestra.experiments.acceptance import Acceptance, checkout_base, judge, reference_passing
 from orchestra.experiments.analysis import (
     POWER_FORMULA,
@@ -13,17 +16,6 @@ from orchestra.experiments.analysis import (
     analyse,
     compare,
     evaluate_gates,
-)
-from orchestra.experiments.durable import (
-    DurableOutcome,
-    ExperimentHost,
-    bind_runner,
-    experiment_host,
-    experiment_plan,
-    list_experiments,
-    resume_experiment,
-    start_experiment,
-    unfinished_experiment,
 )
 from orchestra.experiments.errors import BudgetSpent, ExperimentError, SuiteInvalid
 from orchestra.experiments.measure import RunMeasurement
@@ -56,6 +48,44 @@ from orchestra.experiments.stats import (
     pairs_needed,
 )
 from orchestra.experiments.suite import Suite, Task, read_task, suite_from_git
+
+if typing.TYPE_CHECKING:
+    from orchestra.experiments.durable import (
+        DurableOutcome,
+        ExperimentHost,
+        bind_runner,
+        experiment_host,
+        experiment_plan,
+        list_experiments,
+        resume_experiment,
+        start_experiment,
+        unfinished_experiment,
+    )
+
+_EXPORTS = {
+    name: "orchestra.experiments.durable"
+    for name in (
+        "DurableOutcome",
+        "ExperimentHost",
+        "bind_runner",
+        "experiment_host",
+        "experiment_plan",
+        "list_experiments",
+        "resume_experiment",
+        "start_experiment",
+        "unfinished_experiment",
+    )
+}
+"""Loaded on first use: the durable runner loads the engine and DBOS, which the dashboard's
+experiment pages (reading recorded results) and ``orchestra gateway`` must not pay for."""
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "POWER_FORMULA",

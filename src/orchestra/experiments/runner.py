@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestra.config import OrchestraConfig
-from orchestra.engine import EngineRuntime
 from orchestra.experiments.acceptance import checkout_base, judge, reference_passing
 from orchestra.experiments.errors import SuiteInvalid
 from orchestra.experiments.measure import RunMeasurement, measurement_of
@@ -29,6 +28,9 @@ from orchestra.experiments.spec import Arm, ExperimentSpec
 from orchestra.experiments.suite import Suite, Task
 from orchestra.repository import resolve_environment
 from orchestra.tools import CommandLimits
+
+if TYPE_CHECKING:  # the engine (and DBOS) load only when an experiment runs
+    from orchestra.engine import EngineRuntime
 
 
 @dataclass
