@@ -16,11 +16,19 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestra.engine.agents import RosterAgents
-from orchestra.repository import TestEnvironment, detect_environment, preflight
+from orchestra.repository import (
+    GateResult,
+    TestEnvironment,
+    detect_environment,
+    green_gate,
+    preflight,
+    red_gate,
+)
 from orchestra.repository.preflight import Baseline
 from orchestra.roster import BUILTIN_AGENTS_DIR
 from orchestra.testing.scripted import create_repository
@@ -196,3 +204,38 @@ def preflight_in(
         "report_dir": tmp_path / "rep",
     }
     return env, kwargs, preflight(env, repo, **kwargs)
+
+
+@dataclass(frozen=True)
+class Gates:
+    """A repository after preflight at its current ``HEAD`` (the base commit), with the
+    gates' arguments bound: ``red(planned)`` judges the working tree's new tests against
+    the baseline, ``green()`` the whole suite."""
+
+    env: TestEnvironment
+    repo: Path
+    base: str
+    baseline: Baseline
+    kwargs: dict[str, Any]
+
+    def red(self, planned_files: list[str]) -> GateResult:
+        """The red gate on the working tree, ``planned_files`` being the plan's files."""
+        return red_gate(
+            self.env,
+            self.repo,
+            base_commit=self.base,
+            base_ids=self.baseline.test_ids,
+            planned_files=planned_files,
+            **self.kwargs,
+        )
+
+    def green(self) -> GateResult:
+        """The green gate on the working tree."""
+        return green_gate(self.env, self.repo, **self.kwargs)
+
+
+def gates_in(tmp_path: Path, repo: Path, limits: CommandLimits) -> Gates:
+    """:func:`preflight_in` at the repository's ``HEAD``, as :class:`Gates`."""
+    env, kwargs, baseline = preflight_in(tmp_path, repo, limits)
+    base = git(repo, "rev-parse", "HEAD").strip()
+    return Gates(env, repo, base, baseline, kwargs)

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestra.repository import green_gate, red_gate
 from orchestra.repository.changes import changed_tests_in
 from orchestra.repository.test_sources import TestSpan, go_test_spans, js_test_spans
 from orchestra.testing.scripted import create_repository
 from orchestra.tools import CommandLimits
-from tests.repository.fixtures import commit_files, git, preflight_in
+from tests.repository.fixtures import commit_files, gates_in, git
 
 LIMITS = CommandLimits(timeout_s=180, memory_mb=4096)
 
@@ -147,36 +146,21 @@ def test_go_changed_existing_test_must_fail_in_red(tmp_path: Path) -> None:
             "calc_test.go": GO_TEST,
         },
     )
-    env, kwargs, baseline = preflight_in(tmp_path, repo, LIMITS)
-    assert baseline.test_ids == {"example.com/calc::TestGreet", "example.com/calc::TestAdd"}
-    base = git(repo, "rev-parse", "HEAD").strip()
+    gates = gates_in(tmp_path, repo, LIMITS)
+    assert gates.baseline.test_ids == {"example.com/calc::TestGreet", "example.com/calc::TestAdd"}
     (repo / "calc_test.go").write_text(GO_TEST.replace('!= "hello ann"', '!= "Hello, ann!"'))
-    red = red_gate(
-        env,
-        repo,
-        base_commit=base,
-        base_ids=baseline.test_ids,
-        planned_files=["calc.go"],
-        **kwargs,
-    )
+    red = gates.red(["calc.go"])
     assert red.verdict.accepted, red.verdict.reason
     assert red.verdict.new_failing == ("example.com/calc::TestGreet",)
     assert red.verdict.counts == {"passed": 1, "failed": 1, "error": 0, "skipped": 0}
     # The unchanged test of the same file must keep passing.
     (repo / "calc.go").write_text(GO_CALC.replace("a + b", "a - b"))
-    broken = red_gate(
-        env,
-        repo,
-        base_commit=base,
-        base_ids=baseline.test_ids,
-        planned_files=["calc.go"],
-        **kwargs,
-    )
+    broken = gates.red(["calc.go"])
     assert not broken.verdict.accepted
     assert [p.kind for p in broken.verdict.problems] == ["broken_existing"]
     assert broken.verdict.problems[0].ids == ("example.com/calc::TestAdd",)
     (repo / "calc.go").write_text(GO_CALC.replace('"hello " + n', '"Hello, " + n + "!"'))
-    green = green_gate(env, repo, **kwargs)
+    green = gates.green()
     assert green.verdict.accepted, green.verdict.reason
 
 
@@ -199,22 +183,14 @@ def test_js_changed_existing_test_must_fail_in_red(tmp_path: Path) -> None:
         tmp_path / "js",
         {"package.json": json.dumps(package), "calc.js": CALC_JS, "test/calc.test.js": NODE_TEST},
     )
-    env, kwargs, baseline = preflight_in(tmp_path, repo, LIMITS)
-    assert baseline.test_ids == {"calc::adds", "calc::greets"}
-    base = git(repo, "rev-parse", "HEAD").strip()
+    gates = gates_in(tmp_path, repo, LIMITS)
+    assert gates.baseline.test_ids == {"calc::adds", "calc::greets"}
     changed_test = NODE_TEST.replace("'hello ann'", "'Hello, ann!'")
     (repo / "test/calc.test.js").write_text(changed_test)
-    red = red_gate(
-        env,
-        repo,
-        base_commit=base,
-        base_ids=baseline.test_ids,
-        planned_files=["calc.js"],
-        **kwargs,
-    )
+    red = gates.red(["calc.js"])
     assert red.verdict.accepted, red.verdict.reason
     assert red.verdict.new_failing == ("calc::greets",)
     assert red.new_case_counts() == {"passed": 0, "failed": 1, "error": 0, "skipped": 0}
     (repo / "calc.js").write_text(CALC_JS.replace("'hello ' + n", "'Hello, ' + n + '!'"))
-    green = green_gate(env, repo, **kwargs)
+    green = gates.green()
     assert green.verdict.accepted, green.verdict.reason

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestra.repository import PreflightFailed, red_gate
+from orchestra.repository import PreflightFailed
 from orchestra.repository.reports import parse_jest_junit
 from orchestra.testing.scripted import create_repository
 from orchestra.tools import CommandLimits
-from tests.repository.fixtures import git, preflight_in
+from tests.repository.fixtures import gates_in, preflight_in
 
 LIMITS = CommandLimits(timeout_s=180, memory_mb=2048)
 
@@ -79,32 +79,17 @@ def test_jest_ids_name_the_file_and_describe_chain(tmp_path: Path) -> None:
 
 def test_a_changed_existing_jest_test_is_judged_changed(tmp_path: Path) -> None:
     repo = _jest_package(tmp_path / "calc", _jest_modules())
-    env, kwargs, baseline = preflight_in(tmp_path, repo, LIMITS)
-    base = git(repo, "rev-parse", "HEAD").strip()
+    gates = gates_in(tmp_path, repo, LIMITS)
     # An existing test changes (its id stays the same); the others do not.
     (repo / "test/calc.test.js").write_text(
         CALC_TEST.replace("toBe('hello ann')", "toBe('Hello, ann!')")
     )
-    red = red_gate(
-        env,
-        repo,
-        base_commit=base,
-        base_ids=baseline.test_ids,
-        planned_files=["calc.js"],
-        **kwargs,
-    )
+    red = gates.red(["calc.js"])
     assert red.verdict.accepted, red.verdict.reason
     assert red.verdict.new_failing == ("test/calc.test.js::calc > words > greets",)
     # Breaking an unchanged test of the same file is refused.
     (repo / "calc.js").write_text(CALC_JS.replace("a + b", "a - b"))
-    broken = red_gate(
-        env,
-        repo,
-        base_commit=base,
-        base_ids=baseline.test_ids,
-        planned_files=["calc.js"],
-        **kwargs,
-    )
+    broken = gates.red(["calc.js"])
     assert not broken.verdict.accepted
     assert [p.kind for p in broken.verdict.problems] == ["broken_existing"]
     assert set(broken.verdict.problems[0].ids) == {"test/calc.test.js::calc > adds"}

@@ -11,14 +11,12 @@ import pytest
 from orchestra.repository import (
     coverage_plan,
     detect_environment,
-    green_gate,
     measure_coverage,
     preflight,
-    red_gate,
 )
 from orchestra.testing.scripted import create_repository
 from orchestra.tools import CommandLimits
-from tests.repository.fixtures import git, preflight_in
+from tests.repository.fixtures import gates_in
 
 LIMITS = CommandLimits(timeout_s=180, memory_mb=4096)
 
@@ -40,41 +38,30 @@ def test_go_module_red_then_green(tmp_path: Path) -> None:
             "calc_test.go": GO_TEST,
         },
     )
-    env, kwargs, baseline = preflight_in(tmp_path, repo, LIMITS)
-    assert baseline.test_ids == {"example.com/calc::TestAdd"}
-    base = git(repo, "rev-parse", "HEAD").strip()
+    gates = gates_in(tmp_path, repo, LIMITS)
+    assert gates.baseline.test_ids == {"example.com/calc::TestAdd"}
     with (repo / "calc_test.go").open("a") as handle:
         handle.write(GO_NEW_TEST)
-    red = red_gate(
-        env,
-        repo,
-        base_commit=base,
-        base_ids=baseline.test_ids,
-        planned_files=["calc.go"],
-        **kwargs,  # type: ignore[arg-type]
-    )
+    red = gates.red(["calc.go"])
     assert red.verdict.accepted, red.verdict.reason
     assert red.verdict.new_failing == ("example.com/calc::TestMul",)
     # A test file that calls something no planned file will provide is refused.
-    wrong = red_gate(
-        env,
-        repo,
-        base_commit=base,
-        base_ids=baseline.test_ids,
-        planned_files=["other/x.go"],
-        **kwargs,  # type: ignore[arg-type]
-    )
+    wrong = gates.red(["other/x.go"])
     assert not wrong.verdict.accepted
     assert "undefined: Mul" in wrong.verdict.reason
     (repo / "calc.go").write_text(GO_CALC + "\nfunc Mul(a, b int) int { return a * b }\n")
-    green = green_gate(env, repo, **kwargs)  # type: ignore[arg-type]
+    green = gates.green()
     assert green.verdict.accepted, green.verdict.reason
     assert {c.id for c in green.report.cases} == {
         "example.com/calc::TestAdd",
         "example.com/calc::TestMul",
     }
     data, reason = measure_coverage(
-        coverage_plan(env, tmp_path / "cov"), env, repo, home=tmp_path / "h", limits=LIMITS
+        coverage_plan(gates.env, tmp_path / "cov"),
+        gates.env,
+        repo,
+        home=tmp_path / "h",
+        limits=LIMITS,
     )
     assert data is not None, reason
     assert 5 in data.executed["calc.go"]
@@ -99,21 +86,13 @@ def test_node_test_package_red_then_green(tmp_path: Path) -> None:
             "test/calc.test.js": NODE_TEST,
         },
     )
-    env, kwargs, baseline = preflight_in(tmp_path, repo, LIMITS)
-    assert env.runner == "node"
-    assert baseline.test_ids == {"test::adds"}
-    base = git(repo, "rev-parse", "HEAD").strip()
+    gates = gates_in(tmp_path, repo, LIMITS)
+    assert gates.env.runner == "node"
+    assert gates.baseline.test_ids == {"test::adds"}
     with (repo / "test/calc.test.js").open("a") as handle:
         handle.write("test('doubles', () => { assert.strictEqual(calc.double(2), 4); });\n")
         handle.write("test('triples', () => { assert.strictEqual(calc.add(1, 1), 3); });\n")
-    red = red_gate(
-        env,
-        repo,
-        base_commit=base,
-        base_ids=baseline.test_ids,
-        planned_files=["calc.js"],
-        **kwargs,  # type: ignore[arg-type]
-    )
+    red = gates.red(["calc.js"])
     assert red.verdict.accepted, red.verdict.reason
     assert set(red.verdict.new_failing) == {"test::doubles", "test::triples"}
     (repo / "calc.js").write_text(
@@ -122,7 +101,7 @@ def test_node_test_package_red_then_green(tmp_path: Path) -> None:
     (repo / "test/calc.test.js").write_text(
         NODE_TEST + "test('doubles', () => { assert.strictEqual(calc.double(2), 4); });\n"
     )
-    green = green_gate(env, repo, **kwargs)  # type: ignore[arg-type]
+    green = gates.green()
     assert green.verdict.accepted, green.verdict.reason
 
 

@@ -241,56 +241,31 @@ def _change(
 VersionArgument = Annotated[str, typer.Argument(help="The version (3 or v3).")]
 
 
-@registry_app.command("approve")
-def approve_command(
-    agent: str,
-    version: VersionArgument,
-    actor: ActorOption = None,
-    note: NoteOption = "",
-    database: DatabaseOption = None,
-    json_out: JsonOption = False,
-) -> None:
-    """Approve a pending version (a lead or an admin); it becomes the served one."""
-    _change("approve", agent, version, actor, note, database, json_out)
+def _change_command(verb: str, summary: str) -> None:
+    """Register ``orchestra registry VERB AGENT VERSION``: one review state change."""
+
+    def command(
+        agent: str,
+        version: VersionArgument,
+        actor: ActorOption = None,
+        note: NoteOption = "",
+        database: DatabaseOption = None,
+        json_out: JsonOption = False,
+    ) -> None:
+        _change(verb, agent, version, actor, note, database, json_out)
+
+    command.__doc__ = summary
+    command.__name__ = f"{verb}_command"
+    registry_app.command(verb)(command)
 
 
-@registry_app.command("reject")
-def reject_command(
-    agent: str,
-    version: VersionArgument,
-    actor: ActorOption = None,
-    note: NoteOption = "",
-    database: DatabaseOption = None,
-    json_out: JsonOption = False,
-) -> None:
-    """Reject a pending version (a lead or an admin); it is never served."""
-    _change("reject", agent, version, actor, note, database, json_out)
-
-
-@registry_app.command("deprecate")
-def deprecate_command(
-    agent: str,
-    version: VersionArgument,
-    actor: ActorOption = None,
-    note: NoteOption = "",
-    database: DatabaseOption = None,
-    json_out: JsonOption = False,
-) -> None:
-    """Deprecate an approved version: still served, with a warning."""
-    _change("deprecate", agent, version, actor, note, database, json_out)
-
-
-@registry_app.command("yank")
-def yank_command(
-    agent: str,
-    version: VersionArgument,
-    actor: ActorOption = None,
-    note: NoteOption = "",
-    database: DatabaseOption = None,
-    json_out: JsonOption = False,
-) -> None:
-    """Yank a version: it is never served again."""
-    _change("yank", agent, version, actor, note, database, json_out)
+for _verb, _summary in (
+    ("approve", "Approve a pending version (a lead or an admin); it becomes the served one."),
+    ("reject", "Reject a pending version (a lead or an admin); it is never served."),
+    ("deprecate", "Deprecate an approved version: still served, with a warning."),
+    ("yank", "Yank a version: it is never served again."),
+):
+    _change_command(_verb, _summary)
 
 
 @registry_app.command("diff")
