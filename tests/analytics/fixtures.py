@@ -4,6 +4,7 @@ the documentation lists for each event), an organisation, and ledger rows."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from typing import Any
 from orchestra.accounting import rebuild_rollups
 from orchestra.analytics import receive
 from orchestra.config import OrganisationSection
-from orchestra.org import build_org_tree, sync_org
+from orchestra.org import OrgTree, build_org_tree, load_org, sync_org
 from orchestra.store import Database, open_database
 from orchestra.store.tables.gateway import GatewayLedgerEntry
 
@@ -206,6 +207,18 @@ def sqlite_database(path: Path) -> Database:
     return database
 
 
+def _section(tree: OrgTree) -> dict[str, Any]:
+    """``organisation:`` of ``orchestra.yaml`` for a stored tree."""
+    return {
+        "name": tree.name,
+        "units": [{"name": u.name, "kind": u.kind, "parent": u.parent} for u in tree.units],
+        "developers": [
+            {"name": d.name, "role": d.role, "unit": d.unit, "email": d.email}
+            for d in tree.developers
+        ],
+    }
+
+
 @contextmanager
 def served_app(
     tmp_path: Path,
@@ -227,6 +240,9 @@ def served_app(
         acc = root.accounting()
         keys = {name: acc.keys.create(name)[0] for name in developers}
         acc.close()
+        tree = load_org(root.database)
+    if tree is not None:  # the server knows people (roles, units) from its configuration
+        config.write_text(json.dumps({"gateway": {"port": 0}, "organisation": _section(tree)}))
     options = ServeOptions(
         include_api=True, config_path=str(config), database_url=url, install_sighup=False
     )
