@@ -48,21 +48,92 @@ class Indicator:
     """``up`` or ``down``."""
     default_threshold: float | None
     step: str
-    """``day``, ``week`` or ``run``: what one point of the series is."""
+    """``day``, ``week``, ``run`` or ``budget``: what one point of the series is."""
+    how: str = ""
+    """How the series is computed, and what raises a finding (the docs and the dashboard
+    show it)."""
 
 
 INDICATORS: tuple[Indicator, ...] = (
-    Indicator("gateway_error_rate", "Gateway error rate (SLO)", "ratio", "up", 0.05, "day"),
-    Indicator("gateway_latency_p95", "Gateway p95 latency (SLO)", "ms", "up", 10_000.0, "day"),
-    Indicator("daily_cost", "AI spend per day (burn)", "USD", "up", None, "day"),
-    Indicator("cycle_time", "Cycle time", "hours", "up", 72.0, "week"),
-    Indicator("change_failure_rate", "Change failure rate (quality)", "ratio", "up", 0.15, "week"),
     Indicator(
-        "test_coverage", "Changed-line coverage (automation)", "percent", "down", 70.0, "run"
+        "gateway_error_rate",
+        "Gateway error rate (SLO)",
+        "ratio",
+        "up",
+        0.05,
+        "day",
+        "per day: ledger calls that ended upstream_error, stream_failed or error ÷ calls (a "
+        "client's error, a budget's or a limit's refusal are not the gateway's)",
     ),
-    Indicator("budget_burn_rate", "Budget burn rate", "ratio", "up", 0.9, "budget"),
-    Indicator("run_duration", "Run duration (engine)", "minutes", "up", 120.0, "day"),
-    Indicator("step_duration", "Agent step duration (engine)", "seconds", "up", 900.0, "day"),
+    Indicator(
+        "gateway_latency_p95",
+        "Gateway p95 latency (SLO)",
+        "ms",
+        "up",
+        10_000.0,
+        "day",
+        "per day: p95 of latency_ms of successful calls",
+    ),
+    Indicator(
+        "daily_cost",
+        "AI spend per day (burn)",
+        "USD",
+        "up",
+        None,
+        "day",
+        "per day: ledger cost; also an anomaly when the last day is more than three standard "
+        "deviations above the days before it (at least seven)",
+    ),
+    Indicator(
+        "cycle_time", "Cycle time", "hours", "up", 72.0, "week", "per week: the cycle time KPI"
+    ),
+    Indicator(
+        "change_failure_rate",
+        "Change failure rate (quality)",
+        "ratio",
+        "up",
+        0.15,
+        "week",
+        "per week: the change failure rate KPI",
+    ),
+    Indicator(
+        "test_coverage",
+        "Changed-line coverage (automation)",
+        "percent",
+        "down",
+        70.0,
+        "run",
+        "per run: changed-line coverage of the runs finished in the look-back, in order",
+    ),
+    Indicator(
+        "budget_burn_rate",
+        "Budget burn rate",
+        "ratio",
+        "up",
+        0.9,
+        "budget",
+        "per budget of the unit: ledger spend in the current window ÷ cap (critical above the "
+        "threshold); warning when the projected spend (the recent daily spend, along its trend "
+        "when Mann-Kendall finds it rising) reaches the cap before the window ends",
+    ),
+    Indicator(
+        "run_duration",
+        "Run duration (engine)",
+        "minutes",
+        "up",
+        120.0,
+        "day",
+        "per day: median wall time (created to finished) of the unit's runs that succeeded",
+    ),
+    Indicator(
+        "step_duration",
+        "Agent step duration (engine)",
+        "seconds",
+        "up",
+        900.0,
+        "day",
+        "per day: median wall time (started to finished) of the agent steps of the unit's runs",
+    ),
 )
 """The indicators of the design's list that recorded data can support."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from orchestra.analytics import (
+    INDICATORS,
     Figure,
     KPIReport,
     Period,
@@ -267,6 +268,7 @@ def alerts(ctx: PageContext) -> Page:
         (
             "Alert",
             "Unit",
+            "Indicator",
             "Severity",
             "State",
             "Summary",
@@ -284,6 +286,7 @@ def alerts(ctx: PageContext) -> Page:
         table.add(
             alert.id,
             alert.unit,
+            alert.indicator,
             alert.severity,
             alert.state,
             alert.summary,
@@ -292,9 +295,30 @@ def alerts(ctx: PageContext) -> Page:
             alert.last_seen.isoformat(timespec="minutes"),
             Cell(alert.id, value=actions),
         )
-    page = Page("Alerts", "alerts", tables=[table])
+    page = Page("Alerts", "alerts", tables=[table, _indicators(ctx)])
     page.notes.append("Leads of an alert's unit and admins may acknowledge and resolve it.")
+    page.notes.append(
+        "A finding needs a significant trend (Mann-Kendall); it is critical when the latest "
+        "point is also past the threshold (a budget: its share of the cap spent). "
+        "orchestra insight check --unit U records them."
+    )
     return page
+
+
+def _indicators(ctx: PageContext) -> Table:
+    """The early-warning indicators: how each is computed and the threshold in force."""
+    table = Table(
+        "indicators",
+        "Early-warning indicators and their thresholds",
+        ("Indicator", "Title", "How", "Unit", "Worse when", "Threshold"),
+    )
+    thresholds = ctx.settings.warnings.thresholds
+    for i in INDICATORS:
+        threshold = thresholds.get(i.name, i.default_threshold)
+        table.add(
+            i.name, i.title, i.how, i.unit, i.worse_when, "none" if threshold is None else threshold
+        )
+    return table
 
 
 def _may_manage(ctx: PageContext, unit_name: str) -> bool:
