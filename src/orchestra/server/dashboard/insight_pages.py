@@ -268,9 +268,9 @@ def alerts(ctx: PageContext) -> Page:
         (
             "Alert",
             "Unit",
-            "Indicator",
             "Severity",
             "State",
+            "Indicator",
             "Summary",
             "Value",
             "Threshold",
@@ -286,9 +286,9 @@ def alerts(ctx: PageContext) -> Page:
         table.add(
             alert.id,
             alert.unit,
-            alert.indicator,
             alert.severity,
-            alert.state,
+            alert.state,  # the fourth cell: the buttons' script updates it
+            alert.indicator,
             alert.summary,
             alert.value,
             alert.threshold,
