@@ -16,7 +16,7 @@ from orchestra.analytics import receive
 from orchestra.config import OrganisationSection
 from orchestra.org import OrgTree, build_org_tree, load_org, sync_org
 from orchestra.store import Database, open_database
-from orchestra.store.tables.gateway import GatewayLedgerEntry
+from orchestra.store.tables.gateway import GatewayBudget, GatewayLedgerEntry
 
 REPO = "acme/shop"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
@@ -198,6 +198,26 @@ def ledger(db: Database, rows: list[tuple[Any, ...]]) -> None:
         # Written around the ledger writer: sum them into the rollups the figures read.
         session.flush()
         rebuild_rollups(session.connection())
+
+
+def budget(
+    db: Database, name: str, scope: str, subject: str, cap_usd: float, period: str = "month"
+) -> None:
+    """A budget row as `orchestra budgets set` stores it (80 % soft line)."""
+    with db.session() as session:
+        session.add(
+            GatewayBudget(
+                id=f"bud_{name}",
+                name=name,
+                scope=scope,
+                subject=subject,
+                period=period,
+                cap_nano=int(cap_usd * 1_000_000_000),
+                soft_pct=80,
+                source="api",
+                created_at=T0,
+            )
+        )
 
 
 def sqlite_database(path: Path) -> Database:

@@ -20,30 +20,10 @@ from orchestra.analytics.escalation import Message
 from orchestra.org import load_org
 from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow, StepRow
-from orchestra.store.tables.gateway import GatewayBudget
-from tests.analytics.fixtures import T0, ledger
+from tests.analytics.fixtures import T0, budget, ledger
 
 NOW = T0 + timedelta(days=14)  # Monday 2026-11-16 09:00 UTC; the look-back is Nov 2-15
 USD = 1_000_000_000
-
-
-def _budget(
-    db: Database, name: str, scope: str, subject: str, cap: float, period: str = "month"
-) -> None:
-    with db.session() as session:
-        session.add(
-            GatewayBudget(
-                id=f"bud_{name}",
-                name=name,
-                scope=scope,
-                subject=subject,
-                period=period,
-                cap_nano=int(cap * USD),
-                soft_pct=80,
-                source="api",
-                created_at=T0,
-            )
-        )
 
 
 def _daily_spend(db: Database, developer: str, dollars: list[float], skip: int = 0) -> None:
@@ -70,7 +50,7 @@ def _burns(db: Database, unit: str | None) -> dict[str, BudgetBurn]:
 def test_a_steady_burn_projects_the_day_the_cap_is_reached(db: Database) -> None:
     # $4 a day for 14 days: $56 of $100 spent, $44 left at $4/day = 11 days from now.
     _daily_spend(db, "alice", [4.0] * 14)
-    _budget(db, "alice-month", "developer", "alice", 100)
+    budget(db, "alice-month", "developer", "alice", 100)
     burn = _burns(db, "alice")["alice-month"]
     assert burn.spent_usd == pytest.approx(56.0)
     assert burn.used == pytest.approx(0.56)
@@ -87,7 +67,7 @@ def test_a_rising_burn_is_projected_along_its_trend(db: Database) -> None:
     # cap on Dec 3, after the window; the trend (Sen's slope $1/day, today $15) on
     # Nov 26 05:24: 0.625 x $15 today, then $16 + ... + $24 (Nov 17-25), then 0.225 of $25.
     _daily_spend(db, "bob", [float(d) for d in range(1, 15)])
-    _budget(db, "payments-month", "team", "payments", 300)
+    budget(db, "payments-month", "team", "payments", 300)
     burn = _burns(db, "payments")["payments-month"]
     assert burn.trend == "rising"
     assert burn.mann_kendall is not None and burn.mann_kendall["p_value"] < 0.05
@@ -101,12 +81,12 @@ def test_too_little_data_is_unknown_and_no_warning_unless_the_cap_is_nearly_spen
     db: Database,
 ) -> None:
     _daily_spend(db, "carol", [1.0, 1.0], skip=12)  # calls on the last two days only
-    _budget(db, "carol-month", "developer", "carol", 100)
+    budget(db, "carol-month", "developer", "carol", 100)
     burn = _burns(db, "carol")["carol-month"]
     assert burn.rate_usd_per_day is None and burn.exhausts_at is None
     assert "fewer than 3 full days" in (burn.why_unknown or "")
     assert check_warnings(db, unit="carol", now=NOW) == []
-    _budget(db, "carol-small", "developer", "carol", 2.1)  # $2 of $2.10: 95 %
+    budget(db, "carol-small", "developer", "carol", 2.1)  # $2 of $2.10: 95 %
     alerts = check_warnings(db, unit="carol", now=NOW)
     assert [(a.indicator, a.severity) for a in alerts] == [("budget_burn_rate", "critical")]
     assert "burn rate unknown" in alerts[0].summary and "(95%)" in alerts[0].summary
@@ -114,9 +94,9 @@ def test_too_little_data_is_unknown_and_no_warning_unless_the_cap_is_nearly_spen
 
 def test_each_budget_has_its_own_alert_de_duplicated_and_escalated_once(db: Database) -> None:
     _daily_spend(db, "alice", [4.0] * 14)
-    _budget(db, "alice-month", "developer", "alice", 100)  # reached Nov 27, before Dec 1
-    _budget(db, "alice-week", "developer", "alice", 25, "week")  # 6.25 days: Nov 22 15:00
-    _budget(db, "alice-roomy", "developer", "alice", 30, "week")  # 7.5 days: after Nov 23
+    budget(db, "alice-month", "developer", "alice", 100)  # reached Nov 27, before Dec 1
+    budget(db, "alice-week", "developer", "alice", 25, "week")  # 6.25 days: Nov 22 15:00
+    budget(db, "alice-roomy", "developer", "alice", 30, "week")  # 7.5 days: after Nov 23
     sent: list[tuple[str, Message]] = []
 
     def send(unit: str, message: Message) -> list[str]:
@@ -142,8 +122,8 @@ def test_org_budgets_belong_to_the_organisation_check_and_90_percent_is_critical
 ) -> None:
     _daily_spend(db, "alice", [2.0] * 14)
     _daily_spend(db, "carol", [1.3] * 14)
-    _budget(db, "everyone", "org", "*", 45)  # $46.20 of $45: over the cap
-    _budget(db, "team", "team", "payments", 1000)  # a team's: not the organisation check's
+    budget(db, "everyone", "org", "*", 45)  # $46.20 of $45: over the cap
+    budget(db, "team", "team", "payments", 1000)  # a team's: not the organisation check's
     burns = _burns(db, None)
     assert list(burns) == ["everyone"]
     assert burns["everyone"].spent_usd == pytest.approx(46.2)
@@ -178,8 +158,8 @@ def test_an_active_run_budget_is_watched_in_its_developer_check(db: Database) ->
             ("done-1", "alice", "r-done", int(4.9 * USD), NOW - timedelta(hours=3)),
         ],
     )
-    _budget(db, "run:r-live", "run", "r-live", 5, "none")
-    _budget(db, "run:r-done", "run", "r-done", 5, "none")
+    budget(db, "run:r-live", "run", "r-live", 5, "none")
+    budget(db, "run:r-done", "run", "r-done", 5, "none")
     burns = _burns(db, "alice")
     assert list(burns) == ["run:r-live"]  # a finished run's budget is no longer spent
     assert (burns["run:r-live"].why_unknown or "").startswith("a run budget has no window")

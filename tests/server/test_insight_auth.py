@@ -21,6 +21,7 @@ from orchestra.server import build_app
 from orchestra.server.insight import kpi_routes
 from orchestra.server.insight_more import insight_more_routes
 from orchestra.store import Database
+from tests.analytics.fixtures import budget
 from tests.identity.conftest import provider  # noqa: F401 (the fixture)
 from tests.identity.provider import CLIENT_SECRET, GROUPS, Provider, token_for
 from tests.server.api.conftest import ORG
@@ -33,9 +34,10 @@ KPI = "/api/insight/kpis?period=2026-11&kpi=cycle_time"
 class Served:
     """The app with insight's routes, and a gateway key per developer."""
 
-    def __init__(self, app: GatewayApp, keys: dict[str, str]) -> None:
+    def __init__(self, app: GatewayApp, keys: dict[str, str], database: Database) -> None:
         self.app = app
         self.keys = keys
+        self.database = database
 
     @property
     def api(self) -> Any:
@@ -75,7 +77,7 @@ def _served(tmp_path: Path, **identity: Any) -> Iterator[Served]:
         for name in ("root", "lena", "dev", "vic")
     }
     try:
-        yield Served(app, keys)
+        yield Served(app, keys, accounting.store.db)
     finally:
         accounting.close()
 
@@ -92,6 +94,7 @@ async def test_no_credential_is_401_on_every_insight_route(served: Served) -> No
         "/api/insight/plan?target=medium",
         "/api/insight/roi",
         "/api/insight/surveys",
+        "/api/insight/budgets",
     ):
         answer = await served.get(path)
         assert answer.status_code == 401, path
@@ -124,6 +127,23 @@ async def test_the_web_login_session_is_accepted_with_the_same_rules(served: Ser
     assert (await served.get(maturity, **cookie("root"))).status_code == 200
     assert (await served.get(maturity, **cookie("vic"))).status_code == 403
     assert (await served.get("/api/insight/surveys", **cookie("vic"))).status_code == 200
+
+
+async def test_budget_burn_follows_the_same_rules(served: Served) -> None:
+    budget(served.database, "dev-month", "developer", "dev", 50)
+    path = "/api/insight/budgets?unit=dev"
+    own = await served.get(path, **{"x-api-key": served.keys["dev"]})
+    assert own.status_code == 200, own.text
+    (burn,) = own.json()["budgets"]
+    assert (burn["budget"], burn["cap_usd"], burn["spent_usd"]) == ("dev-month", 50.0, 0.0)
+    assert burn["rate_usd_per_day"] is None and "fewer than 3 full days" in burn["why_unknown"]
+    lead = await served.get(path, cookie=f"{COOKIE}={served.session('lena')}")
+    assert lead.status_code == 200
+    assert (await served.get(path, **{"x-api-key": served.keys["vic"]})).status_code == 403
+    squad = await served.get(
+        "/api/insight/budgets?unit=squad-a", **{"x-api-key": served.keys["vic"]}
+    )
+    assert squad.status_code == 200 and squad.json()["budgets"] == []
 
 
 async def test_a_survey_answer_never_rides_on_the_session_cookie(served: Served) -> None:

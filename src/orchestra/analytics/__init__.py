@@ -53,6 +53,7 @@ from orchestra.analytics.payloads import IssueLabels, github_records, gitlab_rec
 from orchestra.analytics.report import (
     InsightSettings,
     KPIReport,
+    budget_burn_report,
     check_warnings,
     import_payload_file,
     kpi_report,
@@ -176,6 +177,7 @@ __all__ = [
     "band_versions",
     "bootstrap_interval",
     "budget_burn",
+    "budget_burn_report",
     "check_visible",
     "check_warnings",
     "close_survey_round",

@@ -1,5 +1,5 @@
-"""REST routes of insight's ROI, maturity, transition plans and surveys, and the survey's
-web form.
+"""REST routes of insight's ROI, maturity, transition plans, budget burn and surveys, and
+the survey's web form.
 
 Every ``/api/insight/...`` route here knows who asks as ``GET /api/insight/kpis`` does
 (:func:`orchestra.server.insight.insight_asker`: the session cookie, an OpenID Connect
@@ -15,6 +15,7 @@ import asyncio
 import html
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,11 +28,13 @@ from starlette.routing import BaseRoute, Route
 from orchestra.analytics import (
     QUESTIONS,
     Assumptions,
+    BudgetBurn,
     InsightSettings,
     InvalidAnswer,
     Principal,
     answer_survey,
     assess_maturity,
+    budget_burn_report,
     list_survey_rounds,
     parse_period,
     plan_transition,
@@ -122,6 +125,16 @@ _THANKS = (
 )
 
 
+@dataclass(frozen=True)
+class _Burns:
+    """Budget burns as one answer."""
+
+    burns: list[BudgetBurn]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"budgets": [b.to_dict() for b in self.burns]}
+
+
 class _Handlers:
     """The routes' handlers over one database and key lookup."""
 
@@ -176,6 +189,17 @@ class _Handlers:
             start=_date(params.get("start")),
             settings=self.settings,
         )
+
+    def _budgets(self, who: Principal, params: QueryParams) -> Any:
+        return _Burns(
+            budget_burn_report(
+                self.database(), who, unit=params.get("unit"), settings=self.settings
+            )
+        )
+
+    async def budgets(self, request: Request) -> JSONResponse:
+        """``GET /api/insight/budgets``."""
+        return await self._report(request, self._budgets)
 
     async def roi(self, request: Request) -> JSONResponse:
         """``GET /api/insight/roi``."""
@@ -266,10 +290,11 @@ class _Handlers:
 def insight_more_routes(
     config: OrchestraConfig, database: Callable[[], Database]
 ) -> list[BaseRoute]:
-    """ROI, maturity, plan and survey routes for ``build_app(extra_routes=...)``."""
+    """ROI, maturity, plan, budget burn and survey routes for ``build_app(extra_routes=...)``."""
     h = _Handlers(config, database)
     return [
         Route("/api/insight/roi", h.roi, methods=["GET"]),
+        Route("/api/insight/budgets", h.budgets, methods=["GET"]),
         Route("/api/insight/maturity", h.maturity, methods=["GET"]),
         Route("/api/insight/plan", h.plan, methods=["GET"]),
         Route("/api/insight/surveys", h.rounds, methods=["GET"]),
