@@ -45,7 +45,7 @@ from orchestra.config import ROIAssumptions
 from orchestra.config.schema import OrchestraConfig
 from orchestra.errors import OrchestraError
 from orchestra.server.api.endpoint import status_of
-from orchestra.server.dashboard.survey_answer import ANSWER_SURVEY
+from orchestra.server.dashboard import ANSWER_SURVEY
 from orchestra.server.insight import _error, insight_asker
 from orchestra.store import Database
 

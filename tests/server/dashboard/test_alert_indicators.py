@@ -51,4 +51,5 @@ async def test_the_alerts_page_shows_a_units_budget_burn_to_those_who_may_see_it
     assert row["Rate USD/day"] != "unknown" and row["Reaches the cap"] != "unknown"
     assert "Budget burn (alice)" in page
     assert refused.status_code == 403
-    assert organisation["rows"] == []  # no organisation budget
+    (org,) = organisation["rows"]  # the seed's organisation budget
+    assert (org["Budget"], org["Scope"], org["Subject"]) == ("acme-month", "org", "*")
