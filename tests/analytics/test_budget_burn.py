@@ -11,6 +11,8 @@ import pytest
 from orchestra.analytics import (
     BudgetBurn,
     Finding,
+    acknowledge,
+    alert_history,
     budget_burn,
     check_warnings,
     record_findings,
@@ -20,6 +22,7 @@ from orchestra.analytics.escalation import Message
 from orchestra.org import load_org
 from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow, StepRow
+from orchestra.store.tables.gateway import GatewayBudget
 from tests.analytics.fixtures import T0, budget, ledger
 
 NOW = T0 + timedelta(days=14)  # Monday 2026-11-16 09:00 UTC; the look-back is Nov 2-15
@@ -115,6 +118,17 @@ def test_each_budget_has_its_own_alert_de_duplicated_and_escalated_once(db: Data
     again = check_warnings(db, unit="alice", now=NOW + timedelta(minutes=5), send=send)
     assert sorted(a.id for a in again) == sorted(a.id for a in alerts)
     assert len(sent) == 2  # de-duplicated: not paged again
+
+    month = next(a for a in alerts if "alice-month" in a.summary)
+    week = next(a for a in alerts if "alice-week" in a.summary)
+    acknowledge(db, month.id, "lead")
+    with db.session() as session:  # the weekly budget is raised: no longer a finding
+        session.get(GatewayBudget, "bud_alice-week").cap_nano = 100 * USD  # type: ignore[union-attr]
+    later = check_warnings(db, unit="alice", now=NOW + timedelta(minutes=10), send=send)
+    assert [(a.id, a.state) for a in later] == [(month.id, "acknowledged")]
+    history = alert_history(db, week.id)
+    assert (history[-1]["event"], history[-1]["actor"]) == ("resolved", "check")
+    assert len(sent) == 2
 
 
 def test_org_budgets_belong_to_the_organisation_check_and_90_percent_is_critical(

@@ -113,6 +113,8 @@ async def test_gateway_keys_self_lead_and_admin_see_a_developers_figures(served:
     assert other.status_code == 403 and "own figures" in other.json()["error"]
     assert (await served.get(f"{KPI}&unit=vic", **key("lena"))).status_code == 403  # squad-b
     assert (await served.get(f"{KPI}&unit=squad-a", **key("vic"))).status_code == 200
+    bearer = {"authorization": f"Bearer {served.keys['lena']}"}  # a key as a bearer
+    assert (await served.get(f"{KPI}&unit=dev", **bearer)).status_code == 200
 
 
 async def test_the_web_login_session_is_accepted_with_the_same_rules(served: Served) -> None:
