@@ -80,6 +80,17 @@ def test_a_rising_burn_is_projected_along_its_trend(db: Database) -> None:
     assert abs(burn.exhausts_at - expected) < timedelta(seconds=1)
 
 
+def test_a_falling_burn_is_projected_at_the_last_weeks_mean(db: Database) -> None:
+    # $14, $13, ... $1 a day: falling; the last seven days' mean ($4/day) leaves $195 of
+    # $300 for 48.75 days, past the window: no exhaustion, no finding.
+    _daily_spend(db, "bob", [float(d) for d in range(14, 0, -1)])
+    budget(db, "payments-month", "team", "payments", 300)
+    burn = _burns(db, "payments")["payments-month"]
+    assert (burn.trend, burn.rate_usd_per_day, burn.exhausts_at) == ("falling", 4.0, None)
+    assert burn.projected_usd == pytest.approx(105 + 4 * 14.625)
+    assert check_warnings(db, unit="payments", now=NOW) == []
+
+
 def test_too_little_data_is_unknown_and_no_warning_unless_the_cap_is_nearly_spent(
     db: Database,
 ) -> None:

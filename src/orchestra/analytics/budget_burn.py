@@ -22,7 +22,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -63,7 +63,8 @@ class BudgetBurn:
     rate_usd_per_day: float | None
     """The projected spend of the coming day; ``None``: unknown."""
     trend: str
-    """``rising`` (significant), ``steady`` (no significant rise) or ``unknown``."""
+    """``rising`` or ``falling`` (significant, Mann-Kendall), ``steady`` (neither) or
+    ``unknown``; only a rise changes the projection."""
     exhausts_at: datetime | None
     """When the projection reaches the cap, if before the window ends (or now, if reached)."""
     projected_usd: float | None
@@ -144,6 +145,7 @@ def burn_of(
     alpha: float = 0.05,
 ) -> BudgetBurn:
     """``row``'s burn as of ``now``, from the ledger's daily spend of its subject."""
+    now = now.astimezone(UTC)  # days and windows are UTC's
     where = _match(row.scope, row.subject)
     cap = float(Decimal(row.cap_nano) / Decimal(10**9))
     start, end = period_bounds(row.period, now)
@@ -201,7 +203,7 @@ def burn_of(
     return replace(
         unknown,
         rate_usd_per_day=rate.at(len(values)),
-        trend="rising" if rising else "steady",
+        trend="rising" if rising else "falling" if trend.falling(alpha) else "steady",
         exhausts_at=exhausts,
         projected_usd=spent + ahead,
         mann_kendall={"s": trend.s, "z": trend.z, "p_value": trend.p_value, "slope": trend.slope},
