@@ -4,6 +4,7 @@ the documentation lists for each event), an organisation, and ledger rows."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -13,9 +14,9 @@ from typing import Any
 from orchestra.accounting import rebuild_rollups
 from orchestra.analytics import receive
 from orchestra.config import OrganisationSection
-from orchestra.org import build_org_tree, sync_org
+from orchestra.org import OrgTree, build_org_tree, load_org, sync_org
 from orchestra.store import Database, open_database
-from orchestra.store.tables.gateway import GatewayLedgerEntry
+from orchestra.store.tables.gateway import GatewayBudget, GatewayLedgerEntry
 
 REPO = "acme/shop"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
@@ -199,11 +200,43 @@ def ledger(db: Database, rows: list[tuple[Any, ...]]) -> None:
         rebuild_rollups(session.connection())
 
 
+def budget(
+    db: Database, name: str, scope: str, subject: str, cap_usd: float, period: str = "month"
+) -> None:
+    """A budget row as `orchestra budgets set` stores it (80 % soft line)."""
+    with db.session() as session:
+        session.add(
+            GatewayBudget(
+                id=f"bud_{name}",
+                name=name,
+                scope=scope,
+                subject=subject,
+                period=period,
+                cap_nano=int(cap_usd * 1_000_000_000),
+                soft_pct=80,
+                source="api",
+                created_at=T0,
+            )
+        )
+
+
 def sqlite_database(path: Path) -> Database:
     """A migrated SQLite database with the organisation stored (tests of one backend)."""
     database = open_database(f"sqlite:///{path / 'insight.db'}")
     organisation(database)
     return database
+
+
+def _section(tree: OrgTree) -> dict[str, Any]:
+    """``organisation:`` of ``orchestra.yaml`` for a stored tree."""
+    return {
+        "name": tree.name,
+        "units": [{"name": u.name, "kind": u.kind, "parent": u.parent} for u in tree.units],
+        "developers": [
+            {"name": d.name, "role": d.role, "unit": d.unit, "email": d.email}
+            for d in tree.developers
+        ],
+    }
 
 
 @contextmanager
@@ -227,6 +260,9 @@ def served_app(
         acc = root.accounting()
         keys = {name: acc.keys.create(name)[0] for name in developers}
         acc.close()
+        tree = load_org(root.database)
+    if tree is not None:  # the server knows people (roles, units) from its configuration
+        config.write_text(json.dumps({"gateway": {"port": 0}, "organisation": _section(tree)}))
     options = ServeOptions(
         include_api=True, config_path=str(config), database_url=url, install_sighup=False
     )

@@ -12,7 +12,7 @@ import pytest
 from orchestra.accounting import SecretBox, SecretStore
 from orchestra.analytics import github_signature
 from orchestra.server.app import OPTIONS_ENV, ServeOptions, app_from_environment
-from tests.analytics.fixtures import pull_request
+from tests.analytics.fixtures import organisation, pull_request, served_app
 
 
 def test_serve_answers_github_webhooks_with_the_stored_secret(
@@ -58,32 +58,15 @@ def test_serve_answers_github_webhooks_with_the_stored_secret(
 def test_serve_answers_kpis_to_gateway_key_holders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestra.app import Orchestra
-    from tests.analytics.fixtures import organisation
+    with served_app(tmp_path, monkeypatch, organisation, ["alice", "bob"]) as (app, keys):
+        alice, bob = keys["alice"], keys["bob"]
 
-    monkeypatch.setenv("ORCHESTRA_HOME", str(tmp_path / "home"))
-    config = tmp_path / "orchestra.yaml"
-    config.write_text("gateway:\n  port: 0\n")
-    url = f"sqlite:///{tmp_path / 'o.db'}"
-    with Orchestra.from_environment(config_path=config, database_url=url) as root:
-        organisation(root.database)
-        acc = root.accounting()
-        alice, _ = acc.keys.create("alice")
-        bob, _ = acc.keys.create("bob")
-        acc.close()
-    options = ServeOptions(
-        include_api=True, config_path=str(config), database_url=url, install_sighup=False
-    )
-    monkeypatch.setenv(OPTIONS_ENV, options.to_env())
-    app = app_from_environment()
+        async def get(path: str, key: str | None) -> httpx.Response:
+            headers = {"x-api-key": key} if key else {}
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await client.get(path, headers=headers)
 
-    async def get(path: str, key: str | None) -> httpx.Response:
-        headers = {"x-api-key": key} if key else {}
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            return await client.get(path, headers=headers)
-
-    try:
         assert asyncio.run(get("/api/insight/kpis", None)).status_code == 401
         assert asyncio.run(get("/api/insight/kpis", "orc_not-a-key")).status_code == 401
         own = asyncio.run(get("/api/insight/kpis?unit=alice&period=2026-11&kpi=cycle_time", alice))
@@ -95,6 +78,3 @@ def test_serve_answers_kpis_to_gateway_key_holders(
         assert other.status_code == 403 and other.json()["hint"]
         squad = asyncio.run(get("/api/insight/kpis?unit=payments&period=nope", bob))
         assert squad.status_code == 400
-    finally:
-        for hook in app.shutdown_hooks:
-            asyncio.run(hook())

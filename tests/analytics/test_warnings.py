@@ -184,3 +184,12 @@ def test_a_dead_channel_is_recorded_not_raised(db: Database) -> None:
     alerts = check_warnings(db, now=NOW, send=escalator.send)
     events = [e for e in alert_history(db, alerts[0].id) if e["event"] == "escalation_failed"]
     assert len(events) == 2
+
+
+def test_the_docs_table_lists_every_indicator_as_the_code_defines_it() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "insight.md").read_text("utf-8")
+    for i in INDICATORS:
+        threshold = "none" if i.default_threshold is None else f"{i.default_threshold:g} {i.unit}"
+        assert f"| `{i.name}` | {i.how} | {i.worse_when} | {threshold} |" in page, i.name

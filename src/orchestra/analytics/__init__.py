@@ -13,6 +13,7 @@ from orchestra.analytics.alerts import (
     resolve,
 )
 from orchestra.analytics.bands import Band, band_versions, load_bands, rate
+from orchestra.analytics.budget_burn import BudgetBurn, budget_burn
 from orchestra.analytics.definitions import DEFINITIONS, DORA_KEYS, KPIDefinition, definition
 from orchestra.analytics.drilldown import RowRecord, row_records
 from orchestra.analytics.early_warnings import INDICATORS, Finding, Indicator, find_warnings
@@ -52,6 +53,7 @@ from orchestra.analytics.payloads import IssueLabels, github_records, gitlab_rec
 from orchestra.analytics.report import (
     InsightSettings,
     KPIReport,
+    budget_burn_report,
     check_warnings,
     import_payload_file,
     kpi_report,
@@ -126,6 +128,7 @@ __all__ = [
     "Asker",
     "Assumptions",
     "Band",
+    "BudgetBurn",
     "Delivery",
     "DimensionScore",
     "Escalator",
@@ -173,6 +176,8 @@ __all__ = [
     "assess_maturity",
     "band_versions",
     "bootstrap_interval",
+    "budget_burn",
+    "budget_burn_report",
     "check_visible",
     "check_warnings",
     "close_survey_round",

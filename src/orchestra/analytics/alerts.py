@@ -4,6 +4,7 @@ longer finds them; every step in the alert's history."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,6 +22,8 @@ from orchestra.store import Database
 from orchestra.store.tables.insight import InsightAlertEventRow, InsightAlertRow
 
 LIVE = ("open", "acknowledged")
+FINGERPRINT_MAX = 255
+"""The fingerprint column's width."""
 SEVERITY = {"warning": 1, "critical": 2}
 
 
@@ -106,6 +109,11 @@ def _escalate(session: Session, row: InsightAlertRow, send: Send | None, at: dat
 
 def _record_one(session: Session, finding: Finding, now: datetime, send: Send | None) -> str:
     fingerprint = f"{finding.unit}/{finding.indicator}"
+    if finding.subject:  # one alert per budget of the unit
+        fingerprint += f"/{finding.subject}"
+    if len(fingerprint) > FINGERPRINT_MAX:  # long names: still one key per finding
+        digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+        fingerprint = f"{fingerprint[: FINGERPRINT_MAX - 33]}#{digest}"
     row = session.scalars(
         select(InsightAlertRow).where(
             InsightAlertRow.fingerprint == fingerprint, InsightAlertRow.state.in_(LIVE)

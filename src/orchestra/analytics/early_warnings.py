@@ -5,7 +5,10 @@ A finding is a ``warning`` when the series worsens significantly (Mann-Kendall a
 ``alpha``) and ``critical`` when, on top, its latest point is past the threshold. A point
 past the threshold with no trend raises nothing. The one exception is the cost anomaly,
 which is about a single day by definition: the last day's cost more than three standard
-deviations above the days before it (at least seven of them).
+deviations above the days before it (at least seven of them). The other is the budget
+burn rate (:mod:`orchestra.analytics.budget_burn`), a projection against each budget's cap:
+``critical`` past the share of the cap spent, ``warning`` when the projected spend reaches
+the cap before the window ends.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestra.analytics.budget_burn import BudgetBurn, budget_burn
 from orchestra.analytics.dataset import Dataset, aware, load_dataset
 from orchestra.analytics.kpis import change_failure_rate, cycle_time
 from orchestra.analytics.scope import Period, Scope
 from orchestra.analytics.trend import mann_kendall
+from orchestra.store.tables.engine import RunRow, StepRow
 from orchestra.store.tables.gateway import GatewayLedgerEntry as Ledger
 
 ERROR_OUTCOMES = frozenset({"upstream_error", "stream_failed", "error"})
@@ -43,17 +48,91 @@ class Indicator:
     """``up`` or ``down``."""
     default_threshold: float | None
     step: str
-    """``day``, ``week`` or ``run``: what one point of the series is."""
+    """``day``, ``week``, ``run`` or ``budget``: what one point of the series is."""
+    how: str = ""
+    """How the series is computed, and what raises a finding (the docs and the dashboard
+    show it)."""
 
 
 INDICATORS: tuple[Indicator, ...] = (
-    Indicator("gateway_error_rate", "Gateway error rate (SLO)", "ratio", "up", 0.05, "day"),
-    Indicator("gateway_latency_p95", "Gateway p95 latency (SLO)", "ms", "up", 10_000.0, "day"),
-    Indicator("daily_cost", "AI spend per day (burn)", "USD", "up", None, "day"),
-    Indicator("cycle_time", "Cycle time", "hours", "up", 72.0, "week"),
-    Indicator("change_failure_rate", "Change failure rate (quality)", "ratio", "up", 0.15, "week"),
     Indicator(
-        "test_coverage", "Changed-line coverage (automation)", "percent", "down", 70.0, "run"
+        "gateway_error_rate",
+        "Gateway error rate (SLO)",
+        "ratio",
+        "up",
+        0.05,
+        "day",
+        "per day: ledger calls that ended upstream_error, stream_failed or error ÷ calls (a "
+        "client's error, a budget's or a limit's refusal are not the gateway's)",
+    ),
+    Indicator(
+        "gateway_latency_p95",
+        "Gateway p95 latency (SLO)",
+        "ms",
+        "up",
+        10_000.0,
+        "day",
+        "per day: p95 of latency_ms of successful calls",
+    ),
+    Indicator(
+        "daily_cost",
+        "AI spend per day (burn)",
+        "USD",
+        "up",
+        None,
+        "day",
+        "per day: ledger cost; also an anomaly when the last day is more than three standard "
+        "deviations above the days before it (at least seven)",
+    ),
+    Indicator(
+        "cycle_time", "Cycle time", "hours", "up", 72.0, "week", "per week: the cycle time KPI"
+    ),
+    Indicator(
+        "change_failure_rate",
+        "Change failure rate (quality)",
+        "ratio",
+        "up",
+        0.15,
+        "week",
+        "per week: the change failure rate KPI",
+    ),
+    Indicator(
+        "test_coverage",
+        "Changed-line coverage (automation)",
+        "percent",
+        "down",
+        70.0,
+        "run",
+        "per run: changed-line coverage of the runs finished in the look-back, in order",
+    ),
+    Indicator(
+        "budget_burn_rate",
+        "Budget burn rate",
+        "ratio",
+        "up",
+        0.9,
+        "budget",
+        "per budget of the unit: ledger spend in the current window ÷ cap (critical above the "
+        "threshold); warning when the projected spend (the recent daily spend, along its trend "
+        "when Mann-Kendall finds it rising) reaches the cap before the window ends",
+    ),
+    Indicator(
+        "run_duration",
+        "Run duration (engine)",
+        "minutes",
+        "up",
+        120.0,
+        "day",
+        "per day: median wall time (created to finished) of the unit's runs that succeeded",
+    ),
+    Indicator(
+        "step_duration",
+        "Agent step duration (engine)",
+        "seconds",
+        "up",
+        900.0,
+        "day",
+        "per day: median wall time (started to finished) of the agent steps of the unit's runs",
     ),
 )
 """The indicators of the design's list that recorded data can support."""
@@ -70,6 +149,9 @@ class Finding:
     threshold: float | None
     summary: str
     detail: dict[str, Any] = field(default_factory=dict)
+    subject: str = ""
+    """What of the unit the finding is about when an indicator has several (a budget's
+    name); part of the alert's de-duplication key."""
 
 
 Series = list[tuple[str, float]]
@@ -124,6 +206,32 @@ def _weekly(data: Dataset, weeks: int, now: datetime, formula: Callable[[Dataset
     return series
 
 
+def _by_day(durations: dict[str, list[float]]) -> Series:
+    return [(day, statistics.median(values)) for day, values in sorted(durations.items())]
+
+
+def _durations(session: Session, data: Dataset) -> dict[str, Series]:
+    """Per day, the median wall time of the unit's runs that succeeded (created to
+    finished, minutes) and of their agent steps (started to finished, seconds), by the day
+    each finished in the period."""
+    start, end = data.period.start, data.period.end
+    runs: dict[str, list[float]] = defaultdict(list)
+    query = select(RunRow.id, RunRow.created_at, RunRow.finished_at).where(
+        RunRow.status == "succeeded", RunRow.finished_at >= start, RunRow.finished_at < end
+    )
+    for run_id, created, finished in session.execute(query):
+        if run_id in data.runs and (done := aware(finished)) and (began := aware(created)):
+            runs[f"{done:%Y-%m-%d}"].append((done - began).total_seconds() / 60)
+    steps: dict[str, list[float]] = defaultdict(list)
+    query = select(StepRow.run_id, StepRow.started_at, StepRow.finished_at).where(
+        StepRow.finished_at >= start, StepRow.finished_at < end
+    )
+    for run_id, began_at, finished in session.execute(query):
+        if run_id in data.runs and (done := aware(finished)) and (began := aware(began_at)):
+            steps[f"{done:%Y-%m-%d}"].append((done - began).total_seconds())
+    return {"run_duration": _by_day(runs), "step_duration": _by_day(steps)}
+
+
 def indicator_series(
     session: Session,
     scope: Scope,
@@ -147,6 +255,7 @@ def indicator_series(
         key=lambda r: r.finished_at or now,
     )
     series["test_coverage"] = [(r.id, float(r.coverage or 0.0)) for r in runs]
+    series.update(_durations(session, data))
     return series
 
 
@@ -203,6 +312,47 @@ def evaluate(
     return Finding(unit, indicator.name, severity, latest, threshold, summary, detail)
 
 
+def _burn_words(burn: BudgetBurn) -> str:
+    if burn.rate_usd_per_day is None:
+        return f"; burn rate unknown ({burn.why_unknown})"
+    words = f"; burning ${burn.rate_usd_per_day:.2f}/day ({burn.trend})"
+    if burn.exhausts_at is not None and burn.window_end is not None:
+        if burn.used is not None and burn.used >= 1:
+            return words + "; the cap is reached"
+        return (
+            words + f"; projected to reach the cap at {burn.exhausts_at:%Y-%m-%d %H:%M} UTC, "
+            f"before the window ends at {burn.window_end:%Y-%m-%d %H:%M} UTC"
+        )
+    return words
+
+
+def budget_finding(unit: str, burn: BudgetBurn, *, threshold: float) -> Finding | None:
+    """``critical`` when more than ``threshold`` of the budget's cap is spent, ``warning``
+    when the projected spend reaches the cap before the window ends, else ``None``."""
+    over = burn.used is not None and burn.used > threshold
+    early = burn.exhausts_at is not None and (
+        burn.window_end is None or burn.exhausts_at < burn.window_end
+    )
+    if not (over or early):
+        return None
+    share = f" ({burn.used:.0%})" if burn.used is not None else ""
+    window = f"per {burn.period}" if burn.period != "none" else "for the run"
+    summary = (
+        f"{unit}: budget {burn.budget} ({burn.scope} {burn.subject}, {window}) has "
+        f"${burn.spent_usd:.2f} of ${burn.cap_usd:.2f} spent{share}" + _burn_words(burn)
+    )
+    return Finding(
+        unit,
+        "budget_burn_rate",
+        "critical" if over else "warning",
+        burn.used,
+        threshold,
+        summary,
+        burn.to_dict(),
+        subject=burn.budget,
+    )
+
+
 def find_warnings(
     session: Session,
     scope: Scope,
@@ -218,9 +368,14 @@ def find_warnings(
     series = indicator_series(
         session, scope, days=days, weeks=weeks, now=now, production=production
     )
-    found = []
+    found: list[Finding] = []
     for indicator in INDICATORS:
         threshold = (thresholds or {}).get(indicator.name, indicator.default_threshold)
+        if indicator.name == "budget_burn_rate":
+            burns = budget_burn(session, scope, now=now, days=days, alpha=alpha)
+            limit = threshold if threshold is not None else 0.9
+            found += filter(None, (budget_finding(scope.name, b, threshold=limit) for b in burns))
+            continue
         finding = evaluate(
             scope.name, indicator, series.get(indicator.name, []), threshold=threshold, alpha=alpha
         )

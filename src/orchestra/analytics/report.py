@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestra.analytics.alerts import Alert, Send, list_alerts, record_findings
 from orchestra.analytics.bands import Band, rate
+from orchestra.analytics.budget_burn import BudgetBurn, budget_burn
 from orchestra.analytics.dataset import load_dataset
 from orchestra.analytics.definitions import DEFINITIONS, definition
 from orchestra.analytics.early_warnings import find_warnings
@@ -157,6 +158,26 @@ def import_payload_file(
         )
     link_all(db)
     return deliveries
+
+
+def budget_burn_report(
+    db: Database,
+    principal: Principal,
+    *,
+    unit: str | None = None,
+    settings: InsightSettings | None = None,
+    now: datetime | None = None,
+) -> list[BudgetBurn]:
+    """The burn of every budget a check of ``unit`` (default: the organisation) watches, if
+    ``principal`` may see the unit's figures (a developer's: that developer, their leads,
+    admins). Each says ``unknown`` (and why) where the ledger cannot support a rate."""
+    settings = settings or InsightSettings()
+    tree = _tree(db)
+    scope = resolve_scope(tree, unit, settings.aliases)
+    check_visible(principal, scope, tree)
+    w = settings.warnings
+    with db.session() as session:
+        return budget_burn(session, scope, now=now or datetime.now(UTC), days=w.days, alpha=w.alpha)
 
 
 def check_warnings(

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -203,36 +202,21 @@ async def _tune_gc_hook() -> None:
 def _insight_routes(
     config: OrchestraConfig, options: ServeOptions
 ) -> tuple[list[BaseRoute], StartupHook]:
-    """Insight's routes: the KPIs (for gateway-key holders), and the webhooks when a
+    """Insight's routes: the KPIs, maturity, plans, ROI and surveys (for whoever the API
+    authenticates: session, OpenID Connect token or gateway key), and the webhooks when a
     webhook secret is configured; and what closes what they opened (lazily)."""
-    from orchestra.accounting import Accounting, SecretBox, SecretStore
-    from orchestra.analytics import Principal, principal_in
-    from orchestra.org import load_org
+    from orchestra.accounting import SecretBox, SecretStore
     from orchestra.server.insight import insight_routes, kpi_routes
     from orchestra.server.insight_more import insight_more_routes
 
     root = Orchestra.from_environment(config=config, database_url=options.database_url)
-    opened: list[Accounting] = []
-    lock = threading.Lock()
-
-    def principal_of(secret: str) -> Principal | None:
-        with lock:
-            if not opened:
-                opened.append(root.accounting())
-        record = opened[0].keys.authenticate(secret)
-        if record is None:
-            return None
-        return principal_in(load_org(root.database), record.developer, admin=record.admin)
-
-    routes = kpi_routes(config, lambda: root.database, principal_of)
-    routes += insight_more_routes(config, lambda: root.database, principal_of)
+    routes = kpi_routes(config, lambda: root.database)
+    routes += insight_more_routes(config, lambda: root.database)
     if config.insight.github_secret is not None or config.insight.gitlab_secret is not None:
         secrets = SecretStore(SecretBox.from_home(root.home))
         routes += insight_routes(config, root.database, secrets.get)
 
     async def close() -> None:
-        for accounting in opened:
-            accounting.close()
         root.close()
 
     return routes, close

@@ -1,4 +1,5 @@
-"""REST routes of insight: GitHub's and GitLab's webhooks, and the KPIs.
+"""REST routes of insight: GitHub's and GitLab's webhooks, and the KPIs; and how every
+``/api/insight`` route knows who asks (:func:`insight_asker`).
 
 ``POST /api/insight/webhooks/github`` and ``/api/insight/webhooks/gitlab`` check the
 signature (401), read the payload (400), store its records once per delivery id and derive
@@ -10,7 +11,7 @@ answers 404, so an unconfigured server takes no unsigned data.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -29,6 +30,12 @@ from orchestra.analytics import (
     verify_gitlab,
 )
 from orchestra.config.schema import OrchestraConfig
+from orchestra.errors import OrchestraError
+from orchestra.identity import ANY_UNIT, NotAuthenticated
+from orchestra.server.api import ApiContext
+from orchestra.server.api.alerts import READ_INSIGHT
+from orchestra.server.api.endpoint import status_of
+from orchestra.server.api.insight import asker_of
 from orchestra.store import Database
 
 MAX_BODY = 5 * 1024 * 1024
@@ -38,8 +45,10 @@ SecretLookup = Callable[[str], str]
 """Secret name -> its decrypted value (``SecretStore(...).get``)."""
 
 
-def _error(exc: AnalyticsError) -> JSONResponse:
-    return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.status)
+def _error(exc: OrchestraError) -> JSONResponse:
+    """An error as JSON, with its status (an analytics error's own; 401 unauthenticated,
+    403 not allowed) and hint."""
+    return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status_of(exc))
 
 
 def insight_routes(config: OrchestraConfig, db: Database, secrets: SecretLookup) -> list[BaseRoute]:
@@ -99,37 +108,45 @@ def insight_routes(config: OrchestraConfig, db: Database, secrets: SecretLookup)
     ]
 
 
-KeyPrincipal = Callable[[str], Principal | None]
-"""A gateway key's secret -> the principal it stands for, or ``None`` (not a usable key)."""
+async def insight_asker(
+    request: Request,
+    action: str = READ_INSIGHT,
+    *,
+    key: str | None = None,
+    cookies: bool = True,
+) -> Principal:
+    """Who asks, resolved as the dashboard and the REST API resolve it: the web login's
+    session cookie, an OpenID Connect bearer token or a gateway key (``x-api-key`` or
+    ``Authorization: Bearer``; ``key``: one read from a form instead), authenticated by
+    the server's :class:`~orchestra.server.api.ApiContext`, allowed ``action`` by its
+    authoriser (roles, then the Cedar policies), and turned into insight's principal by
+    :func:`~orchestra.server.api.insight.asker_of` (as the dashboard's ``Viewer``).
+    ``cookies=False`` ignores the session (a route another site's form could post to).
+
+    Raises :class:`~orchestra.identity.NotAuthenticated` (401) without a usable credential
+    and :class:`~orchestra.identity.NotAllowed` (403) when the role may not take ``action``.
+    """
+    api: ApiContext | None = getattr(request.app.state, "api", None)
+    if api is None:
+        raise NotAuthenticated("this server authenticates no one (it serves no API)")
+    headers: Mapping[str, str] = {"x-api-key": key} if key is not None else request.headers
+    identity = await api.authenticate(headers, request.cookies if cookies else {})
+    api.authorizer.require(identity, action, ANY_UNIT)
+    return asker_of(identity)
 
 
-def _key_of(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return request.headers.get("x-api-key")
-
-
-def kpi_routes(
-    config: OrchestraConfig, database: Callable[[], Database], principal_of: KeyPrincipal
-) -> list[BaseRoute]:
+def kpi_routes(config: OrchestraConfig, database: Callable[[], Database]) -> list[BaseRoute]:
     """``GET /api/insight/kpis?unit=&period=&kpi=a,b``: a unit's figures with their
-    definitions and drill-down rows, for the holder of a gateway key (until the governance
-    work's roles and SSO land). A developer's own figures: that developer, their leads,
+    definitions and drill-down rows, for anyone the dashboard would let in
+    (:func:`insight_asker`). A developer's own figures: that developer, their leads,
     admins (403 otherwise)."""
     settings = InsightSettings.from_config(config.insight)
 
     async def kpis(request: Request) -> JSONResponse:
-        secret = _key_of(request)
-        principal = await asyncio.to_thread(principal_of, secret) if secret else None
-        if principal is None:
-            return JSONResponse(
-                {
-                    "error": "a valid gateway key is required",
-                    "hint": "send it as x-api-key or Authorization: Bearer",
-                },
-                status_code=401,
-            )
+        try:
+            principal = await insight_asker(request)
+        except OrchestraError as exc:
+            return _error(exc)
         params = request.query_params
         names = [n for n in (params.get("kpi") or "").split(",") if n] or None
         try:

@@ -1,10 +1,12 @@
-"""REST routes of insight's ROI, maturity, transition plans and surveys, and the survey's
-web form.
+"""REST routes of insight's ROI, maturity, transition plans, budget burn and surveys, and
+the survey's web form.
 
-Every ``/api/insight/...`` route here takes a gateway key (``x-api-key`` or ``Authorization:
-Bearer``) like ``GET /api/insight/kpis``. ``GET /survey/{round}`` is one server-rendered
-page whose form posts to ``POST /api/insight/surveys/{round}/answers`` with the key in a
-password field (no cookie, so no cross-site request can answer for anyone).
+Every ``/api/insight/...`` route here knows who asks as ``GET /api/insight/kpis`` does
+(:func:`orchestra.server.insight.insight_asker`: the session cookie, an OpenID Connect
+bearer token or a gateway key, with the dashboard's roles). ``GET /survey/{round}`` is one
+server-rendered page whose form posts to ``POST /api/insight/surveys/{round}/answers`` with
+the gateway key in a password field; that route takes a key or a bearer token, never the
+session cookie, so no cross-site request can answer for anyone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import html
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,14 +27,14 @@ from starlette.routing import BaseRoute, Route
 
 from orchestra.analytics import (
     QUESTIONS,
-    AnalyticsError,
     Assumptions,
+    BudgetBurn,
     InsightSettings,
     InvalidAnswer,
-    KeyRequired,
     Principal,
     answer_survey,
     assess_maturity,
+    budget_burn_report,
     list_survey_rounds,
     parse_period,
     plan_transition,
@@ -40,15 +43,13 @@ from orchestra.analytics import (
 )
 from orchestra.config import ROIAssumptions
 from orchestra.config.schema import OrchestraConfig
-from orchestra.server.insight import KeyPrincipal, _error, _key_of
+from orchestra.errors import OrchestraError
+from orchestra.server.api.endpoint import status_of
+from orchestra.server.dashboard import ANSWER_SURVEY
+from orchestra.server.insight import _error, insight_asker
 from orchestra.store import Database
 
 MAX_FORM = 16 * 1024
-
-_UNAUTHORISED = {
-    "error": "a valid gateway key is required",
-    "hint": "send it as x-api-key or Authorization: Bearer",
-}
 
 
 def _number(params: Any, name: str) -> float | None:
@@ -124,33 +125,34 @@ _THANKS = (
 )
 
 
+@dataclass(frozen=True)
+class _Burns:
+    """Budget burns as one answer."""
+
+    burns: list[BudgetBurn]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"budgets": [b.to_dict() for b in self.burns]}
+
+
 class _Handlers:
     """The routes' handlers over one database and key lookup."""
 
-    def __init__(
-        self, config: OrchestraConfig, database: Callable[[], Database], principal_of: KeyPrincipal
-    ) -> None:
+    def __init__(self, config: OrchestraConfig, database: Callable[[], Database]) -> None:
         self.aliases = dict(config.insight.aliases)
         self.settings = InsightSettings.from_config(config.insight)
         self.assumed = config.insight.roi
         self.database = database
-        self.principal_of = principal_of
-
-    async def principal(self, request: Request, secret: str | None = None) -> Principal | None:
-        secret = secret or _key_of(request)
-        return await asyncio.to_thread(self.principal_of, secret) if secret else None
 
     async def _report(
         self, request: Request, compute: Callable[[Principal, QueryParams], Any]
     ) -> JSONResponse:
-        """``compute(principal, query)``'s ``to_dict()`` for a key holder (401 without a
-        key; an analytics error answers its status)."""
-        who = await self.principal(request)
-        if who is None:
-            return JSONResponse(_UNAUTHORISED, status_code=401)
+        """``compute(principal, query)``'s ``to_dict()`` for whoever may read insight (401
+        without a credential, 403 without the role; an analytics error answers its status)."""
         try:
+            who = await insight_asker(request)
             found = await asyncio.to_thread(compute, who, request.query_params)
-        except AnalyticsError as exc:
+        except OrchestraError as exc:
             return _error(exc)
         return JSONResponse(found.to_dict())
 
@@ -188,6 +190,17 @@ class _Handlers:
             settings=self.settings,
         )
 
+    def _budgets(self, who: Principal, params: QueryParams) -> Any:
+        return _Burns(
+            budget_burn_report(
+                self.database(), who, unit=params.get("unit"), settings=self.settings
+            )
+        )
+
+    async def budgets(self, request: Request) -> JSONResponse:
+        """``GET /api/insight/budgets``."""
+        return await self._report(request, self._budgets)
+
     async def roi(self, request: Request) -> JSONResponse:
         """``GET /api/insight/roi``."""
         return await self._report(request, self._roi)
@@ -201,8 +214,10 @@ class _Handlers:
         return await self._report(request, self._plan)
 
     async def rounds(self, request: Request) -> JSONResponse:
-        if await self.principal(request) is None:
-            return JSONResponse(_UNAUTHORISED, status_code=401)
+        try:
+            await insight_asker(request)
+        except OrchestraError as exc:
+            return _error(exc)
         found = await asyncio.to_thread(list_survey_rounds, self.database())
         return JSONResponse(
             [
@@ -218,16 +233,15 @@ class _Handlers:
         )
 
     async def results(self, request: Request) -> JSONResponse:
-        if await self.principal(request) is None:
-            return JSONResponse(_UNAUTHORISED, status_code=401)
         try:
+            await insight_asker(request)
             result = await asyncio.to_thread(
                 survey_results,
                 self.database(),
                 request.path_params["round"],
                 unit=request.query_params.get("unit"),
             )
-        except AnalyticsError as exc:
+        except OrchestraError as exc:
             return _error(exc)
         return JSONResponse(result.to_dict())
 
@@ -242,15 +256,17 @@ class _Handlers:
             fields = _fields(body, is_form)
         except ValueError:
             return JSONResponse({"error": "the body is not JSON", "hint": "send JSON"}, 400)
-        who = await self.principal(request, str(fields.pop("key", "")) or None)
+        key = str(fields.pop("key", "")) or None
         try:
-            if who is None:
-                raise KeyRequired("a valid gateway key is required", hint=_UNAUTHORISED["hint"])
+            # the key from the form, else the request's key or bearer token; never the
+            # session cookie (another site's form could carry it)
+            who = await insight_asker(request, ANSWER_SURVEY, key=key, cookies=False)
             scores = {name: _whole(fields.get(name), name) for name in QUESTIONS}
             await asyncio.to_thread(answer_survey, self.database(), who.name, round_id, **scores)
-        except AnalyticsError as exc:
+        except OrchestraError as exc:
             if is_form:
-                return HTMLResponse(_form_page(round_id, "Survey", exc.message), exc.status)
+                page = _form_page(round_id, "Survey", exc.message)
+                return HTMLResponse(page, status_of(exc))
             return _error(exc)
         if is_form:
             return HTMLResponse(_THANKS, status_code=201)
@@ -272,12 +288,13 @@ class _Handlers:
 
 
 def insight_more_routes(
-    config: OrchestraConfig, database: Callable[[], Database], principal_of: KeyPrincipal
+    config: OrchestraConfig, database: Callable[[], Database]
 ) -> list[BaseRoute]:
-    """ROI, maturity, plan and survey routes for ``build_app(extra_routes=...)``."""
-    h = _Handlers(config, database, principal_of)
+    """ROI, maturity, plan, budget burn and survey routes for ``build_app(extra_routes=...)``."""
+    h = _Handlers(config, database)
     return [
         Route("/api/insight/roi", h.roi, methods=["GET"]),
+        Route("/api/insight/budgets", h.budgets, methods=["GET"]),
         Route("/api/insight/maturity", h.maturity, methods=["GET"]),
         Route("/api/insight/plan", h.plan, methods=["GET"]),
         Route("/api/insight/surveys", h.rounds, methods=["GET"]),

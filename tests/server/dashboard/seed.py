@@ -28,7 +28,14 @@ from orchestra.gateway import GatewayApp
 from orchestra.org import Developer, OrgUnit, build_org_tree, sync_org
 from orchestra.server import build_app
 from orchestra.store import Database
-from tests.analytics.fixtures import deployment_status, github, issue, ledger, pull_request
+from tests.analytics.fixtures import (
+    budget,
+    deployment_status,
+    github,
+    issue,
+    ledger,
+    pull_request,
+)
 from tests.server.dashboard.experiment_seed import seed_experiments
 
 EVIL = "<script>window.__pwned=1</script>"
@@ -172,6 +179,7 @@ def seeded_app(tmp_path: Path) -> Iterator[Seeded]:
     sync_org(db, replace(tree, units=(*tree.units, evil), developers=(*tree.developers, dave)))
     now = datetime.now(UTC)
     _insight(db, now)
+    budget(db, "acme-month", "org", "*", 100)  # the alerts page's budget burn
     alert_ids = _alerts(db, now)
     _surveys_and_plans(db, now)
     keys = {}

@@ -188,16 +188,16 @@ def test_a_lead_signed_in_by_sso_acknowledges_and_resolves_alerts_with_the_butto
     try:
         page = tab.open("/dashboard/alerts")
         tab.shot("alerts")
-        first = page.locator("tbody tr").nth(0)
+        first = page.locator("#alerts tbody tr").nth(0)
         first.get_by_role("button", name="Acknowledge").click()
         status = page.locator("#status")
         status.filter(has_text="acknowledged").wait_for()
         assert first.locator("td").nth(2).inner_text() == "acknowledged"
-        second = page.locator("tbody tr").nth(1)
+        second = page.locator("#alerts tbody tr").nth(1)
         second.get_by_role("button", name="Resolve").click()
         status.filter(has_text="resolved").wait_for()
         page = tab.open("/dashboard/alerts")
-        states = page.locator("tbody tr td:nth-child(4)").all_inner_texts()
+        states = page.locator("#alerts tbody tr td:nth-child(4)").all_inner_texts()
         assert sorted(states) == ["acknowledged", "resolved"]
     finally:
         tab.close()

@@ -10,8 +10,10 @@ JSON (``?format=csv&table=<id>``). See docs/dashboard.md.
 
 from orchestra.server.dashboard.metrics import metrics_routes
 from orchestra.server.dashboard.routes import PAGES, READ_REGISTRY, DashboardPage, dashboard_routes
+from orchestra.server.dashboard.survey_answer import ANSWER_SURVEY
 
 __all__ = [
+    "ANSWER_SURVEY",
     "PAGES",
     "READ_REGISTRY",
     "DashboardPage",

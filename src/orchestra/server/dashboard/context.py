@@ -11,6 +11,7 @@ from orchestra.analytics import Asker, InsightSettings
 from orchestra.errors import ApiError
 from orchestra.identity import Identity
 from orchestra.org import OrgTree, load_org
+from orchestra.server.api.insight import asker_of
 from orchestra.store import Database
 
 if TYPE_CHECKING:
@@ -34,12 +35,9 @@ class Viewer:
 
     @classmethod
     def of(cls, identity: Identity) -> Viewer:
-        """Insight's principal for ``identity``: its id, roles and home unit (a scoped lead's
-        first led unit when it has no home unit)."""
-        p = identity.principal
-        path = p.unit or (p.lead_of[0] if p.lead_of else None)
-        unit = path.rsplit("/", 1)[-1] if path else None
-        return cls(identity, Asker(p.id, frozenset(p.roles), unit))
+        """Insight's principal for ``identity`` (:func:`asker_of`, as the ``/api/insight``
+        routes resolve it)."""
+        return cls(identity, asker_of(identity))
 
     @property
     def name(self) -> str:

@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from orchestra.analytics import (
+    INDICATORS,
+    BudgetBurn,
     Figure,
     KPIReport,
     Period,
+    budget_burn_report,
     definition,
     kpi_report,
     list_alerts,
@@ -269,6 +272,7 @@ def alerts(ctx: PageContext) -> Page:
             "Unit",
             "Severity",
             "State",
+            "Indicator",
             "Summary",
             "Value",
             "Threshold",
@@ -285,16 +289,87 @@ def alerts(ctx: PageContext) -> Page:
             alert.id,
             alert.unit,
             alert.severity,
-            alert.state,
+            alert.state,  # the fourth cell: the buttons' script updates it
+            alert.indicator,
             alert.summary,
             alert.value,
             alert.threshold,
             alert.last_seen.isoformat(timespec="minutes"),
             Cell(alert.id, value=actions),
         )
-    page = Page("Alerts", "alerts", tables=[table])
+    page = Page("Alerts", "alerts", tables=[table, _burns(ctx), _indicators(ctx)])
     page.notes.append("Leads of an alert's unit and admins may acknowledge and resolve it.")
+    page.notes.append(
+        "A finding needs a significant trend (Mann-Kendall); it is critical when the latest "
+        "point is also past the threshold (a budget: its share of the cap spent). "
+        "orchestra insight check --unit U records them."
+    )
     return page
+
+
+def _burn_cells(burn: BudgetBurn) -> tuple[str | float | None, ...]:
+    if burn.rate_usd_per_day is None:
+        unknown = f"unknown: {burn.why_unknown}"
+        return unknown, "unknown", "unknown", "unknown"
+    reaches = (
+        burn.exhausts_at.isoformat(timespec="minutes")
+        if burn.exhausts_at is not None
+        else "not before the window ends"
+    )
+    return round(burn.rate_usd_per_day, 4), burn.trend, reaches, round(burn.projected_usd or 0, 4)
+
+
+def _burns(ctx: PageContext) -> Table:
+    """The burn of the budgets a check of ``unit`` (default: the organisation) watches."""
+    unit = ctx.param("unit")
+    table = Table(
+        "budget-burn",
+        f"Budget burn ({unit or 'organisation'}): spend so far against each cap",
+        (
+            "Budget",
+            "Scope",
+            "Subject",
+            "Window ends",
+            "Cap USD",
+            "Spent USD",
+            "Used",
+            "Rate USD/day",
+            "Trend",
+            "Reaches the cap",
+            "Projected USD at window end",
+        ),
+    )
+    burns = budget_burn_report(ctx.database, ctx.viewer.asker, unit=unit, settings=ctx.settings)
+    for burn in burns:
+        ends = burn.window_end.isoformat(timespec="minutes") if burn.window_end else "run"
+        used = f"{burn.used:.1%}" if burn.used is not None else "unknown"
+        table.add(
+            burn.budget,
+            burn.scope,
+            burn.subject,
+            ends,
+            burn.cap_usd,
+            round(burn.spent_usd, 4),
+            used,
+            *_burn_cells(burn),
+        )
+    return table
+
+
+def _indicators(ctx: PageContext) -> Table:
+    """The early-warning indicators: how each is computed and the threshold in force."""
+    table = Table(
+        "indicators",
+        "Early-warning indicators and their thresholds",
+        ("Indicator", "Title", "How", "Unit", "Worse when", "Threshold"),
+    )
+    thresholds = ctx.settings.warnings.thresholds
+    for i in INDICATORS:
+        threshold = thresholds.get(i.name, i.default_threshold)
+        table.add(
+            i.name, i.title, i.how, i.unit, i.worse_when, "none" if threshold is None else threshold
+        )
+    return table
 
 
 def _may_manage(ctx: PageContext, unit_name: str) -> bool:
