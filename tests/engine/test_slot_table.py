@@ -118,9 +118,13 @@ def test_a_step_that_ended_without_releasing_loses_its_slot(database: Database) 
     ask(slots, SA, "a1", "a2", "a3", "a4", "a5")
     assert slots.dispatch() == ["a1", "a2", "a3", "a4"]
     ended["a2"] = "CANCELLED"
+    _history(database, SB, agents=1, days=15)  # older than history_days (14) is forgotten
     assert slots.reclaim() == ["a2"]
     assert slots.state("a2") == "released"
     assert slots.dispatch() == ["a5"]
+    with database.session() as session:
+        kept = session.query(SlotRequestRow).filter(SlotRequestRow.id.like("old-%")).count()
+    assert kept == 14 * 24
 
 
 def test_a_replayed_step_finds_its_grant_and_a_released_one_asks_again(
@@ -161,3 +165,21 @@ def test_tick_grants_at_most_once_per_interval(database: Database) -> None:
     slots._last_tick -= 60
     slots.tick()
     assert slots.state("a2") == "granted"
+
+
+def test_enterprise_mesh_holds_each_region_to_its_pool(database: Database) -> None:
+    eu1, eu2, us = (
+        Placement("e1", "-", "t1", "eu"),
+        Placement("e2", "-", "t2", "eu"),
+        Placement("u1", "-", "t3", "us"),
+    )
+    settings = SchedulingSettings(weights={"eu": 1, "us": 1})
+    people = {p.developer: p for p in (eu1, eu2, us)}
+    policy = SlotPolicy(4, 4, "enterprise_mesh", settings, people, ("eu", "us"))
+    slots = SlotTable(database, policy, "me", False, lambda ids: {})
+    ask(slots, eu1, "x1", "x2", "x3")
+    ask(slots, eu2, "y1")
+    # eu's pool is 2 of 4, split between its tribes (1 each): t1 and t2 get one each.
+    assert slots.dispatch() == ["x1", "y1"]
+    ask(slots, us, "z1")
+    assert slots.dispatch() == ["z1"]

@@ -24,10 +24,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -223,8 +223,15 @@ class SlotTable:
 
     def reclaim(self) -> list[str]:
         """Release the requests of steps whose workflow ended (cancelled, failed without
-        releasing); returns their ids."""
+        releasing), and forget released ones older than ``history_days``; returns the ids
+        released."""
+        kept = _now() - timedelta(days=self.policy.settings.history_days)
         with self.database.session() as session:
+            session.execute(
+                delete(SlotRequestRow)
+                .where(SlotRequestRow.state == "released")
+                .where(SlotRequestRow.released_at < kept)
+            )
             ids = [r.id for r in self._active(session)]
         if not ids:
             return []
