@@ -283,7 +283,8 @@ class SlotTable:
             return None
         present = {_placement(r).unit(level) for r in rows}
         units = sorted(set(policy.units) | present)
-        weights = {u: policy.weights().get(u, 0.0) for u in units}
+        configured = policy.weights()
+        weights = {u: configured.get(u, 0.0) for u in units}
         allocation = Allocation(
             policy.settings.allocation,
             level,
@@ -295,11 +296,13 @@ class SlotTable:
         )
         recorded = json.loads(stored.quotas) if stored.quotas else {}
         same = stored.mode == policy.settings.allocation and stored.level == level
-        if same and set(recorded) == set(units) and stored.next_at > 0:
+        static = policy.settings.allocation == "static"  # from the weights, every time
+        if same and not static and set(recorded) == set(units) and stored.next_at > 0:
             allocation.restore({u: int(v) for u, v in recorded.items()}, stored.next_at)
         queued = _count(rows, level, "waiting")
         running = _count(rows, level, "granted")
-        if allocation.rebalance(time.time(), queued, running) or not (same and recorded):
+        rebalanced = allocation.rebalance(time.time(), queued, running)
+        if rebalanced or not same or recorded != dict(allocation.quotas.slots):
             stored.mode = policy.settings.allocation
             stored.level = level
             stored.quotas = json.dumps(dict(allocation.quotas.slots), sort_keys=True)
