@@ -31,7 +31,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orchestra.config.scheduling import SchedulingSettings
+from orchestra.config import SchedulingSettings
 from orchestra.scheduling import (
     QUOTA_LEVEL,
     Allocation,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from dbos import DBOS
 
-from orchestra.config.scheduling import SchedulingSettings
+from orchestra.config import SchedulingSettings
 from orchestra.engine.draining import GATE
 from orchestra.engine.slot_table import SlotPolicy, SlotTable
 from orchestra.scheduling import NO_UNIT, Placement
