@@ -6,9 +6,9 @@ and knows them only through the :class:`~orchestra.engine.pipeline.Pipeline` pro
 ``shutdown()`` releases them.
 
 Each process uses its own DBOS executor id and its own agent queue, so a second
-``orchestra run`` never picks up (and double-executes) another process's work. On
-PostgreSQL the organisation's limits hold over every process through one shared slot
-queue (:mod:`orchestra.engine.slots`). A run
+``orchestra run`` never picks up (and double-executes) another process's work. Agent
+steps wait for the organisation's slots, granted by the topology's policy, over every
+process on PostgreSQL (:mod:`orchestra.engine.slots`). A run
 whose process died is continued explicitly with :meth:`EngineRuntime.resume`, or by a
 restarted ``orchestra serve`` (:mod:`orchestra.server.resuming`).
 """
