@@ -325,3 +325,22 @@ def test_the_cap_and_the_per_developer_limit_hold_over_every_worker(backend: Any
     assert 2 <= most_at_once(spans) <= 3  # type: ignore[arg-type]
     assert most_at_once(anns) <= 2  # type: ignore[arg-type]
     assert steps.watcher.peak <= 3 and steps.watcher.peaks.get(("developer", "ann"), 0) <= 2
+
+
+@pytest.mark.parametrize(("allocation", "granted"), [("static", 2), ("dynamic", 3)])
+def test_dynamic_quotas_follow_the_queue_over_every_worker(
+    backend: Any, allocation: str, granted: int
+) -> None:
+    """Squads of weight 1 + 1, cap 4, only sa asks: static quotas hold it to 2, dynamic
+    ones (recomputed from the queue) give it 3, whichever worker grants."""
+    scheduling = {"allocation": allocation, "weights": {"sa": 1, "sb": 1}, "tick_s": 0.5}
+    steps = backend(_spec("hierarchical", 4, 4, SQUADS, units=["sa", "sb"], scheduling=scheduling))
+    with steps.paused():
+        steps.start("a1", "x1", "x2")
+        steps.start("a2", "x3", "x4")
+    steps.watcher.granted(granted)
+    assert steps.table is not None
+    assert steps.table.dispatch() == []
+    assert len(steps.granted_now()) == granted
+    release(steps.release, "all")
+    steps.watcher.all_released(4)
