@@ -69,8 +69,8 @@ def test_the_policies_it_builds_audit_refusals_in_its_database(tmp_path: Path) -
 def test_engines_on_postgresql_take_organisation_wide_slots_and_on_sqlite_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The stage's cap and agents_per_developer, partitioned by the run's developer, on a
-    PostgreSQL system database; nothing on SQLite, where this process's queue is the cap."""
+    """The stage's cap, agents_per_developer and topology, for the run's developer: shared by
+    every worker on a PostgreSQL system database, this process's own on SQLite."""
     from orchestra.config.org import DeveloperConfig, OrganisationSection
 
     monkeypatch.delenv("ORCHESTRA_DEVELOPER", raising=False)
@@ -86,10 +86,10 @@ def test_engines_on_postgresql_take_organisation_wide_slots_and_on_sqlite_none(
         shared = services.engine(client, system_database_url="postgresql://db.example/dbos")
         monkeypatch.setenv("ORCHESTRA_DEVELOPER", "dev3")
         dev3 = services.engine(client, system_database_url="postgresql://db.example/dbos")
-    assert local.services.org_slots is None
+    assert local.services.org_slots is not None and not local.services.org_slots.shared
     slots = shared.services.org_slots
-    assert slots is not None
-    assert (slots.capacity, slots.per_developer) == (75, 2)
+    assert slots is not None and slots.shared
+    assert (slots.capacity, slots.per_developer, slots.topology) == (75, 2, "hierarchical")
     # Twelve developers and none chosen: the process is its own partition.
     assert slots.developer == shared.executor_id
     assert dev3.services.org_slots is not None and dev3.services.org_slots.developer == "dev3"

@@ -11,7 +11,7 @@ calls made more than once (counted at the scripted upstream, per run, step and t
 how many calls were in flight at the kills, ledger entries lost (calls the upstream
 answered with no ledger row), workers recovered and live workers taken for dead (recovered
 without having been killed: their lease expired under load), and the most agent slots
-held at once (sampled every 0.25 s from DBOS's slot queue) against the cap. Leases: a
+held at once (sampled every 0.25 s from the slot table) against the cap. Leases: a
 heartbeat every second, dead after 15 s. One gateway per worker, in its process
 (gateway replicas are another branch's work).
 """
@@ -42,10 +42,7 @@ from orchestra.testing import FakeUpstream
 from orchestra.testing.scripted import ScriptedModel, create_sample_repository
 
 ROOT = Path(__file__).resolve().parents[2]
-SLOTS_HELD = (
-    "select count(*) from dbos.workflow_status "
-    "where queue_name = 'orchestra-agent-slots' and status = 'PENDING'"
-)
+SLOTS_HELD = "select count(*) from engine_slot_requests where state = 'granted'"
 
 # A run recorded but whose workflow never started (its worker died in between) has
 # ended too: nothing will ever run it.

@@ -87,26 +87,46 @@ def max_concurrent_agents(config: OrchestraConfig) -> int:
     return int(current_stage(config).max_concurrent_agents)
 
 
-def org_slots(config: OrchestraConfig, system_database_url: str, executor: str) -> OrgSlots | None:
-    """The organisation-wide agent limits for an engine on a PostgreSQL system database
-    (``None`` on SQLite): the cap, the stage's ``agents_per_developer``, and whose agents
-    this process runs (its executor when no developer is configured, so the developer
-    limit then holds per process)."""
-    if not system_database_url.startswith(("postgresql", "postgres")):
-        return None
+def org_slots(config: OrchestraConfig, system_database_url: str, executor: str) -> OrgSlots:
+    """The organisation-wide agent slots of an engine: the cap, the stage's
+    ``agents_per_developer``, the topology (``engine.scheduling.topology``, else the
+    stage's) and its quotas' units, and whose agents this process runs (its executor when
+    no developer is configured, so the developer limit then holds per process). Shared by
+    every worker on a PostgreSQL system database; this process's own on SQLite."""
     from orchestra.engine import OrgSlots
     from orchestra.engine.gateway_link import run_developer
-    from orchestra.errors import EngineError
+    from orchestra.errors import EngineError, SchedulingError
     from orchestra.org.stages import current_stage
+    from orchestra.scheduling import QUOTA_LEVEL, check_weights, level_units, placements
 
     try:
         developer = run_developer(config)[0]
     except EngineError:
         developer = executor
+    settings = config.engine.scheduling
+    topology = settings.topology or current_stage(config).topology
+    people = placements(config.organisation)
+    level = QUOTA_LEVEL[topology]
+    units = tuple(level_units(config.organisation, level, people.values())) if level else ()
+    problems = check_weights(settings.weights, units, level) if level else []
+    if settings.weights and level is None:
+        problems = [f"{topology} has no quotas to weigh"]
+    if problems:
+        raise SchedulingError(
+            f"engine.scheduling.weights: {'; '.join(problems)}",
+            hint=f"name {level or 'no'} units of organisation.units"
+            + (f" ({', '.join(units)})" if units else "; remove weights"),
+        )
     return OrgSlots(
         capacity=max_concurrent_agents(config),
         per_developer=current_stage(config).agents_per_developer,
         developer=developer,
+        executor=executor,
+        topology=topology,
+        settings=settings,
+        people=people,
+        units=units,
+        shared=system_database_url.startswith(("postgresql", "postgres")),
     )
 
 

@@ -18,7 +18,7 @@ from orchestra.engine.agents import RosterAgents
 from orchestra.store import normalise_url
 from orchestra.testing.scripted import create_sample_repository
 from tests.conftest import POSTGRES_ENV, scratch_postgres_database
-from tests.engine.test_slots import most_at_once
+from tests.engine.slot_harness import most_at_once
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -36,18 +36,15 @@ def test_happy_path_on_postgresql(tmp_path: Path, pipeline_agents: RosterAgents)
                 text("select count(*) from engine_steps where run_id = :r"), {"r": run_id}
             ).scalar_one()
             workflows = conn.execute(
-                text(
-                    "select count(*) from dbos.workflow_status where workflow_uuid like :p"
-                    " and workflow_uuid not like :slot"
-                ),
-                {"p": f"{run_id}%", "slot": "%:slot"},
+                text("select count(*) from dbos.workflow_status where workflow_uuid like :p"),
+                {"p": f"{run_id}%"},
             ).scalar_one()
             slots = conn.execute(
                 text(
-                    "select count(*) from dbos.workflow_status where queue_name = :q"
-                    " and status = 'SUCCESS'"
+                    "select count(*) from engine_slot_requests where id like :p"
+                    " and state = 'released' and granted_at is not null"
                 ),
-                {"q": "orchestra-agent-slots"},
+                {"p": f"{run_id}:%"},
             ).scalar_one()
         engine.dispose()
     assert row.status == "succeeded", row.failure_reason

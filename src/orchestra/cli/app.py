@@ -20,6 +20,7 @@ from orchestra.cli import (
     org,
     policy,
     registry,
+    slots,
     workers,
 )
 from orchestra.cli import serve as serve_cmd
@@ -56,6 +57,7 @@ for module in (
     experiments,
     landing,
     workers,
+    slots,
 ):
     module.register(app)
 

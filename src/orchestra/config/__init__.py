@@ -71,6 +71,7 @@ from orchestra.config.repositories import RepositoriesSection, RepositorySetting
 from orchestra.config.rollout import ExitCriterion, RolloutPhase, RolloutSection
 from orchestra.config.roster import RosterSection, TierOverrides
 from orchestra.config.routing import RoutingSection
+from orchestra.config.scheduling import SchedulingSettings
 from orchestra.config.schema import OrchestraConfig
 from orchestra.config.starter import STARTER_CONFIG, write_starter_config
 from orchestra.config.telemetry import TelemetrySection
@@ -118,6 +119,7 @@ __all__ = [
     "RosterSection",
     "RoutingSection",
     "SMTPSettings",
+    "SchedulingSettings",
     "SecretsConfig",
     "ServiceKey",
     "SharedStateSettings",

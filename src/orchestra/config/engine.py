@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from orchestra.config.models import StrictModel
+from orchestra.config.scheduling import SchedulingSettings
 
 DEFAULT_ALLOWED_COMMANDS: tuple[str, ...] = ("python", "pytest", "ruff", "git", "ls", "cat")
 
@@ -116,3 +117,5 @@ class EngineSection(StrictModel):
     """Waiting and retrying model calls refused by rate limits and overloads."""
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     """Worker leases, heartbeats, the reaper and draining (PostgreSQL)."""
+    scheduling: SchedulingSettings = Field(default_factory=SchedulingSettings)
+    """Which agent step gets the next organisation-wide agent slot: topology and quotas."""

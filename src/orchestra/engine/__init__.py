@@ -6,7 +6,7 @@ imports; :mod:`orchestra.app` builds it with the built-in pipelines.
 
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
 from orchestra.engine.agents import AgentProfile, AgentSource, RosterAgents
-from orchestra.engine.artifacts import ArtifactStore
+from orchestra.engine.artifacts import ArtifactStore, run_pool
 from orchestra.engine.cancelling import RunAlreadyEnded, cancel_run
 from orchestra.engine.continuing import CONTINUED, current_workflow, next_workflow
 from orchestra.engine.costs import RunCost, ledger_cost
@@ -46,7 +46,6 @@ from orchestra.engine.runtime import (
     default_system_database_url,
     orphaned_runs,
     pid_alive,
-    run_pool,
 )
 from orchestra.engine.services import (
     ChildSignals,

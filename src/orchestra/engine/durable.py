@@ -14,6 +14,7 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
+from orchestra.engine.artifacts import run_pool
 from orchestra.engine.draining import GATE
 from orchestra.engine.services import CHILD_FALLBACK_S, ChildSignals, EngineServices, services
 from orchestra.engine.slots import agent_slot
@@ -46,11 +47,13 @@ def agent_workflow(run_id: str, task_ref: str) -> dict[str, Any]:
     """One agent step as a child workflow: its model calls and tool calls are DBOS steps."""
     svc = services()
     try:
-        if svc.org_slots is None:
+        table = svc.slot_table()
+        if table is None or svc.org_slots is None:
             return _agent_step(svc, run_id, task_ref)
-        # PostgreSQL: wait for one of the organisation's slots (the stage's cap and the
-        # developer's limit, counted over every worker), hold it while the agent runs.
-        with agent_slot(svc.org_slots, POLL_S):
+        # Wait for one of the organisation's slots (the stage's cap, the developer's limit,
+        # the topology's order and quotas), hold it while the agent runs.
+        placement = svc.org_slots.placement(run_pool(svc.artifacts, run_id))
+        with agent_slot(table, placement):
             return _agent_step(svc, run_id, task_ref)
     finally:
         # DBOS writes the result just after this returns; the parent's get_result then

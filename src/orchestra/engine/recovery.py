@@ -11,9 +11,9 @@ moves that worker's work here:
   revoked) and this process as its worker;
 - its **run workflows** go to this worker's runs queue and its **agent steps** to this
   worker's agent queue, so a run and its agents continue in one process (one key);
-- its **slot workflows** (:mod:`orchestra.engine.slots`) go back to the shared slot queue,
-  where any worker takes them; while one waits there its agent step waits for it, so the
-  organisation's cap still holds.
+- its agent steps' **slots** (:mod:`orchestra.engine.slots`) stay as they are: a moved
+  step replays, finds its request (waiting or granted) and carries on with it, so a slot is
+  never counted twice and the organisation's cap still holds.
 
 Only workflows that were running on the dead executor (``PENDING`` with its executor id)
 or still waiting on its own queues are moved; DBOS replays each from its recorded steps,
@@ -32,7 +32,6 @@ from dbos import DBOS
 
 from orchestra.engine.runs import ACTIVE_STATUSES, RunNotFound
 from orchestra.engine.services import EngineServices
-from orchestra.engine.slots import SLOT_QUEUE
 
 
 def agent_queue_name(executor_id: str) -> str:
@@ -71,12 +70,10 @@ def plan_recovery(dead: str, services: EngineServices, runs_queue: str) -> list[
     """Which of ``dead``'s workflows move, and to which queue."""
     plan = []
     for wf in unfinished_on(dead):
-        if wf.queue_name == SLOT_QUEUE:
-            target = SLOT_QUEUE
-        elif wf.queue_name == agent_queue_name(dead):
-            target = services.queue_name
-        else:  # a run's workflow (started directly, or recovered onto a runs queue)
-            target = runs_queue
+        # Agent steps to this worker's agent queue; a run's workflow (started directly, or
+        # recovered onto a runs queue) to its runs queue.
+        own_agents = wf.queue_name == agent_queue_name(dead)
+        target = services.queue_name if own_agents else runs_queue
         plan.append(Moved(wf.workflow_id, target))
     return plan
 
@@ -92,7 +89,7 @@ def recover_executor(
     ``still_held`` renews this worker's lease and says whether it still holds it; it is
     asked before each step of the recovery, which stops when the lease is lost."""
     plan = plan_recovery(dead, services, runs_queue)
-    runs = {run_of(m.workflow_id) for m in plan if m.queue_name != SLOT_QUEUE}
+    runs = {run_of(m.workflow_id) for m in plan}
     # Keys first: a continued run's first model call must find its key here.
     for run_id in sorted(runs):
         if not still_held():

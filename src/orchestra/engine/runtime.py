@@ -6,9 +6,9 @@ and knows them only through the :class:`~orchestra.engine.pipeline.Pipeline` pro
 ``shutdown()`` releases them.
 
 Each process uses its own DBOS executor id and its own agent queue, so a second
-``orchestra run`` never picks up (and double-executes) another process's work. On
-PostgreSQL the organisation's limits hold over every process through one shared slot
-queue (:mod:`orchestra.engine.slots`). A run
+``orchestra run`` never picks up (and double-executes) another process's work. Agent
+steps wait for the organisation's slots, granted by the topology's policy, over every
+process on PostgreSQL (:mod:`orchestra.engine.slots`). A run
 whose process died is continued explicitly with :meth:`EngineRuntime.resume`, or by a
 restarted ``orchestra serve`` (:mod:`orchestra.server.resuming`).
 """
@@ -30,7 +30,7 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from orchestra import __version__
 from orchestra.engine.agents import AgentSource
-from orchestra.engine.artifacts import ArtifactStore
+from orchestra.engine.artifacts import POOL_REF
 from orchestra.engine.continuing import current_workflow, fork_past_budget_stop, next_workflow
 from orchestra.engine.draining import GATE, stop_dequeuing
 from orchestra.engine.durable import POLL_S
@@ -46,24 +46,10 @@ from orchestra.engine.runs import (
     stopped_by_budget,
 )
 from orchestra.engine.services import EngineServices, bind, unbind
-from orchestra.engine.slots import SLOT_CHECK_S, SLOT_QUEUE, register_slot_queue
+from orchestra.engine.slots import SLOT_CHECK_S
 from orchestra.errors import EngineError
 from orchestra.policy import Principal
 from orchestra.store.tables.engine import RunRow
-
-POOL_REF = "pool.json"
-"""The run's artefact naming the developer whose agent pool it runs with."""
-
-
-def run_pool(artifacts: ArtifactStore, run_id: str) -> str | None:
-    """The developer whose agent pool ``run_id`` was started with (``None``: the engine's
-    own agents)."""
-    try:
-        data = artifacts.get_json(run_id, POOL_REF)
-    except (OSError, ValueError):
-        return None
-    developer = data.get("developer") if isinstance(data, dict) else None
-    return str(developer) if developer else None
 
 
 def check_repository(repo: Path) -> Path:
@@ -140,11 +126,13 @@ class EngineRuntime:
             DBOS.launch()
             DBOS.register_queue(
                 self.services.queue_name,
-                worker_concurrency=self.max_concurrent_agents,
+                # With organisation slots every agent step is dequeued at once and waits
+                # for its slot in the slot table, where the topology picks who goes next.
+                worker_concurrency=(
+                    None if self.services.org_slots is not None else self.max_concurrent_agents
+                ),
                 polling_interval_sec=self.polling_interval_s,
             )
-            if self.services.org_slots is not None:
-                register_slot_queue(self.services.org_slots, self.polling_interval_s)
             if self._fleet is not None:
                 DBOS.register_queue(self._fleet.runs_queue, polling_interval_sec=RUNS_POLL_S)
                 self._fleet.start_reaping(self.services)
@@ -165,8 +153,6 @@ class EngineRuntime:
 
     def _own_queues(self) -> list[str]:
         queues = [self.services.queue_name]
-        if self.services.org_slots is not None:
-            queues.append(SLOT_QUEUE)
         if self._fleet is not None:
             queues.append(self._fleet.runs_queue)
         return queues
@@ -209,7 +195,7 @@ class EngineRuntime:
             stop_dequeuing()
             GATE.close()
             idle = GATE.wait_idle(limit if timeout_s is None else timeout_s)
-            # Workflows between steps (parents waiting for agents, slot workflows) look
+            # Workflows between steps (parents waiting for agents, steps awaiting a slot) look
             # again within SLOT_CHECK_S and park at the gate before DBOS goes away.
             time.sleep(SLOT_CHECK_S + POLL_S)
             if fleet is not None and fleet.lease is not None:

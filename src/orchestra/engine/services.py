@@ -22,6 +22,7 @@ from orchestra.engine.artifacts import ArtifactStore
 from orchestra.engine.model import ModelClient
 from orchestra.engine.retries import ModelRetry
 from orchestra.engine.runs import RunStore
+from orchestra.engine.slot_table import SlotTable
 from orchestra.engine.slots import OrgSlots
 from orchestra.errors import EngineError
 from orchestra.policy import PolicyEngine
@@ -103,11 +104,19 @@ class EngineServices:
     sleep: Callable[[float], None] = time.sleep
     """How agents wait before retrying a model call (tests inject one that does not)."""
     org_slots: OrgSlots | None = None
-    """Organisation-wide agent limits held through DBOS's shared slot queue (PostgreSQL;
-    ``None`` on SQLite, where this process's queue is the only one)."""
+    """Organisation-wide agent slots: limits, topology and quotas (``None``: this process's
+    agent queue alone bounds its agents)."""
     run_agents: dict[str, AgentSource] = field(default_factory=dict)
     """Agents of particular runs (the pool of the developer who started a run through the
     server), instead of :attr:`agents`."""
+
+    _slot_table: SlotTable | None = field(default=None, init=False, repr=False)
+
+    def slot_table(self) -> SlotTable | None:
+        """Where agent steps ask for organisation-wide slots (``None``: no slots)."""
+        if self.org_slots is not None and self._slot_table is None:
+            self._slot_table = self.org_slots.table(self.database)
+        return self._slot_table
 
     def agents_for(self, run_id: str) -> AgentSource:
         """The agents ``run_id`` may use: its own (its starter's pool), else the engine's."""

@@ -1,104 +1,119 @@
-"""Organisation-wide agent slots: the stage's cap and the per-developer limit held across
-every worker process sharing the DBOS system database (PostgreSQL).
+"""Organisation-wide agent slots: the stage's cap, the per-developer limit, and the
+topology's policy choosing which waiting agent step starts next.
 
-Agent steps run on their own process's queue (they need its worktree and its gateway
-key), so the limits are held by a second, shared DBOS queue. Before an agent step starts
-it enqueues a *slot* workflow on :data:`SLOT_QUEUE`, whose ``global_concurrency`` is the
-stage's cap and whose ``partition_concurrency`` (partitioned by developer) is
-``agents_per_developer``; the step waits until its slot workflow has been dequeued (it
-holds a slot), runs, and then tells the slot workflow to end. DBOS counts the queue's
-running workflows across all executors, so N processes never hold more than the cap
-together. A slot workflow also ends by itself once its agent step has ended without releasing it
-(a cancelled step), so such a step never keeps its slot.
+Before an agent step runs it asks for a slot in Orchestra's database
+(:class:`~orchestra.engine.slot_table.SlotTable`, one row per step, named after the
+step's workflow) and waits until a dispatcher granted it; it gives the slot back when it
+ends, by an error too. The dispatcher grants in the order of the configured topology
+(``engine.scheduling.topology``, else the stage's), under the quotas of the allocation
+mode (``static``, ``dynamic``, ``predictive``).
 
-On SQLite the system database is one file of one process: the per-process queue's
-``worker_concurrency`` is the cap, and no slot queue is used.
+- **PostgreSQL:** every worker's requests are in one table; any worker dispatches (the one
+  requesting or releasing, and each worker with steps waiting, every ``tick_s``) under a
+  row lock, so the cap, the per-developer limit and the quotas hold over every worker.
+- **SQLite:** the database belongs to one process; only this process's requests count,
+  so two ``orchestra run`` on SQLite each get the whole cap.
+
+A step whose worker drains keeps its slot (it continues elsewhere and finds its grant); a
+step that ended without giving its slot back (cancelled) loses it to
+:meth:`~orchestra.engine.slot_table.SlotTable.reclaim`.
 """
 
 from __future__ import annotations
 
 import contextvars
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS
 
+from orchestra.config import SchedulingSettings
 from orchestra.engine.draining import GATE
+from orchestra.engine.slot_table import SlotPolicy, SlotTable
+from orchestra.scheduling import NO_UNIT, Placement
+from orchestra.store import Database
 
-SLOT_QUEUE = "orchestra-agent-slots"
-"""The DBOS queue every worker shares; its running workflows are the agents running."""
-RELEASE_TOPIC = "orchestra.slot.release"
 SLOT_CHECK_S = 2.0
-"""How often a slot workflow checks that its agent step is still running (seconds)."""
+"""A step waiting for a slot looks at the drain gate at least this often (seconds)."""
 
 
 @dataclass(frozen=True)
 class OrgSlots:
-    """The organisation-wide limits an engine takes slots under."""
+    """The organisation-wide limits and policy an engine takes agent slots under."""
 
     capacity: int
     """The stage's maximum of concurrent agents (``max_concurrent_agents``)."""
     per_developer: int
     """``agents_per_developer``."""
     developer: str
-    """Whose agents this process runs (the slot queue's partition)."""
+    """Whose agents this process runs when a run names nobody else."""
+    executor: str = ""
+    """This worker's executor id."""
+    topology: str = "single_node"
+    settings: SchedulingSettings = field(default_factory=SchedulingSettings)
+    people: Mapping[str, Placement] = field(default_factory=dict)
+    """Every configured developer's squad, tribe and region."""
+    units: tuple[str, ...] = ()
+    """The units of the topology's level (squads, tribes or regions) quotas go to."""
+    shared: bool = True
+    """PostgreSQL: the slots are shared by every worker; SQLite: by this process only."""
+
+    def placement(self, developer: str | None = None) -> Placement:
+        """Where ``developer`` (default: this process's) sits in the organisation."""
+        name = developer or self.developer
+        return self.people.get(name, Placement(name, NO_UNIT, NO_UNIT, NO_UNIT))
+
+    def table(self, database: Database) -> SlotTable:
+        """The slot table in ``database``, granting under this policy."""
+        policy = SlotPolicy(
+            self.capacity, self.per_developer, self.topology, self.settings, self.people, self.units
+        )
+        return SlotTable(database, policy, self.executor, self.shared, workflow_statuses)
 
 
-def register_slot_queue(slots: OrgSlots, polling_interval_s: float) -> None:
-    """Declare the shared slot queue (every worker declares it the same way)."""
-    DBOS.register_queue(
-        SLOT_QUEUE,
-        global_concurrency=slots.capacity,
-        partition_concurrency=min(slots.per_developer, slots.capacity),
-        polling_interval_sec=polling_interval_s,
-    )
+def workflow_statuses(ids: list[str]) -> dict[str, str]:
+    """DBOS's status of each of the workflows ``ids`` it knows."""
 
-
-def _status(workflow_id: str) -> str | None:
-    # Outside any workflow: inside one DBOS records each status query as a step, and a
-    # varying number of them would break replay.
-    def read() -> str | None:
-        found = DBOS.get_workflow_status(workflow_id)
-        return None if found is None else found.status
+    # Outside any workflow: inside one DBOS records each query as a step, and a varying
+    # number of them would break replay.
+    def read() -> dict[str, str]:
+        found = DBOS.list_workflows(workflow_ids=ids, load_input=False, load_output=False)
+        return {wf.workflow_id: wf.status for wf in found}
 
     return contextvars.Context().run(read)
 
 
-@DBOS.workflow(name="orchestra.agent_slot")
-def agent_slot_workflow(holder: str) -> None:
-    """Hold one organisation-wide agent slot until ``holder`` (an agent step) releases it
-    or ends."""
-    while DBOS.recv(RELEASE_TOPIC, timeout_seconds=SLOT_CHECK_S) is None:
-        with GATE.step():  # a draining worker parks it here (it stays held)
-            ended = DBOS.run_step(
-                {"name": "holder_ended"},
-                lambda: _status(holder) not in {"PENDING", "ENQUEUED", "DELAYED", None},
-            )
-        if ended:
-            return
-
-
 @contextmanager
-def agent_slot(slots: OrgSlots, poll_s: float) -> Iterator[str]:
-    """Inside an agent step's workflow: wait for an organisation-wide slot, hold it for the
-    block, release it after; yields the slot workflow's id."""
-    holder = DBOS.workflow_id
+def agent_slot(table: SlotTable, placement: Placement, holder: str | None = None) -> Iterator[str]:
+    """Wait for an organisation-wide slot for ``holder`` (default: the current workflow),
+    hold it for the block, give it back after; yields the holder."""
+    holder = holder or DBOS.workflow_id
     if holder is None:
         raise RuntimeError("agent_slot is used inside a workflow")
-    slot_id = f"{holder}:slot"
-    with SetWorkflowID(slot_id), SetEnqueueOptions(queue_partition_key=slots.developer):
-        DBOS.enqueue_workflow(SLOT_QUEUE, agent_slot_workflow, holder)
-    while _status(slot_id) in {"ENQUEUED", "DELAYED", None}:
-        time.sleep(poll_s)
+    state: str | None = table.request(holder, placement)
+    if state != "granted":
+        table.dispatch()
+        state = table.state(holder)
+    while state != "granted":
+        GATE.park()  # a draining worker's waiting steps park here and end with it
+        table.wait(min(table.policy.settings.poll_s, SLOT_CHECK_S))
+        table.tick()
+        state = table.state(holder)
+        if state not in ("waiting", "granted"):  # reclaimed meanwhile: ask again
+            state = table.request(holder, placement)
     try:
-        yield slot_id
+        yield holder
     except SystemExit:
-        # The worker drained (orchestra.engine.draining): the step continues on another
-        # worker, still holding this slot (its replay finds the slot workflow running).
+        # The worker drained or lost its lease (orchestra.engine.draining): the step
+        # continues on another worker, which finds this slot still granted to it.
         raise
     except BaseException:
-        DBOS.send(slot_id, "release", topic=RELEASE_TOPIC)
+        _release(table, holder)
         raise
-    DBOS.send(slot_id, "release", topic=RELEASE_TOPIC)
+    _release(table, holder)
+
+
+def _release(table: SlotTable, holder: str) -> None:
+    table.release(holder)
+    table.dispatch()

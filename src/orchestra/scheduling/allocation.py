@@ -80,6 +80,17 @@ class Allocation:
         """The quotas in force."""
         return Quotas(self.level, dict(self._quotas))
 
+    @property
+    def next_at(self) -> float:
+        """When the quotas are next recomputed (``-inf``: at the next rebalance)."""
+        return self._next_at
+
+    def restore(self, quotas: Mapping[str, int], next_at: float) -> None:
+        """Take up quotas computed earlier (by this or another worker, recorded in the
+        database) and the time they are next recomputed."""
+        self._quotas = dict(quotas)
+        self._next_at = next_at
+
     def rebalance(self, now: float, queued: Mapping[str, int], running: Mapping[str, int]) -> bool:
         """Recompute the quotas if the interval has passed; whether they were recomputed."""
         if self.mode == "static" or now < self._next_at:

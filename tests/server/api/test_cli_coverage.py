@@ -56,6 +56,7 @@ READ_ONLY = {
     "rollout status",
     "runs",
     "secrets list",
+    "slots",
     "spend",
     "status",
     "survey list",

@@ -11,6 +11,7 @@ from orchestra.store.tables import (
     ledger_rollups,
     org,
     registry,
+    slots,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "ledger_rollups",
     "org",
     "registry",
+    "slots",
 ]

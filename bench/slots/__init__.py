@@ -1,0 +1,1 @@
+"""What granting an organisation-wide agent slot costs in the engine's slot table."""
