@@ -63,6 +63,7 @@ from orchestra.accounting import (
 from orchestra.accounting.ledger.entries import entry_row, row_json
 from orchestra.accounting.ledger.writer import BatchRows
 from orchestra.accounting.store import time_for
+from orchestra.analytics.dataset import read_runs
 from orchestra.providers import Usage
 from orchestra.store import Database, open_database
 
@@ -156,10 +157,16 @@ def load(db: Database, rows_n: int, runs_n: int, end: datetime, people: Org) -> 
     finally:
         raw.close()
     with db.engine.begin() as conn:
+        if not sqlite:
+            conn.exec_driver_sql("SET LOCAL work_mem = '512MB'")  # sort in memory
         rebuild_rollups(conn)
     with db.engine.connect() as conn:
-        conn.execute(text("ANALYZE"))
-        conn.commit()
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA analysis_limit = 1000")  # sample, not read whole
+            conn.execute(text("ANALYZE"))
+            conn.commit()
+        else:  # what autovacuum does after a bulk load (hint bits, visibility, statistics)
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
     return time.perf_counter() - t
 
 
@@ -168,6 +175,12 @@ Query = Callable[[Any, bool], object]
 
 def _totals(**kw: Any) -> Query:
     return lambda conn, raw: ledger_totals(conn, raw=raw, **kw)
+
+
+def _runs(where: list[LedgerMatch], since: datetime, until: datetime) -> Query:
+    """The runs of the period with their cost, as ``Dataset`` reads them (a set: equal
+    whatever the order)."""
+    return lambda conn, raw: {tuple(r) for r in read_runs(conn, where, since, until, raw=raw)}
 
 
 def pages(now: datetime) -> dict[str, dict[str, Query]]:
@@ -183,7 +196,7 @@ def pages(now: datetime) -> dict[str, dict[str, Query]]:
             "developer-months": _totals(
                 by=("developer", "month"), where=where, since=since, until=until
             ),
-            "per-run cost": _totals(by=("run_id",), where=where),
+            "per-run cost": _runs(where, since, until),
         }
 
     out: dict[str, dict[str, Query]] = {
@@ -203,7 +216,7 @@ def pages(now: datetime) -> dict[str, dict[str, Query]]:
     kpis["8 weeks"] = _totals(
         by=("developer", "month"), where=squad, since=end - timedelta(weeks=8), until=end
     )
-    kpis["per-run cost"] = _totals(by=("run_id",), where=squad)
+    kpis["per-run cost"] = _runs(squad, end - timedelta(weeks=8), end)
     out["kpis (squad, 8 weeks)"] = kpis
     for period, since in (("month", month), ("all", None)):
         out[f"spend (admin, {period})"] = {
@@ -232,21 +245,47 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
+def _backend(conn: Any) -> int | None:
+    """PostgreSQL: the pid of ``conn``'s server process, reniced to -10 like the benchmark
+    (when allowed); SQLite: ``None`` (its work runs in this thread)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, -10)
+    conn.rollback()
+    return pid
+
+
+_TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ms(pid: int | None) -> float:
+    """The CPU time (user + system) process ``pid`` has used, ms (0 without one)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * _TICK_MS
+
+
 def time_queries(db: Database, now: datetime, reps: int, raw_reps: int) -> list[dict[str, Any]]:
-    results = []
+    results: list[dict[str, Any]] = []
     with db.engine.connect() as conn:
+        pid = _backend(conn)
         for page, queries in pages(now).items():
             for name, query in queries.items():
                 samples: dict[bool, list[float]] = {False: [], True: []}
                 cpu: dict[bool, list[float]] = {False: [], True: []}
+                answers: dict[bool, object] = {}
                 for raw, n in ((False, reps), (True, raw_reps)):
                     for _ in range(n):
-                        t, c = time.perf_counter(), time.thread_time()
-                        query(conn, raw)
+                        c, s = time.thread_time(), _cpu_ms(pid)
+                        t = time.perf_counter()
+                        answers[raw] = query(conn, raw)
                         samples[raw].append((time.perf_counter() - t) * 1000)
-                        cpu[raw].append((time.thread_time() - c) * 1000)
+                        cpu[raw].append((time.thread_time() - c) * 1000 + _cpu_ms(pid) - s)
                         conn.rollback()
-                a, b = query(conn, False), query(conn, True)
+                a, b = answers[False], answers[True]
                 results.append(
                     {
                         "page": page,
@@ -266,8 +305,9 @@ def time_queries(db: Database, now: datetime, reps: int, raw_reps: int) -> list[
                 print(
                     f"  {page:36s} {name:18s} rollup p50 {r['rollup_p50']:8.1f} ms "
                     f"p95 {r['rollup_p95']:8.1f} ms | raw p50 {r['raw_p50']:9.1f} ms "
-                    f"p95 {r['raw_p95']:9.1f} ms | raw/rollup {ratio:7.1f}x | this thread's CPU: "
-                    f"rollup p95 {r['rollup_cpu_p95']:7.1f} ms, raw p50 {r['raw_cpu_p50']:8.1f} ms"
+                    f"p95 {r['raw_p95']:9.1f} ms | raw/rollup {ratio:7.1f}x | CPU (this "
+                    f"thread + PG backend): rollup p95 {r['rollup_cpu_p95']:7.1f} ms, raw p50 "
+                    f"{r['raw_cpu_p50']:8.1f} ms"
                     f"{'' if a == b else '  RESULTS DIFFER'}",
                     flush=True,
                 )
@@ -383,8 +423,9 @@ def bench_one(name: str, db: Database, args: argparse.Namespace, tmp: Path) -> R
     end = datetime.combine(now.date(), datetime.min.time(), UTC) + timedelta(days=1)
     print(f"== {name}: loading {args.rows:,} ledger rows and {args.runs:,} runs", flush=True)
     load_s = load(db, args.rows, args.runs, end, people)
-    print(f"  loaded and rolled up in {load_s:.0f} s", flush=True)
+    print(f"  loaded and rolled up in {load_s:.0f} s; load average {_loadavg()}", flush=True)
     queries = time_queries(db, now, args.reps, args.raw_reps)
+    print(f"  queries done; load average {_loadavg()}", flush=True)
     writes = throughput(db, people, args.writes, args.rounds, tmp)
     on, off = statistics.median(writes[True]), statistics.median(writes[False])
     print(
@@ -406,6 +447,10 @@ def bench_one(name: str, db: Database, args: argparse.Namespace, tmp: Path) -> R
     return Result(name, args.rows, args.runs, load_s, queries, writes, cost)
 
 
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def summary(results: list[Result]) -> None:
     print("\n== summary (p95 target 200 ms per query, over rollups)")
     for r in results:
@@ -420,7 +465,7 @@ def summary(results: list[Result]) -> None:
             f"{r.database}: {r.rows:,} rows, {r.runs:,} runs; "
             f"worst rollup p95 {worst['rollup_p95']:.1f} ms ({worst['page']}: {worst['query']}); "
             f"{len(slow)} of {len(r.queries)} queries over 200 ms; worst rollup CPU p95 (this "
-            f"thread; SQLite's whole query) {worst_cpu['rollup_cpu_p95']:.1f} ms "
+            f"thread + PG backend) {worst_cpu['rollup_cpu_p95']:.1f} ms "
             f"({worst_cpu['page']}: {worst_cpu['query']}); raw/rollup p50 ratio median "
             f"{statistics.median(ratios):.1f}x, min {min(ratios):.1f}x; "
             f"all results equal: {all(q['equal'] for q in r.queries)}; "
@@ -443,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         "--tmp", default=None, help="folder for the SQLite file (default: a temporary one)"
     )
     args = p.parse_args(argv or [])
-    results = []
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
         tmp = Path(folder)
         if args.db in ("sqlite", "both"):
@@ -454,4 +499,5 @@ def main(argv: list[str] | None = None) -> int:
             with pg_db(args.pg_url) as db:
                 results.append(bench_one("postgresql", db, args, tmp))
     summary(results)
+    print(f"load average at the end: {_loadavg()}")
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from orchestra.accounting import (
     UnknownDimension,
     ledger_totals,
 )
+from orchestra.accounting.ledger.entries import entry_row
+from orchestra.accounting.ledger.rollups import batch_sums
 from orchestra.accounting.ledger_totals import rollup_for
 from orchestra.providers import Usage
 from orchestra.store import Database
@@ -280,4 +282,32 @@ def test_totals_by_dimension_from_rollups_match_raw_rows(
     assert fast == raw
     assert sum(_group_sizes(fast).values()) == sum(
         1 for i in range(60) if since <= BASE + timedelta(hours=7 * i, minutes=13) < until
+    )
+
+
+def test_a_batch_is_summed_per_utc_day_whatever_the_times_zone() -> None:
+    # PostgreSQL's rows hold datetimes (aware, or naive UTC), SQLite's UTC text.
+    india = timezone(timedelta(hours=5, minutes=30))
+    starts = [
+        datetime(2026, 3, 18, 2, 0, tzinfo=india),  # 20:30 UTC on the 17th
+        datetime(2026, 3, 17, 23, 0),  # naive: UTC
+        "2026-03-17 22:00:00.000000",
+        datetime(2026, 3, 18, 6, 0, tzinfo=india),  # 00:30 UTC on the 18th
+    ]
+    row = entry_row(_entry(outcome="error"), lambda t: t)
+    rows = [(row[0], start, *row[2:]) for start in starts]
+    days = {key[0]: sums for key, sums in batch_sums(rows)["ledger_rollup_model"].items()}
+    assert days == {"2026-03-17": [3, 3, 3, 6, 9, 12, 15], "2026-03-18": [1, 1, 1, 2, 3, 4, 5]}
+
+
+def _entry(outcome: str) -> LedgerEntry:
+    who = Attribution(org="acme", developer="alice", run_id="run-1")
+    return LedgerEntry(
+        who,
+        served_model="opus",
+        usage=Usage(1, 2, 3, 4),
+        cost_usd=Decimal(5) / 10**9,
+        outcome=outcome,
+        started_at=BASE,
+        ended_at=BASE,
     )

@@ -16,6 +16,7 @@ from orchestra.analytics import receive
 from orchestra.config import OrganisationSection
 from orchestra.org import OrgTree, build_org_tree, load_org, sync_org
 from orchestra.store import Database, open_database
+from orchestra.store.tables.engine import RunRow
 from orchestra.store.tables.gateway import GatewayBudget, GatewayLedgerEntry
 
 REPO = "acme/shop"
@@ -164,6 +165,23 @@ def organisation(db: Database) -> None:
         }
     )
     sync_org(db, build_org_tree(section))
+
+
+def run_row(run_id: str, finished_at: datetime | None = T0, **more: Any) -> RunRow:
+    """A run that succeeded (``more``: other columns)."""
+    return RunRow(
+        **{
+            "id": run_id,
+            "task": "t",
+            "pipeline": "test-first",
+            "repo_path": "/r",
+            "status": "succeeded",
+            "created_at": T0,
+            "updated_at": T0,
+            "finished_at": finished_at,
+            **more,
+        }
+    )
 
 
 def ledger(db: Database, rows: list[tuple[Any, ...]]) -> None:

@@ -17,7 +17,6 @@ from orchestra.analytics import (
     targets_for,
 )
 from orchestra.store import Database
-from orchestra.store.tables.engine import RunRow
 from tests.analytics.fixtures import (
     T0,
     deployment_status,
@@ -26,6 +25,7 @@ from tests.analytics.fixtures import (
     ledger,
     pull_request,
     review,
+    run_row,
 )
 
 ADMIN = Asker("root", frozenset({"admin"}))
@@ -47,17 +47,11 @@ def _run(
     (folder / "report.json").write_text(json.dumps(report))
     with db.session() as session:
         session.add(
-            RunRow(
-                id=run_id,
-                task="t",
-                pipeline="test-first",
-                repo_path="/r",
+            run_row(
+                run_id,
+                T0 + 2 * H,
                 branch=f"orchestra/{run_id}",
-                status="succeeded",
                 report_path=str(folder / "report.md"),
-                created_at=T0,
-                updated_at=T0,
-                finished_at=T0 + 2 * H,
             )
         )
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from orchestra.accounting import LedgerMatch, ledger_totals
@@ -29,6 +30,7 @@ from orchestra.store.tables.insight import (
     InsightIncidentRow,
     InsightLinkRow,
 )
+from orchestra.store.tables.ledger_rollups import ROLLUP_TABLES
 
 DRILL_DOWN_CAP = 1000
 """Ledger row ids returned with a figure at most (the total is always given)."""
@@ -71,6 +73,10 @@ class Dataset:
     links: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
     """(src kind, src id) -> [(dst kind, dst id)], both directions."""
     runs: dict[str, RunFacts] = field(default_factory=dict)
+    """The runs finished in the period and those linked to the unit's changes (a unit's:
+    those with ledger rows of the unit), with their cost in the unit."""
+    has_runs: bool = False
+    """Whether the unit has any run at all (in the period or not)."""
     ledger_nano: int = 0
     ledger_ids: list[str] = field(default_factory=list)
     ledger_rows: int = 0
@@ -103,7 +109,8 @@ def _read_report(run: RunRow) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _run_facts(run: RunRow, cost: int) -> RunFacts:
+def _run_facts(run: Any, cost: int) -> RunFacts:
+    """``run``: a row of :func:`read_runs` (or a :class:`RunRow`)."""
     report = _read_report(run)
     coverage = report.get("coverage") or {}
     security = report.get("security") or {}
@@ -120,6 +127,76 @@ def _run_facts(run: RunRow, cost: int) -> RunFacts:
         findings,
         report.get("red") is not None,
     )
+
+
+def _matching(table: Any, where: Sequence[LedgerMatch]) -> list[ColumnElement[bool]]:
+    return [or_(*(table.c[col] == m.value for col in m.columns)) for m in where]
+
+
+def _raw_costs(runs: Select[Any], where: Sequence[LedgerMatch]) -> Any:
+    """Per run of ``runs`` (a query of run ids): its cost, a plain ``GROUP BY`` over the
+    raw ledger rows (what the rollup replaces; the benchmark compares the two)."""
+    c = Ledger.__table__.c
+    query = select(c.run_id, func.sum(c.cost_nano).label("cost_nano"))
+    query = query.where(c.run_id.in_(runs), *_matching(Ledger.__table__, where))
+    return query.group_by(c.run_id).subquery("run_costs")
+
+
+def _rollup_cost(where: Sequence[LedgerMatch]) -> Any:
+    """A run's cost from the per-run rollup: a correlated sum over the run's few rows,
+    which the rollup's key (the run first) finds together; ``NULL`` when the run has no
+    row (of the unit)."""
+    table = ROLLUP_TABLES["ledger_rollup_run"]
+    query = select(func.sum(table.c.cost_nano)).where(
+        table.c.run_id == RunRow.id, *_matching(table, where)
+    )
+    return query.scalar_subquery()
+
+
+def read_runs(
+    conn: Connection,
+    where: Sequence[LedgerMatch],
+    since: datetime,
+    until: datetime,
+    also: Collection[str] = (),
+    *,
+    raw: bool = False,
+) -> list[Any]:
+    """The runs finished in ``[since, until)`` and the runs ``also`` names, each with its
+    ledger cost (rows ``id, status, finished_at, report_path, cost_nano``). With ``where``
+    (a unit), only the runs with ledger rows of the unit, and their cost in the unit;
+    without, every such run (cost 0 when it has no row). One query for the period's runs
+    (the ``finished_at`` index finds them), one per 500 ``also`` runs; the sums are taken
+    in the database."""
+    chosen = [and_(RunRow.finished_at >= since, RunRow.finished_at < until)]
+    named = sorted(set(also))
+    chosen += [RunRow.id.in_(named[i : i + 500]) for i in range(0, len(named), 500)]
+    run = (RunRow.id, RunRow.status, RunRow.finished_at, RunRow.report_path)
+    out: dict[str, Any] = {}
+    for condition in chosen:
+        if raw:
+            costs = _raw_costs(select(RunRow.id).where(condition), where)
+            cost: Any = costs.c.cost_nano
+            query = select(RunRow.id).where(condition)
+            query = query.join(costs, costs.c.run_id == RunRow.id, isouter=not where)
+        else:
+            cost = _rollup_cost(where)
+            query = select(RunRow.id).where(condition)
+        cost = cost if where else func.coalesce(cost, 0)  # a unit: NULL, no row of it
+        query = query.with_only_columns(*run, cost.label("cost_nano"))
+        for row in conn.execute(query):
+            if row.cost_nano is not None:
+                out[row.id] = row
+    return list(out.values())
+
+
+def has_runs(conn: Connection, where: Sequence[LedgerMatch]) -> bool:
+    """Whether any run is recorded (with ``where``: any with ledger rows of the unit)."""
+    if not where:
+        return conn.execute(select(RunRow.id).limit(1)).first() is not None
+    table = ROLLUP_TABLES["ledger_rollup_run"]
+    query = select(table.c.run_id).where(table.c.run_id != "", *_matching(table, where))
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def scope_matches(scope: Scope) -> list[LedgerMatch]:
@@ -155,14 +232,12 @@ def _load_ledger(session: Session, data: Dataset) -> None:
             .limit(DRILL_DOWN_CAP)
         )
     )
-    per_run = ledger_totals(conn, by=("run_id",), where=where)
-    costs = {str(run): t.cost_nano for (run,), t in per_run.items() if run}
-    runs = (
-        select(RunRow)
-        if scope.is_organisation
-        else select(RunRow).where(RunRow.id.in_(list(costs)))
-    )
-    data.runs = {run.id: _run_facts(run, costs.get(run.id, 0)) for run in session.scalars(runs)}
+    # The runs the figures read: those finished in the period and those linked to the
+    # unit's changes, with their cost summed in the database.
+    linked = {run for change in data.changes for run in data.linked("change", change.id, "run")}
+    rows = read_runs(conn, where, period.start, period.end, linked)
+    data.runs = {row.id: _run_facts(row, int(row.cost_nano or 0)) for row in rows}
+    data.has_runs = bool(data.runs) or has_runs(conn, where)
 
 
 def _in_scope_changes(session: Session, scope: Scope) -> list[InsightChangeRow]:

@@ -186,7 +186,7 @@ def velocity(data: Dataset) -> Figure:
 
 def tasks_per_week(data: Dataset) -> Figure:
     """Runs that succeeded per week."""
-    if not data.runs or data.period.weeks <= 0:
+    if not data.has_runs or data.period.weeks <= 0:
         return _figure("tasks_per_week", None, ())
     done = [
         r

@@ -64,9 +64,9 @@ class BatchRows:
         """Rows already in :func:`~.entries.row_json` form (SQLite only)."""
         self.rollups = rollups
         """Whether the batch's rows are added to the rollups (see ``AccountingStore``)."""
-        self.ids: list[str] = []
-        """The ids of the batch's rows, inserted here or (a retry) alone: what the rollups
-        add up at the end of the batch."""
+        self.summed: list[tuple[Any, ...]] = []
+        """The batch's rows, inserted here or (a retry) alone: what the rollups add up at
+        the end of the batch."""
 
     def add(self, row: tuple[Any, ...], text: str | None = None) -> None:
         """Insert ``row`` with the batch (from its JSON ``text`` when given)."""
@@ -74,7 +74,7 @@ class BatchRows:
             self.rows.append(row)
         else:
             self.texts.append(text)
-        self.ids.append(row[0])
+        self.summed.append(row)
 
     @classmethod
     def of(cls, batch: Batch, store: AccountingStore) -> BatchRows:
@@ -90,7 +90,7 @@ class BatchRows:
         INSERT.run_json(conn, self.texts)  # queued entries, in number
         INSERT.run_many(conn, self.rows)  # entries someone waits for, a few
         if self.rollups:
-            add_to_rollups(conn, self.ids)
+            add_to_rollups(conn, self.summed)
 
 
 class _Committed:
@@ -165,7 +165,7 @@ class EntryQueue:
                 # A retry, alone, after the batch failed: each entry in a savepoint, so one
                 # that cannot be stored stays in the journal without holding back the rest.
                 taken = [item for item in taken if _insert_alone(conn, item)]
-                BatchRows.of(batch, self._store).ids.extend(item[1] for item in taken)
+                BatchRows.of(batch, self._store).summed.extend(item[2] for item in taken)
             committed = _Committed.of_batch(batch, budgets)
             if budgets is not None:
                 plan = Plan()

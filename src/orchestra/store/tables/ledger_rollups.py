@@ -42,6 +42,15 @@ the requested one."""
 
 _WIDTH = {"day": 10}
 
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "ledger_rollup_model": KEYS["ledger_rollup_model"],
+    "ledger_rollup_run": ("run_id", "day", *UNITS),
+}
+"""Each table's primary key, in index order. The per-run table's begins with the run: a
+run's cost is read from its few rows, next to each other in the key's order (the table
+is clustered by its key on SQLite, ``WITHOUT ROWID``), with no second index to maintain
+on every write; its questions by day (over every run) are rare and read it whole."""
+
 
 def _table(name: str, keys: tuple[str, ...]) -> Table:
     return Table(
@@ -49,7 +58,7 @@ def _table(name: str, keys: tuple[str, ...]) -> Table:
         Base.metadata,
         *(Column(k, String(_WIDTH.get(k, 200)), nullable=False) for k in keys),
         *(Column(s, BigInteger, nullable=False) for s in SUMS),
-        PrimaryKeyConstraint(*keys, name=f"pk_{name}"),
+        PrimaryKeyConstraint(*PRIMARY_KEYS[name], name=f"pk_{name}"),
         sqlite_with_rowid=False,
     )
 
