@@ -275,8 +275,14 @@ def latency_section(
                 big.create_vector_index(min_rows=0)
                 print(f"  built vector index in {time.perf_counter() - t1:.1f}s")
             t1 = time.perf_counter()
-            big.search(query_texts[0], k=10, mode="vector")  # loads the in-memory copy
+            big.search(query_texts[0], k=10, mode="vector")  # starts loading the in-memory copy
             first = (time.perf_counter() - t1) * 1000
+            in_memory = big._tables.vectors.wait(timeout=600)
+            loaded = (time.perf_counter() - t1) * 1000
+            print(
+                f"  {label}: first query {first:.0f} ms; in-memory copy "
+                + (f"loaded {loaded:.0f} ms after it started" if in_memory else "not used")
+            )
             # Inside one project every vector is distinct, so top-10 overlap between the
             # exact scan and the index is well defined (the index's recall@10).
             top = [
@@ -285,15 +291,11 @@ def latency_section(
             ]
             if not exact_ids:
                 exact_ids = top
-                print(f"  {label}: first query {first:.0f} ms (loads what it searches)")
             else:
                 overlap = statistics.mean(
                     len(a & b) / max(1, len(a)) for a, b in zip(exact_ids, top, strict=True)
                 )
-                print(
-                    f"  {label}: first query {first:.0f} ms; recall@10 against the "
-                    f"in-memory exact scan {overlap:.3f}"
-                )
+                print(f"  {label}: recall@10 against the in-memory exact scan {overlap:.3f}")
             for mode in ("vector", "text", "hybrid"):
                 for project in (None, "p001"):
                     p50, p99 = latency(big, query_texts, mode, project)

@@ -56,10 +56,17 @@ def open_pair(folder: Path, embedder: LocalEmbedder) -> tuple[KnowledgeStore, Kn
     return fast, lance
 
 
+def warm(store: KnowledgeStore) -> None:
+    """One vector query, then wait for the in-memory copy it starts loading."""
+    store.search("warm up", mode="vector")
+    assert store._tables.vectors.wait(timeout=120)
+
+
 def assert_same_hits(
     fast: KnowledgeStore, lance: KnowledgeStore, *, k: int = 15, mode: str = "vector"
 ) -> None:
     lance._tables.invalidate()  # its cached reader would not see ``fast``'s writes yet
+    warm(fast)  # once loaded, the copy is synced on the query's thread, before the query
     for query in QUERIES:
         for filters in FILTERS:
             got = fast.search(query, k=k, mode=mode, **filters)  # type: ignore[arg-type]
@@ -91,9 +98,15 @@ def test_in_memory_search_equals_lancedbs_exact_scan_with_and_without_filters(
     fast.add_many(items[:250], vectors=vectors[:250])  # two fragments
     fast.add_many(items[250:], vectors=vectors[250:])
     searches = LanceVectorSearches(monkeypatch)
-    fast.search("orders", mode="vector")
+    # The first query starts loading the copy in the background; LanceDB answers it.
+    first = fast.search("orders", mode="vector")
+    assert searches.calls == 1
+    assert fast._tables.vectors.wait(timeout=120)
+    again = fast.search("orders", mode="vector")
+    assert [h.entry for h in again] == [h.entry for h in first]
+    assert [h.score for h in again] == pytest.approx([h.score for h in first], abs=1e-5)
     fast.search("orders", mode="hybrid", project="a")
-    assert searches.calls == 0  # both served from memory
+    assert searches.calls == 1  # both served from memory
     assert_same_hits(fast, lance)
     assert_same_hits(fast, lance, mode="hybrid", k=10)
     # k larger than what a filter leaves: every matching entry, none from outside it
@@ -174,11 +187,25 @@ def test_stores_above_the_bound_are_searched_by_lancedb(
     )
     items, vectors = random_items(150, seed=5)
     small.add_many(items[:100], vectors=vectors[:100])
+    warm(small)  # 100 rows: at the bound, loaded
     searches = LanceVectorSearches(monkeypatch)
     small.search("orders", mode="vector")
-    assert searches.calls == 0  # 100 rows: at the bound, in memory
+    assert searches.calls == 0  # in memory
     small.add_many(items[100:], vectors=vectors[100:])
     small.search("orders", mode="vector")
-    assert searches.calls == 1  # 150 rows: above it
-    assert small._tables.vectors._snapshot is None  # and the copy is freed
+    assert searches.calls == 1  # 150 rows: above it, LanceDB
+    assert not small._tables.vectors.wait(timeout=0)  # and the copy is freed
+    small.search("orders", mode="vector")
+    assert not small._tables.vectors.wait(timeout=120)  # nor loaded again
+    assert searches.calls == 2
     small.close()
+
+
+def test_closing_frees_the_copy(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    store = KnowledgeStore.open(tmp_path / "kb", embedder=embedder)
+    items, vectors = random_items(20, seed=6)
+    store.add_many(items, vectors=vectors)
+    warm(store)
+    store.close()
+    assert not store._tables.vectors.wait(timeout=0)
+    warm(store)  # and the store stays usable

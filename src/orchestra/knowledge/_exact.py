@@ -21,6 +21,7 @@ entries of 384 dimensions take 77 MB. ``knowledge.memory_scan_max_rows`` bounds 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ MEMORY_SCAN_MAX_ROWS = 50_000
 
 FILTER_COLUMNS = ("project", "kind", "team")
 """The columns an in-memory search can filter on (equality; null never matches)."""
+
+_log = logging.getLogger(__name__)
 
 _NO_VALUE = -1
 """The code of a null, and of a filter value no row has."""
@@ -103,66 +106,126 @@ class Snapshot:
 
 
 class VectorCache:
-    """The in-memory vectors of one store's entries table, synced to the version read."""
+    """The in-memory vectors of one store's entries table, synced to the version read.
+
+    The first vector query of a process starts loading the copy in a background thread and
+    is answered by LanceDB, as are the queries until the copy is ready: a one-shot process
+    (``orchestra kb search``) never pays for loading vectors it searches once. Later
+    versions are synced on the query's own thread (a scan of row addresses and a fetch of
+    the new rows).
+    """
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
         self._snapshot: Snapshot | None = None
         self._too_large: int | None = None
         """The version found to hold more than ``max_rows`` rows (not loaded)."""
+        self._failed: int | None = None
+        """The version a background load failed on (not retried for that version)."""
+        self._loading: threading.Thread | None = None
+        self._generation = 0
         self._lock = threading.Lock()
 
     def snapshot(
         self, table: Any, version: int, loop: asyncio.AbstractEventLoop
     ) -> Snapshot | None:
         """The vectors of ``table`` (an async LanceDB table at ``version``), or None when
-        the table has more than ``max_rows`` rows. Coroutines run on ``loop``."""
+        they are not loaded yet or the table has more than ``max_rows`` rows. Coroutines
+        run on ``loop``."""
         current = self._snapshot
         if current is not None and current.version == version:
             return current
-        if self._too_large == version or self.max_rows <= 0:
+        if self.max_rows <= 0 or version in (self._too_large, self._failed):
+            return None
+        if current is None:
+            self._start_loading(table, version, loop)
             return None
         with self._lock:
             current = self._snapshot
-            if current is not None and current.version == version:
+            if current is None or current.version == version or self._too_large == version:
                 return current
-            if self._too_large == version:
-                return None
-            syncing = _sync(table, version, current, self.max_rows)
-            fresh = asyncio.run_coroutine_threadsafe(syncing, loop).result()
-            if fresh is None:
+            read = _read_changes(table, current, self.max_rows)
+            changes = asyncio.run_coroutine_threadsafe(read, loop).result()
+            if changes is None:
                 self._too_large = version
                 self._snapshot = None  # a store that grew past the bound frees its memory
-            else:
-                self._snapshot = fresh
-            return fresh
+                return None
+            self._snapshot = _merge(version, current, *changes)
+            return self._snapshot
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a background load; True when loaded."""
+        loading = self._loading
+        if loading is not None:
+            loading.join(timeout)
+        return self._snapshot is not None
 
     def clear(self) -> None:
         """Forget the loaded vectors (the next query loads them again)."""
         with self._lock:
+            self._generation += 1
             self._snapshot = None
             self._too_large = None
+            self._failed = None
+
+    def _start_loading(self, table: Any, version: int, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            if self._snapshot is not None or (self._loading and self._loading.is_alive()):
+                return
+            self._loading = threading.Thread(
+                target=self._load,
+                args=(table, version, loop, self._generation),
+                name="orchestra-kb-vectors",
+                daemon=True,
+            )
+            self._loading.start()
+
+    def _load(
+        self, table: Any, version: int, loop: asyncio.AbstractEventLoop, generation: int
+    ) -> None:
+        try:
+            read = _read_all(table, self.max_rows)
+            data = asyncio.run_coroutine_threadsafe(read, loop).result()
+            fresh = None if data is None else _from_arrow(version, data)
+        except Exception:  # searches stay on LanceDB's exact scan, which is just as exact
+            _log.warning("could not load the knowledge vectors into memory", exc_info=True)
+            self._failed = version
+            return
+        with self._lock:
+            if generation != self._generation:
+                return
+            if fresh is None:
+                self._too_large = version
+            elif self._snapshot is None:
+                self._snapshot = fresh
 
 
 _LOADED = ["vector", *FILTER_COLUMNS]
 
 
-async def _sync(table: Any, version: int, old: Snapshot | None, max_rows: int) -> Snapshot | None:
-    """A snapshot of ``version``, reusing ``old``'s rows that still exist."""
+async def _read_all(table: Any, max_rows: int) -> pa.Table | None:
+    """Every row's address, vector and filter columns; None above ``max_rows`` rows."""
     if int(await table.count_rows()) > max_rows:
         return None
-    if old is None:
-        loaded = await table.query().select(_LOADED).with_row_id().to_arrow()
-        return _from_arrow(version, loaded)
+    data: pa.Table = await table.query().select(_LOADED).with_row_id().to_arrow()
+    return data
+
+
+async def _read_changes(
+    table: Any, old: Snapshot, max_rows: int
+) -> tuple[npt.NDArray[np.bool_], pa.Table | None] | None:
+    """Which of ``old``'s rows remain, and the rows it lacks; None above ``max_rows``."""
+    if int(await table.count_rows()) > max_rows:
+        return None
     scanned = await table.query().select([]).with_row_id().to_arrow()
     present = scanned["_rowid"].to_numpy().astype(np.uint64)
     keep = np.isin(old.row_ids, present) & old.alive
     new_ids = np.setdiff1d(present, old.row_ids[keep], assume_unique=True)
-    fetched = None
-    if len(new_ids):
-        take = table.take_row_ids([int(r) for r in new_ids]).select(_LOADED).with_row_id()
-        fetched = await take.to_arrow()
-    return _merge(version, old, keep, fetched)
+    if not len(new_ids):
+        return keep, None
+    take = table.take_row_ids([int(r) for r in new_ids]).select(_LOADED).with_row_id()
+    fetched: pa.Table = await take.to_arrow()
+    return keep, fetched
 
 
 def _from_arrow(version: int, data: pa.Table) -> Snapshot:
