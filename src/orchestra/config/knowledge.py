@@ -78,6 +78,10 @@ class KnowledgeSection(StrictModel):
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
+    memory_scan_max_rows: int = Field(default=50_000, ge=0)
+    """Stores with at most this many entries are searched by vector exactly, in memory
+    (about 1.5 KB an entry at 384 dimensions: 77 MB at 50,000); larger ones by LanceDB,
+    with the vector index once built. 0 turns the in-memory search off."""
     retention_days: dict[str, int] = Field(
         default_factory=lambda: {"note": 90, "code": 365, "doc": 365}
     )

@@ -58,9 +58,10 @@ def search_entries(
     if not query.strip():
         raise KnowledgeError("empty search query", hint="pass some words to search for")
     where = filter_clause(project, kind, team, tags)
-    table = tables.reader(for_vectors=mode != "text")
-    if table is None:
+    opened = tables.reader(for_vectors=mode != "text")
+    if opened is None:
         return []
+    table, version = opened
     n = max(k * 4, CANDIDATES) if mode == "hybrid" else k
     # The searches run as one coroutine on LanceDB's own event-loop thread (the one its
     # synchronous API hands every call to) against the table's async handle: each hop
@@ -76,12 +77,24 @@ def search_entries(
             _text_search(async_table, query, where, n), LOOP.loop
         )
     vector = tables.embedder.embed([query])[0] if mode != "text" else None
+    found: _VectorHits | None = None
+    if vector is not None and not tags:
+        # Small stores: an exact scan of the in-memory copy, on this thread, while BM25
+        # runs on LanceDB's (tags filters are not held in memory: LanceDB scans for them).
+        snapshot = tables.vectors.snapshot(async_table, version, LOOP.loop)
+        if snapshot is not None:
+            named = {"project": project, "kind": kind, "team": team}
+            found = snapshot.search(vector, n, {c: v for c, v in named.items() if v is not None})
     finishing = asyncio.run_coroutine_threadsafe(
-        _finish(async_table, vector, pending, where, n, k), LOOP.loop
+        _finish(async_table, vector, found, pending, where, n, k), LOOP.loop
     )
     chosen, rows = finishing.result()
     entries = {int(row["_rowid"]): sch.entry_from_row(row) for row in rows}
     return [Hit(entries[r], score) for r, score in chosen if r in entries]
+
+
+_VectorHits = tuple[list[tuple[int, float]], str | None]
+"""Vector search's ``(row address, cosine similarity)`` best first, and its best's kind."""
 
 
 async def _text_search(
@@ -94,34 +107,37 @@ async def _text_search(
     return list(zip(found["_rowid"].to_pylist(), found["_score"].to_pylist(), strict=True))
 
 
+async def _vector_search(table: Any, vector: Any, where: str | None, n: int) -> _VectorHits:
+    q = table.query().nearest_to(vector).column("vector").distance_type("cosine")
+    if where:
+        q = q.where(where)  # a prefilter: LanceDB filters before the vector search
+    found = await q.select(["_distance", "kind"]).with_row_id().limit(n).to_arrow()
+    top_kind = found["kind"][0].as_py() if found.num_rows else None
+    distances = found["_distance"].to_pylist()
+    hits = [(r, 1.0 - d) for r, d in zip(found["_rowid"].to_pylist(), distances, strict=True)]
+    return hits, top_kind
+
+
 async def _finish(
     table: Any,
     vector: Any,
+    found: _VectorHits | None,
     pending: concurrent.futures.Future[list[tuple[int, float]]] | None,
     where: str | None,
     n: int,
     k: int,
 ) -> tuple[list[tuple[int, float]], list[dict[str, Any]]]:
-    """The vector search, fusion, and one read of the chosen rows.
+    """The vector search (unless ``found`` in memory), fusion, one read of the chosen rows.
 
     Both retrievers return only row addresses and scores: reading and converting every
     candidate's columns cost more than the searches, and fusion drops most of them.
     Addresses identify rows within one table version, and ``table`` is one version for
-    the whole query (the cached reader is never refreshed in place), so they are safe to
-    fuse and to read back.
+    the whole query (the cached reader is never refreshed in place, and the in-memory
+    copy is synced to that version), so they are safe to fuse and to read back.
     """
-    vector_hits: list[tuple[int, float]] = []
-    top_kind: str | None = None
-    if vector is not None:
-        q = table.query().nearest_to(vector).column("vector").distance_type("cosine")
-        if where:
-            q = q.where(where)  # a prefilter: LanceDB filters before the vector search
-        found = await q.select(["_distance", "kind"]).with_row_id().limit(n).to_arrow()
-        distances = found["_distance"].to_pylist()
-        top_kind = found["kind"][0].as_py() if found.num_rows else None
-        vector_hits = [
-            (r, 1.0 - d) for r, d in zip(found["_rowid"].to_pylist(), distances, strict=True)
-        ]
+    if found is None and vector is not None:
+        found = await _vector_search(table, vector, where, n)
+    vector_hits, top_kind = found if found is not None else ([], None)
     text_hits = await asyncio.wrap_future(pending) if pending is not None else []
     chosen: list[tuple[int, float]]
     if pending is None:

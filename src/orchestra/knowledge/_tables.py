@@ -15,6 +15,7 @@ import pyarrow as pa
 from orchestra.config.knowledge import EmbeddingConfig
 from orchestra.errors import KnowledgeError
 from orchestra.knowledge import _schema as sch
+from orchestra.knowledge._exact import MEMORY_SCAN_MAX_ROWS, VectorCache
 from orchestra.knowledge.embeddings import Embedder, embedder_from_config
 
 READ_CACHE_S = 1.0
@@ -25,13 +26,20 @@ class EntryTables:
     """The LanceDB database behind one :class:`~orchestra.knowledge.KnowledgeStore`."""
 
     def __init__(
-        self, db: Any, location: str, embedding: EmbeddingConfig, embedder: Embedder | None
+        self,
+        db: Any,
+        location: str,
+        embedding: EmbeddingConfig,
+        embedder: Embedder | None,
+        memory_scan_max_rows: int = MEMORY_SCAN_MAX_ROWS,
     ) -> None:
         self.db = db
         self.location = location
         self._embedding = embedding
         self._embedder = embedder
-        self._read_cache: tuple[float, Any, tuple[str, int] | None] | None = None
+        self._read_cache: tuple[float, Any, tuple[str, int] | None, int] | None = None
+        self.vectors = VectorCache(memory_scan_max_rows)
+        """The in-memory copy of the vectors, for exact search of small stores."""
 
     @property
     def embedder(self) -> Embedder:
@@ -123,24 +131,30 @@ class EntryTables:
         self.write_meta(embedder.name, embedder.dimension)
         return table
 
-    def reader(self, *, for_vectors: bool) -> Any:
-        """The entries table for reading, cached for ``READ_CACHE_S``.
+    def reader(self, *, for_vectors: bool) -> tuple[Any, int] | None:
+        """The entries table for reading and its version, cached for ``READ_CACHE_S``.
 
         Opening the table and re-reading the model record costs milliseconds per query;
-        a reader may see another process's writes up to that long late. Writes never use
-        this cache: they always re-check the recorded model, so vectors are never mixed.
+        a reader may see another process's writes up to that long late (this process's
+        own writes at once: they call :meth:`invalidate`). The table is one version for as
+        long as it is cached (LanceDB does not refresh an opened table), so row addresses
+        found in it stay valid for the query. Writes never use this cache: they always
+        re-check the recorded model, so vectors are never mixed.
         """
         now = time.monotonic()
         cached = self._read_cache
         if cached is not None and now - cached[0] < READ_CACHE_S:
-            _, table, recorded = cached
+            _, table, recorded, version = cached
             if for_vectors and recorded is not None:
                 self.check_model(recorded)
-            if table is not None or not for_vectors:
-                return table
+            return table, version
         table = self.entries(for_vectors=for_vectors)
-        self._read_cache = (now, table, self.recorded_model()) if table is not None else None
-        return table
+        if table is None:
+            self._read_cache = None
+            return None
+        version = int(table.version)
+        self._read_cache = (now, table, self.recorded_model(), version)
+        return table, version
 
     def replace_entries(self, data: pa.Table) -> None:
         """Rewrite the entries table as one new version, with the configured model's record."""

@@ -104,7 +104,9 @@ class KnowledgeStore:
     ) -> None:
         self.location = location
         self.config = config
-        self._tables = EntryTables(db, location, config.embedding, embedder)
+        self._tables = EntryTables(
+            db, location, config.embedding, embedder, config.memory_scan_max_rows
+        )
         self._clock = clock
         self._id_factory = id_factory
 
@@ -160,9 +162,10 @@ class KnowledgeStore:
     def close(self) -> None:
         """Release resources held for searching; the store stays usable.
 
-        Hybrid search runs BM25 on LanceDB's own event-loop thread, so nothing is held
-        today; callers that close stores keep working if that changes.
+        Frees the in-memory copy of the vectors (``knowledge.memory_scan_max_rows``);
+        the next search loads it again.
         """
+        self._tables.vectors.clear()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -215,7 +218,10 @@ class KnowledgeStore:
         team: str | None = None,
         tags: Sequence[str] = (),
     ) -> list[Hit]:
-        """The ``k`` best entries for ``query``; filters run inside the LanceDB query.
+        """The ``k`` best entries for ``query``; filters run inside the search.
+
+        Stores of at most ``knowledge.memory_scan_max_rows`` entries are searched by vector
+        exactly, in memory; larger ones by LanceDB (with the vector index once built).
 
         ``hybrid`` keeps the vector ranking when its best hit is a decision or convention,
         and otherwise fuses the vector and BM25 lists by normalised score, weighted by how
