@@ -108,6 +108,11 @@ class EngineServices:
     run_agents: dict[str, AgentSource] = field(default_factory=dict)
     """Agents of particular runs (the pool of the developer who started a run through the
     server), instead of :attr:`agents`."""
+    pools: Callable[[str], AgentSource] | None = None
+    """A developer's agent pool, for runs taken from the shared run queue that were
+    submitted with one (``None``: such runs use :attr:`agents`)."""
+    held_runs: set[str] = field(default_factory=set)
+    """Runs this process holds a key for (:meth:`open_run`) until they end."""
 
     def agents_for(self, run_id: str) -> AgentSource:
         """The agents ``run_id`` may use: its own (its starter's pool), else the engine's."""
@@ -126,6 +131,7 @@ class EngineServices:
 
     def open_run(self, run_id: str, budget_usd: float | None) -> None:
         """Give ``run_id`` its own key (and budget) for its model calls."""
+        self.held_runs.add(run_id)
         if self.run_keys is None:
             return
         secret = self.run_keys.open(run_id, budget_usd)
@@ -136,6 +142,7 @@ class EngineServices:
     def end_run(self, run_id: str) -> None:
         """Revoke ``run_id``'s key: it made its last model call."""
         self.run_agents.pop(run_id, None)
+        self.held_runs.discard(run_id)
         if self.run_keys is None:
             return
         drop_key = getattr(self.client, "drop_key", None)
