@@ -36,7 +36,7 @@ organisation:
     - {name: dev, role: developer, unit: squad-a}
 server:
   repositories: {sample: sample}
-engine: {workers: {distribute: true, heartbeat_s: 0.5, timeout_s: 5}}
+engine: {developer: root, workers: {distribute: true, heartbeat_s: 0.5, timeout_s: 5}}
 """
 
 
