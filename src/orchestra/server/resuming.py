@@ -154,54 +154,34 @@ class ServerEngine:
     def start_run(self, request: RunRequest) -> str:
         """Start a run for ``request``'s caller (charged to them, with their pool); with
         ``engine.workers.distribute``, put it on the shared run queue for a worker."""
-        if self.services.config.engine.workers.distribute:
-            return self._submit(request)
-        runtime = self.runtime()
-        assert self._keys is not None
-        run_id = new_run_id()
-        agents = self._pool(request.developer)
-        self._keys.charge_to(run_id, request.developer, request.team)
-        try:
-            runtime.start_run(
-                request.task,
-                request.repo,
-                run_id=run_id,
-                budget_usd=request.budget_usd,
-                pipeline=request.pipeline,
-                principal=request.principal,
-                agents=agents,
-                pool=request.developer if agents is not None else None,
-            )
-        finally:
-            self._keys.owners.pop(run_id, None)  # its key names the owner from now on
-        self._watch(runtime, run_id)
-        return run_id
-
-    def _submit(self, request: RunRequest) -> str:
-        """Queue a run for ``request``'s caller: recorded and charged to them here, taken
-        by an ``orchestra worker`` (its pool, if the registry is in use, loaded there)."""
-        if not shared_queue(self.services.system_database_url):
+        queued = self.services.config.engine.workers.distribute
+        if queued and not shared_queue(self.services.system_database_url):
             raise EngineNotReady(
                 "engine.workers.distribute queues runs for workers, which needs PostgreSQL",
                 hint="serve with database.url: postgresql://..., or unset "
                 "engine.workers.distribute to run them in this server",
             )
-        submitter, keys = self._submitter()
+        runtime, keys = self._submitter() if queued else (self.runtime(), self._keys)
+        assert keys is not None
         run_id = new_run_id()
-        pooled = self._pool(request.developer) is not None
+        agents = self._pool(request.developer)  # a queued run's is loaded by its worker
+        options: dict[str, Any] = {
+            "run_id": run_id,
+            "budget_usd": request.budget_usd,
+            "pipeline": request.pipeline,
+            "principal": request.principal,
+            "pool": request.developer if agents is not None else None,
+        }
         keys.charge_to(run_id, request.developer, request.team)
         try:
-            submitter.submit_run(
-                request.task,
-                request.repo,
-                run_id=run_id,
-                budget_usd=request.budget_usd,
-                pipeline=request.pipeline,
-                principal=request.principal,
-                pool=request.developer if pooled else None,
-            )
+            if queued:
+                runtime.submit_run(request.task, request.repo, **options)
+            else:
+                runtime.start_run(request.task, request.repo, agents=agents, **options)
         finally:
             keys.owners.pop(run_id, None)  # its key names the owner from now on
+        if not queued:
+            self._watch(runtime, run_id)
         return run_id
 
     def _run_keys(self) -> LocalRunKeys:
