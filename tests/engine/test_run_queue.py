@@ -135,7 +135,8 @@ class QueueFleet:
             services.close()
 
     def submit_cli(self, label: str, monkeypatch: pytest.MonkeyPatch) -> str:
-        """Queue a run with ``orchestra run --queue`` (marked ``label``); its run id."""
+        """Queue a run with ``orchestra run --queue --wait`` (marked ``label``), which
+        follows it until it ends; its run id."""
         from typer.testing import CliRunner
 
         from orchestra.cli.app import app
@@ -147,12 +148,14 @@ class QueueFleet:
         monkeypatch.setenv("ORCHESTRA_HOME", str(self.home))
         monkeypatch.setenv("ORCHESTRA_DATABASE_URL", self.url)
         repo = create_sample_repository(self.home / "repos" / label)
-        argv = ["run", task_of(label), "--repo", str(repo), "--queue"]
+        argv = ["run", task_of(label), "--repo", str(repo), "--queue", "--wait"]
         result = CliRunner().invoke(app, argv)
-        assert result.exit_code == 0, (result.output, result.stderr)
+        assert result.exit_code == 0, (result.output, result.stderr)  # 0: it succeeded
         out = " ".join(result.stdout.split())
         assert "queued for a worker" in out, out
-        return out.split("run ", 1)[1].split()[0]
+        run_id = out.split("run ", 1)[1].split()[0]
+        assert f"run {run_id}: succeeded" in out, out
+        return run_id
 
     def wait_runs(self, run_ids: list[str], timeout_s: float = 1800) -> dict[str, Any]:
         """Wait for every run to end (a guard against a hang, not a timing target)."""
@@ -224,7 +227,7 @@ def test_queued_runs_spread_over_the_workers_each_taken_once(
     b = queue_fleet.start("b")
     labels = [f"run-q{n}" for n in range(4)]
     queue_fleet.submit(labels[:3])
-    by_cli = queue_fleet.submit_cli(labels[3], monkeypatch)  # `orchestra run --queue`
+    by_cli = queue_fleet.submit_cli(labels[3], monkeypatch)  # `orchestra run --queue --wait`
     run_ids = [*labels[:3], by_cli]
     rows = queue_fleet.wait_runs(run_ids)
     assert queue_fleet.stop("a")[0] == 0

@@ -6,7 +6,7 @@ imports; :mod:`orchestra.app` builds it with the built-in pipelines.
 
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
 from orchestra.engine.agents import AgentProfile, AgentSource, RosterAgents
-from orchestra.engine.artifacts import ArtifactStore
+from orchestra.engine.artifacts import ArtifactStore, run_pool
 from orchestra.engine.cancelling import RunAlreadyEnded, cancel_run
 from orchestra.engine.continuing import CONTINUED, current_workflow, next_workflow
 from orchestra.engine.costs import RunCost, ledger_cost
@@ -30,7 +30,7 @@ from orchestra.engine.pipeline import Pipeline, PipelineDefinition, PipelineRegi
 from orchestra.engine.recovery import agent_queue_name
 from orchestra.engine.retries import ModelRetry, RetryHint, retry_hint
 from orchestra.engine.run_policy import require_run_start
-from orchestra.engine.run_queue import RUN_QUEUE, run_pool, shared_queue
+from orchestra.engine.run_queue import RUN_QUEUE, shared_queue
 from orchestra.engine.runs import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,

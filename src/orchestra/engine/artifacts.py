@@ -86,3 +86,18 @@ class ArtifactStore:
                     select(ArtifactRow).where(ArtifactRow.run_id == run_id).order_by(ArtifactRow.id)
                 )
             )
+
+
+POOL_REF = "pool.json"
+"""The run's artefact naming the developer whose agent pool it runs with."""
+
+
+def run_pool(artifacts: ArtifactStore, run_id: str) -> str | None:
+    """The developer whose agent pool ``run_id`` was started with (``None``: the engine's
+    own agents)."""
+    try:
+        data = artifacts.get_json(run_id, POOL_REF)
+    except (OSError, ValueError):
+        return None
+    developer = data.get("developer") if isinstance(data, dict) else None
+    return str(developer) if developer else None

@@ -25,7 +25,7 @@ import os
 import socket
 
 from orchestra import __version__
-from orchestra.engine.artifacts import ArtifactStore
+from orchestra.engine.artifacts import run_pool
 from orchestra.engine.draining import GATE
 from orchestra.engine.services import EngineServices
 from orchestra.errors import EngineError
@@ -40,20 +40,6 @@ APPLICATION = "orchestra"
 
 APPLICATION_VERSION = f"orchestra-{__version__}"
 """The DBOS application version workers run (a queued workflow names it)."""
-
-POOL_REF = "pool.json"
-"""The run's artefact naming the developer whose agent pool it runs with."""
-
-
-def run_pool(artifacts: ArtifactStore, run_id: str) -> str | None:
-    """The developer whose agent pool ``run_id`` was started with (``None``: the engine's
-    own agents)."""
-    try:
-        data = artifacts.get_json(run_id, POOL_REF)
-    except (OSError, ValueError):
-        return None
-    developer = data.get("developer") if isinstance(data, dict) else None
-    return str(developer) if developer else None
 
 
 def shared_queue(system_database_url: str) -> bool:

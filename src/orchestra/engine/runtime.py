@@ -29,6 +29,7 @@ from typing import Any
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from orchestra.engine.agents import AgentSource
+from orchestra.engine.artifacts import POOL_REF
 from orchestra.engine.continuing import current_workflow, fork_past_budget_stop, next_workflow
 from orchestra.engine.draining import GATE, stop_dequeuing
 from orchestra.engine.durable import POLL_S, registered_workflow_name
@@ -39,7 +40,6 @@ from orchestra.engine.run_policy import require_run_start
 from orchestra.engine.run_queue import (
     APPLICATION,
     APPLICATION_VERSION,
-    POOL_REF,
     RUN_QUEUE,
     enqueue_run,
     require_shared_queue,

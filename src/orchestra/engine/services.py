@@ -96,6 +96,11 @@ class EngineServices:
     """An ``orchestra.knowledge.KnowledgeStore`` when available."""
     cost_source: Any | None = None
     """Something with ``costs_for_run(run_id) -> dict[step, float]`` (the gateway ledger)."""
+    pools: Callable[[str], AgentSource] | None = None
+    """A developer's agent pool, for runs taken from the shared run queue that were
+    submitted with one (``None``: such runs use :attr:`agents`)."""
+    held_runs: set[str] = field(default_factory=set)
+    """Runs this process holds a key for (:meth:`open_run`) until they end."""
     children: ChildSignals = field(default_factory=ChildSignals)
     """Notices that agent child workflows returned (see :func:`run_agents`)."""
     policy: PolicyEngine | None = None
@@ -108,11 +113,6 @@ class EngineServices:
     run_agents: dict[str, AgentSource] = field(default_factory=dict)
     """Agents of particular runs (the pool of the developer who started a run through the
     server), instead of :attr:`agents`."""
-    pools: Callable[[str], AgentSource] | None = None
-    """A developer's agent pool, for runs taken from the shared run queue that were
-    submitted with one (``None``: such runs use :attr:`agents`)."""
-    held_runs: set[str] = field(default_factory=set)
-    """Runs this process holds a key for (:meth:`open_run`) until they end."""
 
     def agents_for(self, run_id: str) -> AgentSource:
         """The agents ``run_id`` may use: its own (its starter's pool), else the engine's."""
