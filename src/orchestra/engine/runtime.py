@@ -57,13 +57,6 @@ from orchestra.errors import EngineError
 from orchestra.policy import Principal
 from orchestra.store.tables.engine import RunRow
 
-log = logging.getLogger("orchestra.engine")
-
-
-def new_run_id() -> str:
-    """A new run id: when it was made, and six random hex digits."""
-    return f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
 
 def check_repository(repo: Path) -> Path:
     """``repo`` resolved, or a refusal when it is not the root of a git repository."""
@@ -81,6 +74,14 @@ def default_system_database_url(database_url: str, home: Path) -> str:
     if database_url.startswith(("postgresql", "postgres")):
         return "postgresql://" + database_url.split("://", 1)[1]
     return f"sqlite:///{home / 'dbos.sqlite'}"
+
+
+log = logging.getLogger("orchestra.engine")
+
+
+def new_run_id() -> str:
+    """A new run id: when it was made, and six random hex digits."""
+    return f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
