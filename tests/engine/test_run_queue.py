@@ -394,3 +394,41 @@ def test_orchestra_run_queue_is_refused_on_sqlite(
     err = " ".join(result.stderr.split())
     assert "runs are queued for workers only on PostgreSQL" in err
     assert "fix:" in err and "orchestra worker" in err
+
+
+def test_the_worker_taking_a_queued_run_prepares_it_in_its_process(tmp_path: Path) -> None:
+    from orchestra.engine.artifacts import POOL_REF
+    from orchestra.engine.draining import GATE
+    from orchestra.engine.run_queue import take_run
+
+    services = Orchestra(
+        database_url=f"sqlite:///{tmp_path / 'o.db'}",
+        home=tmp_path,
+        config_given=scripted_config("http://127.0.0.1:9", ""),
+    )
+    client = HttpModelClient("http://127.0.0.1:9", "")
+    try:
+        svc = services.engine(client).services
+        pool = RosterAgents.load()
+        asked: list[str] = []
+
+        def pools(developer: str) -> RosterAgents:
+            asked.append(developer)
+            return pool
+
+        svc.pools = pools
+        svc.runs.create(
+            id="run-t", task="t", pipeline="test-first", repo_path=str(tmp_path), status="queued"
+        )
+        svc.artifacts.put_json("run-t", POOL_REF, {"developer": "ann"}, "pool")
+        GATE.reset()
+        take_run(svc, "run-t")
+        row = svc.runs.get("run-t")
+        assert (row.status, row.worker_pid) == ("running", os.getpid())
+        assert asked == ["ann"] and svc.agents_for("run-t") is pool  # the run's pool
+        assert "run-t" in svc.held_runs
+        take_run(svc, "run-t")  # a replay in the same process: nothing again
+        assert asked == ["ann"]
+    finally:
+        client.close()
+        services.close()
