@@ -367,9 +367,11 @@ class Orchestra:
         cost_source: Any | None = None,
         knowledge: Any | None = None,
         system_database_url: str | None = None,
+        take_queued_runs: bool = False,
     ) -> EngineRuntime:
         """An engine runtime (not yet launched) with this process's executor and queue,
-        running :attr:`pipelines` and calling the model through ``client``."""
+        running :attr:`pipelines` and calling the model through ``client``; with
+        ``take_queued_runs``, a worker of the shared run queue (PostgreSQL)."""
         from orchestra.engine import (
             ArtifactStore,
             EngineRuntime,
@@ -403,11 +405,16 @@ class Orchestra:
             pipelines=self.pipelines,
             max_concurrent_agents=max_concurrent_agents(self.config),
             executor_id=executor,
+            take_queued_runs=take_queued_runs,
         )
 
     @contextmanager
     def engine_with_local_gateway(
-        self, *, agents: AgentSource | None = None, knowledge: Any | None = None
+        self,
+        *,
+        agents: AgentSource | None = None,
+        knowledge: Any | None = None,
+        take_queued_runs: bool = False,
     ) -> Iterator[tuple[EngineRuntime, LocalGateway]]:
         """The gateway on loopback and a launched engine calling it over HTTP.
 
@@ -427,6 +434,7 @@ class Orchestra:
                 run_keys=LocalRunKeys(gateway.accounting, developer, team),
                 cost_source=gateway,
                 knowledge=knowledge,
+                take_queued_runs=take_queued_runs,
             )
             try:
                 with runtime:
@@ -436,7 +444,12 @@ class Orchestra:
 
     @contextmanager
     def engine_with_remote_gateway(
-        self, url: str, key: str, *, agents: AgentSource | None = None
+        self,
+        url: str,
+        key: str,
+        *,
+        agents: AgentSource | None = None,
+        take_queued_runs: bool = False,
     ) -> Iterator[EngineRuntime]:
         """A launched engine calling the gateway at ``url``: each run with its own key,
         which the gateway makes from ``key`` (the developer's) with the run's budget."""
@@ -446,7 +459,10 @@ class Orchestra:
         client = HttpModelClient(url, key)
         run_keys = GatewayRunKeys(url, key)
         try:
-            with self.engine(client, agents=agents, run_keys=run_keys) as runtime:
+            runtime = self.engine(
+                client, agents=agents, run_keys=run_keys, take_queued_runs=take_queued_runs
+            )
+            with runtime:
                 yield runtime
         finally:
             client.close()

@@ -88,10 +88,12 @@ def scripted_stack(
     agents: Any | None = None,
     upstream_url: str | None = None,
     knowledge: Any | None = None,
+    take_queued_runs: bool = False,
 ) -> Iterator[ScriptedStack]:
     """Start everything the offline pipeline needs; stop it all afterwards.
 
-    With ``upstream_url``, that (already scripted) upstream is used instead of a new one.
+    With ``upstream_url``, that (already scripted) upstream is used instead of a new one;
+    with ``take_queued_runs`` the engine is a worker of the shared run queue.
     """
     url = database_url or f"sqlite:///{home / 'orchestra.db'}"
     upstream: FakeUpstream | None = None
@@ -104,10 +106,9 @@ def scripted_stack(
     config = scripted_config(upstream_url, extra_yaml)
     services = Orchestra(database_url=url, home=home, config_given=config)
     try:
-        with services.engine_with_local_gateway(agents=agents, knowledge=knowledge) as (
-            runtime,
-            gateway,
-        ):
+        with services.engine_with_local_gateway(
+            agents=agents, knowledge=knowledge, take_queued_runs=take_queued_runs
+        ) as (runtime, gateway):
             yield ScriptedStack(upstream, gateway, runtime, services.database, config, services)
     finally:
         if upstream is not None:

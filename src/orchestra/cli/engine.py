@@ -145,12 +145,13 @@ def _view(
     return Group(table, summary)
 
 
-def _watch(runtime: Any, run_id: str, cost_source: Any | None) -> Any:
-    """Live view until the run ends; returns its final row."""
-    runs = runtime.services.runs
+def _follow(services: Any, run_id: str, cost_source: Any | None) -> Any:
+    """Live view of a run until it ends (read from the database); returns its last row.
+    ``services`` are an engine's (``EngineServices``: runs, home and database)."""
+    runs = services.runs
     out = console()
-    home = runtime.services.home
-    database = runtime.services.database
+    home = services.home
+    database = services.database
 
     def costs() -> dict[str, float] | None:
         return _costs(database, run_id, cost_source)
@@ -160,8 +161,13 @@ def _watch(runtime: Any, run_id: str, cost_source: Any | None) -> Any:
             row = runs.get(run_id)
             live.update(_view(runs, run_id, costs(), home))
             if row.status not in {"running", "queued"}:
-                break
+                return row
             time.sleep(0.5)
+
+
+def _watch(runtime: Any, run_id: str, cost_source: Any | None) -> Any:
+    """Live view until the run ends; returns its final row."""
+    _follow(runtime.services, run_id, cost_source)
     return runtime.wait(run_id)
 
 
@@ -185,9 +191,13 @@ def _summary(row: Any) -> None:
 
 
 @contextmanager
-def _runtime(gateway_url: str | None, developer: str | None = None) -> Iterator[tuple[Any, Any]]:
+def _runtime(
+    gateway_url: str | None, developer: str | None = None, *, take_queued_runs: bool = False
+) -> Iterator[tuple[Any, Any]]:
     """An engine runtime on the configured gateway (or one started in this process); with
-    ``developer``, its agents are that developer's pool in the agent registry."""
+    ``developer``, its agents are that developer's pool in the agent registry; with
+    ``take_queued_runs``, a worker of the shared run queue (a queued run's pool is loaded
+    from the agent registry)."""
     from orchestra.errors import EngineError
 
     with _services() as services:
@@ -195,13 +205,10 @@ def _runtime(gateway_url: str | None, developer: str | None = None) -> Iterator[
         agents = services.pool_agents(developer, error_console().print) if developer else None
         url_to_use = gateway_url or config.engine.gateway_url
         if url_to_use:
-            key = os.environ.get(config.engine.gateway_key_env)
-            if not key:
-                raise EngineError(
-                    f"no gateway key in ${config.engine.gateway_key_env}",
-                    hint="create one with `orchestra keys create` and export it",
-                )
-            with services.engine_with_remote_gateway(url_to_use, key, agents=agents) as runtime:
+            with services.engine_with_remote_gateway(
+                url_to_use, _gateway_key(config), agents=agents, take_queued_runs=take_queued_runs
+            ) as runtime:
+                runtime.services.pools = _pools(services)
                 yield runtime, None
             return
         if not config.tiers:
@@ -211,11 +218,60 @@ def _runtime(gateway_url: str | None, developer: str | None = None) -> Iterator[
                 ", or try the offline demo: orchestra demo",
             )
         knowledge = services.knowledge(error_console().print)
-        with services.engine_with_local_gateway(agents=agents, knowledge=knowledge) as (
-            runtime,
-            gateway,
-        ):
+        with services.engine_with_local_gateway(
+            agents=agents, knowledge=knowledge, take_queued_runs=take_queued_runs
+        ) as (runtime, gateway):
+            runtime.services.pools = _pools(services)
             yield runtime, gateway
+
+
+def _gateway_key(config: Any) -> str:
+    """The developer's gateway key (``engine.gateway_key_env``), or a refusal."""
+    from orchestra.errors import EngineError
+
+    key = os.environ.get(config.engine.gateway_key_env)
+    if not key:
+        raise EngineError(
+            f"no gateway key in ${config.engine.gateway_key_env}",
+            hint="create one with `orchestra keys create` and export it",
+        )
+    return key
+
+
+def _pools(services: Any) -> Any:
+    """Loads a developer's agent pool (for runs taken from the run queue)."""
+    return lambda developer: services.pool_agents(developer, error_console().print)
+
+
+@contextmanager
+def _submitter(gateway_url: str | None) -> Iterator[Any]:
+    """An engine runtime that is not launched: it records runs, charges them to this
+    developer (a first key, in the configured gateway or this database's accounting) and
+    puts them on the shared run queue (``orchestra run --queue``). It makes no model call."""
+    from orchestra.engine import HttpModelClient
+    from orchestra.engine.gateway_link import GatewayRunKeys, LocalRunKeys, run_developer
+
+    with _services() as services:
+        config = services.config
+        url = gateway_url or config.engine.gateway_url
+        closers: list[Any] = []
+        if url:
+            key = _gateway_key(config)
+            keys: Any = GatewayRunKeys(url, key)
+            client = HttpModelClient(url, key)
+            closers.append(keys.close)
+        else:
+            developer, team = run_developer(config)
+            accounting = services.accounting()
+            closers.append(accounting.close)
+            keys = LocalRunKeys(accounting, developer, team)
+            client = HttpModelClient("http://127.0.0.1:9", "")  # never called
+        closers.append(client.close)
+        try:
+            yield services.engine(client, run_keys=keys)
+        finally:
+            for close in closers:
+                close()
 
 
 def _run_principal(services: Any, developer: str | None) -> Principal | None:
@@ -269,6 +325,38 @@ def _end_run_keys(services: Any, run_id: str) -> None:
         accounting.close()
 
 
+def _queued(flag: bool | None) -> bool:
+    """``--queue``/``--no-queue``, else ``engine.workers.distribute``."""
+    if flag is not None:
+        return flag
+    with _services() as services:
+        return bool(services.config.engine.workers.distribute)
+
+
+def _submit(
+    task: str,
+    repo: Path,
+    budget: float | None,
+    gateway: str | None,
+    developer: str | None,
+    wait: bool,
+) -> None:
+    """``orchestra run --queue``: queue the run, print its id, and with ``wait`` follow it
+    (the exit code is then the run's)."""
+    with _submitter(gateway) as runtime:
+        principal = _run_principal(runtime.services, developer)
+        run_id = runtime.submit_run(
+            task, repo, budget_usd=budget, principal=principal, pool=developer
+        )
+        console().print(f"run {run_id} queued for a worker (`orchestra status {run_id}`)")
+        if not wait:
+            return
+        row = _follow(runtime.services, run_id, None)
+    _summary(row)
+    if row.status != "succeeded":
+        raise typer.Exit(FAILED)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root application."""
 
@@ -290,12 +378,27 @@ def register(app: typer.Typer) -> None:
                 help="Run with the agents of this developer's pool in the agent registry.",
             ),
         ] = None,
+        queue: Annotated[
+            bool | None,
+            typer.Option(
+                "--queue/--no-queue",
+                help="Put the run on the shared run queue for an `orchestra worker` to take "
+                "(PostgreSQL; default: engine.workers.distribute) and print its id.",
+            ),
+        ] = None,
+        wait: Annotated[
+            bool,
+            typer.Option("--wait", help="With --queue: follow the run until it ends."),
+        ] = False,
     ) -> None:
         """Take TASK to a tested, reviewed branch with the test-first pipeline."""
         from orchestra.engine import check_repository
 
         try:
             check_repository(repo)
+            if _queued(queue):
+                _submit(task, repo, budget, gateway, developer, wait)
+                return
             with _runtime(gateway, developer) as (runtime, local):
                 principal = _run_principal(runtime.services, developer)
                 run_id = runtime.start_run(

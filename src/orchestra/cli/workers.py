@@ -71,12 +71,13 @@ def _serve_worker(gateway_url: str | None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    with _runtime(gateway_url) as (runtime, _gateway):
+    with _runtime(gateway_url, take_queued_runs=True) as (runtime, _gateway):
         fleet = runtime.fleet
         if fleet is None:  # the application database is PostgreSQL: so is DBOS's
             raise EngineError("this engine has no worker lease", hint="see docs/scheduling.md")
         console().print(
-            f"worker {runtime.executor_id} up: recovering dead workers' runs; SIGTERM drains it"
+            f"worker {runtime.executor_id} up: taking queued runs and recovering dead "
+            "workers' runs; SIGTERM drains it"
         )
         lease = fleet.lease
         while not stop.wait(0.5):
@@ -108,9 +109,10 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--gateway-url", help="Use this shared gateway.")
         ] = None,
     ) -> None:
-        """Run an engine worker (PostgreSQL) until SIGTERM: it heartbeats, recovers the
-        runs of workers whose heartbeat stopped, and on SIGTERM drains (finishes its
-        steps in progress, takes nothing new, leaves the rest to the other workers)."""
+        """Run an engine worker (PostgreSQL) until SIGTERM: it takes runs from the shared
+        run queue (engine.workers.max_active at once), heartbeats, recovers the runs of
+        workers whose heartbeat stopped, and on SIGTERM drains (finishes its steps in
+        progress, takes nothing new, leaves the rest to the other workers)."""
         try:
             _serve_worker(gateway_url)
         except OrchestraError as exc:

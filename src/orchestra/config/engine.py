@@ -49,6 +49,17 @@ class WorkerSettings(StrictModel):
     Keep it several heartbeats long."""
     drain_timeout_s: float = Field(default=120.0, gt=0)
     """On SIGTERM, how long a worker waits for its steps in progress to finish."""
+    distribute: bool = False
+    """Runs go onto the shared run queue that every ``orchestra worker`` takes them from
+    (``orchestra run`` as with ``--queue``, and ``POST /api/v1/runs``) instead of running
+    in the process that starts them. PostgreSQL only."""
+    max_active: int = Field(default=2, ge=1)
+    """Runs from the shared run queue one worker works on at once. One value for every
+    worker: DBOS keeps a queue's limits in the system database (the latest worker to
+    start declares it)."""
+    sweep_s: float = Field(default=60.0, gt=0)
+    """How often a worker's reaper looks for workflows stranded on the queues of workers
+    already recovered or stopped, and moves them."""
 
     @model_validator(mode="after")
     def _lease_outlasts_heartbeats(self) -> WorkerSettings:

@@ -30,6 +30,7 @@ from orchestra.engine.pipeline import Pipeline, PipelineDefinition, PipelineRegi
 from orchestra.engine.recovery import agent_queue_name
 from orchestra.engine.retries import ModelRetry, RetryHint, retry_hint
 from orchestra.engine.run_policy import require_run_start
+from orchestra.engine.run_queue import RUN_QUEUE, shared_queue
 from orchestra.engine.runs import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -61,6 +62,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "CONTINUED",
     "FINAL_STATUSES",
+    "RUN_QUEUE",
     "AgentOutcome",
     "AgentProfile",
     "AgentRunner",
@@ -114,6 +116,7 @@ __all__ = [
     "run_pool",
     "services",
     "shared_database",
+    "shared_queue",
     "stopped_by_budget",
     "worker_executor_id",
 ]

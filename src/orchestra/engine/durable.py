@@ -16,6 +16,7 @@ from dbos import DBOS, SetWorkflowID
 from orchestra.engine.agent import AgentOutcome, AgentRunner, AgentTask
 from orchestra.engine.artifacts import run_pool
 from orchestra.engine.draining import GATE
+from orchestra.engine.run_queue import take_run
 from orchestra.engine.services import CHILD_FALLBACK_S, ChildSignals, EngineServices, services
 from orchestra.engine.slots import agent_slot
 from orchestra.tools import WritePolicy
@@ -147,6 +148,7 @@ def pipeline_workflow(
         def entry(run_id: str) -> Mapping[str, Any]:
             svc = services()
             try:
+                take_run(svc, run_id)  # taken from the shared run queue: key, pool, worker
                 outcome = execute(svc, run_id)
             except SystemExit:
                 raise  # the worker drained: the run continues elsewhere (with a new key)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from orchestra.config import OrchestraConfig
 from orchestra.engine.draining import stop_taking_work
-from orchestra.engine.recovery import recover_executor, runs_queue_name
+from orchestra.engine.recovery import recover_executor, runs_queue_name, stranded
 from orchestra.engine.services import EngineServices
 from orchestra.engine.workers import WorkerLease, WorkerRegistry
 from orchestra.store import Database
@@ -46,6 +46,7 @@ class FleetMember:
     registry: WorkerRegistry
     executor_id: str
     heartbeat_s: float
+    sweep_s: float = 60.0
     reaper: bool = True
     lease: WorkerLease | None = None
 
@@ -59,6 +60,7 @@ class FleetMember:
             registry=WorkerRegistry(services.database, settings.timeout_s),
             executor_id=executor_id,
             heartbeat_s=settings.heartbeat_s,
+            sweep_s=settings.sweep_s,
         )
 
     @property
@@ -72,18 +74,23 @@ class FleetMember:
         refused while another live worker holds the id."""
         self.registry.acquire(self.executor_id, socket.gethostname(), os.getpid())
         self.lease = WorkerLease(
-            self.registry, self.executor_id, self.heartbeat_s, on_lost=stop_taking_work
+            self.registry,
+            self.executor_id,
+            self.heartbeat_s,
+            on_lost=stop_taking_work,
+            sweep_s=self.sweep_s,
         )
         self.lease.start()
 
     def start_reaping(self, services: EngineServices) -> None:
-        """Recover dead workers' work in this process from now on (DBOS is up)."""
+        """Recover dead workers' work in this process from now on (DBOS is up), and
+        sweep workflows stranded on workers that already left."""
 
         def recover(dead: str, still_held: Callable[[], bool]) -> int:
             return recover_executor(dead, services, self.runs_queue, still_held)
 
         if self.reaper and self.lease is not None:
-            self.lease.reap_with(recover)
+            self.lease.reap_with(recover, stranded)
 
     def mark(self, state: str) -> None:
         """Record ``state`` (``draining``, ``drained``, ``stopped``)."""

@@ -15,6 +15,11 @@ moves that worker's work here:
   step replays, finds its request (waiting or granted) and carries on with it, so a slot is
   never counted twice and the organisation's cap still holds.
 
+A worker that already left (stopped, or recovered) can still have workflows on it: a
+straggler moved onto its queue after its recovery (by a reaper that lost its lease
+meanwhile, say). Reapers sweep those periodically (:func:`stranded`,
+:meth:`~orchestra.engine.workers.WorkerLease.sweep`) the same way.
+
 Only workflows that were running on the dead executor (``PENDING`` with its executor id)
 or still waiting on its own queues are moved; DBOS replays each from its recorded steps,
 so no completed step runs again.
@@ -64,6 +69,25 @@ def unfinished_on(executor_id: str) -> list[Any]:
     running = DBOS.list_workflows(executor_id=executor_id, status=["PENDING"], load_input=False)
     waiting = DBOS.list_workflows(queue_name=own_queues, status=["ENQUEUED"], load_input=False)
     return [*running, *waiting]
+
+
+def stranded(gone: list[str]) -> list[str]:
+    """Of the executors ``gone`` (workers that stopped or were recovered), those with
+    workflows still on them: running with their executor id, or waiting on their own
+    queues (a straggler moved there after their recovery). One query over every
+    unfinished workflow, however many workers have come and gone."""
+    if not gone:
+        return []
+    left = set(gone)
+    by_queue = {q: e for e in gone for q in (agent_queue_name(e), runs_queue_name(e))}
+    found: set[str] = set()
+    unfinished = DBOS.list_workflows(status=["PENDING", "ENQUEUED"], load_input=False)
+    for wf in unfinished:
+        if wf.status == "PENDING" and wf.executor_id in left:
+            found.add(wf.executor_id)
+        elif wf.status == "ENQUEUED" and wf.queue_name in by_queue:
+            found.add(by_queue[wf.queue_name])
+    return sorted(found)
 
 
 def plan_recovery(dead: str, services: EngineServices, runs_queue: str) -> list[Moved]:

@@ -28,16 +28,22 @@ from typing import Any
 
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 
-from orchestra import __version__
 from orchestra.engine.agents import AgentSource
 from orchestra.engine.artifacts import POOL_REF
 from orchestra.engine.continuing import current_workflow, fork_past_budget_stop, next_workflow
 from orchestra.engine.draining import GATE, stop_dequeuing
-from orchestra.engine.durable import POLL_S
+from orchestra.engine.durable import POLL_S, registered_workflow_name
 from orchestra.engine.fleet import FleetMember
-from orchestra.engine.pipeline import PipelineRegistry
+from orchestra.engine.pipeline import Pipeline, PipelineRegistry
 from orchestra.engine.recovery import unfinished_on
 from orchestra.engine.run_policy import require_run_start
+from orchestra.engine.run_queue import (
+    APPLICATION,
+    APPLICATION_VERSION,
+    RUN_QUEUE,
+    enqueue_run,
+    require_shared_queue,
+)
 from orchestra.engine.runs import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -70,6 +76,14 @@ def default_system_database_url(database_url: str, home: Path) -> str:
     return f"sqlite:///{home / 'dbos.sqlite'}"
 
 
+log = logging.getLogger("orchestra.engine")
+
+
+def new_run_id() -> str:
+    """A new run id: when it was made, and six random hex digits."""
+    return f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
 @dataclass
 class EngineRuntime:
     """Launches DBOS for this process and starts, waits for, resumes and cancels runs."""
@@ -85,6 +99,9 @@ class EngineRuntime:
         )
     )
     polling_interval_s: float = POLL_S
+    take_queued_runs: bool = False
+    """Take runs from the shared run queue (``orchestra worker`` on PostgreSQL): at most
+    ``engine.workers.max_active`` at once (:mod:`orchestra.engine.run_queue`)."""
     _fleet: FleetMember | None = field(default=None, init=False, repr=False)
 
     def launch(self) -> None:
@@ -92,11 +109,13 @@ class EngineRuntime:
         # DBOS must know every workflow by name before launch, or a resumed run cannot
         # find its code: pipeline modules register theirs on import.
         self.pipelines.check_registered()
+        if self.take_queued_runs:
+            require_shared_queue(self.system_database_url)
         config: DBOSConfig = {
-            "name": "orchestra",
+            "name": APPLICATION,
             "system_database_url": self.system_database_url,
             "executor_id": self.executor_id,
-            "application_version": f"orchestra-{__version__}",
+            "application_version": APPLICATION_VERSION,
             "log_level": "WARNING",
             "notification_listener_polling_interval_sec": 0.05,
         }
@@ -135,6 +154,13 @@ class EngineRuntime:
             )
             if self._fleet is not None:
                 DBOS.register_queue(self._fleet.runs_queue, polling_interval_sec=RUNS_POLL_S)
+                if self.take_queued_runs:
+                    DBOS.register_queue(
+                        RUN_QUEUE,
+                        worker_concurrency=self.services.config.engine.workers.max_active,
+                        polling_interval_sec=RUNS_POLL_S,
+                        on_conflict="always_update",
+                    )
                 self._fleet.start_reaping(self.services)
         except Exception:
             if self._fleet is not None:
@@ -155,6 +181,8 @@ class EngineRuntime:
         queues = [self.services.queue_name]
         if self._fleet is not None:
             queues.append(self._fleet.runs_queue)
+            if self.take_queued_runs:
+                queues.append(RUN_QUEUE)
         return queues
 
     def shutdown(self, wait_s: int = 5) -> None:
@@ -194,6 +222,7 @@ class EngineRuntime:
                 fleet.mark("draining")
             stop_dequeuing()
             GATE.close()
+            log.info("worker %s draining: it takes no new run or step", self.executor_id)
             idle = GATE.wait_idle(limit if timeout_s is None else timeout_s)
             # Workflows between steps (parents waiting for agents, steps awaiting a slot) look
             # again within SLOT_CHECK_S and park at the gate before DBOS goes away.
@@ -230,7 +259,7 @@ class EngineRuntime:
         pool: str | None = None,
     ) -> str:
         """Record a run of ``pipeline`` (default: the first registered) and start its
-        workflow; returns the run id at once.
+        workflow in this process; returns the run id at once.
 
         With the engine's policies (``services.policy``), ``start_run`` (when the
         ``principal`` starting the run is named) and each review skip of
@@ -242,11 +271,69 @@ class EngineRuntime:
         this run; the pool's developer is recorded with the run so that a resume takes
         agents from the same pool (:func:`run_pool`).
         """
+        chosen, run_id = self._record_run(
+            task, repo, run_id, budget_usd, pipeline, principal, pool, queued=False
+        )
+        if agents is not None:
+            self.services.run_agents[run_id] = agents
+        with SetWorkflowID(run_id):
+            DBOS.start_workflow(chosen.workflow, run_id)
+        return run_id
+
+    def submit_run(
+        self,
+        task: str,
+        repo: Path,
+        *,
+        run_id: str | None = None,
+        budget_usd: float | None = None,
+        pipeline: str | None = None,
+        principal: Principal | None = None,
+        pool: str | None = None,
+    ) -> str:
+        """Record a run like :meth:`start_run` (checked, charged and budgeted here) and
+        put its workflow on the shared run queue for a worker to take; returns the run id
+        at once (its status is ``queued`` until a worker takes it). PostgreSQL only; this
+        runtime need not be launched (:mod:`orchestra.engine.run_queue`)."""
+        require_shared_queue(self.system_database_url)
+        chosen, run_id = self._record_run(
+            task, repo, run_id, budget_usd, pipeline, principal, pool, queued=True
+        )
+        # The submitter's key only recorded who the run is charged to: the worker that
+        # takes it makes its own (which revokes this one).
+        drop_key = getattr(self.services.client, "drop_key", None)
+        if drop_key is not None:
+            drop_key(run_id)
+        self.services.held_runs.discard(run_id)
+        workflow_name = registered_workflow_name(chosen.workflow)
+        assert workflow_name is not None  # checked by the registry
+        try:
+            enqueue_run(self.system_database_url, workflow_name, run_id)
+        except EngineError as exc:
+            self.services.runs.update(run_id, status="failed", failure_reason=str(exc))
+            self.services.end_run(run_id)
+            raise
+        return run_id
+
+    def _record_run(
+        self,
+        task: str,
+        repo: Path,
+        run_id: str | None,
+        budget_usd: float | None,
+        pipeline: str | None,
+        principal: Principal | None,
+        pool: str | None,
+        *,
+        queued: bool,
+    ) -> tuple[Pipeline, str]:
+        """Check and record a new run, and open its key (charged to the developer its
+        first key names); returns its pipeline and id."""
         chosen = self.pipelines.get(pipeline)
         if not task.strip():
             raise EngineError("the task is empty", hint='say what to build: orchestra run "..."')
         repo = check_repository(repo)
-        run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        run_id = run_id or new_run_id()
         budget = self.services.config.engine.run_budget_usd if budget_usd is None else budget_usd
         if self.services.policy is not None:
             require_run_start(
@@ -259,16 +346,14 @@ class EngineRuntime:
             repo_path=str(repo),
             branch=f"orchestra/{run_id}",
             worktree_path=str(self.services.artifacts.run_dir(run_id) / "worktree"),
-            status="running",
+            status="queued" if queued else "running",
             phase="queued",
             budget_usd=budget,
-            worker_pid=os.getpid(),
-            worker_host=socket.gethostname(),
+            worker_pid=None if queued else os.getpid(),
+            worker_host=None if queued else socket.gethostname(),
         )
         if pool is not None:
             self.services.artifacts.put_json(run_id, POOL_REF, {"developer": pool}, "pool")
-        if agents is not None:
-            self.services.run_agents[run_id] = agents
         try:
             self.services.open_run(run_id, budget)
         except Exception as exc:
@@ -276,9 +361,7 @@ class EngineRuntime:
                 run_id, status="failed", failure_reason=f"the gateway refused the run: {exc}"
             )
             raise
-        with SetWorkflowID(run_id):
-            DBOS.start_workflow(chosen.workflow, run_id)
-        return run_id
+        return chosen, run_id
 
     def wait(self, run_id: str, timeout_s: float | None = None) -> RunRow:
         """Block until the run's workflow ends; returns its final row."""

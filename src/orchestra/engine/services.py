@@ -97,6 +97,11 @@ class EngineServices:
     """An ``orchestra.knowledge.KnowledgeStore`` when available."""
     cost_source: Any | None = None
     """Something with ``costs_for_run(run_id) -> dict[step, float]`` (the gateway ledger)."""
+    pools: Callable[[str], AgentSource] | None = None
+    """A developer's agent pool, for runs taken from the shared run queue that were
+    submitted with one (``None``: such runs use :attr:`agents`)."""
+    held_runs: set[str] = field(default_factory=set)
+    """Runs this process holds a key for (:meth:`open_run`) until they end."""
     children: ChildSignals = field(default_factory=ChildSignals)
     """Notices that agent child workflows returned (see :func:`run_agents`)."""
     policy: PolicyEngine | None = None
@@ -135,6 +140,7 @@ class EngineServices:
 
     def open_run(self, run_id: str, budget_usd: float | None) -> None:
         """Give ``run_id`` its own key (and budget) for its model calls."""
+        self.held_runs.add(run_id)
         if self.run_keys is None:
             return
         secret = self.run_keys.open(run_id, budget_usd)
@@ -145,6 +151,7 @@ class EngineServices:
     def end_run(self, run_id: str) -> None:
         """Revoke ``run_id``'s key: it made its last model call."""
         self.run_agents.pop(run_id, None)
+        self.held_runs.discard(run_id)
         if self.run_keys is None:
             return
         drop_key = getattr(self.client, "drop_key", None)

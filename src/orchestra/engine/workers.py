@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,6 +37,10 @@ log = logging.getLogger("orchestra.engine")
 
 LIVE_STATES = ("running", "draining")
 """States of a worker holding its lease."""
+
+GONE_STATES = ("stopped", "recovered")
+"""States of a worker that left, cleanly or recovered by a reaper: nothing should be left
+on it, and whatever is (a straggler) is swept by a reaper (:meth:`WorkerRegistry.gone`)."""
 
 
 class WorkerConflict(EngineError):
@@ -179,14 +184,39 @@ class WorkerRegistry:
                 won.append(executor_id)
         return won
 
+    def gone(self) -> list[str]:
+        """Executor ids of the workers that left (stopped, or recovered)."""
+        with self.database.engine.begin() as conn:
+            return list(
+                conn.execute(
+                    select(WorkerRow.executor_id).where(WorkerRow.state.in_(GONE_STATES))
+                ).scalars()
+            )
+
+    def claim_gone(self, executor_id: str, reaper: str) -> bool:
+        """Claim a worker that left, to sweep what was left on it: one conditional
+        ``UPDATE`` (one reaper wins; a worker started again with its id is left alone)."""
+        with self.database.engine.begin() as conn:
+            claimed = conn.execute(
+                update(WorkerRow)
+                .where(WorkerRow.executor_id == executor_id)
+                .where(WorkerRow.state.in_(GONE_STATES))
+                .values(state="recovering", recovered_by=reaper, recovered_at=func.now())
+            )
+        return bool(claimed.rowcount == 1)
+
     def finish_recovery(self, executor_id: str, reaper: str, workflows: int) -> None:
-        """Record that ``reaper`` recovered ``workflows`` workflows of ``executor_id``."""
+        """Record that ``reaper`` recovered ``workflows`` more workflows of ``executor_id``."""
         with self.database.engine.begin() as conn:
             conn.execute(
                 update(WorkerRow)
                 .where(WorkerRow.executor_id == executor_id)
                 .where(WorkerRow.recovered_by == reaper)
-                .values(state="recovered", recovered_workflows=workflows, recovered_at=func.now())
+                .values(
+                    state="recovered",
+                    recovered_workflows=WorkerRow.recovered_workflows + workflows,
+                    recovered_at=func.now(),
+                )
             )
 
     def list(self) -> list[WorkerInfo]:
@@ -210,6 +240,9 @@ class WorkerRegistry:
             ]
 
 
+Stranded = Callable[[list[str]], list[str]]
+"""Of the executor ids of workers that left, those with workflows still on them."""
+
 Recover = Callable[[str, Callable[[], bool]], int]
 """Recovers a dead executor's workflows in this process; returns how many it moved. Its
 second argument renews this worker's lease and says whether it still holds it: called
@@ -229,6 +262,11 @@ class WorkerLease:
     the engine is up, see :meth:`reap_with`)."""
     on_lost: Callable[[], None] | None = None
     """Called once if the lease is found taken (this worker was presumed dead)."""
+    stranded: Stranded | None = None
+    """Finds workflows stranded on workers that left (``None``: no sweep)."""
+    sweep_s: float = 60.0
+    """How often the sweep looks for them."""
+    _next_sweep: float = 0.0
     lost: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -240,8 +278,12 @@ class WorkerLease:
         )
         self._thread.start()
 
-    def reap_with(self, recover: Recover) -> None:
-        """Start reaping (the engine is up): ``recover`` each dead worker claimed."""
+    def reap_with(self, recover: Recover, stranded: Stranded | None = None) -> None:
+        """Start reaping (the engine is up): ``recover`` each dead worker claimed, and
+        every :attr:`sweep_s` each worker that left with workflows still on it
+        (``stranded``)."""
+        self.stranded = stranded
+        self._next_sweep = time.monotonic() + self.sweep_s
         self.recover = recover
 
     def stop(self) -> None:
@@ -280,15 +322,35 @@ class WorkerLease:
         if recover is None:
             return
         for dead in self.registry.claim_dead(self.executor_id):
+            if self._stop.is_set() or not self._recover(dead, recover, "of dead"):
+                return
+        if self.stranded is not None and time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.sweep_s
+            self.sweep(recover, self.stranded)
+
+    def sweep(self, recover: Recover, stranded: Stranded) -> None:
+        """Move the workflows stranded on workers that already left (a straggler moved
+        onto a worker's queue after its recovery): each such worker is claimed again by
+        one reaper, which moves what is on it now, so each workflow moves once."""
+        for gone in stranded(self.registry.gone()):
             if self._stop.is_set():
                 return
-            moved = recover(dead, self.renew)
-            if self.lost.is_set():
-                return  # the claim expires; a live reaper takes it (and this worker) over
-            self.registry.finish_recovery(dead, self.executor_id, moved)
-            log.warning(
-                "worker %s recovered %d workflow(s) of dead worker %s",
-                self.executor_id,
-                moved,
-                dead,
-            )
+            if self.registry.claim_gone(gone, self.executor_id) and not self._recover(
+                gone, recover, "left on gone"
+            ):
+                return
+
+    def _recover(self, executor_id: str, recover: Recover, what: str) -> bool:
+        """Move ``executor_id``'s work here (claimed); ``False`` if the lease was lost."""
+        moved = recover(executor_id, self.renew)
+        if self.lost.is_set():
+            return False  # the claim expires; a live reaper takes it (and this worker) over
+        self.registry.finish_recovery(executor_id, self.executor_id, moved)
+        log.warning(
+            "worker %s recovered %d workflow(s) %s worker %s",
+            self.executor_id,
+            moved,
+            what,
+            executor_id,
+        )
+        return True

@@ -11,6 +11,10 @@ DBOS's system database (the owning worker's workflow stops at its next step), an
 is refused while the owning worker lives and taken over by the answering worker once it is
 gone (or, for a run stopped by its budget, by whichever worker is asked).
 
+With ``engine.workers.distribute`` (PostgreSQL) the server runs no run itself: a run
+started through the API is recorded and charged to the caller here and put on the shared
+run queue for an ``orchestra worker`` (:mod:`orchestra.engine.run_queue`).
+
 Model calls go into the server's own gateway in this process
 (:class:`~orchestra.engine.model.InProcessModelClient` on the server's event loop), so
 they are routed, budgeted and recorded exactly like calls from outside. A run started
@@ -30,8 +34,6 @@ import logging
 import os
 import socket
 import threading
-import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,13 +43,16 @@ from orchestra.engine import (
     ACTIVE_STATUSES,
     AgentSource,
     EngineRuntime,
+    HttpModelClient,
     InProcessModelClient,
     orphaned_runs,
     require_run_start,
     run_pool,
+    shared_queue,
     stopped_by_budget,
 )
 from orchestra.engine.gateway_link import LocalRunKeys, RunAccounting, run_developer
+from orchestra.engine.runtime import new_run_id
 from orchestra.errors import EngineError
 from orchestra.gateway import GatewayApp
 from orchestra.server.api.context import ResumeRequest, RunRequest
@@ -80,6 +85,8 @@ class ServerEngine:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _watchers: list[threading.Thread] = field(default_factory=list)
+    _queueing: tuple[EngineRuntime, LocalRunKeys] | None = None
+    _closing: list[Any] = field(default_factory=list)
 
     async def start(self, app: GatewayApp) -> list[str]:
         """Remember ``app`` (whose gateway runs' model calls go into) and, with
@@ -122,24 +129,13 @@ class ServerEngine:
             return self._runtime
 
     def _launch(self) -> EngineRuntime:
-        accounting = self._accounting()
         if self._app is None or self._loop is None:
             raise EngineNotReady(
                 "the server's engine has not started", hint="retry once the server is up"
             )
-        if accounting is None:
-            raise EngineNotReady(
-                "this server has no database accounting, so it cannot charge runs",
-                hint="serve with a database: orchestra serve --database-url URL",
-            )
-        # A resumed run keeps being charged to the developer who started it (its earlier
-        # keys name them), a new one to its caller; the configured developer is a fallback.
-        try:
-            developer, team = run_developer(self.services.config)
-        except EngineError:
-            developer, team = "", None
+        keys = self._run_keys()
+        accounting = keys.accounting
         client = InProcessModelClient(self._app, "", loop=self._loop)
-        keys = LocalRunKeys(accounting, developer, team)
         runtime = self.services.engine(
             client,
             run_keys=keys,
@@ -156,27 +152,64 @@ class ServerEngine:
 
     # -- runs through the API --------------------------------------------------------
     def start_run(self, request: RunRequest) -> str:
-        """Start a run for ``request``'s caller (charged to them, with their pool)."""
-        runtime = self.runtime()
-        assert self._keys is not None
-        run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        agents = self._pool(request.developer)
-        self._keys.charge_to(run_id, request.developer, request.team)
-        try:
-            runtime.start_run(
-                request.task,
-                request.repo,
-                run_id=run_id,
-                budget_usd=request.budget_usd,
-                pipeline=request.pipeline,
-                principal=request.principal,
-                agents=agents,
-                pool=request.developer if agents is not None else None,
+        """Start a run for ``request``'s caller (charged to them, with their pool); with
+        ``engine.workers.distribute``, put it on the shared run queue for a worker."""
+        queued = self.services.config.engine.workers.distribute
+        if queued and not shared_queue(self.services.system_database_url):
+            raise EngineNotReady(
+                "engine.workers.distribute queues runs for workers, which needs PostgreSQL",
+                hint="serve with database.url: postgresql://..., or unset "
+                "engine.workers.distribute to run them in this server",
             )
+        runtime, keys = self._submitter() if queued else (self.runtime(), self._keys)
+        assert keys is not None
+        run_id = new_run_id()
+        agents = self._pool(request.developer)  # a queued run's is loaded by its worker
+        options: dict[str, Any] = {
+            "run_id": run_id,
+            "budget_usd": request.budget_usd,
+            "pipeline": request.pipeline,
+            "principal": request.principal,
+            "pool": request.developer if agents is not None else None,
+        }
+        keys.charge_to(run_id, request.developer, request.team)
+        try:
+            if queued:
+                runtime.submit_run(request.task, request.repo, **options)
+            else:
+                runtime.start_run(request.task, request.repo, agents=agents, **options)
         finally:
-            self._keys.owners.pop(run_id, None)  # its key names the owner from now on
-        self._watch(runtime, run_id)
+            keys.owners.pop(run_id, None)  # its key names the owner from now on
+        if not queued:
+            self._watch(runtime, run_id)
         return run_id
+
+    def _run_keys(self) -> LocalRunKeys:
+        """Run keys in this server's accounting. A resumed run keeps being charged to the
+        developer who started it (its earlier keys name them), a new one to its caller;
+        the configured developer is a fallback."""
+        accounting = self._accounting()
+        if accounting is None:
+            raise EngineNotReady(
+                "this server has no database accounting, so it cannot charge runs",
+                hint="serve with a database: orchestra serve --database-url URL",
+            )
+        try:
+            developer, team = run_developer(self.services.config)
+        except EngineError:
+            developer, team = "", None
+        return LocalRunKeys(accounting, developer, team)
+
+    def _submitter(self) -> tuple[EngineRuntime, LocalRunKeys]:
+        """A runtime that is not launched, recording runs and charging them in this
+        server's accounting (it makes no model call)."""
+        with self._lock:
+            if self._queueing is None:
+                keys = self._run_keys()
+                client = HttpModelClient("http://127.0.0.1:9", "")  # never called
+                self._queueing = (self.services.engine(client, run_keys=keys), keys)
+                self._closing.append(client.close)
+            return self._queueing
 
     def _watch(self, runtime: EngineRuntime, run_id: str) -> None:
         """Follow ``run_id``'s workflow until it ends, so that a workflow that fails with
@@ -269,6 +302,8 @@ class ServerEngine:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+            for close in self._closing:
+                close()
             self.services.close()
 
 
