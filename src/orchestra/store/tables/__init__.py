@@ -3,6 +3,7 @@
 from orchestra.store.tables import (
     engine,
     gateway,
+    idempotency,
     identity,
     insight,
     insight2,
@@ -16,6 +17,7 @@ from orchestra.store.tables import (
 __all__ = [
     "engine",
     "gateway",
+    "idempotency",
     "identity",
     "insight",
     "insight2",
