@@ -300,7 +300,9 @@ def test_two_replicas_on_postgresql_make_a_call_once(
     with scratch_postgres_database(url, template) as scratch:
         database = open_database(scratch, migrate_schema=False)
         try:
-            with _pair(upstream, database) as pair:
+            # A lease of ten minutes and repeats that wait a minute at most: a first call
+            # that failed to claim its key would wait for its own lease and answer 409.
+            with _pair(upstream, database, lease_s=600, wait_s=60) as pair:
                 pair.upstream.script(Reply(text="once", delay_s=1.0))
                 with ThreadPoolExecutor(6) as pool:
                     answers = list(pool.map(lambda i: pair.call(i % 2, "k-pg"), range(6)))

@@ -137,7 +137,9 @@ class IdempotencyStore:
         where = and_(_TABLE.c.account == account, _TABLE.c.key == key)
         for _ in range(5):  # a row deleted or taken between two statements: look again
             with self.engine.begin() as conn:
-                if conn.execute(self._insert().values(fresh)).rowcount == 1:
+                # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
+                inserted = self._insert().values(fresh).returning(_TABLE.c.key)
+                if conn.execute(inserted).first() is not None:
                     return Claim("owner")
                 found = conn.execute(select(_TABLE).where(where)).first()
                 if found is None:
