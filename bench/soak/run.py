@@ -1,19 +1,23 @@
 """Soak: N runs of the scripted pipeline on W engine workers sharing one PostgreSQL
 database, while a random worker is SIGKILLed every 10-30 s (and a new one started).
 
-``python -m bench.soak [--runs 200] [--workers 3] [--cap 4] [--max-active 2]
+``python -m bench.soak [--runs 200] [--workers 3] [--gateways 2] [--cap 4] [--max-active 2]
 [--kill-every 10 30] [--latency 0.05] [--seed 14] [--json PATH]`` with
 ``ORCHESTRA_TEST_DATABASE_URL`` (or ``--database-url``) naming a PostgreSQL server; a
-scratch database is created on it and dropped afterwards.
+scratch database is created on it and dropped afterwards. The workers call ``--gateways``
+``orchestra gateway --reuse-port`` replicas on one port, sharing the database and a Redis
+(``--redis-url``; default ``$ORCHESTRA_TEST_REDIS_URL`` or 127.0.0.1:6379), which keep
+each model call's answer under its ``Idempotency-Key``; ``--gateways 0`` gives each
+worker a gateway of its own, in its process, as before.
 
 Reports: every run's end (succeeded, or failed with its reason, or not finished), model
 calls made more than once (counted at the scripted upstream, per run, step and turn) and
 how many calls were in flight at the kills, ledger entries lost (calls the upstream
 answered with no ledger row), workers recovered and live workers taken for dead (recovered
 without having been killed: their lease expired under load), and the most agent slots
-held at once (sampled every 0.25 s from the slot table) against the cap. Leases: a
-heartbeat every second, dead after 15 s. One gateway per worker, in its process
-(gateway replicas are another branch's work).
+held at once (sampled every 0.25 s from the slot table) against the cap, and the calls
+the gateways answered from a kept answer (replays, from their audit log). Leases: a
+heartbeat every second, dead after 15 s.
 """
 
 from __future__ import annotations
@@ -30,18 +34,23 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from orchestra.store import normalise_url
+from orchestra.accounting import Accounting
+from orchestra.config import load_config
+from orchestra.demo import scripted_config_yaml
+from orchestra.store import normalise_url, open_database
 from orchestra.testing import FakeUpstream
 from orchestra.testing.scripted import ScriptedModel, create_sample_repository
 
 ROOT = Path(__file__).resolve().parents[2]
+ORCHESTRA = str(Path(sys.executable).parent / "orchestra")
+REPLAYS = "select count(*) from gateway_audit where action = 'gateway.idempotent_replay'"
 SLOTS_HELD = "select count(*) from engine_slot_requests where state = 'granted'"
 
 # A run recorded but whose workflow never started (its worker died in between) has
@@ -73,6 +82,72 @@ def scratch_database(url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answering(url: str) -> str | None:
+    """The pid of the replica that answered ``/readyz`` (``None``: not ready)."""
+    import httpx
+
+    try:
+        ready = httpx.get(f"{url}/readyz", timeout=5)
+    except httpx.HTTPError:
+        return None
+    return str(ready.json()["replica"]).rpartition(":")[2] if ready.status_code == 200 else None
+
+
+@contextmanager
+def gateway_replicas(
+    home: Path, database: str, upstream_url: str, count: int, redis: str
+) -> Iterator[dict[str, str]]:
+    """``count`` ``orchestra gateway --reuse-port`` processes on one port, on ``database``
+    and sharing ``redis``, in front of the scripted upstream; yields the environment that
+    points a soak worker at them (their URL and a developer's key)."""
+    import redis as redis_client
+
+    prefix = f"orchestra-soak-{uuid.uuid4().hex[:12]}"
+    config = home / "gateway.yaml"
+    shared = f"gateway: {{shared_state: {{url: '{redis}', prefix: {prefix}, timeout_s: 5}}}}\n"
+    config.write_text(scripted_config_yaml(upstream_url, shared))
+    opened = open_database(database)
+    accounting = Accounting(opened, load_config(config), home=home)
+    key = accounting.keys.create("developer", None)[0]
+    accounting.close()
+    opened.dispose()
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "ORCHESTRA_HOME": str(home)}
+    command = [ORCHESTRA, "gateway", "--config", str(config), "--port", str(port)]
+    command += ["--database-url", database, "--reuse-port"]
+    replicas = []
+    for n in range(count):
+        with (home / f"gateway-{n}.log").open("wb") as log:
+            replicas.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wanted, seen = {str(p.pid) for p in replicas}, set()
+        deadline = time.monotonic() + 300
+        while not wanted <= seen:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in replicas):
+                raise RuntimeError(f"the gateway replicas did not start; see {home}/gateway-*.log")
+            seen.add(_answering(url) or "")
+            time.sleep(0.05)
+        yield {"SOAK_GATEWAY_URL": url, "ORCHESTRA_GATEWAY_KEY": key}
+    finally:
+        for replica in replicas:
+            replica.terminate()  # SIGTERM: each commits its ledger queue
+        for replica in replicas:
+            replica.wait(timeout=120)
+        client = redis_client.Redis.from_url(redis)
+        for name in client.scan_iter(f"{prefix}*"):
+            client.delete(name)
+        client.close()
+
+
 @dataclass
 class Soak:
     """The workers, the kills and the samples of one soak."""
@@ -82,6 +157,8 @@ class Soak:
     upstream: FakeUpstream
     max_active: int
     settings: str
+    gateway_env: dict[str, str] = field(default_factory=dict)
+    """Points the workers at the shared gateway replicas (empty: one gateway each)."""
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     kills: list[dict[str, Any]] = field(default_factory=list)
     started: int = 0
@@ -100,6 +177,9 @@ class Soak:
                     "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
                     "ORCHESTRA_HOME": str(self.home),
                     "SOAK_YAML": self.settings,
+                    # The sample repository's tests need no plugin: pytest starts faster.
+                    "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                    **self.gateway_env,
                 },
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
@@ -181,6 +261,7 @@ def report(soak: Soak, run_ids: list[str], cap: int, most_slots: int) -> dict[st
             .scalars()
             .all()
         )
+        replays = int(conn.execute(text(REPLAYS)).scalar_one())
     engine.dispose()
     ends = {row.id: (row.status, row.failure_reason) for row in rows}
     for run_id in orphans:
@@ -198,6 +279,7 @@ def report(soak: Soak, run_ids: list[str], cap: int, most_slots: int) -> dict[st
         "model_calls": sum(calls.values()),
         "repeated_model_calls": sum(n - 1 for n in calls.values() if n > 1),
         "calls_in_flight_at_kills": sum(k["in_flight"] for k in soak.kills),
+        "calls_answered_from_a_kept_answer": replays,
         "kills": len(soak.kills),
         "workers_recovered": len(reaped),
         "live_workers_taken_for_dead": sorted(reaped - {k["executor"] for k in soak.kills}),
@@ -208,9 +290,42 @@ def report(soak: Soak, run_ids: list[str], cap: int, most_slots: int) -> dict[st
     }
 
 
+def drive(the_soak: Soak, args: argparse.Namespace, database: str, runs: int) -> int:
+    """Start the workers, kill one every ``--kill-every`` seconds until every run has
+    ended (or ``--timeout``), then drain them; returns the most slots held at once."""
+    rng = random.Random(args.seed)
+    for _ in range(args.workers):
+        the_soak.start_worker()
+    engine = create_engine(normalise_url(database))
+    most, started = 0, time.monotonic()
+    next_kill, next_note = started + rng.uniform(*args.kill_every), started
+    try:
+        while time.monotonic() - started < args.timeout:
+            with engine.connect() as conn:
+                most = max(most, int(conn.execute(text(SLOTS_HELD)).scalar_one()))
+                ended = conn.execute(text(ENDED)).scalar_one()
+            if ended >= runs:
+                break
+            if time.monotonic() >= next_note:
+                print(
+                    f"{time.monotonic() - started:.0f} s: {ended} of {runs} runs ended, "
+                    f"{len(the_soak.kills)} kills",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                next_note += 60
+            if time.monotonic() >= next_kill:
+                the_soak.kill_one(rng)
+                next_kill = time.monotonic() + rng.uniform(*args.kill_every)
+            time.sleep(0.25)
+    finally:
+        engine.dispose()
+        the_soak.stop()
+    return most
+
+
 def soak(args: argparse.Namespace, url: str) -> dict[str, Any]:
     """Run the soak on a scratch database of ``url``'s server; returns its figures."""
-    rng = random.Random(args.seed)
     run_ids = [f"soak-{n:03d}" for n in range(args.runs)]
     settings = (
         f"engine: {{max_concurrent_agents: {args.cap}, workers: {{heartbeat_s: 1, timeout_s: 15}}}}"
@@ -226,27 +341,18 @@ def soak(args: argparse.Namespace, url: str) -> dict[str, Any]:
         for run_id in run_ids:
             create_sample_repository(home / "repos" / run_id)
             (home / "inbox" / run_id).touch()
-        the_soak = Soak(home, database, upstream, args.max_active, settings)
-        for _ in range(args.workers):
-            the_soak.start_worker()
-        engine = create_engine(normalise_url(database))
-        most, started = 0, time.monotonic()
-        next_kill = started + rng.uniform(*args.kill_every)
-        try:
-            while time.monotonic() - started < args.timeout:
-                with engine.connect() as conn:
-                    most = max(most, int(conn.execute(text(SLOTS_HELD)).scalar_one()))
-                    ended = conn.execute(text(ENDED)).scalar_one()
-                if ended >= len(run_ids):
-                    break
-                if time.monotonic() >= next_kill:
-                    the_soak.kill_one(rng)
-                    next_kill = time.monotonic() + rng.uniform(*args.kill_every)
-                time.sleep(0.25)
-        finally:
-            engine.dispose()
-            the_soak.stop()
-        figures = report(the_soak, run_ids, args.cap, most)
+        started = time.monotonic()
+        with ExitStack() as gateways:
+            env: dict[str, str] = {}
+            if args.gateways:
+                replicas = gateway_replicas(
+                    home, database, upstream.base_url, args.gateways, args.redis_url
+                )
+                env = gateways.enter_context(replicas)
+            the_soak = Soak(home, database, upstream, args.max_active, settings, env)
+            most = drive(the_soak, args, database, len(run_ids))
+        figures = report(the_soak, run_ids, args.cap, most)  # the replicas have stopped
+        figures["gateways"] = args.gateways
         figures["seconds"] = round(time.monotonic() - started, 1)
         return figures
 
@@ -256,6 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--runs", type=int, default=10, help="200 for the documented figures")
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument(
+        "--gateways", type=int, default=2, help="shared gateway replicas (0: one per worker)"
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("ORCHESTRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
     parser.add_argument("--cap", type=int, default=4, help="organisation-wide agent cap")
     parser.add_argument("--max-active", type=int, default=2, help="runs per worker at once")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(10.0, 30.0))

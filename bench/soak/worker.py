@@ -3,7 +3,9 @@ runs from the soak's inbox (a folder of run ids; a rename claims one) while fewe
 MAX_ACTIVE of its runs are active, until SIGTERM drains it.
 
 ``python -m bench.soak.worker HOME DATABASE_URL UPSTREAM_URL READY MAX_ACTIVE``;
-``$SOAK_YAML`` is added to the configuration.
+``$SOAK_YAML`` is added to the configuration. With ``$SOAK_GATEWAY_URL`` (and a developer
+key in ``$ORCHESTRA_GATEWAY_KEY``) the engine calls that shared gateway (the soak's
+replicas) instead of one of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from orchestra.demo import scripted_stack
+from orchestra.demo import scripted_engine
 from orchestra.engine.runs import ACTIVE_STATUSES
 from orchestra.testing.scripted import SAMPLE_TASK
 
@@ -41,14 +43,18 @@ def main() -> int:
     home, url, upstream_url, ready, max_active = sys.argv[1:6]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with scripted_stack(
-        Path(home), database_url=url, upstream_url=upstream_url, extra_yaml=os.environ["SOAK_YAML"]
-    ) as stack:
-        runtime = stack.runtime
+    gateway_url = os.environ.get("SOAK_GATEWAY_URL")
+    with scripted_engine(
+        Path(home),
+        database_url=url,
+        upstream_url=upstream_url,
+        extra_yaml=os.environ["SOAK_YAML"],
+        gateway=(gateway_url, os.environ["ORCHESTRA_GATEWAY_KEY"]) if gateway_url else None,
+    ) as (runtime, services):
         Path(ready).write_text(runtime.executor_id)
         started: list[str] = []
         while not stop.wait(0.2):
-            runs = stack.services.runs()
+            runs = services.runs()
             active = [r for r in started if runs.get(r).status in ACTIVE_STATUSES]
             if len(active) >= int(max_active):
                 continue

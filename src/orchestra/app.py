@@ -28,6 +28,7 @@ from orchestra.gateway import (
     Gateway,
     GatewayApp,
     GatewayDeps,
+    IdempotencyStore,
     StartupHook,
     StoreAccountant,
     gateway_tracer,
@@ -283,6 +284,8 @@ class Orchestra:
         deps = deps if deps is not None else GatewayDeps()
         if deps.policy_base_dir is None:
             deps.policy_base_dir = self.policy_base_dir
+        if deps.idempotency is None:
+            deps.idempotency = IdempotencyStore(self.database.engine)
         if deps.secrets is None and any(p.api_key_secret for p in self.config.providers.values()):
             from orchestra.accounting import SecretBox, SecretStore
 
@@ -317,7 +320,10 @@ class Orchestra:
         accounting.start()
         spans = tracer_provider(self.config.telemetry)
         try:
-            deps = GatewayDeps(policy_base_dir=self.policy_base_dir)
+            deps = GatewayDeps(
+                policy_base_dir=self.policy_base_dir,
+                idempotency=IdempotencyStore(self.database.engine),
+            )
             accountant = traced(StoreAccountant(accounting), gateway_tracer(spans))
             core = Gateway(self.config, accountant, deps)
             refuse_tiers_without_credential(core)

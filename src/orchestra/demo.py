@@ -116,6 +116,40 @@ def scripted_stack(
         services.close()
 
 
+@contextmanager
+def scripted_engine(
+    home: Path,
+    *,
+    database_url: str,
+    upstream_url: str,
+    extra_yaml: str = "",
+    agents: Any | None = None,
+    gateway: tuple[str, str] | None = None,
+) -> Iterator[tuple[EngineRuntime, Orchestra]]:
+    """A launched engine whose tiers are served by the scripted upstream at
+    ``upstream_url``: behind a gateway of its own in this process, or, with ``gateway``
+    (``(url, developer key)``), calling that shared gateway (``engine.gateway_url``: e.g.
+    ``orchestra gateway`` replicas). Yields the runtime and its composition root."""
+    if gateway is None:
+        with scripted_stack(
+            home,
+            database_url=database_url,
+            upstream_url=upstream_url,
+            agents=agents,
+            extra_yaml=extra_yaml,
+        ) as stack:
+            yield stack.runtime, stack.services
+        return
+    config = scripted_config(upstream_url, extra_yaml)
+    services = Orchestra(database_url=database_url, home=home, config_given=config)
+    try:
+        url, key = gateway
+        with services.engine_with_remote_gateway(url, key, agents=agents) as runtime:
+            yield runtime, services
+    finally:
+        services.close()
+
+
 def run_demo(
     folder: Path,
     *,

@@ -1,11 +1,13 @@
-"""An engine worker for tests/engine/test_workers.py and bench/soak: one process of a fleet
-on a shared PostgreSQL database and state folder, calling a scripted upstream through its
-own gateway.
+"""An engine worker for tests/engine/test_workers.py: one process of a fleet on a shared
+PostgreSQL database and state folder, calling a scripted upstream through its own
+gateway, or through a shared one.
 
 ``python -m tests.engine.fleet_worker HOME DATABASE_URL UPSTREAM_URL AGENTS_DIR READY
 [RUN_ID ...]``: writes READY once its engine is up (its executor id in it), starts the
 given runs, then serves (its reaper recovers dead workers' runs) until SIGTERM, which
-drains it. ``$FLEET_YAML`` is added to the configuration (heartbeats, caps).
+drains it. ``$FLEET_YAML`` is added to the configuration (heartbeats, caps). With
+``$FLEET_GATEWAY_URL`` the engine calls that gateway (``engine.gateway_url``: separate
+``orchestra gateway`` processes) with the developer key in ``$ORCHESTRA_GATEWAY_KEY``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import sys
 import threading
 from pathlib import Path
 
-from orchestra.demo import scripted_stack
+from orchestra.demo import scripted_engine
 from orchestra.engine.agents import RosterAgents
 from orchestra.testing.scripted import SAMPLE_TASK
+
+GATEWAY_URL_ENV = "FLEET_GATEWAY_URL"
+GATEWAY_KEY_ENV = "ORCHESTRA_GATEWAY_KEY"
 
 
 def main() -> int:
@@ -26,14 +31,15 @@ def main() -> int:
     run_ids = sys.argv[6:]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with scripted_stack(
+    gateway_url = os.environ.get(GATEWAY_URL_ENV)
+    with scripted_engine(
         Path(home),
         database_url=url,
         upstream_url=upstream_url,
         agents=RosterAgents.load(Path(agents_dir)),
         extra_yaml=os.environ.get("FLEET_YAML", ""),
-    ) as stack:
-        runtime = stack.runtime
+        gateway=(gateway_url, os.environ[GATEWAY_KEY_ENV]) if gateway_url else None,
+    ) as (runtime, _services):
         Path(ready).write_text(runtime.executor_id)
         for run_id in run_ids:
             repo = Path(home) / "repos" / run_id

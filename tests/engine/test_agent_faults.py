@@ -331,7 +331,7 @@ def test_a_tool_call_cut_off_at_max_tokens_is_never_run(
 def test_retry_hints_from_headers_and_bodies() -> None:
     from datetime import UTC, datetime
 
-    from orchestra.engine import retry_hint
+    from orchestra.engine import RetryHint, retry_hint
 
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     dated = retry_hint(503, {"retry-after": "Thu, 01 Jan 2026 12:00:30 GMT"}, None, now=lambda: now)
@@ -339,7 +339,10 @@ def test_retry_hints_from_headers_and_bodies() -> None:
     assert retry_hint(429, {"retry-after-ms": "250", "retry-after": "9"}, None).wait_s == 0.25
     # x-should-retry decides when present, both ways.
     assert not retry_hint(529, {"x-should-retry": "false"}, None).retryable
-    assert retry_hint(409, {"x-should-retry": "true"}, None).retryable
+    assert retry_hint(400, {"x-should-retry": "true"}, None).retryable
+    assert not retry_hint(400, {}, None).retryable
+    # 409: the same keyed call is still in progress at the gateway; it will answer.
+    assert retry_hint(409, {"retry-after": "5"}, None) == RetryHint(True, 5.0)
     # An overloaded error with no wait given: retryable, the backoff decides how long.
     body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     hint = retry_hint(500, {}, body)

@@ -87,6 +87,25 @@ def test_finish_ends_the_step_and_tools_really_ran(
     assert last["type"] == "tool_result" and "created b.txt" in last["content"]
 
 
+def test_each_model_call_of_a_durable_step_carries_its_idempotency_key(
+    tmp_path: Path, database: Database, toolbox: Toolbox
+) -> None:
+    script = (
+        Reply(tool_calls=[ToolCall("read_file", {"path": "a.txt"})]),
+        Reply(tool_calls=[ToolCall("finish", {"summary": "read"})]),
+    )
+    with FakeUpstream.start() as up:
+        up.script(*script)
+        plain = _runner(up, tmp_path, database)
+        plain.run(_task(), "x", TOOLS, toolbox)  # outside a workflow: no key
+        up.script(*script)
+        durable = _runner(up, tmp_path, database)
+        durable.scope = lambda: "r1~2:s1"  # the step's workflow id (a continued run's)
+        durable.run(_task(), "x", TOOLS, toolbox)
+        keys = [r.headers.get("idempotency-key") for r in up.requests]
+    assert keys == [None, None, "r1/r1~2:s1/0", "r1/r1~2:s1/1"]
+
+
 def test_turn_limit_stops_an_agent_that_never_finishes(
     tmp_path: Path, database: Database, toolbox: Toolbox
 ) -> None:

@@ -1,8 +1,9 @@
 """Workers on PostgreSQL, as separate processes sharing one database and state folder:
 a duplicate executor id is refused at start, a SIGKILLed worker's run is finished by
-another worker (its reaper) with no completed model call made again, and SIGTERM drains
-a worker so that another finishes its run without waiting for its lease to expire and
-with no model call made twice (counted at the scripted upstream)."""
+another worker (its reaper) with no completed model call made again, and, through two
+shared gateway replicas, not even the call in flight at the kill; SIGTERM drains a worker
+so that another finishes its run without waiting for its lease to expire and with no model
+call made twice (counted at the scripted upstream)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from orchestra.accounting import Accounting
+from orchestra.config import load_config
+from orchestra.demo import scripted_config_yaml
 from orchestra.engine.runs import FINAL_STATUSES, RunStore
 from orchestra.engine.workers import WorkerInfo, WorkerRegistry
 from orchestra.store import Database, open_database
@@ -25,7 +30,11 @@ from orchestra.store.tables.engine import RunRow
 from orchestra.testing import FakeUpstream
 from orchestra.testing.scripted import ScriptedModel, create_sample_repository
 from tests.conftest import POSTGRES_ENV, MigratedTemplates, scratch_postgres_database
+from tests.engine.fleet_worker import GATEWAY_KEY_ENV, GATEWAY_URL_ENV
 from tests.engine.helpers import HAPPY_PATH_CALLS, ROOT, call_keys
+from tests.gateway.redis_state import redis_prefix, redis_url
+from tests.server.helpers import free_port, start_gateway, stop
+from tests.server.test_gateway_replicas import _both_replicas_answer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -146,6 +155,42 @@ def fleet(
             database.dispose()
 
 
+@contextmanager
+def shared_gateway(fleet: Fleet) -> Iterator[dict[str, str]]:
+    """Two ``orchestra gateway --reuse-port`` replicas on one port, on the fleet's database
+    and a shared Redis, in front of its scripted upstream; yields the environment that
+    points a fleet worker at them (``engine.gateway_url`` and a developer's key)."""
+    redis = redis_url()
+    home = fleet.tmp / "home"
+    with ExitStack() as stack:
+        prefix = stack.enter_context(redis_prefix(redis))
+        config = fleet.tmp / "gateway.yaml"
+        shared = f"gateway: {{shared_state: {{url: '{redis}', prefix: {prefix}, timeout_s: 5}}}}\n"
+        config.write_text(scripted_config_yaml(fleet.upstream.base_url, shared))
+        accounting = Accounting(fleet.database, load_config(config), home=home)
+        key = accounting.keys.create("developer", None)[0]
+        accounting.close()
+        port = free_port()
+        replicas = []
+        for _ in range(2):
+            replicas.append(
+                start_gateway(
+                    config, fleet.url, home, port, extra=["--reuse-port"], ready_within_s=300
+                )
+            )
+            stack.callback(stop, replicas[-1])
+        url = f"http://127.0.0.1:{port}"
+        _both_replicas_answer(url, replicas)
+        yield {GATEWAY_URL_ENV: url, GATEWAY_KEY_ENV: key}
+
+
+def _replays(database: Database) -> int:
+    """Model calls the gateway answered from an idempotency key (its audit log)."""
+    with database.engine.connect() as conn:
+        sql = "select count(*) from gateway_audit where action = 'gateway.idempotent_replay'"
+        return int(conn.execute(text(sql)).scalar_one())
+
+
 def _stop(worker: subprocess.Popen[bytes]) -> tuple[int, str, str]:
     """SIGTERM ``worker``; its exit code, stdout and log (its stderr)."""
     worker.send_signal(signal.SIGTERM)
@@ -202,6 +247,37 @@ def test_a_killed_workers_run_is_finished_by_another_without_repeating_calls(
     # 0, unless a call reached the upstream in the instant between the check and the kill
     # (it would be in flight at the kill: only such a call may be made again).
     assert repeated == in_flight_at_kill
+
+
+def test_a_killed_workers_call_in_flight_is_not_made_again_through_shared_gateways(
+    fleet: Fleet,
+) -> None:
+    # Each call takes 0.5 s at the upstream: the kill lands while one is in flight there.
+    fleet.upstream.responder = ScriptedModel("happy", latency_s=0.5)
+    with shared_gateway(fleet) as env:
+        doomed, dead_id = fleet.start("a", ("run-in-flight",), env=env)
+        survivor, reaper_id = fleet.start("b", env=env)
+        fleet.wait_calls(9, in_flight=True)
+        os.kill(doomed.pid, signal.SIGKILL)
+        in_flight_at_kill = fleet.upstream.in_flight
+        doomed.wait()
+        row = fleet.run("run-in-flight")
+        code, _out, err = _stop(survivor)
+
+    assert row.status == "succeeded", (row.failure_reason, err)
+    assert code == 0, err
+    assert "Traceback" not in err, err[-4000:]
+    dead = fleet.worker(dead_id)
+    assert (dead.state, dead.recovered_by) == ("recovered", reaper_id)
+    assert in_flight_at_kill >= 1  # the kill landed mid-call
+    # Every (step, turn) of the run's script reached the upstream exactly once: the call
+    # in flight at the kill was finished and kept by the gateway, and the step continued
+    # by the survivor was given its answer under the same Idempotency-Key.
+    keys = call_keys(fleet.upstream.requests)
+    assert len(keys) == HAPPY_PATH_CALLS
+    assert all(n == 1 for n in keys.values()), {k: n for k, n in keys.items() if n > 1}
+    assert len(fleet.upstream.requests) == HAPPY_PATH_CALLS
+    assert _replays(fleet.database) >= 1
 
 
 def test_sigterm_drains_a_worker_and_another_finishes_its_run_at_once(fleet: Fleet) -> None:

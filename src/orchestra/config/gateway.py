@@ -112,6 +112,20 @@ class SharedStateSettings(StrictModel):
     """How often a replica adds its counters to the deployment's totals in Redis."""
 
 
+class IdempotencySettings(StrictModel):
+    """Answers kept under an ``Idempotency-Key`` (docs/gateway.md, "Idempotent calls")."""
+
+    ttl_s: float = Field(default=86400.0, gt=0)
+    """How long a key and its answer are kept; older ones are pruned (a repeat after that
+    calls the model again)."""
+    lease_s: float = Field(default=30.0, gt=0)
+    """How long a call in flight holds its key without its replica renewing it (every third
+    of it): a key whose replica died is taken over after this."""
+    wait_s: float = Field(default=300.0, gt=0)
+    """How long a repeated key waits for the same call in flight elsewhere before it is
+    answered 409 (try again)."""
+
+
 class GatewaySection(StrictModel):
     """Gateway settings: listen address, keys, limits, budgets, pricing, audit."""
 
@@ -149,6 +163,8 @@ class GatewaySection(StrictModel):
     """How often the usage seen so far in a stream is journaled (crash reconciliation)."""
     large_input_bytes: int = Field(default=256 * 1024, gt=0)
     """Bodies above this size are token-estimated on a worker thread, off the event loop."""
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
+    """Model calls answered once per ``Idempotency-Key`` (kept in the database)."""
     shared_state: SharedStateSettings | None = None
     """Redis shared by the gateway's replicas (rate limits, circuit breakers, metrics);
     ``None``: each process keeps its own (docs/gateway.md, "Replicas")."""

@@ -58,6 +58,15 @@ When your part is done, call `finish` once with a short summary (and, when your 
 asks for it, a plan, or a verdict with findings)."""
 
 
+def workflow_scope() -> str | None:
+    """The id of the durable workflow running this step (``None`` outside one): stable
+    across a replay, so it names the step's model calls for the gateway."""
+    from dbos import DBOS
+
+    workflow_id: str | None = DBOS.workflow_id
+    return workflow_id
+
+
 def plain_call(name: str, fn: Callable[[], T]) -> T:
     """A checkpoint that records nothing (for running an agent outside a workflow)."""
     return fn()
@@ -177,6 +186,9 @@ class AgentRunner:
     checkpoint: Checkpoint = plain_call
     retry: ModelRetry = field(default_factory=ModelRetry)
     """When a failed model call is tried again (rate limits, overloads), and how to wait."""
+    scope: Callable[[], str | None] = workflow_scope
+    """The step's workflow id, which with the turn keys each model call
+    (``Idempotency-Key``: the gateway answers a replayed call without calling again)."""
 
     def run(
         self, task: AgentTask, system_prompt: str, tool_names: list[str], toolbox: Toolbox
@@ -193,6 +205,7 @@ class AgentRunner:
             Corrections(task.max_corrections),
         )
         attribution = Attribution(task.run_id, task.step_id, task.agent)
+        scope = self.scope()
         for turn in range(task.max_turns):
             request = {
                 "model": task.model,
@@ -203,7 +216,9 @@ class AgentRunner:
             }
             outcome = self.checkpoint(
                 f"model:{task.step_id}:{turn}",
-                functools.partial(self._call_model, step, turn, request, attribution),
+                functools.partial(
+                    self._call_model, step, turn, request, attribution.for_turn(scope, turn)
+                ),
             )
             if "error" in outcome:
                 status = "budget" if outcome["error"] == "budget" else "model_error"

@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -48,18 +48,34 @@ class BudgetExhausted(ModelCallFailed):
 
 @dataclass(frozen=True)
 class Attribution:
-    """Who a model call is for; sent as ``x-orchestra-*`` headers."""
+    """Who a model call is for; sent as ``x-orchestra-*`` headers.
+
+    With :attr:`call_key` the call also carries ``Idempotency-Key``: the gateway makes it
+    once and answers a repeat (a step replayed after its worker died) from what it kept.
+    """
 
     run_id: str
     step: str
     agent: str
+    call_key: str | None = None
+    """``<run>/<step workflow>/<turn>``: the same for the same call on every replay."""
+
+    def for_turn(self, scope: str | None, turn: int) -> Attribution:
+        """This attribution for model call ``turn`` of the step workflow ``scope`` (no
+        key without a workflow: a plain call outside the durable engine)."""
+        if scope is None:
+            return self
+        return replace(self, call_key=f"{self.run_id}/{scope}/{turn}")
 
     def headers(self) -> dict[str, str]:
-        return {
+        headers = {
             "x-orchestra-run": self.run_id,
             "x-orchestra-step": self.step,
             "x-orchestra-agent": self.agent,
         }
+        if self.call_key is not None:
+            headers["idempotency-key"] = self.call_key
+        return headers
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
-"""Statuses that clear with time: timeouts, rate limits, server errors, overloads."""
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+"""Statuses that clear with time: timeouts, the same call still in progress at the gateway
+(409, under its ``Idempotency-Key``), rate limits, server errors, overloads."""
 RETRYABLE_ERROR_TYPES = frozenset(
     {"rate_limit_error", "overloaded_error", "api_error", "timeout_error"}
 )

@@ -18,6 +18,7 @@ from orchestra.gateway.accounts import (
 from orchestra.gateway.app import GatewayApp, StartupHook
 from orchestra.gateway.errors import GatewayHTTPError
 from orchestra.gateway.formats import WireFormat
+from orchestra.gateway.idempotency_store import IdempotencyStore
 from orchestra.gateway.resilience import CircuitBreaker, CircuitState, RetryPolicy
 from orchestra.gateway.routing import Route, RoutingSnapshot, Target, family_tier
 from orchestra.gateway.service import Gateway, GatewayDeps
@@ -42,6 +43,7 @@ __all__ = [
     "GatewayApp",
     "GatewayDeps",
     "GatewayHTTPError",
+    "IdempotencyStore",
     "MemoryAccountant",
     "RetryPolicy",
     "Route",

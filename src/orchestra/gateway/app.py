@@ -28,6 +28,7 @@ from orchestra.gateway.errors import (
     UnsupportedMediaType,
 )
 from orchestra.gateway.formats import WireFormat, error_body, error_headers
+from orchestra.gateway.idempotency import KEY_HEADER, IdempotentCalls
 from orchestra.gateway.runs import RUNS_END_PATH, RUNS_PATH, end_run, open_run
 from orchestra.gateway.service import Gateway
 from orchestra.providers.models import models_list_body
@@ -125,6 +126,7 @@ class GatewayApp:
         )
         """Coroutines run at shutdown after the gateway closed its connections."""
         self.calls = ModelCallHandler(gateway)
+        self.idempotent = IdempotentCalls(gateway, self.calls, gateway.idempotency)
         self._routes: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {
             ("POST", "/v1/messages"): self._messages,
             ("POST", "/v1/chat/completions"): self._chat,
@@ -220,10 +222,19 @@ class GatewayApp:
                 return
 
     async def _messages(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.calls.handle(scope, receive, send, WireFormat.ANTHROPIC)
+        await self._model_call(scope, receive, send, WireFormat.ANTHROPIC)
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.calls.handle(scope, receive, send, WireFormat.OPENAI)
+        await self._model_call(scope, receive, send, WireFormat.OPENAI)
+
+    async def _model_call(
+        self, scope: Scope, receive: Receive, send: Send, fmt: WireFormat
+    ) -> None:
+        key = headers_of(scope).get(KEY_HEADER)
+        if key is None:
+            await self.calls.handle(scope, receive, send, fmt)
+        else:  # kept in the shared database: answered once (docs/gateway.md)
+            await self.idempotent.handle(scope, receive, send, fmt, key)
 
     async def _count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.calls.count_tokens(scope, receive, send)

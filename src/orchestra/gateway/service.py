@@ -34,6 +34,7 @@ from orchestra.gateway.errors import (
     UnpricedModel,
 )
 from orchestra.gateway.formats import WireFormat
+from orchestra.gateway.idempotency_store import IdempotencyStore
 from orchestra.gateway.metrics import GatewayMetrics
 from orchestra.gateway.model_policy import ModelPolicy
 from orchestra.gateway.proxy_client import client_from_environment
@@ -127,6 +128,9 @@ class GatewayDeps:
     """The folder a relative ``policies.folder`` is under: orchestra.yaml's own folder
     (``None``: the working folder, for a configuration that came from no file). Relative
     ``roster.directories`` resolve against it too."""
+    idempotency: IdempotencyStore | None = None
+    """Where ``Idempotency-Key``\\ s are kept: the shared database (the composition root
+    passes it); ``None``: in this process's memory only."""
     agents: Callable[[OrchestraConfig], Mapping[str, str]] | None = None
     """Agent -> category of the roster that ``routing`` rules name, read when the
     configuration has rules (default: :func:`orchestra.roster.load_roster`)."""
@@ -152,6 +156,8 @@ class Gateway:
         self.shared_metrics: SharedMetrics | None = None
         if config.gateway.shared_state is not None:
             self._share(config)
+        self.idempotency = self.deps.idempotency or IdempotencyStore.in_memory()
+        """Idempotency keys and their answers (:mod:`orchestra.gateway.idempotency`)."""
         self.limiters = UpstreamLimiters(self.deps.clock)
         self._host_metrics: asyncio.Task[None] | None = None
         self._client: UpstreamTransport | None = None

@@ -3,6 +3,7 @@
 from orchestra.store.tables import (
     engine,
     gateway,
+    idempotency,
     identity,
     insight,
     insight2,
@@ -17,6 +18,7 @@ from orchestra.store.tables import (
 __all__ = [
     "engine",
     "gateway",
+    "idempotency",
     "identity",
     "insight",
     "insight2",
