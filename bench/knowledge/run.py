@@ -219,6 +219,11 @@ def main(argv: list[str] | None = None) -> None:
         help="keep the embedded base set in this folder and reuse it on later runs "
         "(saves the few minutes of embedding it; the stores are still built each run)",
     )
+    parser.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="stop after the embedding speeds and the ingest rates (sections 1 and 2)",
+    )
     args = parser.parse_args(argv)
 
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
@@ -285,10 +290,16 @@ def main(argv: list[str] | None = None) -> None:
             kb = KnowledgeStore.open(folder / "kb", embedder=timed)
             chunks = quality.build_corpus(kb, [s for s in sets if s.package], folder)
             rates[bulk] = chunks / (time.perf_counter() - t0)
-            print(f"ingest {label:>16}: {chunks} chunks at {rates[bulk]:.1f} chunks/s")
+            print(
+                f"ingest {label:>16}: {chunks} chunks at {rates[bulk]:.1f} chunks/s "
+                f"(load average {os.getloadavg()[0]:.2f})"
+            )
             if bulk == "onnx-int8":
                 store = kb
         print(f"  ingest ratio new/today: {rates['onnx-int8'] / rates['numpy']:.2f}x")
+        if args.ingest_only:
+            print(f"load average at end {os.getloadavg()[0]:.2f}")
+            return
         quality.build_corpus(store, [s for s in sets if not s.package], work)
         quality.check_labels(store, sets)
         results = quality.measure(store, sets)
