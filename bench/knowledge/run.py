@@ -323,6 +323,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--sizes", default="10000,50000,100000", help="store sizes of the latency section"
     )
+    parser.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="stop after the embedding speeds and the ingest rates (sections 1 and 2)",
+    )
+    parser.add_argument(
+        "--skip-latency",
+        action="store_true",
+        help="stop after the retrieval quality (sections 1 to 3; no latency stores)",
+    )
     args = parser.parse_args(argv)
 
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
@@ -396,10 +406,16 @@ def main(argv: list[str] | None = None) -> None:
             kb = KnowledgeStore.open(folder / "kb", embedder=timed)
             chunks = quality.build_corpus(kb, [s for s in sets if s.package], folder)
             rates[bulk] = chunks / (time.perf_counter() - t0)
-            print(f"ingest {label:>16}: {chunks} chunks at {rates[bulk]:.1f} chunks/s")
+            print(
+                f"ingest {label:>16}: {chunks} chunks at {rates[bulk]:.1f} chunks/s "
+                f"(load average {os.getloadavg()[0]:.2f})"
+            )
             if bulk == "onnx-int8":
                 store = kb
         print(f"  ingest ratio new/today: {rates['onnx-int8'] / rates['numpy']:.2f}x")
+        if args.ingest_only:
+            print(f"load average at end {os.getloadavg()[0]:.2f}")
+            return
         quality.build_corpus(store, [s for s in sets if not s.package], work)
         quality.check_labels(store, sets)
         results = quality.measure(store, sets)
@@ -410,6 +426,9 @@ def main(argv: list[str] | None = None) -> None:
         print("fusion rules on the same candidates (how hybrid search's rule was chosen):")
         print("\n".join(quality.fusion_grid(store, sets)))
         labelled = [q for s in sets for q in s.queries]
+        if args.skip_latency:
+            print(f"load average at end {os.getloadavg()[0]:.2f}")
+            return
 
         # 4. latency at 10k, 50k and 100k ---------------------------------------------------
         latency_section(

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from orchestra.config.knowledge import IngestConfig, KnowledgeSection
@@ -163,3 +167,51 @@ def test_chunks_ingested_by_the_int8_runtime_are_found_by_numpy_queries(
     hits = store.search("make a photo smaller", project="demo", k=3, mode="vector")
     assert hits[0].entry.title == "tools.py::shrink_picture"
     assert hits[0].entry.text.startswith("# shrink_picture(img, width) — Scale an image down")
+
+
+class _RecordingEmbedder:
+    """Bag-of-words vectors; records the thread and size of each call."""
+
+    name = "test:recording"
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        import threading
+
+        self.calls.append((threading.current_thread().name, len(texts)))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.split():
+                out[row, zlib.crc32(word.encode()) % self.dimension] += 1.0
+            out[row, 0] += 0.01
+        normalised: npt.NDArray[np.float32] = out / np.linalg.norm(out, axis=1, keepdims=True)
+        return normalised
+
+
+def test_ingest_embeds_batches_on_a_worker_thread_and_writes_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestra.knowledge import ingest
+
+    monkeypatch.setattr(ingest, "_BATCH", 4)
+    root = tmp_path / "repo"
+    root.mkdir()
+    for n in range(7):
+        body = "".join(f"def f{n}_{i}(x):\n    return x + {i}\n\n\n" for i in range(3))
+        (root / f"m{n}.py").write_text(body)
+    recorder = _RecordingEmbedder()
+    store = KnowledgeStore.open(tmp_path / "kb", embedder=recorder)
+    report = ingest_repository(store, root, project="p")
+    stored = store.recent("p", limit=100)
+    assert report.chunks_added == len(stored) == 21
+    # Every batch was embedded off the calling thread, once (the writer reused the vectors).
+    assert all(name.startswith("orchestra-embed") for name, _ in recorder.calls)
+    assert [size for _, size in recorder.calls] == [6, 6, 6, 3]  # batches of whole files
+    # Each stored vector is its own text's vector, whichever batch computed it.
+    for entry in stored:
+        query = f"{entry.title}\n{entry.text}"  # what the model saw for it
+        assert store.search(query, project="p", k=1, mode="vector")[0].entry.id == entry.id
+    assert ingest_repository(store, root, project="p").files_unchanged == 7

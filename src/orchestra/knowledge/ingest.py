@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestra.errors import KnowledgeError
+from orchestra.knowledge._schema import embedding_text
 from orchestra.knowledge.chunking import chunk_file
+from orchestra.knowledge.embeddings import Vectors
 from orchestra.knowledge.files import list_files
 from orchestra.knowledge.models import Source
 from orchestra.knowledge.secrets import scrub
@@ -85,22 +88,25 @@ def ingest_repository(
     report.files_seen = len(paths)
     known = store.file_hashes(project)
     batch = _Batch(store, project, report)
-    for done, rel in enumerate(paths, start=1):
-        if progress:
-            progress(done - 1, len(paths), rel)
-        data = _read_text(root / rel, rel, store.config.ingest.max_file_bytes, report)
-        if data is None:
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if known.get(rel) == digest:
-            report.files_unchanged += 1
-            continue
-        if rel in known:
-            report.chunks_removed += store.delete_files_entries(project, [rel])
-        entries = _entries(store, rel, data.decode("utf-8"), project, team, report)
-        batch.add(entries, (rel, digest, len(entries)))
-        report.files_indexed += 1
-    batch.flush()
+    try:
+        for done, rel in enumerate(paths, start=1):
+            if progress:
+                progress(done - 1, len(paths), rel)
+            data = _read_text(root / rel, rel, store.config.ingest.max_file_bytes, report)
+            if data is None:
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            if known.get(rel) == digest:
+                report.files_unchanged += 1
+                continue
+            if rel in known:
+                report.chunks_removed += store.delete_files_entries(project, [rel])
+            entries = _entries(store, rel, data.decode("utf-8"), project, team, report)
+            batch.add(entries, (rel, digest, len(entries)))
+            report.files_indexed += 1
+        batch.flush()
+    finally:
+        batch.close()
     current = set(paths)
     gone = sorted(p for p in known if p not in current)
     if gone:
@@ -170,7 +176,14 @@ def _entries(
 
 
 class _Batch:
-    """Entries and file hashes written together, one LanceDB commit per ``_BATCH`` chunks."""
+    """Entries and file hashes written together, one LanceDB commit per ``_BATCH`` chunks.
+
+    Embedding overlaps the rest: a full batch is embedded on a worker thread while this
+    thread reads and chunks the next files and writes the previous batch (its vectors are
+    handed to ``add_many``, which re-embeds only entries a redaction changed). With one
+    ONNX Runtime thread per call, the second core does the reading, chunking and LanceDB
+    writes.
+    """
 
     def __init__(self, store: KnowledgeStore, project: str, report: IngestReport) -> None:
         self._store = store
@@ -178,18 +191,49 @@ class _Batch:
         self._report = report
         self._entries: list[NewEntry] = []
         self._files: list[tuple[str, str, int]] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orchestra-embed")
+        self._pending: _Pending | None = None
 
     def add(self, entries: list[NewEntry], file: tuple[str, str, int]) -> None:
         self._entries.extend(entries)
         self._files.append(file)
         if len(self._entries) >= _BATCH:
-            self.flush()
+            self._submit()
+
+    def _submit(self) -> None:
+        """Start embedding the collected entries, then write the batch before them."""
+        texts = [embedding_text(e.title, e.text) for e in self._entries]
+        vectors = self._pool.submit(self._store.embedder.embed, texts) if texts else None
+        started = _Pending(self._entries, self._files, vectors)
+        self._entries, self._files = [], []
+        self._write()
+        self._pending = started
+
+    def _write(self) -> None:
+        if self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        if pending.vectors is not None:
+            self._store.add_many(pending.entries, vectors=pending.vectors.result())
+            self._report.chunks_added += len(pending.entries)
+        if pending.files:
+            self._store.record_files(self._project, pending.files)
 
     def flush(self) -> None:
-        if self._entries:
-            self._store.add_many(self._entries)
-            self._report.chunks_added += len(self._entries)
-            self._entries = []
-        if self._files:
-            self._store.record_files(self._project, self._files)
-            self._files = []
+        """Write everything collected and still being embedded."""
+        if self._entries or self._files:
+            self._submit()
+        self._write()
+
+    def close(self) -> None:
+        """Stop the embedding thread (after :meth:`flush`, or on an error)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Pending:
+    """A batch whose vectors are being computed."""
+
+    entries: list[NewEntry]
+    files: list[tuple[str, str, int]]
+    vectors: Future[Vectors] | None

