@@ -25,6 +25,7 @@ from dbos import DBOS
 from sqlalchemy import select, text
 
 from orchestra.config.scheduling import SchedulingSettings
+from orchestra.engine.draining import GATE
 from orchestra.engine.slot_table import SlotTable
 from orchestra.engine.slots import OrgSlots, agent_slot
 from orchestra.scheduling import Placement
@@ -247,6 +248,7 @@ class InProcess:
     def __init__(self, slots: OrgSlots, database: Database, system_url: str, release: Path):
         """Launch DBOS and bind the steps."""
         self.table = bind(slots, database, release)
+        GATE.reset()  # as a runtime launching does: an earlier test may have drained this process
         launch_dbos(system_url, slots.executor)
         self.handles: list[Any] = []
         self._lock = threading.Lock()
@@ -260,8 +262,19 @@ class InProcess:
                 self.handles.append(DBOS.start_workflow(slot_step, developer, hold_s))
 
     def close(self) -> None:
-        """Wait for the steps and stop DBOS."""
-        for handle in self.handles:
-            handle.get_result(polling_interval_sec=0.05)
-        DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=5)
-        BOUND.slots = BOUND.table = BOUND.release = None
+        """Wait for the steps and stop DBOS (always); a step that failed fails the test.
+
+        A step's ``SystemExit`` (a drained gate) is turned into an ``AssertionError``: a
+        ``SystemExit`` escaping a fixture's teardown would leave pytest's fixtures broken
+        for every later test in the process."""
+        failures: list[str] = []
+        try:
+            for handle in self.handles:
+                try:
+                    handle.get_result(polling_interval_sec=0.05)
+                except BaseException as exc:
+                    failures.append(f"{handle.get_workflow_id()}: {exc!r}")
+        finally:
+            DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=5)
+            BOUND.slots = BOUND.table = BOUND.release = None
+        assert not failures, f"steps failed: {failures}"
