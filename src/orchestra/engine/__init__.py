@@ -45,6 +45,7 @@ from orchestra.engine.runtime import (
     check_repository,
     dbos_threads,
     default_system_database_url,
+    new_run_id,
     orphaned_runs,
     pid_alive,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "default_system_database_url",
     "engine_source",
     "ledger_cost",
+    "new_run_id",
     "next_workflow",
     "orphaned_runs",
     "pid_alive",

@@ -45,6 +45,7 @@ from orchestra.engine import (
     EngineRuntime,
     HttpModelClient,
     InProcessModelClient,
+    new_run_id,
     orphaned_runs,
     require_run_start,
     run_pool,
@@ -52,7 +53,6 @@ from orchestra.engine import (
     stopped_by_budget,
 )
 from orchestra.engine.gateway_link import LocalRunKeys, RunAccounting, run_developer
-from orchestra.engine.runtime import new_run_id
 from orchestra.errors import EngineError
 from orchestra.gateway import GatewayApp
 from orchestra.server.api.context import ResumeRequest, RunRequest
