@@ -102,8 +102,16 @@ def test_each_model_call_of_a_durable_step_carries_its_idempotency_key(
         durable = _runner(up, tmp_path, database)
         durable.scope = lambda: "r1~2:s1"  # the step's workflow id (a continued run's)
         durable.run(_task(), "x", TOOLS, toolbox)
+        up.script(*script)
+        durable.run(_task(), "x", TOOLS, toolbox)  # the same step replayed: the same calls
         keys = [r.headers.get("idempotency-key") for r in up.requests]
-    assert keys == [None, None, "r1/r1~2:s1/0", "r1/r1~2:s1/1"]
+    assert keys[:2] == [None, None]
+    # <run>/<step workflow>/<turn>/<digest of the request>
+    assert [k.rsplit("/", 1)[0] for k in keys[2:4]] == ["r1/r1~2:s1/0", "r1/r1~2:s1/1"]
+    assert all(len(k.rsplit("/", 1)[1]) == 16 for k in keys[2:])
+    # The same first call made again keeps its key (the second differs: the fake upstream
+    # gives each tool call a new id, which the next request carries back).
+    assert keys[4] == keys[2] and keys[5].startswith("r1/r1~2:s1/1/")
 
 
 def test_turn_limit_stops_an_agent_that_never_finishes(

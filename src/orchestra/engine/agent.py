@@ -217,7 +217,11 @@ class AgentRunner:
             outcome = self.checkpoint(
                 f"model:{task.step_id}:{turn}",
                 functools.partial(
-                    self._call_model, step, turn, request, attribution.for_turn(scope, turn)
+                    self._call_model,
+                    step,
+                    turn,
+                    request,
+                    attribution.for_turn(scope, turn, request),
                 ),
             )
             if "error" in outcome:

@@ -9,6 +9,8 @@ headers the gateway records in its ledger.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import threading
 import time
 from collections.abc import Coroutine
@@ -60,12 +62,24 @@ class Attribution:
     call_key: str | None = None
     """``<run>/<step workflow>/<turn>``: the same for the same call on every replay."""
 
-    def for_turn(self, scope: str | None, turn: int) -> Attribution:
+    def for_turn(
+        self, scope: str | None, turn: int, request: dict[str, Any] | None = None
+    ) -> Attribution:
         """This attribution for model call ``turn`` of the step workflow ``scope`` (no
-        key without a workflow: a plain call outside the durable engine)."""
+        key without a workflow: a plain call outside the durable engine).
+
+        With ``request`` the key ends with a digest of the request: a step continued
+        after its worker died sends the same call again under the same key (answered
+        from what the gateway kept), but a call whose messages differ on the replay (a
+        tool's output that changed, such as a test run's timings) is a new call with a
+        new key, never refused as a key reused with another body."""
         if scope is None:
             return self
-        return replace(self, call_key=f"{self.run_id}/{scope}/{turn}")
+        key = f"{self.run_id}/{scope}/{turn}"
+        if request is not None:
+            canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
+            key += "/" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return replace(self, call_key=key)
 
     def headers(self) -> dict[str, str]:
         headers = {
