@@ -60,7 +60,8 @@ class Attribution:
     step: str
     agent: str
     call_key: str | None = None
-    """``<run>/<step workflow>/<turn>``: the same for the same call on every replay."""
+    """``<run>/<step workflow>/<turn>/<request digest>``: the same for the same call on
+    every replay."""
 
     def for_turn(
         self, scope: str | None, turn: int, request: dict[str, Any] | None = None
