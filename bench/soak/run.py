@@ -186,7 +186,11 @@ class Soak:
             )
         while not ready.exists():
             if worker.poll() is not None:
-                raise RuntimeError(f"worker {self.started} exited; see its log in {self.home}")
+                log = (self.home / f"worker-{self.started}.log").read_text(errors="replace")
+                raise RuntimeError(
+                    f"worker {self.started} exited with {worker.returncode} before its engine "
+                    f"was up; the end of its log:\n{log[-4000:]}"
+                )
             time.sleep(0.1)
         executor = ready.read_text()
         self.workers[executor] = worker
