@@ -1,8 +1,10 @@
-"""The ledger's rollups equal a ``GROUP BY`` over its raw rows, on SQLite and PostgreSQL,
-whatever the rows and however they were written: appended and waited for, queued for the
-writer, from many threads at once, over many batches, in a batch retried row by row, and
-backfilled by the migration. Ledger totals read from the rollups equal the same question
-asked of the raw rows, for any span (whole days from the rollups, the ends raw)."""
+"""The ledger's rollups, once folded, equal a ``GROUP BY`` over its raw rows, on SQLite and
+PostgreSQL, whatever the rows and however they were written: appended and waited for,
+queued for the writer, from many threads at once, over many batches, in a batch retried
+row by row, and backfilled by the migration. Ledger totals read from the rollups equal
+the same question asked of the raw rows, for any span (whole days from the rollups, the
+ends raw), before the new rows are folded, after, and while a fold commits; on
+PostgreSQL a transaction still open when a later one commits holds the mark back."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pytest
 from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text, union_all
 
 from orchestra.accounting import (
     AccountingStore,
@@ -28,12 +30,13 @@ from orchestra.accounting import (
     UnknownDimension,
     ledger_totals,
 )
-from orchestra.accounting.ledger.entries import entry_row
-from orchestra.accounting.ledger.rollups import batch_sums
-from orchestra.accounting.ledger_totals import rollup_for
+from orchestra.accounting.ledger.entries import INSERT, entry_row
+from orchestra.accounting.ledger_totals import above_mark, read_above_mark, rollup_for
+from orchestra.accounting.rollups import fold, fold_all, read_mark, rebuild_rollups
 from orchestra.providers import Usage
 from orchestra.store import Database
 from orchestra.store.database import alembic_config, migrate
+from orchestra.store.statements import time_for
 from orchestra.store.tables.gateway import GatewayLedgerEntry as L
 from orchestra.store.tables.ledger_rollups import KEYS, ROLLUP_TABLES, SUMS
 
@@ -72,11 +75,28 @@ def entries(draw: st.DrawFn) -> LedgerEntry:
     )
 
 
+def _below_mark(conn: Any) -> Any:
+    """The ledger rows already folded (below the rollups' mark)."""
+    mark = read_mark(conn)
+    if conn.dialect.name == "postgresql":
+        return text(f"gateway_ledger.txid IS NULL OR gateway_ledger.txid < {mark}")
+    return text(f"gateway_ledger.rowid <= {mark}")
+
+
+def unfolded(db: Database) -> int:
+    """How many ledger rows wait above the mark."""
+    with db.engine.connect() as conn:
+        above = above_mark(read_mark(conn), [], conn.dialect.name)
+        return int(conn.scalar(select(func.count()).select_from(L).where(*above)))
+
+
 def expected(db: Database) -> dict[str, dict[tuple[str, ...], list[int]]]:
-    """Every rollup as a GROUP BY over the raw rows, computed here in Python."""
+    """Every rollup as a GROUP BY over the raw rows folded so far (all of them on SQLite
+    once the writer's store closed; on PostgreSQL a transaction of another test on the
+    same server can hold the mark back), computed here in Python."""
     out: dict[str, dict[tuple[str, ...], list[int]]] = {t: {} for t in KEYS}
     with db.engine.connect() as conn:
-        rows = conn.execute(select(L)).all()
+        rows = conn.execute(select(L).where(_below_mark(conn))).all()
     for r in rows:
         at = r.started_at if r.started_at.tzinfo else r.started_at.replace(tzinfo=UTC)
         values = {
@@ -119,8 +139,10 @@ def stored(db: Database) -> dict[str, dict[tuple[str, ...], list[int]]]:
 
 def _clear(db: Database) -> None:
     with db.engine.begin() as conn:
-        for table in ("gateway_ledger", *KEYS):
-            conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+        conn.execute(text("DELETE FROM gateway_ledger"))
+        # The ledger is append-only; after rows are deleted, rebuild (it resets the mark:
+        # SQLite would number new rows from 1 again, below the old mark).
+        rebuild_rollups(conn)
 
 
 def _write(ledger: Ledger, batches: list[list[LedgerEntry]]) -> None:
@@ -159,6 +181,8 @@ def test_rollups_equal_a_group_by_over_the_rows(
         ledger.close()
         store.close()
     assert stored(database) == expected(database)
+    if database.engine.dialect.name == "sqlite":
+        assert unfolded(database) == 0  # closing the store folded what it wrote
     # Any question a rollup holds, any span: the rollups (whole days) and the raw ends
     # answer as the raw rows.
     keys = data.draw(st.sampled_from([*sorted(KEYS.values()), ("day", "agent", "key_id", "tier")]))
@@ -285,19 +309,156 @@ def test_totals_by_dimension_from_rollups_match_raw_rows(
     )
 
 
-def test_a_batch_is_summed_per_utc_day_whatever_the_times_zone() -> None:
-    # PostgreSQL's rows hold datetimes (aware, or naive UTC), SQLite's UTC text.
+def test_rows_are_folded_into_their_utc_day_whatever_the_times_zone(
+    database: Database, tmp_path: Path
+) -> None:
+    _clear(database)
     india = timezone(timedelta(hours=5, minutes=30))
     starts = [
         datetime(2026, 3, 18, 2, 0, tzinfo=india),  # 20:30 UTC on the 17th
-        datetime(2026, 3, 17, 23, 0),  # naive: UTC
-        "2026-03-17 22:00:00.000000",
+        datetime(2026, 3, 17, 23, 0, tzinfo=UTC),
+        datetime(2026, 3, 17, 22, 0, tzinfo=UTC),
         datetime(2026, 3, 18, 6, 0, tzinfo=india),  # 00:30 UTC on the 18th
     ]
-    row = entry_row(_entry(outcome="error"), lambda t: t)
-    rows = [(row[0], start, *row[2:]) for start in starts]
-    days = {key[0]: sums for key, sums in batch_sums(rows)["ledger_rollup_model"].items()}
+    store = AccountingStore(database)
+    ledger = Ledger(store, journal_dir=tmp_path / "journal")
+    try:
+        for start in starts:
+            entry = _entry(outcome="error")
+            ledger.append(LedgerEntry(entry.attribution, **{**_fields(entry), "started_at": start}))
+    finally:
+        ledger.close()
+        store.close()
+    days = {key[0]: sums for key, sums in stored(database)["ledger_rollup_model"].items()}
     assert days == {"2026-03-17": [3, 3, 3, 6, 9, 12, 15], "2026-03-18": [1, 1, 1, 2, 3, 4, 5]}
+
+
+def _fields(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "served_model": entry.served_model,
+        "usage": entry.usage,
+        "cost_usd": entry.cost_usd,
+        "outcome": entry.outcome,
+        "ended_at": entry.ended_at,
+    }
+
+
+def _calls(n: int, offset: int = 0) -> list[LedgerEntry]:
+    return [
+        LedgerEntry(
+            Attribution(developer=("alice", "bob", None)[i % 3], run_id=f"r{i % 4}"),
+            served_model=("opus", None)[i % 2],
+            usage=Usage(i, i),
+            cost_usd=Decimal(i) / 1000,
+            started_at=BASE + timedelta(hours=7 * i + offset, minutes=13),
+            ended_at=BASE + timedelta(hours=7 * i + offset, minutes=13),
+        )
+        for i in range(n)
+    ]
+
+
+def _totals_match_raw(db: Database) -> None:
+    since, until = BASE + timedelta(days=2, hours=5), BASE + timedelta(days=12, hours=20)
+    with db.engine.connect() as conn:
+        for by in [("developer", "month"), ("day",), ("run_id",), ()]:
+            for where in [[], [LedgerMatch(("developer",), "alice")]]:
+                for span in [(since, until), (None, None)]:
+                    fast = ledger_totals(conn, by=by, where=where, since=span[0], until=span[1])
+                    raw = ledger_totals(
+                        conn, by=by, where=where, since=span[0], until=span[1], raw=True
+                    )
+                    assert fast == raw, (by, where, span)
+
+
+def test_totals_count_the_rows_not_yet_folded(database: Database, tmp_path: Path) -> None:
+    _clear(database)
+    store = AccountingStore(database)
+    ledger = Ledger(store, journal_dir=tmp_path / "journal")
+    try:
+        for entry in _calls(30):
+            ledger.journal_and_queue(entry)
+        ledger.flush()
+        store.fold_rollups()
+    finally:
+        ledger.close()
+        store.close()
+    folded = stored(database)
+    assert folded == expected(database)
+    # A writer that does not fold: its rows wait above the mark, counted all the same.
+    idle = AccountingStore(database, rollups=False)
+    ledger = Ledger(idle, journal_dir=tmp_path / "journal-2")
+    try:
+        for entry in _calls(30, offset=3):
+            ledger.journal_and_queue(entry)
+        ledger.flush()
+    finally:
+        ledger.close()
+        idle.close()
+    assert stored(database) == folded == expected(database)
+    assert unfolded(database) == 30
+    _totals_match_raw(database)
+    fold_all(AccountingStore(database).write_engine)
+    assert stored(database) == expected(database)
+    _totals_match_raw(database)
+
+
+def test_a_fold_committed_during_a_read_is_not_counted_twice(
+    database: Database, tmp_path: Path
+) -> None:
+    _clear(database)
+    idle = AccountingStore(database, rollups=False)
+    ledger = Ledger(idle, journal_dir=tmp_path / "journal")
+    try:
+        for entry in _calls(20):
+            ledger.journal_and_queue(entry)
+        ledger.flush()
+    finally:
+        ledger.close()
+        idle.close()
+    table = ROLLUP_TABLES["ledger_rollup_model"]
+    marks: list[int] = []
+
+    def query(mark: int, mark_now: Any) -> Any:
+        marks.append(mark)
+        if len(marks) == 1:  # another process folds between reading the mark and the sums
+            fold_all(AccountingStore(database).write_engine)
+        rolled = select(func.coalesce(func.sum(table.c.calls), 0), mark_now)
+        tail = (
+            select(func.count(), mark_now)
+            .select_from(L)
+            .where(*above_mark(mark, [], database.engine.dialect.name))
+        )
+        return union_all(rolled, tail)
+
+    with database.engine.connect() as conn:
+        rows = read_above_mark(conn, query)
+        assert sum(int(row[0]) for row in rows) == 20
+        assert len(marks) == 2 and marks[1] == read_mark(conn) != marks[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_transaction_still_open_holds_the_mark_back(database: Database) -> None:
+    """PostgreSQL writers commit in any order: rows of a transaction that began before a
+    fold and commits after it are still folded, once, by a later fold. (SQLite has one
+    writer at a time: its row numbers are commit order.)"""
+    _clear(database)
+    time = time_for("postgresql")
+    early, late = _calls(2)
+    with database.engine.connect() as first:
+        first.begin()
+        INSERT.run_many(first, [entry_row(early, time)])  # its transaction id is lower
+        with database.engine.begin() as second:
+            INSERT.run_many(second, [entry_row(late, time)])
+        with database.engine.begin() as conn:
+            fold(conn)
+        assert not any(stored(database).values())  # the later row waits for the earlier
+        assert unfolded(database) == 1
+        _totals_match_raw(database)
+        first.commit()
+    fold_all(AccountingStore(database).write_engine)
+    assert stored(database) == expected(database)
+    _totals_match_raw(database)
 
 
 def _entry(outcome: str) -> LedgerEntry:

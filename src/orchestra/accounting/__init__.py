@@ -33,7 +33,6 @@ from orchestra.accounting.errors import (
 from orchestra.accounting.facade import Accounting
 from orchestra.accounting.keys import KeyRecord, KeyStore
 from orchestra.accounting.ledger import OUTCOMES, Ledger, LedgerEntry, StreamRecord
-from orchestra.accounting.ledger.rollups import rebuild_rollups
 from orchestra.accounting.ledger_totals import (
     DIMENSIONS,
     LedgerMatch,
@@ -43,6 +42,7 @@ from orchestra.accounting.ledger_totals import (
 from orchestra.accounting.limits import RateLimit, RateLimiter, RateLimitPolicy
 from orchestra.accounting.org_changes import sync_org_audited
 from orchestra.accounting.pricing import BUILTIN_PRICES, Price, PriceTable
+from orchestra.accounting.rollups import rebuild_rollups
 from orchestra.accounting.runs import RunGrants, run_budget_name
 from orchestra.accounting.secrets import SecretBox, SecretStore
 from orchestra.accounting.spend import (

@@ -2,26 +2,42 @@
 
 :func:`ledger_totals` answers "calls, errors, tokens and cost per (developer, month)"
 and the like for a span of time. Whole UTC days come from the smallest rollup table that
-holds the asked dimensions (:mod:`orchestra.store.tables.ledger_rollups`); the parts of a
-day at either end of a span that does not start or end at midnight come from the raw
-rows (the ``started_at`` index finds them). ``raw=True`` asks the same question of the
-raw rows alone: the plain ``GROUP BY`` the rollups replace (tests and the benchmark
-compare the two).
+holds the asked dimensions (:mod:`orchestra.store.tables.ledger_rollups`) plus the rows
+not yet folded into it (above the rollups' mark, :mod:`orchestra.accounting.rollups`);
+the parts of a day at either end of a span that does not start or end at midnight come
+from the raw rows (the ``started_at`` index finds them). All of it is one statement, so
+one snapshot: a fold that commits meanwhile can neither hide rows nor count them twice.
+``raw=True`` asks the same question of the raw rows alone: the plain ``GROUP BY`` the
+rollups replace (tests and the benchmark compare the two).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, case, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Executable,
+    Select,
+    TextClause,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
 
 from orchestra.accounting.errors import UnknownDimension
+from orchestra.accounting.rollups import MARK, above_mark_sql, read_mark
 from orchestra.accounting.store import as_utc, read_rows
 from orchestra.store.tables.gateway import GatewayLedgerEntry as L
-from orchestra.store.tables.ledger_rollups import KEYS, ROLLUP_TABLES
+from orchestra.store.tables.ledger_rollups import KEYS, MARKS, ROLLUP_TABLES
 
 DIMENSIONS = frozenset(
     {"month", "key_id", "agent", "tier", *(k for keys in KEYS.values() for k in keys)}
@@ -100,11 +116,33 @@ def _raw_column(name: str, dialect: str) -> ColumnElement[Any]:
     return func.coalesce(getattr(L, name), "")
 
 
-def _raw_match(name: str, value: str, dialect: str) -> ColumnElement[bool]:
+def _unindexed(column: Any, dialect: str) -> Any:
+    """``column`` as SQLite's query planner cannot use an index for (unary ``+``, which
+    changes no value): the tail above the mark is found by ``rowid`` alone, never by the
+    ``started_at`` or unit indexes, which would visit months of rows."""
+    if dialect != "sqlite":
+        return column
+    return literal_column(f"+gateway_ledger.{column.key}", type_=column.type)
+
+
+def _raw_match(name: str, value: str, dialect: str, *, indexed: bool = True) -> Any:
     # A plain column comparison where it means the same (lets an index serve it).
     if value and name not in ("day", "model"):
-        return getattr(L, name) == value  # type: ignore[no-any-return]
+        column = getattr(L, name)
+        return (column if indexed else _unindexed(column, dialect)) == value
     return _raw_column(name, dialect) == value
+
+
+def above_mark(
+    mark: int, where: Sequence[LedgerMatch], dialect: str
+) -> list[ColumnElement[bool] | TextClause]:
+    """Conditions on ``gateway_ledger`` for its rows above the rollups' ``mark`` (the tail
+    not yet folded) that match every ``where``; the mark's own index finds them (on SQLite
+    the unit columns are compared so that no other index can)."""
+    return [
+        text(above_mark_sql(dialect, str(int(mark)))),
+        *(or_(*(_raw_match(c, m.value, dialect, indexed=False) for c in m.columns)) for m in where),
+    ]
 
 
 def _raw_query(
@@ -113,7 +151,11 @@ def _raw_query(
     since: datetime | None,
     until: datetime | None,
     dialect: str,
+    *,
+    above: int | None = None,
 ) -> Select[Any]:
+    """The plain ``GROUP BY`` over the raw rows; ``above``: only the rows above that mark
+    (the rollups' tail), found by the mark's own index."""
     groups = [_raw_column(d, dialect) for d in by]
     sums = [
         func.count(),
@@ -121,12 +163,17 @@ def _raw_query(
         *(func.sum(getattr(L, n)) for n in _SUM_NAMES[2:]),
     ]
     query = select(*groups, *sums)
-    for match in where:
-        query = query.where(or_(*(_raw_match(c, match.value, dialect) for c in match.columns)))
+    if above is None:
+        for match in where:
+            query = query.where(or_(*(_raw_match(c, match.value, dialect) for c in match.columns)))
+        started = L.started_at
+    else:
+        query = query.where(*above_mark(above, where, dialect))
+        started = _unindexed(L.started_at, dialect)
     if since is not None:
-        query = query.where(L.started_at >= since)
+        query = query.where(started >= since)
     if until is not None:
-        query = query.where(L.started_at < until)
+        query = query.where(started < until)
     return query.group_by(*groups) if groups else query
 
 
@@ -191,27 +238,56 @@ def ledger_totals(
     ``raw``: from the raw rows only (the plain ``GROUP BY``)."""
     needed = _check(by, where)
     dialect = conn.dialect.name
-    queries: list[Select[Any]] = []
     table = None if raw else rollup_for(needed)
     if table is None:
-        queries.append(_raw_query(by, where, since, until, dialect))
-    else:
-        days, edges = _spans(since, until)
+        return _sum_rows(read_rows(conn, _raw_query(by, where, since, until, dialect)), len(by))
+    days, edges = _spans(since, until)
+
+    def query(mark: int, mark_now: ColumnElement[Any]) -> Executable:
+        queries: list[Select[Any]] = []
         if days is not None:
             first, last = (d.date().isoformat() if d is not None else None for d in days)
             queries.append(_rollup_query(by, where, first, last, table))
+            queries.append(_raw_query(by, where, days[0], days[1], dialect, above=mark))
         queries += [_raw_query(by, where, a, b, dialect) for a, b in edges]
+        return union_all(*(q.add_columns(mark_now) for q in queries))
+
+    return _sum_rows([row[:-1] for row in read_above_mark(conn, query)], len(by))
+
+
+_MARK_NOW = select(MARKS.c.mark).where(MARKS.c.name == MARK).scalar_subquery()
+
+
+def read_above_mark(
+    conn: Connection, query: Callable[[int, ColumnElement[Any]], Executable]
+) -> list[Any]:
+    """The rows of ``query(mark, mark_now)`` — a statement that reads the rollups and the
+    ledger rows above ``mark``, each of its rows ending with the column ``mark_now`` —
+    made under the mark it names. ``mark_now`` reads the mark in the statement's own
+    snapshot: when a fold moved it since ``mark`` was read, the rollups read hold rows the
+    tail read too, and the statement runs again with the new mark."""
+    mark = read_mark(conn)
+    for _ in range(5):
+        rows = read_rows(conn, query(mark, _MARK_NOW.label("mark_now")))
+        seen = {row[-1] for row in rows}
+        if not seen or seen == {mark}:
+            return rows
+        mark = int(seen.pop())
+    raise RuntimeError("the ledger's rollups were folded under every read: try again")
+
+
+def _sum_rows(rows: Iterable[Sequence[Any]], width: int) -> dict[Key, Totals]:
+    """The totals per key of ``rows`` (the key's ``width`` values, then the sums; a key
+    may come more than once: from the rollups, the rows above the mark and the edges)."""
     out: dict[Key, Totals] = {}
-    width = len(by)
-    for query in queries:
-        for row in read_rows(conn, query):  # a damaged text comes back escaped
-            if not row[width]:
-                continue  # an aggregate over no rows
-            key = tuple(v or None for v in row[:width])
-            values = [int(v or 0) for v in row[width:]]  # PostgreSQL sums to Decimal
-            totals = out.get(key)
-            if totals is None:
-                out[key] = Totals(*values)  # one call per group: there may be 100,000 runs
-            else:
-                totals.add(values)
+    for row in rows:
+        if not row[width]:
+            continue  # an aggregate over no rows
+        key = tuple(v or None for v in row[:width])
+        values = [int(v or 0) for v in row[width:]]  # PostgreSQL sums to Decimal
+        totals = out.get(key)
+        if totals is None:
+            out[key] = Totals(*values)  # one call per group: there may be 100,000 runs
+        else:
+            totals.add(values)
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
+from orchestra.accounting.rollups import Folder, fold_all
 from orchestra.store import Database
 from orchestra.store.group_commit import Batch, GroupCommitter, write_engine
 from orchestra.store.statements import RowInsert, Statement, db_time, sqlite_time, time_for
@@ -52,17 +54,39 @@ def as_utc(value: datetime) -> datetime:
 class AccountingStore:
     """The database, its write engine and the group committer, shared by the components."""
 
-    def __init__(self, db: Database, *, rollups: bool = True) -> None:
+    def __init__(self, db: Database, *, rollups: bool = True, fold_interval_s: float = 1.0) -> None:
         self.db = db
         self.rollups = rollups
-        """Whether the ledger writer maintains the ledger's rollups (``False`` only to
-        measure what they cost: the figures read from them then miss the new rows)."""
+        """Whether this store folds the ledger rows it writes into the ledger's rollups
+        (``False`` only to measure what that costs; the rows then wait above the mark,
+        still counted by every reader, until some other store folds)."""
         self.write_engine = write_engine(db)
         self.inline_engine = (
             write_engine(db, wait_for_lock=False) if db.engine.dialect.name == "sqlite" else None
         )
         self.committer = GroupCommitter(self.write_engine, inline_engine=self.inline_engine)
         self.dialect = db.engine.dialect.name
+        self._fold_interval_s = fold_interval_s
+        self._folder: Folder | None = None
+        self._folder_lock = threading.Lock()
+
+    def rows_written(self) -> None:
+        """Ledger rows were committed: have them folded into the rollups soon (the folder
+        thread starts with this store's first rows)."""
+        if not self.rollups:
+            return
+        folder = self._folder
+        if folder is None:
+            with self._folder_lock:
+                if self._folder is None:
+                    self._folder = Folder(self.write_engine, interval_s=self._fold_interval_s)
+                folder = self._folder
+        folder.poke()
+
+    def fold_rollups(self) -> None:
+        """Fold every ledger row above the mark into the rollups now (tests, benchmarks,
+        and a clean shutdown; readers never need it: they count the rows above the mark)."""
+        fold_all(self.write_engine)
 
     @classmethod
     def of(cls, source: Database | AccountingStore) -> AccountingStore:
@@ -70,8 +94,11 @@ class AccountingStore:
         return source if isinstance(source, AccountingStore) else cls(source)
 
     def close(self) -> None:
-        """Stop the writer and release the write engine (not the shared database)."""
+        """Stop the writer, fold what it wrote, and release the write engine (not the
+        shared database)."""
         self.committer.close()
+        if self._folder is not None:
+            self._folder.close()
         if self.write_engine is not self.db.engine:
             self.write_engine.dispose()
         if self.inline_engine is not None:

@@ -18,7 +18,6 @@ from sqlalchemy import Connection
 from orchestra.accounting.budgets import Reservation
 from orchestra.accounting.budgets.reservations import Plan
 from orchestra.accounting.ledger.entries import COST, INSERT
-from orchestra.accounting.ledger.rollups import add_to_rollups
 from orchestra.accounting.store import AccountingStore, Batch
 
 if TYPE_CHECKING:
@@ -55,18 +54,14 @@ class BatchRows:
     had to stop for it (about a tenth of the gateway's throughput). Rows someone waits for
     (:meth:`~.ledger.Ledger.append`), and every row elsewhere, are bound.
 
-    Then the batch's rows are added to the ledger's rollups (:mod:`.rollups`), in the
-    same transaction."""
+    After the commit the store's folder is woken (:meth:`AccountingStore.rows_written`):
+    it folds the new rows into the ledger's rollups (:mod:`orchestra.accounting.rollups`)
+    in a transaction of its own."""
 
-    def __init__(self, rollups: bool = True) -> None:
+    def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
         self.texts: list[str] = []
         """Rows already in :func:`~.entries.row_json` form (SQLite only)."""
-        self.rollups = rollups
-        """Whether the batch's rows are added to the rollups (see ``AccountingStore``)."""
-        self.summed: list[tuple[Any, ...]] = []
-        """The batch's rows, inserted here or (a retry) alone: what the rollups add up at
-        the end of the batch."""
 
     def add(self, row: tuple[Any, ...], text: str | None = None) -> None:
         """Insert ``row`` with the batch (from its JSON ``text`` when given)."""
@@ -74,23 +69,21 @@ class BatchRows:
             self.rows.append(row)
         else:
             self.texts.append(text)
-        self.summed.append(row)
 
     @classmethod
     def of(cls, batch: Batch, store: AccountingStore) -> BatchRows:
         """The running batch's rows (made, and inserted at its end, on first use)."""
         rows: BatchRows | None = batch.state.get("ledger_rows")
         if rows is None:
-            rows = batch.state["ledger_rows"] = cls(store.rollups)
+            rows = batch.state["ledger_rows"] = cls()
             batch.at_end("ledger_rows", rows.insert)
+            batch.after_commit("ledger_rows", store.rows_written)
         return rows
 
     def insert(self, conn: Connection) -> None:
         """Insert every row of the batch."""
         INSERT.run_json(conn, self.texts)  # queued entries, in number
         INSERT.run_many(conn, self.rows)  # entries someone waits for, a few
-        if self.rollups:
-            add_to_rollups(conn, self.summed)
 
 
 class _Committed:
@@ -165,7 +158,7 @@ class EntryQueue:
                 # A retry, alone, after the batch failed: each entry in a savepoint, so one
                 # that cannot be stored stays in the journal without holding back the rest.
                 taken = [item for item in taken if _insert_alone(conn, item)]
-                BatchRows.of(batch, self._store).summed.extend(item[2] for item in taken)
+                batch.after_commit("ledger_rows", self._store.rows_written)
             committed = _Committed.of_batch(batch, budgets)
             if budgets is not None:
                 plan = Plan()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from orchestra.store.base import Base
@@ -114,6 +114,22 @@ class GatewayLedgerEntry(Base):
     outcome: Mapped[str] = mapped_column(String(40))
     error_type: Mapped[str | None] = mapped_column(String(200), nullable=True)
     stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    txid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """PostgreSQL: the id of the transaction that wrote the row (the column's default,
+    ``pg_current_xact_id()``, set by the migration with a BRIN index), which says when the
+    row is safe to fold into the rollups (:mod:`orchestra.accounting.rollups`).
+    SQLite leaves it empty: its ``rowid`` order is commit order."""
+
+    __table_args__ = (
+        # BRIN on PostgreSQL (nothing to maintain per appended row); on SQLite, where the
+        # column stays empty, a partial index over no row, so that it costs a write nothing.
+        Index(
+            "ix_gateway_ledger_txid",
+            "txid",
+            postgresql_using="brin",
+            sqlite_where=text("txid IS NOT NULL"),
+        ),
+    )
 
 
 class GatewayAuditEntry(Base):

@@ -1,14 +1,16 @@
-"""Rollups of the ledger (``gateway_ledger``), maintained as it is written.
+"""Rollups of the ledger (``gateway_ledger``), folded in shortly after it is written.
 
-Each table sums the ledger's rows per UTC day and a key of attribution columns; the
-ledger writer upserts them in the same transaction as the rows they sum
-(:mod:`orchestra.accounting.ledger.rollups`), so a rollup always equals a ``GROUP BY``
-over the raw rows. Key columns hold ``''`` for a value the ledger row lacks (``NULL``):
-unique keys treat ``NULL``\\ s as distinct, an upsert could never find its row.
+Each table sums the ledger's rows per UTC day and a key of attribution columns, for
+every row below the high-water mark in ``ledger_rollup_marks``; the rows above it are
+folded in by :mod:`orchestra.accounting.rollups`, and read raw until then, so a
+rollup plus the rows above the mark always equals a ``GROUP BY`` over the raw rows. Key
+columns hold ``''`` for a value the ledger row lacks (``NULL``): unique keys treat
+``NULL``\\ s as distinct, an upsert could never find its row.
 
 Two tables: per developer (with their units) and model, and per developer and run —
-what the dashboard's pages ask. Each more table costs the writer another upsert per
-batch; a question neither holds (by agent, key or tier) is answered from the raw rows.
+what the dashboard's pages ask. Each more table costs every fold another statement
+(and a reader its own tail); a question neither holds (by agent, key or tier) is answered
+from the raw rows.
 Sums are integers: calls, errors (``outcome = 'error'``), the four token counts and the
 cost in nano-dollars.
 """
@@ -65,3 +67,14 @@ def _table(name: str, keys: tuple[str, ...]) -> Table:
 
 ROLLUP_TABLES: dict[str, Table] = {name: _table(name, keys) for name, keys in KEYS.items()}
 """The rollup tables by name, narrowest first."""
+
+
+MARKS = Table(
+    "ledger_rollup_marks",
+    Base.metadata,
+    Column("name", String(40), primary_key=True),
+    Column("mark", BigInteger, nullable=False),
+)
+"""The rollups' high-water mark (one row, ``name = 'ledger'``): every ledger row below it
+is in the rollups, none above. SQLite: the highest ``rowid`` folded. PostgreSQL: a
+transaction id; the rows of every transaction below it are folded (``txid < mark``)."""
