@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
@@ -156,6 +156,16 @@ def _costs(runs: Select[Any], where: Sequence[LedgerMatch], mark: int | None, di
     return query.group_by(both.c.run_id).subquery("run_costs")
 
 
+class RunCost(NamedTuple):
+    """A run and its ledger cost, as :func:`read_runs` reads them."""
+
+    id: str
+    status: str
+    finished_at: datetime | None
+    report_path: str | None
+    cost_nano: int
+
+
 def read_runs(
     conn: Connection,
     where: Sequence[LedgerMatch],
@@ -164,7 +174,7 @@ def read_runs(
     also: Collection[str] = (),
     *,
     raw: bool = False,
-) -> list[Any]:
+) -> list[RunCost]:
     """The runs finished in ``[since, until)`` and the runs ``also`` names, each with its
     ledger cost (rows ``id, status, finished_at, report_path, cost_nano``). With ``where``
     (a unit), only the runs with ledger rows of the unit, and their cost in the unit;
@@ -190,7 +200,7 @@ def read_runs(
 
         rows = conn.execute(query(None)).all() if raw else read_above_mark(conn, query)
         for row in rows:
-            out[row[0]] = row
+            out[row[0]] = RunCost(*row[:5])  # without the rollup read's mark
     return list(out.values())
 
 
