@@ -328,6 +328,17 @@ def drive(the_soak: Soak, args: argparse.Namespace, database: str, runs: int) ->
     return most
 
 
+@contextmanager
+def _soak_home(keep: Path | None) -> Iterator[str]:
+    """A temporary folder for the soak, removed afterwards unless kept under ``keep``."""
+    if keep is None:
+        with tempfile.TemporaryDirectory() as folder:
+            yield folder
+        return
+    keep.mkdir(parents=True, exist_ok=True)
+    yield tempfile.mkdtemp(prefix="soak-", dir=keep)
+
+
 def soak(args: argparse.Namespace, url: str) -> dict[str, Any]:
     """Run the soak on a scratch database of ``url``'s server; returns its figures."""
     run_ids = [f"soak-{n:03d}" for n in range(args.runs)]
@@ -336,9 +347,11 @@ def soak(args: argparse.Namespace, url: str) -> dict[str, Any]:
     )
     with (
         scratch_database(url) as database,
-        tempfile.TemporaryDirectory() as folder,
+        _soak_home(args.keep_home) as folder,
         FakeUpstream.start() as upstream,
     ):
+        if args.keep_home is not None:
+            print(f"the soak's folder (workers' and gateways' logs) is kept: {folder}")
         upstream.responder = ScriptedModel("happy", latency_s=args.latency)
         home = Path(folder)
         (home / "inbox").mkdir()
@@ -381,6 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--database-url", default=os.environ.get("ORCHESTRA_TEST_DATABASE_URL"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--keep-home",
+        type=Path,
+        default=None,
+        help="keep the soak's folder (the workers' and gateways' logs) in this folder",
+    )
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     if not args.database_url:
         print("soak skipped: it needs PostgreSQL (--database-url or ORCHESTRA_TEST_DATABASE_URL)")
