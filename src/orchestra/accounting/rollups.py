@@ -18,7 +18,7 @@ Which rows are above the mark:
 * **PostgreSQL**: writers commit concurrently (gateway replicas, engine workers), and a
   sequence is not commit order: a row numbered 10 may commit after one numbered 11 has been
   folded. Each row records the id of the transaction that wrote it (``txid``, the column's
-  default); a fold takes the oldest transaction still running
+  default, indexed); a fold takes the oldest transaction still running
   (``pg_snapshot_xmin(pg_current_snapshot())``) as its new mark and folds the rows with
   ``mark <= txid < new mark``: every transaction below the new mark has ended, so all of
   its rows are visible (or rolled back) — none can appear below the mark later. A

@@ -116,17 +116,16 @@ class GatewayLedgerEntry(Base):
     stream: Mapped[bool] = mapped_column(Boolean, default=False)
     txid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     """PostgreSQL: the id of the transaction that wrote the row (the column's default,
-    ``pg_current_xact_id()``, set by the migration with a BRIN index), which says when the
+    ``pg_current_xact_id()``, set by the migration, indexed), which says when the
     row is safe to fold into the rollups (:mod:`orchestra.accounting.rollups`).
     SQLite leaves it empty: its ``rowid`` order is commit order."""
 
     __table_args__ = (
-        # BRIN on PostgreSQL (nothing to maintain per appended row); on SQLite, where the
-        # column stays empty, a partial index over no row, so that it costs a write nothing.
+        # Over the rows that have one: on SQLite, where the column stays empty, no row.
         Index(
             "ix_gateway_ledger_txid",
             "txid",
-            postgresql_using="brin",
+            postgresql_where=text("txid IS NOT NULL"),
             sqlite_where=text("txid IS NOT NULL"),
         ),
     )

@@ -26,34 +26,31 @@ def upgrade() -> None:
         sa.Column("name", sa.String(40), primary_key=True),
         sa.Column("mark", sa.BigInteger(), nullable=False),
     )
-    if op.get_bind().dialect.name == "postgresql":
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    op.add_column("gateway_ledger", sa.Column("txid", sa.BigInteger(), nullable=True))
+    if postgresql:
         # Nullable with no default first (no rewrite of the table), then the default for
-        # the rows to come. A BRIN index: nothing to maintain as rows are appended (their
-        # page ranges stay unsummarised, so every scan reads them), and the rows a fold or
-        # a read wants are the newest ones.
-        op.add_column("gateway_ledger", sa.Column("txid", sa.BigInteger(), nullable=True))
+        # the rows to come.
         op.execute(
             "ALTER TABLE gateway_ledger ALTER COLUMN txid "
             "SET DEFAULT (pg_current_xact_id()::text::bigint)"
         )
-        op.execute(
-            "CREATE INDEX ix_gateway_ledger_txid ON gateway_ledger USING brin (txid) "
-            "WITH (pages_per_range = 16)"
-        )
-        op.execute(
-            "INSERT INTO ledger_rollup_marks (name, mark) "
-            "SELECT 'ledger', pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-        )
-    else:
-        op.add_column("gateway_ledger", sa.Column("txid", sa.BigInteger(), nullable=True))
-        # SQLite leaves the column empty (its rowid is the order): an index over no row.
-        op.execute(
-            "CREATE INDEX ix_gateway_ledger_txid ON gateway_ledger (txid) WHERE txid IS NOT NULL"
-        )
-        op.execute(
-            "INSERT INTO ledger_rollup_marks (name, mark) "
-            "SELECT 'ledger', COALESCE(MAX(rowid), 0) FROM gateway_ledger"
-        )
+    # Over the rows that have one (none on SQLite; on PostgreSQL those written from now on):
+    # a B-tree, whose new entries all go to its right edge. (A BRIN index was tried: rows
+    # PostgreSQL puts in free space all over the table widen ranges everywhere, and a fold
+    # of 5,000 rows read 25,736 pages of a 10-million-row ledger.)
+    op.execute(
+        "CREATE INDEX ix_gateway_ledger_txid ON gateway_ledger (txid) WHERE txid IS NOT NULL"
+    )
+    mark = (
+        "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+        if postgresql
+        else "COALESCE(MAX(rowid), 0)"
+    )
+    op.execute(
+        f"INSERT INTO ledger_rollup_marks (name, mark) SELECT 'ledger', {mark} "
+        + ("" if postgresql else "FROM gateway_ledger")
+    )
 
 
 def downgrade() -> None:
