@@ -16,7 +16,13 @@ function the pages call), timed ``--reps`` times over the rollups and ``--raw-re
 times as plain ``GROUP BY``\\ s over the raw rows (``raw=True``), in the same run;
 p50/p95 and the ratio raw ÷ rollup. Write throughput: entries per second through the
 ledger's writer (``Ledger.journal_and_queue`` then ``flush``, 8 threads), rounds with and
-without rollup maintenance interleaved on the loaded database; median of the rounds.
+without folding the rows into the rollups interleaved on the loaded database (with: the
+store's folder runs beside the writer and the clock stops once every row is folded);
+median of the rounds. Then the cost per row of inserting and of folding.
+
+``--keep DIR`` keeps the loaded data (SQLite file in DIR, a PostgreSQL database named
+after the sizes) and reuses it in a later run with the same sizes; ``--load-only`` stops
+after loading: load while the machine is busy, time when it is quiet.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ from orchestra.accounting.rollups import fold, read_mark
 from orchestra.accounting.store import time_for
 from orchestra.analytics.dataset import read_runs
 from orchestra.providers import Usage
+from orchestra.server.app import tune_gc
 from orchestra.store import Database, open_database
 from orchestra.store.tables.gateway import GatewayLedgerEntry as Ledger_
 
@@ -75,8 +82,8 @@ CHUNK = 200_000
 
 
 @contextlib.contextmanager
-def sqlite_db(folder: Path) -> Iterator[Database]:
-    db = open_database(f"sqlite:///{folder / 'bench.db'}")
+def sqlite_db(folder: Path, name: str = "bench.db") -> Iterator[Database]:
+    db = open_database(f"sqlite:///{folder / name}")
     try:
         yield db
     finally:
@@ -84,16 +91,21 @@ def sqlite_db(folder: Path) -> Iterator[Database]:
 
 
 @contextlib.contextmanager
-def pg_db(url: str) -> Iterator[Database]:
-    name = f"bench_analytics_{uuid.uuid4().hex[:8]}"
+def pg_db(url: str, keep: str | None = None) -> Iterator[Database]:
+    """A scratch database, dropped afterwards; ``keep``: that database, created if absent
+    and kept."""
+    name = keep or f"bench_analytics_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect(url, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
+    exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    if not exists:
+        admin.execute(f'CREATE DATABASE "{name}"')
     db = open_database(url.rsplit("/", 1)[0] + f"/{name}")
     try:
         yield db
     finally:
         db.dispose()
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        if keep is None:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.close()
 
 
@@ -350,7 +362,7 @@ def throughput(
 
             def work(k: int, per: int = per, ledger: Ledger = ledger) -> None:
                 for i in range(per):
-                    d = (k * 31 + i) % 100
+                    d = (k * 31 + i // 50) % 100  # a run's 50 calls are its developer's
                     who = Attribution(
                         org="acme",
                         division=people.division[d],
@@ -410,7 +422,7 @@ def fold_cost(db: Database, batches: int = 10, size: int = 5000) -> dict[str, li
         for k in range(batches):
             rows = BatchRows()
             for i in range(size):
-                d = (i * 7 + k) % 100
+                d = (i // 50 * 7 + k) % 100  # a run's 50 calls are its developer's
                 who = Attribution(
                     org="acme",
                     squad=f"squad-{d % 12:02d}",
@@ -447,13 +459,29 @@ class Result:
     cost: dict[str, list[float]]
 
 
-def bench_one(name: str, db: Database, args: argparse.Namespace, tmp: Path) -> Result:
+def _loaded(db: Database) -> bool:
+    """Whether ``db`` (kept by an earlier ``--keep`` run) already holds the data."""
+    with db.engine.connect() as conn:
+        return conn.execute(text("SELECT 1 FROM engine_runs LIMIT 1")).first() is not None
+
+
+def bench_one(name: str, db: Database, args: argparse.Namespace, tmp: Path) -> Result | None:
     people = org()
     now = datetime.now(UTC)
     end = datetime.combine(now.date(), datetime.min.time(), UTC) + timedelta(days=1)
-    print(f"== {name}: loading {args.rows:,} ledger rows and {args.runs:,} runs", flush=True)
-    load_s = load(db, args.rows, args.runs, end, people)
-    print(f"  loaded and rolled up in {load_s:.0f} s; load average {_loadavg()}", flush=True)
+    if args.keep and _loaded(db):
+        load_s = 0.0
+        print(f"== {name}: the data kept by an earlier --keep run (not loaded again)", flush=True)
+    else:
+        print(f"== {name}: loading {args.rows:,} ledger rows and {args.runs:,} runs", flush=True)
+        load_s = load(db, args.rows, args.runs, end, people)
+        print(f"  loaded and rolled up in {load_s:.0f} s; load average {_loadavg()}", flush=True)
+    if args.load_only:
+        return None
+    # The dashboard's questions are asked in the server's process, whose collector is
+    # tuned at start (frozen start-up objects, fewer young collections): time them so.
+    # Untuned, a collection now and then during a read of 20,000 runs doubled its time.
+    tune_gc()
     queries = time_queries(db, now, args.reps, args.raw_reps)
     print(f"  queries done; load average {_loadavg()}", flush=True)
     writes = throughput(db, people, args.writes, args.rounds, tmp)
@@ -515,17 +543,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--tmp", default=None, help="folder for the SQLite file (default: a temporary one)"
     )
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the loaded data for a later run with the same --keep, --rows and --runs "
+        "(the SQLite file in this folder, a PostgreSQL database named after the sizes), "
+        "and reuse it if an earlier run kept it: load on a busy machine, time on a quiet one",
+    )
+    p.add_argument("--load-only", action="store_true", help="load (with --keep) and stop")
     args = p.parse_args(argv or [])
     results: list[Result] = []
+    kept = f"bench_analytics_{args.rows}_{args.runs}" if args.keep else None
     with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
         tmp = Path(folder)
         if args.db in ("sqlite", "both"):
-            with sqlite_db(tmp) as db:
-                results.append(bench_one("sqlite", db, args, tmp))
-            (tmp / "bench.db").unlink(missing_ok=True)
+            home = args.keep if args.keep else tmp
+            home.mkdir(parents=True, exist_ok=True)
+            with sqlite_db(home, f"{kept}.db" if kept else "bench.db") as db:
+                result = bench_one("sqlite", db, args, tmp)
+            if not kept:
+                (tmp / "bench.db").unlink(missing_ok=True)
+            results += [result] if result else []
         if args.db in ("postgresql", "both"):
-            with pg_db(args.pg_url) as db:
-                results.append(bench_one("postgresql", db, args, tmp))
+            with pg_db(args.pg_url, kept) as db:
+                result = bench_one("postgresql", db, args, tmp)
+            results += [result] if result else []
+    if not results:
+        return 0
     summary(results)
     print(f"load average at the end: {_loadavg()}")
     return 0
