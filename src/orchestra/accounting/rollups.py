@@ -46,6 +46,10 @@ log = logging.getLogger("orchestra.accounting.ledger")
 MARK = "ledger"
 """The mark's row in ``ledger_rollup_marks``."""
 
+MAX_RETRY_S = 60.0
+"""The longest a folder waits before trying a failed fold again (the wait doubles from
+its interval after each failure in a row)."""
+
 
 def _key_sql(column: str, dialect: str) -> str:
     if column == "day":
@@ -192,8 +196,9 @@ def rebuild_rollups(conn: Connection) -> None:
 class Folder:
     """The thread that folds the ledger's new rows into the rollups: woken by the writer
     after a batch commits (:meth:`poke`), it folds at most once per ``interval_s``; a
-    failed fold is logged and tried again at the next interval (the rows wait above the
-    mark, still counted by every reader). :meth:`close` folds what is left."""
+    failed fold is logged (once per streak of failures) and tried again after a wait that
+    doubles up to :data:`MAX_RETRY_S` (the rows wait above the mark, still counted by every
+    reader). :meth:`close` folds what is left."""
 
     def __init__(self, engine: Engine, *, interval_s: float = 1.0) -> None:
         self._engine = engine
@@ -215,18 +220,27 @@ class Folder:
             fold_all(self._engine)
 
     def _run(self) -> None:
+        failures = 0
         while True:
             self._poked.wait()
             if self._stop.is_set():
                 return
             self._poked.clear()
             started = time.monotonic()
+            wait = self._interval_s
             try:
                 self.fold_now()
             except Exception as exc:  # the rows stay above the mark: nothing is lost
-                log.warning("folding the ledger into its rollups failed: %r", exc)
+                failures += 1
+                if failures == 1:  # once per streak, not once a second
+                    log.warning("folding the ledger into its rollups failed: %r", exc)
                 self._poked.set()
-            if self._stop.wait(max(0.0, self._interval_s - (time.monotonic() - started))):
+                wait = min(self._interval_s * 2**failures, MAX_RETRY_S)
+            else:
+                if failures:
+                    log.warning("folding the ledger into its rollups works again")
+                failures = 0
+            if self._stop.wait(max(0.0, wait - (time.monotonic() - started))):
                 return
 
     def close(self) -> None:
