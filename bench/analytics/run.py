@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from bench.analytics.data import (
     COLUMNS_SQL,
@@ -68,14 +68,12 @@ from orchestra.accounting import (
 )
 from orchestra.accounting.ledger.entries import entry_row, row_json
 from orchestra.accounting.ledger.writer import BatchRows
-from orchestra.accounting.ledger_totals import above_mark
-from orchestra.accounting.rollups import fold, read_mark
+from orchestra.accounting.rollups import caught_up, fold, fold_until_caught_up
 from orchestra.accounting.store import time_for
 from orchestra.analytics.dataset import read_runs
 from orchestra.providers import Usage
 from orchestra.server.app import tune_gc
 from orchestra.store import Database, open_database
-from orchestra.store.tables.gateway import GatewayLedgerEntry as Ledger_
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CHUNK = 200_000
@@ -383,29 +381,13 @@ def throughput(
                 th.join()
             ledger.flush()
             if on:
-                fold_everything(store)
+                fold_until_caught_up(store.write_engine)
             out[on].append(per * 8 / (time.perf_counter() - t))
             if not on:
-                fold_everything(store)
+                fold_until_caught_up(store.write_engine)
             ledger.close()
             store.close()
     return out
-
-
-def _all_folded(conn: Any) -> bool:
-    above = above_mark(read_mark(conn), [], conn.dialect.name)
-    return conn.execute(select(Ledger_.id).where(*above).limit(1)).first() is None
-
-
-def fold_everything(store: AccountingStore) -> None:
-    """Fold until no ledger row is above the mark (on PostgreSQL a transaction of another
-    client of the server holds the mark back until it ends)."""
-    while True:
-        store.fold_rollups()
-        with store.db.engine.connect() as conn:
-            if _all_folded(conn):
-                return
-        time.sleep(0.01)
 
 
 def fold_cost(db: Database, batches: int = 10, size: int = 5000) -> dict[str, list[float]]:
@@ -438,7 +420,7 @@ def fold_cost(db: Database, batches: int = 10, size: int = 5000) -> dict[str, li
                 while True:
                     with conn.begin():
                         work(conn)
-                    if what == "insert" or _all_folded(conn):
+                    if what == "insert" or caught_up(conn):
                         break
                     time.sleep(0.001)  # PostgreSQL: another client's transaction is open
                 out[what].append((time.perf_counter() - t) * 1e6 / size)

@@ -34,7 +34,14 @@ from orchestra.accounting import (
 )
 from orchestra.accounting.ledger.entries import INSERT, entry_row
 from orchestra.accounting.ledger_totals import above_mark, read_above_mark, rollup_for
-from orchestra.accounting.rollups import Folder, fold, fold_all, read_mark, rebuild_rollups
+from orchestra.accounting.rollups import (
+    Folder,
+    fold,
+    fold_all,
+    fold_until_caught_up,
+    read_mark,
+    rebuild_rollups,
+)
 from orchestra.providers import Usage
 from orchestra.store import Database
 from orchestra.store.database import alembic_config, migrate
@@ -97,12 +104,7 @@ def fold_everything(db: Database) -> None:
     the same server can hold the mark back for a while)."""
     store = AccountingStore(db)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            store.fold_rollups()
-            if unfolded(db) == 0 or time.monotonic() > deadline:
-                return
-            time.sleep(0.05)
+        fold_until_caught_up(store.write_engine, timeout_s=60)
     finally:
         store.close()
 

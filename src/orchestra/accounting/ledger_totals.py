@@ -34,10 +34,10 @@ from sqlalchemy import (
 )
 
 from orchestra.accounting.errors import UnknownDimension
-from orchestra.accounting.rollups import MARK, above_mark_sql, read_mark
+from orchestra.accounting.rollups import MARK_ROW, above_mark_sql, read_mark
 from orchestra.accounting.store import as_utc, read_rows
 from orchestra.store.tables.gateway import GatewayLedgerEntry as L
-from orchestra.store.tables.ledger_rollups import KEYS, MARKS, ROLLUP_TABLES
+from orchestra.store.tables.ledger_rollups import KEYS, ROLLUP_TABLES
 
 DIMENSIONS = frozenset(
     {"month", "key_id", "agent", "tier", *(k for keys in KEYS.values() for k in keys)}
@@ -255,7 +255,7 @@ def ledger_totals(
     return _sum_rows([row[:-1] for row in read_above_mark(conn, query)], len(by))
 
 
-_MARK_NOW = select(MARKS.c.mark).where(MARKS.c.name == MARK).scalar_subquery()
+_MARK_NOW = MARK_ROW.scalar_subquery()
 
 
 def read_above_mark(

@@ -37,14 +37,21 @@ import logging
 import threading
 import time
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
-from orchestra.store.tables.ledger_rollups import KEYS, SUMS
+from orchestra.store.tables.ledger_rollups import KEYS, MARKS, SUMS
 
 log = logging.getLogger("orchestra.accounting.ledger")
 
 MARK = "ledger"
 """The mark's row in ``ledger_rollup_marks``."""
+
+MARK_ROW = select(MARKS.c.mark).where(MARKS.c.name == MARK)
+"""The mark, read (:func:`read_mark`), locked by a fold, or read inside a reader's own
+statement (:func:`~orchestra.accounting.ledger_totals.read_above_mark`)."""
+
+FOLD_MOST = 200_000
+"""The most rows one fold takes on SQLite, whose write lock it holds meanwhile."""
 
 MAX_RETRY_S = 60.0
 """The longest a folder waits before trying a failed fold again (the wait doubles from
@@ -116,11 +123,14 @@ def above_mark_sql(dialect: str, mark: str) -> str:
 
 def read_mark(conn: Connection) -> int:
     """The mark (see the module's docstring)."""
-    return int(
-        conn.exec_driver_sql(
-            f"SELECT mark FROM ledger_rollup_marks WHERE name = '{MARK}'"  # noqa: S608
-        ).scalar_one()
-    )
+    return int(conn.execute(MARK_ROW).scalar_one())
+
+
+def caught_up(conn: Connection) -> bool:
+    """Whether no ledger row waits above the mark."""
+    above = above_mark_sql(conn.dialect.name, str(read_mark(conn)))
+    sql = f"SELECT 1 FROM gateway_ledger WHERE {above} LIMIT 1"  # noqa: S608
+    return conn.exec_driver_sql(sql).first() is None
 
 
 def _horizon(conn: Connection) -> int:
@@ -132,7 +142,7 @@ def _horizon(conn: Connection) -> int:
     return int(conn.exec_driver_sql(sql).scalar_one())
 
 
-def fold(conn: Connection, *, most: int = 200_000) -> int:
+def fold(conn: Connection, *, most: int = FOLD_MOST) -> int:
     """Fold the ledger rows above the mark into the rollups and move the mark, in
     ``conn``'s transaction (begun on the ledger's write engine: ``BEGIN IMMEDIATE`` on
     SQLite); returns how far the mark moved (rows on SQLite, transaction ids on
@@ -143,12 +153,7 @@ def fold(conn: Connection, *, most: int = 200_000) -> int:
         # The horizon first, before this transaction holds an id of its own (locking the
         # mark's row gives it one, which would hold the horizon back to itself).
         new = _horizon(conn)
-        old = int(
-            conn.exec_driver_sql(
-                f"SELECT mark FROM ledger_rollup_marks WHERE name = '{MARK}' "  # noqa: S608
-                "FOR UPDATE"
-            ).scalar_one()
-        )
+        old = int(conn.execute(MARK_ROW.with_for_update()).scalar_one())
         where = f"txid >= {old} AND txid < {new}"
     else:
         old = read_mark(conn)
@@ -173,8 +178,23 @@ def fold_all(engine: Engine) -> None:
     while True:
         with engine.begin() as conn:
             moved = fold(conn)
-        if moved < 200_000 or engine.dialect.name == "postgresql":
+        if moved < FOLD_MOST or engine.dialect.name == "postgresql":
             return
+
+
+def fold_until_caught_up(engine: Engine, timeout_s: float | None = None) -> bool:
+    """Fold until no row waits above the mark (on PostgreSQL a transaction of another
+    client of the server holds the mark back until it ends), or until ``timeout_s``;
+    whether it caught up. For benchmarks and tests; readers never need it."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        with engine.begin() as conn:
+            fold(conn)
+            if caught_up(conn):
+                return True
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
 
 
 def rebuild_rollups(conn: Connection) -> None:
@@ -256,10 +276,14 @@ class Folder:
 
 
 __all__ = [
+    "FOLD_MOST",
+    "MARK_ROW",
     "Folder",
     "above_mark_sql",
+    "caught_up",
     "fold",
     "fold_all",
+    "fold_until_caught_up",
     "read_mark",
     "rebuild_rollups",
 ]

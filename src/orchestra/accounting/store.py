@@ -54,7 +54,7 @@ def as_utc(value: datetime) -> datetime:
 class AccountingStore:
     """The database, its write engine and the group committer, shared by the components."""
 
-    def __init__(self, db: Database, *, rollups: bool = True, fold_interval_s: float = 1.0) -> None:
+    def __init__(self, db: Database, *, rollups: bool = True) -> None:
         self.db = db
         self.rollups = rollups
         """Whether this store folds the ledger rows it writes into the ledger's rollups
@@ -66,7 +66,6 @@ class AccountingStore:
         )
         self.committer = GroupCommitter(self.write_engine, inline_engine=self.inline_engine)
         self.dialect = db.engine.dialect.name
-        self._fold_interval_s = fold_interval_s
         self._folder: Folder | None = None
         self._folder_lock = threading.Lock()
 
@@ -79,7 +78,7 @@ class AccountingStore:
         if folder is None:
             with self._folder_lock:
                 if self._folder is None:
-                    self._folder = Folder(self.write_engine, interval_s=self._fold_interval_s)
+                    self._folder = Folder(self.write_engine)
                 folder = self._folder
         folder.poke()
 
