@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -117,3 +117,50 @@ def test_the_lease_thread_beats_and_a_lost_lease_stops_the_worker(pg: Database) 
     finally:
         lease.stop()
     assert lost == [True]
+
+
+def test_a_reapers_claim_held_through_a_long_recovery_is_not_taken_over(pg: Database) -> None:
+    """A recovery that takes longer than a lease renews its claim; a claim left alone that
+    long is taken for its reaper's death and claimed by another reaper, and the first
+    reaper finds it lost and stops."""
+    registry = WorkerRegistry(pg, timeout_s=2)
+    for name in ("dead", "slow", "other"):
+        registry.acquire(name, "h", 1)
+    _age(pg, "dead", 60)
+    slow = WorkerLease(registry, "slow", 0.05)
+    seen: list[bool] = []
+
+    def recover(executor_id: str, still_held: Callable[[], bool]) -> int:
+        deadline = time.monotonic() + 3  # longer than a lease
+        while time.monotonic() < deadline:
+            seen.append(still_held())
+            registry.heartbeat("other")
+            assert registry.claim_dead("other") == []  # the claim is live
+            time.sleep(0.1)
+        return 4
+
+    slow.reap_with(recover)
+    slow.tick()
+    assert seen and all(seen)
+    assert _state(registry, "dead") == "recovered"
+    assert next(w.recovered_workflows for w in registry.list() if w.executor_id == "dead") == 4
+
+    # A claim whose reaper stops renewing it is taken over; the reaper then stops moving.
+    registry.acquire("dead2", "h", 1)
+    _age(pg, "dead2", 60)
+    lost_claim: list[bool] = []
+
+    def stalls(executor_id: str, still_held: Callable[[], bool]) -> int:
+        time.sleep(2.5)  # the claim is not renewed for longer than a lease...
+        registry.heartbeat("slow")  # ...though the reaper itself lives
+        registry.heartbeat("other")
+        assert registry.claim_dead("other") == ["dead2"]
+        time.sleep(0.1)
+        lost_claim.append(still_held())
+        return 1
+
+    slow.reap_with(stalls)
+    slow.tick()
+    assert lost_claim == [False]
+    worker = next(w for w in registry.list() if w.executor_id == "dead2")
+    assert (worker.state, worker.recovered_by) == ("recovering", "other")

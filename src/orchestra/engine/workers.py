@@ -205,6 +205,20 @@ class WorkerRegistry:
             )
         return bool(claimed.rowcount == 1)
 
+    def hold_claim(self, executor_id: str, reaper: str) -> bool:
+        """Renew ``reaper``'s claim on ``executor_id`` (a recovery still under way);
+        ``False`` when the claim was lost. A claim is as long as a lease: one older than
+        that is taken as its reaper's death, and another reaper takes the worker over."""
+        with self.database.engine.begin() as conn:
+            renewed = conn.execute(
+                update(WorkerRow)
+                .where(WorkerRow.executor_id == executor_id)
+                .where(WorkerRow.recovered_by == reaper)
+                .where(WorkerRow.state == "recovering")
+                .values(recovered_at=func.now())
+            )
+        return bool(renewed.rowcount == 1)
+
     def finish_recovery(self, executor_id: str, reaper: str, workflows: int) -> None:
         """Record that ``reaper`` recovered ``workflows`` more workflows of ``executor_id``."""
         with self.database.engine.begin() as conn:
@@ -342,9 +356,19 @@ class WorkerLease:
 
     def _recover(self, executor_id: str, recover: Recover, what: str) -> bool:
         """Move ``executor_id``'s work here (claimed); ``False`` if the lease was lost."""
-        moved = recover(executor_id, self.renew)
+        claim = _Claim(self, executor_id)
+        moved = recover(executor_id, claim.held)
         if self.lost.is_set():
             return False  # the claim expires; a live reaper takes it (and this worker) over
+        if claim.lost:
+            log.error(
+                "worker %s lost its claim on worker %s part-way through its recovery "
+                "(%d workflow(s) moved); another reaper recovers the rest",
+                self.executor_id,
+                executor_id,
+                moved,
+            )
+            return True
         self.registry.finish_recovery(executor_id, self.executor_id, moved)
         log.warning(
             "worker %s recovered %d workflow(s) %s worker %s",
@@ -354,3 +378,28 @@ class WorkerLease:
             executor_id,
         )
         return True
+
+
+@dataclass
+class _Claim:
+    """A reaper's claim on one worker while it recovers it: :meth:`held` renews the
+    reaper's lease and the claim (at most once per heartbeat interval), so a recovery
+    longer than a lease is not taken for a dead reaper's and done twice."""
+
+    lease: WorkerLease
+    executor_id: str
+    lost: bool = False
+    _renewed: float = field(default_factory=time.monotonic)
+
+    def held(self) -> bool:
+        """Whether this reaper still holds its lease and the claim."""
+        if self.lost or self.lease.lost.is_set():
+            return False
+        if time.monotonic() - self._renewed < self.lease.interval_s:
+            return True
+        self._renewed = time.monotonic()
+        if not self.lease.renew():
+            return False
+        if not self.lease.registry.hold_claim(self.executor_id, self.lease.executor_id):
+            self.lost = True
+        return not self.lost
