@@ -14,7 +14,8 @@ Reports: every run's end (succeeded, or failed with its reason, or not finished)
 calls made more than once (counted at the scripted upstream, per run, step and turn) and
 how many calls were in flight at the kills, ledger entries lost (calls the upstream
 answered with no ledger row), workers recovered and live workers taken for dead (recovered
-without having been killed: their lease expired under load), and the most agent slots
+without having been killed: their lease expired under load), recoveries whose claim another
+reaper took over part-way (their reaper stalled longer than a lease), and the most agent slots
 held at once (sampled every 0.25 s from the slot table) against the cap, and the calls
 the gateways answered from a kept answer (replays, from their audit log). Leases: a
 heartbeat every second, dead after 15 s.
@@ -287,11 +288,21 @@ def report(soak: Soak, run_ids: list[str], cap: int, most_slots: int) -> dict[st
         "kills": len(soak.kills),
         "workers_recovered": len(reaped),
         "live_workers_taken_for_dead": sorted(reaped - {k["executor"] for k in soak.kills}),
+        "recovery_claims_taken_over": _logged(soak.home, "lost its claim on worker"),
         "ledger_entries": sum(ledger[r] for r in run_ids),
         "ledger_entries_lost": lost,
         "cap": cap,
         "most_slots_held": most_slots,
     }
+
+
+def _logged(home: Path, words: str) -> int:
+    """How many lines of the workers' logs say ``words``."""
+    return sum(
+        line.count(words)
+        for log in home.glob("worker-*.log")
+        for line in log.read_text(errors="replace").splitlines()
+    )
 
 
 def drive(the_soak: Soak, args: argparse.Namespace, database: str, runs: int) -> int:

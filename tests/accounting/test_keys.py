@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, text
 
-from orchestra.accounting import Accounting, InvalidKey, KeyNotFound, KeyStore
+from orchestra.accounting import Accounting, InvalidKey, KeyHolding, KeyNotFound, KeyStore
 from orchestra.accounting.audit import AuditChainBroken
 from orchestra.config import OrchestraConfig
 from orchestra.store import Database
@@ -231,3 +231,34 @@ def test_run_keys_are_the_engines_own_and_bound_to_their_run(accounting: Account
     assert accounting.runs.end("run-1") == 1
     assert accounting.keys.authenticate(again) is None
     assert [s.cap_usd for s in accounting.budgets.list() if s.name == "run:run-1"] == [2]
+
+
+def test_a_workers_run_key_revokes_only_its_own_the_fenced_and_unheld_keys(
+    accounting: Accounting,
+) -> None:
+    """Workers holding parts of one run each keep a key: recovering a dead worker's part
+    revokes the dead worker's key, not a live one's."""
+    unheld, _ = accounting.runs.open("alice", None, "run-1", None)
+    w1, first = accounting.runs.open("alice", None, "run-1", None, holding=KeyHolding("w1"))
+    assert first.holder == "w1"
+    assert accounting.keys.authenticate(unheld) is None  # held by no worker: replaced
+    # w2 recovers w1's part (w1 is fenced); w3 then recovers another dead worker's part.
+    w2, _ = accounting.runs.open("alice", None, "run-1", None, holding=KeyHolding("w2", ("w1",)))
+    w3, _ = accounting.runs.open("alice", None, "run-1", None, holding=KeyHolding("w3", ("w0",)))
+    assert accounting.keys.authenticate(w1) is None
+    assert accounting.keys.authenticate(w2) is not None  # live w2 keeps its key
+    assert accounting.keys.authenticate(w3) is not None
+    # A worker opening the run again replaces its own earlier key only.
+    w3_again, _ = accounting.runs.open("alice", None, "run-1", None, holding=KeyHolding("w3"))
+    assert accounting.keys.authenticate(w3) is None
+    assert accounting.keys.authenticate(w2) is not None
+    assert accounting.keys.authenticate(w3_again) is not None
+    # Ending the run revokes every key of it, whoever holds it.
+    assert accounting.runs.end("run-1") == 2
+    assert (
+        accounting.keys.authenticate(w2) is None and accounting.keys.authenticate(w3_again) is None
+    )
+    # A key opened without a holding (one process) replaces every key of the run.
+    a, _ = accounting.runs.open("alice", None, "run-2", None, holding=KeyHolding("w1"))
+    b, _ = accounting.runs.open("alice", None, "run-2", None)
+    assert accounting.keys.authenticate(a) is None and accounting.keys.authenticate(b) is not None

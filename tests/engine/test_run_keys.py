@@ -173,8 +173,28 @@ def test_the_run_endpoints_refuse_what_is_not_theirs(tmp_path: Path) -> None:
             assert bad.status_code == 400 and "run_id" in bad.text
             negative = post("", alice_key, {"run_id": "run-c", "budget_usd": -1})
             assert negative.status_code == 400 and "budget_usd" in negative.text
+            # A worker's holding: its executor id and the dead workers it recovers from.
+            for body, field in (
+                ({"run_id": "run-c", "holder": "../w"}, "holder"),
+                ({"run_id": "run-c", "holder": "w2", "fence": "w1"}, "fence"),
+                ({"run_id": "run-c", "holder": "w2", "fence": ["w"] * 33}, "fence"),
+                ({"run_id": "run-c", "fence": ["w1"]}, "fence"),
+            ):
+                refused = post("", alice_key, body)
+                assert refused.status_code == 400 and field in refused.text, refused.text
+            held = post("", alice_key, {"run_id": "run-a", "holder": "w2", "fence": ["w1"]})
+            assert held.status_code == 200, held.text
+            # run-a's first key was held by no worker: replaced. A live w3 keeps w2's key.
+            assert http.get("/v1/models", headers={"x-api-key": run_key}).status_code == 401
+            run_key = held.json()["key"]
+            other = post("", alice_key, {"run_id": "run-a", "holder": "w3", "fence": ["w9"]})
+            assert http.get("/v1/models", headers={"x-api-key": run_key}).status_code == 200
             ended = post("/end", alice_key, {"run_id": "run-a"})
-            assert ended.json() == {"run_id": "run-a", "revoked": 1}
+            assert ended.json() == {"run_id": "run-a", "revoked": 2}
+            assert (
+                http.get("/v1/models", headers={"x-api-key": other.json()["key"]}).status_code
+                == 401
+            )
             after = http.get("/v1/models", headers={"x-api-key": run_key})
             assert after.status_code == 401
         budgets = {s.name: s for s in gateway.accounting.budgets.list()}

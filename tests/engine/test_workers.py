@@ -247,6 +247,15 @@ def test_a_killed_workers_run_is_finished_by_another_without_repeating_calls(
     # 0, unless a call reached the upstream in the instant between the check and the kill
     # (it would be in flight at the kill: only such a call may be made again).
     assert repeated == in_flight_at_kill
+    # Each worker held its own key of the run; the run's end revoked both.
+    with fleet.database.engine.begin() as conn:
+        held = conn.execute(
+            text(
+                "select holder, revoked_at is not null from gateway_keys "
+                "where name = 'run:run-killed' order by created_at"
+            )
+        ).all()
+    assert [tuple(k) for k in held] == [(dead_id, True), (reaper_id, True)]
 
 
 def test_a_killed_workers_call_in_flight_is_not_made_again_through_shared_gateways(

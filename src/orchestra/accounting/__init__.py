@@ -31,7 +31,7 @@ from orchestra.accounting.errors import (
     UnknownPrice,
 )
 from orchestra.accounting.facade import Accounting
-from orchestra.accounting.keys import KeyRecord, KeyStore
+from orchestra.accounting.keys import KeyHolding, KeyRecord, KeyStore
 from orchestra.accounting.ledger import OUTCOMES, Ledger, LedgerEntry, StreamRecord
 from orchestra.accounting.ledger_totals import (
     DIMENSIONS,
@@ -74,6 +74,7 @@ __all__ = [
     "InvalidBudget",
     "InvalidKey",
     "InvalidSpendQuery",
+    "KeyHolding",
     "KeyNotFound",
     "KeyRecord",
     "KeyStore",

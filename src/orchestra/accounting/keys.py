@@ -90,6 +90,8 @@ class KeyRecord:
     replaced_by: str | None = None
     org: OrgPath = field(default_factory=OrgPath)
     """Organisation units above ``team``, resolved when the key is authenticated."""
+    holder: str | None = None
+    """The worker (executor id) holding a run's key (``None``: one process holds the run)."""
 
     def status(self, now: datetime) -> str:
         """``active``, ``rotating`` (old key in its grace period), ``expired`` or ``revoked``."""
@@ -123,6 +125,27 @@ class KeyRecord:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class KeyHolding:
+    """Which worker a run's new key is for, and whose keys of the run it replaces.
+
+    On one process a run has one key, and a new one (a resume) revokes the others. Workers
+    sharing a database can each hold part of a run: a reaper that recovers part of a dead
+    worker's run while another worker already continues the rest. Each worker then holds
+    its own key of the run, and opening one revokes only the keys it :meth:`fences`: this
+    worker's earlier one, the dead workers' it recovers (``fence``; a zombie's calls are
+    refused), and keys held by no worker. Every key of the run is revoked when it ends."""
+
+    holder: str
+    """This worker's executor id."""
+    fence: tuple[str, ...] = ()
+    """Executor ids of the dead workers whose keys of the run this one revokes."""
+
+    def fences(self, holder: str | None) -> bool:
+        """Whether opening this holding revokes a key of the run held by ``holder``."""
+        return holder is None or holder == self.holder or holder in self.fence
+
+
 def _record(row: Any) -> KeyRecord:
     """The record of a stored key (an ORM object or a row with the same columns)."""
     return KeyRecord(
@@ -136,6 +159,7 @@ def _record(row: Any) -> KeyRecord:
         revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
         expires_at=as_utc(row.expires_at) if row.expires_at else None,
         replaced_by=row.replaced_by,
+        holder=row.holder,
     )
 
 
@@ -202,7 +226,12 @@ class KeyStore:
         return replace(record, org=self._resolve(record.developer, record.team))
 
     def _insert(
-        self, developer: str, team: str | None, admin: bool, name: str | None
+        self,
+        developer: str,
+        team: str | None,
+        admin: bool,
+        name: str | None,
+        holder: str | None = None,
     ) -> tuple[str, GatewayKey]:
         secret = KEY_PREFIX + _secrets.token_urlsafe(32)
         row = GatewayKey(
@@ -214,6 +243,7 @@ class KeyStore:
             admin=admin,
             name=name,
             created_at=self._clock(),
+            holder=holder,
         )
         return secret, row
 
@@ -235,11 +265,19 @@ class KeyStore:
         return self._create(developer, team, admin, name, actor=actor)
 
     def create_for_run(
-        self, developer: str, team: str | None, run_id: str, *, actor: str = "system"
+        self,
+        developer: str,
+        team: str | None,
+        run_id: str,
+        *,
+        holder: str | None = None,
+        actor: str = "system",
     ) -> tuple[str, KeyRecord]:
         """A key for one pipeline run of ``developer``: its calls are charged to the run
-        (whatever run a request names) as well as to the developer and their team."""
-        return self._create(developer, team, False, RUN_KEY_PREFIX + run_id, actor=actor)
+        (whatever run a request names) as well as to the developer and their team.
+        ``holder`` names the worker holding it (see :class:`KeyHolding`)."""
+        name = RUN_KEY_PREFIX + run_id
+        return self._create(developer, team, False, name, holder=holder, actor=actor)
 
     def run_keys(self, run_id: str) -> builtins.list[KeyRecord]:
         """The keys (active or not) of the run ``run_id``, oldest first."""
@@ -251,24 +289,34 @@ class KeyStore:
             )
             return [_record(r) for r in session.scalars(query)]
 
-    def revoke_run(self, run_id: str, *, actor: str = "system") -> int:
-        """Revoke every key of the run ``run_id`` still usable; returns how many."""
+    def revoke_run(
+        self, run_id: str, *, actor: str = "system", holding: KeyHolding | None = None
+    ) -> int:
+        """Revoke the keys of the run ``run_id`` still usable (with ``holding``, only those
+        it fences off); returns how many."""
         now = self._clock()
         revoked = 0
         for record in self.run_keys(run_id):
-            if record.usable(now):
+            if record.usable(now) and (holding is None or holding.fences(record.holder)):
                 self.revoke(record.id, actor=actor)
                 revoked += 1
         return revoked
 
     def _create(
-        self, developer: str, team: str | None, admin: bool, name: str | None, *, actor: str
+        self,
+        developer: str,
+        team: str | None,
+        admin: bool,
+        name: str | None,
+        *,
+        actor: str,
+        holder: str | None = None,
     ) -> tuple[str, KeyRecord]:
         developer = developer.strip()
         if not developer:
             raise InvalidKey("a key needs a developer", hint="pass --developer NAME")
         self._check_names(developer, team)
-        secret, row = self._insert(developer, team, admin, name)
+        secret, row = self._insert(developer, team, admin, name, holder)
         record = _record(row)
         with self._audit.transaction() as tx:
             tx.conn.execute(insert(GatewayKey).values(**_columns(row)))
@@ -390,7 +438,7 @@ class KeyStore:
                     f"key {key_id} is {old.status(now)} and cannot be rotated",
                     hint="create a new key with `orchestra keys create`",
                 )
-            secret, row = self._insert(old.developer, old.team, old.admin, old.name)
+            secret, row = self._insert(old.developer, old.team, old.admin, old.name, old.holder)
             tx.conn.execute(insert(GatewayKey).values(**_columns(row)))
             expires = now + grace
             if old.expires_at is not None and old.expires_at < expires:

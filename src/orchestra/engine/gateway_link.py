@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from orchestra.accounting.keys import KeyHolding
 from orchestra.config import OrchestraConfig
 from orchestra.errors import EngineError
 
@@ -73,7 +74,7 @@ class LocalRunKeys:
         """Charge the new run ``run_id`` to ``developer`` and ``team`` (before it starts)."""
         self.owners[run_id] = (developer, team)
 
-    def open(self, run_id: str, budget_usd: float | None) -> str:
+    def open(self, run_id: str, budget_usd: float | None, holding: KeyHolding | None = None) -> str:
         """A new key for ``run_id``: its first developer's on a resume, else its owner's
         (:meth:`charge_to`), else ours."""
         earlier = self.accounting.keys.run_keys(run_id)
@@ -82,7 +83,9 @@ class LocalRunKeys:
             if earlier
             else self.owners.get(run_id, (self.developer, self.team))
         )
-        secret, _record = self.accounting.runs.open(developer, team, run_id, budget_usd)
+        secret, _record = self.accounting.runs.open(
+            developer, team, run_id, budget_usd, holding=holding
+        )
         return str(secret)
 
     def end(self, run_id: str) -> None:
@@ -130,11 +133,12 @@ class GatewayRunKeys:
         data: dict[str, Any] = response.json()
         return data
 
-    def open(self, run_id: str, budget_usd: float | None) -> str:
+    def open(self, run_id: str, budget_usd: float | None, holding: KeyHolding | None = None) -> str:
         """A new key for ``run_id`` from the gateway (with the run's budget)."""
-        return str(
-            self._post("/v1/orchestra/runs", {"run_id": run_id, "budget_usd": budget_usd})["key"]
-        )
+        body: dict[str, Any] = {"run_id": run_id, "budget_usd": budget_usd}
+        if holding is not None:
+            body.update(holder=holding.holder, fence=list(holding.fence))
+        return str(self._post("/v1/orchestra/runs", body)["key"])
 
     def end(self, run_id: str) -> None:
         """Ask the gateway to revoke the keys of ``run_id``."""

@@ -7,8 +7,11 @@ queue, which nobody else serves, and its runs need a gateway key in the process 
 continues them. So a reaper that won a dead worker (:mod:`orchestra.engine.workers`)
 moves that worker's work here:
 
-- each active run it was working on gets a new key in this process (its earlier keys are
-  revoked) and this process as its worker;
+- each active run it was working on gets a new key in this process and this process as
+  its worker. The dead worker's key of the run is revoked (a zombie's calls are refused);
+  a live worker that holds another part of the run keeps its own key
+  (:class:`orchestra.accounting.KeyHolding`). That happens when a reaper dies part-way
+  through a recovery: one reaper recovers it, another the rest of the first dead worker;
 - its **run workflows** go to this worker's runs queue and its **agent steps** to this
   worker's agent queue, so a run and its agents continue in one process (one key);
 - its agent steps' **slots** (:mod:`orchestra.engine.slots`) stay as they are: a moved
@@ -125,7 +128,7 @@ def recover_executor(
         if row.status not in ACTIVE_STATUSES:
             continue
         services.runs.update(run_id, worker_pid=os.getpid(), worker_host=socket.gethostname())
-        services.open_run(run_id, row.budget_usd)
+        services.open_run(run_id, row.budget_usd, fence=(dead,))
     # Children before parents: a parent's replay waits on its children.
     done = 0
     for moved in sorted(plan, key=lambda m: m.queue_name == runs_queue):

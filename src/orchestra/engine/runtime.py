@@ -130,6 +130,7 @@ class EngineRuntime:
                 self._fleet = None
                 unbind()
                 raise
+            self.services.holder = self.executor_id  # a key of its own for each run here
         # DBOS binds its console handler to the stderr of its first launch; drop it so this
         # launch logs to the current stderr (a second run in one process, the CLI runner).
         dbos_log = logging.getLogger("dbos")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from orchestra.accounting.keys import KeyHolding
 from orchestra.config import OrchestraConfig
 from orchestra.engine.agents import AgentSource
 from orchestra.engine.artifacts import ArtifactStore
@@ -68,10 +69,11 @@ class RunKeys(Protocol):
     """Where each run gets its own gateway key: charged to the developer who started it
     (and their team), bound to the run's budget, revoked when the run ends."""
 
-    def open(self, run_id: str, budget_usd: float | None) -> str:
-        """A new key for ``run_id`` (earlier ones revoked) whose calls the gateway charges
-        to the run, with the run's budget set to ``budget_usd`` (``None``: no run budget,
-        an earlier one stays); returns its secret."""
+    def open(self, run_id: str, budget_usd: float | None, holding: KeyHolding | None = None) -> str:
+        """A new key for ``run_id`` whose calls the gateway charges to the run, with the
+        run's budget set to ``budget_usd`` (``None``: no run budget, an earlier one stays);
+        returns its secret. Earlier keys of the run are revoked; for a worker (``holding``)
+        only those it fences off."""
         ...
 
     def end(self, run_id: str) -> None:
@@ -114,6 +116,9 @@ class EngineServices:
     run_agents: dict[str, AgentSource] = field(default_factory=dict)
     """Agents of particular runs (the pool of the developer who started a run through the
     server), instead of :attr:`agents`."""
+    holder: str | None = None
+    """This worker's executor id when it shares the database with other workers: each
+    worker holds its own key of a run it works on (``None``: one process, one key)."""
 
     _slot_table: SlotTable | None = field(default=None, init=False, repr=False)
 
@@ -138,12 +143,15 @@ class EngineServices:
             sleep=self.sleep,
         )
 
-    def open_run(self, run_id: str, budget_usd: float | None) -> None:
-        """Give ``run_id`` its own key (and budget) for its model calls."""
+    def open_run(self, run_id: str, budget_usd: float | None, fence: tuple[str, ...] = ()) -> None:
+        """Give ``run_id`` its own key (and budget) for its model calls in this process;
+        ``fence``: the dead workers whose part of the run this one recovers (their keys
+        are revoked; another live worker's is not)."""
         self.held_runs.add(run_id)
         if self.run_keys is None:
             return
-        secret = self.run_keys.open(run_id, budget_usd)
+        holding = None if self.holder is None else KeyHolding(self.holder, fence)
+        secret = self.run_keys.open(run_id, budget_usd, holding)
         use_key = getattr(self.client, "use_key", None)
         if use_key is not None:
             use_key(run_id, secret)

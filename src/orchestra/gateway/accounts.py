@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from orchestra.accounting.keys import KeyHolding
 from orchestra.gateway.errors import LimitRefused, UnpricedModel
 from orchestra.providers.usage import Usage
 
@@ -169,14 +170,22 @@ class Accountant(Protocol):
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         """Append a management action to the audit log."""
 
-    def open_run(self, caller: Caller, run_id: str, budget_usd: Decimal | None) -> str:
-        """A new key for pipeline run ``run_id`` of the caller's developer and team (the
-        run's earlier keys revoked), with the run's budget set to ``budget_usd``; returns
-        its secret. Raises an accounting error when the run is someone else's."""
+    def open_run(
+        self, caller: Caller, run_id: str, budget_usd: Decimal | None, holding: Holding = None
+    ) -> str:
+        """A new key for pipeline run ``run_id`` of the caller's developer and team, with
+        the run's budget set to ``budget_usd``; returns its secret. The run's earlier keys
+        are revoked; for a worker (``holding``) only those it fences off, so another live
+        worker holding part of the run keeps its key. Raises an accounting error when the
+        run is someone else's."""
 
     def end_run(self, caller: Caller, run_id: str) -> int:
         """Revoke the keys of run ``run_id`` (the caller's, or any with an admin key);
         returns how many were still usable."""
+
+
+Holding = KeyHolding | None
+"""The worker a run's new key is for (``None``: one process holds the run)."""
 
 
 @dataclass
@@ -207,6 +216,8 @@ class MemoryAccountant:
     (nothing survives a restart)."""
 
     keys: dict[str, Caller] = field(default_factory=dict)
+    holders: dict[str, str] = field(default_factory=dict)
+    """The worker holding each run key (by secret), when one does."""
     budgets: dict[str, Decimal] = field(default_factory=dict)
     """Budget name (``developer:alice``, ``team:payments``, ``run:ID``) -> cap in dollars."""
     prices: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
@@ -351,13 +362,20 @@ class MemoryAccountant:
         with self.lock:
             self.audit_log.append((caller.key_id, action, target, details))
 
-    def open_run(self, caller: Caller, run_id: str, budget_usd: Decimal | None) -> str:
-        self.end_run(caller, run_id)
+    def open_run(
+        self, caller: Caller, run_id: str, budget_usd: Decimal | None, holding: Holding = None
+    ) -> str:
         secret = f"orc_test_{uuid.uuid4().hex}"
         with self.lock:
+            for earlier in [s for s, c in self.keys.items() if c.run_id == run_id]:
+                if holding is None or holding.fences(self.holders.get(earlier)):
+                    del self.keys[earlier]
+                    self.holders.pop(earlier, None)
             self.keys[secret] = Caller(
                 uuid.uuid4().hex[:12], caller.developer, caller.team, run_id=run_id
             )
+            if holding is not None:
+                self.holders[secret] = holding.holder
             if budget_usd is not None:
                 self.budgets[f"run:{run_id}"] = budget_usd
         return secret
@@ -367,4 +385,5 @@ class MemoryAccountant:
             ended = [s for s, c in self.keys.items() if c.run_id == run_id]
             for secret in ended:
                 del self.keys[secret]
+                self.holders.pop(secret, None)
         return len(ended)

@@ -3,8 +3,12 @@
 ``POST /v1/orchestra/runs`` (``{"run_id": ..., "budget_usd": ...}``), called with the
 developer's own key, returns a new key for that run: owned by the same developer and
 team (so their budgets govern the run) and bound to the run (so the run's budget, set
-here, is reserved against on every call it makes). ``POST /v1/orchestra/runs/end``
-(``{"run_id": ...}``) revokes the run's keys when the run ends.
+here, is reserved against on every call it makes); the run's earlier keys are revoked.
+A worker sharing a database with others names itself (``"holder"``) and the dead workers
+whose part of the run it recovers (``"fence"``): then only its own earlier key, theirs and
+keys held by no worker are revoked, and another live worker holding part of the run keeps
+its key. ``POST /v1/orchestra/runs/end`` (``{"run_id": ...}``) revokes every key of the
+run when the run ends.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from orchestra.accounting.keys import KeyHolding
 from orchestra.gateway.accounts import Caller
 from orchestra.gateway.asgi import Receive, Scope, headers_of, read_body
 from orchestra.gateway.errors import BadRequest, Forbidden
@@ -23,6 +28,8 @@ from orchestra.gateway.service import Gateway
 RUNS_PATH = "/v1/orchestra/runs"
 RUNS_END_PATH = "/v1/orchestra/runs/end"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_EXECUTOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_MAX_FENCE = 32
 _MAX_BODY = 4096
 
 
@@ -64,6 +71,28 @@ def _budget(body: dict[str, Any]) -> Decimal | None:
     return Decimal(str(value))
 
 
+def _holding(body: dict[str, Any]) -> KeyHolding | None:
+    """The worker the key is for and the dead workers it replaces (``None``: no worker)."""
+    holder, fence = body.get("holder"), body.get("fence", [])
+    hint = 'send e.g. {"run_id": "...", "holder": "worker-2", "fence": ["worker-1"]}'
+    if holder is not None and (not isinstance(holder, str) or not _EXECUTOR_ID.match(holder)):
+        raise BadRequest(
+            "holder must be a worker's executor id (letters, digits and . _ : -, at most 128)",
+            hint=hint,
+        )
+    if (
+        not isinstance(fence, list)
+        or len(fence) > _MAX_FENCE
+        or not all(isinstance(e, str) and _EXECUTOR_ID.match(e) for e in fence)
+    ):
+        raise BadRequest(f"fence must be a list of at most {_MAX_FENCE} executor ids", hint=hint)
+    if holder is None:
+        if fence:
+            raise BadRequest("fence needs the holder it hands the run to", hint=hint)
+        return None
+    return KeyHolding(holder, tuple(fence))
+
+
 async def open_run(gateway: Gateway, scope: Scope, receive: Receive) -> dict[str, Any]:
     """Answer ``POST /v1/orchestra/runs``: the new run key's secret (shown once)."""
     caller, body = await _request(gateway, scope, receive)
@@ -74,7 +103,8 @@ async def open_run(gateway: Gateway, scope: Scope, receive: Receive) -> dict[str
         )
     run_id = str(body["run_id"])
     budget = _budget(body)
-    secret = await gateway.blocking(gateway.accountant.open_run, caller, run_id, budget)
+    holding = _holding(body)
+    secret = await gateway.blocking(gateway.accountant.open_run, caller, run_id, budget, holding)
     return {
         "run_id": run_id,
         "key": secret,

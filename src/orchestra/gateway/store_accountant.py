@@ -22,7 +22,7 @@ from orchestra.accounting import (
     UnknownPrice,
     spend_report,
 )
-from orchestra.gateway.accounts import Caller, CallRecord, StreamJournal
+from orchestra.gateway.accounts import Caller, CallRecord, Holding, StreamJournal
 from orchestra.gateway.errors import LimitRefused, UnpricedModel
 from orchestra.providers.usage import Usage
 
@@ -289,9 +289,16 @@ class StoreAccountant:
     def audit(self, caller: Caller, action: str, target: str, details: dict[str, Any]) -> None:
         self.accounting.audit.append(f"key:{caller.key_id}", action, target, details)
 
-    def open_run(self, caller: Caller, run_id: str, budget_usd: Decimal | None) -> str:
+    def open_run(
+        self, caller: Caller, run_id: str, budget_usd: Decimal | None, holding: Holding = None
+    ) -> str:
         secret, _record = self.accounting.runs.open(
-            caller.developer, caller.team, run_id, budget_usd, actor=f"key:{caller.key_id}"
+            caller.developer,
+            caller.team,
+            run_id,
+            budget_usd,
+            actor=f"key:{caller.key_id}",
+            holding=holding,
         )
         return secret
 

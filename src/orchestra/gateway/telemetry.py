@@ -20,7 +20,7 @@ import logging
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from orchestra.gateway.accounts import Accountant, Caller, CallRecord, StreamJournal
+from orchestra.gateway.accounts import Accountant, Caller, CallRecord, Holding, StreamJournal
 from orchestra.gateway.errors import LimitRefused
 from orchestra.providers.usage import Usage
 
@@ -202,9 +202,11 @@ class TracedAccountant:
         """The inner accountant's."""
         self.inner.audit(caller, action, target, details)
 
-    def open_run(self, caller: Caller, run_id: str, budget_usd: Decimal | None) -> str:
+    def open_run(
+        self, caller: Caller, run_id: str, budget_usd: Decimal | None, holding: Holding = None
+    ) -> str:
         """The inner accountant's."""
-        return self.inner.open_run(caller, run_id, budget_usd)
+        return self.inner.open_run(caller, run_id, budget_usd, holding)
 
     def end_run(self, caller: Caller, run_id: str) -> int:
         """The inner accountant's."""

@@ -32,6 +32,8 @@ class GatewayKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     replaced_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """The worker (executor id) holding a run's key; ``None`` for other keys."""
 
 
 class GatewayBudget(Base):
