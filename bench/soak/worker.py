@@ -1,6 +1,7 @@
 """One soak worker: an engine on the shared PostgreSQL database and state folder, taking
 runs from the soak's inbox (a folder of run ids; a rename claims one) while fewer than
-MAX_ACTIVE of its runs are active, until SIGTERM drains it.
+MAX_ACTIVE runs are active in it (those it started and those it took over from dead
+workers), until SIGTERM drains it.
 
 ``python -m bench.soak.worker HOME DATABASE_URL UPSTREAM_URL READY MAX_ACTIVE``;
 ``$SOAK_YAML`` is added to the configuration. With ``$SOAK_GATEWAY_URL`` (and a developer
@@ -12,12 +13,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from orchestra.demo import scripted_engine
 from orchestra.engine.runs import ACTIVE_STATUSES
+from orchestra.store import Database
+from orchestra.store.tables.engine import RunRow
 from orchestra.testing.scripted import SAMPLE_TASK
 
 
@@ -39,6 +45,22 @@ def claim(home: Path, executor_id: str) -> str | None:
     return None
 
 
+def active_here(database: Database) -> int:
+    """Active runs whose worker is this process: started here, or taken over from a dead
+    worker (a reaper records itself as the run's worker)."""
+    with database.session() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(RunRow)
+                .where(RunRow.status.in_(ACTIVE_STATUSES))
+                .where(RunRow.worker_pid == os.getpid())
+                .where(RunRow.worker_host == socket.gethostname())
+            )
+            or 0
+        )
+
+
 def main() -> int:
     home, url, upstream_url, ready, max_active = sys.argv[1:6]
     stop = threading.Event()
@@ -52,17 +74,13 @@ def main() -> int:
         gateway=(gateway_url, os.environ["ORCHESTRA_GATEWAY_KEY"]) if gateway_url else None,
     ) as (runtime, services):
         Path(ready).write_text(runtime.executor_id)
-        started: list[str] = []
         while not stop.wait(0.2):
-            runs = services.runs()
-            active = [r for r in started if runs.get(r).status in ACTIVE_STATUSES]
-            if len(active) >= int(max_active):
+            if active_here(services.database) >= int(max_active):
                 continue
             run_id = claim(Path(home), runtime.executor_id)
             if run_id is not None:
                 repo = Path(home) / "repos" / run_id
                 runtime.start_run(soak_task(run_id), repo, run_id=run_id)
-                started.append(run_id)
         runtime.drain()
     return 0
 
