@@ -8,7 +8,10 @@ scratch database is created on it and dropped afterwards. The workers call ``--g
 ``orchestra gateway --reuse-port`` replicas on one port, sharing the database and a Redis
 (``--redis-url``; default ``$ORCHESTRA_TEST_REDIS_URL`` or 127.0.0.1:6379), which keep
 each model call's answer under its ``Idempotency-Key``; ``--gateways 0`` gives each
-worker a gateway of its own, in its process, as before.
+worker a gateway of its own, in its process, as before. A worker takes a new run while
+fewer than ``--max-active`` runs are active in it (counting runs it took over from dead
+workers) and fewer than ``--max-active`` × ``--workers`` in the whole soak, as a shared run
+queue's global concurrency would hold them.
 
 Reports: every run's end (succeeded, or failed with its reason, or not finished), model
 calls made more than once (counted at the scripted upstream, per run, step and turn) and
@@ -130,7 +133,7 @@ def gateway_replicas(
             replicas.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
     url = f"http://127.0.0.1:{port}"
     try:
-        wanted, seen = {str(p.pid) for p in replicas}, set()
+        wanted, seen = {str(p.pid) for p in replicas}, set[str]()
         deadline = time.monotonic() + 300
         while not wanted <= seen:
             if time.monotonic() > deadline or any(p.poll() is not None for p in replicas):
@@ -160,6 +163,8 @@ class Soak:
     settings: str
     gateway_env: dict[str, str] = field(default_factory=dict)
     """Points the workers at the shared gateway replicas (empty: one gateway each)."""
+    active_limit: int = 0
+    """Most runs active at once in the whole soak (0: no limit beyond each worker's)."""
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     kills: list[dict[str, Any]] = field(default_factory=list)
     started: int = 0
@@ -178,6 +183,7 @@ class Soak:
                     "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
                     "ORCHESTRA_HOME": str(self.home),
                     "SOAK_YAML": self.settings,
+                    "SOAK_ACTIVE_LIMIT": str(self.active_limit),
                     # The sample repository's tests need no plugin: pytest starts faster.
                     "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                     **self.gateway_env,
@@ -377,7 +383,15 @@ def soak(args: argparse.Namespace, url: str) -> dict[str, Any]:
                     home, database, upstream.base_url, args.gateways, args.redis_url
                 )
                 env = gateways.enter_context(replicas)
-            the_soak = Soak(home, database, upstream, args.max_active, settings, env)
+            the_soak = Soak(
+                home,
+                database,
+                upstream,
+                args.max_active,
+                settings,
+                env,
+                active_limit=args.max_active * args.workers,
+            )
             most = drive(the_soak, args, database, len(run_ids))
         figures = report(the_soak, run_ids, args.cap, most)  # the replicas have stopped
         figures["gateways"] = args.gateways

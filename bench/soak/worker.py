@@ -1,7 +1,8 @@
 """One soak worker: an engine on the shared PostgreSQL database and state folder, taking
 runs from the soak's inbox (a folder of run ids; a rename claims one) while fewer than
 MAX_ACTIVE runs are active in it (those it started and those it took over from dead
-workers), until SIGTERM drains it.
+workers) and fewer than ``$SOAK_ACTIVE_LIMIT`` in the whole soak (what a shared run queue's
+global concurrency does in a deployment), until SIGTERM drains it.
 
 ``python -m bench.soak.worker HOME DATABASE_URL UPSTREAM_URL READY MAX_ACTIVE``;
 ``$SOAK_YAML`` is added to the configuration. With ``$SOAK_GATEWAY_URL`` (and a developer
@@ -45,20 +46,17 @@ def claim(home: Path, executor_id: str) -> str | None:
     return None
 
 
-def active_here(database: Database) -> int:
-    """Active runs whose worker is this process: started here, or taken over from a dead
-    worker (a reaper records itself as the run's worker)."""
+def active(database: Database) -> tuple[int, int]:
+    """Active runs ``(in the soak, in this process)``: a run's worker is the process that
+    started it, or the reaper that took it over from a dead worker."""
+    here = (RunRow.worker_pid == os.getpid()) & (RunRow.worker_host == socket.gethostname())
     with database.session() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(RunRow)
-                .where(RunRow.status.in_(ACTIVE_STATUSES))
-                .where(RunRow.worker_pid == os.getpid())
-                .where(RunRow.worker_host == socket.gethostname())
-            )
-            or 0
-        )
+        total, mine = session.execute(
+            select(func.count(), func.count().filter(here))
+            .select_from(RunRow)
+            .where(RunRow.status.in_(ACTIVE_STATUSES))
+        ).one()
+    return int(total), int(mine)
 
 
 def main() -> int:
@@ -74,8 +72,10 @@ def main() -> int:
         gateway=(gateway_url, os.environ["ORCHESTRA_GATEWAY_KEY"]) if gateway_url else None,
     ) as (runtime, services):
         Path(ready).write_text(runtime.executor_id)
+        limit = int(os.environ.get("SOAK_ACTIVE_LIMIT", "0")) or None
         while not stop.wait(0.2):
-            if active_here(services.database) >= int(max_active):
+            total, mine = active(services.database)
+            if mine >= int(max_active) or (limit is not None and total >= limit):
                 continue
             run_id = claim(Path(home), runtime.executor_id)
             if run_id is not None:
