@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -87,7 +88,21 @@ class Workspace:
             base = git(worktree, "merge-base", "HEAD", head).strip() or head
             return cls(worktree.resolve(), branch, base)
         worktree.parent.mkdir(parents=True, exist_ok=True)
-        git(repo, "worktree", "add", "-b", branch, str(worktree), head)
+        # A crash part-way through `git worktree add` leaves the branch made and the
+        # folder half checked out: forget that worktree and reuse the untouched branch.
+        if worktree.exists():
+            shutil.rmtree(worktree)
+        git(repo, "worktree", "prune")
+        made = git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
+        if not made.strip():
+            git(repo, "worktree", "add", "-b", branch, str(worktree), head)
+        elif made.strip() == head:
+            git(repo, "worktree", "add", str(worktree), branch)
+        else:
+            raise WorkspaceError(
+                f"branch {branch} already exists in {repo} with commits of its own",
+                hint=f"it is not this run's: delete it (git branch -D {branch}) or rename it",
+            )
         return cls(worktree.resolve(), branch, head)
 
     def resolve(self, relative: str, *, must_exist: bool = False) -> Path:
