@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +279,27 @@ class InProcess:
             DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=5)
             BOUND.slots = BOUND.table = BOUND.release = None
         assert not failures, f"steps failed: {failures}"
+
+
+def record_history(database: Database, placement: Placement, agents: int, days: int) -> None:
+    """``agents`` of ``placement``'s steps held slots around the clock for ``days``."""
+    now = datetime.now(UTC)
+    with database.session() as session:
+        for hour in range(days * 24):
+            start = now - timedelta(hours=hour + 1)
+            for n in range(agents):
+                session.add(
+                    SlotRequestRow(
+                        id=f"old-{placement.squad}-{hour}-{n}",
+                        seq=0,
+                        developer=placement.developer,
+                        squad=placement.squad,
+                        tribe=placement.tribe,
+                        region=placement.region,
+                        state="released",
+                        worker="gone",
+                        requested_at=start,
+                        granted_at=start,
+                        released_at=start + timedelta(hours=1),
+                    )
+                )

@@ -4,7 +4,6 @@ replayed step finds its own request; on SQLite only this process's requests coun
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from orchestra.engine.slot_table import SlotPolicy, SlotTable
 from orchestra.scheduling import Placement
 from orchestra.store import Database, open_database
 from orchestra.store.tables.slots import SlotRequestRow
+from tests.engine.slot_harness import record_history
 
 SA = Placement("a1", "sa", "t", "-")
 SB = Placement("b1", "sb", "t", "-")
@@ -67,34 +67,10 @@ def test_dynamic_quotas_follow_queue_depth_and_running(database: Database) -> No
     assert loads[("squad", "sa")].waiting == 1
 
 
-def _history(database: Database, placement: Placement, agents: int, days: int) -> None:
-    """``agents`` of ``placement``'s steps held slots around the clock for ``days``."""
-    now = datetime.now(UTC)
-    with database.session() as session:
-        for day in range(days * 24):
-            start = now - timedelta(hours=day + 1)
-            for n in range(agents):
-                session.add(
-                    SlotRequestRow(
-                        id=f"old-{placement.squad}-{day}-{n}",
-                        seq=0,
-                        developer=placement.developer,
-                        squad=placement.squad,
-                        tribe=placement.tribe,
-                        region=placement.region,
-                        state="released",
-                        worker="gone",
-                        requested_at=start,
-                        granted_at=start,
-                        released_at=start + timedelta(hours=1),
-                    )
-                )
-
-
 def test_predictive_quotas_keep_room_for_a_squad_the_history_says_is_coming(
     database: Database,
 ) -> None:
-    _history(database, SB, agents=3, days=3)  # sb ran three agents at every hour
+    record_history(database, SB, agents=3, days=3)  # sb ran three agents at every hour
     slots = table(database, "predictive")
     forecast = slots.forecast_now()
     assert forecast["sb"] == pytest.approx(3.0, abs=0.3) and forecast.get("sa", 0.0) < 0.3
@@ -118,7 +94,7 @@ def test_a_step_that_ended_without_releasing_loses_its_slot(database: Database) 
     ask(slots, SA, "a1", "a2", "a3", "a4", "a5")
     assert slots.dispatch() == ["a1", "a2", "a3", "a4"]
     ended["a2"] = "CANCELLED"
-    _history(database, SB, agents=1, days=15)  # older than history_days (14) is forgotten
+    record_history(database, SB, agents=1, days=15)  # older than history_days (14) is forgotten
     assert slots.reclaim() == ["a2"]
     assert slots.state("a2") == "released"
     assert slots.dispatch() == ["a5"]

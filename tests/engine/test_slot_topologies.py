@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from orchestra.engine.slot_table import SlotTable
+from orchestra.scheduling import Placement
 from orchestra.store import Database, open_database
 from tests.conftest import POSTGRES_ENV, scratch_postgres_database
 from tests.engine.slot_harness import (
@@ -31,6 +32,7 @@ from tests.engine.slot_harness import (
     most_at_once,
     order,
     org_slots,
+    record_history,
     release,
 )
 
@@ -97,6 +99,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         database = open_database(f"sqlite:///{tmp_path / 'o.db'}")
 
         def make_sqlite(spec: dict[str, Any]) -> Steps:
+            _record_history(database, spec)
             slots = org_slots(spec, "solo", shared=False)
             rel = tmp_path / "release"
             rel.mkdir()
@@ -136,6 +139,7 @@ def _postgres(
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(full))
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+    _record_history(database, spec)
     workers = [f"w{n}" for n in range(spec.get("workers", 2))]
     for name in workers:  # one at a time: the first creates DBOS's system tables
         made.append(
@@ -160,6 +164,14 @@ def _postgres(
     return Steps(
         Watcher(database, spec["capacity"]), rel, inbox=inbox, workers=workers, table=table
     )
+
+
+def _record_history(database: Database, spec: dict[str, Any]) -> None:
+    """The spec's ``history``: ``[developer, agents, days]`` each: that many of the
+    developer's steps held slots at every hour of the last days (before any worker starts)."""
+    for developer, agents, days in spec.get("history", []):
+        squad, tribe, region = spec["people"][developer]
+        record_history(database, Placement(developer, squad, tribe, region), agents, days)
 
 
 def _stop(made: list[Any], tmp_path: Path) -> None:
@@ -342,5 +354,36 @@ def test_dynamic_quotas_follow_the_queue_over_every_worker(
     assert steps.table is not None
     assert steps.table.dispatch() == []
     assert len(steps.granted_now()) == granted
+    release(steps.release, "all")
+    steps.watcher.all_released(4)
+
+
+@pytest.mark.parametrize(("allocation", "granted"), [("static", 3), ("predictive", 2)])
+def test_predictive_quotas_keep_room_the_history_says_is_coming_over_every_worker(
+    backend: Any, allocation: str, granted: int
+) -> None:
+    """Squads of weight 3 + 1, cap 4; sb's steps held three slots at every hour of the last
+    three days; now only sa asks (four steps). Static quotas (from the weights) give sa 3,
+    as dynamic ones (from the queue) would; predictive ones, from the forecast of sb's
+    demand, keep two slots for sb and give sa 2, whichever worker grants."""
+    scheduling = {"allocation": allocation, "weights": {"sa": 3, "sb": 1}, "tick_s": 0.5}
+    spec = _spec(
+        "hierarchical",
+        4,
+        4,
+        SQUADS,
+        units=["sa", "sb"],
+        scheduling=scheduling,
+        history=[["b1", 3, 3]],
+    )
+    steps = backend(spec)
+    with steps.paused():
+        steps.start("a1", "x1", "x2")
+        steps.start("a2", "x3", "x4")
+    steps.watcher.granted(granted)
+    assert steps.table is not None
+    assert steps.table.dispatch() == []
+    assert len(steps.granted_now()) == granted
+    assert steps.table.forecast_now()["sb"] == pytest.approx(3.0, abs=0.3)
     release(steps.release, "all")
     steps.watcher.all_released(4)
