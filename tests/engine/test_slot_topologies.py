@@ -339,6 +339,18 @@ def test_the_cap_and_the_per_developer_limit_hold_over_every_worker(backend: Any
     assert steps.watcher.peak <= 3 and steps.watcher.peaks.get(("developer", "ann"), 0) <= 2
 
 
+def _only_sa_asks_for_four(steps: Steps, granted: int) -> None:
+    """Squad sa's developers ask for four slots at once (nobody else asks); the quotas in
+    force grant it ``granted`` of them, and a further dispatch grants nothing more."""
+    with steps.paused():
+        steps.start("a1", "x1", "x2")
+        steps.start("a2", "x3", "x4")
+    steps.watcher.granted(granted)
+    assert steps.table is not None
+    assert steps.table.dispatch() == []
+    assert len(steps.granted_now()) == granted
+
+
 @pytest.mark.parametrize(("allocation", "granted"), [("static", 2), ("dynamic", 3)])
 def test_dynamic_quotas_follow_the_queue_over_every_worker(
     backend: Any, allocation: str, granted: int
@@ -347,13 +359,7 @@ def test_dynamic_quotas_follow_the_queue_over_every_worker(
     ones (recomputed from the queue) give it 3, whichever worker grants."""
     scheduling = {"allocation": allocation, "weights": {"sa": 1, "sb": 1}, "tick_s": 0.5}
     steps = backend(_spec("hierarchical", 4, 4, SQUADS, units=["sa", "sb"], scheduling=scheduling))
-    with steps.paused():
-        steps.start("a1", "x1", "x2")
-        steps.start("a2", "x3", "x4")
-    steps.watcher.granted(granted)
-    assert steps.table is not None
-    assert steps.table.dispatch() == []
-    assert len(steps.granted_now()) == granted
+    _only_sa_asks_for_four(steps, granted)
     release(steps.release, "all")
     steps.watcher.all_released(4)
 
@@ -377,13 +383,7 @@ def test_predictive_quotas_keep_room_the_history_says_is_coming_over_every_worke
         history=[["b1", 3, 3]],
     )
     steps = backend(spec)
-    with steps.paused():
-        steps.start("a1", "x1", "x2")
-        steps.start("a2", "x3", "x4")
-    steps.watcher.granted(granted)
-    assert steps.table is not None
-    assert steps.table.dispatch() == []
-    assert len(steps.granted_now()) == granted
+    _only_sa_asks_for_four(steps, granted)
     assert steps.table.forecast_now()["sb"] == pytest.approx(3.0, abs=0.3)
     release(steps.release, "all")
     steps.watcher.all_released(4)
