@@ -31,7 +31,7 @@ from orchestra.store import Database, GroupCommitter
 from orchestra.store.tables.gateway import GatewayLedgerEntry
 
 from .conftest import FakeClock
-from .test_ledger_rollups import expected, stored
+from .test_ledger_rollups import stored_and_expected
 
 ALICE = Attribution(org="acme", squad="payments", developer="alice", key_id="key_a")
 HAIKU_CALL = Decimal("0.000035")  # 10 in + 5 out tokens of claude-haiku-4-5 ($1 / $5 per M)
@@ -324,7 +324,8 @@ def test_a_crash_around_the_commit_of_queued_calls_stores_each_once(
         }
         (status,) = acc.budgets.status()
         assert status.spent_usd == 5 * HAIKU_CALL  # settled once each
-        assert stored(database) == expected(database)  # the rollups summed each once too
+        folded, summed = stored_and_expected(database)
+        assert folded == summed  # the rollups summed each once too
         assert acc.start() == []
         assert list(journal.rglob("*.jsonl")) == []
     finally:

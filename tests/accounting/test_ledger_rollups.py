@@ -21,7 +21,7 @@ import pytest
 from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, text, union_all
+from sqlalchemy import Connection, func, select, text, union_all
 
 from orchestra.accounting import (
     AccountingStore,
@@ -99,6 +99,10 @@ def unfolded(db: Database) -> int:
         return int(conn.scalar(select(func.count()).select_from(L).where(*above)))
 
 
+Rollups = dict[str, dict[tuple[str, ...], list[int]]]
+"""Each rollup table's rows: key columns to sums."""
+
+
 def fold_everything(db: Database) -> None:
     """Fold until no row waits above the mark (on PostgreSQL another test's transaction on
     the same server can hold the mark back for a while)."""
@@ -109,13 +113,17 @@ def fold_everything(db: Database) -> None:
         store.close()
 
 
-def expected(db: Database) -> dict[str, dict[tuple[str, ...], list[int]]]:
+def expected(db: Database) -> Rollups:
     """Every rollup as a GROUP BY over the raw rows folded so far (all of them on SQLite
     once the writer's store closed; on PostgreSQL a transaction of another test on the
     same server can hold the mark back), computed here in Python."""
-    out: dict[str, dict[tuple[str, ...], list[int]]] = {t: {} for t in KEYS}
     with db.engine.connect() as conn:
-        rows = conn.execute(select(L).where(_below_mark(conn))).all()
+        return _expected(conn)
+
+
+def _expected(conn: Connection) -> Rollups:
+    out: Rollups = {t: {} for t in KEYS}
+    rows = conn.execute(select(L).where(_below_mark(conn))).all()
     for r in rows:
         at = r.started_at if r.started_at.tzinfo else r.started_at.replace(tzinfo=UTC)
         values = {
@@ -143,17 +151,36 @@ def expected(db: Database) -> dict[str, dict[tuple[str, ...], list[int]]]:
     return out
 
 
-def stored(db: Database) -> dict[str, dict[tuple[str, ...], list[int]]]:
+def stored(db: Database) -> Rollups:
     """Every rollup as stored."""
-    out: dict[str, dict[tuple[str, ...], list[int]]] = {}
     with db.engine.connect() as conn:
-        for name, table in ROLLUP_TABLES.items():
-            width = len(KEYS[name])
-            out[name] = {
-                tuple(row[:width]): [int(v) for v in row[width:]]
-                for row in conn.execute(select(table))
-            }
+        return _stored(conn)
+
+
+def _stored(conn: Connection) -> Rollups:
+    out: Rollups = {}
+    for name, table in ROLLUP_TABLES.items():
+        width = len(KEYS[name])
+        out[name] = {
+            tuple(row[:width]): [int(v) for v in row[width:]] for row in conn.execute(select(table))
+        }
     return out
+
+
+def stored_and_expected(db: Database) -> tuple[Rollups, Rollups]:
+    """:func:`stored` and :func:`expected` read in one snapshot, for a test whose folder
+    may fold beside it: read one after the other (and table by table: PostgreSQL's READ
+    COMMITTED gives each statement a snapshot of its own), a fold committed in between
+    shows one rollup folded and another not (a fresh-clone CI run saw it)."""
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        else:  # a read transaction: SQLite's WAL gives it one snapshot from its first read
+            conn.exec_driver_sql("BEGIN")
+        try:
+            return _stored(conn), _expected(conn)
+        finally:
+            conn.rollback()
 
 
 def _clear(db: Database) -> None:
