@@ -8,6 +8,7 @@ import pytest
 from orchestra.app import org_slots
 from orchestra.config import parse_config
 from orchestra.config.loader import ConfigInvalid
+from orchestra.engine.workers import scheduling_differences
 from orchestra.errors import SchedulingError
 from orchestra.scheduling import Placement
 
@@ -70,3 +71,24 @@ def test_weights_must_name_units_of_the_topologys_level() -> None:
 def test_bad_scheduling_settings_are_refused(scheduling: str, problem: str) -> None:
     with pytest.raises(ConfigInvalid, match=problem):
         parse_config(ORG + f"engine:\n  scheduling: {scheduling}\n")
+
+
+def test_workers_agree_on_the_shared_settings_not_on_their_own_cadence() -> None:
+    """What a worker records for the others to agree with (orchestra.engine.workers)."""
+    mine = org_slots(parse_config(ORG), "postgresql://db/x", "w1").policy.shared_settings()
+    cadence = parse_config(ORG + "engine:\n  scheduling: {poll_s: 0.5, tick_s: 3}\n")
+    assert org_slots(cadence, "postgresql://db/x", "w2").policy.shared_settings() == mine
+    assert mine["people"]["ann"] == ["cards", "payments", "eu"]
+
+    other = parse_config(
+        ORG.replace("{name: ann, unit: cards}", "{name: ann, unit: ads}")
+        + "engine:\n  max_concurrent_agents: 3\n  scheduling: {topology: hierarchical}\n"
+    )
+    theirs = org_slots(other, "postgresql://db/x", "w2").policy.shared_settings()
+    assert scheduling_differences(mine, theirs) == [
+        "capacity 25 here, 3 there",
+        "the organisation places 1 developer(s) otherwise: ann",
+        "topology 'mesh' here, 'hierarchical' there",
+        "units [] here, ['-', 'ads', 'cards'] there",
+    ]
+    assert scheduling_differences(mine, mine) == []

@@ -11,7 +11,12 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import text
 
-from orchestra.engine.workers import WorkerConflict, WorkerLease, WorkerRegistry
+from orchestra.engine.workers import (
+    SchedulingConflict,
+    WorkerConflict,
+    WorkerLease,
+    WorkerRegistry,
+)
 from orchestra.store import Database, open_database
 from tests.conftest import POSTGRES_ENV, MigratedTemplates, scratch_postgres_database
 
@@ -68,6 +73,58 @@ def test_a_dead_workers_id_is_refused_until_its_work_is_recovered(pg: Database) 
     registry.finish_recovery("w1", "reaper", 3)
     registry.acquire("w1", "host-a", 102)
     assert _state(registry, "w1") == "running"
+
+
+def test_a_worker_whose_scheduling_settings_differ_from_a_live_workers_is_refused(
+    pg: Database,
+) -> None:
+    registry = WorkerRegistry(pg, timeout_s=10)
+    settings = {"capacity": 4, "topology": "mesh", "people": {"ann": ["a", "-", "-"]}}
+    registry.acquire("w1", "host-a", 101, settings)
+    registry.acquire("w2", "host-b", 202, dict(settings))  # the same settings: welcome
+    registry.acquire("solo", "host-b", 203)  # takes no slots: nothing to agree on
+    other = {**settings, "capacity": 8}
+    with pytest.raises(SchedulingConflict, match="capacity 8 here, 4 there") as refused:
+        registry.acquire("w3", "host-c", 303, other)
+    assert "live worker 'w1' (pid 101 on host-a)" in str(refused.value)
+    assert refused.value.hint and "drain the running workers" in refused.value.hint
+    assert "w3" not in {w.executor_id for w in registry.list()}  # refused: no row taken
+
+    # Once no live worker holds the old settings (one stopped, one died), the new ones start.
+    registry.set_state("w1", "stopped")
+    _age(pg, "w2", 11)
+    registry.acquire("w3", "host-c", 303, other)
+    with pytest.raises(SchedulingConflict, match="capacity 4 here, 8 there"):
+        registry.acquire("w1", "host-a", 104, settings)  # a restart with the old settings
+
+
+def test_two_workers_starting_at_once_with_different_settings_are_not_both_taken(
+    pg: Database,
+) -> None:
+    registry = WorkerRegistry(pg, timeout_s=10)
+    start = threading.Barrier(6)
+    started: list[str] = []
+    refused: list[str] = []
+
+    def acquire(name: str, capacity: int) -> None:
+        start.wait()
+        try:
+            registry.acquire(name, "h", 1, {"capacity": capacity})
+            started.append(name)
+        except SchedulingConflict:
+            refused.append(name)
+
+    threads = [
+        threading.Thread(target=acquire, args=(f"w{n}", 4 if n % 2 else 8)) for n in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(started) + len(refused) == 6 and started
+    # Whoever started first set the settings; everyone with other settings was refused.
+    capacities = {4 if int(name[1:]) % 2 else 8 for name in started}
+    assert len(capacities) == 1 and len(started) == 3, (started, refused)
 
 
 def test_only_dead_or_drained_workers_are_claimed_and_each_by_one_reaper(pg: Database) -> None:

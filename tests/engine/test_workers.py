@@ -207,7 +207,9 @@ _LOGS: dict[int, Path] = {}
 """Each worker's stderr file, by pid."""
 
 
-def test_a_second_worker_with_a_live_executor_id_is_refused(fleet: Fleet) -> None:
+def test_a_second_worker_with_a_live_executor_id_or_other_scheduling_settings_is_refused(
+    fleet: Fleet,
+) -> None:
     first, executor = fleet.start("a", env={"ORCHESTRA_EXECUTOR_ID": "fleet-dup"})
     assert executor == "fleet-dup"
     second, _ = fleet.start("b", env={"ORCHESTRA_EXECUTOR_ID": "fleet-dup"})
@@ -215,6 +217,13 @@ def test_a_second_worker_with_a_live_executor_id_is_refused(fleet: Fleet) -> Non
     assert second.returncode != 0
     assert "executor id 'fleet-dup' is held by a live worker" in _log(second)
     assert fleet.worker("fleet-dup").state == "running"
+    # Another id, but another cap: it would grant the shared slots under its own.
+    capped = "engine: {max_concurrent_agents: 7, workers: {heartbeat_s: 0.5, timeout_s: 5}}"
+    third, _ = fleet.start("c", env={"FLEET_YAML": capped})
+    third.communicate(timeout=60)
+    assert third.returncode != 0
+    assert "differ from those of live worker 'fleet-dup'" in _log(third)
+    assert "capacity 7 here, 10 there" in _log(third)
     code, out, err_a = _stop(first)
     assert code == 0 and "drained idle=True" in out, err_a
     assert fleet.worker("fleet-dup").state == "drained"

@@ -57,7 +57,12 @@ from orchestra.engine.services import (
     services,
 )
 from orchestra.engine.slots import OrgSlots
-from orchestra.engine.workers import WorkerConflict, WorkerInfo, WorkerRegistry
+from orchestra.engine.workers import (
+    SchedulingConflict,
+    WorkerConflict,
+    WorkerInfo,
+    WorkerRegistry,
+)
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -92,6 +97,7 @@ __all__ = [
     "RunKeys",
     "RunNotFound",
     "RunStore",
+    "SchedulingConflict",
     "WorkerConflict",
     "WorkerInfo",
     "WorkerRegistry",

@@ -12,8 +12,9 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from orchestra.config import OrchestraConfig
 from orchestra.engine.draining import stop_taking_work
@@ -49,6 +50,9 @@ class FleetMember:
     sweep_s: float = 60.0
     reaper: bool = True
     lease: WorkerLease | None = None
+    scheduling: Mapping[str, Any] | None = None
+    """The settings it grants agent slots under, which every live worker must share
+    (``None``: it takes no slots)."""
 
     @classmethod
     def for_services(cls, services: EngineServices, executor_id: str) -> FleetMember | None:
@@ -61,6 +65,9 @@ class FleetMember:
             executor_id=executor_id,
             heartbeat_s=settings.heartbeat_s,
             sweep_s=settings.sweep_s,
+            scheduling=(
+                None if services.org_slots is None else services.org_slots.policy.shared_settings()
+            ),
         )
 
     @property
@@ -71,8 +78,9 @@ class FleetMember:
     def join(self) -> None:
         """Take the executor id's lease and start heartbeating (before DBOS launches,
         which can take longer than a lease: the others must not think it dead):
-        refused while another live worker holds the id."""
-        self.registry.acquire(self.executor_id, socket.gethostname(), os.getpid())
+        refused while another live worker holds the id, or grants agent slots under
+        other scheduling settings."""
+        self.registry.acquire(self.executor_id, socket.gethostname(), os.getpid(), self.scheduling)
         self.lease = WorkerLease(
             self.registry,
             self.executor_id,

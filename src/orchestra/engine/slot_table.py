@@ -99,6 +99,26 @@ class SlotPolicy:
         counts = headcounts(self.people.values(), level)
         return {u: float(counts.get(u, 0)) for u in self.units}
 
+    def shared_settings(self) -> dict[str, Any]:
+        """What every worker granting from one slot table must agree on, as JSON values:
+        workers granting under different caps, topologies, quotas or organisations would
+        each hold the table to their own (``poll_s`` and ``tick_s``, each worker's own
+        cadence, may differ)."""
+        settings = self.settings
+        return {
+            "capacity": self.capacity,
+            "per_developer": self.per_developer,
+            "topology": self.topology,
+            "allocation": settings.allocation,
+            "interval_s": settings.interval_s,
+            "weights": dict(sorted(settings.weights.items())),
+            "history_days": settings.history_days,
+            "units": sorted(self.units),
+            "people": {
+                name: [p.squad, p.tribe, p.region] for name, p in sorted(self.people.items())
+            },
+        }
+
 
 @dataclass(frozen=True)
 class UnitLoad:

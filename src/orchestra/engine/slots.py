@@ -64,12 +64,16 @@ class OrgSlots:
         name = developer or self.developer
         return self.people.get(name, Placement(name, NO_UNIT, NO_UNIT, NO_UNIT))
 
-    def table(self, database: Database) -> SlotTable:
-        """The slot table in ``database``, granting under this policy."""
-        policy = SlotPolicy(
+    @property
+    def policy(self) -> SlotPolicy:
+        """What the dispatcher grants under."""
+        return SlotPolicy(
             self.capacity, self.per_developer, self.topology, self.settings, self.people, self.units
         )
-        return SlotTable(database, policy, self.executor, self.shared, workflow_statuses)
+
+    def table(self, database: Database) -> SlotTable:
+        """The slot table in ``database``, granting under this policy."""
+        return SlotTable(database, self.policy, self.executor, self.shared, workflow_statuses)
 
 
 def workflow_statuses(ids: list[str]) -> dict[str, str]:

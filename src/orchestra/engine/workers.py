@@ -5,6 +5,9 @@ Every engine process on PostgreSQL is a *worker* with a row in ``engine_workers`
 - **A unique executor id.** :meth:`WorkerRegistry.acquire` takes the row at start; while
   another worker with the same id holds a live lease (a heartbeat younger than
   ``engine.workers.timeout_s``) the start is refused with :class:`WorkerConflict`.
+- **One set of scheduling settings.** Every worker grants agent slots from one table; the
+  start of a worker whose settings (the cap, topology, quotas, organisation) differ from
+  a live worker's is refused with :class:`SchedulingConflict`.
 - **A lease.** :class:`WorkerLease` renews the row's ``heartbeat_at`` every
   ``heartbeat_s`` (the database's clock, so hosts' clocks do not matter). A worker that
   finds its lease taken (it was thought dead) stops taking work.
@@ -18,15 +21,16 @@ count, and none of this runs.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from orchestra.errors import EngineError
@@ -43,8 +47,17 @@ GONE_STATES = ("stopped", "recovered")
 on it, and whatever is (a straggler) is swept by a reaper (:meth:`WorkerRegistry.gone`)."""
 
 
+ACQUIRE_LOCK = 0x6F7263_776B72
+"""The advisory lock serialising workers' starts, so two starting at once with different
+scheduling settings cannot both find no live worker to disagree with."""
+
+
 class WorkerConflict(EngineError):
     """Another live worker holds this executor id."""
+
+
+class SchedulingConflict(WorkerConflict):
+    """A live worker grants agent slots under other scheduling settings than this one."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +97,21 @@ class WorkerRegistry:
             ),
         )
 
-    def acquire(self, executor_id: str, host: str, pid: int) -> None:
-        """Take ``executor_id`` for this process, or refuse: a live worker holds it, or
-        its earlier worker's work has not been recovered yet."""
+    def _live(self) -> ColumnElement[bool]:
+        return and_(WorkerRow.state.in_(LIVE_STATES), ~self._expired())
+
+    def acquire(
+        self,
+        executor_id: str,
+        host: str,
+        pid: int,
+        scheduling: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Take ``executor_id`` for this process, or refuse: a live worker holds it, its
+        earlier worker's work has not been recovered yet, or a live worker grants agent
+        slots under other ``scheduling`` settings
+        (:meth:`~orchestra.engine.slot_table.SlotPolicy.shared_settings`; ``None``: this
+        worker takes no slots, nothing to agree on)."""
         fresh = {
             "host": host,
             "pid": pid,
@@ -97,8 +122,12 @@ class WorkerRegistry:
             "recovered_by": None,
             "recovered_at": None,
             "recovered_workflows": 0,
+            "scheduling": None if scheduling is None else json.dumps(scheduling, sort_keys=True),
         }
         with self.database.engine.begin() as conn:
+            conn.execute(select(func.pg_advisory_xact_lock(ACQUIRE_LOCK)))
+            if scheduling is not None:
+                self._agree(conn, executor_id, scheduling)
             inserted = conn.execute(
                 insert(WorkerRow)
                 .values(executor_id=executor_id, **fresh)
@@ -116,6 +145,27 @@ class WorkerRegistry:
             if taken.rowcount == 1:
                 return
         raise self._conflict(executor_id)
+
+    def _agree(self, conn: Connection, executor_id: str, scheduling: Mapping[str, Any]) -> None:
+        """Refuse the start if a live worker grants under other scheduling settings."""
+        live = conn.execute(
+            select(WorkerRow.executor_id, WorkerRow.host, WorkerRow.pid, WorkerRow.scheduling)
+            .where(self._live())
+            .where(WorkerRow.executor_id != executor_id)
+            .where(WorkerRow.scheduling.is_not(None))
+            .order_by(WorkerRow.started_at)
+        ).all()
+        for other, host, pid, theirs in live:
+            differences = scheduling_differences(scheduling, json.loads(theirs or "{}"))
+            if differences:
+                raise SchedulingConflict(
+                    f"this worker's scheduling settings differ from those of live worker "
+                    f"{other!r} (pid {pid} on {host}): {'; '.join(differences)}",
+                    hint="every worker sharing the database must grant agent slots under the "
+                    "same organisation and engine.scheduling; to change them, drain the "
+                    "running workers (SIGTERM; `orchestra workers` lists them) and start "
+                    "them all with the new configuration",
+                )
 
     def _conflict(self, executor_id: str) -> WorkerConflict:
         held = next(w for w in self.list() if w.executor_id == executor_id)
@@ -252,6 +302,22 @@ class WorkerRegistry:
                 )
                 for worker, seconds in rows
             ]
+
+
+def scheduling_differences(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
+    """How two workers' scheduling settings differ, one line per setting (none: they agree)."""
+    lines = []
+    for key in sorted(set(mine) | set(theirs)):
+        here, there = mine.get(key), theirs.get(key)
+        if here == there:
+            continue
+        if key == "people" and isinstance(here, dict) and isinstance(there, dict):
+            names = sorted(n for n in set(here) | set(there) if here.get(n) != there.get(n))
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            lines.append(f"the organisation places {len(names)} developer(s) otherwise: {shown}")
+        else:
+            lines.append(f"{key} {here!r} here, {there!r} there")
+    return lines
 
 
 Stranded = Callable[[list[str]], list[str]]

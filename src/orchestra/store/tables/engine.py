@@ -95,3 +95,6 @@ class WorkerRow(Base):
     recovered_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     recovered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     recovered_workflows: Mapped[int] = mapped_column(Integer, default=0)
+    scheduling: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The scheduling settings it grants agent slots under, as JSON
+    (:meth:`~orchestra.engine.slot_table.SlotPolicy.shared_settings`); ``None``: no slots."""
