@@ -113,7 +113,7 @@ def test_run_refuses_a_folder_that_is_not_a_repository(
 
 
 def _run_on_a_configured_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: str, extra_yaml: str = ""
 ) -> Result:
     """`orchestra run` of the sample task, the scripted model behind a fake upstream."""
     from orchestra.testing import FakeUpstream
@@ -127,7 +127,7 @@ def _run_on_a_configured_model(
         (tmp_path / "orchestra.yaml").write_text(
             f"providers: {{up: {{kind: anthropic, base_url: '{up.base_url}'}}}}\n"
             "models: {m: {provider: up, price: {input: 1.0, output: 2.0}}}\n"
-            "tiers: {haiku: {model: m}, sonnet: {model: m}, opus: {model: m}}\n"
+            "tiers: {haiku: {model: m}, sonnet: {model: m}, opus: {model: m}}\n" + extra_yaml
         )
         return runner.invoke(app, ["run", SAMPLE_TASK, "--repo", str(repo), "--budget", budget])
 
@@ -144,6 +144,25 @@ def test_run_with_a_configured_model_shows_progress_and_the_report(
     assert "tests (fix-1): pass — 11 passed, 0 failed" in text
     assert "changed-line coverage: 100.0% (" in text
     assert "(gateway ledger)" in text
+
+
+@pytest.mark.slow
+def test_run_with_land_on_success_lands_the_branch_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestra.tools.workspace import git
+
+    land = "engine: {land_on_success: true}\n"
+    result = _run_on_a_configured_model(tmp_path, monkeypatch, "2", land)
+    text = _text(result.output)
+    assert result.exit_code == 0, result.output
+    landed = re.search(
+        r"merge queue \(engine.land_on_success\):\s+entry 1 \((\S+) -> main\): "
+        r"landed at ([0-9a-f]{10})",
+        text,
+    )
+    assert landed is not None, text
+    assert git(tmp_path / "repo", "rev-parse", "main").startswith(landed.group(2))
 
 
 def test_a_run_stopped_by_its_budget_exits_1(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestra.landing import Lander, LandingError, enqueue, entries, lander
+from orchestra.landing import Lander, LandingError, enqueue, entries, lander, queue_run
 from orchestra.store import Database
 from tests.landing.conftest import CALC, TESTS, BranchMaker, run_git
 
@@ -267,3 +267,23 @@ def test_a_run_is_found_by_a_unique_prefix_or_refused_with_close_ids(
     assert unknown.value.status == 404 and "run-7f3a9c" in (unknown.value.hint or "")
     assert target_branch(repo, "release") == "release"
     assert target_branch(repo, None) == "main"  # the checkout's branch
+
+
+def test_queueing_a_run_again_finds_its_waiting_entry(
+    database: Database, repo: Path, branch: BranchMaker
+) -> None:
+    """What the landing step of ``engine.land_on_success`` does when it is replayed after a
+    crash: the run's waiting entry, not a second one, nor the 409 of ``enqueue``."""
+    branch("orchestra/r1", {"mul.py": "def mul(a, b):\n    return a * b\n"})
+    first = queue_run(database, "r1", str(repo), "orchestra/r1", "main", requested_by="x")
+    again = queue_run(database, "r1", str(repo), "orchestra/r1", "main", requested_by="x")
+    assert again.id == first.id and len(entries(database, str(repo))) == 1
+    with pytest.raises(LandingError, match="already in the queue"):
+        enqueue(database, str(repo), "orchestra/r1", "main", requested_by="x", run_id="r1")
+    (done,) = Lander(database).process(str(repo))
+    assert done.status == "landed"
+    # Once landed it no longer waits: a run queued again (say, after main was reset) is.
+    assert (
+        queue_run(database, "r1", str(repo), "orchestra/r1", "main", requested_by="x").id
+        != first.id
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestra.demo import scripted_stack
-from orchestra.landing import Lander, claimed_files, enqueue, overlaps
+from orchestra.landing import Lander, claimed_files, enqueue, entries, overlaps
 from orchestra.testing.scripted import SAMPLE_TASK, create_sample_repository
 from orchestra.tools.workspace import git
 from tests.repository.fixtures import load_pipeline_agents
@@ -56,3 +56,22 @@ def test_two_runs_sharing_files_are_coordinated_and_land_through_the_queue(
         assert done[1].landed_commit == done[0].landed_commit
         assert "already on main" in (done[1].reason or "")
         assert overlaps(db, second) == {}
+
+
+def test_a_run_that_succeeds_lands_by_itself_with_land_on_success(tmp_path: Path) -> None:
+    repo = create_sample_repository(tmp_path / "repo")
+    base = git(repo, "rev-parse", "main").strip()
+    agents = load_pipeline_agents(tmp_path / "agents")
+    with scripted_stack(
+        tmp_path / "home", agents=agents, extra_yaml="engine: {land_on_success: true}\n"
+    ) as stack:
+        run_id = stack.runtime.start_run(SAMPLE_TASK, repo)
+        row = stack.runtime.wait(run_id, timeout_s=400)
+        db = stack.runtime.services.database
+        assert row.status == "succeeded", row.failure_reason
+        # Landed before the run ended: rebased onto main, tested there, fast-forwarded.
+        (entry,) = entries(db, str(repo))
+        assert (entry.run_id, entry.status, entry.onto) == (run_id, "landed", "main")
+        assert entry.requested_by == "engine.land_on_success"
+        assert git(repo, "rev-parse", "main").strip() == entry.landed_commit != base
+        assert row.phase == "done"

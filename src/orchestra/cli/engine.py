@@ -190,6 +190,16 @@ def _summary(row: Any) -> None:
             out.print(escape(summary_line(json.loads(report.read_text()))))
 
 
+def _landing(database: Any, row: Any) -> Any:
+    """The merge queue entry ``engine.land_on_success`` made for the run (``None``: none)."""
+    from orchestra.landing import entries
+
+    if row.status != "succeeded":
+        return None
+    made = [e for e in entries(database, row.repo_path) if e.run_id == row.id]
+    return made[-1] if made else None
+
+
 @contextmanager
 def _runtime(
     gateway_url: str | None, developer: str | None = None, *, take_queued_runs: bool = False
@@ -405,11 +415,19 @@ def register(app: typer.Typer) -> None:
                     task, repo, budget_usd=budget, principal=principal, pool=developer
                 )
                 row = _watch(runtime, run_id, local)
+                landing = _landing(runtime.services.database, row)
         except OrchestraError as exc:
             raise _fail(exc) from exc
         _summary(row)
         if row.status != "succeeded":
             raise typer.Exit(FAILED)
+        if landing is not None:
+            from orchestra.cli.landing import REFUSED, show_entry
+
+            console().print("merge queue (engine.land_on_success):", highlight=False)
+            show_entry(landing)
+            if landing.status in REFUSED:
+                raise typer.Exit(FAILED)
 
     @app.command("runs")
     def runs_cmd(

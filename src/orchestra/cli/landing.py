@@ -16,6 +16,8 @@ from orchestra.errors import OrchestraError
 
 QUEUE_HELP = "The merge queue: rebase a finished branch onto main, test it, fast-forward."
 ONTO_HELP = "The branch to land on (default: the checkout's current branch)."
+REFUSED = frozenset({"conflict", "failed", "error"})
+"""Entry statuses of a branch that did not land and is left for a person."""
 
 
 @contextmanager
@@ -60,7 +62,8 @@ def _lander(services: Any) -> Any:
     return Lander.for_config(services.database, services.config)
 
 
-def _show(entry: Any) -> None:
+def show_entry(entry: Any) -> None:
+    """One queue entry's line, its reason, conflicting files and overlaps."""
     line = f"entry {entry.id} ({escape(entry.branch)} -> {escape(entry.onto)}): {entry.status}"
     if entry.landed_commit:
         line += f" at {entry.landed_commit[:10]}"
@@ -83,14 +86,14 @@ def _queue_and_land(services: Any, entry: Any, wait: bool, as_json: bool) -> Non
     if as_json:
         print_json(entry.to_dict())
     else:
-        _show(entry)
+        show_entry(entry)
         if entry.status in {"queued", "landing"}:
             error_console().print(
                 "another lander is working through this repository's queue; it lands this "
                 "entry too (`orchestra queue list` shows when)",
                 highlight=False,
             )
-    if entry.status in {"conflict", "failed", "error"}:
+    if entry.status in REFUSED:
         raise typer.Exit(FAILED)
 
 
@@ -184,7 +187,7 @@ def register(app: typer.Typer) -> None:
             _who(services)
             done = _lander(services).process(str(repo))
         for entry in done:
-            _show(entry)
+            show_entry(entry)
         if not done:
             console().print("nothing landed: the queue is empty or another lander has it")
 

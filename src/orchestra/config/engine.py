@@ -114,6 +114,12 @@ class EngineSection(StrictModel):
     """Reviews of the review phase not run. Each skip is a ``skip_phase`` request (its
     ``phase``: the review's name) that the policies may refuse, e.g. the security review
     of ``pci`` repositories; a refused skip stops the run before it starts."""
+    land_on_success: bool = False
+    """Land every run that succeeds through its repository's merge queue before it ends:
+    its branch is queued to land on the branch the repository has checked out, rebased
+    onto it, tested there with the repository's own test command, and fast-forwarded when
+    green; a conflict or red tests are left for a person, as with ``orchestra land``
+    (``docs/merge-queue.md``). The run succeeds whatever the landing's outcome."""
     run_budget_usd: float | None = Field(default=5.0, ge=0)
     """Per-run budget enforced by the gateway; ``None`` for no run budget."""
     max_output_tokens: int = Field(default=4096, ge=1)

@@ -147,6 +147,24 @@ def enqueue(
         return QueueEntry.of(row)
 
 
+def queue_run(
+    db: Database, run_id: str, repo: str, branch: str, onto: str, *, requested_by: str
+) -> QueueEntry:
+    """Queue ``run_id``'s ``branch`` to land on ``onto``, once: while an entry of the run
+    waits in the queue it is that entry (a step replayed after a crash finds the entry it
+    made, where :func:`enqueue` would refuse the branch as already queued)."""
+    with db.session() as session:
+        waiting = session.scalars(
+            select(LandingEntryRow)
+            .where(LandingEntryRow.run_id == run_id, LandingEntryRow.status.in_(WAITING))
+            .order_by(LandingEntryRow.id)
+            .limit(1)
+        ).first()
+        if waiting is not None:
+            return QueueEntry.of(waiting)
+    return enqueue(db, repo, branch, onto, requested_by=requested_by, run_id=run_id)
+
+
 def check_branches(repo: Path, *names: str) -> None:
     """Refuse a folder that is not a git repository, or a branch that is not there."""
     if not git(repo, "rev-parse", "--git-dir", check=False).strip():

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from orchestra.engine import checkpoint
+from orchestra.landing import Lander, LandingError, get_entry, queue_run, target_branch
 from orchestra.pipelines.test_first.report import build_report
 from orchestra.pipelines.test_first.steps import TestFirstRun
 from orchestra.repository import changed_line_coverage
+
+log = logging.getLogger("orchestra.pipelines")
 
 
 def finish(run: TestFirstRun, status: str, reason: str | None) -> dict[str, Any]:
@@ -34,6 +39,7 @@ def finish(run: TestFirstRun, status: str, reason: str | None) -> dict[str, Any]
         return build_report(run.svc, run.run_id, status, reason, run.state)
 
     report_path = checkpoint("report", write)
+    landing = land(run) if status == "succeeded" and run.svc.config.engine.land_on_success else None
     run.svc.runs.update(
         run.run_id,
         status=status,
@@ -42,4 +48,39 @@ def finish(run: TestFirstRun, status: str, reason: str | None) -> dict[str, Any]
         finished_at=run.svc.runs.clock(),
         phase="done",
     )
-    return {"status": status, "reason": reason, "report": report_path}
+    return {"status": status, "reason": reason, "report": report_path, "landing": landing}
+
+
+LANDED_BY = "engine.land_on_success"
+"""Who the queue says asked for a run's landing (``requested_by``): the configuration."""
+
+
+def land(run: TestFirstRun) -> dict[str, Any]:
+    """Queue the run's branch on its repository's merge queue and work through the queue
+    (``engine.land_on_success``), before the run is recorded as ended: a run's end is what
+    ``orchestra run`` waits for before it stops the engine. The entry as it stands after:
+    ``landed``, ``conflict``, ``failed`` or ``error``, or still ``queued`` when another
+    lander is working through the queue (it lands this entry too)."""
+    run.phase("land")
+    svc = run.svc
+    row = run.row
+
+    def queue_it() -> int:
+        if not row.branch:
+            raise LandingError(f"run {run.run_id} has no branch to land")
+        onto = target_branch(Path(row.repo_path), None)
+        entry = queue_run(
+            svc.database, run.run_id, row.repo_path, row.branch, onto, requested_by=LANDED_BY
+        )
+        return entry.id
+
+    entry_id = checkpoint("queue to land", queue_it)
+
+    def work() -> dict[str, Any]:
+        Lander.for_config(svc.database, svc.config).process(row.repo_path)
+        entry = get_entry(svc.database, entry_id)
+        log.info("run %s: merge queue entry %d %s", run.run_id, entry.id, entry.status)
+        return entry.to_dict()
+
+    landed: dict[str, Any] = checkpoint("land", work)
+    return landed
