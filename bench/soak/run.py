@@ -217,6 +217,8 @@ class Soak:
 
     def requeue_unstarted(self, executor: str) -> None:
         """Runs a dead worker claimed but never recorded go back to the inbox."""
+        if not executor:  # ``claimed/`` itself: every worker's claims
+            raise ValueError("requeue_unstarted needs a worker's executor id")
         claimed = self.home / "claimed" / executor
         if not claimed.exists():
             return

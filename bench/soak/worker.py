@@ -25,6 +25,7 @@ from orchestra.demo import scripted_engine
 from orchestra.engine.runs import ACTIVE_STATUSES
 from orchestra.store import Database
 from orchestra.store.tables.engine import RunRow
+from orchestra.testing.processes import write_ready
 from orchestra.testing.scripted import SAMPLE_TASK
 
 
@@ -71,7 +72,7 @@ def main() -> int:
         extra_yaml=os.environ["SOAK_YAML"],
         gateway=(gateway_url, os.environ["ORCHESTRA_GATEWAY_KEY"]) if gateway_url else None,
     ) as (runtime, services):
-        Path(ready).write_text(runtime.executor_id)
+        write_ready(ready, runtime.executor_id)
         limit = int(os.environ.get("SOAK_ACTIVE_LIMIT", "0")) or None
         while not stop.wait(0.2):
             total, mine = active(services.database)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from orchestra.demo import scripted_engine
 from orchestra.engine.agents import RosterAgents
+from orchestra.testing.processes import write_ready
 from orchestra.testing.scripted import SAMPLE_TASK
 
 GATEWAY_URL_ENV = "FLEET_GATEWAY_URL"
@@ -40,7 +41,7 @@ def main() -> int:
         extra_yaml=os.environ.get("FLEET_YAML", ""),
         gateway=(gateway_url, os.environ[GATEWAY_KEY_ENV]) if gateway_url else None,
     ) as (runtime, _services):
-        Path(ready).write_text(runtime.executor_id)
+        write_ready(ready, runtime.executor_id)
         for run_id in run_ids:
             repo = Path(home) / "repos" / run_id
             runtime.start_run(SAMPLE_TASK, repo, run_id=run_id)

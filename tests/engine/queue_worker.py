@@ -18,6 +18,7 @@ from pathlib import Path
 
 from orchestra.demo import scripted_stack
 from orchestra.engine.agents import RosterAgents
+from orchestra.testing.processes import write_ready
 
 
 def main() -> int:
@@ -38,7 +39,7 @@ def main() -> int:
         take_queued_runs=True,
     ) as stack:
         runtime = stack.runtime
-        Path(ready).write_text(runtime.executor_id)
+        write_ready(ready, runtime.executor_id)
         stop.wait()
         idle = runtime.drain()
         print(f"drained idle={idle}", flush=True)
