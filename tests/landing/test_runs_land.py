@@ -75,3 +75,21 @@ def test_a_run_that_succeeds_lands_by_itself_with_land_on_success(tmp_path: Path
         assert entry.requested_by == "engine.land_on_success"
         assert git(repo, "rev-parse", "main").strip() == entry.landed_commit != base
         assert row.phase == "done"
+
+
+def test_a_run_whose_branch_the_queue_refuses_still_succeeds(tmp_path: Path) -> None:
+    """Someone queued the run's branch already: the run is not queued a second time (the
+    queue's 409), and that is no reason to fail a run whose gates all passed."""
+    repo = create_sample_repository(tmp_path / "repo")
+    run_id = "run-queued-by-hand"
+    git(repo, "branch", f"orchestra/{run_id}")  # the branch the run will work on
+    agents = load_pipeline_agents(tmp_path / "agents")
+    with scripted_stack(
+        tmp_path / "home", agents=agents, extra_yaml="engine: {land_on_success: true}\n"
+    ) as stack:
+        db = stack.runtime.services.database
+        by_hand = enqueue(db, str(repo), f"orchestra/{run_id}", "main", requested_by="ann")
+        stack.runtime.start_run(SAMPLE_TASK, repo, run_id=run_id)
+        row = stack.runtime.wait(run_id, timeout_s=400)
+        assert row.status == "succeeded", row.failure_reason
+        assert [(e.id, e.status) for e in entries(db, str(repo))] == [(by_hand.id, "queued")]

@@ -60,25 +60,33 @@ def land(run: TestFirstRun) -> dict[str, Any]:
     (``engine.land_on_success``), before the run is recorded as ended: a run's end is what
     ``orchestra run`` waits for before it stops the engine. The entry as it stands after:
     ``landed``, ``conflict``, ``failed`` or ``error``, or still ``queued`` when another
-    lander is working through the queue (it lands this entry too)."""
+    lander is working through the queue (it lands this entry too); ``not queued`` with the
+    reason when the queue refused the branch (someone queued it already, say): the run
+    still succeeds."""
     run.phase("land")
     svc = run.svc
     row = run.row
 
-    def queue_it() -> int:
-        if not row.branch:
-            raise LandingError(f"run {run.run_id} has no branch to land")
-        onto = target_branch(Path(row.repo_path), None)
-        entry = queue_run(
-            svc.database, run.run_id, row.repo_path, row.branch, onto, requested_by=LANDED_BY
-        )
-        return entry.id
+    def queue_it() -> dict[str, Any]:
+        try:
+            if not row.branch:
+                raise LandingError(f"run {run.run_id} has no branch to land")
+            onto = target_branch(Path(row.repo_path), None)
+            entry = queue_run(
+                svc.database, run.run_id, row.repo_path, row.branch, onto, requested_by=LANDED_BY
+            )
+        except LandingError as exc:
+            log.warning("run %s was not queued to land: %s", run.run_id, exc.message)
+            return {"status": "not queued", "reason": exc.message}
+        return {"id": entry.id, "status": entry.status}
 
-    entry_id = checkpoint("queue to land", queue_it)
+    queued: dict[str, Any] = checkpoint("queue to land", queue_it)
+    if "id" not in queued:
+        return queued
 
     def work() -> dict[str, Any]:
         Lander.for_config(svc.database, svc.config).process(row.repo_path)
-        entry = get_entry(svc.database, entry_id)
+        entry = get_entry(svc.database, queued["id"])
         log.info("run %s: merge queue entry %d %s", run.run_id, entry.id, entry.status)
         return entry.to_dict()
 
