@@ -58,12 +58,19 @@ def test_two_runs_sharing_files_are_coordinated_and_land_through_the_queue(
         assert overlaps(db, second) == {}
 
 
-def test_a_run_that_succeeds_lands_by_itself_with_land_on_success(tmp_path: Path) -> None:
+def test_a_run_that_succeeds_lands_by_itself_with_land_on_success(
+    tmp_path: Path, database_url: str
+) -> None:
+    """On SQLite and on PostgreSQL (DBOS's steps and the queue's lock rows there)."""
+    (tmp_path / "home").mkdir()  # DBOS's SQLite system database goes there
     repo = create_sample_repository(tmp_path / "repo")
     base = git(repo, "rev-parse", "main").strip()
     agents = load_pipeline_agents(tmp_path / "agents")
     with scripted_stack(
-        tmp_path / "home", agents=agents, extra_yaml="engine: {land_on_success: true}\n"
+        tmp_path / "home",
+        agents=agents,
+        extra_yaml="engine: {land_on_success: true}\n",
+        database_url=database_url,
     ) as stack:
         run_id = stack.runtime.start_run(SAMPLE_TASK, repo)
         row = stack.runtime.wait(run_id, timeout_s=400)
